@@ -1,0 +1,1 @@
+"""The `yidi` command: one entry point for operators, integrators and analysts."""

@@ -1,0 +1,94 @@
+"""The `yidi` command line. Commands import their machinery lazily so `yidi calc` starts fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from yidi_runtime.config import ConfigError, NodeSettings, load_settings
+
+app = typer.Typer(
+    name="yidi",
+    help="yidi: cross-region direct settlement of medical insurance (跨省异地就医直接结算).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """yidi: cross-region direct settlement of medical insurance (跨省异地就医直接结算)."""
+
+
+@app.command()
+def calc(
+    case: str = typer.Argument(..., help="Path to a case JSON file, or - for standard input."),
+    explain: bool = typer.Option(False, "--explain", help="Include the explanation of every step."),
+) -> None:
+    """Settle one case with the core and print the result JSON (exit 2 on a refused case)."""
+    from yidi_cli.calc import run_calc
+
+    raise typer.Exit(run_calc(case, explain=explain))
+
+
+def _settings(config: Path | None, **overrides: object) -> NodeSettings:
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as error:
+        typer.echo(f"yidi: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Node configuration TOML file.")
+DataDirOption = typer.Option(None, "--data-dir", help="Directory for the embedded databases.")
+
+
+@app.command()
+def serve(
+    config: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption,
+    grpc_port: int | None = typer.Option(None, "--grpc-port", help="gRPC port (0 picks a free one)."),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus /metrics port."),
+    services: str | None = typer.Option(None, "--services", help="Comma-separated services to run."),
+) -> None:
+    """Run one node. With no configuration: a standalone province node on the embedded database."""
+    from yidi_cli.serve import run_node
+
+    settings = _settings(
+        config, data_dir=data_dir, grpc_port=grpc_port, metrics_port=metrics_port, services=services
+    )
+    raise typer.Exit(run_node(settings))
+
+
+db_app = typer.Typer(help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption,
+    services: str | None = typer.Option(None, "--services", help="Only these services."),
+) -> None:
+    """Apply every pending migration of the node's services (production deploy step)."""
+    from yidi_cli.database import upgrade_all
+
+    upgrade_all(_settings(config, data_dir=data_dir, services=services))
+
+
+@db_app.command("current")
+def db_current(
+    config: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Show each service's schema revision next to the code's head revision."""
+    from yidi_cli.database import show_revisions
+
+    show_revisions(_settings(config, data_dir=data_dir))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,114 @@
+"""Stable failure reasons and the one exception type that carries them.
+
+Every refusal in yidi names a reason from ``domain/codes.md``. The reason is the contract
+with integrators: its code never changes meaning, and its gRPC status code is fixed here so
+that the core (which imports no gRPC) and the runtime interceptor agree on one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One stable failure reason: its code, gRPC status name and clerk-facing messages."""
+
+    code: str
+    grpc_code: str
+    message_en: str
+    message_zh: str
+
+
+def _reasons(*rows: tuple[str, str, str, str]) -> dict[str, Reason]:
+    return {code: Reason(code, grpc, en, zh) for code, grpc, en, zh in rows}
+
+
+REASONS: Mapping[str, Reason] = _reasons(
+    ("INVALID_CODE", "INVALID_ARGUMENT", "A code or identifier is malformed or unknown.", "编码或标识格式错误或不存在"),
+    ("INVALID_ARGUMENT", "INVALID_ARGUMENT", "A field is missing or has a value out of range.", "字段缺失或取值超出范围"),
+    ("AMOUNT_MISMATCH", "INVALID_ARGUMENT", "A line amount disagrees with quantity × price.", "明细金额与数量×单价不符"),
+    ("INVALID_POLICY", "INVALID_ARGUMENT", "The insured-place policy is malformed.", "参保地政策配置不合法"),
+    ("PERSON_NOT_FOUND", "NOT_FOUND", "No insured person with that ID at the insured place.", "参保地无此参保人员"),
+    ("NOT_FOUND", "NOT_FOUND", "The requested record does not exist.", "记录不存在"),
+    ("CONTRIBUTION_INTERRUPTED", "FAILED_PRECONDITION", "Insurance is suspended for lack of contributions.", "参保人中断缴费，暂停待遇"),
+    ("CREDENTIAL_NOT_ACTIVATED", "FAILED_PRECONDITION", "The social security card or e-voucher is not activated.", "社保卡或医保电子凭证未激活"),
+    ("NOT_FILED", "FAILED_PRECONDITION", "No valid out-of-area filing for this region and date.", "未办理异地就医备案"),
+    ("FILING_EXPIRED", "FAILED_PRECONDITION", "The filing does not cover this date.", "异地就医备案已过期或未生效"),
+    ("FILING_PENDING_REVIEW", "FAILED_PRECONDITION", "The filing is waiting for manual review.", "异地就医备案待审核"),
+    ("INSTITUTION_NOT_NETWORKED", "FAILED_PRECONDITION", "The institution is not a networked designated institution.", "该机构未开通异地就医直接结算"),
+    ("SERVICE_NOT_ENABLED", "FAILED_PRECONDITION", "The institution has not opened this medical type or disease.", "该机构未开通此类异地就医结算服务"),
+    ("INSTITUTION_SUSPENDED", "UNAVAILABLE", "A suspension notice covers this institution now.", "该机构处于停机公告期间"),
+    ("NO_POLICY_RULE", "FAILED_PRECONDITION", "The insured policy has no rule for this visit.", "参保地政策无适用的支付规则"),
+    ("DUPLICATE_REQUEST", "ALREADY_EXISTS", "This request id was used with different content.", "报文ID重复且内容不同"),
+    ("ALREADY_SETTLED", "FAILED_PRECONDITION", "The visit is settled; reverse it first.", "该就诊已结算，请先撤销"),
+    ("INSURED_REGION_UNREACHABLE", "UNAVAILABLE", "The insured region did not answer; nothing was applied.", "参保地系统无响应，未产生结算"),
+    ("PERMISSION_DENIED_REGION", "PERMISSION_DENIED", "The caller acts outside its institution or region.", "越权操作：超出机构或区划范围"),
+    ("NOT_IMPLEMENTED", "UNIMPLEMENTED", "This method is not available on this node yet.", "本节点暂不支持该接口"),
+    ("INTERNAL", "INTERNAL", "An unexpected error occurred; it has been logged.", "系统内部错误，已记录"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """Names the offending field (a dotted path such as ``items[2].price``) and why."""
+
+    field: str
+    description: str
+
+
+@dataclass
+class DomainError(Exception):
+    """A refusal with a stable reason; the only exception the core raises on bad input.
+
+    ``metadata`` names the record or value involved (never a personal ID number);
+    ``violations`` lists the bad fields for input errors.
+    """
+
+    reason_code: str
+    message: str = ""
+    violations: tuple[FieldViolation, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reason_code not in REASONS:
+            raise ValueError(f"unknown failure reason {self.reason_code!r}")
+        if not self.message:
+            self.message = REASONS[self.reason_code].message_en
+        Exception.__init__(self, f"{self.reason_code}: {self.message}")
+
+    @property
+    def reason(self) -> Reason:
+        """The registered reason row (gRPC status name, bilingual messages)."""
+        return REASONS[self.reason_code]
+
+    def __str__(self) -> str:
+        return f"{self.reason_code}: {self.message}"
+
+
+def invalid(
+    reason_code: str,
+    field_path: str,
+    description: str,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> DomainError:
+    """A bad-input error naming exactly one field (the common case at the edge)."""
+    return DomainError(
+        reason_code,
+        f"{field_path}: {description}",
+        (FieldViolation(field_path, description),),
+        dict(metadata or {}),
+    )
+
+
+def combine(errors: Iterable[DomainError]) -> DomainError | None:
+    """Merge several bad-input errors into one carrying every field violation."""
+    collected = list(errors)
+    if not collected:
+        return None
+    first = collected[0]
+    violations = tuple(v for e in collected for v in e.violations)
+    message = "; ".join(e.message for e in collected)
+    return DomainError(first.reason_code, message, violations, dict(first.metadata))

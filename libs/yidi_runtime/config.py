@@ -1,0 +1,368 @@
+"""Node configuration: a TOML file, then ``YIDI_*`` environment overrides, then command-line flags.
+
+National, provincial and city nodes run the same program (DESIGN.md principle 3); this is
+the only thing that tells them apart. Invalid configuration fails fast with a message
+naming the offending key, so an operator never discovers a typo from a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+NATIONAL_REGION = "000000"
+SERVICE_NAMES: tuple[str, ...] = ("filing", "registry", "catalogue", "settlement", "clearing")
+
+_REGION = re.compile(r"\d{6}")
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
+
+
+class Role(StrEnum):
+    """Where a node sits in the region tree."""
+
+    NATIONAL = "national"
+    PROVINCE = "province"
+    CITY = "city"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; ``key`` names it as the operator wrote it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"invalid configuration {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another node this one talks to: its region code and gRPC address."""
+
+    region: str
+    address: str
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for mutual TLS; all three or none (insecure local development)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything one node needs to start; build it with :func:`load_settings`."""
+
+    role: Role = Role.PROVINCE
+    region: str = "110000"
+    name: str = ""
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    metrics_port: int | None = 9464
+    data_dir: Path = Path("data")
+    services: tuple[str, ...] = SERVICE_NAMES
+    database_url: str | None = None
+    parent: Peer | None = None
+    children: tuple[Peer, ...] = ()
+    tls: TlsFiles | None = None
+    max_workers: int = 32
+    health_interval_s: float = 5.0
+    log_level: str = "info"
+    log_format: str = "auto"
+    auto_migrate: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short node label for logs and metrics: its name, else its role and region."""
+        return self.name or f"{self.role.value}-{self.region}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when the node keeps its data in SQLite files under ``data_dir``."""
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """Embedded nodes migrate themselves; production databases are upgraded by `yidi db upgrade`."""
+        return self.embedded if self.auto_migrate is None else self.auto_migrate
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, got {value!r}")
+    return value.strip()
+
+
+def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
+    def parse(key: str, value: Any) -> int:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"must be a whole number, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"must be a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(key, f"must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _float_positive(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"must be a number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(key, f"must be positive, got {number}")
+    return number
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(key, f"must be true or false, got {value!r}")
+
+
+def _port(key: str, value: Any) -> int:
+    return _int_in(0, 65535)(key, value)
+
+
+def _optional_port(key: str, value: Any) -> int | None:
+    if value in ("", "off", "none", None):
+        return None
+    return _port(key, value)
+
+
+def _role(key: str, value: Any) -> Role:
+    try:
+        return Role(_str(key, value).lower())
+    except ValueError:
+        raise ConfigError(key, f"must be one of national, province, city; got {value!r}") from None
+
+
+def _region(key: str, value: Any) -> str:
+    text = _str(key, value)
+    if not _REGION.fullmatch(text):
+        raise ConfigError(key, f"must be a 6-digit region code (admdvs), got {text!r}")
+    return text
+
+
+def _address(key: str, value: Any) -> str:
+    text = _str(key, value)
+    if not _ADDRESS.fullmatch(text):
+        raise ConfigError(key, f"must be host:port, got {text!r}")
+    return text
+
+
+def _services(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(key, f"must be a list of service names, got {value!r}")
+    names = tuple(_str(key, item).lower() for item in items if str(item).strip())
+    unknown = [name for name in names if name not in SERVICE_NAMES]
+    if unknown:
+        raise ConfigError(key, f"unknown service {unknown[0]!r}; known: {', '.join(SERVICE_NAMES)}")
+    if not names:
+        raise ConfigError(key, "must name at least one service")
+    return tuple(dict.fromkeys(names))
+
+
+def _database_url(key: str, value: Any) -> str | None:
+    text = _str(key, value)
+    if not text:
+        return None
+    scheme = text.split("://", 1)[0]
+    if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        return "postgresql+psycopg://" + text.split("://", 1)[1] if "://" in text else text
+    if scheme.startswith("sqlite"):
+        return text
+    raise ConfigError(key, f"must be a postgresql:// or sqlite:// URL, got scheme {scheme!r}")
+
+
+def _log_level(key: str, value: Any) -> str:
+    text = _str(key, value).lower()
+    if text not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(key, f"must be debug, info, warning or error; got {text!r}")
+    return text
+
+
+def _log_format(key: str, value: Any) -> str:
+    text = _str(key, value).lower()
+    if text not in {"auto", "json", "console"}:
+        raise ConfigError(key, f"must be auto, json or console; got {text!r}")
+    return text
+
+
+def _peers_from_env(key: str, value: Any) -> list[dict[str, str]]:
+    """``YIDI_CHILDREN=131000=127.0.0.1:5001,140000=127.0.0.1:5002``."""
+    peers = []
+    for part in _str(key, value).split(","):
+        if not part.strip():
+            continue
+        region, sep, address = part.partition("=")
+        if not sep:
+            raise ConfigError(key, f"each child must be REGION=HOST:PORT, got {part!r}")
+        peers.append({"region": region.strip(), "address": address.strip()})
+    return peers
+
+
+# (TOML section, TOML key, environment variable, parser, settings attribute)
+_SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
+    ("node", "role", "YIDI_ROLE", _role, "role"),
+    ("node", "region", "YIDI_REGION", _region, "region"),
+    ("node", "name", "YIDI_NAME", _str, "name"),
+    ("node", "data_dir", "YIDI_DATA_DIR", lambda k, v: Path(_str(k, v)), "data_dir"),
+    ("node", "services", "YIDI_SERVICES", _services, "services"),
+    ("node", "max_workers", "YIDI_MAX_WORKERS", _int_in(1, 1024), "max_workers"),
+    ("node", "health_interval_s", "YIDI_HEALTH_INTERVAL_S", _float_positive, "health_interval_s"),
+    ("listen", "host", "YIDI_HOST", _str, "host"),
+    ("listen", "grpc_port", "YIDI_GRPC_PORT", _port, "grpc_port"),
+    ("listen", "metrics_port", "YIDI_METRICS_PORT", _optional_port, "metrics_port"),
+    ("database", "url", "YIDI_DATABASE_URL", _database_url, "database_url"),
+    ("database", "auto_migrate", "YIDI_AUTO_MIGRATE", _bool, "auto_migrate"),
+    ("log", "level", "YIDI_LOG_LEVEL", _log_level, "log_level"),
+    ("log", "format", "YIDI_LOG_FORMAT", _log_format, "log_format"),
+)
+_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+
+
+def _peer(key: str, raw: Any) -> Peer:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, "must be a table with region and address")
+    for required in ("region", "address"):
+        if required not in raw:
+            raise ConfigError(f"{key}.{required}", "is required")
+    return Peer(_region(f"{key}.region", raw["region"]), _address(f"{key}.address", raw["address"]))
+
+
+def _tls(key: str, raw: Mapping[str, Any]) -> TlsFiles | None:
+    present = {name: raw.get(name) for name in ("cert", "key", "ca") if raw.get(name)}
+    if not present:
+        return None
+    missing = [name for name in ("cert", "key", "ca") if name not in present]
+    if missing:
+        raise ConfigError(f"{key}.{missing[0]}", "is required when any TLS file is given")
+    paths = {name: Path(_str(f"{key}.{name}", value)) for name, value in present.items()}
+    for name, path in paths.items():
+        if not path.is_file():
+            raise ConfigError(f"{key}.{name}", f"file not found: {path}")
+    return TlsFiles(paths["cert"], paths["key"], paths["ca"])
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeSettings:
+    """Build validated settings from a TOML file, ``YIDI_*`` variables and explicit overrides.
+
+    ``overrides`` uses settings attribute names (``grpc_port``, ``data_dir``, …) and wins over
+    the environment, which wins over the file. Raises :class:`ConfigError` naming the key.
+    """
+    env = os.environ if environ is None else environ
+    document = _read_toml(Path(config_file)) if config_file else {}
+    unknown = sorted(set(document) - _KNOWN_SECTIONS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown section; known: {', '.join(sorted(_KNOWN_SECTIONS))}")
+
+    values: dict[str, Any] = {}
+    for section, key, env_name, parse, attribute in _SCALARS:
+        table = document.get(section, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(section, "must be a table")
+        if key in table:
+            values[attribute] = parse(f"{section}.{key}", table[key])
+        if env_name in env:
+            values[attribute] = parse(env_name, env[env_name])
+    for attribute, value in (overrides or {}).items():
+        if value is None:
+            continue
+        parser = next((p for _, _, _, p, a in _SCALARS if a == attribute), None)
+        if parser is None:
+            raise ConfigError(attribute, "is not a node setting")
+        values[attribute] = parser(f"--{attribute.replace('_', '-')}", value)
+
+    parent_raw = dict(document.get("parent", {}))
+    if "YIDI_PARENT_ADDRESS" in env:
+        parent_raw["address"] = env["YIDI_PARENT_ADDRESS"]
+    if "YIDI_PARENT_REGION" in env:
+        parent_raw["region"] = env["YIDI_PARENT_REGION"]
+    if parent_raw:
+        values["parent"] = _peer("parent", parent_raw)
+
+    children_raw = document.get("children", [])
+    if "YIDI_CHILDREN" in env:
+        children_raw = _peers_from_env("YIDI_CHILDREN", env["YIDI_CHILDREN"])
+    if not isinstance(children_raw, list):
+        raise ConfigError("children", "must be an array of tables ([[children]])")
+    values["children"] = tuple(_peer(f"children[{i}]", raw) for i, raw in enumerate(children_raw))
+
+    tls_raw = dict(document.get("tls", {}))
+    for name in ("cert", "key", "ca"):
+        if f"YIDI_TLS_{name.upper()}" in env:
+            tls_raw[name] = env[f"YIDI_TLS_{name.upper()}"]
+    values["tls"] = _tls("tls", tls_raw)
+
+    settings = replace(NodeSettings(), **values)
+    _check_tree(settings)
+    return settings
+
+
+def _check_tree(settings: NodeSettings) -> None:
+    """The node's place in the region tree must be coherent before anything starts."""
+    region, role = settings.region, settings.role
+    if role is Role.NATIONAL:
+        if region != NATIONAL_REGION:
+            raise ConfigError("node.region", f"a national node's region is {NATIONAL_REGION}, got {region}")
+        if settings.parent is not None:
+            raise ConfigError("parent", "a national node has no parent")
+    elif region == NATIONAL_REGION:
+        raise ConfigError("node.region", f"{NATIONAL_REGION} is reserved for the national node")
+    elif role is Role.PROVINCE and not region.endswith("0000"):
+        raise ConfigError("node.region", f"a province node's region ends in 0000, got {region}")
+    elif role is Role.CITY and region.endswith("0000"):
+        raise ConfigError("node.region", f"a city node's region is a city or county code, got {region}")
+    if role is Role.CITY and settings.parent is None:
+        raise ConfigError("parent", "a city node needs its province as parent")
+    if settings.parent is not None and not region_contains(settings.parent.region, region):
+        raise ConfigError("parent.region", f"{settings.parent.region} does not contain {region}")
+    for index, child in enumerate(settings.children):
+        if child.region == region or not region_contains(region, child.region):
+            raise ConfigError(f"children[{index}].region", f"{child.region} is not below {region}")
+
+
+def region_contains(ancestor: str, region: str) -> bool:
+    """Whether ``region`` lies in the subtree of ``ancestor`` (000000 contains every region)."""
+    if ancestor == NATIONAL_REGION:
+        return True
+    if ancestor.endswith("0000"):
+        return region[:2] == ancestor[:2]
+    if ancestor.endswith("00"):
+        return region[:4] == ancestor[:4]
+    return region == ancestor

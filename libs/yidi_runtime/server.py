@@ -1,0 +1,185 @@
+"""Starting and stopping one node: databases, migrations, servicers, health, reflection, metrics.
+
+``create_server`` is the single factory used by ``yidi serve``, the demo and the tests
+(port 0 picks a free port). A service reports SERVING on ``grpc.health.v1`` only while its
+database answers; shutdown flips every status to NOT_SERVING before draining calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from yidi_runtime.config import NodeSettings
+from yidi_runtime.db import Database, service_url
+from yidi_runtime.interceptor import ServerInterceptor, rpc_kind
+from yidi_runtime.logs import get_logger
+from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
+from yidi_runtime.migrate import ensure_current, upgrade
+from yidi_runtime.service import ServiceContext, ServiceGroup
+
+
+def _package_version() -> str:
+    try:
+        return version("yidi")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class _HealthedService:
+    group: ServiceGroup
+    database: Database
+    grpc_names: Sequence[str]
+
+
+@dataclass
+class Node:
+    """A running node. ``stop()`` is safe to call more than once."""
+
+    settings: NodeSettings
+    server: grpc.Server
+    port: int
+    metrics: ServerMetrics
+    metrics_endpoint: MetricsEndpoint | None
+    health: health.HealthServicer
+    services: list[_HealthedService]
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` that clients dial."""
+        return f"{self.settings.host}:{self.port}"
+
+    @property
+    def service_names(self) -> list[str]:
+        """Fully qualified names of the gRPC services this node serves."""
+        return [name for service in self.services for name in service.grpc_names]
+
+    def check_health(self) -> None:
+        """Set each service's health from whether its database answers now."""
+        everything_up = True
+        for service in self.services:
+            up = service.database.ping()
+            everything_up &= up
+            status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in service.grpc_names:
+                self.health.set(name, status)
+                self.metrics.service_up.labels(name).set(1 if up else 0)
+        overall = health_pb2.HealthCheckResponse.SERVING if everything_up else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.health.set("", overall)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.settings.health_interval_s):
+            self.check_health()
+
+    def start_watching(self) -> None:
+        """Re-check health periodically in a daemon thread."""
+        self._watcher = threading.Thread(target=self._watch, name=f"health-{self.settings.label}", daemon=True)
+        self._watcher.start()
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Refuse new calls, drain running ones for ``grace`` seconds, then release everything."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+        for service in self.services:
+            service.database.dispose()
+        get_logger(node=self.settings.label).info("node stopped")
+
+    def wait(self) -> None:
+        """Block until the server terminates."""
+        self.server.wait_for_termination()
+
+
+def _open_databases(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> dict[str, Database]:
+    databases = {group.name: Database.open(group.name, service_url(settings, group.name)) for group in groups}
+    for group in groups:
+        if settings.migrate_on_start:
+            upgrade(databases[group.name], group.versions, group.metadata)
+        else:
+            ensure_current(databases[group.name], group.versions, group.metadata)
+    return databases
+
+
+def _bind(server: grpc.Server, settings: NodeSettings) -> int:
+    target = f"{settings.host}:{settings.grpc_port}"
+    if settings.tls is None:
+        get_logger(node=settings.label).warning(
+            "insecure transport: no TLS files configured; use only for local development", address=target
+        )
+        return server.add_insecure_port(target)
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls.key.read_bytes(), settings.tls.cert.read_bytes())],
+        root_certificates=settings.tls.ca.read_bytes(),
+        require_client_auth=True,
+    )
+    return server.add_secure_port(target, credentials)
+
+
+def _initialize_method_metrics(metrics: ServerMetrics, names: Sequence[str]) -> None:
+    pool = descriptor_pool.Default()
+    for name in names:
+        for method in pool.FindServiceByName(name).methods:
+            kind = rpc_kind(method.client_streaming, method.server_streaming)
+            metrics.initialize(kind, name, method.name)
+
+
+def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Node:
+    """Open and migrate the databases, register the services, start serving, report health."""
+    log = get_logger(node=settings.label)
+    metrics = ServerMetrics()
+    metrics.build_info.labels(settings.label, settings.role.value, settings.region, _package_version()).set(1)
+    databases = _open_databases(settings, groups)
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"grpc-{settings.label}"),
+        interceptors=[ServerInterceptor(settings.label, metrics)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    services = []
+    for group in groups:
+        context = ServiceContext(settings=settings, database=databases[group.name])
+        services.append(_HealthedService(group, databases[group.name], tuple(group.register(server, context))))
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [name for service in services for name in service.grpc_names]
+    for name in ["", *names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    _initialize_method_metrics(metrics, names)
+    port = _bind(server, settings)
+    server.start()
+    endpoint = (
+        serve_metrics(metrics.registry, settings.host, settings.metrics_port)
+        if settings.metrics_port is not None
+        else None
+    )
+    node = Node(settings, server, port, metrics, endpoint, health_servicer, services)
+    node.check_health()
+    node.start_watching()
+    log.info(
+        "node started",
+        role=settings.role.value,
+        region=settings.region,
+        address=node.address,
+        metrics_port=endpoint.port if endpoint else None,
+        services=names,
+    )
+    return node

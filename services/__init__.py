@@ -1,0 +1,1 @@
+"""The five yidi services and the node that composes them."""

@@ -1,0 +1,19 @@
+"""Start the filing service's own migration history (its tables arrive in later revisions).
+
+Revision ID: filing_0001
+Revises:
+Create Date: 2026-11-24
+"""
+
+revision = "filing_0001"
+down_revision = None
+branch_labels = ("filing",)
+depends_on = None
+
+
+def upgrade() -> None:
+    """Nothing yet: the revision marks the service's schema as managed."""
+
+
+def downgrade() -> None:
+    """Nothing to undo."""

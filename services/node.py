@@ -1,0 +1,104 @@
+"""The composition root: the services a node can run and how each is assembled.
+
+Services whose issue has not landed yet are registered with their generated base
+servicer, so every method answers UNIMPLEMENTED (with reason ``NOT_IMPLEMENTED``) and
+nothing pretends to work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import grpc
+
+from yidi.catalogue.v1 import (
+    catalogue_service_pb2,
+    catalogue_service_pb2_grpc,
+    policy_service_pb2,
+    policy_service_pb2_grpc,
+)
+from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
+from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
+from yidi.registry.v1 import institution_registry_service_pb2, institution_registry_service_pb2_grpc
+from yidi.settlement.v1 import (
+    insured_settlement_service_pb2,
+    insured_settlement_service_pb2_grpc,
+    settlement_service_pb2,
+    settlement_service_pb2_grpc,
+)
+from yidi_runtime.config import NodeSettings
+from yidi_runtime.server import Node, create_server
+from yidi_runtime.service import ServiceContext, ServiceGroup
+from yidi_services.catalogue import models as catalogue_models
+from yidi_services.clearing import models as clearing_models
+from yidi_services.filing import models as filing_models
+from yidi_services.registry import models as registry_models
+from yidi_services.settlement import models as settlement_models
+
+_HERE = Path(__file__).parent
+Stub = tuple[ModuleType, ModuleType, str]
+
+
+def _awaiting_implementation(*stubs: Stub) -> Callable[[grpc.Server, ServiceContext], Sequence[str]]:
+    """Register the generated base servicers, whose every method answers UNIMPLEMENTED."""
+
+    def register(server: grpc.Server, _context: ServiceContext) -> Sequence[str]:
+        names = []
+        for messages, services, name in stubs:
+            servicer = getattr(services, f"{name}Servicer")()
+            getattr(services, f"add_{name}Servicer_to_server")(servicer, server)
+            names.append(messages.DESCRIPTOR.services_by_name[name].full_name)
+        return names
+
+    return register
+
+
+def _group(name: str, metadata_owner: ModuleType, *stubs: Stub) -> ServiceGroup:
+    return ServiceGroup(
+        name=name,
+        metadata=metadata_owner.Base.metadata,
+        versions=_HERE / name / "migrations" / "versions",
+        register=_awaiting_implementation(*stubs),
+    )
+
+
+GROUPS: dict[str, ServiceGroup] = {
+    group.name: group
+    for group in (
+        _group("filing", filing_models, (filing_service_pb2, filing_service_pb2_grpc, "FilingService")),
+        _group(
+            "registry",
+            registry_models,
+            (
+                institution_registry_service_pb2,
+                institution_registry_service_pb2_grpc,
+                "InstitutionRegistryService",
+            ),
+        ),
+        _group(
+            "catalogue",
+            catalogue_models,
+            (catalogue_service_pb2, catalogue_service_pb2_grpc, "CatalogueService"),
+            (policy_service_pb2, policy_service_pb2_grpc, "PolicyService"),
+        ),
+        _group(
+            "settlement",
+            settlement_models,
+            (settlement_service_pb2, settlement_service_pb2_grpc, "SettlementService"),
+            (insured_settlement_service_pb2, insured_settlement_service_pb2_grpc, "InsuredSettlementService"),
+        ),
+        _group("clearing", clearing_models, (clearing_service_pb2, clearing_service_pb2_grpc, "ClearingService")),
+    )
+}
+
+
+def groups_for(settings: NodeSettings) -> list[ServiceGroup]:
+    """The service groups this node's configuration names, in a stable order."""
+    return [GROUPS[name] for name in settings.services]
+
+
+def start_node(settings: NodeSettings) -> Node:
+    """Start a node running the configured services (used by `yidi serve`, the demo and tests)."""
+    return create_server(settings, groups_for(settings))

@@ -1,0 +1,1 @@
+"""Institution registry (定点医药机构): networked designated institutions, services opened, suspensions, coverage."""

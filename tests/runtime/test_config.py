@@ -1,0 +1,142 @@
+"""Node configuration: defaults, TOML, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from yidi_runtime.config import ConfigError, Peer, Role, load_settings, region_contains
+
+CITY_TOML = """
+[node]
+role = "city"
+region = "330400"
+name = "jiaxing"
+services = ["settlement", "registry"]
+
+[listen]
+grpc_port = 50411
+metrics_port = 9411
+
+[parent]
+region = "330000"
+address = "127.0.0.1:50400"
+
+[database]
+url = "postgresql://yidi@db.internal:5432/jiaxing"
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_no_configuration_is_a_standalone_province_on_the_embedded_default() -> None:
+    settings = load_settings(environ={})
+    assert settings.role is Role.PROVINCE
+    assert settings.parent is None
+    assert settings.embedded and settings.migrate_on_start
+    assert settings.services == ("filing", "registry", "catalogue", "settlement", "clearing")
+    assert settings.host == "127.0.0.1"
+
+
+def test_toml_file_is_read_and_postgres_url_gets_the_psycopg_driver(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, CITY_TOML), environ={})
+    assert settings.role is Role.CITY and settings.region == "330400" and settings.label == "jiaxing"
+    assert settings.parent == Peer("330000", "127.0.0.1:50400")
+    assert settings.services == ("settlement", "registry")
+    assert settings.database_url == "postgresql+psycopg://yidi@db.internal:5432/jiaxing"
+    assert not settings.embedded and not settings.migrate_on_start
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
+    environ = {"YIDI_GRPC_PORT": "6000", "YIDI_SERVICES": "filing, clearing", "YIDI_METRICS_PORT": "off"}
+    settings = load_settings(write(tmp_path, CITY_TOML), environ=environ, overrides={"grpc_port": 7000})
+    assert settings.grpc_port == 7000
+    assert settings.services == ("filing", "clearing")
+    assert settings.metrics_port is None
+
+
+def test_children_from_environment() -> None:
+    settings = load_settings(
+        environ={"YIDI_ROLE": "national", "YIDI_REGION": "000000", "YIDI_CHILDREN": "110000=127.0.0.1:1,630000=h:2"}
+    )
+    assert settings.children == (Peer("110000", "127.0.0.1:1"), Peer("630000", "h:2"))
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"YIDI_REGION": "11"}, "YIDI_REGION"),
+        ({"YIDI_ROLE": "county"}, "YIDI_ROLE"),
+        ({"YIDI_GRPC_PORT": "70000"}, "YIDI_GRPC_PORT"),
+        ({"YIDI_GRPC_PORT": "eighty"}, "YIDI_GRPC_PORT"),
+        ({"YIDI_SERVICES": "filing,billing"}, "YIDI_SERVICES"),
+        ({"YIDI_DATABASE_URL": "mysql://x/y"}, "YIDI_DATABASE_URL"),
+        ({"YIDI_LOG_LEVEL": "loud"}, "YIDI_LOG_LEVEL"),
+        ({"YIDI_REGION": "000000"}, "node.region"),
+        ({"YIDI_REGION": "330400"}, "node.region"),
+        ({"YIDI_ROLE": "national", "YIDI_REGION": "110000"}, "node.region"),
+        ({"YIDI_ROLE": "city", "YIDI_REGION": "330400"}, "parent"),
+        ({"YIDI_PARENT_ADDRESS": "127.0.0.1:1", "YIDI_PARENT_REGION": "630000"}, "parent.region"),
+        ({"YIDI_PARENT_ADDRESS": "no-port", "YIDI_PARENT_REGION": "000000"}, "parent.address"),
+        ({"YIDI_PARENT_ADDRESS": "127.0.0.1:1"}, "parent.region"),
+        ({"YIDI_CHILDREN": "630100=127.0.0.1:1"}, "children[0].region"),
+        ({"YIDI_CHILDREN": "630100"}, "YIDI_CHILDREN"),
+        ({"YIDI_TLS_CERT": "/nonexistent.pem"}, "tls.key"),
+    ],
+)
+def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert caught.value.key == key
+    assert key in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("[node]\nregion = 110000\n", "node.region"),
+        ("[nodes]\nregion = '110000'\n", "nodes"),
+        ("[listen]\ngrpc_port = true\n", "listen.grpc_port"),
+        ("[[children]]\nregion = '120000'\n", "children[0].address"),
+        ("[node\n", "node.toml"),
+    ],
+)
+def test_invalid_toml_names_the_key(tmp_path: Path, body: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, body), environ={})
+    assert key in caught.value.key
+
+
+def test_tls_files_must_exist_together(tmp_path: Path) -> None:
+    for name in ("cert", "key", "ca"):
+        (tmp_path / f"{name}.pem").write_text("x")
+    settings = load_settings(
+        environ={f"YIDI_TLS_{n.upper()}": str(tmp_path / f"{n}.pem") for n in ("cert", "key", "ca")}
+    )
+    assert settings.tls is not None and settings.tls.ca == tmp_path / "ca.pem"
+
+
+def test_missing_file_is_reported() -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings("/nonexistent/node.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("ancestor", "region", "inside"),
+    [
+        ("000000", "630000", True),
+        ("330000", "330400", True),
+        ("330000", "330402", True),
+        ("330000", "630000", False),
+        ("330400", "330402", True),
+        ("330400", "330500", False),
+        ("330402", "330402", True),
+    ],
+)
+def test_region_tree_containment(ancestor: str, region: str, inside: bool) -> None:
+    assert region_contains(ancestor, region) is inside
