@@ -1,4 +1,4 @@
-"""Maps import names to the DESIGN.md folders and finds every subpackage below each."""
+"""Maps import names to the DESIGN.md folders; every folder below one holding Python files is a package."""
 
 from pathlib import Path
 
@@ -16,9 +16,10 @@ ROOTS = {
 def _packages() -> dict[str, str]:
     found: dict[str, str] = {}
     for name, root in ROOTS.items():
-        for init in sorted(Path(root).rglob("__init__.py")):
-            rel = init.parent.relative_to(root).parts
-            found[".".join((name, *rel))] = init.parent.as_posix()
+        folders = {source.parent for source in Path(root).rglob("*.py")} | {Path(root)}
+        for folder in sorted(folders):
+            rel = folder.relative_to(root).parts
+            found[".".join((name, *rel))] = folder.as_posix()
     return found
 
 
@@ -27,8 +28,5 @@ PACKAGES = _packages()
 setup(
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    package_data={
-        "": ["*.mako", "*.toml", "*.json", "*.csv", "py.typed", "*.pyi"],
-        "yidi_services": ["*/migrations/versions/*.py"],
-    },
+    package_data={"": ["*.mako", "*.toml", "*.json", "*.csv", "py.typed", "*.pyi"]},
 )

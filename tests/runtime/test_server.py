@@ -1,0 +1,222 @@
+"""A real node through generated stubs: health, reflection, metrics, error mapping, logs, shutdown."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+from sqlalchemy import create_engine, text
+
+from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
+from yidi_core.errors import invalid
+from yidi_runtime.config import NodeSettings, load_settings
+from yidi_runtime.logs import configure_logging, get_logger
+from yidi_runtime.server import Node, create_server
+from yidi_runtime.service import ServiceContext, ServiceGroup
+from yidi_services.node import GROUPS, start_node
+
+ALL_SERVICES = {
+    "yidi.filing.v1.FilingService",
+    "yidi.registry.v1.InstitutionRegistryService",
+    "yidi.catalogue.v1.CatalogueService",
+    "yidi.catalogue.v1.PolicyService",
+    "yidi.settlement.v1.SettlementService",
+    "yidi.settlement.v1.InsuredSettlementService",
+    "yidi.clearing.v1.ClearingService",
+}
+
+
+def settings_for(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> NodeSettings:
+    environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
+    return load_settings(
+        environ=environ, overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": 0, **overrides}
+    )
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str | None) -> Iterator[Node]:
+    settings = settings_for(tmp_path, database_url, auto_migrate=True)
+    started = start_node(settings)
+    yield started
+    started.stop(0)
+
+
+@pytest.fixture
+def channel(node: Node) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(node.address) as opened:
+        yield opened
+
+
+def health_of(channel: grpc.Channel, service: str) -> int:
+    response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return int(response.status)
+
+
+def error_details(error: grpc.RpcError) -> dict[str, Any]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "the status carries no rich details"
+    found: dict[str, Any] = {}
+    for detail in status.details:
+        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.LocalizedMessage):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found[kind.DESCRIPTOR.name] = message
+    return found
+
+
+def test_every_service_reports_serving_once_its_database_answers(channel: grpc.Channel) -> None:
+    for service in ["", *ALL_SERVICES]:
+        assert health_of(channel, service) == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    listed = {service.name for response in responses for service in response.list_services_response.service}
+    assert listed >= ALL_SERVICES | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+
+
+def test_unimplemented_method_says_so_and_is_counted_in_metrics(node: Node, channel: grpc.Channel) -> None:
+    stub = filing_service_pb2_grpc.FilingServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetFiling(filing_service_pb2.GetFilingRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error_details(caught.value)["ErrorInfo"].reason == "NOT_IMPLEMENTED"
+
+    assert node.metrics_endpoint is not None
+    url = f"http://127.0.0.1:{node.metrics_endpoint.port}/metrics"
+    exposition = urllib.request.urlopen(url, timeout=5).read().decode()
+    labels = 'grpc_method="GetFiling",grpc_service="yidi.filing.v1.FilingService",grpc_type="unary"'
+    assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
+    assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
+    assert f'grpc_server_handling_seconds_count{{{labels}}} 1.0' in exposition
+    # Methods never called are exposed at zero so dashboards show them from the start.
+    assert 'grpc_method="CheckEligibility",grpc_service="yidi.filing.v1.FilingService"' in exposition
+    assert 'yidi_service_serving{grpc_service="yidi.clearing.v1.ClearingService"} 1.0' in exposition
+
+
+class _ScriptedFiling(filing_service_pb2_grpc.FilingServiceServicer):
+    """A test servicer whose methods fail in the ways the interceptor must translate."""
+
+    def GetFiling(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise invalid("INVALID_CODE", "filing_id", "must be 30 characters", metadata={"value_length": "3"})
+
+    def ListFilings(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise RuntimeError("driver exploded at 10.0.0.7 with secret token")
+
+    def CreateFiling(self, request: Any, context: grpc.ServicerContext) -> Any:
+        get_logger().info("application received", certno="11010519491231002X", note="id 11010519491231002X")
+        raise invalid("NOT_FILED", "treatment_region", "no filing")
+
+
+def scripted_group(tmp: ServiceGroup) -> ServiceGroup:
+    def register(server: grpc.Server, _context: ServiceContext) -> Sequence[str]:
+        filing_service_pb2_grpc.add_FilingServiceServicer_to_server(_ScriptedFiling(), server)
+        return ["yidi.filing.v1.FilingService"]
+
+    return ServiceGroup(tmp.name, tmp.metadata, tmp.versions, register)
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[tuple[filing_service_pb2_grpc.FilingServiceStub, Callable[[], list[dict]]]]:
+    logs = io.StringIO()
+    configure_logging("info", "json", logs)
+    started = create_server(settings_for(tmp_path, services="filing"), [scripted_group(GROUPS["filing"])])
+    channel = grpc.insecure_channel(started.address)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in logs.getvalue().splitlines() if line.strip()]
+
+    yield filing_service_pb2_grpc.FilingServiceStub(channel), lines
+    channel.close()
+    started.stop(0)
+    configure_logging("info", "json", io.StringIO())
+
+
+def test_domain_error_becomes_status_with_error_info_and_field_violation(scripted: Any) -> None:
+    stub, _ = scripted
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetFiling(filing_service_pb2.GetFilingRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = error_details(caught.value)
+    info = details["ErrorInfo"]
+    assert (info.reason, info.domain, dict(info.metadata)) == ("INVALID_CODE", "yidi", {"value_length": "3"})
+    violation = details["BadRequest"].field_violations[0]
+    assert (violation.field, violation.description) == ("filing_id", "must be 30 characters")
+    assert details["LocalizedMessage"].locale == "zh-CN"
+
+
+def test_unexpected_exception_becomes_internal_and_is_logged_once(scripted: Any) -> None:
+    stub, lines = scripted
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListFilings(filing_service_pb2.ListFilingsRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (caught.value.details() or "")
+    assert error_details(caught.value)["ErrorInfo"].reason == "INTERNAL"
+    unhandled = [line for line in lines() if line["event"] == "unhandled exception"]
+    assert len(unhandled) == 1 and "RuntimeError" in unhandled[0]["exception"]
+
+
+def test_one_canonical_log_line_per_rpc_with_personal_ids_masked(scripted: Any) -> None:
+    stub, lines = scripted
+    request_id = "H33040100011202611240930000001"
+    with pytest.raises(grpc.RpcError):
+        stub.CreateFiling(filing_service_pb2.CreateFilingRequest(request_id=request_id), timeout=5)
+    rpc_lines = [line for line in lines() if line["event"] == "rpc"]
+    assert len(rpc_lines) == 1
+    line = rpc_lines[0]
+    assert line["grpc_method"] == "CreateFiling"
+    assert line["grpc_service"] == "yidi.filing.v1.FilingService"
+    assert line["grpc_code"] == "FAILED_PRECONDITION" and line["reason"] == "NOT_FILED"
+    assert line["request_id"] == request_id and line["node"] == "province-110000"
+    assert line["duration_ms"] >= 0 and line["level"] == "info" and line["timestamp"].endswith("Z")
+    text_of_logs = json.dumps(lines(), ensure_ascii=False)
+    assert "11010519491231002X" not in text_of_logs
+    assert "110105********002X" in text_of_logs
+
+
+@pytest.mark.postgres
+def test_health_follows_the_database(tmp_path: Path, postgres_url: str) -> None:
+    started = start_node(settings_for(tmp_path, postgres_url, auto_migrate=True, services="registry"))
+    try:
+        with grpc.insecure_channel(started.address) as channel:
+            service = "yidi.registry.v1.InstitutionRegistryService"
+            assert health_of(channel, service) == health_pb2.HealthCheckResponse.SERVING
+            base, name = postgres_url.rsplit("/", 1)
+            admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+                connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+                )
+            started.check_health()
+            assert health_of(channel, service) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert health_of(channel, "") == health_pb2.HealthCheckResponse.NOT_SERVING
+            with admin.connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+            admin.dispose()
+            started.check_health()
+            assert health_of(channel, service) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        started.stop(0)
+
+
+def test_stop_refuses_new_calls(tmp_path: Path) -> None:
+    started = start_node(settings_for(tmp_path, services="clearing"))
+    address = started.address
+    started.stop(1)
+    started.stop(1)
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as caught:
+        health_of(channel, "")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
