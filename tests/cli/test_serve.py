@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 YIDI = Path(sys.executable).with_name("yidi")
 
@@ -37,17 +39,44 @@ def wait_serving(address: str, deadline_s: float = 60.0) -> None:
             time.sleep(0.2)
 
 
+def served_services(address: str) -> set[str]:
+    with grpc.insecure_channel(address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        responses = stub.ServerReflectionInfo(iter([request]), timeout=10)
+        return {service.name for response in responses for service in response.list_services_response.service}
+
+
 def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
-        [str(YIDI), "serve", "--data-dir", str(tmp_path), "--grpc-port", str(port), "--metrics-port", "0"],
+        [
+            str(YIDI),
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--grpc-port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={"PATH": "/usr/bin:/bin", "YIDI_LOG_FORMAT": "json"},
     )
     try:
-        wait_serving(f"127.0.0.1:{port}")
+        address = f"127.0.0.1:{port}"
+        wait_serving(address)
+        yidi_services = {name for name in served_services(address) if name.startswith("yidi.")}
+        assert len(yidi_services) == 7
+        with grpc.insecure_channel(address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for name in yidi_services:
+                request = health_pb2.HealthCheckRequest(service=name)
+                assert health.Check(request, timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'grpc_server_started_total{grpc_method="Check",grpc_service="grpc.health.v1.Health"' in metrics
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     finally:
