@@ -89,7 +89,9 @@ GROUPS: dict[str, ServiceGroup] = {
             (settlement_service_pb2, settlement_service_pb2_grpc, "SettlementService"),
             (insured_settlement_service_pb2, insured_settlement_service_pb2_grpc, "InsuredSettlementService"),
         ),
-        _group("clearing", clearing_models, (clearing_service_pb2, clearing_service_pb2_grpc, "ClearingService")),
+        _group(
+            "clearing", clearing_models, (clearing_service_pb2, clearing_service_pb2_grpc, "ClearingService")
+        ),
     )
 }
 

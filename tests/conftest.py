@@ -60,7 +60,17 @@ def postgres_server() -> Iterator[str]:
     data, port = root / "data", _free_port()
     subprocess.run(
         _as_postgres_user(
-            [str(binaries / "initdb"), "-D", str(data), "-U", "yidi", "--auth=trust", "-E", "UTF8", "--no-sync"]
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "yidi",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
         ),
         check=True,
         capture_output=True,

@@ -30,5 +30,7 @@ def show_revisions(settings: NodeSettings) -> None:
         with opened(group.name, service_url(settings, group.name)) as database:
             current = current_revision(database)
         head = head_revision(group.name, group.versions, group.metadata)
-        table.add_row(group.name, current or "none", head or "none", "current" if current == head else "behind")
+        table.add_row(
+            group.name, current or "none", head or "none", "current" if current == head else "behind"
+        )
     Console().print(table)

@@ -62,7 +62,9 @@ def serve(
     raise typer.Exit(run_node(settings))
 
 
-db_app = typer.Typer(help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 

@@ -66,11 +66,11 @@ class _Call:
         """Record why the call failed and abort it with the right status (this raises)."""
         if isinstance(error, DomainError):
             domain_error = error
+        elif isinstance(error, NotImplementedError):
+            domain_error = _UNIMPLEMENTED
         elif context.code() not in (None, grpc.StatusCode.OK):
             self.code = context.code()
             raise error
-        elif isinstance(error, NotImplementedError):
-            domain_error = _UNIMPLEMENTED
         else:
             get_logger().error("unhandled exception", exc_info=error)
             domain_error = _INTERNAL

@@ -71,11 +71,17 @@ class Node:
         for service in self.services:
             up = service.database.ping()
             everything_up &= up
-            status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             for name in service.grpc_names:
                 self.health.set(name, status)
                 self.metrics.service_up.labels(name).set(1 if up else 0)
-        overall = health_pb2.HealthCheckResponse.SERVING if everything_up else health_pb2.HealthCheckResponse.NOT_SERVING
+        overall = (
+            health_pb2.HealthCheckResponse.SERVING
+            if everything_up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         self.health.set("", overall)
 
     def _watch(self) -> None:
@@ -84,7 +90,9 @@ class Node:
 
     def start_watching(self) -> None:
         """Re-check health periodically in a daemon thread."""
-        self._watcher = threading.Thread(target=self._watch, name=f"health-{self.settings.label}", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"health-{self.settings.label}", daemon=True
+        )
         self._watcher.start()
 
     def stop(self, grace: float | None = 5.0) -> None:
@@ -154,15 +162,15 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     services = []
     for group in groups:
         context = ServiceContext(settings=settings, database=databases[group.name])
-        services.append(_HealthedService(group, databases[group.name], tuple(group.register(server, context))))
+        services.append(
+            _HealthedService(group, databases[group.name], tuple(group.register(server, context)))
+        )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for service in services for name in service.grpc_names]
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     _initialize_method_metrics(metrics, names)
     port = _bind(server, settings)
     server.start()

@@ -32,7 +32,9 @@ def to_status(error: DomainError) -> grpc.Status:
     """The full status to pass to ``context.abort_with_status``."""
     details = [
         _packed(
-            error_details_pb2.ErrorInfo(reason=error.reason_code, domain=ERROR_DOMAIN, metadata=error.metadata)
+            error_details_pb2.ErrorInfo(
+                reason=error.reason_code, domain=ERROR_DOMAIN, metadata=error.metadata
+            )
         ),
         _packed(error_details_pb2.LocalizedMessage(locale="zh-CN", message=error.reason.message_zh)),
     ]

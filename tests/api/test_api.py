@@ -79,7 +79,13 @@ PROTO_FILE = descriptor_pb2.FieldDescriptorProto
 def run(*command: str) -> subprocess.CompletedProcess[str]:
     env_path = f"{BIN}:/usr/bin:/bin"
     return subprocess.run(
-        list(command), cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={"PATH": env_path}
+        list(command),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": env_path},
     )
 
 
@@ -100,7 +106,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[descriptor_pb2.FileD
     sources = sorted(path.relative_to(PROTOS).as_posix() for path in PROTOS.rglob("*.proto"))
     googleapis = REPO / "third_party" / "googleapis"
     status = protoc.main(
-        ["protoc", f"-I{PROTOS}", f"-I{googleapis}", "--include_source_info", f"--descriptor_set_out={out}", *sources]
+        [
+            "protoc",
+            f"-I{PROTOS}",
+            f"-I{googleapis}",
+            "--include_source_info",
+            f"--descriptor_set_out={out}",
+            *sources,
+        ]
     )
     assert status == 0
     return list(descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file)
@@ -132,7 +145,9 @@ def rpcs(
                 yield f"{file.package}.{service.name}", method, comments.get((6, s_index, 2, m_index), "")
 
 
-def test_every_service_offers_the_methods_design_md_names(files: list[descriptor_pb2.FileDescriptorProto]) -> None:
+def test_every_service_offers_the_methods_design_md_names(
+    files: list[descriptor_pb2.FileDescriptorProto],
+) -> None:
     offered: dict[str, set[str]] = {}
     for service, method, _ in rpcs(files):
         offered.setdefault(service, set()).add(method.name)
@@ -140,8 +155,12 @@ def test_every_service_offers_the_methods_design_md_names(files: list[descriptor
         assert expected <= offered.get(service, set()), (service, expected - offered.get(service, set()))
 
 
-def test_every_rpc_comment_names_the_errors_it_returns(files: list[descriptor_pb2.FileDescriptorProto]) -> None:
-    missing = [f"{service}.{method.name}" for service, method, comment in rpcs(files) if "Errors:" not in comment]
+def test_every_rpc_comment_names_the_errors_it_returns(
+    files: list[descriptor_pb2.FileDescriptorProto],
+) -> None:
+    missing = [
+        f"{service}.{method.name}" for service, method, comment in rpcs(files) if "Errors:" not in comment
+    ]
     assert not missing
 
 
@@ -159,7 +178,8 @@ def test_every_mutating_request_carries_a_request_id(files: list[descriptor_pb2.
     lacking = [
         f"{service}.{method.name}"
         for service, method, _ in rpcs(files)
-        if not method.name.startswith(READ_ONLY_VERBS) and not has_request_id(catalogue[method.input_type], catalogue)
+        if not method.name.startswith(READ_ONLY_VERBS)
+        and not has_request_id(catalogue[method.input_type], catalogue)
     ]
     assert not lacking
 
@@ -186,7 +206,9 @@ def test_money_is_integer_fen_and_nothing_is_a_float(files: list[descriptor_pb2.
                 assert field.type == PROTO_FILE.TYPE_INT64, where
 
 
-def test_generated_stubs_import_under_the_proto_package(files: list[descriptor_pb2.FileDescriptorProto]) -> None:
+def test_generated_stubs_import_under_the_proto_package(
+    files: list[descriptor_pb2.FileDescriptorProto],
+) -> None:
     for file in files:
         module = file.name.removesuffix(".proto").replace("/", ".") + "_pb2"
         imported = importlib.import_module(module)

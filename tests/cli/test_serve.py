@@ -75,7 +75,9 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
             for name in yidi_services:
                 request = health_pb2.HealthCheckRequest(service=name)
                 assert health.Check(request, timeout=5).status == health_pb2.HealthCheckResponse.SERVING
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        metrics = (
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        )
         assert 'grpc_server_started_total{grpc_method="Check",grpc_service="grpc.health.v1.Health"' in metrics
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
@@ -97,7 +99,11 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
 
 def test_serve_rejects_bad_flags_naming_them() -> None:
     result = subprocess.run(
-        [str(YIDI), "serve", "--services", "filing,payroll"], capture_output=True, text=True, timeout=60, check=False
+        [str(YIDI), "serve", "--services", "filing,payroll"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "--services" in result.stderr and "payroll" in result.stderr

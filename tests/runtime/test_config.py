@@ -62,7 +62,11 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
 
 def test_children_from_environment() -> None:
     settings = load_settings(
-        environ={"YIDI_ROLE": "national", "YIDI_REGION": "000000", "YIDI_CHILDREN": "110000=127.0.0.1:1,630000=h:2"}
+        environ={
+            "YIDI_ROLE": "national",
+            "YIDI_REGION": "000000",
+            "YIDI_CHILDREN": "110000=127.0.0.1:1,630000=h:2",
+        }
     )
     assert settings.children == (Peer("110000", "127.0.0.1:1"), Peer("630000", "h:2"))
 

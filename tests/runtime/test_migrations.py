@@ -21,7 +21,12 @@ YIDI = Path(sys.executable).with_name("yidi")
 
 def run_yidi(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(YIDI), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=False
+        [str(YIDI), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
     )
 
 

@@ -58,7 +58,9 @@ def channel(node: Node) -> Iterator[grpc.Channel]:
 
 
 def health_of(channel: grpc.Channel, service: str) -> int:
-    response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    response = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=service), timeout=5
+    )
     return int(response.status)
 
 
@@ -67,7 +69,11 @@ def error_details(error: grpc.RpcError) -> dict[str, Any]:
     assert status is not None, "the status carries no rich details"
     found: dict[str, Any] = {}
     for detail in status.details:
-        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.LocalizedMessage):
+        for kind in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.BadRequest,
+            error_details_pb2.LocalizedMessage,
+        ):
             if detail.Is(kind.DESCRIPTOR):
                 message = kind()
                 detail.Unpack(message)
@@ -100,7 +106,7 @@ def test_unimplemented_method_says_so_and_is_counted_in_metrics(node: Node, chan
     labels = 'grpc_method="GetFiling",grpc_service="yidi.filing.v1.FilingService",grpc_type="unary"'
     assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
     assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
-    assert f'grpc_server_handling_seconds_count{{{labels}}} 1.0' in exposition
+    assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in exposition
     # Methods never called are exposed at zero so dashboards show them from the start.
     assert 'grpc_method="CheckEligibility",grpc_service="yidi.filing.v1.FilingService"' in exposition
     assert 'yidi_service_serving{grpc_service="yidi.clearing.v1.ClearingService"} 1.0' in exposition
@@ -129,7 +135,9 @@ def scripted_group(tmp: ServiceGroup) -> ServiceGroup:
 
 
 @pytest.fixture
-def scripted(tmp_path: Path) -> Iterator[tuple[filing_service_pb2_grpc.FilingServiceStub, Callable[[], list[dict]]]]:
+def scripted(
+    tmp_path: Path,
+) -> Iterator[tuple[filing_service_pb2_grpc.FilingServiceStub, Callable[[], list[dict]]]]:
     logs = io.StringIO()
     configure_logging("info", "json", logs)
     started = create_server(settings_for(tmp_path, services="filing"), [scripted_group(GROUPS["filing"])])
@@ -198,7 +206,8 @@ def test_health_follows_the_database(tmp_path: Path, postgres_url: str) -> None:
             with admin.connect() as connection:
                 connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
                 connection.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                    {"n": name},
                 )
             started.check_health()
             assert health_of(channel, service) == health_pb2.HealthCheckResponse.NOT_SERVING
