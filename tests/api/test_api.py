@@ -8,14 +8,18 @@ line fails here rather than in an integrator's code review.
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
+
+from yidi_core.errors import REASONS
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOS = REPO / "protos"
@@ -72,7 +76,18 @@ SERVICES = {
     },
 }
 # Methods whose name starts with one of these change nothing; every other method mutates.
-READ_ONLY_VERBS = ("Get", "List", "Check", "Lookup", "Verify", "Diff", "Estimate", "PreSettle", "Coverage")
+READ_ONLY_VERBS = (
+    "Get",
+    "List",
+    "Check",
+    "Lookup",
+    "Verify",
+    "Diff",
+    "Estimate",
+    "PreSettle",
+    "Coverage",
+    "Resolve",
+)
 PROTO_FILE = descriptor_pb2.FieldDescriptorProto
 
 
@@ -105,11 +120,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[descriptor_pb2.FileD
     out = tmp_path_factory.mktemp("descriptors") / "yidi.binpb"
     sources = sorted(path.relative_to(PROTOS).as_posix() for path in PROTOS.rglob("*.proto"))
     googleapis = REPO / "third_party" / "googleapis"
+    well_known = resources.files("grpc_tools") / "_proto"
     status = protoc.main(
         [
             "protoc",
             f"-I{PROTOS}",
             f"-I{googleapis}",
+            f"-I{well_known}",
             "--include_source_info",
             f"--descriptor_set_out={out}",
             *sources,
@@ -164,6 +181,22 @@ def test_every_rpc_comment_names_the_errors_it_returns(
     assert not missing
 
 
+def test_every_error_named_is_a_registered_reason_with_its_status(
+    files: list[descriptor_pb2.FileDescriptorProto],
+) -> None:
+    """The comments are the integrators' contract; the reason table is the servers'. They agree."""
+    named = {
+        (code, reason)
+        for _, _, comment in rpcs(files)
+        for code, reason in re.findall(r"\b([A-Z_]+)/([A-Z_]+)\b", comment.split("Errors:", 1)[-1])
+    }
+    assert named
+    wrong = {
+        (code, reason) for code, reason in named if reason not in REASONS or REASONS[reason].grpc_code != code
+    }
+    assert not wrong
+
+
 def has_request_id(message: descriptor_pb2.DescriptorProto, catalogue: dict) -> bool:
     """At the top level, or in the ``header`` a streamed upload starts with."""
     fields = {field.name: field for field in message.field}
@@ -198,12 +231,17 @@ def test_every_list_paginates(files: list[descriptor_pb2.FileDescriptorProto]) -
 
 
 def test_money_is_integer_fen_and_nothing_is_a_float(files: list[descriptor_pb2.FileDescriptorProto]) -> None:
-    for name, message in messages(files).items():
+    catalogue = messages(files)
+    for name, message in catalogue.items():
         for field in message.field:
             where = f"{name}.{field.name}"
-            assert field.type not in (PROTO_FILE.TYPE_FLOAT, PROTO_FILE.TYPE_DOUBLE), where
+            kind = field.type
+            entry = catalogue.get(field.type_name)
+            if entry is not None and entry.options.map_entry:
+                kind = entry.field[1].type  # a map's value
+            assert kind not in (PROTO_FILE.TYPE_FLOAT, PROTO_FILE.TYPE_DOUBLE), where
             if field.name.endswith("_fen"):
-                assert field.type == PROTO_FILE.TYPE_INT64, where
+                assert kind == PROTO_FILE.TYPE_INT64, where
 
 
 def test_generated_stubs_import_under_the_proto_package(
