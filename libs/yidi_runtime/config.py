@@ -102,6 +102,10 @@ def _str(key: str, value: Any) -> str:
     return value.strip()
 
 
+def _path(key: str, value: Any) -> Path:
+    return value if isinstance(value, Path) else Path(_str(key, value))
+
+
 def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
     def parse(key: str, value: Any) -> int:
         if isinstance(value, bool):
@@ -226,7 +230,7 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
     ("node", "role", "YIDI_ROLE", _role, "role"),
     ("node", "region", "YIDI_REGION", _region, "region"),
     ("node", "name", "YIDI_NAME", _str, "name"),
-    ("node", "data_dir", "YIDI_DATA_DIR", lambda k, v: Path(_str(k, v)), "data_dir"),
+    ("node", "data_dir", "YIDI_DATA_DIR", _path, "data_dir"),
     ("node", "services", "YIDI_SERVICES", _services, "services"),
     ("node", "max_workers", "YIDI_MAX_WORKERS", _int_in(1, 1024), "max_workers"),
     ("node", "health_interval_s", "YIDI_HEALTH_INTERVAL_S", _float_positive, "health_interval_s"),

@@ -24,7 +24,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_serving(address: str, deadline_s: float = 60.0) -> None:
+def wait_serving(process: subprocess.Popen[str], address: str, deadline_s: float = 60.0) -> None:
     deadline = time.monotonic() + deadline_s
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -35,6 +35,7 @@ def wait_serving(address: str, deadline_s: float = 60.0) -> None:
                     return
             except grpc.RpcError:
                 pass
+            assert process.poll() is None, f"node exited early: {process.communicate()[1]}"
             assert time.monotonic() < deadline, "node never reported SERVING"
             time.sleep(0.2)
 
@@ -67,7 +68,7 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
     )
     try:
         address = f"127.0.0.1:{port}"
-        wait_serving(address)
+        wait_serving(process, address)
         yidi_services = {name for name in served_services(address) if name.startswith("yidi.")}
         assert len(yidi_services) == 7
         with grpc.insecure_channel(address) as channel:

@@ -60,6 +60,11 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
     assert settings.metrics_port is None
 
 
+def test_data_dir_flag_takes_the_path_the_command_line_parsed(tmp_path: Path) -> None:
+    settings = load_settings(environ={"YIDI_DATA_DIR": "/elsewhere"}, overrides={"data_dir": tmp_path})
+    assert settings.data_dir == tmp_path
+
+
 def test_children_from_environment() -> None:
     settings = load_settings(
         environ={
