@@ -232,6 +232,52 @@ class DomainError(Exception):
         return f"{self.reason_code}: {self.message}"
 
 
+@dataclass
+class InvalidArgument(DomainError):
+    """A field is missing, of the wrong type, or out of range."""
+
+    reason_code: str = "INVALID_ARGUMENT"
+
+
+@dataclass
+class InvalidCode(DomainError):
+    """A code or identifier breaks its national format or is not in its dictionary."""
+
+    reason_code: str = "INVALID_CODE"
+
+
+@dataclass
+class AmountMismatch(DomainError):
+    """A fee line's amount disagrees with quantity × unit price (明细金额不符)."""
+
+    reason_code: str = "AMOUNT_MISMATCH"
+
+
+@dataclass
+class InvalidPolicy(DomainError):
+    """The insured-place policy (参保地政策) cannot be applied as written."""
+
+    reason_code: str = "INVALID_POLICY"
+
+
+@dataclass
+class NoPolicyRule(DomainError):
+    """No rule of the insured-place policy matches the visit: a stated refusal, never a default."""
+
+    reason_code: str = "NO_POLICY_RULE"
+
+
+_TYPED: Mapping[str, type[DomainError]] = {
+    cls.reason_code: cls
+    for cls in (InvalidArgument, InvalidCode, AmountMismatch, InvalidPolicy, NoPolicyRule)
+}
+
+
+def error_class(reason_code: str) -> type[DomainError]:
+    """The typed exception for a reason (``DomainError`` itself for reasons without one)."""
+    return _TYPED.get(reason_code, DomainError)
+
+
 def invalid(
     reason_code: str,
     field_path: str,
@@ -240,7 +286,7 @@ def invalid(
     metadata: Mapping[str, str] | None = None,
 ) -> DomainError:
     """A bad-input error naming exactly one field (the common case at the edge)."""
-    return DomainError(
+    return error_class(reason_code)(
         reason_code,
         f"{field_path}: {description}",
         (FieldViolation(field_path, description),),
@@ -256,4 +302,4 @@ def combine(errors: Iterable[DomainError]) -> DomainError | None:
     first = collected[0]
     violations = tuple(v for e in collected for v in e.violations)
     message = "; ".join(e.message for e in collected)
-    return DomainError(first.reason_code, message, violations, dict(first.metadata))
+    return error_class(first.reason_code)(first.reason_code, message, violations, dict(first.metadata))

@@ -1,0 +1,68 @@
+"""Annual accumulators (年度累计) as plain data, and their changes as returned data.
+
+The core never stores anything: a settlement returns what to add to which accumulator, the
+insured place applies it atomically with the settlement record, and a reversal applies the
+exact inverse (:func:`reverse_changes`), so settle-then-reverse restores every value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from yidi_core.money import ZERO
+
+
+class AccumulatorKind(StrEnum):
+    """What an accumulator counts: deductible paid, amount on a segment scale, fund paid under a cap."""
+
+    DEDUCTIBLE = "deductible"
+    SEGMENT = "segment"
+    CAP = "cap"
+
+
+@dataclass(frozen=True, slots=True)
+class AccumulatorChange:
+    """Add ``delta`` to the accumulator ``kind``/``key`` of the person's service-date year."""
+
+    kind: AccumulatorKind
+    key: str
+    delta: Decimal
+
+
+def _frozen(values: Mapping[str, Decimal]) -> Mapping[str, Decimal]:
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True, slots=True)
+class Accumulators:
+    """One person's year so far: amounts by key for each kind; an absent key is zero."""
+
+    deductible: Mapping[str, Decimal] = field(default_factory=dict)
+    segment: Mapping[str, Decimal] = field(default_factory=dict)
+    cap: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind in AccumulatorKind:
+            object.__setattr__(self, kind.value, _frozen(getattr(self, kind.value)))
+
+    def value(self, kind: AccumulatorKind, key: str) -> Decimal:
+        """The amount counted so far (zero for a key never used)."""
+        values: Mapping[str, Decimal] = getattr(self, kind.value)
+        return values.get(key, ZERO)
+
+    def applied(self, changes: Iterable[AccumulatorChange]) -> Accumulators:
+        """A new value with every change added."""
+        tables = {kind: dict(getattr(self, kind.value)) for kind in AccumulatorKind}
+        for change in changes:
+            table = tables[change.kind]
+            table[change.key] = table.get(change.key, ZERO) + change.delta
+        return Accumulators(*(tables[kind] for kind in AccumulatorKind))
+
+
+def reverse_changes(changes: Iterable[AccumulatorChange]) -> tuple[AccumulatorChange, ...]:
+    """The exact inverse of a settlement's changes, for its reversal (撤销)."""
+    return tuple(AccumulatorChange(change.kind, change.key, -change.delta) for change in changes)

@@ -1,0 +1,172 @@
+"""Why a settlement came out as it did: enough for a window clerk to answer "why do I pay this".
+
+The explanation is data (every intermediate value of settlement-rules.md) plus
+:meth:`Explanation.sentences`, which walks the patient's share from the bill down to cash:
+psn_part = full self-pay + over-limit + first self-pay + deductible + co-payment + what
+the cap left unpaid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from yidi_core.catalogue import ItemResult, SelfPayReason
+from yidi_core.money import format_decimal, format_money
+from yidi_core.policy import DeductibleScope, Rule
+
+_REASON_TEXT = {
+    SelfPayReason.NOT_IN_CATALOGUE: "not in the treatment-place catalogue (目录外), full self-pay",
+    SelfPayReason.CLASS_C: "class C (丙类), full self-pay",
+    SelfPayReason.MED_TYPE_RESTRICTED: "restricted to other medical types (限定就医类别), full self-pay",
+    SelfPayReason.DIAGNOSIS_RESTRICTED: "restricted to other diagnoses (限定诊断), full self-pay",
+    SelfPayReason.OVER_PRICE_CEILING: "unit price above the ceiling (超限价)",
+    SelfPayReason.FIRST_SELF_PAY: "class B first self-pay (乙类先行自付)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStep:
+    """One segment's share: ``amount`` of eligible money from ``start`` to ``end`` at ``ratio``.
+
+    ``ratio`` is the policy's ``base_ratio`` after the filing-category adjustment, clamped to
+    [0, 1]; ``fund`` is ``amount × ratio`` in full precision (rounded only once, in total).
+    """
+
+    start: Decimal
+    end: Decimal | None
+    base_ratio: Decimal
+    ratio: Decimal
+    amount: Decimal
+    fund: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CapStep:
+    """The annual cap (最高支付限额): room before and after this visit, and whether it bit."""
+
+    key: str | None
+    cap: Decimal
+    used_before: Decimal
+    room_before: Decimal
+    room_after: Decimal
+    limited: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Every intermediate value of one settlement, in the order the rules compute them."""
+
+    rule_index: int
+    rule: Rule
+    deductible_counted_before: Decimal
+    act_pay_dedc: Decimal
+    inscp_scp_amt: Decimal
+    eligible: Decimal
+    filing_category: str | None
+    ratio_adjustment: Decimal
+    scale_key: str | None
+    scale_before: Decimal
+    segments: tuple[SegmentStep, ...]
+    fund_unrounded: Decimal
+    fund_raw: Decimal
+    cap: CapStep | None
+    insutype: str
+    has_account: bool
+    use_account: bool
+    account_balance: Decimal
+    acct_pay: Decimal
+    items: tuple[ItemResult, ...]
+
+    def sentences(self) -> list[str]:
+        """The explanation in plain English (with the Chinese terms clerks use), one step a line."""
+        lines = [self._rule_sentence()]
+        lines += [_item_sentence(item) for item in self.items if item.reasons]
+        lines.append(self._deductible_sentence())
+        if self.ratio_adjustment:
+            lines.append(
+                f"Filing category {self.filing_category}: every ratio adjusted by "
+                f"{format_decimal(self.ratio_adjustment)} (clamped to [0, 1])."
+            )
+        scale = f"the {self.scale_key!r} scale" if self.scale_key else "this visit's scale"
+        lines.append(
+            f"Eligible {format_money(self.eligible)} counted on {scale} from "
+            f"{format_money(self.scale_before)}:"
+        )
+        for step in self.segments:
+            if step.amount:
+                end = format_money(step.end) if step.end is not None else "up"
+                lines.append(
+                    f"  {format_money(step.start)}–{end}: {format_money(step.amount)} × "
+                    f"{format_decimal(step.ratio)} = {format_decimal(step.fund)}"
+                )
+        lines.append(
+            f"Fund before the cap: {format_decimal(self.fund_unrounded)}, rounded half up to "
+            f"{format_money(self.fund_raw)}."
+        )
+        lines.append(self._cap_sentence())
+        lines.append(self._account_sentence())
+        return lines
+
+    def _rule_sentence(self) -> str:
+        rule = self.rule
+        ratios = ", ".join(f"{format_decimal(s.ratio)} from {format_money(s.start)}" for s in rule.segments)
+        return (
+            f"Rule {self.rule_index + 1} of the insured-place policy applies (med_types "
+            f"{'/'.join(rule.med_types)}, psn_types {'/'.join(rule.psn_types)}, levels "
+            f"{'/'.join(rule.institution_levels)}): ratio {ratios}."
+        )
+
+    def _deductible_sentence(self) -> str:
+        rule = self.rule
+        if rule.deductible_scope is DeductibleScope.ANNUAL:
+            scope = (
+                f"per year under {rule.deductible_key!r}, "
+                f"{format_money(self.deductible_counted_before)} already counted"
+            )
+        else:
+            scope = "per visit"
+        return (
+            f"Deductible (起付标准) {format_money(rule.deductible)} {scope}: "
+            f"{format_money(self.act_pay_dedc)} of the in-scope {format_money(self.inscp_scp_amt)} "
+            f"is paid by the patient now."
+        )
+
+    def _cap_sentence(self) -> str:
+        cap = self.cap
+        if cap is None:
+            return "No cap (最高支付限额) applies to this rule."
+        under = f"under {cap.key!r}" if cap.key else "for this visit"
+        bit = " — the cap is reached (CAP_EXHAUSTED)" if cap.limited else ""
+        return (
+            f"Cap {format_money(cap.cap)} {under}: {format_money(cap.used_before)} already paid, "
+            f"room {format_money(cap.room_before)} before and {format_money(cap.room_after)} after{bit}."
+        )
+
+    def _account_sentence(self) -> str:
+        if not self.has_account:
+            return f"Insurance type {self.insutype} has no personal account (个人账户)."
+        if not self.use_account:
+            return "The patient chose not to use the personal account (个人账户)."
+        return (
+            f"Personal account (个人账户) balance {format_money(self.account_balance)} pays "
+            f"{format_money(self.acct_pay)} of the patient's share."
+        )
+
+
+def _item_sentence(item: ItemResult) -> str:
+    label = f"Item {item.sn} {item.code}" + (f" ({item.name})" if item.name else "")
+    parts = []
+    for reason in item.reasons:
+        if reason is SelfPayReason.OVER_PRICE_CEILING and item.price_ceiling is not None:
+            parts.append(
+                f"{_REASON_TEXT[reason]} {format_decimal(item.price_ceiling)}: "
+                f"{format_money(item.overlmt_selfpay)}"
+            )
+        elif reason is SelfPayReason.FIRST_SELF_PAY:
+            parts.append(
+                f"{_REASON_TEXT[reason]} {format_decimal(item.selfpay_ratio)}: {format_money(item.preselfpay)}"
+            )
+        else:
+            parts.append(f"{_REASON_TEXT[reason]}: {format_money(item.fulamt_ownpay)}")
+    return f"{label}: " + "; ".join(parts) + "."

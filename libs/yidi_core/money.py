@@ -1,0 +1,83 @@
+"""Money and other exact numbers: ``Decimal`` in the core, ``int64`` fen on the wire, never float.
+
+Every amount in a settlement is yuan with two decimals. Rounding is half up to the fen
+(settlement-rules.md) and happens only where the rules mark it, through :func:`round_fen`.
+Conversions to and from the wire's fen and the ``calc`` format's strings live here and
+nowhere else, so a rounding or parsing difference between two shells cannot exist.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+from yidi_core.errors import invalid
+
+ZERO = Decimal("0.00")
+FEN = Decimal("0.01")
+ONE = Decimal(1)
+# int64 fen, the wire's limit, is far above any real bill; bounding inputs well below it keeps
+# every intermediate product exact within Decimal's default 28 significant digits.
+MAX_AMOUNT = Decimal("999999999999.99")
+_DECIMAL = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,8}))?")
+
+
+def round_fen(value: Decimal) -> Decimal:
+    """Half up to the fen (四舍五入到分): the only rounding the rules allow."""
+    return value.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def parse_decimal(value: object, field: str, *, max_places: int = 8, signed: bool = False) -> Decimal:
+    """A plain decimal string such as ``"0.80"`` or ``"2"``; floats and exponents are refused.
+
+    A JSON number is refused too: a float has already lost the exact value the sender meant.
+    """
+    if not isinstance(value, str):
+        raise invalid("INVALID_ARGUMENT", field, f'must be a decimal string such as "12.30", got {value!r}')
+    match = _DECIMAL.fullmatch(value.strip())
+    if match is None or (match.group(1) and not signed):
+        shape = "a decimal string" if signed else "a non-negative decimal string"
+        raise invalid("INVALID_ARGUMENT", field, f'must be {shape} such as "12.30", got {value!r}')
+    if match.group(3) and len(match.group(3)) > max_places:
+        raise invalid("INVALID_ARGUMENT", field, f"has more than {max_places} decimal places: {value!r}")
+    return Decimal(value.strip())
+
+
+def parse_money(value: object, field: str, *, signed: bool = False) -> Decimal:
+    """An amount in yuan with at most two decimals, returned quantized to the fen."""
+    amount = parse_decimal(value, field, max_places=2, signed=signed)
+    if abs(amount) > MAX_AMOUNT:
+        raise invalid("INVALID_ARGUMENT", field, f"must not exceed {MAX_AMOUNT}, got {value!r}")
+    return amount.quantize(FEN)
+
+
+def parse_ratio(value: object, field: str, *, signed: bool = False) -> Decimal:
+    """A ratio in [0, 1] (or in [-1, 1] for an adjustment), as a decimal string."""
+    ratio = parse_decimal(value, field, max_places=6, signed=signed)
+    low = -ONE if signed else ZERO
+    if not low <= ratio <= ONE:
+        raise invalid("INVALID_ARGUMENT", field, f"must lie in [{low}, 1], got {value!r}")
+    return ratio
+
+
+def format_money(amount: Decimal) -> str:
+    """The ``calc`` format's string: exactly two decimals, e.g. ``"48.89"``."""
+    return f"{amount.quantize(FEN):f}"
+
+
+def format_decimal(value: Decimal) -> str:
+    """A ratio or quantity as written, without exponent notation."""
+    return f"{value:f}"
+
+
+def to_fen(amount: Decimal) -> int:
+    """Yuan to the wire's ``int64`` fen; an amount with a fraction of a fen is a bug, not rounding."""
+    fen = amount * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{amount} yuan is not a whole number of fen")
+    return int(fen)
+
+
+def from_fen(fen: int) -> Decimal:
+    """The wire's ``int64`` fen to yuan with two decimals."""
+    return (Decimal(fen) / 100).quantize(FEN)

@@ -1,0 +1,155 @@
+"""The insured-place policy (参保地政策): ordered rules and filing-category ratio adjustments.
+
+"Insured-place policy": how much the fund pays — deductible (起付标准), ratio or segments
+(分段支付比例), annual cap (最高支付限额) — is decided where the patient is insured. A policy
+is data; :func:`select_rule` picks the first rule that matches a visit, and
+:func:`check_policy` refuses a policy that could not be applied as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from yidi_core.errors import NoPolicyRule, combine, invalid
+from yidi_core.money import ONE, ZERO
+
+ANY = "*"
+
+
+class DeductibleScope(StrEnum):
+    """Whether each admission pays its own deductible or the year's visits share one."""
+
+    PER_VISIT = "per_visit"
+    ANNUAL = "annual"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """From ``start`` on the segment scale, the fund pays ``ratio`` of the eligible amount."""
+
+    start: Decimal
+    ratio: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One payment rule; ``segments`` holds a plain ratio as one segment from 0.00.
+
+    ``cap_key`` names the yearly accumulator shared by every visit under it; a ``cap``
+    with no ``cap_key`` limits this visit alone, and no ``cap`` means no limit.
+    """
+
+    med_types: tuple[str, ...]
+    psn_types: tuple[str, ...]
+    institution_levels: tuple[str, ...]
+    deductible: Decimal
+    deductible_scope: DeductibleScope
+    segments: tuple[Segment, ...]
+    deductible_key: str | None = None
+    segment_key: str | None = None
+    cap: Decimal | None = None
+    cap_key: str | None = None
+
+    @property
+    def scale_key(self) -> str | None:
+        """The accumulator the segments count on; None when the visit alone is the scale."""
+        if self.segment_key:
+            return self.segment_key
+        return self.deductible_key if self.deductible_scope is DeductibleScope.ANNUAL else None
+
+    @property
+    def annual_deductible_key(self) -> str | None:
+        """The deductible accumulator, for an annual rule only (per-visit deductibles are not counted)."""
+        return self.deductible_key if self.deductible_scope is DeductibleScope.ANNUAL else None
+
+    def matches(self, med_type: str, psn_types: tuple[str, ...], institution_level: str) -> bool:
+        """Whether the rule applies: each list holds the visit's value or ``"*"``."""
+        return (
+            _listed(self.med_types, (med_type,))
+            and _listed(self.psn_types, psn_types)
+            and _listed(self.institution_levels, (institution_level,))
+        )
+
+
+def _listed(allowed: tuple[str, ...], values: tuple[str, ...]) -> bool:
+    return ANY in allowed or any(value in allowed for value in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """An insured-place policy version: rules in order, and ratio adjustments by filing category."""
+
+    rules: tuple[Rule, ...]
+    ratio_adjustments: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def adjustment(self, filing_category: str | None) -> Decimal:
+        """The ratio adjustment for the category (0 when not filed or not listed)."""
+        return self.ratio_adjustments.get(filing_category, ZERO) if filing_category else ZERO
+
+
+def select_rule(
+    policy: Policy, med_type: str, psn_types: tuple[str, ...], institution_level: str
+) -> tuple[int, Rule]:
+    """The first matching rule and its position; no match is ``NO_POLICY_RULE``, never a default."""
+    for index, rule in enumerate(policy.rules):
+        if rule.matches(med_type, psn_types, institution_level):
+            return index, rule
+    raise NoPolicyRule(
+        message=(
+            f"no rule of the insured-place policy covers med_type {med_type}, "
+            f"psn_type {'/'.join(psn_types)}, institution level {institution_level}"
+        ),
+        metadata={"med_type": med_type, "institution_level": institution_level},
+    )
+
+
+def check_policy(policy: Policy, path: str = "policy") -> None:
+    """Refuse (``INVALID_POLICY``, every problem named) a policy that cannot be applied as written.
+
+    Segments start at 0.00 and rise strictly; ratios lie in [0, 1]; an annual deductible
+    names its accumulator; amounts are non-negative.
+    """
+    problems = []
+    if not policy.rules:
+        problems.append(invalid("INVALID_POLICY", f"{path}.rules", "must hold at least one rule"))
+    for index, rule in enumerate(policy.rules):
+        problems.extend(_rule_problems(rule, f"{path}.rules[{index}]"))
+    for category, adjustment in policy.ratio_adjustments.items():
+        if not -ONE <= adjustment <= ONE:
+            where = f"{path}.ratio_adjustments.{category}"
+            problems.append(invalid("INVALID_POLICY", where, f"must lie in [-1, 1], got {adjustment}"))
+    error = combine(problems)
+    if error is not None:
+        raise error
+
+
+def _rule_problems(rule: Rule, path: str) -> list:
+    problems = []
+    for name in ("med_types", "psn_types", "institution_levels"):
+        if not getattr(rule, name):
+            problems.append(invalid("INVALID_POLICY", f"{path}.{name}", 'must list values or "*"'))
+    if rule.deductible < ZERO:
+        problems.append(invalid("INVALID_POLICY", f"{path}.deductible", "must not be negative"))
+    if rule.deductible_scope is DeductibleScope.ANNUAL and not rule.deductible_key:
+        problems.append(
+            invalid("INVALID_POLICY", f"{path}.deductible_key", "an annual deductible needs a key")
+        )
+    if rule.cap is not None and rule.cap < ZERO:
+        problems.append(invalid("INVALID_POLICY", f"{path}.cap", "must not be negative"))
+    if not rule.segments:
+        problems.append(invalid("INVALID_POLICY", f"{path}.segments", "a rule needs a ratio or segments"))
+    elif rule.segments[0].start != ZERO:
+        problems.append(
+            invalid("INVALID_POLICY", f"{path}.segments[0].from", 'the first segment starts at "0.00"')
+        )
+    for position, segment in enumerate(rule.segments):
+        if not ZERO <= segment.ratio <= ONE:
+            where = f"{path}.segments[{position}].ratio"
+            problems.append(invalid("INVALID_POLICY", where, f"must lie in [0, 1], got {segment.ratio}"))
+        if position and segment.start <= rule.segments[position - 1].start:
+            where = f"{path}.segments[{position}].from"
+            problems.append(invalid("INVALID_POLICY", where, "segments must be sorted by a rising from"))
+    return problems

@@ -1,0 +1,279 @@
+"""One settlement (结算), exactly as settlement-rules.md says: the core's single money decision.
+
+:func:`settle` takes plain values — the visit, the person, the treatment-place catalogue,
+the insured-place policy, the person's accumulators and the fee items — and returns every
+result field, the per-item split, the accumulator changes as data, the fund lines and an
+explanation. Pre-settlement, settlement, estimates and ``yidi calc`` all call it, so they
+cannot disagree. It reads no clock and stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
+from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_item, line_amount
+from yidi_core.dictionaries import NATIONAL, psn_type_group
+from yidi_core.errors import combine, invalid
+from yidi_core.explanation import CapStep, Explanation, SegmentStep
+from yidi_core.money import ONE, ZERO, round_fen
+from yidi_core.policy import Policy, Rule, check_policy, select_rule
+
+CAP_EXHAUSTED = "CAP_EXHAUSTED"
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """The visit (就诊) as the treatment place registered it."""
+
+    med_type: str
+    service_date: date
+    institution_level: str
+    diagnoses: tuple[str, ...] = ()
+    chronic_disease: str | None = None
+    emergency: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The insured person as the insured place knows them on the service date.
+
+    ``psn_type`` is a group (employed / retired / resident) or a national 4-digit code;
+    ``filing_category`` is None when the person has no filing for the treatment region.
+    """
+
+    insutype: str
+    psn_type: str
+    filing_category: str | None = None
+    account_balance: Decimal = ZERO
+    use_account: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FundLine:
+    """One ``setldetail`` line: which fund (``fund_pay_type``) pays how much."""
+
+    fund_pay_type: str
+    name: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """Every result field of settlement-rules.md, with the data needed to apply and explain it.
+
+    ``changes`` are what the insured place adds to the person's accumulators;
+    ``accumulators_after`` lists each accumulator the rule touched with its new value.
+    """
+
+    medfee_sumamt: Decimal
+    fulamt_ownpay_amt: Decimal
+    overlmt_selfpay: Decimal
+    preselfpay_amt: Decimal
+    inscp_scp_amt: Decimal
+    act_pay_dedc: Decimal
+    hifp_pay: Decimal
+    fund_pay_sumamt: Decimal
+    psn_part_amt: Decimal
+    acct_pay: Decimal
+    psn_cash_pay: Decimal
+    items: tuple[ItemResult, ...]
+    changes: tuple[AccumulatorChange, ...]
+    accumulators_after: Mapping[AccumulatorKind, Mapping[str, Decimal]]
+    fund_lines: tuple[FundLine, ...]
+    notices: tuple[str, ...]
+    explanation: Explanation
+
+
+def settle(
+    visit: Visit,
+    person: Person,
+    catalogue: Mapping[str, CatalogueEntry],
+    policy: Policy,
+    items: Sequence[FeeItem],
+    accumulators: Accumulators | None = None,
+) -> Settlement:
+    """Settle one visit's bill under the insured-place policy; raise a stable reason on bad input.
+
+    ``catalogue`` maps item codes to the treatment-place entries in force on the service
+    date. Refusals: ``INVALID_ARGUMENT`` (a value out of range), ``AMOUNT_MISMATCH``,
+    ``INVALID_POLICY``, ``NO_POLICY_RULE``.
+    """
+    accumulators = accumulators or Accumulators()
+    _check_inputs(person, items, accumulators)
+    amounts = [line_amount(item, f"items[{index}].amount") for index, item in enumerate(items)]
+    check_policy(policy)
+    group = psn_type_group(person.psn_type)
+    psn_types = (person.psn_type, group) if group else (person.psn_type,)
+    rule_index, rule = select_rule(policy, visit.med_type, psn_types, visit.institution_level)
+
+    results = tuple(
+        classify_item(item, amount, catalogue.get(item.code), visit.med_type, visit.diagnoses)
+        for item, amount in zip(items, amounts, strict=True)
+    )
+    medfee = sum((r.amount for r in results), ZERO)
+    inscp = sum((r.inscp for r in results), ZERO)
+
+    deductible_key = rule.annual_deductible_key
+    counted = accumulators.value(AccumulatorKind.DEDUCTIBLE, deductible_key) if deductible_key else ZERO
+    act_pay_dedc = max(ZERO, min(inscp, rule.deductible - counted))
+    eligible = inscp - act_pay_dedc
+
+    adjustment = policy.adjustment(person.filing_category)
+    scale_key = rule.scale_key
+    scale_before = accumulators.value(AccumulatorKind.SEGMENT, scale_key) if scale_key else ZERO
+    steps = _segment_steps(rule, scale_before, eligible, adjustment)
+    fund_unrounded = sum((step.fund for step in steps), ZERO)
+    fund_raw = round_fen(fund_unrounded)
+
+    cap_step = _cap_step(rule, accumulators, fund_raw)
+    hifp = fund_raw if cap_step is None else min(fund_raw, cap_step.room_before)
+    psn_part = medfee - hifp
+    has_account = _has_account(person.insutype)
+    acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
+
+    changes = _changes(rule, act_pay_dedc, eligible, hifp)
+    explanation = Explanation(
+        rule_index=rule_index,
+        rule=rule,
+        deductible_counted_before=counted,
+        act_pay_dedc=act_pay_dedc,
+        inscp_scp_amt=inscp,
+        eligible=eligible,
+        filing_category=person.filing_category,
+        ratio_adjustment=adjustment,
+        scale_key=scale_key,
+        scale_before=scale_before,
+        segments=steps,
+        fund_unrounded=fund_unrounded,
+        fund_raw=fund_raw,
+        cap=cap_step,
+        insutype=person.insutype,
+        has_account=has_account,
+        use_account=person.use_account,
+        account_balance=person.account_balance,
+        acct_pay=acct_pay,
+        items=results,
+    )
+    return Settlement(
+        medfee_sumamt=medfee,
+        fulamt_ownpay_amt=sum((r.fulamt_ownpay for r in results), ZERO),
+        overlmt_selfpay=sum((r.overlmt_selfpay for r in results), ZERO),
+        preselfpay_amt=sum((r.preselfpay for r in results), ZERO),
+        inscp_scp_amt=inscp,
+        act_pay_dedc=act_pay_dedc,
+        hifp_pay=hifp,
+        fund_pay_sumamt=hifp,
+        psn_part_amt=psn_part,
+        acct_pay=acct_pay,
+        psn_cash_pay=psn_part - acct_pay,
+        items=results,
+        changes=changes,
+        accumulators_after=_after(accumulators, changes),
+        fund_lines=_fund_lines(person.insutype, hifp, acct_pay),
+        notices=(CAP_EXHAUSTED,) if cap_step is not None and cap_step.limited else (),
+        explanation=explanation,
+    )
+
+
+def _check_inputs(person: Person, items: Sequence[FeeItem], accumulators: Accumulators) -> None:
+    """Numbers out of range are refused together, each naming its field."""
+    problems = []
+    if not items:
+        problems.append(invalid("INVALID_ARGUMENT", "items", "a bill needs at least one fee item"))
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item.sn in seen:
+            problems.append(
+                invalid("INVALID_ARGUMENT", f"items[{index}].sn", f"serial number {item.sn} repeats")
+            )
+        seen.add(item.sn)
+        if item.qty <= ZERO:
+            problems.append(invalid("INVALID_ARGUMENT", f"items[{index}].qty", "must be positive"))
+        if item.price <= ZERO:
+            problems.append(invalid("INVALID_ARGUMENT", f"items[{index}].price", "must be positive"))
+        if item.amount is not None and item.amount < ZERO:
+            problems.append(invalid("INVALID_ARGUMENT", f"items[{index}].amount", "must not be negative"))
+    if person.account_balance < ZERO:
+        problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
+    for kind in AccumulatorKind:
+        for key, value in getattr(accumulators, kind.value).items():
+            if value < ZERO:
+                where = f"accumulators.{kind.value}.{key}"
+                problems.append(invalid("INVALID_ARGUMENT", where, "must not be negative"))
+    error = combine(problems)
+    if error is not None:
+        raise error
+
+
+def _segment_steps(
+    rule: Rule, scale_before: Decimal, eligible: Decimal, adjustment: Decimal
+) -> tuple[SegmentStep, ...]:
+    """Place ``eligible`` on the scale after ``scale_before`` and price each segment's part."""
+    steps = []
+    top = scale_before + eligible
+    for position, segment in enumerate(rule.segments):
+        end = rule.segments[position + 1].start if position + 1 < len(rule.segments) else None
+        low = max(segment.start, scale_before)
+        high = top if end is None else min(end, top)
+        part = max(ZERO, high - low)
+        ratio = min(ONE, max(ZERO, segment.ratio + adjustment))
+        steps.append(SegmentStep(segment.start, end, segment.ratio, ratio, part, part * ratio))
+    return tuple(steps)
+
+
+def _cap_step(rule: Rule, accumulators: Accumulators, fund_raw: Decimal) -> CapStep | None:
+    if rule.cap is None:
+        return None
+    used = accumulators.value(AccumulatorKind.CAP, rule.cap_key) if rule.cap_key else ZERO
+    room = max(ZERO, rule.cap - used)
+    paid = min(fund_raw, room)
+    return CapStep(rule.cap_key, rule.cap, used, room, room - paid, limited=paid < fund_raw)
+
+
+def _changes(
+    rule: Rule, act_pay_dedc: Decimal, eligible: Decimal, hifp: Decimal
+) -> tuple[AccumulatorChange, ...]:
+    """What the insured place adds: deductible (annual only), segment scale, cap (when keyed)."""
+    changes = []
+    if rule.annual_deductible_key:
+        changes.append(
+            AccumulatorChange(AccumulatorKind.DEDUCTIBLE, rule.annual_deductible_key, act_pay_dedc)
+        )
+    if rule.scale_key:
+        changes.append(AccumulatorChange(AccumulatorKind.SEGMENT, rule.scale_key, eligible))
+    if rule.cap_key:
+        changes.append(AccumulatorChange(AccumulatorKind.CAP, rule.cap_key, hifp))
+    return tuple(changes)
+
+
+def _after(
+    accumulators: Accumulators, changes: tuple[AccumulatorChange, ...]
+) -> Mapping[AccumulatorKind, Mapping[str, Decimal]]:
+    after = accumulators.applied(changes)
+    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in AccumulatorKind}
+    for change in changes:
+        touched[change.kind][change.key] = after.value(change.kind, change.key)
+    return touched
+
+
+def _has_account(insutype: str) -> bool:
+    entry = NATIONAL.lookup("insutype", insutype)
+    return entry is not None and entry.attributes.get("account") == "true"
+
+
+def _fund_lines(insutype: str, hifp: Decimal, acct_pay: Decimal) -> tuple[FundLine, ...]:
+    """The pooled fund line always; the personal-account line when the account paid."""
+    entry = NATIONAL.lookup("insutype", insutype)
+    attributes = entry.attributes if entry else {}
+    lines = [FundLine(attributes.get("pooled_fund", f"{insutype}100"), "pooled fund (统筹基金)", hifp)]
+    if acct_pay > ZERO:
+        lines.append(
+            FundLine(
+                attributes.get("account_fund", f"{insutype}200"), "personal account (个人账户)", acct_pay
+            )
+        )
+    return tuple(lines)
