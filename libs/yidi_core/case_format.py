@@ -314,8 +314,13 @@ def parse_items(document: object, path: str = "items") -> tuple[FeeItem, ...]:
 
 
 def parse_case(document: object) -> Case:
-    """A whole case; extra keys are ignored, as the format says."""
+    """A whole case; extra keys are ignored, as the format says.
+
+    A golden-case file (``{"case": …, "expected": …}``) is read as the case it holds.
+    """
     case = _object(document, "case")
+    if "visit" not in case and isinstance(case.get("case"), Mapping):
+        case = case["case"]
     return Case(
         visit=parse_visit(_required(case, "visit", "case"), "visit"),
         person=parse_person(_required(case, "person", "case"), "person"),

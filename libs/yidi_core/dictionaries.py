@@ -92,7 +92,7 @@ class Entry:
 class Dictionaries:
     """An immutable set of dictionary rows; no two rows may answer the same query."""
 
-    __slots__ = ("_by_dictionary", "_entries")
+    __slots__ = ("_by_code", "_by_dictionary", "_entries")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         rows = tuple(entries)
@@ -110,6 +110,13 @@ class Dictionaries:
         self._by_dictionary: Mapping[str, tuple[Entry, ...]] = MappingProxyType(
             {name: tuple(same) for name, same in by_dictionary.items()}
         )
+        by_code: dict[tuple[str, str], list[Entry]] = {}
+        for row in rows:
+            by_code.setdefault((row.dictionary, row.code), []).append(row)
+        # Settlement looks codes up per request: index them rather than scan a dictionary each time.
+        self._by_code: Mapping[tuple[str, str], tuple[Entry, ...]] = MappingProxyType(
+            {key: tuple(same) for key, same in by_code.items()}
+        )
 
     @classmethod
     def national(cls) -> Dictionaries:
@@ -125,11 +132,15 @@ class Dictionaries:
         """A new collection with provincial extension rows added; a clash raises ValueError."""
         return Dictionaries((*self._entries, *entries))
 
-    def _rows(self, dictionary: str, region: str, on: date | None) -> list[Entry]:
+    def _rows(self, dictionary: str, region: str, on: date | None, code: str | None = None) -> list[Entry]:
         if dictionary not in self._by_dictionary:
             raise ValueError(f"unknown dictionary {dictionary!r}")
-        region = check_region(region)
-        return [row for row in self._by_dictionary[dictionary] if row.covers(region) and row.valid_on(on)]
+        if region != NATIONAL_REGION:
+            region = check_region(region)
+        candidates = (
+            self._by_dictionary[dictionary] if code is None else self._by_code.get((dictionary, code), ())
+        )
+        return [row for row in candidates if row.covers(region) and row.valid_on(on)]
 
     def lookup(
         self, dictionary: str, code: str, *, region: str = NATIONAL_REGION, on: date | None = None
@@ -138,8 +149,7 @@ class Dictionaries:
 
         With ``on`` given at most one row applies; without it the latest, narrowest row wins.
         """
-        rows = [row for row in self._rows(dictionary, region, on) if row.code == code]
-        return max(rows, key=_preference, default=None)
+        return max(self._rows(dictionary, region, on, code), key=_preference, default=None)
 
     def check(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from yidi_core.catalogue import ItemResult, SelfPayReason
-from yidi_core.money import format_decimal, format_money
+from yidi_core.money import ZERO, format_decimal, format_money
 from yidi_core.policy import DeductibleScope, Rule
 
 _REASON_TEXT = {
@@ -105,8 +105,24 @@ class Explanation:
             f"{format_money(self.fund_raw)}."
         )
         lines.append(self._cap_sentence())
+        lines.append(self._share_sentence())
         lines.append(self._account_sentence())
         return lines
+
+    def _share_sentence(self) -> str:
+        """The patient's share (个人负担) as the sum of the reasons it exists."""
+        above_cap = self.fund_raw - self.cap.room_before if self.cap and self.cap.limited else ZERO
+        parts = {
+            "full self-pay (全自费)": sum((item.fulamt_ownpay for item in self.items), ZERO),
+            "over-limit (超限价)": sum((item.overlmt_selfpay for item in self.items), ZERO),
+            "first self-pay (先行自付)": sum((item.preselfpay for item in self.items), ZERO),
+            "deductible (起付线)": self.act_pay_dedc,
+            "co-payment (共付)": self.eligible - self.fund_raw,
+            "above the cap (超封顶)": above_cap,
+        }
+        shown = " + ".join(f"{name} {format_money(value)}" for name, value in parts.items() if value)
+        total = sum(parts.values(), ZERO)
+        return f"The patient's share (个人负担) is {format_money(total)}" + (f": {shown}." if shown else ".")
 
     def _rule_sentence(self) -> str:
         rule = self.rule

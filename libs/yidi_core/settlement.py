@@ -104,18 +104,17 @@ def settle(
     """
     accumulators = accumulators or Accumulators()
     _check_inputs(person, items, accumulators)
-    amounts = [line_amount(item, f"items[{index}].amount") for index, item in enumerate(items)]
+    # The catalogue split needs no rule, so a bad line is refused before the policy is consulted.
+    med_type, diagnoses = visit.med_type, visit.diagnoses
+    results = tuple(
+        classify_item(item, line_amount(item, index), catalogue.get(item.code), med_type, diagnoses)
+        for index, item in enumerate(items)
+    )
     check_policy(policy)
     group = psn_type_group(person.psn_type)
     psn_types = (person.psn_type, group) if group else (person.psn_type,)
-    rule_index, rule = select_rule(policy, visit.med_type, psn_types, visit.institution_level)
-
-    results = tuple(
-        classify_item(item, amount, catalogue.get(item.code), visit.med_type, visit.diagnoses)
-        for item, amount in zip(items, amounts, strict=True)
-    )
-    medfee = sum((r.amount for r in results), ZERO)
-    inscp = sum((r.inscp for r in results), ZERO)
+    rule_index, rule = select_rule(policy, med_type, psn_types, visit.institution_level)
+    medfee, fulamt, overlmt, preselfpay, inscp = _totals(results)
 
     deductible_key = rule.annual_deductible_key
     counted = accumulators.value(AccumulatorKind.DEDUCTIBLE, deductible_key) if deductible_key else ZERO
@@ -132,7 +131,8 @@ def settle(
     cap_step = _cap_step(rule, accumulators, fund_raw)
     hifp = fund_raw if cap_step is None else min(fund_raw, cap_step.room_before)
     psn_part = medfee - hifp
-    has_account = _has_account(person.insutype)
+    insutype = NATIONAL.lookup("insutype", person.insutype)
+    has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
 
     changes = _changes(rule, act_pay_dedc, eligible, hifp)
@@ -160,9 +160,9 @@ def settle(
     )
     return Settlement(
         medfee_sumamt=medfee,
-        fulamt_ownpay_amt=sum((r.fulamt_ownpay for r in results), ZERO),
-        overlmt_selfpay=sum((r.overlmt_selfpay for r in results), ZERO),
-        preselfpay_amt=sum((r.preselfpay for r in results), ZERO),
+        fulamt_ownpay_amt=fulamt,
+        overlmt_selfpay=overlmt,
+        preselfpay_amt=preselfpay,
         inscp_scp_amt=inscp,
         act_pay_dedc=act_pay_dedc,
         hifp_pay=hifp,
@@ -173,10 +173,22 @@ def settle(
         items=results,
         changes=changes,
         accumulators_after=_after(accumulators, changes),
-        fund_lines=_fund_lines(person.insutype, hifp, acct_pay),
+        fund_lines=_fund_lines(person.insutype, insutype.attributes if insutype else {}, hifp, acct_pay),
         notices=(CAP_EXHAUSTED,) if cap_step is not None and cap_step.limited else (),
         explanation=explanation,
     )
+
+
+def _totals(results: tuple[ItemResult, ...]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    """Σ amount, full self-pay, over-limit, first self-pay and in-scope, in one pass over the bill."""
+    medfee = fulamt = overlmt = preselfpay = inscp = ZERO
+    for item in results:
+        medfee += item.amount
+        fulamt += item.fulamt_ownpay
+        overlmt += item.overlmt_selfpay
+        preselfpay += item.preselfpay
+        inscp += item.inscp
+    return medfee, fulamt, overlmt, preselfpay, inscp
 
 
 def _check_inputs(person: Person, items: Sequence[FeeItem], accumulators: Accumulators) -> None:
@@ -253,22 +265,17 @@ def _changes(
 def _after(
     accumulators: Accumulators, changes: tuple[AccumulatorChange, ...]
 ) -> Mapping[AccumulatorKind, Mapping[str, Decimal]]:
-    after = accumulators.applied(changes)
+    """Each accumulator the rule touched, with its value after this settlement."""
     touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in AccumulatorKind}
     for change in changes:
-        touched[change.kind][change.key] = after.value(change.kind, change.key)
+        touched[change.kind][change.key] = accumulators.value(change.kind, change.key) + change.delta
     return touched
 
 
-def _has_account(insutype: str) -> bool:
-    entry = NATIONAL.lookup("insutype", insutype)
-    return entry is not None and entry.attributes.get("account") == "true"
-
-
-def _fund_lines(insutype: str, hifp: Decimal, acct_pay: Decimal) -> tuple[FundLine, ...]:
+def _fund_lines(
+    insutype: str, attributes: Mapping[str, str], hifp: Decimal, acct_pay: Decimal
+) -> tuple[FundLine, ...]:
     """The pooled fund line always; the personal-account line when the account paid."""
-    entry = NATIONAL.lookup("insutype", insutype)
-    attributes = entry.attributes if entry else {}
     lines = [FundLine(attributes.get("pooled_fund", f"{insutype}100"), "pooled fund (统筹基金)", hifp)]
     if acct_pay > ZERO:
         lines.append(
