@@ -16,8 +16,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from sqlalchemy import create_engine, text
+
+from yidi_runtime.server import Node
+from yidi_services.node import start_node
+from yidi_testing import settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,3 +120,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     if request.param == "sqlite":
         return None
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str | None) -> Iterator[Node]:
+    """A node running every service in process on a free port, on SQLite and on PostgreSQL."""
+    started = start_node(settings_for(tmp_path, database_url, auto_migrate=True))
+    yield started
+    started.stop(0)
+
+
+@pytest.fixture
+def channel(node: Node) -> Iterator[grpc.Channel]:
+    """A client channel to :func:`node`, for the generated stubs."""
+    with grpc.insecure_channel(node.address) as opened:
+        yield opened

@@ -11,19 +11,17 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 from sqlalchemy import create_engine, text
 
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi_core.errors import invalid
-from yidi_runtime.config import NodeSettings, load_settings
 from yidi_runtime.logs import configure_logging, get_logger
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceContext, ServiceGroup
 from yidi_services.node import GROUPS, start_node
+from yidi_testing import error_details, health_of, settings_for
 
 ALL_SERVICES = {
     "yidi.filing.v1.FilingService",
@@ -34,51 +32,6 @@ ALL_SERVICES = {
     "yidi.settlement.v1.InsuredSettlementService",
     "yidi.clearing.v1.ClearingService",
 }
-
-
-def settings_for(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> NodeSettings:
-    environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
-    return load_settings(
-        environ=environ, overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": 0, **overrides}
-    )
-
-
-@pytest.fixture
-def node(tmp_path: Path, database_url: str | None) -> Iterator[Node]:
-    settings = settings_for(tmp_path, database_url, auto_migrate=True)
-    started = start_node(settings)
-    yield started
-    started.stop(0)
-
-
-@pytest.fixture
-def channel(node: Node) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(node.address) as opened:
-        yield opened
-
-
-def health_of(channel: grpc.Channel, service: str) -> int:
-    response = health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service=service), timeout=5
-    )
-    return int(response.status)
-
-
-def error_details(error: grpc.RpcError) -> dict[str, Any]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "the status carries no rich details"
-    found: dict[str, Any] = {}
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.LocalizedMessage,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                found[kind.DESCRIPTOR.name] = message
-    return found
 
 
 def test_every_service_reports_serving_once_its_database_answers(channel: grpc.Channel) -> None:
