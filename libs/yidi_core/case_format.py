@@ -243,7 +243,7 @@ def parse_rule(document: object, path: str) -> Rule:
             for index, segment in enumerate(_list(rule["segments"], f"{path}.segments"))
         )
     scope = rule.get("deductible_scope", DeductibleScope.PER_VISIT.value)
-    if scope not in {s.value for s in DeductibleScope}:
+    if not isinstance(scope, str) or scope not in {s.value for s in DeductibleScope}:
         raise invalid(
             "INVALID_POLICY", f"{path}.deductible_scope", f"must be per_visit or annual, got {scope!r}"
         )

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from yidi_core.errors import invalid
-from yidi_core.money import ZERO, round_fen
+from yidi_core.money import MAX_AMOUNT, ZERO, round_fen
 
 # A given line amount may differ from round(qty × price) by at most one fen (HIS rounding).
 AMOUNT_TOLERANCE = Decimal("0.01")
@@ -123,7 +123,15 @@ def line_amount(item: FeeItem, index: int) -> Decimal:
 
     ``index`` is the line's position in the bill, named in the error (``items[index].amount``).
     """
-    computed = round_fen(item.qty * item.price)
+    product = item.qty * item.price
+    if product > MAX_AMOUNT:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            f"items[{index}].qty",
+            f"qty {item.qty} × price {item.price} exceeds the largest amount {MAX_AMOUNT}",
+            metadata={"sn": item.sn},
+        )
+    computed = round_fen(product)
     if item.amount is None:
         return computed
     if abs(item.amount - computed) > AMOUNT_TOLERANCE:

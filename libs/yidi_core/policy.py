@@ -115,8 +115,21 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
     problems = []
     if not policy.rules:
         problems.append(invalid("INVALID_POLICY", f"{path}.rules", "must hold at least one rule"))
+    caps: dict[str, Decimal | None] = {}
     for index, rule in enumerate(policy.rules):
-        problems.extend(_rule_problems(rule, f"{path}.rules[{index}]"))
+        where = f"{path}.rules[{index}]"
+        problems.extend(_rule_problems(rule, where))
+        if rule.cap_key:
+            # One yearly total per key needs one limit: rules sharing a key must agree on it.
+            first = caps.setdefault(rule.cap_key, rule.cap)
+            if first != rule.cap:
+                problems.append(
+                    invalid(
+                        "INVALID_POLICY",
+                        f"{where}.cap",
+                        f"rules sharing cap_key {rule.cap_key!r} set different caps",
+                    )
+                )
     for category, adjustment in policy.ratio_adjustments.items():
         if not -ONE <= adjustment <= ONE:
             where = f"{path}.ratio_adjustments.{category}"

@@ -106,6 +106,17 @@ def test_calc_reads_standard_input_and_explains() -> None:
             "policy.rules[0].segments[0].ratio",
         ),
         (lambda c: c.pop("items"), "INVALID_ARGUMENT", "case.items"),
+        (
+            lambda c: c["policy"]["rules"][0].update(deductible_scope=[]),
+            "INVALID_POLICY",
+            "policy.rules[0].deductible_scope",
+        ),
+        (
+            lambda c: c["policy"]["rules"].append(c["policy"]["rules"][0] | {"cap": "10.00"}),
+            "INVALID_POLICY",
+            "policy.rules[1].cap",
+        ),
+        (lambda c: c["items"][0].update(qty="10000000000000"), "INVALID_ARGUMENT", "items[0].qty"),
     ],
 )
 def test_calc_refuses_bad_input_naming_the_field(
