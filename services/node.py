@@ -13,15 +13,8 @@ from types import ModuleType
 
 import grpc
 
-from yidi.catalogue.v1 import (
-    catalogue_service_pb2,
-    catalogue_service_pb2_grpc,
-    policy_service_pb2,
-    policy_service_pb2_grpc,
-)
 from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
-from yidi.registry.v1 import institution_registry_service_pb2, institution_registry_service_pb2_grpc
 from yidi.settlement.v1 import (
     insured_settlement_service_pb2,
     insured_settlement_service_pb2_grpc,
@@ -32,9 +25,11 @@ from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceContext, ServiceGroup
 from yidi_services.catalogue import models as catalogue_models
+from yidi_services.catalogue import servicers as catalogue_servicers
 from yidi_services.clearing import models as clearing_models
 from yidi_services.filing import models as filing_models
 from yidi_services.registry import models as registry_models
+from yidi_services.registry import servicer as registry_servicer
 from yidi_services.settlement import models as settlement_models
 
 _HERE = Path(__file__).parent
@@ -68,20 +63,17 @@ GROUPS: dict[str, ServiceGroup] = {
     group.name: group
     for group in (
         _group("filing", filing_models, (filing_service_pb2, filing_service_pb2_grpc, "FilingService")),
-        _group(
-            "registry",
-            registry_models,
-            (
-                institution_registry_service_pb2,
-                institution_registry_service_pb2_grpc,
-                "InstitutionRegistryService",
-            ),
+        ServiceGroup(
+            name="registry",
+            metadata=registry_models.Base.metadata,
+            versions=_HERE / "registry" / "migrations" / "versions",
+            register=registry_servicer.register,
         ),
-        _group(
-            "catalogue",
-            catalogue_models,
-            (catalogue_service_pb2, catalogue_service_pb2_grpc, "CatalogueService"),
-            (policy_service_pb2, policy_service_pb2_grpc, "PolicyService"),
+        ServiceGroup(
+            name="catalogue",
+            metadata=catalogue_models.Base.metadata,
+            versions=_HERE / "catalogue" / "migrations" / "versions",
+            register=catalogue_servicers.register,
         ),
         _group(
             "settlement",

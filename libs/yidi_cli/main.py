@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from yidi_cli.catalogue import catalogue_app, policy_app
+from yidi_cli.registry import app as registry_app
 from yidi_runtime.config import ConfigError, NodeSettings, load_settings
 
 app = typer.Typer(
@@ -61,6 +63,10 @@ def serve(
     )
     raise typer.Exit(run_node(settings))
 
+
+app.add_typer(catalogue_app, name="catalogue")
+app.add_typer(policy_app, name="policy")
+app.add_typer(registry_app, name="registry")
 
 db_app = typer.Typer(
     help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True

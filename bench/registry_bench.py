@@ -1,0 +1,212 @@
+"""Institution registry at national scale: bulk-load 200,000 institutions, then time filtered list pages.
+
+Starts a registry-only node in process (SQLite in a temporary folder by default, or
+``--database-url`` for PostgreSQL), imports a generated CSV through ImportInstitutions (the
+bulk-load time is end to end: streaming, parsing, validation and bulk inserts), then calls
+ListInstitutions through the generated stub with typical filters and reports p50/p99
+latency per query. Prints the machine's details and writes bench/results/registry_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from yidi.registry.v1 import institution_pb2 as pb
+from yidi.registry.v1 import institution_registry_service_pb2 as api
+from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
+from yidi_runtime.config import load_settings
+from yidi_runtime.logs import configure_logging
+from yidi_services.node import start_node
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROVINCES = [
+    f"{p}0000"
+    for p in (
+        11,
+        12,
+        13,
+        14,
+        15,
+        21,
+        22,
+        23,
+        31,
+        32,
+        33,
+        34,
+        35,
+        36,
+        37,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        50,
+        51,
+        52,
+        53,
+        54,
+        61,
+        62,
+        63,
+        64,
+        65,
+    )
+]
+DISEASES = ("M03900", "M01600", "M00500", "M07800", "M08300")
+HEADER = (
+    "fixmedins_code,fixmedins_name,type,level,admdvs,address,status,"
+    "accepts_cross_province,accepts_in_province,services\n"
+)
+CHUNK = 256 * 1024
+
+
+def generated_csv(count: int, seed: int = 7) -> bytes:
+    """``count`` institutions spread over 31 provinces × 10 cities × 10 counties (deterministic)."""
+    rng = random.Random(seed)
+    counties = [f"{p[:2]}{c:02d}{d:02d}" for p in PROVINCES for c in range(1, 11) for d in range(1, 11)]
+    out = io.StringIO()
+    out.write(HEADER)
+    for index in range(count):
+        county = counties[index % len(counties)]
+        sequence = index // len(counties) + 1
+        pharmacy = rng.random() < 0.2
+        services = []
+        if pharmacy:
+            services.append("pharmacy_purchase@2021-01-01")
+            if rng.random() < 0.3:
+                services.append("special_drugs@2023-01-01")
+        else:
+            if rng.random() < 0.6:
+                services.append("inpatient@2019-01-01")
+            if rng.random() < 0.7:
+                services.append("general_outpatient@2021-06-01")
+            services += [f"chronic_outpatient:{d}@2022-01-01" for d in DISEASES if rng.random() < 0.15]
+        letter, kind, level = ("P", "pharmacy", "") if pharmacy else ("H", "medical", rng.choice("123"))
+        status = "closed" if rng.random() < 0.05 else "active"
+        out.write(
+            f"{letter}{county}{sequence:05d},institution {index},{kind},{level},{county},sample,{status},"
+            f"true,true,{';'.join(services)}\n"
+        )
+    return out.getvalue().encode()
+
+
+def import_messages(data: bytes) -> Iterator[api.ImportInstitutionsRequest]:
+    yield api.ImportInstitutionsRequest(
+        header=api.ImportInstitutionsHeader(request_id="000000000000202601010000000001", admdvs="000000")
+    )
+    for start in range(0, len(data), CHUNK):
+        yield api.ImportInstitutionsRequest(csv_chunk=data[start : start + CHUNK])
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "province + medical + outpatient + active": {
+        "admdvs": "330000",
+        "type": pb.INSTITUTION_TYPE_MEDICAL,
+        "service": pb.SERVICE_KIND_GENERAL_OUTPATIENT,
+        "status": pb.INSTITUTION_STATUS_ACTIVE,
+    },
+    "county + chronic M08300": {"admdvs": "440305", "chronic_disease": "M08303"},
+    "province + level 3 + chronic family M00500": {
+        "admdvs": "520000",
+        "levels": ["3"],
+        "chronic_disease": "M00500",
+    },
+    "whole country, active, page 2": {"status": pb.INSTITUTION_STATUS_ACTIVE, "second_page": True},
+}
+
+
+def timed(
+    stub: api_grpc.InstitutionRegistryServiceStub, filters: dict[str, Any], repeats: int
+) -> dict[str, float]:
+    filters = dict(filters)
+    token = ""
+    if filters.pop("second_page", False):
+        token = stub.ListInstitutions(api.ListInstitutionsRequest(**filters)).next_page_token
+    request = api.ListInstitutionsRequest(page_token=token, **filters)
+    rows = len(stub.ListInstitutions(request).institutions)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        stub.ListInstitutions(request)
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {
+        "rows": rows,
+        "p50_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
+    parser.add_argument("--institutions", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+    configure_logging("warning")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    print(f"machine: {machine}; {platform.platform()}")
+    with tempfile.TemporaryDirectory(prefix="yidi-registry-bench-") as folder:
+        environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
+        settings = load_settings(
+            environ=environ,
+            overrides={
+                "data_dir": folder,
+                "grpc_port": 0,
+                "metrics_port": None,
+                "auto_migrate": True,
+                "role": "national",
+                "region": "000000",
+                "services": "registry",
+                "log_level": "warning",
+            },
+        )
+        node = start_node(settings)
+        database = "postgresql" if args.database_url else "sqlite"
+        try:
+            data = generated_csv(args.institutions)
+            with grpc.insecure_channel(node.address) as channel:
+                stub = api_grpc.InstitutionRegistryServiceStub(channel)
+                started = time.perf_counter()
+                result = stub.ImportInstitutions(import_messages(data), timeout=3600)
+                load_s = time.perf_counter() - started
+                print(
+                    f"{database}: bulk-loaded {result.created_count} institutions "
+                    f"({len(data) / 1e6:.1f} MB CSV) in {load_s:.1f} s"
+                )
+                figures = {name: timed(stub, filters, args.repeats) for name, filters in QUERIES.items()}
+        finally:
+            node.stop(0)
+    for name, figure in figures.items():
+        print(
+            f"  ListInstitutions [{name}]: {figure['rows']} rows, p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    document = {
+        "machine": machine,
+        "database": database,
+        "institutions": args.institutions,
+        "bulk_load_s": round(load_s, 2),
+        "list": figures,
+    }
+    (RESULTS / "registry_bench.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""InstitutionRegistryService over gRPC: proto → plain values → handler → proto.
+
+Every mutating method runs through the request log, so a repeated ``request_id`` gets the
+original answer and nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy.orm import Session
+
+from yidi.registry.v1 import institution_registry_service_pb2 as api
+from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
+from yidi_core.errors import invalid
+from yidi_runtime.idempotency import RequestLog, Response
+from yidi_runtime.service import ServiceContext
+from yidi_services.registry import convert, coverage, handlers, suspensions
+from yidi_services.registry.models import RequestRecord
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+"""Service dates (opening dates, ``open_on`` defaults) are calendar days in China."""
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
+    """The registry of networked designated institutions on one node."""
+
+    def __init__(self, context: ServiceContext, clock: Clock = _utc_now) -> None:
+        self._database = context.database
+        self._region = context.settings.region
+        self._clock = clock
+        self._log = RequestLog(RequestRecord)
+
+    def _today(self) -> date:
+        return self._clock().astimezone(CHINA_STANDARD_TIME).date()
+
+    def _once(
+        self,
+        request_id: str,
+        method: str,
+        requests: Sequence[Message],
+        response_type: type[Response],
+        effect: Callable[[Session], Response],
+    ) -> Response:
+        return self._log.run_once(self._database, request_id, method, requests, response_type, effect)
+
+    def RegisterInstitution(
+        self, request: api.RegisterInstitutionRequest, context: grpc.ServicerContext
+    ) -> api.RegisterInstitutionResponse:
+        draft = convert.draft(request.institution)
+        return self._once(
+            request.request_id,
+            "RegisterInstitution",
+            [request],
+            api.RegisterInstitutionResponse,
+            lambda session: api.RegisterInstitutionResponse(
+                institution=convert.institution(
+                    handlers.register(session, self._region, draft, self._clock())
+                )
+            ),
+        )
+
+    def UpdateInstitution(
+        self, request: api.UpdateInstitutionRequest, context: grpc.ServicerContext
+    ) -> api.UpdateInstitutionResponse:
+        draft = convert.draft(request.institution)
+        return self._once(
+            request.request_id,
+            "UpdateInstitution",
+            [request],
+            api.UpdateInstitutionResponse,
+            lambda session: api.UpdateInstitutionResponse(
+                institution=convert.institution(handlers.update(session, self._region, draft, self._clock()))
+            ),
+        )
+
+    def GetInstitution(
+        self, request: api.GetInstitutionRequest, context: grpc.ServicerContext
+    ) -> api.GetInstitutionResponse:
+        with self._database.unit_of_work() as uow:
+            found = handlers.get(uow.session, request.fixmedins_code)
+        return api.GetInstitutionResponse(institution=convert.institution(found))
+
+    def ListInstitutions(
+        self, request: api.ListInstitutionsRequest, context: grpc.ServicerContext
+    ) -> api.ListInstitutionsResponse:
+        query = handlers.ListQuery(
+            admdvs=request.admdvs,
+            type=convert.type_name(request.type),
+            levels=tuple(request.levels),
+            service=convert.kind_name(request.service),
+            chronic_disease=request.chronic_disease,
+            status=convert.status_name(request.status),
+            open_on=convert.optional_date(request, "open_on"),
+            cross_province_only=request.cross_province_only,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        with self._database.unit_of_work() as uow:
+            page, token = handlers.list_institutions(uow.session, query, self._today())
+        return api.ListInstitutionsResponse(
+            institutions=[convert.institution(found) for found in page], next_page_token=token
+        )
+
+    def ImportInstitutions(
+        self, request_iterator: Iterator[api.ImportInstitutionsRequest], context: grpc.ServicerContext
+    ) -> api.ImportInstitutionsResponse:
+        messages = list(request_iterator)
+        if not messages or messages[0].WhichOneof("part") != "header":
+            raise invalid("INVALID_ARGUMENT", "header", "must be the first message of the stream")
+        if any(message.WhichOneof("part") != "csv_chunk" for message in messages[1:]):
+            raise invalid("INVALID_ARGUMENT", "header", "must be sent once, before the CSV chunks")
+        header = messages[0].header
+        data = b"".join(message.csv_chunk for message in messages[1:])
+
+        def effect(session: Session) -> api.ImportInstitutionsResponse:
+            result = handlers.import_csv(session, self._region, header.admdvs, data, self._clock())
+            return api.ImportInstitutionsResponse(
+                row_count=result.row_count,
+                created_count=result.created_count,
+                updated_count=result.updated_count,
+            )
+
+        return self._once(
+            header.request_id, "ImportInstitutions", messages, api.ImportInstitutionsResponse, effect
+        )
+
+    def PublishSuspension(
+        self, request: api.PublishSuspensionRequest, context: grpc.ServicerContext
+    ) -> api.PublishSuspensionResponse:
+        notice = request.suspension
+        scope = notice.WhichOneof("scope")
+        draft = suspensions.SuspensionDraft(
+            fixmedins_code=notice.fixmedins_code if scope == "fixmedins_code" else "",
+            admdvs=notice.admdvs if scope == "admdvs" else "",
+            start_time=convert.moment(notice, "start_time"),
+            end_time=convert.moment(notice, "end_time"),
+            reason=notice.reason,
+            publisher=notice.publisher,
+        )
+        return self._once(
+            request.request_id,
+            "PublishSuspension",
+            [request],
+            api.PublishSuspensionResponse,
+            lambda session: api.PublishSuspensionResponse(
+                suspension=convert.suspension(suspensions.publish(session, self._region, draft))
+            ),
+        )
+
+    def RevokeSuspension(
+        self, request: api.RevokeSuspensionRequest, context: grpc.ServicerContext
+    ) -> api.RevokeSuspensionResponse:
+        return self._once(
+            request.request_id,
+            "RevokeSuspension",
+            [request],
+            api.RevokeSuspensionResponse,
+            lambda session: api.RevokeSuspensionResponse(
+                suspension=convert.suspension(
+                    suspensions.revoke(session, self._region, request.suspension_id)
+                )
+            ),
+        )
+
+    def ListSuspensions(
+        self, request: api.ListSuspensionsRequest, context: grpc.ServicerContext
+    ) -> api.ListSuspensionsResponse:
+        query = suspensions.SuspensionQuery(
+            active_at=convert.moment(request, "active_at"),
+            admdvs=request.admdvs,
+            fixmedins_code=request.fixmedins_code,
+            include_revoked=request.include_revoked,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        with self._database.unit_of_work() as uow:
+            page, token = suspensions.list_notices(uow.session, query)
+        return api.ListSuspensionsResponse(
+            suspensions=[convert.suspension(notice) for notice in page], next_page_token=token
+        )
+
+    def CheckInstitution(
+        self, request: api.CheckInstitutionRequest, context: grpc.ServicerContext
+    ) -> api.CheckInstitutionResponse:
+        query = handlers.CheckQuery(
+            code=request.fixmedins_code,
+            med_type=request.med_type,
+            chronic_disease=request.chronic_disease,
+            service_date=convert.optional_date(request, "service_date"),
+            insured_region=request.insuplc_admdvs,
+            at=convert.moment(request, "at_time") or self._clock(),
+        )
+        with self._database.unit_of_work() as uow:
+            found, service = handlers.check(uow.session, query)
+        return api.CheckInstitutionResponse(
+            institution=convert.institution(found), service=convert.opened_service(service)
+        )
+
+    def CoverageReport(
+        self, request: api.CoverageReportRequest, context: grpc.ServicerContext
+    ) -> api.CoverageReportResponse:
+        as_of = convert.optional_date(request, "as_of") or self._today()
+        with self._database.unit_of_work() as uow:
+            report = coverage.report(uow.session, request.admdvs, as_of, list(request.expected_counties))
+        return convert.coverage(report)
+
+    def SyncInstitutions(
+        self, request: api.SyncInstitutionsRequest, context: grpc.ServicerContext
+    ) -> api.SyncInstitutionsResponse:
+        drafts = [convert.draft(message) for message in request.institutions]
+
+        def effect(session: Session) -> api.SyncInstitutionsResponse:
+            result = handlers.sync(session, self._region, request.source_admdvs, drafts, self._clock())
+            return api.SyncInstitutionsResponse(
+                applied_count=result.applied_count, stale_count=result.stale_count
+            )
+
+        return self._once(
+            request.request_id, "SyncInstitutions", [request], api.SyncInstitutionsResponse, effect
+        )
+
+
+def register(server: grpc.Server, context: ServiceContext) -> list[str]:
+    """Add the registry to a node's server; returns the gRPC service names it serves."""
+    api_grpc.add_InstitutionRegistryServiceServicer_to_server(RegistryServicer(context), server)
+    return [api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name]
