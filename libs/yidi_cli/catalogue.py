@@ -6,16 +6,14 @@ of these commands runs.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 if TYPE_CHECKING:
-    import grpc
     from google.type.date_pb2 import Date
 
 catalogue_app = typer.Typer(
@@ -29,7 +27,6 @@ PolicyFileArgument = typer.Argument(
     ..., help="Policy document, .json or .toml (the calc format's policy block)."
 )
 RequestIdOption = typer.Option(None, "--request-id", help="Message id (default: a new one).")
-REFUSED = 2
 _CHUNK = 64 * 1024
 _SUFFIXES = (".json", ".toml")
 
@@ -44,41 +41,11 @@ def _date(text: str, option: str) -> Date:
     return Date(year=day.year, month=day.month, day=day.day)
 
 
-def _request_id(region: str) -> str:
-    """A msgid: the region padded to 12 characters, the time, and a random 4-digit sequence."""
-    return f"{region:0<12}{datetime.now():%Y%m%d%H%M%S}{secrets.randbelow(10_000):04d}"
-
-
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
         raise typer.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="FILE") from None
-
-
-def _refused(error: grpc.RpcError) -> typer.Exit:
-    """Print the node's reason and each field violation; exit non-zero."""
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-    from rich.console import Console
-
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    reason = error.code().name  # type: ignore[attr-defined]
-    violations: list[tuple[str, str]] = []
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = [(v.field, v.description) for v in bad.field_violations]
-    console = Console(stderr=True)
-    console.print(f"[bold red]refused[/]: {reason}: {error.details()}")  # type: ignore[attr-defined]
-    for field, description in violations:
-        console.print(f"  {field}: {description}")
-    return typer.Exit(REFUSED)
 
 
 @catalogue_app.command("import")
@@ -96,6 +63,7 @@ def import_catalogue(
     from rich.console import Console
 
     from yidi.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
+    from yidi_cli.node_client import explain_refusal, message_id
     from yidi_core.codes import NATIONAL_REGION
 
     content = _read(file)
@@ -105,7 +73,7 @@ def import_catalogue(
         else catalogue_pb2.CATALOGUE_LAYER_PROVINCIAL_OVERLAY
     )
     header = catalogue_service_pb2.ImportCatalogueHeader(
-        request_id=request_id or _request_id(region),
+        request_id=request_id or message_id(region),
         admdvs=region,
         layer=layer,
         effective_date=_date(effective, "--effective"),
@@ -122,7 +90,7 @@ def import_catalogue(
                 catalogue_service_pb2_grpc.CatalogueServiceStub(channel).ImportCatalogue(messages()).version
             )
         except grpc.RpcError as error:
-            raise _refused(error) from None
+            raise typer.Exit(explain_refusal(error)) from None
     Console().print(
         f"[bold green]imported[/] catalogue version {version.version_id}: {version.item_count} items, "
         f"sha256 {version.content_sha256[:12]}…"
@@ -146,6 +114,7 @@ def import_policy(
     from rich.console import Console
 
     from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
+    from yidi_cli.node_client import explain_refusal, message_id
 
     if file.suffix.lower() not in _SUFFIXES:
         raise typer.BadParameter("must end in .json or .toml", param_hint="FILE")
@@ -155,7 +124,7 @@ def import_policy(
         else policy_service_pb2.POLICY_FORMAT_JSON
     )
     request = policy_service_pb2.ImportPolicyRequest(
-        request_id=request_id or _request_id(region),
+        request_id=request_id or message_id(region),
         insuplc_admdvs=region,
         insutype=insutype,
         effective_date=_date(effective, "--effective"),
@@ -167,5 +136,5 @@ def import_policy(
         try:
             policy = policy_service_pb2_grpc.PolicyServiceStub(channel).ImportPolicy(request).policy
         except grpc.RpcError as error:
-            raise _refused(error) from None
+            raise typer.Exit(explain_refusal(error)) from None
     Console().print(f"[bold green]imported[/] policy version {policy.version_id}: {len(policy.rules)} rules")

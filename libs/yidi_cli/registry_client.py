@@ -7,57 +7,22 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
-from google.rpc import error_details_pb2
 from google.type import date_pb2
-from grpc_status import rpc_status
 from rich.console import Console
 from rich.table import Table
 
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
+from yidi_cli.node_client import explain_refusal, message_id
 
-REFUSED = 1
-UNREACHABLE = 3
 _CHUNK_BYTES = 64 * 1024
 _NATIONAL = "000000"
-
-
-def message_id(region: str) -> str:
-    """A msgid as codes.md defines it: the region padded to 12, a timestamp and a sequence."""
-    return f"{region}000000{datetime.now(UTC):%Y%m%d%H%M%S}{random.randrange(10_000):04d}"
-
-
-def explain_refusal(error: grpc.RpcError) -> int:
-    """Print why the node refused (reason, message, bad fields) and return the exit code to use."""
-    console = Console(stderr=True)
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None and error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        console.print(f"yidi: node unreachable: {error.details()}", markup=False)
-        return UNREACHABLE
-    reason = error.code().name
-    violations: list[tuple[str, str]] = []
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = [(v.field, v.description) for v in bad.field_violations]
-    console.print(f"refused: {reason}", markup=False)
-    if not violations:
-        console.print(error.details(), markup=False)
-    for field, description in violations:
-        console.print(f"  {field}: {description}", markup=False)
-    return REFUSED
 
 
 def import_region(path: Path) -> str:

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from yidi_core.codes import NATIONAL_REGION, check_item_code, check_region, province_of
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.items import CatalogueRow
 from yidi_services.catalogue.models import CatalogueItemRecord, CatalogueVersionRecord
-from yidi_services.catalogue.paging import bad_token, decode_token, encode_token, newest_first_page
+from yidi_services.catalogue.paging import newest_first_page
 
 MAX_CODES = 5_000
 _INSERT_CHUNK = 5_000
@@ -288,9 +289,10 @@ def diff(
         ",".join(version.version_id for version in view.versions) + f"@{view.day}" for view in (left, right)
     )
     query = f"diff:{sides}:{','.join(codes)}"
-    start = decode_token(token, query) or 0
-    if not isinstance(start, int) or start < 0:
+    resume = decode_token(token, query, 1)
+    if resume and not resume[0].isdigit():
         raise bad_token()
+    start = int(resume[0]) if resume else 0
     candidates = codes or _all_codes(session, (left, right))
     differences: list[Difference] = []
     position = start
@@ -302,4 +304,4 @@ def diff(
             difference = _compare(code, on_left.get(code), on_right.get(code))
             if difference is not None:
                 differences.append(difference)
-    return differences, encode_token(query, position) if position < len(candidates) else ""
+    return differences, encode_token([str(position)], query) if position < len(candidates) else ""

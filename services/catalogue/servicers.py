@@ -18,6 +18,7 @@ from yidi.catalogue.v1 import (
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
+from yidi_runtime.paging import page_size
 from yidi_runtime.service import ServiceContext
 from yidi_services.catalogue import catalogues, policies
 from yidi_services.catalogue.catalogue_csv import parse_catalogue_csv
@@ -34,7 +35,6 @@ from yidi_services.catalogue.messages import (
     version_message,
 )
 from yidi_services.catalogue.models import RequestRecord
-from yidi_services.catalogue.paging import page_size
 from yidi_services.catalogue.policies import DocumentFormat
 from yidi_services.catalogue.results import settlement_result
 

@@ -23,6 +23,7 @@ from yidi_core.codes import (
 )
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_services.registry import csv_import, store
 from yidi_services.registry.institutions import (
     Institution,
@@ -36,7 +37,6 @@ from yidi_services.registry.institutions import (
     validate,
 )
 from yidi_services.registry.med_types import SERVICE_FOR_MED_TYPE
-from yidi_services.registry.pagination import decode_token, encode_token, page_size
 from yidi_services.registry.regions import ensure_within, region_prefix, within
 from yidi_services.registry.suspensions import covering_notice
 

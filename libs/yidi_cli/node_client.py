@@ -1,0 +1,48 @@
+"""What every `yidi` command that talks to a node shares: message ids and explaining a refusal.
+
+Loaded only by commands that dial a node, so `yidi calc` starts without gRPC.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from rich.console import Console
+
+REFUSED = 1
+UNREACHABLE = 3
+
+
+def message_id(region: str) -> str:
+    """A msgid as codes.md defines it: the region padded to 12, a timestamp and a sequence."""
+    return f"{region}000000{datetime.now(UTC):%Y%m%d%H%M%S}{random.randrange(10_000):04d}"
+
+
+def explain_refusal(error: grpc.RpcError) -> int:
+    """Print why the node refused (reason, message, bad fields) and return the exit code to use."""
+    console = Console(stderr=True)
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None and error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        console.print(f"yidi: node unreachable: {error.details()}", markup=False)
+        return UNREACHABLE
+    reason = error.code().name
+    violations: list[tuple[str, str]] = []
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    console.print(f"refused: {reason}", markup=False)
+    if not violations:
+        console.print(error.details(), markup=False)
+    for field, description in violations:
+        console.print(f"  {field}: {description}", markup=False)
+    return REFUSED
