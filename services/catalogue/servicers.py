@@ -20,6 +20,7 @@ from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
 from yidi_runtime.service import ServiceContext
+from yidi_runtime.uploads import read_upload
 from yidi_services.catalogue import catalogues, policies
 from yidi_services.catalogue.catalogue_csv import parse_catalogue_csv
 from yidi_services.catalogue.estimate import estimate
@@ -63,17 +64,11 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         request_iterator: Iterable[catalogue_service_pb2.ImportCatalogueRequest],
         context: grpc.ServicerContext,
     ) -> catalogue_service_pb2.ImportCatalogueResponse:
-        messages = list(request_iterator)
-        if not messages or messages[0].WhichOneof("part") != "header":
-            raise invalid("INVALID_ARGUMENT", "header", "the first message must be the header")
-        if any(message.WhichOneof("part") != "csv_chunk" for message in messages[1:]):
-            raise invalid("INVALID_ARGUMENT", "header", "only the first message may be a header")
-        header = messages[0].header
+        header, content = read_upload(request_iterator)
         request_id = _request_id(header.request_id, "header.request_id")
         layer = layer_of(header.layer)
         region = catalogues.check_layer(header.admdvs, layer)
         effective_date = required_day(header.effective_date, "header.effective_date")
-        content = b"".join(message.csv_chunk for message in messages[1:])
         rows = parse_catalogue_csv(content)
         digest = hashlib.sha256(content).hexdigest()
 
@@ -85,7 +80,10 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
             return catalogue_service_pb2.ImportCatalogueResponse(version=version_message(version))
 
         # The same header and file is the same request however the client chunked it.
-        normalized = [messages[0], catalogue_service_pb2.ImportCatalogueRequest(csv_chunk=content)]
+        normalized = [
+            catalogue_service_pb2.ImportCatalogueRequest(header=header),
+            catalogue_service_pb2.ImportCatalogueRequest(csv_chunk=content),
+        ]
         return _REQUESTS.run_once(
             self._database,
             request_id,

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
-from yidi_core.errors import invalid
 from yidi_runtime.idempotency import RequestLog, Response
 from yidi_runtime.service import ServiceContext
+from yidi_runtime.uploads import read_upload
 from yidi_services.registry import convert, coverage, handlers, suspensions
 from yidi_services.registry.models import RequestRecord
 
@@ -114,13 +114,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def ImportInstitutions(
         self, request_iterator: Iterator[api.ImportInstitutionsRequest], context: grpc.ServicerContext
     ) -> api.ImportInstitutionsResponse:
-        messages = list(request_iterator)
-        if not messages or messages[0].WhichOneof("part") != "header":
-            raise invalid("INVALID_ARGUMENT", "header", "must be the first message of the stream")
-        if any(message.WhichOneof("part") != "csv_chunk" for message in messages[1:]):
-            raise invalid("INVALID_ARGUMENT", "header", "must be sent once, before the CSV chunks")
-        header = messages[0].header
-        data = b"".join(message.csv_chunk for message in messages[1:])
+        header, data = read_upload(request_iterator)
 
         def effect(session: Session) -> api.ImportInstitutionsResponse:
             result = handlers.import_csv(session, self._region, header.admdvs, data, self._clock())
@@ -130,8 +124,13 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
                 updated_count=result.updated_count,
             )
 
+        # The same header and file is the same request however the client chunked it.
+        normalized = [
+            api.ImportInstitutionsRequest(header=header),
+            api.ImportInstitutionsRequest(csv_chunk=data),
+        ]
         return self._once(
-            header.request_id, "ImportInstitutions", messages, api.ImportInstitutionsResponse, effect
+            header.request_id, "ImportInstitutions", normalized, api.ImportInstitutionsResponse, effect
         )
 
     def PublishSuspension(
