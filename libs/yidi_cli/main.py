@@ -64,6 +64,14 @@ def serve(
     raise typer.Exit(run_node(settings))
 
 
+@app.command()
+def demo(data_dir: Path | None = DataDirOption) -> None:
+    """Start a node on the embedded default, load the sample data and print real settlement answers."""
+    from yidi_cli.demo import run_demo
+
+    raise typer.Exit(run_demo(data_dir))
+
+
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(policy_app, name="policy")
 app.add_typer(registry_app, name="registry")
