@@ -4,7 +4,7 @@ Starts a registry-only node in process (SQLite in a temporary folder by default,
 ``--database-url`` for PostgreSQL), imports a generated CSV through ImportInstitutions (the
 bulk-load time is end to end: streaming, parsing, validation and bulk inserts), then calls
 ListInstitutions through the generated stub with typical filters and reports p50/p99
-latency per query. Prints the machine's details and writes bench/results/registry_bench.json.
+latency per query. Prints the machine's details and writes bench/results/registry_bench_<database>.json.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def main() -> None:
         "bulk_load_s": round(load_s, 2),
         "list": figures,
     }
-    (RESULTS / "registry_bench.json").write_text(json.dumps(document, indent=2) + "\n")
+    (RESULTS / f"registry_bench_{database}.json").write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""`yidi registry`: import institutions from CSV and print coverage, talking to a node over gRPC.
+"""`yidi registry`: import institutions, print coverage, push changes to the parent node, over gRPC.
 
-Both commands exit 0 on success, 1 with the node's stable reason (and every bad field) when
+The commands exit 0 on success, 1 with the node's stable reason (and every bad field) when
 the node refuses, 3 when the node cannot be reached. The gRPC machinery loads lazily.
 """
 
@@ -11,14 +11,17 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Institution registry (定点医药机构): import and coverage.", no_args_is_help=True)
+app = typer.Typer(
+    help="Institution registry (定点医药机构): import, coverage and sync to the parent node.",
+    no_args_is_help=True,
+)
 
 AddressOption = typer.Option("127.0.0.1:50051", "--address", help="The node's gRPC address.")
 CsvArgument = typer.Argument(..., exists=True, dir_okay=False, help="CSV file (see examples/data/README.md).")
 ImportRegionOption = typer.Option(
     None, "--region", help="Region every row must lie in (default: their province, or 000000)."
 )
-RequestIdOption = typer.Option(None, "--request-id", help="Message id; repeat it to retry an import safely.")
+RequestIdOption = typer.Option(None, "--request-id", help="Message id; repeat it to retry safely.")
 CoverageRegionOption = typer.Option(..., "--region", help="Province, city, or 000000 for the whole country.")
 AsOfOption = typer.Option(None, "--as-of", help="Date yyyy-mm-dd (default: the node's today).")
 CountiesOption = typer.Option(
@@ -61,3 +64,15 @@ def coverage(
         typer.echo(f"yidi: --as-of must be a date yyyy-mm-dd, got {as_of!r}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(run_coverage(address, region, day, read_counties(expected_counties), as_json))
+
+
+@app.command("sync")
+def sync(request_id: str | None = RequestIdOption, address: str = AddressOption) -> None:
+    """Make the node push every institution change its parent has not acknowledged yet.
+
+    Safe to run at any time (e.g. from a timer): a push that failed or lost its answer is
+    simply repeated, and the parent ignores what it already holds.
+    """
+    from yidi_cli.registry_client import run_sync
+
+    raise typer.Exit(run_sync(address, request_id))

@@ -1,4 +1,4 @@
-"""The gRPC side of `yidi registry`: streaming an import, fetching coverage, explaining refusals.
+"""The gRPC side of `yidi registry`: streaming an import, fetching coverage, asking for a push.
 
 Kept apart from the command definitions so `yidi` starts without loading gRPC for other commands.
 """
@@ -108,4 +108,24 @@ def run_coverage(address: str, region: str, as_of: date | None, counties: list[s
     console.print(_table(report, region))
     gaps = ", ".join(report.counties_without_outpatient) or "none"
     console.print(f"Counties with no institution settling general outpatient costs: {gaps}", markup=False)
+    return 0
+
+
+def run_sync(address: str, request_id: str | None) -> int:
+    """Ask the node to push its unacknowledged institutions to its parent; the exit code."""
+    rid = request_id or message_id(_NATIONAL)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            result = api_grpc.InstitutionRegistryServiceStub(channel).PushInstitutions(
+                api.PushInstitutionsRequest(request_id=rid), timeout=600
+            )
+        except grpc.RpcError as error:
+            return explain_refusal(error)
+    if not result.parent_admdvs:
+        print("this node has no parent: nothing to push")
+        return 0
+    print(
+        f"pushed {result.sent_count} institutions to {result.parent_admdvs} in {result.batch_count} "
+        f"batches: {result.applied_count} applied, {result.stale_count} already held (request {rid})"
+    )
     return 0

@@ -125,6 +125,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "参保地系统无响应，未产生结算",
     ),
     (
+        "NODE_UNREACHABLE",
+        "UNAVAILABLE",
+        "Another node this answer depends on did not answer in time; retry later.",
+        "上级或相关节点无响应，请稍后重试",
+    ),
+    (
         "PERMISSION_DENIED_REGION",
         "PERMISSION_DENIED",
         "The caller acts outside its institution or region.",
@@ -148,6 +154,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "FAILED_PRECONDITION",
         "The insured region restricts changing this long-term filing yet.",
         "长期备案未满参保地规定期限，暂不能变更或取消",
+    ),
+    (
+        "INSTITUTION_NOT_DESIGNATED",
+        "FAILED_PRECONDITION",
+        "Outpatient care here needs one of the person's designated institutions.",
+        "该机构不是参保人选定的门诊定点机构",
     ),
     (
         "NO_CATALOGUE_VERSION",

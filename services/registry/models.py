@@ -84,3 +84,17 @@ class SuspensionRow(Base):
         Index("ix_registry_suspensions_admdvs", "admdvs"),
         Index("ix_registry_suspensions_start_time", "start_time", "suspension_id"),
     )
+
+
+class PushedVersionRow(Base):
+    """The newest version of an institution its parent node has acknowledged (PushInstitutions).
+
+    Kept per record rather than as one high-water timestamp: on PostgreSQL two writers can
+    commit out of their clock order, and a timestamp mark would then skip the later commit.
+    """
+
+    __tablename__ = "registry_pushed_versions"
+
+    parent_region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)

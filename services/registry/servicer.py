@@ -1,11 +1,13 @@
 """InstitutionRegistryService over gRPC: proto → plain values → handler → proto.
 
 Every mutating method runs through the request log, so a repeated ``request_id`` gets the
-original answer and nothing is applied twice.
+original answer and nothing is applied twice. Reads about regions outside this node's go to
+its parent (``upstream``); PushInstitutions sends this node's changes up (``push``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -15,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
-from yidi_runtime.idempotency import RequestLog, Response
+from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.peers import PeerClient, message_id
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
-from yidi_services.registry import convert, coverage, handlers, suspensions
+from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
+from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import RequestRecord
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
@@ -34,11 +38,14 @@ def _utc_now() -> datetime:
 class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     """The registry of networked designated institutions on one node."""
 
-    def __init__(self, context: ServiceContext, clock: Clock = _utc_now) -> None:
+    def __init__(self, context: ServiceContext, clock: Clock, lookup_cache: upstream.TtlCache) -> None:
+        settings = context.settings
         self._database = context.database
-        self._region = context.settings.region
+        self._region = settings.region
         self._clock = clock
         self._log = RequestLog(RequestRecord)
+        self._parent = PeerClient(settings.parent, settings.tls) if settings.parent else None
+        self._lookups = upstream.ParentLookups(settings.region, self._parent, lookup_cache)
 
     def _today(self) -> date:
         return self._clock().astimezone(CHINA_STANDARD_TIME).date()
@@ -86,6 +93,9 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def GetInstitution(
         self, request: api.GetInstitutionRequest, context: grpc.ServicerContext
     ) -> api.GetInstitutionResponse:
+        region = upstream.institution_region(request.fixmedins_code)
+        if not self._lookups.answers_locally(region):
+            return self._lookups.ask("GetInstitution", request)  # type: ignore[return-value]
         with self._database.unit_of_work() as uow:
             found = handlers.get(uow.session, request.fixmedins_code)
         return api.GetInstitutionResponse(institution=convert.institution(found))
@@ -93,6 +103,8 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def ListInstitutions(
         self, request: api.ListInstitutionsRequest, context: grpc.ServicerContext
     ) -> api.ListInstitutionsResponse:
+        if not self._lookups.answers_locally(upstream.listed_region(request.admdvs)):
+            return self._lookups.ask("ListInstitutions", request)  # type: ignore[return-value]
         query = handlers.ListQuery(
             admdvs=request.admdvs,
             type=convert.type_name(request.type),
@@ -191,6 +203,9 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def CheckInstitution(
         self, request: api.CheckInstitutionRequest, context: grpc.ServicerContext
     ) -> api.CheckInstitutionResponse:
+        region = upstream.institution_region(request.fixmedins_code)
+        if not self._lookups.answers_locally(region):
+            return self._lookups.ask("CheckInstitution", request)  # type: ignore[return-value]
         query = handlers.CheckQuery(
             code=request.fixmedins_code,
             med_type=request.med_type,
@@ -228,8 +243,56 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             request.request_id, "SyncInstitutions", [request], api.SyncInstitutionsResponse, effect
         )
 
+    def PushInstitutions(
+        self, request: api.PushInstitutionsRequest, context: grpc.ServicerContext
+    ) -> api.PushInstitutionsResponse:
+        # The push talks to the parent outside any transaction (see push.py); the request
+        # log only records its answer, so a repeated request_id does not push again.
+        method = "PushInstitutions"
+        with self._database.unit_of_work() as uow:
+            done = self._log.replay(
+                uow.session, request.request_id, method, fingerprint([request]), api.PushInstitutionsResponse
+            )
+        if done is not None:
+            return done
+        result = push.PushResult()
+        if self._parent is not None:
+            result = push.push(self._database, self._parent.peer.region, self._send_to_parent)
+        response = api.PushInstitutionsResponse(
+            parent_admdvs=self._parent.peer.region if self._parent else "",
+            sent_count=result.sent_count,
+            applied_count=result.applied_count,
+            stale_count=result.stale_count,
+            batch_count=result.batch_count,
+        )
+        return self._once(
+            request.request_id, method, [request], api.PushInstitutionsResponse, lambda _: response
+        )
 
-def register(server: grpc.Server, context: ServiceContext) -> list[str]:
-    """Add the registry to a node's server; returns the gRPC service names it serves."""
-    api_grpc.add_InstitutionRegistryServiceServicer_to_server(RegistryServicer(context), server)
-    return [api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name]
+    def _send_to_parent(self, batch: Sequence[Institution]) -> handlers.SyncResult:
+        assert self._parent is not None
+        request = api.SyncInstitutionsRequest(
+            request_id=message_id(self._region),
+            source_admdvs=self._region,
+            institutions=[convert.institution(institution) for institution in batch],
+        )
+        stub = self._parent.stub(api_grpc.InstitutionRegistryServiceStub)
+        answer = self._parent.call(stub.SyncInstitutions, request, deadline_s=push.DEADLINE_S)
+        return handlers.SyncResult(answer.applied_count, answer.stale_count)
+
+
+def registrar(
+    clock: Clock = _utc_now, cache_clock: upstream.Monotonic = time.monotonic
+) -> Callable[[grpc.Server, ServiceContext], list[str]]:
+    """The registry's ``register`` for the composition root; tests pass their own clocks."""
+
+    def register(server: grpc.Server, context: ServiceContext) -> list[str]:
+        servicer = RegistryServicer(context, clock, upstream.TtlCache(clock=cache_clock))
+        api_grpc.add_InstitutionRegistryServiceServicer_to_server(servicer, server)
+        return [api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name]
+
+    return register
+
+
+register = registrar()
+"""Adds the registry to a node's server; returns the gRPC service names it serves."""

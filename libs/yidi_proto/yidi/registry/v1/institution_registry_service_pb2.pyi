@@ -786,3 +786,63 @@ class SyncInstitutionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SyncInstitutionsResponse: _TypeAlias = SyncInstitutionsResponse  # noqa: Y015
+
+@_typing.final
+class PushInstitutionsRequest(_message.Message):
+    """Request of PushInstitutions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid) of the push."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushInstitutionsRequest: _TypeAlias = PushInstitutionsRequest  # noqa: Y015
+
+@_typing.final
+class PushInstitutionsResponse(_message.Message):
+    """Response of PushInstitutions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_ADMDVS_FIELD_NUMBER: _builtins.int
+    SENT_COUNT_FIELD_NUMBER: _builtins.int
+    APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    BATCH_COUNT_FIELD_NUMBER: _builtins.int
+    parent_admdvs: _builtins.str
+    """Region of the parent pushed to; empty when this node has no parent."""
+    sent_count: _builtins.int
+    """Records sent (each at most once per push)."""
+    applied_count: _builtins.int
+    """Records the parent stored or updated."""
+    stale_count: _builtins.int
+    """Records the parent already held at that version or a newer one (e.g. re-sent after a lost answer)."""
+    batch_count: _builtins.int
+    """SyncInstitutions calls made."""
+    def __init__(
+        self,
+        *,
+        parent_admdvs: _builtins.str = ...,
+        sent_count: _builtins.int = ...,
+        applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        batch_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_count", b"applied_count", "batch_count", b"batch_count", "parent_admdvs", b"parent_admdvs", "sent_count", b"sent_count", "stale_count", b"stale_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushInstitutionsResponse: _TypeAlias = PushInstitutionsResponse  # noqa: Y015

@@ -94,6 +94,11 @@ class InstitutionRegistryServiceStub:
                 request_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.SerializeToString,
                 response_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.FromString,
                 _registered_method=True)
+        self.PushInstitutions = channel.unary_unary(
+                '/yidi.registry.v1.InstitutionRegistryService/PushInstitutions',
+                request_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsRequest.SerializeToString,
+                response_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsResponse.FromString,
+                _registered_method=True)
 
 
 class InstitutionRegistryServiceServicer:
@@ -125,8 +130,9 @@ class InstitutionRegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetInstitution(self, request, context):
-        """Reads one institution.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        """Reads one institution. An institution outside this node's region is read from the
+        parent node (ultimately the national master copy) and cached for a bounded time.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND, UNAVAILABLE/NODE_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,7 +140,9 @@ class InstitutionRegistryServiceServicer:
 
     def ListInstitutions(self, request, context):
         """Lists institutions with filters ("which institutions near me can settle my case").
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        A region outside this node's (empty `admdvs`: the whole country) is listed by the parent.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        UNAVAILABLE/NODE_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -186,7 +194,8 @@ class InstitutionRegistryServiceServicer:
         medical type (and chronic disease) on this date? A refusal carries the stable reason
         and, for a suspension, the notice's end time in ErrorInfo metadata `end_time`.
         Errors: INVALID_ARGUMENT/INVALID_CODE, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED.
+        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED,
+        UNAVAILABLE/NODE_UNREACHABLE (an institution outside this node's region is checked by the parent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +215,19 @@ class InstitutionRegistryServiceServicer:
         keeping the highest `version` of each (idempotent, order-insensitive).
         Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushInstitutions(self, request, context):
+        """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
+        every institution record the parent has not yet acknowledged, in batches, to the parent's
+        SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
+        at any time and after any failure: a lost answer re-sends the same records, which the
+        parent counts as stale. A node with no parent has nothing to push.
+        Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
+        refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -268,6 +290,11 @@ def add_InstitutionRegistryServiceServicer_to_server(servicer, server):
                     servicer.SyncInstitutions,
                     request_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.FromString,
                     response_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.SerializeToString,
+            ),
+            'PushInstitutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushInstitutions,
+                    request_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsRequest.FromString,
+                    response_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -572,6 +599,33 @@ class InstitutionRegistryService:
             '/yidi.registry.v1.InstitutionRegistryService/SyncInstitutions',
             yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.SerializeToString,
             yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushInstitutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.registry.v1.InstitutionRegistryService/PushInstitutions',
+            yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsRequest.SerializeToString,
+            yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,12 +51,15 @@ class InstitutionRegistryServiceStub:
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetInstitution: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.GetInstitutionRequest, _institution_registry_service_pb2.GetInstitutionResponse]
-    """Reads one institution.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    """Reads one institution. An institution outside this node's region is read from the
+    parent node (ultimately the national master copy) and cached for a bounded time.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND, UNAVAILABLE/NODE_UNREACHABLE.
     """
     ListInstitutions: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.ListInstitutionsRequest, _institution_registry_service_pb2.ListInstitutionsResponse]
     """Lists institutions with filters ("which institutions near me can settle my case").
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    A region outside this node's (empty `admdvs`: the whole country) is listed by the parent.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    UNAVAILABLE/NODE_UNREACHABLE.
     """
     ImportInstitutions: _grpc.StreamUnaryMultiCallable[_institution_registry_service_pb2.ImportInstitutionsRequest, _institution_registry_service_pb2.ImportInstitutionsResponse]
     """Imports institutions from CSV, streamed: a header message first, then chunks of the
@@ -88,7 +91,8 @@ class InstitutionRegistryServiceStub:
     medical type (and chronic disease) on this date? A refusal carries the stable reason
     and, for a suspension, the notice's end time in ErrorInfo metadata `end_time`.
     Errors: INVALID_ARGUMENT/INVALID_CODE, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED.
+    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED,
+    UNAVAILABLE/NODE_UNREACHABLE (an institution outside this node's region is checked by the parent).
     """
     CoverageReport: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.CoverageReportRequest, _institution_registry_service_pb2.CoverageReportResponse]
     """Coverage per province, city and county: institutions opened per service and the
@@ -100,6 +104,15 @@ class InstitutionRegistryServiceStub:
     keeping the highest `version` of each (idempotent, order-insensitive).
     Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    PushInstitutions: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.PushInstitutionsRequest, _institution_registry_service_pb2.PushInstitutionsResponse]
+    """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
+    every institution record the parent has not yet acknowledged, in batches, to the parent's
+    SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
+    at any time and after any failure: a lost answer re-sends the same records, which the
+    parent counts as stale. A node with no parent has nothing to push.
+    Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
+    refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
     """
 
 @_typing.type_check_only
@@ -125,12 +138,15 @@ class InstitutionRegistryServiceAsyncStub(InstitutionRegistryServiceStub):
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetInstitution: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.GetInstitutionRequest, _institution_registry_service_pb2.GetInstitutionResponse]  # type: ignore[assignment]
-    """Reads one institution.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    """Reads one institution. An institution outside this node's region is read from the
+    parent node (ultimately the national master copy) and cached for a bounded time.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND, UNAVAILABLE/NODE_UNREACHABLE.
     """
     ListInstitutions: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.ListInstitutionsRequest, _institution_registry_service_pb2.ListInstitutionsResponse]  # type: ignore[assignment]
     """Lists institutions with filters ("which institutions near me can settle my case").
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    A region outside this node's (empty `admdvs`: the whole country) is listed by the parent.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    UNAVAILABLE/NODE_UNREACHABLE.
     """
     ImportInstitutions: _aio.StreamUnaryMultiCallable[_institution_registry_service_pb2.ImportInstitutionsRequest, _institution_registry_service_pb2.ImportInstitutionsResponse]  # type: ignore[assignment]
     """Imports institutions from CSV, streamed: a header message first, then chunks of the
@@ -162,7 +178,8 @@ class InstitutionRegistryServiceAsyncStub(InstitutionRegistryServiceStub):
     medical type (and chronic disease) on this date? A refusal carries the stable reason
     and, for a suspension, the notice's end time in ErrorInfo metadata `end_time`.
     Errors: INVALID_ARGUMENT/INVALID_CODE, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED.
+    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED,
+    UNAVAILABLE/NODE_UNREACHABLE (an institution outside this node's region is checked by the parent).
     """
     CoverageReport: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.CoverageReportRequest, _institution_registry_service_pb2.CoverageReportResponse]  # type: ignore[assignment]
     """Coverage per province, city and county: institutions opened per service and the
@@ -174,6 +191,15 @@ class InstitutionRegistryServiceAsyncStub(InstitutionRegistryServiceStub):
     keeping the highest `version` of each (idempotent, order-insensitive).
     Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    PushInstitutions: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.PushInstitutionsRequest, _institution_registry_service_pb2.PushInstitutionsResponse]  # type: ignore[assignment]
+    """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
+    every institution record the parent has not yet acknowledged, in batches, to the parent's
+    SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
+    at any time and after any failure: a lost answer re-sends the same records, which the
+    parent counts as stale. A node with no parent has nothing to push.
+    Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
+    refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
     """
 
 class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -214,8 +240,9 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _institution_registry_service_pb2.GetInstitutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_institution_registry_service_pb2.GetInstitutionResponse, _abc.Awaitable[_institution_registry_service_pb2.GetInstitutionResponse]]:
-        """Reads one institution.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        """Reads one institution. An institution outside this node's region is read from the
+        parent node (ultimately the national master copy) and cached for a bounded time.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND, UNAVAILABLE/NODE_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -225,7 +252,9 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_institution_registry_service_pb2.ListInstitutionsResponse, _abc.Awaitable[_institution_registry_service_pb2.ListInstitutionsResponse]]:
         """Lists institutions with filters ("which institutions near me can settle my case").
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        A region outside this node's (empty `admdvs`: the whole country) is listed by the parent.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        UNAVAILABLE/NODE_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -287,7 +316,8 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         medical type (and chronic disease) on this date? A refusal carries the stable reason
         and, for a suspension, the notice's end time in ErrorInfo metadata `end_time`.
         Errors: INVALID_ARGUMENT/INVALID_CODE, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED.
+        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, UNAVAILABLE/INSTITUTION_SUSPENDED,
+        UNAVAILABLE/NODE_UNREACHABLE (an institution outside this node's region is checked by the parent).
         """
 
     @_abc_1.abstractmethod
@@ -311,6 +341,21 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         keeping the highest `version` of each (idempotent, order-insensitive).
         Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def PushInstitutions(
+        self,
+        request: _institution_registry_service_pb2.PushInstitutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_institution_registry_service_pb2.PushInstitutionsResponse, _abc.Awaitable[_institution_registry_service_pb2.PushInstitutionsResponse]]:
+        """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
+        every institution record the parent has not yet acknowledged, in batches, to the parent's
+        SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
+        at any time and after any failure: a lost answer re-sends the same records, which the
+        parent counts as stale. A node with no parent has nothing to push.
+        Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
+        refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
         """
 
 def add_InstitutionRegistryServiceServicer_to_server(servicer: InstitutionRegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,116 @@
+"""Reads about institutions outside this node's region, answered by the parent and cached.
+
+A province (or city) registry holds only its own subtree; the national node holds the
+master copy. So Get/Check/List for a region this node does not contain go to the parent,
+which answers from its table or asks its own parent in turn. A node with no parent (the
+national node, or a standalone province) answers everything from its own table.
+
+Answers and the parent's refusals (NOT_FOUND, INSTITUTION_NOT_NETWORKED, …) are kept for
+:data:`TTL_S` seconds in a bounded in-process cache, so a busy window does not ask the
+national node for the same hospital on every visit; a change at the owner is seen here at
+most that much later. ``NODE_UNREACHABLE`` is never cached: the next call asks again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+
+from google.protobuf.message import Message
+
+from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
+from yidi_core.codes import NATIONAL_REGION, check_region
+from yidi_core.codes import institution_region as region_in_code
+from yidi_core.errors import DomainError
+from yidi_runtime.config import region_contains
+from yidi_runtime.peers import PeerClient
+
+TTL_S = 60.0
+MAX_ENTRIES = 10_000
+
+Monotonic = Callable[[], float]
+
+
+def institution_region(code: str) -> str | None:
+    """The region an institution code names; None when malformed (this node refuses it itself)."""
+    try:
+        return region_in_code(code)
+    except DomainError:
+        return None
+
+
+def listed_region(admdvs: str) -> str | None:
+    """The region a list covers (no filter: the whole country); None when malformed."""
+    if not admdvs:
+        return NATIONAL_REGION
+    try:
+        return check_region(admdvs)
+    except DomainError:
+        return None
+
+
+class TtlCache:
+    """At most ``max_entries`` values, each forgotten ``ttl_s`` after it was stored (oldest evicted first)."""
+
+    def __init__(
+        self, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES, clock: Monotonic = time.monotonic
+    ):
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        """The value stored under ``key`` if it has not expired."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: Hashable, value: object) -> None:
+        """Store ``value`` for the next ``ttl_s`` seconds."""
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (self._clock() + self._ttl_s, value)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
+class ParentLookups:
+    """Decides which reads go to the parent, and asks it through the cache."""
+
+    def __init__(self, node_region: str, parent: PeerClient | None, cache: TtlCache) -> None:
+        self._node_region = node_region
+        self._parent = parent
+        self._cache = cache
+
+    def answers_locally(self, region: str | None) -> bool:
+        """Whether this node's own table answers for ``region`` (None: malformed, refused here)."""
+        return region is None or self._parent is None or region_contains(self._node_region, region)
+
+    def ask(self, method: str, request: Message) -> Message:
+        """The parent's (possibly cached) answer to ``request``; its refusal raised as-is."""
+        assert self._parent is not None
+        key = (method, request.SerializeToString(deterministic=True))
+        cached = self._cache.get(key)
+        if isinstance(cached, DomainError):
+            raise replace(cached)
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        stub = self._parent.stub(api_grpc.InstitutionRegistryServiceStub)
+        try:
+            answer: Message = self._parent.call(getattr(stub, method), request)
+        except DomainError as refusal:
+            if refusal.reason_code != "NODE_UNREACHABLE":
+                self._cache.put(key, refusal)
+            raise
+        self._cache.put(key, answer)
+        return answer
