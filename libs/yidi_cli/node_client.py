@@ -1,25 +1,23 @@
 """What every `yidi` command that talks to a node shares: message ids and explaining a refusal.
 
+``message_id`` is the node's own (``yidi_runtime.peers``), re-exported for the commands.
+
 Loaded only by commands that dial a node, so `yidi calc` starts without gRPC.
 """
 
 from __future__ import annotations
-
-import random
-from datetime import UTC, datetime
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rich.console import Console
 
+from yidi_runtime.peers import message_id
+
+__all__ = ["REFUSED", "UNREACHABLE", "explain_refusal", "message_id"]
+
 REFUSED = 1
 UNREACHABLE = 3
-
-
-def message_id(region: str) -> str:
-    """A msgid as codes.md defines it: the region padded to 12, a timestamp and a sequence."""
-    return f"{region}000000{datetime.now(UTC):%Y%m%d%H%M%S}{random.randrange(10_000):04d}"
 
 
 def explain_refusal(error: grpc.RpcError) -> int:

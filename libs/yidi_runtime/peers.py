@@ -9,6 +9,7 @@ connection refused), is ``NODE_UNREACHABLE`` naming the peer.
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,7 +28,8 @@ DEFAULT_DEADLINE_S = 5.0
 Answer = TypeVar("Answer", bound=Message)
 Stub = TypeVar("Stub")
 
-_sequence = itertools.count()
+# A random start keeps two processes (two CLI runs in one second) from issuing the same id.
+_sequence = itertools.count(secrets.randbelow(10_000))
 _sequence_lock = threading.Lock()
 
 
