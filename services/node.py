@@ -14,7 +14,6 @@ from types import ModuleType
 import grpc
 
 from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
-from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.settlement.v1 import (
     insured_settlement_service_pb2,
     insured_settlement_service_pb2_grpc,
@@ -28,6 +27,7 @@ from yidi_services.catalogue import models as catalogue_models
 from yidi_services.catalogue import servicers as catalogue_servicers
 from yidi_services.clearing import models as clearing_models
 from yidi_services.filing import models as filing_models
+from yidi_services.filing import servicer as filing_servicer
 from yidi_services.registry import models as registry_models
 from yidi_services.registry import servicer as registry_servicer
 from yidi_services.settlement import models as settlement_models
@@ -62,7 +62,12 @@ def _group(name: str, metadata_owner: ModuleType, *stubs: Stub) -> ServiceGroup:
 GROUPS: dict[str, ServiceGroup] = {
     group.name: group
     for group in (
-        _group("filing", filing_models, (filing_service_pb2, filing_service_pb2_grpc, "FilingService")),
+        ServiceGroup(
+            name="filing",
+            metadata=filing_models.Base.metadata,
+            versions=_HERE / "filing" / "migrations" / "versions",
+            register=filing_servicer.register,
+        ),
         ServiceGroup(
             name="registry",
             metadata=registry_models.Base.metadata,

@@ -161,7 +161,9 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     )
     services = []
     for group in groups:
-        context = ServiceContext(settings=settings, database=databases[group.name])
+        context = ServiceContext(
+            settings=settings, database=databases[group.name], metrics_registry=metrics.registry
+        )
         services.append(
             _HealthedService(group, databases[group.name], tuple(group.register(server, context)))
         )

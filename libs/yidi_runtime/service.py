@@ -8,10 +8,11 @@ ones a node's configuration names.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData
 
 from yidi_runtime.config import NodeSettings
@@ -20,10 +21,15 @@ from yidi_runtime.db import Database
 
 @dataclass(frozen=True)
 class ServiceContext:
-    """The node's settings and the service's own database, given to its servicers."""
+    """The node's settings, the service's own database and the node's metrics registry.
+
+    A service registers its own business metrics on ``metrics_registry`` so they are served
+    on the node's ``/metrics`` next to the gRPC families.
+    """
 
     settings: NodeSettings
     database: Database
+    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
 @dataclass(frozen=True)

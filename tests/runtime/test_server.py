@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
 
+from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi_core.errors import invalid
 from yidi_runtime.logs import configure_logging, get_logger
@@ -47,16 +48,18 @@ def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
 
 
 def test_unimplemented_method_says_so_and_is_counted_in_metrics(node: Node, channel: grpc.Channel) -> None:
-    stub = filing_service_pb2_grpc.FilingServiceStub(channel)
+    stub = clearing_service_pb2_grpc.ClearingServiceStub(channel)
     with pytest.raises(grpc.RpcError) as caught:
-        stub.GetFiling(filing_service_pb2.GetFilingRequest(), timeout=5)
+        stub.ListJournalEntries(clearing_service_pb2.ListJournalEntriesRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert error_details(caught.value)["ErrorInfo"].reason == "NOT_IMPLEMENTED"
 
     assert node.metrics_endpoint is not None
     url = f"http://127.0.0.1:{node.metrics_endpoint.port}/metrics"
     exposition = urllib.request.urlopen(url, timeout=5).read().decode()
-    labels = 'grpc_method="GetFiling",grpc_service="yidi.filing.v1.FilingService",grpc_type="unary"'
+    labels = (
+        'grpc_method="ListJournalEntries",grpc_service="yidi.clearing.v1.ClearingService",grpc_type="unary"'
+    )
     assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
     assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
     assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in exposition

@@ -1,0 +1,66 @@
+"""Dates and times on the wire: ``google.type.Date`` / ``Timestamp`` ↔ Python, and the service day.
+
+Business days in this domain (review deadlines, validity, service dates) are calendar days
+in China; servicers take an injected clock so tests can set "today" and handlers never read
+the wall clock themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
+
+from yidi_core.errors import invalid
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+Clock = Callable[[], datetime]
+"""Returns the current moment as an aware datetime."""
+
+
+def wall_clock() -> datetime:
+    """The real clock (UTC); servicers default to it, tests pass their own."""
+    return datetime.now(UTC)
+
+
+def china_day(moment: datetime) -> date:
+    """The calendar day in China at ``moment``."""
+    return moment.astimezone(CHINA_STANDARD_TIME).date()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as aware UTC (SQLite hands datetimes back without their zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def day_of(message: Date, field: str, *, required: bool = False) -> date | None:
+    """A ``google.type.Date`` as a date; unset is None (or refused when required), an impossible date refused."""
+    if (message.year, message.month, message.day) == (0, 0, 0):
+        if required:
+            raise invalid("INVALID_ARGUMENT", field, "is required")
+        return None
+    try:
+        return date(message.year, message.month, message.day)
+    except ValueError:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            field,
+            f"{message.year:04d}-{message.month:02d}-{message.day:02d} is not a date",
+        ) from None
+
+
+def date_message(day: date | None) -> Date | None:
+    """A date for the wire (None leaves the field unset)."""
+    return None if day is None else Date(year=day.year, month=day.month, day=day.day)
+
+
+def timestamp_message(moment: datetime | None) -> Timestamp | None:
+    """A moment for the wire (None leaves the field unset)."""
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(as_utc(moment))
+    return stamp
