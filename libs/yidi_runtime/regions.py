@@ -26,6 +26,15 @@ def region_prefix(admdvs: str) -> str:
     return admdvs
 
 
+def region_level(admdvs: str) -> str:
+    """``national``, ``province``, ``city`` or ``county``."""
+    if admdvs == NATIONAL_REGION:
+        return "national"
+    if admdvs.endswith("0000"):
+        return "province"
+    return "city" if admdvs.endswith("00") else "county"
+
+
 def ancestors(admdvs: str) -> tuple[str, ...]:
     """``admdvs`` and every region above it up to the national root, nearest first."""
     return tuple(dict.fromkeys([admdvs, admdvs[:4] + "00", admdvs[:2] + "0000", NATIONAL_REGION]))

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.config import region_contains
+from yidi_runtime.regions import region_level, region_prefix
 from yidi_services.registry import store
 from yidi_services.registry.institutions import ServiceKind
-from yidi_services.registry.regions import region_level, region_prefix, within
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _expected(region: str, counties: Sequence[str]) -> list[str]:
             continue
         if region_level(code) != "county":
             errors.append(invalid("INVALID_CODE", name, f"must be a county code, got {code}"))
-        elif not within(region, code):
+        elif not region_contains(region, code):
             errors.append(invalid("INVALID_ARGUMENT", name, f"lies outside the reported region {region}"))
         else:
             checked.append(code)
@@ -106,7 +107,7 @@ def report(session: Session, admdvs: str, as_of: date, expected_counties: Sequen
         for row in rows_of(code):
             for count in counts:
                 _add(row, count)
-    ordered = [rows[code] for code in sorted(rows) if within(region, code)]
+    ordered = [rows[code] for code in sorted(rows) if region_contains(region, code)]
     gaps = [
         row.admdvs for row in ordered if row.region_level == "county" and row.general_outpatient_count == 0
     ]

@@ -23,7 +23,9 @@ from yidi_core.codes import (
 )
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.config import region_contains
 from yidi_runtime.paging import decode_token, encode_token, page_size
+from yidi_runtime.regions import ensure_within, region_prefix
 from yidi_services.registry import csv_import, store
 from yidi_services.registry.institutions import (
     Institution,
@@ -37,7 +39,6 @@ from yidi_services.registry.institutions import (
     validate,
 )
 from yidi_services.registry.med_types import SERVICE_FOR_MED_TYPE
-from yidi_services.registry.regions import ensure_within, region_prefix, within
 from yidi_services.registry.suspensions import covering_notice
 
 
@@ -188,7 +189,7 @@ def _csv_checked(rows: Sequence[csv_import.CsvRow], scope: str) -> list[Institut
             column = lambda field: csv_import.cell(row.number, field.split("[")[0].split(".")[0])  # noqa: E731, B023
             errors.append(relabel(error, column))
             continue
-        if not within(scope, institution.admdvs):
+        if not region_contains(scope, institution.admdvs):
             errors.append(
                 invalid(
                     "INVALID_ARGUMENT",

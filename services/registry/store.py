@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from yidi_runtime.regions import ancestors, prefix_upper_bound
 from yidi_services.registry.institutions import (
     PREFIX_OF_TYPE,
     Institution,
@@ -40,7 +41,6 @@ from yidi_services.registry.institutions import (
     listing_order,
 )
 from yidi_services.registry.models import InstitutionRow, OpenedServiceRow, PushedVersionRow, SuspensionRow
-from yidi_services.registry.regions import ancestors, prefix_upper_bound
 
 _CHUNK = 1000
 _BULK_ROWS = 10_000

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from yidi_core.codes import check_institution, check_region, institution_region
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.paging import decode_token, encode_token, page_size
+from yidi_runtime.regions import ancestors, ensure_within, region_prefix
 from yidi_services.registry import store
 from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import SuspensionRow
-from yidi_services.registry.regions import ancestors, ensure_within, region_prefix
 
 _REASON_MAX = 500
 _PUBLISHER_MAX = 100
