@@ -52,6 +52,14 @@ def day_of(message: Date, field: str, *, required: bool = False) -> date | None:
         ) from None
 
 
+def required_day(message: Date, field: str) -> date:
+    """A date the request must carry (INVALID_ARGUMENT naming ``field`` when unset or impossible)."""
+    day = day_of(message, field, required=True)
+    if day is None:
+        raise invalid("INVALID_ARGUMENT", field, "is required")
+    return day
+
+
 def date_message(day: date | None) -> Date | None:
     """A date for the wire (None leaves the field unset)."""
     return None if day is None else Date(year=day.year, month=day.month, day=day.day)

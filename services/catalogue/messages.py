@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from typing import TypeVar
-
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type.date_pb2 import Date
 
 from yidi.catalogue.v1 import catalogue_pb2, policy_pb2, policy_service_pb2
 from yidi.type.v1 import fee_item_pb2, filing_category_pb2, visit_pb2
@@ -25,6 +21,7 @@ from yidi_core.errors import DomainError, FieldViolation, combine, error_class, 
 from yidi_core.money import format_decimal, from_fen, parse_decimal, to_fen
 from yidi_core.policy import DeductibleScope
 from yidi_core.settlement import Person
+from yidi_runtime.wire import date_message, timestamp_message
 from yidi_services.catalogue.catalogues import CatalogueVersion, Found, Layer
 from yidi_services.catalogue.estimate import EstimateCommand
 from yidi_services.catalogue.policies import PolicyVersion, check_insured_region, check_insutype
@@ -59,41 +56,6 @@ _RENAMES = (
 def layer_of(number: int) -> Layer | None:
     """The layer a request names (None when unspecified)."""
     return _LAYERS.get(number)  # type: ignore[call-overload]
-
-
-def day_of(message: Date, field: str, *, required: bool = True) -> date | None:
-    """A ``google.type.Date`` as a date; unset is None, or refused when required."""
-    if (message.year, message.month, message.day) == (0, 0, 0):
-        if required:
-            raise invalid("INVALID_ARGUMENT", field, "is required")
-        return None
-    try:
-        return date(message.year, message.month, message.day)
-    except ValueError:
-        raise invalid(
-            "INVALID_ARGUMENT",
-            field,
-            f"{message.year:04d}-{message.month:02d}-{message.day:02d} is not a date",
-        ) from None
-
-
-def required_day(message: Date, field: str) -> date:
-    """A date the request must carry."""
-    day = day_of(message, field)
-    assert day is not None
-    return day
-
-
-def date_message(day: date | None) -> Date | None:
-    """A date for the wire (None leaves the field unset)."""
-    return None if day is None else Date(year=day.year, month=day.month, day=day.day)
-
-
-def timestamp_message(moment: datetime) -> Timestamp:
-    """A stored time for the wire (SQLite returns it without a zone; it was stored in UTC)."""
-    stamp = Timestamp()
-    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return stamp
 
 
 def version_message(version: CatalogueVersion) -> catalogue_pb2.CatalogueVersion:

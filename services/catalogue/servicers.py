@@ -21,18 +21,17 @@ from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
+from yidi_runtime.wire import day_of, required_day
 from yidi_services.catalogue import catalogues, policies
 from yidi_services.catalogue.catalogue_csv import parse_catalogue_csv
 from yidi_services.catalogue.estimate import estimate
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.messages import (
-    day_of,
     estimate_command,
     item_message,
     layer_of,
     policy_message,
     renamed,
-    required_day,
     version_message,
 )
 from yidi_services.catalogue.models import RequestRecord
@@ -172,7 +171,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         region = policies.check_insured_region(request.insuplc_admdvs)
         insutype = policies.check_insutype(request.insutype)
         effective_date = required_day(request.effective_date, "effective_date")
-        end_date = day_of(request.end_date, "end_date", required=False)
+        end_date = day_of(request.end_date, "end_date")
         document = policies.read_document(request.document, _FORMATS.get(request.format))
 
         def effect(session: Session) -> policy_service_pb2.ImportPolicyResponse:

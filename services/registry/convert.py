@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from google.protobuf import timestamp_pb2
 from google.type import date_pb2
 
 from yidi.registry.v1 import institution_pb2 as pb
 from yidi.registry.v1 import institution_registry_service_pb2 as api
+from yidi_runtime.wire import date_message, timestamp_message
 from yidi_services.registry.coverage import Coverage
 from yidi_services.registry.institutions import (
     Institution,
@@ -18,7 +18,6 @@ from yidi_services.registry.institutions import (
     OpenedService,
     ServiceDraft,
     ServiceKind,
-    parse_date,
 )
 from yidi_services.registry.suspensions import Suspension
 
@@ -71,30 +70,11 @@ def iso_date(value: date_pb2.Date) -> str:
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
-def optional_date(message: object, field: str) -> date | None:
-    """A set Date field as a date, None when unset; an impossible date is INVALID_ARGUMENT."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    return parse_date(iso_date(getattr(message, field)), field)
-
-
-def proto_date(value: date) -> date_pb2.Date:
-    """A date as google.type.Date."""
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
 def moment(message: object, field: str) -> datetime | None:
     """A set Timestamp field as an aware UTC datetime, None when unset."""
     if not message.HasField(field):  # type: ignore[attr-defined]
         return None
     return getattr(message, field).ToDatetime(tzinfo=UTC)
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """An aware datetime as a Timestamp."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def draft(message: pb.Institution) -> InstitutionDraft:
@@ -128,10 +108,10 @@ def opened_service(service: OpenedService) -> pb.OpenedService:
     message = pb.OpenedService(
         kind=_KIND_NUMBERS[service.kind],  # type: ignore[arg-type]
         chronic_disease=service.chronic_disease,
-        open_date=proto_date(service.open_date),
+        open_date=date_message(service.open_date),
     )
     if service.close_date is not None:
-        message.close_date.CopyFrom(proto_date(service.close_date))
+        message.close_date.CopyFrom(date_message(service.close_date))
     return message
 
 
@@ -151,7 +131,7 @@ def institution(value: Institution) -> pb.Institution:
         version=value.version,
     )
     if value.update_time is not None:
-        message.update_time.CopyFrom(timestamp(value.update_time))
+        message.update_time.CopyFrom(timestamp_message(value.update_time))
     return message
 
 
@@ -159,8 +139,8 @@ def suspension(value: Suspension) -> pb.Suspension:
     """A notice as its message (the scope oneof set from whichever field is filled)."""
     message = pb.Suspension(
         suspension_id=value.suspension_id,
-        start_time=timestamp(value.start_time),
-        end_time=timestamp(value.end_time),
+        start_time=timestamp_message(value.start_time),
+        end_time=timestamp_message(value.end_time),
         reason=value.reason,
         revoked=value.revoked,
         publisher=value.publisher,

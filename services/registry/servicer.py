@@ -21,6 +21,7 @@ from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.peers import PeerClient, message_id
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
+from yidi_runtime.wire import day_of
 from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
 from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import RequestRecord
@@ -112,7 +113,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             service=convert.kind_name(request.service),
             chronic_disease=request.chronic_disease,
             status=convert.status_name(request.status),
-            open_on=convert.optional_date(request, "open_on"),
+            open_on=day_of(request.open_on, "open_on"),
             cross_province_only=request.cross_province_only,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -210,7 +211,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             code=request.fixmedins_code,
             med_type=request.med_type,
             chronic_disease=request.chronic_disease,
-            service_date=convert.optional_date(request, "service_date"),
+            service_date=day_of(request.service_date, "service_date"),
             insured_region=request.insuplc_admdvs,
             at=convert.moment(request, "at_time") or self._clock(),
         )
@@ -223,7 +224,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def CoverageReport(
         self, request: api.CoverageReportRequest, context: grpc.ServicerContext
     ) -> api.CoverageReportResponse:
-        as_of = convert.optional_date(request, "as_of") or self._today()
+        as_of = day_of(request.as_of, "as_of") or self._today()
         with self._database.unit_of_work() as uow:
             report = coverage.report(uow.session, request.admdvs, as_of, list(request.expected_counties))
         return convert.coverage(report)
