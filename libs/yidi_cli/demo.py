@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import grpc
@@ -28,13 +29,16 @@ from yidi.catalogue.v1 import (
     policy_service_pb2,
     policy_service_pb2_grpc,
 )
+from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
 from yidi.type.v1 import fee_item_pb2, filing_category_pb2, visit_pb2
+from yidi_cli.filing_client import read_persons, read_rules
 from yidi_cli.node_client import message_id
 from yidi_core.money import format_money, from_fen
 from yidi_runtime.config import load_settings
 from yidi_runtime.logs import configure_logging
+from yidi_runtime.wire import date_message
 from yidi_services.node import start_node
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -120,6 +124,22 @@ def load_samples(channel: grpc.Channel) -> list[str]:
     requests += [registry_api.ImportInstitutionsRequest(csv_chunk=chunk) for chunk in _chunks(institutions)]
     imported = registry.ImportInstitutions(iter(requests), timeout=60)
     done.append(f"registry: {imported.row_count} institutions")
+
+    filing = filing_service_pb2_grpc.FilingServiceStub(channel)
+    persons = read_persons(DATA / "persons.csv")
+    filing.ImportInsuredPersons(
+        filing_service_pb2.ImportInsuredPersonsRequest(request_id=message_id(_NATIONAL), persons=persons),
+        timeout=60,
+    )
+    done.append(f"filing: {len(persons)} insured persons")
+    for rules in read_rules(DATA / "filing-rules.toml"):
+        filing.SetFilingRules(
+            filing_service_pb2.SetFilingRulesRequest(
+                request_id=message_id(rules.insuplc_admdvs), rules=rules
+            ),
+            timeout=30,
+        )
+        done.append(f"filing rules of {rules.insuplc_admdvs}")
 
     catalogue = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
     for path in sorted((DATA / "catalogues").glob("*.csv")):
@@ -218,15 +238,60 @@ def _print_refusal(console: Console, channel: grpc.Channel) -> None:
     try:
         registry_grpc.InstitutionRegistryServiceStub(channel).CheckInstitution(request, timeout=10)
     except grpc.RpcError as error:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-        info = error_details_pb2.ErrorInfo()
-        for detail in status.details if status else ():
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                detail.Unpack(info)
         console.print(
-            f"Dialysis (M07800) at H11010500001: refused with reason {info.reason}: {error.details()}",  # type: ignore[attr-defined]
+            f"Dialysis (M07800) at H11010500001: refused with reason {_reason(error)}: {error.details()}",  # type: ignore[attr-defined]
             markup=False,
         )
+
+
+def _reason(error: grpc.RpcError) -> str:
+    """The stable reason of a refusal (``ErrorInfo.reason``)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+    return info.reason
+
+
+def _print_filing_story(console: Console, channel: grpc.Channel) -> None:
+    """先备案: a Shenzhen retiree not yet filed for Hebei, files in the national app, is approved at once."""
+    filing = filing_service_pb2_grpc.FilingServiceStub(channel)
+    person = insured_person_pb2.PersonLookup(certno="440300195603120118")
+    check = filing_service_pb2.CheckEligibilityRequest(
+        person=person,
+        insuplc_admdvs="440300",
+        treatment_admdvs="130100",
+        service_date=date_message(date.today()),
+        med_type="21",
+    )
+    console.print("Shenzhen retiree admitted in Shijiazhuang (Hebei), eligibility before filing:")
+    try:
+        filing.CheckEligibility(check, timeout=10)
+    except grpc.RpcError as error:
+        console.print(f"  refused with reason {_reason(error)}: {error.details()}", markup=False)  # type: ignore[attr-defined]
+    created = filing.CreateFiling(
+        filing_service_pb2.CreateFilingRequest(
+            request_id=message_id("440300"),
+            person=person,
+            insuplc_admdvs="440300",
+            treatment_admdvs="130000",
+            category=filing_category_pb2.FILING_CATEGORY_RETIREE_RESETTLED,
+            channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
+            materials=filing_pb2.FilingMaterials(personal_commitment=True),
+        ),
+        timeout=10,
+    ).filing
+    console.print(
+        f"  filed in the national app: {created.filing_id}, {filing_pb2.FilingState.Name(created.state)}",
+        markup=False,
+    )
+    snapshot = filing.CheckEligibility(check, timeout=10).person
+    console.print(
+        f"  eligible now: {snapshot.psn_name_masked} {snapshot.certno_masked}, insutype {snapshot.insutype}, "
+        f"filing category {filing_category_pb2.FilingCategory.Name(snapshot.filing_category)}",
+        markup=False,
+    )
 
 
 def run_demo(data_dir: Path | None) -> int:
@@ -257,6 +322,8 @@ def run_demo(data_dir: Path | None) -> int:
                     _print_result(console, scenario, _estimate(channel, scenario))
                 console.print()
                 _print_refusal(console, channel)
+                console.print()
+                _print_filing_story(console, channel)
         finally:
             node.stop(1)
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 YIDI = Path(sys.executable).with_name("yidi")
 
 
-def test_demo_loads_the_samples_and_prints_the_worked_example_and_a_refusal(tmp_path: Path) -> None:
+def test_demo_loads_the_samples_and_prints_the_worked_example_a_refusal_and_a_filing(tmp_path: Path) -> None:
     run = subprocess.run(
         [str(YIDI), "demo", "--data-dir", str(tmp_path)],
         capture_output=True,
@@ -26,4 +26,9 @@ def test_demo_loads_the_samples_and_prints_the_worked_example_and_a_refusal(tmp_
     assert re.search(r"patient pays \(psn_part_amt\)\s*│\s*15\.40\s*│", worked_example)
     assert "The patient's share (个人负担) is 15.40" in worked_example
     assert "refused with reason SERVICE_NOT_ENABLED" in out
+    filing_story = out.split("Shenzhen retiree", 1)[1]
+    assert "refused with reason NOT_FILED" in filing_story
+    assert "FILING_STATE_APPROVED" in filing_story
+    assert "filing category FILING_CATEGORY_RETIREE_RESETTLED" in filing_story
+    assert "440300195603120118" not in out, "the demo prints ID numbers masked"
     assert sorted(p.name for p in tmp_path.glob("*.db"))[0] == "catalogue.db"
