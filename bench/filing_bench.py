@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-from google.type import date_pb2
 
+from measure import against_baseline, bare_grpc_baseline, machine, timed
 from yidi.filing.v1 import filing_pb2 as pb
 from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
@@ -30,6 +26,7 @@ from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
 from yidi_runtime.config import load_settings
 from yidi_runtime.logs import configure_logging
+from yidi_runtime.wire import china_day, date_message, wall_clock
 from yidi_services.node import start_node
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,24 +42,6 @@ def certno(region: str, serial: int) -> str:
 
 def request_id() -> str:
     return f"000000000000{time.strftime('%Y%m%d%H%M%S')}{next(_ids) % 10000:04d}"
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    samples.sort()
-    return {
-        "calls": len(samples),
-        "p50_ms": round(statistics.median(samples), 2),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
-    }
-
-
-def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
-    samples = []
-    for index in range(count):
-        started = time.perf_counter()
-        call(index)
-        samples.append((time.perf_counter() - started) * 1000)
-    return percentiles(samples)
 
 
 def application(number: str, region: str, channel: int) -> api.CreateFilingRequest:
@@ -110,8 +89,8 @@ def run(stub: api_grpc.FilingServiceStub, count: int) -> dict[str, object]:
     figures["create_queued"] = timed(
         lambda i: stub.CreateFiling(application(manual_people[i], MANUAL, pb.FILING_CHANNEL_WINDOW)), count
     )
-    today = time.localtime()
-    day = date_pb2.Date(year=today.tm_year, month=today.tm_mon, day=today.tm_mday)
+    # The service's "today" is the calendar day in China, whatever the machine's zone.
+    day = date_message(china_day(wall_clock()))
     figures["check_eligibility"] = timed(
         lambda i: stub.CheckEligibility(
             api.CheckEligibilityRequest(
@@ -139,8 +118,9 @@ def main() -> None:
     parser.add_argument("--applications", type=int, default=1000, help="applications per kind (and persons)")
     args = parser.parse_args()
     configure_logging("warning")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    print(f"machine: {machine}; {platform.platform()}")
+    print(f"machine: {machine()}")
+    baseline = bare_grpc_baseline()
+    print(f"bare gRPC echo on loopback: p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
     database = "postgresql" if args.database_url else "sqlite"
     with tempfile.TemporaryDirectory(prefix="yidi-filing-bench-") as folder:
         environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
@@ -166,9 +146,9 @@ def main() -> None:
     print(f"{database}: enrolled {figures['enrol_persons']} persons in one batch in {figures['enrol_s']} s")
     for name, figure in figures.items():
         if isinstance(figure, dict):
-            print(f"  {name}: {figure['calls']} calls, p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms")
+            print(f"  {name}: {figure['calls']} calls, {against_baseline(figure, baseline)}")
     RESULTS.mkdir(exist_ok=True)
-    document = {"machine": machine, "database": database, **figures}
+    document = {"machine": machine(), "database": database, "bare_grpc": baseline, **figures}
     (RESULTS / f"filing_bench_{database}.json").write_text(json.dumps(document, indent=2) + "\n")
 
 

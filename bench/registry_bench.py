@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import random
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from measure import against_baseline, bare_grpc_baseline, machine, timed
 from yidi.registry.v1 import institution_pb2 as pb
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
@@ -131,7 +129,7 @@ QUERIES: dict[str, dict[str, Any]] = {
 }
 
 
-def timed(
+def list_page(
     stub: api_grpc.InstitutionRegistryServiceStub, filters: dict[str, Any], repeats: int
 ) -> dict[str, float]:
     filters = dict(filters)
@@ -140,17 +138,7 @@ def timed(
         token = stub.ListInstitutions(api.ListInstitutionsRequest(**filters)).next_page_token
     request = api.ListInstitutionsRequest(page_token=token, **filters)
     rows = len(stub.ListInstitutions(request).institutions)
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        stub.ListInstitutions(request)
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return {
-        "rows": rows,
-        "p50_ms": round(statistics.median(samples), 2),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
-    }
+    return {"rows": rows, **timed(lambda _index: stub.ListInstitutions(request), repeats)}
 
 
 def main() -> None:
@@ -160,8 +148,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     configure_logging("warning")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    print(f"machine: {machine}; {platform.platform()}")
+    print(f"machine: {machine()}")
+    baseline = bare_grpc_baseline()
+    print(f"bare gRPC echo on loopback: p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
     with tempfile.TemporaryDirectory(prefix="yidi-registry-bench-") as folder:
         environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
         settings = load_settings(
@@ -190,16 +179,15 @@ def main() -> None:
                     f"{database}: bulk-loaded {result.created_count} institutions "
                     f"({len(data) / 1e6:.1f} MB CSV) in {load_s:.1f} s"
                 )
-                figures = {name: timed(stub, filters, args.repeats) for name, filters in QUERIES.items()}
+                figures = {name: list_page(stub, filters, args.repeats) for name, filters in QUERIES.items()}
         finally:
             node.stop(0)
     for name, figure in figures.items():
-        print(
-            f"  ListInstitutions [{name}]: {figure['rows']} rows, p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms"
-        )
+        print(f"  ListInstitutions [{name}]: {figure['rows']} rows, {against_baseline(figure, baseline)}")
     RESULTS.mkdir(exist_ok=True)
     document = {
-        "machine": machine,
+        "machine": machine(),
+        "bare_grpc": baseline,
         "database": database,
         "institutions": args.institutions,
         "bulk_load_s": round(load_s, 2),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import grpc
@@ -38,7 +37,7 @@ from yidi_cli.node_client import message_id
 from yidi_core.money import format_money, from_fen
 from yidi_runtime.config import load_settings
 from yidi_runtime.logs import configure_logging
-from yidi_runtime.wire import date_message
+from yidi_runtime.wire import china_day, date_message, wall_clock
 from yidi_services.node import start_node
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -262,7 +261,7 @@ def _print_filing_story(console: Console, channel: grpc.Channel) -> None:
         person=person,
         insuplc_admdvs="440300",
         treatment_admdvs="130100",
-        service_date=date_message(date.today()),
+        service_date=date_message(china_day(wall_clock())),  # the service day is China's calendar day
         med_type="21",
     )
     console.print("Shenzhen retiree admitted in Shijiazhuang (Hebei), eligibility before filing:")

@@ -1,0 +1,71 @@
+"""What every benchmark shares: the machine line, percentiles, and a bare gRPC baseline.
+
+The baseline is a unary call to a server that does nothing but echo bytes on loopback,
+measured in the same run as the service figures, so each service latency can be read as a
+multiple of what gRPC alone costs on this machine at that moment.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+_ECHO = "/yidi.bench.Echo/Echo"
+
+
+def machine() -> str:
+    """The machine the figures were measured on."""
+    processor = platform.processor() or platform.machine()
+    return f"{processor}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {platform.platform()}"
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """Call count, p50 and p99 of latency samples in milliseconds."""
+    ordered = sorted(samples_ms)
+    return {
+        "calls": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+    }
+
+
+def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
+    """Percentiles of ``count`` sequential calls (concurrency 1); ``call`` gets the call's index."""
+    samples = []
+    for index in range(count):
+        started = time.perf_counter()
+        call(index)
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+def bare_grpc_baseline(count: int = 2000) -> dict[str, float]:
+    """Percentiles of an echo call to a do-nothing gRPC server on loopback, at concurrency 1."""
+    handler = grpc.method_handlers_generic_handler(
+        "yidi.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
+    )
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary(_ECHO)
+            payload = b"x" * 256
+            for _ in range(100):
+                echo(payload, timeout=5)
+            return timed(lambda _index: echo(payload, timeout=5), count)
+    finally:
+        server.stop(0)
+
+
+def against_baseline(figure: dict[str, float], baseline: dict[str, float]) -> str:
+    """``p50 … ms, p99 … ms (N× bare gRPC p50)`` for one measured call."""
+    ratio = figure["p50_ms"] / baseline["p50_ms"] if baseline["p50_ms"] else float("nan")
+    return f"p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms ({ratio:.1f}× bare gRPC p50)"
