@@ -129,7 +129,7 @@ def main() -> None:
             overrides={
                 "data_dir": folder,
                 "grpc_port": 0,
-                "metrics_port": None,
+                "metrics_port": "off",
                 "auto_migrate": True,
                 "role": "national",
                 "region": "000000",

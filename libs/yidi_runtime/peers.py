@@ -4,14 +4,21 @@ A peer's refusal reaches our caller with the same stable reason, message, field 
 and metadata, so a clerk behind a city node reads what the national node decided. A peer
 that does not answer in time, or answers without a yidi reason (not running the service,
 connection refused), is ``NODE_UNREACHABLE`` naming the peer.
+
+A client keeps one channel open for the life of the node. By default it tries once; the
+router (:mod:`yidi_runtime.routing`) gives each peer's client a retry policy and a circuit
+breaker (:mod:`yidi_runtime.resilience`).
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import secrets
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -22,10 +29,23 @@ from grpc_status import rpc_status
 
 from yidi_core.errors import REASONS, DomainError, FieldViolation
 from yidi_runtime.config import Peer, TlsFiles
+from yidi_runtime.resilience import (
+    NO_RETRY,
+    CircuitBreaker,
+    Monotonic,
+    RetryPolicy,
+    is_retryable,
+    is_transport_failure,
+)
 from yidi_runtime.status import ERROR_DOMAIN
 
 DEFAULT_DEADLINE_S = 5.0
-Answer = TypeVar("Answer", bound=Message)
+CHANNEL_OPTIONS = (
+    # A peer that comes back is noticed within seconds, not after gRPC's default 2-minute cap.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+)
+Answer = TypeVar("Answer")  # a response message, or bytes from a raw method
 Stub = TypeVar("Stub")
 
 # A random start keeps two processes (two CLI runs in one second) from issuing the same id.
@@ -72,13 +92,41 @@ def peer_refusal(error: grpc.RpcError, peer: Peer) -> DomainError:
     )
 
 
-class PeerClient:
-    """A lazily opened channel to one peer (mutual TLS when the node has TLS files)."""
+def unreachable_as(refusal: DomainError, reason: str) -> DomainError:
+    """``refusal`` with ``NODE_UNREACHABLE`` renamed to the caller's own reason (e.g. INSURED_REGION_UNREACHABLE)."""
+    if refusal.reason_code == "NODE_UNREACHABLE" and reason != "NODE_UNREACHABLE":
+        return replace(refusal, reason_code=reason)
+    return refusal
 
-    def __init__(self, peer: Peer, tls: TlsFiles | None, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+
+class PeerClient:
+    """A persistent, lazily opened channel to one peer (mutual TLS when the node has TLS files).
+
+    ``deadline_s`` bounds a whole call, retries included. ``retry`` repeats a call the peer
+    was unavailable for, after a jittered pause; ``breaker`` (optional) refuses calls at
+    once while the peer is known to be down. ``clock``, ``sleep`` and ``jitter`` are for tests.
+    """
+
+    def __init__(
+        self,
+        peer: Peer,
+        tls: TlsFiles | None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        *,
+        retry: RetryPolicy = NO_RETRY,
+        breaker: CircuitBreaker | None = None,
+        clock: Monotonic = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self.peer = peer
+        self.breaker = breaker
         self._tls = tls
         self._deadline_s = deadline_s
+        self._retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
 
@@ -86,28 +134,88 @@ class PeerClient:
         with self._lock:
             if self._channel is None:
                 if self._tls is None:
-                    self._channel = grpc.insecure_channel(self.peer.address)
+                    self._channel = grpc.insecure_channel(self.peer.address, options=CHANNEL_OPTIONS)
                 else:
                     credentials = grpc.ssl_channel_credentials(
                         root_certificates=self._tls.ca.read_bytes(),
                         private_key=self._tls.key.read_bytes(),
                         certificate_chain=self._tls.cert.read_bytes(),
                     )
-                    self._channel = grpc.secure_channel(self.peer.address, credentials)
+                    self._channel = grpc.secure_channel(
+                        self.peer.address, credentials, options=CHANNEL_OPTIONS
+                    )
             return self._channel
 
     def stub(self, stub_type: Callable[[grpc.Channel], Stub]) -> Stub:
         """A generated stub on the peer's channel."""
         return stub_type(self._opened())
 
+    def raw(self, method: str) -> Callable[..., bytes]:
+        """A unary method by full name (``/pkg.Service/Method``) taking and returning encoded bytes."""
+        return self._opened().unary_unary(method)
+
+    def _circuit_open(self) -> DomainError:
+        assert self.breaker is not None
+        wait_s = self.breaker.retry_after_s()
+        return DomainError(
+            "NODE_UNREACHABLE",
+            f"node {self.peer.region} at {self.peer.address} is not answering; "
+            f"not trying again for {wait_s:.1f} s",
+            metadata={
+                "peer_region": self.peer.region,
+                "peer_address": self.peer.address,
+                "circuit": "open",
+                "retry_after_s": f"{wait_s:.1f}",
+            },
+        )
+
     def call(
-        self, method: Callable[..., Answer], request: Message, *, deadline_s: float | None = None
+        self,
+        method: Callable[..., Answer],
+        request: Message | bytes,
+        *,
+        deadline_s: float | None = None,
+        unreachable: str = "NODE_UNREACHABLE",
     ) -> Answer:
-        """``method(request)`` with a deadline; a failure raised as :func:`peer_refusal`."""
+        """``method(request)`` within the deadline, retried per policy; a failure raised as :func:`peer_refusal`.
+
+        ``unreachable`` is the reason the caller's own client should see when the peer, or
+        a node behind it, does not answer.
+        """
         try:
-            return method(request, timeout=deadline_s or self._deadline_s)
-        except grpc.RpcError as error:
-            raise peer_refusal(error, self.peer) from None
+            return self._call(method, request, deadline_s or self._deadline_s)
+        except DomainError as refusal:
+            raise unreachable_as(refusal, unreachable) from None
+
+    def _call(self, method: Callable[..., Answer], request: Message | bytes, budget_s: float) -> Answer:
+        started = self._clock()
+        failures = 0
+        while True:
+            if self.breaker is not None and not self.breaker.allow():
+                raise self._circuit_open()
+            try:
+                answer = method(request, timeout=max(budget_s - (self._clock() - started), 0.001))
+            except grpc.RpcError as error:
+                code, answered = error.code(), _yidi_error(error) is not None
+                if self.breaker is not None:
+                    if is_transport_failure(code, answered):
+                        self.breaker.record_failure()
+                    else:
+                        self.breaker.record_success()
+                failures += 1
+                if failures < self._retry.attempts and is_retryable(code, answered):
+                    pause_s = self._retry.backoff.delay_s(failures, self._jitter())
+                    if self._clock() - started + pause_s < budget_s:
+                        self._sleep(pause_s)
+                        continue
+                raise peer_refusal(error, self.peer) from None
+            except BaseException:
+                if self.breaker is not None:
+                    self.breaker.abandon()
+                raise
+            if self.breaker is not None:
+                self.breaker.record_success()
+            return answer
 
     def close(self) -> None:
         """Close the channel (it reopens on the next call)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 
 import grpc
@@ -24,7 +24,7 @@ from yidi_runtime.interceptor import ServerInterceptor, rpc_kind
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
-from yidi_runtime.service import ServiceContext, ServiceGroup
+from yidi_runtime.service import BackgroundWorker, ServiceContext, ServiceGroup
 
 
 def _package_version() -> str:
@@ -39,6 +39,7 @@ class _HealthedService:
     group: ServiceGroup
     database: Database
     grpc_names: Sequence[str]
+    workers: Sequence[BackgroundWorker] = ()
 
 
 @dataclass
@@ -95,6 +96,12 @@ class Node:
         )
         self._watcher.start()
 
+    def start_workers(self) -> None:
+        """Start every service's background workers (the node serves calls by now)."""
+        for service in self.services:
+            for worker in service.workers:
+                worker.start()
+
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, drain running ones for ``grace`` seconds, then release everything."""
         if self._stopping.is_set():
@@ -102,6 +109,9 @@ class Node:
         self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        for service in self.services:
+            for worker in service.workers:
+                worker.stop(timeout_s=5.0)
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         if self.metrics_endpoint is not None:
@@ -159,14 +169,16 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         interceptors=[ServerInterceptor(settings.label, metrics)],
         options=[("grpc.so_reuseport", 0)],
     )
+    port = _bind(server, settings)
+    # Services see the port actually bound (port 0 picks one), so they can call their own node.
+    settings = replace(settings, grpc_port=port)
     services = []
     for group in groups:
         context = ServiceContext(
             settings=settings, database=databases[group.name], metrics_registry=metrics.registry
         )
-        services.append(
-            _HealthedService(group, databases[group.name], tuple(group.register(server, context)))
-        )
+        served = tuple(group.register(server, context))
+        services.append(_HealthedService(group, databases[group.name], served, tuple(context.workers)))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for service in services for name in service.grpc_names]
@@ -174,7 +186,6 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     _initialize_method_metrics(metrics, names)
-    port = _bind(server, settings)
     server.start()
     endpoint = (
         serve_metrics(metrics.registry, settings.host, settings.metrics_port)
@@ -184,6 +195,7 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     node = Node(settings, server, port, metrics, endpoint, health_servicer, services)
     node.check_health()
     node.start_watching()
+    node.start_workers()
     log.info(
         "node started",
         role=settings.role.value,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -19,17 +20,36 @@ from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
 
 
+class BackgroundWorker(Protocol):
+    """Work a service does for as long as its node runs (e.g. delivering its outbox)."""
+
+    def start(self) -> None:
+        """Begin (in a thread of its own); called once the node serves calls."""
+
+    def stop(self, timeout_s: float) -> None:
+        """Finish within ``timeout_s``; called after the node drained its calls, before its databases close."""
+
+
 @dataclass(frozen=True)
 class ServiceContext:
     """The node's settings, the service's own database and the node's metrics registry.
 
+    ``settings.grpc_port`` is the port the node actually bound (never 0), so a service can
+    call another service of its own node through its RPCs.
+
     A service registers its own business metrics on ``metrics_registry`` so they are served
-    on the node's ``/metrics`` next to the gRPC families.
+    on the node's ``/metrics`` next to the gRPC families, and hands the node any
+    :class:`BackgroundWorker` with :meth:`run_in_background` so they start and stop with it.
     """
 
     settings: NodeSettings
     database: Database
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    workers: list[BackgroundWorker] = field(default_factory=list, compare=False)
+
+    def run_in_background(self, worker: BackgroundWorker) -> None:
+        """Have the node start ``worker`` once it serves, and stop it at shutdown."""
+        self.workers.append(worker)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.config import region_contains
 from yidi_runtime.logs import get_logger
 from yidi_services.filing import persons, rules
+from yidi_services.filing.designation_levels import RegistryAnswers, level_refusal
 from yidi_services.filing.filings import (
     OPEN_STATES,
     Applicant,
@@ -163,8 +164,13 @@ def missing_materials(
 
 
 def _designations(
-    codes: tuple[str, ...], treatment: str, region_rules: FilingRules, field: str = "designated_institutions"
+    codes: tuple[str, ...],
+    treatment: str,
+    region_rules: FilingRules,
+    answers: RegistryAnswers | None,
+    field: str = "designated_institutions",
 ) -> tuple[str, ...]:
+    """The chosen institutions, checked; their levels too unless ``answers`` is None (kept as they were)."""
     errors: list[DomainError] = []
     for index, code in enumerate(codes):
         try:
@@ -178,6 +184,10 @@ def _designations(
                     "INVALID_ARGUMENT", f"{field}[{index}]", f"lies outside the treatment region {treatment}"
                 )
             )
+        elif answers is not None:
+            refusal = level_refusal(code.strip(), region_rules, answers, f"{field}[{index}]")
+            if refusal is not None:
+                errors.append(refusal)
     cleaned = tuple(code.strip() for code in codes)
     if len(set(cleaned)) != len(cleaned):
         errors.append(invalid("INVALID_ARGUMENT", field, "must not repeat an institution"))
@@ -360,9 +370,17 @@ def _attempt(errors: list[DomainError], parse: Callable[[], T]) -> T | None:
 
 
 def apply(
-    session: Session, node_region: str, application: Application, now: datetime, today: date
+    session: Session,
+    node_region: str,
+    application: Application,
+    answers: RegistryAnswers,
+    now: datetime,
+    today: date,
 ) -> Applied:
-    """CreateFiling: the new filing (approved instantly or queued), or the person's existing one."""
+    """CreateFiling: the new filing (approved instantly or queued), or the person's existing one.
+
+    ``answers`` are the registry's levels of the designated institutions, asked beforehand.
+    """
     insured = check_region(application.insuplc_admdvs, "insuplc_admdvs")
     errors = _applicant_errors(application.applicant)
     treatment = _attempt(errors, lambda: _treatment_region(application.treatment_admdvs))
@@ -390,7 +408,7 @@ def apply(
     shortfall = missing_materials(category, application.materials, region_rules)
     if shortfall is not None:
         raise shortfall
-    designations = _designations(application.designated_institutions, treatment, region_rules)
+    designations = _designations(application.designated_institutions, treatment, region_rules, answers)
     draft = _Draft(treatment, category, channel, start, end, application.materials, designations)
     filing = _store(
         session, person, draft, region_rules, application.applicant, application.retroactive, now, today
@@ -433,9 +451,13 @@ def ensure_changeable(row: FilingRow, region_rules: FilingRules, today: date, ac
 
 
 def change(
-    session: Session, node_region: str, request: Change, now: datetime, today: date
+    session: Session, node_region: str, request: Change, answers: RegistryAnswers, now: datetime, today: date
 ) -> tuple[Filing, Filing]:
-    """ChangeFiling: a new filing supersedes the old one and is decided like an application."""
+    """ChangeFiling: a new filing supersedes the old one and is decided like an application.
+
+    Newly chosen designated institutions are checked against the registry's ``answers``;
+    kept ones were checked when chosen.
+    """
     old = load_row(session, request.filing_id, lock=True)
     ensure_hosted(node_region, old.insuplc_admdvs)
     region_rules = rules.in_force(session, old.insuplc_admdvs, today)
@@ -455,9 +477,10 @@ def change(
     shortfall = missing_materials(category, materials, region_rules)
     if shortfall is not None:
         raise shortfall
-    designations = _designations(
-        request.designated_institutions or tuple(old.designated_institutions), treatment, region_rules
-    )
+    if request.designated_institutions:
+        designations = _designations(request.designated_institutions, treatment, region_rules, answers)
+    else:
+        designations = _designations(tuple(old.designated_institutions), treatment, region_rules, None)
     draft = _Draft(treatment, category, channel, start, end, materials, designations)
     applicant = from_row(old, person.certno, today).applicant
     new = _store(session, person, draft, region_rules, applicant, old.retroactive, now, today, old.filing_id)

@@ -24,6 +24,7 @@ from yidi_services.filing import (
     applications,
     convert,
     decisions,
+    designation_levels,
     eligibility,
     listing,
     persons,
@@ -32,6 +33,7 @@ from yidi_services.filing import (
 )
 from yidi_services.filing.metrics import FilingMetrics
 from yidi_services.filing.models import RequestRecord
+from yidi_services.filing.registry_client import RegistryClient
 
 
 class FilingServicer(api_grpc.FilingServiceServicer):
@@ -43,6 +45,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
         self._clock = clock
         self._log = RequestLog(RequestRecord)
         self._metrics = FilingMetrics(context.metrics_registry, context.database, self._today)
+        self._registry = RegistryClient(context.settings)
 
     def _today(self) -> date:
         return china_day(self._clock())
@@ -130,8 +133,17 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             retroactive=request.retroactive,
         )
 
+        answers = designation_levels.ask_before_writing(
+            self._database,
+            self._registry,
+            application.designated_institutions,
+            lambda session: designation_levels.allowed_for_person(session, application.person, self._today()),
+        )
+
         def effect(session: Session) -> api.CreateFilingResponse:
-            applied = applications.apply(session, self._region, application, self._clock(), self._today())
+            applied = applications.apply(
+                session, self._region, application, answers, self._clock(), self._today()
+            )
             self._metrics.applications.labels(channel, applied.outcome).inc()
             if not applied.existing:
                 self._metrics.decided(applied.filing)
@@ -211,8 +223,17 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             channel=convert.channel_name(request.channel),
         )
 
+        answers = designation_levels.ask_before_writing(
+            self._database,
+            self._registry,
+            change.designated_institutions,
+            lambda session: designation_levels.allowed_for_filing(session, change.filing_id, self._today()),
+        )
+
         def effect(session: Session) -> api.ChangeFilingResponse:
-            new, old = applications.change(session, self._region, change, self._clock(), self._today())
+            new, old = applications.change(
+                session, self._region, change, answers, self._clock(), self._today()
+            )
             return api.ChangeFilingResponse(filing=convert.filing(new), superseded=convert.filing(old))
 
         return self._once(request.request_id, "ChangeFiling", request, api.ChangeFilingResponse, effect)

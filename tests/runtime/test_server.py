@@ -185,3 +185,21 @@ def test_stop_refuses_new_calls(tmp_path: Path) -> None:
     with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as caught:
         health_of(channel, "")
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_services_see_the_port_the_node_bound_so_they_can_call_their_own_node(tmp_path: Path) -> None:
+    seen: list[int] = []
+    group = GROUPS["clearing"]
+
+    def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
+        seen.append(context.settings.grpc_port)
+        return group.register(server, context)
+
+    started = create_server(
+        settings_for(tmp_path, services="clearing"),
+        [ServiceGroup(group.name, group.metadata, group.versions, register)],
+    )
+    try:
+        assert seen == [started.port] and started.port != 0
+    finally:
+        started.stop(0)

@@ -161,10 +161,15 @@ class FilingServiceServicer:
         """Applies for a filing. Self-service regions approve instantly; others queue it for
         review. A second application for the same person, an overlapping period and the
         same treatment region returns the existing filing with `existing` set, whatever the channel.
+        Where the region allows only some institution levels for outpatient designation, each
+        designated institution's level is read from the institution registry (this node's, else
+        the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
+        INSTITUTION_NOT_NETWORKED, each naming `designated_institutions[i]`.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
-        FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
-        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,10 +211,12 @@ class FilingServiceServicer:
 
     def ChangeFiling(self, request, context):
         """Changes a filing: a new filing supersedes the old one (long-term filings may be
-        restricted to a minimum period first).
+        restricted to a minimum period first). New designated institutions are checked against
+        the region's allowed levels as in CreateFiling.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST.
+        FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        UNAVAILABLE/NODE_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

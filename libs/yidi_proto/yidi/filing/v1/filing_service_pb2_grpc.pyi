@@ -60,10 +60,15 @@ class FilingServiceStub:
     """Applies for a filing. Self-service regions approve instantly; others queue it for
     review. A second application for the same person, an overlapping period and the
     same treatment region returns the existing filing with `existing` set, whatever the channel.
+    Where the region allows only some institution levels for outpatient designation, each
+    designated institution's level is read from the institution registry (this node's, else
+    the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
+    INSTITUTION_NOT_NETWORKED, each naming `designated_institutions[i]`.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
-    FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
-    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
     """
     GetFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRequest, _filing_service_pb2.GetFilingResponse]
     """Reads one filing.
@@ -85,10 +90,12 @@ class FilingServiceStub:
     """
     ChangeFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.ChangeFilingRequest, _filing_service_pb2.ChangeFilingResponse]
     """Changes a filing: a new filing supersedes the old one (long-term filings may be
-    restricted to a minimum period first).
+    restricted to a minimum period first). New designated institutions are checked against
+    the region's allowed levels as in CreateFiling.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST.
+    FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    UNAVAILABLE/NODE_UNREACHABLE.
     """
     CancelFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.CancelFilingRequest, _filing_service_pb2.CancelFilingResponse]
     """Cancels an approved or pending filing.
@@ -152,10 +159,15 @@ class FilingServiceAsyncStub(FilingServiceStub):
     """Applies for a filing. Self-service regions approve instantly; others queue it for
     review. A second application for the same person, an overlapping period and the
     same treatment region returns the existing filing with `existing` set, whatever the channel.
+    Where the region allows only some institution levels for outpatient designation, each
+    designated institution's level is read from the institution registry (this node's, else
+    the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
+    INSTITUTION_NOT_NETWORKED, each naming `designated_institutions[i]`.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
-    FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
-    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
     """
     GetFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRequest, _filing_service_pb2.GetFilingResponse]  # type: ignore[assignment]
     """Reads one filing.
@@ -177,10 +189,12 @@ class FilingServiceAsyncStub(FilingServiceStub):
     """
     ChangeFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.ChangeFilingRequest, _filing_service_pb2.ChangeFilingResponse]  # type: ignore[assignment]
     """Changes a filing: a new filing supersedes the old one (long-term filings may be
-    restricted to a minimum period first).
+    restricted to a minimum period first). New designated institutions are checked against
+    the region's allowed levels as in CreateFiling.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST.
+    FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    UNAVAILABLE/NODE_UNREACHABLE.
     """
     CancelFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.CancelFilingRequest, _filing_service_pb2.CancelFilingResponse]  # type: ignore[assignment]
     """Cancels an approved or pending filing.
@@ -271,10 +285,15 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Applies for a filing. Self-service regions approve instantly; others queue it for
         review. A second application for the same person, an overlapping period and the
         same treatment region returns the existing filing with `existing` set, whatever the channel.
+        Where the region allows only some institution levels for outpatient designation, each
+        designated institution's level is read from the institution registry (this node's, else
+        the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
+        INSTITUTION_NOT_NETWORKED, each naming `designated_institutions[i]`.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
-        FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
-        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
         """
 
     @_abc_1.abstractmethod
@@ -326,10 +345,12 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_filing_service_pb2.ChangeFilingResponse, _abc.Awaitable[_filing_service_pb2.ChangeFilingResponse]]:
         """Changes a filing: a new filing supersedes the old one (long-term filings may be
-        restricted to a minimum period first).
+        restricted to a minimum period first). New designated institutions are checked against
+        the region's allowed levels as in CreateFiling.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST.
+        FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        UNAVAILABLE/NODE_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod

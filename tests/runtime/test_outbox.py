@@ -1,0 +1,329 @@
+"""The durable outbox end to end: a sending node and a receiving node on loopback, SQLite and PostgreSQL.
+
+The sender is a province node running a test service whose only job is its outbox; the
+receiver is the national node running a scripted FilingService whose CreateFiling applies
+each message once through the request log, and can lose its answer or refuse on demand.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yidi.filing.v1 import filing_service_pb2 as filing_api
+from yidi.filing.v1 import filing_service_pb2_grpc as filing_grpc
+from yidi_core.errors import DomainError
+from yidi_runtime.config import NodeSettings, Peer
+from yidi_runtime.db import Database, service_base
+from yidi_runtime.idempotency import RequestLog
+from yidi_runtime.outbox import Outbox, OutboxDeliverer, outbox_model
+from yidi_runtime.peers import message_id
+from yidi_runtime.resilience import Backoff, RetryPolicy
+from yidi_runtime.routing import Router
+from yidi_runtime.server import Node, create_server
+from yidi_runtime.service import ServiceContext, ServiceGroup
+from yidi_services.filing.models import RequestRecord
+from yidi_services.node import GROUPS
+from yidi_testing import settings_for
+
+SERVICE = "outboxtest"
+Base = service_base(SERVICE)
+OutboxRecord = outbox_model(Base)
+VERSIONS = Path(__file__).with_name("outbox_migrations")
+CREATE_FILING = filing_api.DESCRIPTOR.services_by_name["FilingService"].methods_by_name["CreateFiling"]
+WAIT_S = 15.0
+
+
+class Receiver(filing_grpc.FilingServiceServicer):
+    """CreateFiling applied exactly once per request_id; answers can be lost or refused by script."""
+
+    def __init__(self) -> None:
+        self.database: Database | None = None
+        self.calls: list[str] = []
+        self.applied: list[str] = []
+        self.lose_answer_for: set[str] = set()
+        self.refusals: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def CreateFiling(
+        self, request: filing_api.CreateFilingRequest, context: grpc.ServicerContext
+    ) -> filing_api.CreateFilingResponse:
+        rid = request.request_id
+        with self._lock:
+            self.calls.append(rid)
+            refusal = self.refusals.get(rid, []).pop(0) if self.refusals.get(rid) else None
+        if refusal is not None:
+            raise DomainError(refusal, metadata={"request_id": rid})
+
+        def effect(_session: Session) -> filing_api.CreateFilingResponse:
+            with self._lock:
+                self.applied.append(rid)
+            return filing_api.CreateFilingResponse()
+
+        assert self.database is not None
+        answer = RequestLog(RequestRecord).run_once(
+            self.database, rid, "CreateFiling", [request], filing_api.CreateFilingResponse, effect
+        )
+        with self._lock:
+            lost = rid in self.lose_answer_for
+            self.lose_answer_for.discard(rid)
+        if lost:  # applied and committed, but the sender never hears so
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "answer lost on the way back")
+        return answer
+
+    def register(self, server: grpc.Server, context: ServiceContext) -> Sequence[str]:
+        self.database = context.database
+        filing_grpc.add_FilingServiceServicer_to_server(self, server)
+        return ["yidi.filing.v1.FilingService"]
+
+
+@dataclass
+class Pair:
+    """The sending province node (with its outbox) and the national node it delivers to."""
+
+    receiver: Receiver
+    receiver_settings: NodeSettings
+    sender: Node
+    parts: dict[str, Any]
+    receiver_node: Node | None = None
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.parts["outbox"]  # type: ignore[no-any-return]
+
+    @property
+    def database(self) -> Database:
+        return self.sender.services[0].database
+
+    def start_receiver(self) -> None:
+        self.receiver_node = create_server(
+            self.receiver_settings, [replace(GROUPS["filing"], register=self.receiver.register)]
+        )
+
+    def stop_receiver(self) -> None:
+        assert self.receiver_node is not None
+        self.receiver_node.stop(0)
+        self.receiver_node = None
+
+    def commit(self, count: int) -> list[str]:
+        """Add ``count`` messages, each in its own committed transaction; their ids in order."""
+        ids = []
+        for _ in range(count):
+            rid = message_id("330000")
+            with self.database.unit_of_work(write=True) as uow:
+                self.outbox.add(
+                    uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest(request_id=rid)
+                )
+                uow.commit()
+            ids.append(rid)
+        return ids
+
+    def rows(self) -> list[Any]:
+        with self.database.unit_of_work() as uow:
+            rows = list(uow.session.scalars(select(OutboxRecord).order_by(OutboxRecord.id)))
+            uow.session.expunge_all()  # keep them readable after the unit of work ends
+            return rows
+
+    def backlog_gauge(self) -> float | None:
+        return self.sender.metrics.registry.get_sample_value(
+            "yidi_outbox_backlog", {"service": SERVICE, "destination": "000000"}
+        )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str | None) -> Iterator[Pair]:
+    port = _free_port()
+    receiver_settings = settings_for(
+        tmp_path / "national",
+        database_url,
+        auto_migrate=True,
+        role="national",
+        region="000000",
+        services="filing",
+        grpc_port=port,
+        metrics_port="off",
+    )
+    sender_settings = replace(
+        settings_for(
+            tmp_path / "zhejiang",
+            database_url,
+            auto_migrate=True,
+            role="province",
+            region="330000",
+            services="filing",
+            metrics_port="off",
+        ),
+        parent=Peer("000000", f"127.0.0.1:{port}"),
+    )
+    parts: dict[str, Any] = {}
+
+    def register(_server: grpc.Server, context: ServiceContext) -> Sequence[str]:
+        outbox = Outbox(OutboxRecord)
+        router = Router(
+            context.settings,
+            deadline_s=2.0,
+            retry=RetryPolicy(2, Backoff(0.01, 0.02)),
+            failure_threshold=3,
+            cool_down_s=0.2,
+        )
+        deliverer = OutboxDeliverer(
+            outbox,
+            context.database,
+            router,
+            context.metrics_registry,
+            deadline_s=2.0,
+            backoff=Backoff(0.05, 0.2),
+            poll_interval_s=0.05,
+        )
+        context.run_in_background(deliverer)
+        parts.update(outbox=outbox, deliverer=deliverer, router=router)
+        return []
+
+    receiver = Receiver()
+    sender = create_server(sender_settings, [ServiceGroup(SERVICE, Base.metadata, VERSIONS, register)])
+    built = Pair(receiver, receiver_settings, sender, parts)
+    built.start_receiver()
+    yield built
+    sender.stop(0)
+    parts["router"].close()
+    if built.receiver_node is not None:
+        built.stop_receiver()
+
+
+def test_the_migration_creates_the_table_the_model_maps(pair: Pair) -> None:
+    with pair.database.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _parent: kind != "table" or name == f"{SERVICE}_outbox",
+            },
+        )
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_a_rolled_back_message_is_never_sent_and_a_committed_one_is_delivered_once(pair: Pair) -> None:
+    with pair.database.unit_of_work(write=True) as uow:
+        pair.outbox.add(
+            uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest(request_id="rolled-back-1")
+        )
+    with pytest.raises(DomainError), pair.database.unit_of_work(write=True) as uow:
+        pair.outbox.add(
+            uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest(request_id="rolled-back-2")
+        )
+        raise DomainError("INVALID_ARGUMENT")  # the local effect was refused after the add
+    [sent] = pair.commit(1)
+
+    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "the message is delivered")
+    wait_until(lambda: pair.backlog_gauge() == 0, "the backlog gauge reads 0")
+    [row] = pair.rows()
+    assert (row.message_id, row.attempts, row.last_error) == (sent, 1, None)
+    assert row.method == "/yidi.filing.v1.FilingService/CreateFiling"
+    assert pair.receiver.calls == pair.receiver.applied == [sent]
+    with pair.database.unit_of_work(write=True) as uow:
+        assert pair.outbox.purge(uow.session, delivered_before=row.created_at - timedelta(days=1)) == 0
+        assert pair.outbox.purge(uow.session, delivered_before=row.created_at + timedelta(days=1)) == 1
+        uow.commit()
+    assert pair.rows() == []
+
+    pair.sender.stop(0)  # the deliverer stops with its node
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(f"outbox-{SERVICE}")]
+
+
+def test_with_the_receiver_down_messages_wait_in_order_and_arrive_when_it_is_back(pair: Pair) -> None:
+    pair.stop_receiver()
+    ids = pair.commit(3)
+
+    wait_until(lambda: pair.rows()[0].attempts >= 2, "the first message has been tried twice")
+    first, *later = pair.rows()
+    assert first.delivered_at is None and "NODE_UNREACHABLE" in (first.last_error or "")
+    assert [row.attempts for row in later] == [0, 0]  # nothing overtakes an undelivered message
+    wait_until(lambda: pair.backlog_gauge() == 3, "the backlog gauge counts the waiting messages")
+    assert pair.receiver.calls == []
+
+    pair.start_receiver()
+    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "every message is delivered")
+    wait_until(lambda: pair.backlog_gauge() == 0, "the backlog gauge reads 0")
+    assert pair.receiver.applied == pair.receiver.calls == ids
+
+
+def test_a_lost_answer_is_resent_and_answered_from_the_request_log_without_a_second_effect(
+    pair: Pair,
+) -> None:
+    lost, after = message_id("330000"), message_id("330000")
+    pair.receiver.lose_answer_for.add(lost)
+    with pair.database.unit_of_work(write=True) as uow:
+        for rid in (lost, after):
+            pair.outbox.add(
+                uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest(request_id=rid)
+            )
+        uow.commit()
+
+    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "both messages are delivered")
+    assert pair.receiver.calls == [lost, lost, after]
+    assert pair.receiver.applied == [lost, after]
+    first, second = pair.rows()
+    assert (first.attempts, second.attempts) == (2, 1)
+    assert "DEADLINE_EXCEEDED" in (first.last_error or "")
+    assert pair.receiver.database is not None
+    with pair.receiver.database.unit_of_work() as uow:
+        logged = uow.session.scalars(select(RequestRecord.request_id)).all()
+    assert sorted(logged) == sorted([lost, after])
+
+
+def test_a_refusal_is_retried_in_place_and_an_already_held_message_counts_as_delivered(pair: Pair) -> None:
+    refused, duplicate = message_id("330000"), message_id("330000")
+    pair.receiver.refusals = {refused: ["INVALID_ARGUMENT"], duplicate: ["DUPLICATE_REQUEST"]}
+    with pair.database.unit_of_work(write=True) as uow:
+        for rid in (refused, duplicate):
+            pair.outbox.add(
+                uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest(request_id=rid)
+            )
+        uow.commit()
+
+    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "both messages are settled")
+    assert pair.receiver.calls == [refused, refused, duplicate]
+    assert pair.receiver.applied == [refused]
+    first, second = pair.rows()
+    assert (first.attempts, second.attempts) == (2, 1)
+    assert (second.last_error or "").startswith("DUPLICATE_REQUEST")
+
+
+def test_add_checks_the_method_the_message_id_and_the_destination(pair: Pair) -> None:
+    get_filing = filing_api.DESCRIPTOR.services_by_name["FilingService"].methods_by_name["GetFiling"]
+    with pair.database.unit_of_work(write=True) as uow:
+        with pytest.raises(TypeError, match="GetFilingRequest"):
+            pair.outbox.add(uow.session, "000000", get_filing, filing_api.CreateFilingRequest(request_id="x"))
+        with pytest.raises(ValueError, match="message id"):
+            pair.outbox.add(uow.session, "000000", CREATE_FILING, filing_api.CreateFilingRequest())
+        with pytest.raises(DomainError) as refused:
+            pair.outbox.add(uow.session, "33", CREATE_FILING, filing_api.CreateFilingRequest(request_id="x"))
+        assert [v.field for v in refused.value.violations] == ["destination"]
