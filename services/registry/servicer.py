@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 
 import grpc
 from google.protobuf.message import Message
@@ -21,19 +21,10 @@ from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.peers import PeerClient, message_id
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
-from yidi_runtime.wire import day_of
+from yidi_runtime.wire import Clock, china_day, day_of, wall_clock
 from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
 from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import RequestRecord
-
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
-"""Service dates (opening dates, ``open_on`` defaults) are calendar days in China."""
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
@@ -49,7 +40,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
         self._lookups = upstream.ParentLookups(settings.region, self._parent, lookup_cache)
 
     def _today(self) -> date:
-        return self._clock().astimezone(CHINA_STANDARD_TIME).date()
+        return china_day(self._clock())
 
     def _once(
         self,
@@ -283,7 +274,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
 
 
 def registrar(
-    clock: Clock = _utc_now, cache_clock: upstream.Monotonic = time.monotonic
+    clock: Clock = wall_clock, cache_clock: upstream.Monotonic = time.monotonic
 ) -> Callable[[grpc.Server, ServiceContext], list[str]]:
     """The registry's ``register`` for the composition root; tests pass their own clocks."""
 
