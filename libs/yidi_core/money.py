@@ -30,8 +30,11 @@ def round_fen(value: Decimal) -> Decimal:
 def parse_decimal(value: object, field: str, *, max_places: int = 8, signed: bool = False) -> Decimal:
     """A plain decimal string such as ``"0.80"`` or ``"2"``; floats and exponents are refused.
 
-    A JSON number is refused too: a float has already lost the exact value the sender meant.
+    A JSON integer is exact and accepted; a JSON float is refused: it has already lost the
+    exact value the sender meant.
     """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     if not isinstance(value, str):
         raise invalid("INVALID_ARGUMENT", field, f'must be a decimal string such as "12.30", got {value!r}')
     match = _DECIMAL.fullmatch(value.strip())

@@ -139,3 +139,9 @@ def test_calc_refuses_a_file_that_is_not_json(tmp_path: Path) -> None:
     run = subprocess.run([str(YIDI), "calc", str(bad)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert json.loads(run.stdout)["error"]["reason"] == "INVALID_ARGUMENT"
+
+
+def test_whole_json_numbers_are_exact_and_accepted_where_decimal_strings_are_expected() -> None:
+    case, expected = load(REPO.parent / "shared" / "cases" / "seed-chronic-outpatient-beijing.json")
+    case["items"][0]["qty"] = 1
+    assert_matches(result_document(parse_case(case).settle()), expected)
