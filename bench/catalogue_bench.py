@@ -12,17 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 import time
 from pathlib import Path
 
-import grpc
 from google.type.date_pb2 import Date
 
-from measure import against_baseline, bare_grpc_baseline, machine, timed
+from measure import against_baseline, bare_grpc_baseline, bench_node, database_name, machine, timed
 from yidi.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
-from yidi_runtime.config import load_settings
-from yidi_services.node import start_node
 
 ITEMS = 100_000
 LOOKUP_LINES = 50
@@ -64,38 +60,22 @@ def main() -> None:
     parser.add_argument("--database-url", help="Database URL (default: SQLite in a temporary directory).")
     args = parser.parse_args()
     baseline = bare_grpc_baseline()
-    data_dir = tempfile.mkdtemp(prefix="yidi-catalogue-bench-")
-    environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
-    settings = load_settings(
-        environ=environ,
-        overrides={
-            "data_dir": data_dir,
-            "grpc_port": 0,
-            "metrics_port": 0,
-            "services": "catalogue",
-            "auto_migrate": True,
-        },
-    )
-    node = start_node(settings)
-    database = "postgresql" if args.database_url else "sqlite"
+    database = database_name(args.database_url)
     content = _catalogue()
-    try:
-        with grpc.insecure_channel(node.address) as channel:
-            stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
-            started = time.perf_counter()
-            version = stub.ImportCatalogue(_requests(content), timeout=600).version
-            import_seconds = time.perf_counter() - started
-            rng = random.Random(7)
-            codes = [_code(rng.randrange(ITEMS)) for _ in range(LOOKUP_LINES)]
-            request = catalogue_service_pb2.LookupItemsRequest(
-                admdvs="110105", codes=codes, date=Date(year=2026, month=3, day=1)
-            )
-            started = time.perf_counter()
-            stub.LookupItems(request, timeout=10)
-            cold_ms = (time.perf_counter() - started) * 1000
-            warm = timed(lambda _index: stub.LookupItems(request, timeout=10), LOOKUP_REPEATS)
-    finally:
-        node.stop(0)
+    with bench_node("catalogue", args.database_url) as channel:
+        stub = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
+        started = time.perf_counter()
+        version = stub.ImportCatalogue(_requests(content), timeout=600).version
+        import_seconds = time.perf_counter() - started
+        rng = random.Random(7)
+        codes = [_code(rng.randrange(ITEMS)) for _ in range(LOOKUP_LINES)]
+        request = catalogue_service_pb2.LookupItemsRequest(
+            admdvs="110105", codes=codes, date=Date(year=2026, month=3, day=1)
+        )
+        started = time.perf_counter()
+        stub.LookupItems(request, timeout=10)
+        cold_ms = (time.perf_counter() - started) * 1000
+        warm = timed(lambda _index: stub.LookupItems(request, timeout=10), LOOKUP_REPEATS)
     figures = {
         "machine": machine(),
         "bare_grpc": baseline,

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
-from measure import against_baseline, bare_grpc_baseline, machine, timed
+from measure import against_baseline, bare_grpc_baseline, bench_node, database_name, machine, timed
 from yidi.filing.v1 import filing_pb2 as pb
 from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
-from yidi_runtime.config import load_settings
-from yidi_runtime.logs import configure_logging
 from yidi_runtime.wire import china_day, date_message, wall_clock
-from yidi_services.node import start_node
 
 RESULTS = Path(__file__).resolve().parent / "results"
 AUTO, MANUAL = "440300", "131000"
@@ -117,32 +111,12 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
     parser.add_argument("--applications", type=int, default=1000, help="applications per kind (and persons)")
     args = parser.parse_args()
-    configure_logging("warning")
     print(f"machine: {machine()}")
     baseline = bare_grpc_baseline()
     print(f"bare gRPC echo on loopback: p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
-    database = "postgresql" if args.database_url else "sqlite"
-    with tempfile.TemporaryDirectory(prefix="yidi-filing-bench-") as folder:
-        environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
-        settings = load_settings(
-            environ=environ,
-            overrides={
-                "data_dir": folder,
-                "grpc_port": 0,
-                "metrics_port": "off",
-                "auto_migrate": True,
-                "role": "national",
-                "region": "000000",
-                "services": "filing",
-                "log_level": "warning",
-            },
-        )
-        node = start_node(settings)
-        try:
-            with grpc.insecure_channel(node.address) as channel:
-                figures = run(api_grpc.FilingServiceStub(channel), args.applications)
-        finally:
-            node.stop(0)
+    database = database_name(args.database_url)
+    with bench_node("filing", args.database_url) as channel:
+        figures = run(api_grpc.FilingServiceStub(channel), args.applications)
     print(f"{database}: enrolled {figures['enrol_persons']} persons in one batch in {figures['enrol_s']} s")
     for name, figure in figures.items():
         if isinstance(figure, dict):

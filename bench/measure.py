@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine line, percentiles, and a bare gRPC baseline.
+"""What every benchmark shares: the node under test, the machine line, percentiles, a bare gRPC baseline.
 
 The baseline is a unary call to a server that does nothing but echo bytes on loopback,
 measured in the same run as the service figures, so each service latency can be read as a
@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import grpc
+
+from yidi_runtime.config import load_settings
+from yidi_runtime.logs import configure_logging
+from yidi_services.node import start_node
 
 _ECHO = "/yidi.bench.Echo/Echo"
 
@@ -69,3 +75,35 @@ def against_baseline(figure: dict[str, float], baseline: dict[str, float]) -> st
     """``p50 … ms, p99 … ms (N× bare gRPC p50)`` for one measured call."""
     ratio = figure["p50_ms"] / baseline["p50_ms"] if baseline["p50_ms"] else float("nan")
     return f"p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms ({ratio:.1f}× bare gRPC p50)"
+
+
+def database_name(database_url: str | None) -> str:
+    """``postgresql`` when a URL is given, else the embedded ``sqlite``."""
+    return "postgresql" if database_url else "sqlite"
+
+
+@contextmanager
+def bench_node(service: str, database_url: str | None) -> Iterator[grpc.Channel]:
+    """A national node running ``service`` (SQLite in a throwaway folder unless a URL is given); a channel to it."""
+    configure_logging("warning")
+    with tempfile.TemporaryDirectory(prefix=f"yidi-{service}-bench-") as folder:
+        environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
+        settings = load_settings(
+            environ=environ,
+            overrides={
+                "data_dir": folder,
+                "grpc_port": 0,
+                "metrics_port": "off",
+                "auto_migrate": True,
+                "role": "national",
+                "region": "000000",
+                "services": service,
+                "log_level": "warning",
+            },
+        )
+        node = start_node(settings)
+        try:
+            with grpc.insecure_channel(node.address) as channel:
+                yield channel
+        finally:
+            node.stop(0)

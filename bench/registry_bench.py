@@ -13,21 +13,15 @@ import argparse
 import io
 import json
 import random
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from measure import against_baseline, bare_grpc_baseline, machine, timed
+from measure import against_baseline, bare_grpc_baseline, bench_node, database_name, machine, timed
 from yidi.registry.v1 import institution_pb2 as pb
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
-from yidi_runtime.config import load_settings
-from yidi_runtime.logs import configure_logging
-from yidi_services.node import start_node
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROVINCES = [
@@ -147,41 +141,21 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    configure_logging("warning")
     print(f"machine: {machine()}")
     baseline = bare_grpc_baseline()
     print(f"bare gRPC echo on loopback: p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
-    with tempfile.TemporaryDirectory(prefix="yidi-registry-bench-") as folder:
-        environ = {"YIDI_DATABASE_URL": args.database_url} if args.database_url else {}
-        settings = load_settings(
-            environ=environ,
-            overrides={
-                "data_dir": folder,
-                "grpc_port": 0,
-                "metrics_port": "off",
-                "auto_migrate": True,
-                "role": "national",
-                "region": "000000",
-                "services": "registry",
-                "log_level": "warning",
-            },
+    database = database_name(args.database_url)
+    data = generated_csv(args.institutions)
+    with bench_node("registry", args.database_url) as channel:
+        stub = api_grpc.InstitutionRegistryServiceStub(channel)
+        started = time.perf_counter()
+        result = stub.ImportInstitutions(import_messages(data), timeout=3600)
+        load_s = time.perf_counter() - started
+        print(
+            f"{database}: bulk-loaded {result.created_count} institutions "
+            f"({len(data) / 1e6:.1f} MB CSV) in {load_s:.1f} s"
         )
-        node = start_node(settings)
-        database = "postgresql" if args.database_url else "sqlite"
-        try:
-            data = generated_csv(args.institutions)
-            with grpc.insecure_channel(node.address) as channel:
-                stub = api_grpc.InstitutionRegistryServiceStub(channel)
-                started = time.perf_counter()
-                result = stub.ImportInstitutions(import_messages(data), timeout=3600)
-                load_s = time.perf_counter() - started
-                print(
-                    f"{database}: bulk-loaded {result.created_count} institutions "
-                    f"({len(data) / 1e6:.1f} MB CSV) in {load_s:.1f} s"
-                )
-                figures = {name: list_page(stub, filters, args.repeats) for name, filters in QUERIES.items()}
-        finally:
-            node.stop(0)
+        figures = {name: list_page(stub, filters, args.repeats) for name, filters in QUERIES.items()}
     for name, figure in figures.items():
         print(f"  ListInstitutions [{name}]: {figure['rows']} rows, {against_baseline(figure, baseline)}")
     RESULTS.mkdir(exist_ok=True)
