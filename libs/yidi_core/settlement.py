@@ -17,7 +17,7 @@ from decimal import Decimal
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_item, line_amount
 from yidi_core.dictionaries import NATIONAL, psn_type_group
-from yidi_core.errors import combine, invalid
+from yidi_core.errors import DomainError, combine, invalid
 from yidi_core.explanation import CapStep, Explanation, SegmentStep
 from yidi_core.money import ONE, ZERO, round_fen
 from yidi_core.policy import Policy, Rule, check_policy, select_rule
@@ -103,13 +103,51 @@ def settle(
     ``INVALID_POLICY``, ``NO_POLICY_RULE``.
     """
     accumulators = accumulators or Accumulators()
-    _check_inputs(person, items, accumulators)
+    _raise_all([*_item_problems(items), *_state_problems(person, accumulators)])
     # The catalogue split needs no rule, so a bad line is refused before the policy is consulted.
+    return _settle(visit, person, policy, _classify(visit, catalogue, items), accumulators)
+
+
+def classify_bill(
+    visit: Visit, catalogue: Mapping[str, CatalogueEntry], items: Sequence[FeeItem]
+) -> tuple[ItemResult, ...]:
+    """Split every line by the treatment-place catalogue (the treatment side's half of a settlement)."""
+    _raise_all(_item_problems(items))
+    return _classify(visit, catalogue, items)
+
+
+def _classify(
+    visit: Visit, catalogue: Mapping[str, CatalogueEntry], items: Sequence[FeeItem]
+) -> tuple[ItemResult, ...]:
     med_type, diagnoses = visit.med_type, visit.diagnoses
-    results = tuple(
+    return tuple(
         classify_item(item, line_amount(item, index), catalogue.get(item.code), med_type, diagnoses)
         for index, item in enumerate(items)
     )
+
+
+def settle_classified(
+    visit: Visit,
+    person: Person,
+    policy: Policy,
+    results: Sequence[ItemResult],
+    accumulators: Accumulators | None = None,
+) -> Settlement:
+    """The insured side's half: apply ``policy`` to a bill the treatment place already classified.
+
+    Equal to :func:`settle` on the same bill, since settle classifies and then does exactly this.
+    Each line's split must add up to its amount and no part may be negative (``AMOUNT_MISMATCH``
+    and ``INVALID_ARGUMENT``, naming ``items[i]``).
+    """
+    accumulators = accumulators or Accumulators()
+    _raise_all([*_result_problems(results), *_state_problems(person, accumulators)])
+    return _settle(visit, person, policy, tuple(results), accumulators)
+
+
+def _settle(
+    visit: Visit, person: Person, policy: Policy, results: tuple[ItemResult, ...], accumulators: Accumulators
+) -> Settlement:
+    med_type = visit.med_type
     check_policy(policy)
     group = psn_type_group(person.psn_type)
     psn_types = (person.psn_type, group) if group else (person.psn_type,)
@@ -191,8 +229,8 @@ def _totals(results: tuple[ItemResult, ...]) -> tuple[Decimal, Decimal, Decimal,
     return medfee, fulamt, overlmt, preselfpay, inscp
 
 
-def _check_inputs(person: Person, items: Sequence[FeeItem], accumulators: Accumulators) -> None:
-    """Numbers out of range are refused together, each naming its field."""
+def _item_problems(items: Sequence[FeeItem]) -> list[DomainError]:
+    """Numbers out of range on the bill are refused together, each naming its field."""
     problems = []
     if not items:
         problems.append(invalid("INVALID_ARGUMENT", "items", "a bill needs at least one fee item"))
@@ -209,6 +247,39 @@ def _check_inputs(person: Person, items: Sequence[FeeItem], accumulators: Accumu
             problems.append(invalid("INVALID_ARGUMENT", f"items[{index}].price", "must be positive"))
         if item.amount is not None and item.amount < ZERO:
             problems.append(invalid("INVALID_ARGUMENT", f"items[{index}].amount", "must not be negative"))
+    return problems
+
+
+def _result_problems(results: Sequence[ItemResult]) -> list[DomainError]:
+    """A classified bill from another node is checked as strictly as a raw one."""
+    problems = []
+    if not results:
+        problems.append(invalid("INVALID_ARGUMENT", "items", "a bill needs at least one fee item"))
+    seen: set[str] = set()
+    for index, line in enumerate(results):
+        if line.sn in seen:
+            problems.append(
+                invalid("INVALID_ARGUMENT", f"items[{index}].sn", f"serial number {line.sn} repeats")
+            )
+        seen.add(line.sn)
+        parts = (line.fulamt_ownpay, line.overlmt_selfpay, line.preselfpay, line.inscp)
+        if line.amount < ZERO or any(part < ZERO for part in parts):
+            problems.append(invalid("INVALID_ARGUMENT", f"items[{index}]", "amounts must not be negative"))
+        elif sum(parts, ZERO) != line.amount:
+            problems.append(
+                invalid(
+                    "AMOUNT_MISMATCH",
+                    f"items[{index}].amount",
+                    f"the parts of line {line.sn} add up to {sum(parts, ZERO)}, not its amount {line.amount}",
+                    metadata={"sn": line.sn},
+                )
+            )
+    return problems
+
+
+def _state_problems(person: Person, accumulators: Accumulators) -> list[DomainError]:
+    """The person's account and counters are never negative."""
+    problems = []
     if person.account_balance < ZERO:
         problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
     for kind in AccumulatorKind:
@@ -216,6 +287,10 @@ def _check_inputs(person: Person, items: Sequence[FeeItem], accumulators: Accumu
             if value < ZERO:
                 where = f"accumulators.{kind.value}.{key}"
                 problems.append(invalid("INVALID_ARGUMENT", where, "must not be negative"))
+    return problems
+
+
+def _raise_all(problems: list[DomainError]) -> None:
     error = combine(problems)
     if error is not None:
         raise error

@@ -36,7 +36,7 @@ from yidi_services.catalogue.messages import (
 )
 from yidi_services.catalogue.models import RequestRecord
 from yidi_services.catalogue.policies import DocumentFormat
-from yidi_services.catalogue.results import settlement_result
+from yidi_services.results import settlement_result
 
 _FORMATS = {
     policy_service_pb2.POLICY_FORMAT_JSON: DocumentFormat.JSON,
@@ -223,7 +223,12 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
             except DomainError as error:
                 raise renamed(error) from None
         return policy_service_pb2.EstimateResponse(
-            result=settlement_result(outcome, command.visit.service_date.year)
+            result=settlement_result(
+                outcome.settlement,
+                command.visit.service_date.year,
+                outcome.catalogue_version,
+                outcome.policy_version,
+            )
         )
 
 

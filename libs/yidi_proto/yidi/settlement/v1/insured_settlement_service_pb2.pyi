@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.type import date_pb2 as _date_pb2
 from yidi.settlement.v1 import settlement_pb2 as _settlement_pb2
 from yidi.type.v1 import fee_item_pb2 as _fee_item_pb2
@@ -23,6 +25,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _HoldState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HoldStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HoldState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HOLD_STATE_UNSPECIFIED: _HoldState.ValueType  # 0
+    """Unknown."""
+    HOLD_STATE_HELD: _HoldState.ValueType  # 1
+    """Applied, awaiting the treatment node's confirmation."""
+    HOLD_STATE_CONFIRMED: _HoldState.ValueType  # 2
+    """Confirmed: final."""
+    HOLD_STATE_VOIDED: _HoldState.ValueType  # 3
+    """Voided (hold expired, or reverted)."""
+
+class HoldState(_HoldState, metaclass=_HoldStateEnumTypeWrapper):
+    """State of an applied settlement at the insured node."""
+
+HOLD_STATE_UNSPECIFIED: HoldState.ValueType  # 0
+"""Unknown."""
+HOLD_STATE_HELD: HoldState.ValueType  # 1
+"""Applied, awaiting the treatment node's confirmation."""
+HOLD_STATE_CONFIRMED: HoldState.ValueType  # 2
+"""Confirmed: final."""
+HOLD_STATE_VOIDED: HoldState.ValueType  # 3
+"""Voided (hold expired, or reverted)."""
+Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
 @_typing.final
 class ResolvePersonRequest(_message.Message):
@@ -212,6 +242,10 @@ class ApplySettlementResponse(_message.Message):
 
     RESULT_FIELD_NUMBER: _builtins.int
     PERSON_FIELD_NUMBER: _builtins.int
+    HOLD_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    policy_version: _builtins.str
+    """Policy version applied (`insuplc_admdvs` region, insutype and version id)."""
     @_builtins.property
     def result(self) -> _settlement_result_pb2.SettlementResult:
         """The result under the insured policy, with the accumulator changes applied (or that
@@ -222,19 +256,153 @@ class ApplySettlementResponse(_message.Message):
     def person(self) -> _person_pb2.PersonSnapshot:
         """The person's snapshot as settled."""
 
+    @_builtins.property
+    def hold_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the hold is voided unless ConfirmSettlement arrives first (unset for a dry run)."""
+
     def __init__(
         self,
         *,
         result: _settlement_result_pb2.SettlementResult | None = ...,
         person: _person_pb2.PersonSnapshot | None = ...,
+        hold_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        policy_version: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["person", b"person", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "policy_version", b"policy_version", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplySettlementResponse: _TypeAlias = ApplySettlementResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmSettlementRequest(_message.Message):
+    """Request of ConfirmSettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid) of the confirmation, derived from the settlement's."""
+    original_request_id: _builtins.str
+    """Request id of the ApplySettlement to make final."""
+    setl_id: _builtins.str
+    """Settlement id the treatment node recorded."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing and integrity seal."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        original_request_id: _builtins.str = ...,
+        setl_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["original_request_id", b"original_request_id", "request_id", b"request_id", "route", b"route", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSettlementRequest: _TypeAlias = ConfirmSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmSettlementResponse(_message.Message):
+    """Response of ConfirmSettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    REAPPLIED_FIELD_NUMBER: _builtins.int
+    state: Global___HoldState.ValueType
+    """The state after the confirmation (CONFIRMED)."""
+    reapplied: _builtins.bool
+    """True when the hold had expired and the confirmation applied it again."""
+    def __init__(
+        self,
+        *,
+        state: Global___HoldState.ValueType = ...,
+        reapplied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reapplied", b"reapplied", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSettlementResponse: _TypeAlias = ConfirmSettlementResponse  # noqa: Y015
+
+@_typing.final
+class CreditAccountRequest(_message.Message):
+    """Request of CreditAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    MEMO_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid)."""
+    insuplc_admdvs: _builtins.str
+    """Insured region of the person."""
+    psn_no: _builtins.str
+    """Person number."""
+    amount_fen: _builtins.int
+    """Amount in fen; negative debits."""
+    memo: _builtins.str
+    """Why (e.g. "2026-11 monthly allocation")."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing (when forwarded)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        insuplc_admdvs: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        memo: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "insuplc_admdvs", b"insuplc_admdvs", "memo", b"memo", "psn_no", b"psn_no", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditAccountRequest: _TypeAlias = CreditAccountRequest  # noqa: Y015
+
+@_typing.final
+class CreditAccountResponse(_message.Message):
+    """Response of CreditAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCE_FEN_FIELD_NUMBER: _builtins.int
+    balance_fen: _builtins.int
+    """Balance after, in fen."""
+    def __init__(
+        self,
+        *,
+        balance_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_fen", b"balance_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditAccountResponse: _TypeAlias = CreditAccountResponse  # noqa: Y015
 
 @_typing.final
 class RevertSettlementRequest(_message.Message):

@@ -53,6 +53,16 @@ class InsuredSettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementResponse.FromString,
                 _registered_method=True)
+        self.ConfirmSettlement = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/ConfirmSettlement',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.FromString,
+                _registered_method=True)
+        self.CreditAccount = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/CreditAccount',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.FromString,
+                _registered_method=True)
         self.GetAccumulators = channel.unary_unary(
                 '/yidi.settlement.v1.InsuredSettlementService/GetAccumulators',
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsRequest.SerializeToString,
@@ -106,6 +116,33 @@ class InsuredSettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmSettlement(self, request, context):
+        """Makes an applied settlement final once the treatment node recorded it (sent through the
+        treatment node's outbox in the transaction that records the settlement). An applied
+        settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
+        account restored) so that no one-sided settlement (单边账) remains. A confirmation that
+        finds its hold already voided re-applies it: the treatment record is the truth.
+        Idempotent; confirming one that was never applied or was reverted is refused.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreditAccount(self, request, context):
+        """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
+        monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
+        naming `amount_fen`.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
+        ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAccumulators(self, request, context):
         """A person's annual accumulators and account balance.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
@@ -132,6 +169,16 @@ def add_InsuredSettlementServiceServicer_to_server(servicer, server):
                     servicer.RevertSettlement,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementResponse.SerializeToString,
+            ),
+            'ConfirmSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSettlement,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.SerializeToString,
+            ),
+            'CreditAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreditAccount,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.SerializeToString,
             ),
             'GetAccumulators': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccumulators,
@@ -224,6 +271,60 @@ class InsuredSettlementService:
             '/yidi.settlement.v1.InsuredSettlementService/RevertSettlement',
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.RevertSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/ConfirmSettlement',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreditAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/CreditAccount',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,25 @@ class InsuredSettlementServiceStub:
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
+    ConfirmSettlement: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementRequest, _insured_settlement_service_pb2.ConfirmSettlementResponse]
+    """Makes an applied settlement final once the treatment node recorded it (sent through the
+    treatment node's outbox in the transaction that records the settlement). An applied
+    settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
+    account restored) so that no one-sided settlement (单边账) remains. A confirmation that
+    finds its hold already voided re-applies it: the treatment record is the truth.
+    Idempotent; confirming one that was never applied or was reverted is refused.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    CreditAccount: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.CreditAccountRequest, _insured_settlement_service_pb2.CreditAccountResponse]
+    """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
+    monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
+    naming `amount_fen`.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
+    ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
     GetAccumulators: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetAccumulatorsRequest, _insured_settlement_service_pb2.GetAccumulatorsResponse]
     """A person's annual accumulators and account balance.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
@@ -105,6 +124,25 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     refused forever (CORRECTED) if it arrives later.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ConfirmSettlement: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementRequest, _insured_settlement_service_pb2.ConfirmSettlementResponse]  # type: ignore[assignment]
+    """Makes an applied settlement final once the treatment node recorded it (sent through the
+    treatment node's outbox in the transaction that records the settlement). An applied
+    settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
+    account restored) so that no one-sided settlement (单边账) remains. A confirmation that
+    finds its hold already voided re-applies it: the treatment record is the truth.
+    Idempotent; confirming one that was never applied or was reverted is refused.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    CreditAccount: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.CreditAccountRequest, _insured_settlement_service_pb2.CreditAccountResponse]  # type: ignore[assignment]
+    """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
+    monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
+    naming `amount_fen`.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
+    ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetAccumulators: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetAccumulatorsRequest, _insured_settlement_service_pb2.GetAccumulatorsResponse]  # type: ignore[assignment]
     """A person's annual accumulators and account balance.
@@ -162,6 +200,37 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         refused forever (CORRECTED) if it arrives later.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmSettlement(
+        self,
+        request: _insured_settlement_service_pb2.ConfirmSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.ConfirmSettlementResponse, _abc.Awaitable[_insured_settlement_service_pb2.ConfirmSettlementResponse]]:
+        """Makes an applied settlement final once the treatment node recorded it (sent through the
+        treatment node's outbox in the transaction that records the settlement). An applied
+        settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
+        account restored) so that no one-sided settlement (单边账) remains. A confirmation that
+        finds its hold already voided re-applies it: the treatment record is the truth.
+        Idempotent; confirming one that was never applied or was reverted is refused.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def CreditAccount(
+        self,
+        request: _insured_settlement_service_pb2.CreditAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.CreditAccountResponse, _abc.Awaitable[_insured_settlement_service_pb2.CreditAccountResponse]]:
+        """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
+        monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
+        naming `amount_fen`.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
+        ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod

@@ -10,7 +10,6 @@ from yidi_core.catalogue import ItemResult, SelfPayReason
 from yidi_core.money import ZERO, format_decimal, format_money, to_fen
 from yidi_core.policy import Rule
 from yidi_core.settlement import CAP_EXHAUSTED, Settlement
-from yidi_services.catalogue.estimate import Estimate
 
 _RATIO_PLACES = Decimal("0.0001")
 _REASONS = {
@@ -49,7 +48,7 @@ def rule_summary(rule: Rule) -> str:
     )
 
 
-def _item(item: ItemResult) -> fee_item_pb2.ItemResult:
+def item_result_message(item: ItemResult) -> fee_item_pb2.ItemResult:
     return fee_item_pb2.ItemResult(
         feedetl_sn=item.sn,
         med_list_codg=item.code,
@@ -127,9 +126,13 @@ def _explanation(settlement: Settlement) -> settlement_result_pb2.Explanation:
     )
 
 
-def settlement_result(estimate: Estimate, year: int) -> settlement_result_pb2.SettlementResult:
-    """The full result: amounts, fund lines, items, the accumulator changes it would make, and why."""
-    settlement = estimate.settlement
+def settlement_result(
+    settlement: Settlement, year: int, catalogue_version: str, policy_version: str
+) -> settlement_result_pb2.SettlementResult:
+    """The full result: amounts, fund lines, items, the accumulator changes it would make, and why.
+
+    Shared by Estimate, pre-settlement and settlement, so the three answer in one shape.
+    """
     why = settlement.explanation
     amounts = settlement_result_pb2.SettlementAmounts(
         medfee_sumamt_fen=to_fen(settlement.medfee_sumamt),
@@ -163,9 +166,9 @@ def settlement_result(estimate: Estimate, year: int) -> settlement_result_pb2.Se
     return settlement_result_pb2.SettlementResult(
         amounts=amounts,
         fund_lines=_fund_lines(settlement),
-        items=[_item(item) for item in settlement.items],
+        items=[item_result_message(item) for item in settlement.items],
         accumulator_changes=changes,
         explanation=_explanation(settlement),
-        catalogue_version=estimate.catalogue_version,
-        policy_version=estimate.policy_version,
+        catalogue_version=catalogue_version,
+        policy_version=policy_version,
     )
