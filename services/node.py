@@ -14,12 +14,6 @@ from types import ModuleType
 import grpc
 
 from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
-from yidi.settlement.v1 import (
-    insured_settlement_service_pb2,
-    insured_settlement_service_pb2_grpc,
-    settlement_service_pb2,
-    settlement_service_pb2_grpc,
-)
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceContext, ServiceGroup
@@ -31,6 +25,7 @@ from yidi_services.filing import servicer as filing_servicer
 from yidi_services.registry import models as registry_models
 from yidi_services.registry import servicer as registry_servicer
 from yidi_services.settlement import models as settlement_models
+from yidi_services.settlement import servicer as settlement_servicer
 
 _HERE = Path(__file__).parent
 Stub = tuple[ModuleType, ModuleType, str]
@@ -80,11 +75,11 @@ GROUPS: dict[str, ServiceGroup] = {
             versions=_HERE / "catalogue" / "migrations" / "versions",
             register=catalogue_servicers.register,
         ),
-        _group(
-            "settlement",
-            settlement_models,
-            (settlement_service_pb2, settlement_service_pb2_grpc, "SettlementService"),
-            (insured_settlement_service_pb2, insured_settlement_service_pb2_grpc, "InsuredSettlementService"),
+        ServiceGroup(
+            name="settlement",
+            metadata=settlement_models.Base.metadata,
+            versions=_HERE / "settlement" / "migrations" / "versions",
+            register=settlement_servicer.register,
         ),
         _group(
             "clearing", clearing_models, (clearing_service_pb2, clearing_service_pb2_grpc, "ClearingService")

@@ -78,6 +78,7 @@ class NodeSettings:
     log_level: str = "info"
     log_format: str = "auto"
     auto_migrate: bool | None = None
+    settlement_hold_timeout_s: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -241,8 +242,15 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
     ("database", "auto_migrate", "YIDI_AUTO_MIGRATE", _bool, "auto_migrate"),
     ("log", "level", "YIDI_LOG_LEVEL", _log_level, "log_level"),
     ("log", "format", "YIDI_LOG_FORMAT", _log_format, "log_format"),
+    (
+        "settlement",
+        "hold_timeout_s",
+        "YIDI_SETTLEMENT_HOLD_TIMEOUT_S",
+        _float_positive,
+        "settlement_hold_timeout_s",
+    ),
 )
-_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls"}
+_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls", "settlement"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
