@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -100,18 +100,31 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"yidi_test_{uuid.uuid4().hex[:12]}"
+def postgres_databases(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty PostgreSQL databases for one test (one per node of a tree); all dropped afterwards."""
+    names: list[str] = []
     admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def create() -> str:
+        name = f"yidi_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return f"{postgres_server}/{name}"
+
     try:
-        yield f"{postgres_server}/{name}"
+        yield create
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    return postgres_databases()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -120,6 +133,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     if request.param == "sqlite":
         return None
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_factory(request: pytest.FixtureRequest) -> Callable[[], str | None]:
+    """A fresh database per call: None (SQLite files in the node's data folder) or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return lambda: None
+    create: Callable[[], str] = request.getfixturevalue("postgres_databases")
+    return create
 
 
 @pytest.fixture

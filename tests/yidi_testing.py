@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +14,24 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from yidi_runtime.config import NodeSettings, load_settings
+from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, load_settings
+from yidi_runtime.server import Node
+from yidi_services.node import start_node
 
 
-def settings_for(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> NodeSettings:
+def settings_for(
+    tmp_path: Path,
+    database_url: str | None = None,
+    *,
+    parent: Peer | None = None,
+    children: Sequence[Peer] = (),
+    **overrides: Any,
+) -> NodeSettings:
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
+    if parent is not None:
+        environ |= {"YIDI_PARENT_REGION": parent.region, "YIDI_PARENT_ADDRESS": parent.address}
+    if children:
+        environ["YIDI_CHILDREN"] = ",".join(f"{child.region}={child.address}" for child in children)
     return load_settings(
         environ=environ, overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": 0, **overrides}
     )
@@ -43,3 +60,58 @@ def health_of(channel: grpc.Channel, service: str) -> int:
         health_pb2.HealthCheckRequest(service=service), timeout=5
     )
     return int(response.status)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a test tree: its region, role, parent region and services."""
+
+    region: str
+    role: str
+    parent: str | None = None
+    services: tuple[str, ...] = SERVICE_NAMES
+
+
+@contextmanager
+def node_tree(
+    tmp_path: Path,
+    specs: Sequence[NodeSpec],
+    database_factory: Callable[[], str | None],
+    **overrides: Any,
+) -> Iterator[dict[str, Node]]:
+    """Start a region tree in process on loopback (parents and children wired), stop it afterwards.
+
+    Each node has its own data folder and database; ``overrides`` apply to every node
+    (e.g. ``settlement_hold_timeout_s``). Yields the nodes by region.
+    """
+    ports = {spec.region: free_port() for spec in specs}
+
+    def peer(region: str) -> Peer:
+        return Peer(region, f"127.0.0.1:{ports[region]}")
+
+    nodes: dict[str, Node] = {}
+    try:
+        for spec in specs:
+            settings = settings_for(
+                tmp_path / spec.region,
+                database_factory(),
+                parent=peer(spec.parent) if spec.parent else None,
+                children=[peer(child.region) for child in specs if child.parent == spec.region],
+                role=spec.role,
+                region=spec.region,
+                grpc_port=ports[spec.region],
+                services=",".join(spec.services),
+                auto_migrate=True,
+                **overrides,
+            )
+            nodes[spec.region] = start_node(settings)
+        yield nodes
+    finally:
+        for started in nodes.values():
+            started.stop(0)
