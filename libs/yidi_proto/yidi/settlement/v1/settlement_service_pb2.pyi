@@ -852,6 +852,7 @@ class ListSettlementsRequest(_message.Message):
     INCLUDE_REVERSALS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AUDIT_FLAGGED_ONLY_FIELD_NUMBER: _builtins.int
     fixmedins_code: _builtins.str
     """Only this institution."""
     insuplc_admdvs: _builtins.str
@@ -862,6 +863,10 @@ class ListSettlementsRequest(_message.Message):
     """Maximum results per page (0 → 50, at most 1000)."""
     page_token: _builtins.str
     """Token from a previous response."""
+    audit_flagged_only: _builtins.bool
+    """Only settlements flagged for treatment-place audit (费用协查: a cross-province inpatient
+    bill of 30,000 yuan or more).
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
@@ -885,10 +890,11 @@ class ListSettlementsRequest(_message.Message):
         include_reversals: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        audit_flagged_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "envelope", b"envelope", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "envelope", b"envelope", "fixmedins_code", b"fixmedins_code", "include_reversals", b"include_reversals", "insuplc_admdvs", b"insuplc_admdvs", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_flagged_only", b"audit_flagged_only", "end_time", b"end_time", "envelope", b"envelope", "fixmedins_code", b"fixmedins_code", "include_reversals", b"include_reversals", "insuplc_admdvs", b"insuplc_admdvs", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
