@@ -1,21 +1,243 @@
-"""InsuredSettlementService: the insured-place half of a settlement (placeholder, being built)."""
+"""InsuredSettlementService: the insured-place half of a settlement, node to node.
+
+Every method runs only at the node hosting the insured region; the nodes on the way
+forward it (:mod:`~.insured_forwarding`). There, persons and policies come from this
+node's filing and policy services (:mod:`~.insured_lookups`), the settlement is applied as
+a hold (:mod:`~.insured_apply`, :mod:`~.insured_holds`) and voided when its hold expires
+unconfirmed (:mod:`~.insured_expiry`). Every mutating method is idempotent on its
+``request_id`` through the settlement service's request log.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy.orm import Session
+
+from yidi.filing.v1 import filing_service_pb2, insured_person_pb2
+from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
+from yidi_core.codes import check_region
+from yidi_core.errors import invalid
+from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.logs import get_logger
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
-from yidi_runtime.wire import Clock
+from yidi_runtime.wire import Clock, as_utc
+from yidi_services.settlement import insured_apply, insured_holds, insured_ledger
+from yidi_services.settlement.insured_convert import Problems, change_message, kind_number, required
+from yidi_services.settlement.insured_expiry import HoldExpiry, HoldMetrics
+from yidi_services.settlement.insured_forwarding import Forwarder, routed
+from yidi_services.settlement.insured_lookups import InsuredPlace
+from yidi_services.settlement.insured_models import AccountRow, ApplicationState
+from yidi_services.settlement.models import RequestRecord
+
+
+def _content(request: Message) -> Message:
+    """The request without its route: a repeat is the same request whichever path it travelled."""
+    content = type(request)()
+    content.CopyFrom(request)
+    content.ClearField("route")
+    return content
+
+
+def _required_fields(request: Message, *fields: str) -> None:
+    problems = Problems()
+    for field in fields:
+        problems.checked(lambda f=field: required(getattr(request, f), f))
+    problems.raise_any()
 
 
 class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
     """Resolves persons and applies classified bills under the insured policy."""
 
     def __init__(self, context: ServiceContext, router: Router, clock: Clock) -> None:
-        self._context = context
-        self._router = router
+        self._database = context.database
         self._clock = clock
+        self._hold = timedelta(seconds=context.settings.settlement_hold_timeout_s)
+        self._requests = RequestLog(RequestRecord)
+        self._place = InsuredPlace(router)
+        self._metrics = HoldMetrics(context.metrics_registry)
+        self._expiry = HoldExpiry(
+            context.database,
+            clock,
+            context.settings.settlement_hold_timeout_s,
+            self._metrics,
+            context.settings.label,
+        )
+        self._log = get_logger(service="settlement", node=context.settings.label)
+        self.forwarder = Forwarder(router)
 
     def workers(self) -> list[BackgroundWorker]:
         """Background work the node runs for this half (voiding expired holds)."""
-        return []
+        return [self._expiry]
+
+    def _once(
+        self,
+        request_id: str,
+        method: str,
+        request: Message,
+        response_type: type[Response],
+        effect: Callable[[Session], Response],
+    ) -> Response:
+        return self._requests.run_once(
+            self._database, request_id, method, [_content(request)], response_type, effect
+        )
+
+    def _answered(
+        self, request_id: str, method: str, request: Message, response_type: type[Response]
+    ) -> Response | None:
+        """The stored answer to a repeat (DUPLICATE_REQUEST for other content), None for a new request."""
+        with self._database.unit_of_work() as uow:
+            digest = fingerprint([_content(request)])
+            return self._requests.replay(uow.session, request_id, method, digest, response_type)
+
+    @routed
+    def ResolvePerson(
+        self, request: api.ResolvePersonRequest, context: grpc.ServicerContext
+    ) -> api.ResolvePersonResponse:
+        snapshot = self._place.eligibility(
+            filing_service_pb2.CheckEligibilityRequest(
+                person=insured_person_pb2.PersonLookup(credential=request.credential),
+                insuplc_admdvs=request.route.destination_admdvs,
+                treatment_admdvs=request.treatment_admdvs,
+                service_date=request.service_date,
+                med_type=request.med_type,
+                emergency=request.emergency,
+            )
+        )
+        if snapshot.has_personal_account:
+            with self._database.unit_of_work() as uow:
+                snapshot.account_balance_fen = insured_ledger.balance_fen(uow.session, snapshot.psn_no)
+        return api.ResolvePersonResponse(person=snapshot)
+
+    @routed
+    def ApplySettlement(
+        self, request: api.ApplySettlementRequest, context: grpc.ServicerContext
+    ) -> api.ApplySettlementResponse:
+        command = insured_apply.command_of(request)
+        method, response_type = "ApplySettlement", api.ApplySettlementResponse
+        if not request.dry_run:
+            with self._database.unit_of_work() as uow:
+                insured_holds.ensure_not_corrected(uow.session, request.request_id)
+            answered = self._answered(request.request_id, method, request, response_type)
+            if answered is not None:
+                return answered
+        snapshot = self._place.eligibility(
+            insured_apply.eligibility_question(request, request.route.destination_admdvs)
+        )
+        insured_apply.check_insutype(command, snapshot)
+        version, policy = self._place.policy(
+            snapshot.insuplc_admdvs, snapshot.insutype, command.visit.service_date
+        )
+        terms = insured_apply.Terms(snapshot, version, policy)
+        if request.dry_run:
+            with self._database.unit_of_work() as uow:
+                return insured_apply.dry_run(uow.session, command, terms)
+        now = as_utc(self._clock())
+        try:
+            return self._once(
+                request.request_id,
+                method,
+                request,
+                response_type,
+                lambda session: insured_apply.apply(session, command, terms, now, now + self._hold),
+            )
+        except insured_holds.AlreadyApplied:
+            answered = self._answered(request.request_id, method, request, response_type)
+            if answered is None:
+                raise RuntimeError(f"application {request.request_id} exists without its answer") from None
+            return answered
+
+    @routed
+    def ConfirmSettlement(
+        self, request: api.ConfirmSettlementRequest, context: grpc.ServicerContext
+    ) -> api.ConfirmSettlementResponse:
+        _required_fields(request, "request_id", "original_request_id", "setl_id")
+
+        def effect(session: Session) -> api.ConfirmSettlementResponse:
+            done = insured_holds.confirm(
+                session, request.original_request_id, request.setl_id, as_utc(self._clock())
+            )
+            if done.reapplied:
+                self._log.warning(
+                    "confirmation arrived after the hold expired: settlement re-applied",
+                    request_id=request.original_request_id,
+                    setl_id=request.setl_id,
+                )
+            return api.ConfirmSettlementResponse(
+                state=api.HOLD_STATE_VOIDED
+                if done.state == ApplicationState.REVERTED
+                else api.HOLD_STATE_CONFIRMED,
+                reapplied=done.reapplied,
+            )
+
+        return self._once(
+            request.request_id, "ConfirmSettlement", request, api.ConfirmSettlementResponse, effect
+        )
+
+    @routed
+    def RevertSettlement(
+        self, request: api.RevertSettlementRequest, context: grpc.ServicerContext
+    ) -> api.RevertSettlementResponse:
+        _required_fields(request, "request_id", "original_request_id")
+        restored: list[bool] = []
+
+        def effect(session: Session) -> api.RevertSettlementResponse:
+            done = insured_holds.revert(
+                session, request.original_request_id, request.psn_no.strip(), as_utc(self._clock())
+            )
+            restored.append(bool(done.movements))
+            return api.RevertSettlementResponse(
+                reverted=done.state == ApplicationState.REVERTED,
+                accumulator_changes=[change_message(movement, done.year) for movement in done.movements],
+            )
+
+        answer = self._once(
+            request.request_id, "RevertSettlement", request, api.RevertSettlementResponse, effect
+        )
+        if any(restored):
+            self._metrics.voided.labels("reverted").inc()
+        return answer
+
+    @routed
+    def CreditAccount(
+        self, request: api.CreditAccountRequest, context: grpc.ServicerContext
+    ) -> api.CreditAccountResponse:
+        _required_fields(request, "request_id", "psn_no")
+        region = check_region(request.insuplc_admdvs, "insuplc_admdvs")
+        answered = self._answered(request.request_id, "CreditAccount", request, api.CreditAccountResponse)
+        if answered is not None:
+            return answered
+        self._place.ensure_person(request.psn_no.strip(), region)
+
+        return self._once(
+            request.request_id,
+            "CreditAccount",
+            request,
+            api.CreditAccountResponse,
+            lambda session: api.CreditAccountResponse(
+                balance_fen=insured_ledger.credit(session, request.psn_no.strip(), request.amount_fen)
+            ),
+        )
+
+    @routed
+    def GetAccumulators(
+        self, request: api.GetAccumulatorsRequest, context: grpc.ServicerContext
+    ) -> api.GetAccumulatorsResponse:
+        psn_no = required(request.psn_no, "psn_no")
+        if not 1900 <= request.year <= 9999:
+            raise invalid("INVALID_ARGUMENT", "year", f"must be a calendar year, got {request.year}")
+        with self._database.unit_of_work() as uow:
+            values = [
+                api.AccumulatorValue(kind=kind_number(row.kind), key=row.key, value_fen=row.value_fen)
+                for row in insured_ledger.accumulator_rows(uow.session, psn_no, request.year)
+            ]
+            account = uow.session.get(AccountRow, psn_no)
+            balance = None if account is None else account.balance_fen
+        if balance is None and not values:
+            self._place.ensure_person(psn_no)
+        return api.GetAccumulatorsResponse(accumulators=values, account_balance_fen=balance or 0)

@@ -1,0 +1,70 @@
+"""What the insured side asks the other services of its own node: persons and policies.
+
+The filing service owns persons and filings and the catalogue service owns policies
+(DESIGN.md principle 2), so the insured side asks them through their RPCs on this node's
+own port, never reading their tables. A refusal passes through with its reason
+(NOT_FILED, CONTRIBUTION_INTERRUPTED, NO_POLICY_VERSION …). Parsed policies are cached by
+version id (the catalogue service's own :class:`~yidi_services.catalogue.remote.ParsedPolicies`,
+which reads them as Estimate does): a version never changes once imported.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
+from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
+from yidi.type.v1 import person_pb2
+from yidi_core.errors import DomainError
+from yidi_core.policy import Policy
+from yidi_runtime.config import region_contains
+from yidi_runtime.peers import PeerClient
+from yidi_runtime.routing import Router
+from yidi_runtime.wire import date_message
+from yidi_services.catalogue.remote import ParsedPolicies
+
+
+class InsuredPlace:
+    """This node's filing and policy services, as the insured side of settlement needs them."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._region = router.settings.region
+        self._policies = ParsedPolicies()
+
+    def _own(self) -> PeerClient:
+        return self._router.toward(self._region)
+
+    def eligibility(self, request: filing_service_pb2.CheckEligibilityRequest) -> person_pb2.PersonSnapshot:
+        """FilingService.CheckEligibility: the snapshot, or the filing service's refusal as is."""
+        client = self._own()
+        stub = client.stub(filing_service_pb2_grpc.FilingServiceStub)
+        answer: filing_service_pb2.CheckEligibilityResponse = client.call(stub.CheckEligibility, request)
+        return answer.person
+
+    def ensure_person(self, psn_no: str, insuplc_admdvs: str = "") -> None:
+        """PERSON_NOT_FOUND unless filing knows ``psn_no`` (insured in ``insuplc_admdvs``, when given)."""
+        client = self._own()
+        stub = client.stub(filing_service_pb2_grpc.FilingServiceStub)
+        found: filing_service_pb2.GetInsuredPersonResponse = client.call(
+            stub.GetInsuredPerson,
+            filing_service_pb2.GetInsuredPersonRequest(person=insured_person_pb2.PersonLookup(psn_no=psn_no)),
+        )
+        if insuplc_admdvs and not region_contains(insuplc_admdvs, found.person.insuplc_admdvs):
+            raise DomainError(
+                "PERSON_NOT_FOUND",
+                f"person {psn_no} is not insured in {insuplc_admdvs}",
+                metadata={"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs},
+            )
+
+    def policy(self, insuplc_admdvs: str, insutype: str, day: date) -> tuple[str, Policy]:
+        """The policy version in force on ``day`` (NO_POLICY_VERSION when none): its id and value."""
+        client = self._own()
+        stub = client.stub(policy_service_pb2_grpc.PolicyServiceStub)
+        answer: policy_service_pb2.GetPolicyResponse = client.call(
+            stub.GetPolicy,
+            policy_service_pb2.GetPolicyRequest(
+                insuplc_admdvs=insuplc_admdvs, insutype=insutype, date=date_message(day)
+            ),
+        )
+        return answer.policy.version_id, self._policies.parsed(answer.policy)

@@ -1,0 +1,85 @@
+"""Tables of the insured side of settlement: personal accounts, annual accumulators, applications.
+
+Money is integer fen (``BigInteger``). The account row doubles as the person's lock: every
+change to a person's accumulators or account first locks it, so concurrent settlements of
+one person apply one after the other and a cap is never overrun (the account spans years,
+so the person, not the person-year, is the unit that must be serialized).
+
+An application is keyed by the ``request_id`` of the ApplySettlement that made it. The same
+key holds the tombstone a revert leaves for an application that never arrived, so of an
+apply and a revert racing for one id exactly one insert wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yidi_services.settlement.models import Base
+
+
+class ApplicationState(StrEnum):
+    """Where an applied settlement stands at the insured node (a hold until confirmed)."""
+
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    EXPIRED = "expired"
+    """Voided because its hold expired unconfirmed; a late confirmation re-applies it."""
+    REVERTED = "reverted"
+    """Voided by RevertSettlement; refused (CORRECTED) for ever after."""
+    TOMBSTONE = "tombstone"
+    """Never applied, reverted in advance: the apply is refused (CORRECTED) if it ever arrives."""
+
+
+class AccountRow(Base):
+    """A person's personal account (个人账户) balance, and the row every change of the person locks."""
+
+    __tablename__ = "settlement_insured_accounts"
+
+    psn_no: Mapped[str] = mapped_column(String(30), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccumulatorRow(Base):
+    """One annual accumulator (年度累计) of a person: deductible, segment scale or cap, by key."""
+
+    __tablename__ = "settlement_insured_accumulators"
+
+    psn_no: Mapped[str] = mapped_column(String(30), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApplicationRow(Base):
+    """One applied settlement (or a tombstone): exactly what it changed, so it can be undone exactly.
+
+    ``changes`` lists ``[kind, key, delta_fen]`` of the accumulators; ``account_delta_fen`` is
+    the account's change (minus the account payment).
+    """
+
+    __tablename__ = "settlement_insured_applications"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12))
+    psn_no: Mapped[str] = mapped_column(String(30))
+    year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    setl_id: Mapped[str] = mapped_column(String(40))
+    policy_version: Mapped[str] = mapped_column(String(80))
+    changes: Mapped[list[Any]] = mapped_column(JSON)
+    account_delta_fen: Mapped[int] = mapped_column(BigInteger)
+    medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    fund_pay_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    acct_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    psn_cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),)

@@ -1,0 +1,154 @@
+"""Holds (no 单边账) and concurrency at the insured node, on SQLite and PostgreSQL.
+
+An applied settlement is a hold: confirmed, it stays; unconfirmed when its hold expires,
+the worker voids it and restores the accumulators; a late confirmation re-applies it.
+Concurrent applies for one person never overrun a cap, and an apply racing a revert of the
+same id ends with exactly one winner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from insured_builders import (
+    Insured,
+    Line,
+    accumulators,
+    apply_request,
+    insured_node,
+    message_id,
+    refusal,
+    route,
+)
+
+from yidi.settlement.v1 import insured_settlement_service_pb2 as api
+from yidi_testing import error_details
+
+HOLD_S = 2.0
+
+
+@pytest.fixture
+def insured(tmp_path: Path, database_url: str | None) -> Iterator[Insured]:
+    with insured_node(tmp_path, database_url, settlement_hold_timeout_s=HOLD_S) as running:
+        yield running
+
+
+def eventually(condition: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Wait (bounded) for the background worker to make ``condition`` true."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "the hold worker did not act in time"
+        time.sleep(0.05)
+
+
+def confirm(insured: Insured, request: api.ApplySettlementRequest) -> api.ConfirmSettlementResponse:
+    return insured.stub.ConfirmSettlement(
+        api.ConfirmSettlementRequest(
+            request_id=message_id(),
+            route=route(),
+            original_request_id=request.request_id,
+            setl_id=request.setl_id,
+        )
+    )
+
+
+def metric(insured: Insured, name: str, **labels: str) -> float | None:
+    return insured.node.metrics.registry.get_sample_value(name, labels)
+
+
+def test_an_unconfirmed_hold_is_voided_and_a_late_confirmation_reapplies_it(insured: Insured) -> None:
+    stub = insured.stub
+    kept = apply_request(insured.retiree)
+    stub.ApplySettlement(kept)
+    assert (confirm(insured, kept).state, confirm(insured, kept).reapplied) == (
+        api.HOLD_STATE_CONFIRMED,
+        False,
+    )
+    kept_values = accumulators(stub, insured.retiree)
+
+    lost = apply_request(insured.employee)
+    held = stub.ApplySettlement(lost)
+    applied_values = accumulators(stub, insured.employee)
+    assert applied_values["cap:outpatient"] == held.result.amounts.hifp_pay_fen == 10_000
+    dropped = apply_request(insured.retiree)
+    stub.ApplySettlement(dropped)
+    eventually(lambda: metric(insured, "yidi_settlement_holds_pending") == 2)
+
+    insured.clock.advance(HOLD_S + 1)
+    eventually(lambda: accumulators(stub, insured.employee).get("cap:outpatient") == 0)
+    assert set(accumulators(stub, insured.employee).values()) == {0}
+    eventually(lambda: accumulators(stub, insured.retiree) == kept_values)
+    assert metric(insured, "yidi_settlement_holds_voided_total", cause="expired") == 2
+    eventually(lambda: metric(insured, "yidi_settlement_holds_pending") == 0)
+    undone = stub.RevertSettlement(
+        api.RevertSettlementRequest(
+            request_id=message_id(), route=route(), original_request_id=dropped.request_id
+        )
+    )
+    assert (undone.reverted, list(undone.accumulator_changes)) == (True, [])
+    # A confirmation overtaken by a reversal is answered, not refused (the outbox moves on).
+    assert confirm(insured, dropped).state == api.HOLD_STATE_VOIDED
+    assert accumulators(stub, insured.retiree) == kept_values
+
+    late = confirm(insured, lost)
+    assert (late.state, late.reapplied) == (api.HOLD_STATE_CONFIRMED, True)
+    assert accumulators(stub, insured.employee) == applied_values
+    again = confirm(insured, lost)
+    assert (again.state, again.reapplied) == (api.HOLD_STATE_CONFIRMED, False)
+    other_settlement = api.ConfirmSettlementRequest(
+        request_id=message_id(),
+        route=route(),
+        original_request_id=lost.request_id,
+        setl_id="330402" + "9" * 24,
+    )
+    assert refusal(lambda: stub.ConfirmSettlement(other_settlement))[1:] == ("INVALID_ARGUMENT", ["setl_id"])
+
+    insured.clock.advance(10 * HOLD_S)
+    time.sleep(HOLD_S / 2)  # a few worker passes: nothing confirmed may be voided
+    assert accumulators(stub, insured.employee) == applied_values
+    assert accumulators(stub, insured.retiree) == kept_values
+
+
+def test_concurrent_applies_never_overrun_the_cap_and_an_apply_racing_its_revert_has_one_winner(
+    insured: Insured,
+) -> None:
+    stub = insured.stub
+    requests = [apply_request(insured.employee) for _ in range(50)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda request: stub.ApplySettlement(request, timeout=60), requests))
+    paid = [answer.result.amounts.hifp_pay_fen for answer in answers]
+    # 100.00 once, then 150.00 a visit until the 1000.00 outpatient cap is reached.
+    assert sum(paid) == 100_000 and sorted(paid, reverse=True)[:8] == [15_000] * 6 + [10_000, 0]
+    assert accumulators(stub, insured.employee)["cap:outpatient"] == 100_000
+    assert sum(answer.result.amounts.cap_exhausted for answer in answers) == 43
+
+    def apply_or_refusal(request: api.ApplySettlementRequest) -> str:
+        try:
+            stub.ApplySettlement(request, timeout=60)
+        except grpc.RpcError as refused:
+            return str(error_details(refused)["ErrorInfo"].reason)
+        return "APPLIED"
+
+    racing = [apply_request(insured.retiree, (Line("1", 20_000 + index),)) for index in range(12)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        applies = [pool.submit(apply_or_refusal, request) for request in racing]
+        reverts = [
+            pool.submit(
+                stub.RevertSettlement,
+                api.RevertSettlementRequest(
+                    request_id=message_id(), route=route(), original_request_id=request.request_id
+                ),
+                timeout=60,
+            )
+            for request in racing
+        ]
+        outcomes = [
+            (apply.result(), revert.result().reverted) for apply, revert in zip(applies, reverts, strict=True)
+        ]
+    assert set(outcomes) <= {("APPLIED", True), ("CORRECTED", False)}
+    assert set(accumulators(stub, insured.retiree).values()) <= {0}
