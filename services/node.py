@@ -1,25 +1,20 @@
 """The composition root: the services a node can run and how each is assembled.
 
-Services whose issue has not landed yet are registered with their generated base
-servicer, so every method answers UNIMPLEMENTED (with reason ``NOT_IMPLEMENTED``) and
-nothing pretends to work.
+A method whose issue has not landed yet is left to the generated base servicer, so it
+answers UNIMPLEMENTED (with reason ``NOT_IMPLEMENTED``) and nothing pretends to work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 
-import grpc
-
-from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
-from yidi_runtime.service import ServiceContext, ServiceGroup
+from yidi_runtime.service import ServiceGroup
 from yidi_services.catalogue import models as catalogue_models
 from yidi_services.catalogue import servicers as catalogue_servicers
 from yidi_services.clearing import models as clearing_models
+from yidi_services.clearing import servicer as clearing_servicer
 from yidi_services.filing import models as filing_models
 from yidi_services.filing import servicer as filing_servicer
 from yidi_services.registry import models as registry_models
@@ -28,31 +23,6 @@ from yidi_services.settlement import models as settlement_models
 from yidi_services.settlement import servicer as settlement_servicer
 
 _HERE = Path(__file__).parent
-Stub = tuple[ModuleType, ModuleType, str]
-
-
-def _awaiting_implementation(*stubs: Stub) -> Callable[[grpc.Server, ServiceContext], Sequence[str]]:
-    """Register the generated base servicers, whose every method answers UNIMPLEMENTED."""
-
-    def register(server: grpc.Server, _context: ServiceContext) -> Sequence[str]:
-        names = []
-        for messages, services, name in stubs:
-            servicer = getattr(services, f"{name}Servicer")()
-            getattr(services, f"add_{name}Servicer_to_server")(servicer, server)
-            names.append(messages.DESCRIPTOR.services_by_name[name].full_name)
-        return names
-
-    return register
-
-
-def _group(name: str, metadata_owner: ModuleType, *stubs: Stub) -> ServiceGroup:
-    return ServiceGroup(
-        name=name,
-        metadata=metadata_owner.Base.metadata,
-        versions=_HERE / name / "migrations" / "versions",
-        register=_awaiting_implementation(*stubs),
-    )
-
 
 GROUPS: dict[str, ServiceGroup] = {
     group.name: group
@@ -81,8 +51,11 @@ GROUPS: dict[str, ServiceGroup] = {
             versions=_HERE / "settlement" / "migrations" / "versions",
             register=settlement_servicer.register,
         ),
-        _group(
-            "clearing", clearing_models, (clearing_service_pb2, clearing_service_pb2_grpc, "ClearingService")
+        ServiceGroup(
+            name="clearing",
+            metadata=clearing_models.Base.metadata,
+            versions=_HERE / "clearing" / "migrations" / "versions",
+            register=clearing_servicer.register,
         ),
     )
 }

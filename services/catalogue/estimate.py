@@ -1,26 +1,38 @@
-"""Estimate (预估): what a bill would pay, from this node's catalogue and policy, changing nothing.
+"""Estimate (预估): what a bill would pay, from the treatment catalogue and the insured policy, changing nothing.
 
 The treatment region's catalogue in force on the service date classifies the lines, the
 insured region's policy in force then applies, and the settlement core decides every
 amount — the same call pre-settlement and settlement make, so an estimate cannot disagree
 with them. No accumulator is read or written: the caller says what the year has counted.
+
+Catalogue and policy are read where they live (就医地目录、参保地政策): from this node's
+tables when it hosts them, else from the node hosting them through its RPCs; either way
+they reach the one settle path below as the same core values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import Accumulators
-from yidi_core.catalogue import FeeItem
+from yidi_core.catalogue import CatalogueEntry, FeeItem
+from yidi_core.policy import Policy
 from yidi_core.settlement import Person, Settlement, Visit, settle
+from yidi_runtime.db import Database
+from yidi_runtime.peers import PeerClient
 from yidi_services.catalogue.catalogues import lookup, view_on
+from yidi_services.catalogue.hosts import Hosts
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.policies import policy_in_force
 
 VERSION_SEPARATOR = "+"
+TREATMENT_FIELD = "visit.mdtrtarea_admvs"
+INSURED_FIELD = "insuplc_admdvs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,27 @@ class EstimateCommand:
     items: Sequence[FeeItem]
     accumulators: Accumulators
 
+    @property
+    def codes(self) -> list[str]:
+        """The bill's distinct item codes, in bill order."""
+        return list(dict.fromkeys(item.code for item in self.items))
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogued:
+    """The catalogue entries in force for a bill's codes (absent: not listed) and the versions used."""
+
+    entries: Mapping[str, CatalogueEntry]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInForce:
+    """The insured policy in force on the service date and its version id."""
+
+    policy: Policy
+    version_id: str
+
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -44,22 +77,77 @@ class Estimate:
     policy_version: str
 
 
-def estimate(session: Session, cache: VersionItemCache, command: EstimateCommand) -> Estimate:
-    """Settle the bill with the core on the catalogue and policy in force on the service date."""
-    day = command.visit.service_date
-    view = view_on(session, command.mdtrtarea_admvs, day, "visit.mdtrtarea_admvs")
-    found = lookup(session, cache, view, list(dict.fromkeys(item.code for item in command.items)))
-    policy = policy_in_force(session, command.insuplc_admdvs, command.person.insutype, day)
-    settlement = settle(
-        command.visit,
-        command.person,
+class RemoteSources(Protocol):
+    """Catalogue and policy as the nodes hosting them answer (see :mod:`~yidi_services.catalogue.remote`)."""
+
+    def catalogue(self, peer: PeerClient, treatment: str, day: date, codes: Sequence[str]) -> Catalogued:
+        """The treatment catalogue's entries for ``codes``, from LookupItems at ``peer``."""
+        ...
+
+    def policy(self, peer: PeerClient, insured: str, insutype: str, day: date) -> PolicyInForce:
+        """The insured policy in force, from GetPolicy at ``peer``."""
+        ...
+
+
+def local_catalogue(
+    session: Session, cache: VersionItemCache, treatment: str, day: date, codes: Sequence[str]
+) -> Catalogued:
+    """The catalogue in force in the treatment region from this node's tables (rows cached per version)."""
+    view = view_on(session, treatment, day, TREATMENT_FIELD)
+    found = lookup(session, cache, view, codes)
+    return Catalogued(
         {code: hit.row.entry() for code, hit in found.items()},
-        policy.policy,
-        command.items,
-        command.accumulators,
-    )
-    return Estimate(
-        settlement,
         VERSION_SEPARATOR.join(version.version_id for version in view.versions),
-        policy.version_id,
     )
+
+
+def local_policy(session: Session, insured: str, insutype: str, day: date) -> PolicyInForce:
+    """The insured region's policy in force from this node's tables."""
+    version = policy_in_force(session, insured, insutype, day)
+    return PolicyInForce(version.policy, version.version_id)
+
+
+def settle_estimate(command: EstimateCommand, catalogued: Catalogued, policy: PolicyInForce) -> Estimate:
+    """Settle the bill with the core on the given catalogue and policy."""
+    settlement = settle(
+        command.visit, command.person, catalogued.entries, policy.policy, command.items, command.accumulators
+    )
+    return Estimate(settlement, catalogued.version, policy.version_id)
+
+
+class Estimator:
+    """Gathers catalogue and policy wherever they are hosted, then settles on the shared path."""
+
+    def __init__(
+        self, database: Database, cache: VersionItemCache, hosts: Hosts, remote: RemoteSources
+    ) -> None:
+        self._database = database
+        self._cache = cache
+        self._hosts = hosts
+        self._remote = remote
+
+    def estimate(self, command: EstimateCommand) -> Estimate:
+        """Remote sources are asked first, so no database transaction waits on another node."""
+        day = command.visit.service_date
+        insutype = command.person.insutype
+        catalogue_peer = self._hosts.catalogue_peer(command.mdtrtarea_admvs, TREATMENT_FIELD)
+        policy_peer = self._hosts.policy_peer(command.insuplc_admdvs, INSURED_FIELD)
+        catalogued = (
+            None
+            if catalogue_peer is None
+            else self._remote.catalogue(catalogue_peer, command.mdtrtarea_admvs, day, command.codes)
+        )
+        policy = (
+            None
+            if policy_peer is None
+            else self._remote.policy(policy_peer, command.insuplc_admdvs, insutype, day)
+        )
+        if catalogued is None or policy is None:
+            with self._database.unit_of_work() as uow:
+                if catalogued is None:
+                    catalogued = local_catalogue(
+                        uow.session, self._cache, command.mdtrtarea_admvs, day, command.codes
+                    )
+                if policy is None:
+                    policy = local_policy(uow.session, command.insuplc_admdvs, insutype, day)
+        return settle_estimate(command, catalogued, policy)

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from yidi.catalogue.v1 import catalogue_pb2, policy_pb2, policy_service_pb2
 from yidi.type.v1 import fee_item_pb2, filing_category_pb2, visit_pb2
 from yidi_core.accumulators import Accumulators
 from yidi_core.case_format import parse_visit
-from yidi_core.catalogue import FeeItem
-from yidi_core.codes import check_item_code, check_region
+from yidi_core.catalogue import CatalogueEntry, FeeItem
+from yidi_core.codes import ItemKind, check_item_code, check_region
 from yidi_core.dictionaries import psn_type_group
 from yidi_core.errors import DomainError, FieldViolation, combine, error_class, invalid
-from yidi_core.money import format_decimal, from_fen, parse_decimal, to_fen
+from yidi_core.money import ZERO, format_decimal, format_money, from_fen, parse_decimal, to_fen
 from yidi_core.policy import DeductibleScope
 from yidi_core.settlement import Person
 from yidi_runtime.wire import date_message, timestamp_message
 from yidi_services.catalogue.catalogues import CatalogueVersion, Found, Layer
 from yidi_services.catalogue.estimate import EstimateCommand
+from yidi_services.catalogue.items import CLASS_BY_LEVEL, CatalogueRow
 from yidi_services.catalogue.policies import PolicyVersion, check_insured_region, check_insutype
 
 T = TypeVar("T")
@@ -37,10 +39,12 @@ _KINDS = {
     "service": catalogue_pb2.ITEM_KIND_SERVICE,
     "consumable": catalogue_pb2.ITEM_KIND_CONSUMABLE,
 }
+_KIND_NAMES = {number: ItemKind(name) for name, number in _KINDS.items()}
 _SCOPES = {
     DeductibleScope.PER_VISIT: policy_pb2.DEDUCTIBLE_SCOPE_PER_VISIT,
     DeductibleScope.ANNUAL: policy_pb2.DEDUCTIBLE_SCOPE_ANNUAL,
 }
+_SCOPE_NAMES = {number: scope.value for scope, number in _SCOPES.items()}
 _CATEGORY_PREFIX = "FILING_CATEGORY_"
 # Core field paths of a bill → the proto's.
 _RENAMES = (
@@ -95,6 +99,20 @@ def item_message(found: Found) -> catalogue_pb2.CatalogueItem:
     )
 
 
+def catalogue_entry(item: catalogue_pb2.CatalogueItem) -> CatalogueEntry:
+    """The core's entry for an item another node's LookupItems answered (the inverse of :func:`item_message`)."""
+    return CatalogueRow(
+        code=item.code,
+        name=item.name,
+        kind=_KIND_NAMES[item.kind],
+        item_class=CLASS_BY_LEVEL[item.chrgitm_lv],
+        selfpay_ratio=Decimal(item.selfpay_prop) if item.selfpay_prop else ZERO,
+        price_ceiling=Decimal(item.pric_uplmt_amt) if item.pric_uplmt_amt else None,
+        med_types=tuple(item.restriction.med_types),
+        diagnosis_prefixes=tuple(item.restriction.diagnosis_prefixes),
+    ).entry()
+
+
 def policy_message(version: PolicyVersion) -> policy_pb2.Policy:
     """A stored policy version for the wire: money in fen, ratios as decimal strings."""
     policy = version.policy
@@ -132,6 +150,37 @@ def policy_message(version: PolicyVersion) -> policy_pb2.Policy:
         ratio_adjustments={key: format_decimal(value) for key, value in policy.ratio_adjustments.items()},
         import_time=timestamp_message(version.import_time),
     )
+
+
+def policy_document(message: policy_pb2.Policy) -> dict[str, Any]:
+    """The calc-format ``policy`` block of a policy another node's GetPolicy answered.
+
+    The inverse of :func:`policy_message`: the core's own parser then checks and reads it,
+    exactly as it reads a stored version.
+    """
+    rules: list[dict[str, Any]] = []
+    for rule in message.rules:
+        document: dict[str, Any] = {
+            "med_types": list(rule.med_types),
+            "psn_types": list(rule.psn_types),
+            "institution_levels": list(rule.institution_levels),
+            "deductible": format_money(from_fen(rule.deductible_fen)),
+            "deductible_scope": _SCOPE_NAMES.get(rule.deductible_scope),
+        }
+        if rule.segments:
+            document["segments"] = [
+                {"from": format_money(from_fen(segment.from_fen)), "ratio": segment.ratio}
+                for segment in rule.segments
+            ]
+        else:
+            document["ratio"] = rule.ratio
+        if rule.has_cap:
+            document["cap"] = format_money(from_fen(rule.cap_fen))
+        for key in ("deductible_key", "segment_key", "cap_key"):
+            if getattr(rule, key):
+                document[key] = getattr(rule, key)
+        rules.append(document)
+    return {"rules": rules, "ratio_adjustments": dict(message.ratio_adjustments)}
 
 
 def renamed(error: DomainError) -> DomainError:

@@ -1,4 +1,8 @@
-"""The gRPC face of the catalogue service group: proto → command → handler → proto, nothing more."""
+"""The gRPC face of the catalogue service group: proto → command → handler → proto, nothing more.
+
+A lookup or policy read for data another node hosts (:mod:`~yidi_services.catalogue.hosts`)
+is passed one hop toward it unchanged, and its answer or refusal comes back as it was.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,14 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
+from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import day_of, required_day
 from yidi_services.catalogue import catalogues, policies
 from yidi_services.catalogue.catalogue_csv import parse_catalogue_csv
-from yidi_services.catalogue.estimate import estimate
+from yidi_services.catalogue.estimate import Estimator
+from yidi_services.catalogue.hosts import Hosts
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.messages import (
     estimate_command,
@@ -36,6 +42,7 @@ from yidi_services.catalogue.messages import (
 )
 from yidi_services.catalogue.models import RequestRecord
 from yidi_services.catalogue.policies import DocumentFormat
+from yidi_services.catalogue.remote import PeerSources
 from yidi_services.results import settlement_result
 
 _FORMATS = {
@@ -54,9 +61,10 @@ def _request_id(value: str, field: str = "request_id") -> str:
 class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     """CatalogueService: imports, lookups (cached per version), versions and diffs."""
 
-    def __init__(self, database: Database, cache: VersionItemCache) -> None:
+    def __init__(self, database: Database, cache: VersionItemCache, hosts: Hosts) -> None:
         self._database = database
         self._cache = cache
+        self._hosts = hosts
 
     def ImportCatalogue(
         self,
@@ -97,6 +105,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     ) -> catalogue_service_pb2.LookupItemsResponse:
         codes = catalogues.check_codes(request.codes)
         day = required_day(request.date, "date")
+        peer = self._hosts.catalogue_peer(request.admdvs, "admdvs")
+        if peer is not None:
+            return peer.call(peer.stub(catalogue_service_pb2_grpc.CatalogueServiceStub).LookupItems, request)
         with self._database.unit_of_work() as uow:
             view = catalogues.view_on(uow.session, request.admdvs, day)
             found = catalogues.lookup(uow.session, self._cache, view, codes)
@@ -160,9 +171,10 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     """PolicyService: policy versions and estimates."""
 
-    def __init__(self, database: Database, cache: VersionItemCache) -> None:
+    def __init__(self, database: Database, hosts: Hosts, estimator: Estimator) -> None:
         self._database = database
-        self._cache = cache
+        self._hosts = hosts
+        self._estimator = estimator
 
     def ImportPolicy(
         self, request: policy_service_pb2.ImportPolicyRequest, context: grpc.ServicerContext
@@ -195,6 +207,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         region = policies.check_insured_region(request.insuplc_admdvs)
         insutype = policies.check_insutype(request.insutype)
         day = required_day(request.date, "date")
+        peer = self._hosts.policy_peer(region, "insuplc_admdvs")
+        if peer is not None:
+            return peer.call(peer.stub(policy_service_pb2_grpc.PolicyServiceStub).GetPolicy, request)
         with self._database.unit_of_work() as uow:
             version = policies.policy_in_force(uow.session, region, insutype, day)
         return policy_service_pb2.GetPolicyResponse(policy=policy_message(version))
@@ -217,11 +232,10 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         self, request: policy_service_pb2.EstimateRequest, context: grpc.ServicerContext
     ) -> policy_service_pb2.EstimateResponse:
         command = estimate_command(request)
-        with self._database.unit_of_work() as uow:
-            try:
-                outcome = estimate(uow.session, self._cache, command)
-            except DomainError as error:
-                raise renamed(error) from None
+        try:
+            outcome = self._estimator.estimate(command)
+        except DomainError as error:
+            raise renamed(error) from None
         return policy_service_pb2.EstimateResponse(
             result=settlement_result(
                 outcome.settlement,
@@ -233,13 +247,16 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
 
 
 def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
-    """Add both services to the node's server, sharing one lookup cache; return their full names."""
+    """Add both services to the node's server, sharing one lookup cache and router; return their full names."""
     cache = VersionItemCache()
+    hosts = Hosts(Router(context.settings))
+    context.run_in_background(hosts)
+    estimator = Estimator(context.database, cache, hosts, PeerSources())
     catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
-        CatalogueServicer(context.database, cache), server
+        CatalogueServicer(context.database, cache, hosts), server
     )
     policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(context.database, cache), server
+        PolicyServicer(context.database, hosts, estimator), server
     )
     return [
         catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,

@@ -50,16 +50,14 @@ def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
 def test_unimplemented_method_says_so_and_is_counted_in_metrics(node: Node, channel: grpc.Channel) -> None:
     stub = clearing_service_pb2_grpc.ClearingServiceStub(channel)
     with pytest.raises(grpc.RpcError) as caught:
-        stub.ListJournalEntries(clearing_service_pb2.ListJournalEntriesRequest(), timeout=5)
+        stub.GetLedger(clearing_service_pb2.GetLedgerRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert error_details(caught.value)["ErrorInfo"].reason == "NOT_IMPLEMENTED"
 
     assert node.metrics_endpoint is not None
     url = f"http://127.0.0.1:{node.metrics_endpoint.port}/metrics"
     exposition = urllib.request.urlopen(url, timeout=5).read().decode()
-    labels = (
-        'grpc_method="ListJournalEntries",grpc_service="yidi.clearing.v1.ClearingService",grpc_type="unary"'
-    )
+    labels = 'grpc_method="GetLedger",grpc_service="yidi.clearing.v1.ClearingService",grpc_type="unary"'
     assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
     assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
     assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in exposition

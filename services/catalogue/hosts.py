@@ -1,0 +1,56 @@
+"""Which node hosts what the catalogue service reads: policies at the insured place, catalogues at the treatment province.
+
+A policy (参保地政策) is hosted where tree routing takes its insured region: this node when
+the region lies in its subtree and no child owns it, else the next node toward it. A
+catalogue (就医地目录) is hosted by its treatment province's node. A request for data
+hosted elsewhere goes one hop toward it and that node decides again, as a settlement
+does, so a node only ever knows its parent and children.
+
+A standalone node (no parent, no children: the embedded default, the demo) is the whole
+tree, so it answers from whatever was imported into it.
+"""
+
+from __future__ import annotations
+
+from yidi_core.codes import NATIONAL_REGION, check_region, province_of
+from yidi_runtime.peers import PeerClient
+from yidi_runtime.routing import Router
+
+
+class Hosts:
+    """Route decisions for policies and catalogues, and the router's channels for the node's life.
+
+    A node's background worker (``start``/``stop``), so the channels close when the node stops.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        settings = router.settings
+        self._region = settings.region
+        self._standalone = settings.parent is None and not settings.children
+
+    def policy_peer(self, insured: str, field: str) -> PeerClient | None:
+        """The next node toward the insured region's policies; None when this node hosts them."""
+        if self._standalone:
+            return None
+        return self._router.next_hop(insured, field)
+
+    def catalogue_peer(self, treatment: str, field: str) -> PeerClient | None:
+        """The next node toward the treatment province's catalogue; None when this node hosts it.
+
+        The national base alone (region 000000) is read where it is asked for.
+        """
+        region = check_region(treatment, field)
+        if self._standalone or region == NATIONAL_REGION:
+            return None
+        province = province_of(region, field)
+        if province == self._region:
+            return None
+        return self._router.next_hop(province, field)
+
+    def start(self) -> None:
+        """Nothing to start: channels open on first use."""
+
+    def stop(self, timeout_s: float) -> None:
+        """Close every peer channel (at node shutdown)."""
+        self._router.close()

@@ -1,0 +1,240 @@
+"""Proto ↔ plain values for the settlement journal, checking every field at the edge.
+
+Every bad field of a batch is named at once (``entries[3].fund_pay_sumamt_fen``), so a
+sender fixes a refused delivery in one go. Output-only fields a sender fills in
+(``record_time``, ``cleared_period``) are ignored, and left out of the content fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from yidi.clearing.v1 import clearing_service_pb2 as api
+from yidi.clearing.v1 import journal_pb2
+from yidi_core.codes import check_institution, check_region, province_of
+from yidi_core.dictionaries import NATIONAL
+from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.paging import page_size
+from yidi_runtime.wire import timestamp_message
+from yidi_services.clearing.journal import (
+    AMOUNT_FIELDS,
+    MAX_ENTRIES,
+    Amounts,
+    Entry,
+    JournalQuery,
+    Kind,
+    Recorded,
+)
+
+T = TypeVar("T")
+MAX_ID_LENGTH = 64
+MAX_SIGNATURE_BYTES = 1024
+_KINDS = {
+    journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT: Kind.SETTLEMENT,
+    journal_pb2.JOURNAL_ENTRY_KIND_REVERSAL: Kind.REVERSAL,
+}
+_KIND_MESSAGES = {kind: number for number, kind in _KINDS.items()}
+
+
+def moment_of(stamp: Timestamp, field: str) -> datetime:
+    """A wire timestamp as an aware UTC moment (an impossible one is refused)."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise invalid("INVALID_ARGUMENT", field, "is not a representable time") from None
+
+
+def _identifier(value: str, field: str, *, required: bool) -> str:
+    text = value.strip()
+    if required and not text:
+        raise invalid("INVALID_ARGUMENT", field, "is required")
+    if len(text) > MAX_ID_LENGTH:
+        raise invalid("INVALID_ARGUMENT", field, f"must be at most {MAX_ID_LENGTH} characters")
+    return text
+
+
+def _local_region(value: str, field: str) -> str:
+    province_of(value, field)
+    return check_region(value, field)
+
+
+def _optional(value: str, check: Callable[[str, str], str], field: str) -> str:
+    return check(value, field) if value.strip() else ""
+
+
+def _dictionary(name: str) -> Callable[[str, str], str]:
+    return lambda value, field: NATIONAL.check(name, value, field).code
+
+
+def _blob(value: bytes, field: str) -> bytes:
+    if len(value) > MAX_SIGNATURE_BYTES:
+        raise invalid("INVALID_ARGUMENT", field, f"must be at most {MAX_SIGNATURE_BYTES} bytes")
+    return value
+
+
+def content_sha256(message: journal_pb2.JournalEntry) -> str:
+    """The fingerprint of what the sender said: the entry without the node's output-only fields."""
+    content = journal_pb2.JournalEntry()
+    content.CopyFrom(message)
+    content.ClearField("record_time")
+    content.ClearField("cleared_period")
+    return hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _amount_problems(kind: Kind | None, amounts: Amounts, where: str) -> list[DomainError]:
+    """A settlement's amounts are non-negative, a reversal's non-positive; both add up."""
+    problems = []
+    for name, fen in amounts.by_field().items():
+        if kind is Kind.SETTLEMENT and fen < 0:
+            problems.append(
+                invalid("INVALID_ARGUMENT", f"{where}.{name}", f"must not be negative, got {fen}")
+            )
+        elif kind is Kind.REVERSAL and fen > 0:
+            problems.append(
+                invalid(
+                    "INVALID_ARGUMENT", f"{where}.{name}", f"must not be positive in a reversal, got {fen}"
+                )
+            )
+    parts = amounts.fund_pay_sumamt_fen + amounts.acct_pay_fen + amounts.psn_cash_pay_fen
+    if not problems and parts != amounts.medfee_sumamt_fen:
+        problems.append(
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{where}.medfee_sumamt_fen",
+                f"must equal fund_pay_sumamt_fen + acct_pay_fen + psn_cash_pay_fen = {parts}, "
+                f"got {amounts.medfee_sumamt_fen}",
+            )
+        )
+    return problems
+
+
+def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry | None, list[DomainError]]:
+    """One delivered entry as a checked value, or the violations naming each bad field."""
+    where = f"entries[{index}]"
+    problems: list[DomainError] = []
+
+    def checked(build: Callable[[], T]) -> T:
+        try:
+            return build()
+        except DomainError as error:
+            problems.append(error)
+            return None  # type: ignore[return-value]
+
+    kind = _KINDS.get(message.kind)  # type: ignore[call-overload]
+    if kind is None:
+        problems.append(invalid("INVALID_ARGUMENT", f"{where}.kind", "must be SETTLEMENT or REVERSAL"))
+    reverses = checked(
+        lambda: _identifier(message.reverses_msgid, f"{where}.reverses_msgid", required=kind is Kind.REVERSAL)
+    )
+    if kind is Kind.SETTLEMENT and reverses:
+        problems.append(invalid("INVALID_ARGUMENT", f"{where}.reverses_msgid", "is only for a reversal"))
+    insured = checked(lambda: _local_region(message.insuplc_admdvs, f"{where}.insuplc_admdvs"))
+    treatment = checked(lambda: _local_region(message.mdtrtarea_admvs, f"{where}.mdtrtarea_admvs"))
+    if insured and treatment and insured[:2] == treatment[:2]:
+        problems.append(
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{where}.mdtrtarea_admvs",
+                f"lies in the insured province {insured[:2]}0000: the journal holds cross-province settlements",
+            )
+        )
+    if not message.HasField("setl_time"):
+        problems.append(invalid("INVALID_ARGUMENT", f"{where}.setl_time", "is required"))
+    amounts = Amounts(*(getattr(message, name) for name in AMOUNT_FIELDS))
+    problems += _amount_problems(kind, amounts, where)
+    entry = Entry(
+        msgid=checked(lambda: _identifier(message.msgid, f"{where}.msgid", required=True)),
+        content_sha256=content_sha256(message),
+        setl_id=checked(lambda: _identifier(message.setl_id, f"{where}.setl_id", required=True)),
+        kind=kind,  # type: ignore[arg-type]
+        reverses_msgid=reverses or None,
+        mdtrt_id=checked(lambda: _identifier(message.mdtrt_id, f"{where}.mdtrt_id", required=False)),
+        psn_no=checked(lambda: _identifier(message.psn_no, f"{where}.psn_no", required=False)),
+        fixmedins_code=checked(
+            lambda: _optional(message.fixmedins_code, check_institution, f"{where}.fixmedins_code")
+        ),
+        insuplc_admdvs=insured,
+        mdtrtarea_admvs=treatment,
+        insutype=checked(lambda: _optional(message.insutype, _dictionary("insutype"), f"{where}.insutype")),
+        clr_type=checked(lambda: _optional(message.clr_type, _dictionary("clr_type"), f"{where}.clr_type")),
+        amounts=amounts,
+        setl_time=checked(lambda: moment_of(message.setl_time, f"{where}.setl_time")),
+        payload_digest=checked(lambda: _blob(message.payload_digest, f"{where}.payload_digest")),
+        signature=checked(lambda: _blob(message.signature, f"{where}.signature")),
+        signer_admdvs=checked(
+            lambda: _optional(message.signer_admdvs, check_region, f"{where}.signer_admdvs")
+        ),
+    )
+    return (None, problems) if problems else (entry, [])
+
+
+def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list[Entry]]:
+    """The sender's region and its checked entries; every bad field of the batch named at once."""
+    problems: list[DomainError] = []
+    source = ""
+    try:
+        source = check_region(request.source_admdvs, "source_admdvs")
+    except DomainError as error:
+        problems.append(error)
+    if not request.entries:
+        problems.append(invalid("INVALID_ARGUMENT", "entries", "name at least one entry"))
+    if len(request.entries) > MAX_ENTRIES:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            "entries",
+            f"at most {MAX_ENTRIES} entries per batch, got {len(request.entries)}",
+        )
+    entries: list[Entry] = []
+    for index, message in enumerate(request.entries):
+        entry, found = journal_entry(message, index)
+        problems += found
+        if entry is not None:
+            entries.append(entry)
+    error = combine(problems)
+    if error is not None:
+        raise error
+    return source, entries
+
+
+def journal_query(request: api.ListJournalEntriesRequest) -> JournalQuery:
+    """ListJournalEntries' filters, checked: a province code, a range that does not run backwards."""
+    province = ""
+    if request.admdvs:
+        province = check_region(request.admdvs)
+        if province_of(province) != province:
+            raise invalid("INVALID_CODE", "admdvs", f"must be a province (PP0000), got {province}")
+    start = moment_of(request.start_time, "start_time") if request.HasField("start_time") else None
+    end = moment_of(request.end_time, "end_time") if request.HasField("end_time") else None
+    if start is not None and end is not None and end < start:
+        raise invalid("INVALID_ARGUMENT", "end_time", "must not be before start_time")
+    return JournalQuery(province, start, end, page_size(request.page_size), request.page_token)
+
+
+def entry_message(recorded: Recorded) -> journal_pb2.JournalEntry:
+    """A journal entry for the wire, with the time the national node recorded it."""
+    entry = recorded.entry
+    return journal_pb2.JournalEntry(
+        msgid=entry.msgid,
+        setl_id=entry.setl_id,
+        kind=_KIND_MESSAGES[entry.kind],
+        reverses_msgid=entry.reverses_msgid or "",
+        mdtrt_id=entry.mdtrt_id,
+        psn_no=entry.psn_no,
+        fixmedins_code=entry.fixmedins_code,
+        insuplc_admdvs=entry.insuplc_admdvs,
+        mdtrtarea_admvs=entry.mdtrtarea_admvs,
+        insutype=entry.insutype,
+        clr_type=entry.clr_type,
+        **entry.amounts.by_field(),
+        setl_time=timestamp_message(entry.setl_time),
+        record_time=timestamp_message(recorded.record_time),
+        payload_digest=entry.payload_digest,
+        signature=entry.signature,
+        signer_admdvs=entry.signer_admdvs,
+        cleared_period=recorded.cleared_period,
+    )

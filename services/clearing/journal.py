@@ -1,0 +1,311 @@
+"""The national settlement journal (跨省结算流水): every cross-province settlement and reversal, once.
+
+Treatment nodes deliver entries through their durable outboxes, so the same entry may
+arrive again, alone or inside another batch: an entry whose ``msgid`` is recorded with the
+same content is a repeat (counted, not written), with other content it is
+``DUPLICATE_REQUEST``. A reversal undoes exactly one recorded settlement: it names it,
+mirrors its regions and amounts negated, and a settlement is reversed at most once — so
+clearing, which sums the journal, can never pay a settlement twice or undo one twice.
+
+The journal is append-only; monthly clearing will only ever set ``cleared_period``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.config import region_contains
+from yidi_runtime.paging import bad_token, decode_token, encode_token
+from yidi_runtime.wire import as_utc
+from yidi_services.clearing.models import JournalEntryRecord
+
+MAX_ENTRIES = 1_000
+AMOUNT_FIELDS = ("medfee_sumamt_fen", "fund_pay_sumamt_fen", "acct_pay_fen", "psn_cash_pay_fen")
+
+
+class Kind(StrEnum):
+    """A settlement (its province owes) or the reversal of one (the debt is undone)."""
+
+    SETTLEMENT = "settlement"
+    REVERSAL = "reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """The entry's money in fen, in the order of :data:`AMOUNT_FIELDS`."""
+
+    medfee_sumamt_fen: int
+    fund_pay_sumamt_fen: int
+    acct_pay_fen: int
+    psn_cash_pay_fen: int
+
+    def by_field(self) -> dict[str, int]:
+        """Field name → fen, for messages that name the field."""
+        return {name: getattr(self, name) for name in AMOUNT_FIELDS}
+
+    def negated(self) -> Amounts:
+        """What a reversal of these amounts carries."""
+        return Amounts(*(-fen for fen in self.by_field().values()))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One checked journal entry as plain values; ``content_sha256`` fingerprints what the sender said."""
+
+    msgid: str
+    content_sha256: str
+    setl_id: str
+    kind: Kind
+    reverses_msgid: str | None
+    mdtrt_id: str
+    psn_no: str
+    fixmedins_code: str
+    insuplc_admdvs: str
+    mdtrtarea_admvs: str
+    insutype: str
+    clr_type: str
+    amounts: Amounts
+    setl_time: datetime
+    payload_digest: bytes
+    signature: bytes
+    signer_admdvs: str
+
+    @property
+    def insured_province(self) -> str:
+        """The province that pays (its insured were treated elsewhere)."""
+        return self.insuplc_admdvs[:2] + "0000"
+
+    @property
+    def treatment_province(self) -> str:
+        """The province that is paid (it treated them)."""
+        return self.mdtrtarea_admvs[:2] + "0000"
+
+    @classmethod
+    def of(cls, record: JournalEntryRecord) -> Entry:
+        """The value of a recorded row."""
+        return cls(
+            msgid=record.msgid,
+            content_sha256=record.content_sha256,
+            setl_id=record.setl_id,
+            kind=Kind(record.kind),
+            reverses_msgid=record.reverses_msgid,
+            mdtrt_id=record.mdtrt_id,
+            psn_no=record.psn_no,
+            fixmedins_code=record.fixmedins_code,
+            insuplc_admdvs=record.insuplc_admdvs,
+            mdtrtarea_admvs=record.mdtrtarea_admvs,
+            insutype=record.insutype,
+            clr_type=record.clr_type,
+            amounts=Amounts(*(getattr(record, name) for name in AMOUNT_FIELDS)),
+            setl_time=as_utc(record.setl_time),
+            payload_digest=record.payload_digest,
+            signature=record.signature,
+            signer_admdvs=record.signer_admdvs,
+        )
+
+    def row(self, source_admdvs: str, record_time: datetime) -> dict[str, object]:
+        """The ``clearing_journal`` row (bulk inserts take plain dicts)."""
+        return {
+            "msgid": self.msgid,
+            "content_sha256": self.content_sha256,
+            "source_admdvs": source_admdvs,
+            "setl_id": self.setl_id,
+            "kind": self.kind.value,
+            "reverses_msgid": self.reverses_msgid,
+            "mdtrt_id": self.mdtrt_id,
+            "psn_no": self.psn_no,
+            "fixmedins_code": self.fixmedins_code,
+            "insuplc_admdvs": self.insuplc_admdvs,
+            "mdtrtarea_admvs": self.mdtrtarea_admvs,
+            "insured_province": self.insured_province,
+            "treatment_province": self.treatment_province,
+            "insutype": self.insutype,
+            "clr_type": self.clr_type,
+            **self.amounts.by_field(),
+            "setl_time": as_utc(self.setl_time),
+            "record_time": as_utc(record_time),
+            "payload_digest": self.payload_digest,
+            "signature": self.signature,
+            "signer_admdvs": self.signer_admdvs,
+            "cleared_period": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one delivery changed: entries newly recorded, and repeats of recorded ones."""
+
+    appended_count: int
+    duplicate_count: int
+
+
+def ensure_sent_by_treatment_node(source_admdvs: str, entries: Sequence[Entry]) -> None:
+    """A node journals only settlements made in its own region (PERMISSION_DENIED_REGION otherwise)."""
+    for index, entry in enumerate(entries):
+        if not region_contains(source_admdvs, entry.mdtrtarea_admvs):
+            raise DomainError(
+                "PERMISSION_DENIED_REGION",
+                f"entries[{index}]: node {source_admdvs} cannot journal a settlement made in "
+                f"region {entry.mdtrtarea_admvs}",
+                metadata={
+                    "field": f"entries[{index}].mdtrtarea_admvs",
+                    "admdvs": entry.mdtrtarea_admvs,
+                    "source_admdvs": source_admdvs,
+                },
+            )
+
+
+def _recorded(session: Session, msgids: Iterable[str]) -> dict[str, Entry]:
+    wanted = sorted(set(msgids))
+    if not wanted:
+        return {}
+    records = session.scalars(select(JournalEntryRecord).where(JournalEntryRecord.msgid.in_(wanted)))
+    return {record.msgid: Entry.of(record) for record in records}
+
+
+def _reversals_of(session: Session, targets: Iterable[str]) -> dict[str, str]:
+    """Settlement msgid → the msgid of the recorded reversal that undid it."""
+    wanted = sorted(set(targets))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(JournalEntryRecord.reverses_msgid, JournalEntryRecord.msgid).where(
+            JournalEntryRecord.reverses_msgid.in_(wanted)
+        )
+    )
+    return {target: msgid for target, msgid in rows if target is not None}
+
+
+def _reversal_problems(
+    entry: Entry, index: int, target: Entry | None, reversed_by: str | None
+) -> list[DomainError]:
+    where = f"entries[{index}]"
+    if target is None:
+        return [
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{where}.reverses_msgid",
+                f"names no recorded settlement nor one earlier in this batch: {entry.reverses_msgid}",
+            )
+        ]
+    if target.kind is not Kind.SETTLEMENT:
+        return [invalid("INVALID_ARGUMENT", f"{where}.reverses_msgid", "names a reversal, not a settlement")]
+    if reversed_by is not None:
+        return [
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{where}.reverses_msgid",
+                f"settlement {target.msgid} is already reversed by {reversed_by}",
+            )
+        ]
+    problems = [
+        invalid("INVALID_ARGUMENT", f"{where}.{name}", f"must equal the reversed settlement's {ours!r}")
+        for name, ours, theirs in (
+            ("insuplc_admdvs", target.insuplc_admdvs, entry.insuplc_admdvs),
+            ("mdtrtarea_admvs", target.mdtrtarea_admvs, entry.mdtrtarea_admvs),
+        )
+        if ours != theirs
+    ]
+    mirrored = target.amounts.negated().by_field()
+    problems += [
+        invalid(
+            "INVALID_ARGUMENT",
+            f"{where}.{name}",
+            f"must be {mirrored[name]}, the reversed settlement's amount negated, got {fen}",
+        )
+        for name, fen in entry.amounts.by_field().items()
+        if fen != mirrored[name]
+    ]
+    return problems
+
+
+def append(session: Session, source_admdvs: str, entries: Sequence[Entry], now: datetime) -> Appended:
+    """Record the entries not yet recorded, all or none; repeats are counted, conflicts refused."""
+    targets = [entry.reverses_msgid for entry in entries if entry.reverses_msgid]
+    known = _recorded(session, [entry.msgid for entry in entries] + targets)
+    reversed_by = _reversals_of(session, targets)
+    batch: dict[str, Entry] = {}
+    new: list[Entry] = []
+    problems: list[DomainError] = []
+    for index, entry in enumerate(entries):
+        earlier = batch.get(entry.msgid) or known.get(entry.msgid)
+        if earlier is not None:
+            if earlier.content_sha256 != entry.content_sha256:
+                raise invalid(
+                    "DUPLICATE_REQUEST",
+                    f"entries[{index}].msgid",
+                    f"{entry.msgid} is already journalled with different content",
+                    metadata={"msgid": entry.msgid},
+                )
+            continue
+        if entry.kind is Kind.REVERSAL and entry.reverses_msgid is not None:
+            target = batch.get(entry.reverses_msgid) or known.get(entry.reverses_msgid)
+            found = _reversal_problems(entry, index, target, reversed_by.get(entry.reverses_msgid))
+            problems += found
+            if not found:
+                reversed_by[entry.reverses_msgid] = entry.msgid
+        batch[entry.msgid] = entry
+        new.append(entry)
+    error = combine(problems)
+    if error is not None:
+        raise error
+    if new:
+        session.execute(insert(JournalEntryRecord), [entry.row(source_admdvs, now) for entry in new])
+    return Appended(len(new), len(entries) - len(new))
+
+
+@dataclass(frozen=True, slots=True)
+class JournalQuery:
+    """ListJournalEntries' filters: a province (either side) and a half-open ``setl_time`` range."""
+
+    province: str
+    start_time: datetime | None
+    end_time: datetime | None
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An entry as the journal holds it: the delivered content and what the national node added."""
+
+    entry: Entry
+    record_time: datetime
+    cleared_period: str
+
+    @classmethod
+    def of(cls, record: JournalEntryRecord) -> Recorded:
+        """The value of a recorded row."""
+        return cls(Entry.of(record), as_utc(record.record_time), record.cleared_period or "")
+
+
+def list_entries(session: Session, query: JournalQuery) -> tuple[list[Recorded], str]:
+    """One page of entries in record order; the token resumes after the last entry served."""
+    bounds = [moment.isoformat() if moment else "" for moment in (query.start_time, query.end_time)]
+    key = f"journal:{query.province}:{bounds[0]}:{bounds[1]}"
+    after = decode_token(query.page_token, key, 1)
+    statement = select(JournalEntryRecord)
+    if after is not None:
+        if not after[0].isdigit():
+            raise bad_token()
+        statement = statement.where(JournalEntryRecord.seq > int(after[0]))
+    if query.province:
+        statement = statement.where(
+            (JournalEntryRecord.insured_province == query.province)
+            | (JournalEntryRecord.treatment_province == query.province)
+        )
+    if query.start_time is not None:
+        statement = statement.where(JournalEntryRecord.setl_time >= as_utc(query.start_time))
+    if query.end_time is not None:
+        statement = statement.where(JournalEntryRecord.setl_time < as_utc(query.end_time))
+    records = session.scalars(statement.order_by(JournalEntryRecord.seq).limit(query.page_size + 1)).all()
+    page = records[: query.page_size]
+    token = encode_token([str(page[-1].seq)], key) if len(records) > query.page_size else ""
+    return [Recorded.of(record) for record in page], token
