@@ -167,6 +167,13 @@ class Router:
         dial = "127.0.0.1" if host in {"0.0.0.0", "", "::", "[::]"} else host
         return self.client(Peer(self.settings.region, f"{dial}:{self.settings.grpc_port}"))
 
+    def start(self) -> None:
+        """Nothing to start: channels open on first use (the router is a node background worker)."""
+
+    def stop(self, timeout_s: float) -> None:
+        """Close every channel when the node stops (hand the router to ``run_in_background``)."""
+        self.close()
+
     def close(self) -> None:
         """Close every channel (at node shutdown)."""
         with self._lock:

@@ -18,10 +18,7 @@ from yidi_runtime.routing import Router
 
 
 class Hosts:
-    """Route decisions for policies and catalogues, and the router's channels for the node's life.
-
-    A node's background worker (``start``/``stop``), so the channels close when the node stops.
-    """
+    """Route decisions for policies and catalogues over the node's router."""
 
     def __init__(self, router: Router) -> None:
         self._router = router
@@ -47,10 +44,3 @@ class Hosts:
         if province == self._region:
             return None
         return self._router.next_hop(province, field)
-
-    def start(self) -> None:
-        """Nothing to start: channels open on first use."""
-
-    def stop(self, timeout_s: float) -> None:
-        """Close every peer channel (at node shutdown)."""
-        self._router.close()

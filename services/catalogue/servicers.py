@@ -249,8 +249,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
 def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
     """Add both services to the node's server, sharing one lookup cache and router; return their full names."""
     cache = VersionItemCache()
-    hosts = Hosts(Router(context.settings))
-    context.run_in_background(hosts)
+    router = Router(context.settings)
+    context.run_in_background(router)
+    hosts = Hosts(router)
     estimator = Estimator(context.database, cache, hosts, PeerSources())
     catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
         CatalogueServicer(context.database, cache, hosts), server

@@ -16,10 +16,7 @@ from yidi_runtime.routing import Router
 
 
 class JournalHome:
-    """The way to the journal from this node, and the router's channel for the node's life.
-
-    A node's background worker (``start``/``stop``), so the channel closes when the node stops.
-    """
+    """The way to the journal from this node: here at the national node, else through the parent."""
 
     def __init__(self, router: Router) -> None:
         self._router = router
@@ -37,10 +34,3 @@ class JournalHome:
                 metadata={"node_region": settings.region},
             )
         return self._router.client(settings.parent)
-
-    def start(self) -> None:
-        """Nothing to start: the channel opens on first use."""
-
-    def stop(self, timeout_s: float) -> None:
-        """Close the parent's channel (at node shutdown)."""
-        self._router.close()

@@ -98,7 +98,8 @@ class ClearingServicer(api_grpc.ClearingServiceServicer):
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
     """Add the clearing service to a node's server; returns the gRPC service names it serves."""
-    home = JournalHome(Router(context.settings))
-    context.run_in_background(home)
+    router = Router(context.settings)
+    context.run_in_background(router)
+    home = JournalHome(router)
     api_grpc.add_ClearingServiceServicer_to_server(ClearingServicer(context, home, clock), server)
     return [api.DESCRIPTOR.services_by_name["ClearingService"].full_name]

@@ -23,20 +23,6 @@ from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.treatment_servicer import SettlementServicer
 
 
-class _RouterCloser:
-    """Closes the router's channels when the node stops (a background worker with no work)."""
-
-    def __init__(self, router: Router) -> None:
-        self._router = router
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def stop(self, timeout_s: float) -> None:
-        """Close every peer channel."""
-        self._router.close()
-
-
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
     """Add both settlement services to a node's server; returns the gRPC service names."""
     router = Router(context.settings)
@@ -46,7 +32,7 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     for worker in (
         OutboxDeliverer(outbox, context.database, router, context.metrics_registry),
         *insured.workers(),
-        _RouterCloser(router),
+        router,
     ):
         context.run_in_background(worker)
     insured_grpc.add_InsuredSettlementServiceServicer_to_server(insured, server)
