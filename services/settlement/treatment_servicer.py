@@ -1,19 +1,269 @@
-"""SettlementService: the HIS-facing treatment-place half of a settlement (placeholder, being built)."""
+"""SettlementService over gRPC: the HIS-facing treatment-place half of a settlement.
+
+The node that receives the HIS call is the treatment node. Every mutating method runs
+through the request log (a repeat answers as the first time); remote checks and the
+insured node's work happen before the local transaction that records the effect, so an
+unreachable peer leaves nothing half-written here. The clock is injected.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import grpc
+from sqlalchemy.orm import Session
+
+from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
+from yidi.settlement.v1 import settlement_pb2
+from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
+from yidi_core.errors import invalid
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
-from yidi_runtime.wire import Clock
+from yidi_runtime.wire import Clock, china_day, date_message, day_of
+from yidi_services.settlement import treatment_bills, treatment_fees, treatment_listing, treatment_visits
+from yidi_services.settlement.treatment_catalogue import classify, fee_items
+from yidi_services.settlement.treatment_checks import (
+    Caller,
+    Problems,
+    caller,
+    check_request_id,
+    insured_region,
+    record_id,
+    required_text,
+)
+from yidi_services.settlement.treatment_corrections import Corrections
+from yidi_services.settlement.treatment_outcomes import Requests, claim, reading
+from yidi_services.settlement.treatment_peers import TreatmentPeers
+from yidi_services.settlement.treatment_settle import Settlements
+
+
+def _moment(message: object, field: str) -> datetime | None:
+    """A set Timestamp field as aware UTC, None when unset."""
+    if not message.HasField(field):  # type: ignore[attr-defined]
+        return None
+    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 class SettlementServicer(api_grpc.SettlementServiceServicer):
     """Visits, fee lines and settlements at the treatment-place node."""
 
     def __init__(self, context: ServiceContext, router: Router, outbox: Outbox, clock: Clock) -> None:
-        self._context = context
-        self._router = router
-        self._outbox = outbox
+        self._database = context.database
+        self._region = context.settings.region
         self._clock = clock
+        self._peers = TreatmentPeers(router)
+        self._requests = Requests(context.database)
+        self._settlements = Settlements(context.database, self._peers, outbox, clock, self._requests)
+        self._corrections = Corrections(
+            context.database, self._peers, clock, self._requests, self._settlements
+        )
+
+    def _caller(self, envelope: settlement_pb2.Envelope) -> Caller:
+        return caller(envelope, self._region)
+
+    def _reader(self, request: object) -> Caller | None:
+        """The institution reading, or None for an operator (no envelope)."""
+        if not request.HasField("envelope"):  # type: ignore[attr-defined]
+            return None
+        return caller(request.envelope, self._region)  # type: ignore[attr-defined]
+
+    def VerifyPerson(
+        self, request: api.VerifyPersonRequest, context: grpc.ServicerContext
+    ) -> api.VerifyPersonResponse:
+        who = self._caller(request.envelope)
+        insured = insured_region(request, who)
+        day = day_of(request.service_date, "service_date") or china_day(self._clock())
+        answer = self._peers.insured(
+            insured,
+            lambda stub: stub.ResolvePerson,
+            insured_api.ResolvePersonRequest(
+                route=self._peers.route(insured),
+                credential=request.credential,
+                treatment_admdvs=who.mdtrtarea_admvs,
+                service_date=date_message(day),
+                med_type=request.med_type,
+                emergency=request.emergency,
+            ),
+        )
+        return api.VerifyPersonResponse(person=answer.person)
+
+    def RegisterVisit(
+        self, request: api.RegisterVisitRequest, context: grpc.ServicerContext
+    ) -> api.RegisterVisitResponse:
+        request_id = check_request_id(request.request_id)
+        replayed = self._requests.replayed(request_id, "RegisterVisit", request, api.RegisterVisitResponse)
+        if replayed is not None:
+            return replayed
+        visit = treatment_visits.registration(request, self._caller(request.envelope))
+        checked = self._peers.check_institution(visit.facts, visit.insuplc_admdvs, self._clock())
+        if not visit.facts.institution_level:
+            visit.facts.institution_level = checked.institution.level
+        mdtrt_id = record_id(self._region, request_id)
+
+        def effect(session: Session) -> api.RegisterVisitResponse:
+            now = self._clock()
+            claim(session, request_id, "RegisterVisit", mdtrt_id, now)
+            row = treatment_visits.register(session, mdtrt_id, request_id, visit, now)
+            session.flush()
+            return api.RegisterVisitResponse(visit=treatment_visits.visit_message(session, row))
+
+        return self._requests.run_once(
+            request_id, "RegisterVisit", request, api.RegisterVisitResponse, effect
+        )
+
+    def DischargeVisit(
+        self, request: api.DischargeVisitRequest, context: grpc.ServicerContext
+    ) -> api.DischargeVisitResponse:
+        request_id = check_request_id(request.request_id)
+        who = self._caller(request.envelope)
+        problems = Problems()
+        problems.check(lambda: required_text(request.mdtrt_id, "mdtrt_id"))
+        end_time = _moment(request, "end_time")
+        if end_time is None:
+            problems.errors.append(invalid("INVALID_ARGUMENT", "end_time", "is required"))
+        diagnoses = problems.check(lambda: treatment_visits.checked_diagnoses(list(request.diagnoses)))
+        problems.raise_any()
+        assert end_time is not None and diagnoses is not None
+
+        def effect(session: Session) -> api.DischargeVisitResponse:
+            row = treatment_visits.load(session, request.mdtrt_id, who, lock=True)
+            treatment_visits.discharge(row, end_time, diagnoses)
+            session.flush()
+            return api.DischargeVisitResponse(visit=treatment_visits.visit_message(session, row))
+
+        return self._requests.run_once(
+            request_id, "DischargeVisit", request, api.DischargeVisitResponse, effect
+        )
+
+    def CancelVisit(
+        self, request: api.CancelVisitRequest, context: grpc.ServicerContext
+    ) -> api.CancelVisitResponse:
+        request_id = check_request_id(request.request_id)
+        who = self._caller(request.envelope)
+        required_text(request.mdtrt_id, "mdtrt_id")
+
+        def effect(session: Session) -> api.CancelVisitResponse:
+            row = treatment_visits.load(session, request.mdtrt_id, who, lock=True)
+            treatment_visits.cancel(row)
+            session.flush()
+            return api.CancelVisitResponse(visit=treatment_visits.visit_message(session, row))
+
+        return self._requests.run_once(request_id, "CancelVisit", request, api.CancelVisitResponse, effect)
+
+    def UploadFeeItems(
+        self, request: api.UploadFeeItemsRequest, context: grpc.ServicerContext
+    ) -> api.UploadFeeItemsResponse:
+        request_id = check_request_id(request.request_id)
+        replayed = self._requests.replayed(request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse)
+        if replayed is not None:
+            return replayed
+        who = self._caller(request.envelope)
+        required_text(request.mdtrt_id, "mdtrt_id")
+        items = fee_items(request.items)
+        with reading(self._database) as session:
+            visit = treatment_visits.load(session, request.mdtrt_id, who)
+            treatment_visits.ensure_open(visit)
+        classified = classify(self._peers, treatment_visits.facts_of(visit), items)
+
+        def effect(session: Session) -> api.UploadFeeItemsResponse:
+            now = self._clock()
+            claim(session, request_id, "UploadFeeItems", visit.mdtrt_id, now)
+            row = treatment_visits.load(session, visit.mdtrt_id, who, lock=True)
+            treatment_visits.ensure_open(row)
+            results = treatment_fees.store(session, row.mdtrt_id, request_id, request.items, classified, now)
+            return api.UploadFeeItemsResponse(results=results, catalogue_version=classified.catalogue_version)
+
+        return self._requests.run_once(
+            request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse, effect
+        )
+
+    def CancelFeeItems(
+        self, request: api.CancelFeeItemsRequest, context: grpc.ServicerContext
+    ) -> api.CancelFeeItemsResponse:
+        request_id = check_request_id(request.request_id)
+        who = self._caller(request.envelope)
+        required_text(request.mdtrt_id, "mdtrt_id")
+        if request.all == bool(request.feedetl_sns):
+            raise invalid(
+                "INVALID_ARGUMENT", "feedetl_sns", "name the serials to cancel, or set all (not both)"
+            )
+
+        def effect(session: Session) -> api.CancelFeeItemsResponse:
+            row = treatment_visits.load(session, request.mdtrt_id, who, lock=True)
+            treatment_visits.ensure_open(row)
+            count = treatment_fees.cancel(session, row.mdtrt_id, list(request.feedetl_sns), request.all)
+            return api.CancelFeeItemsResponse(cancelled_count=count)
+
+        return self._requests.run_once(
+            request_id, "CancelFeeItems", request, api.CancelFeeItemsResponse, effect
+        )
+
+    def PreSettle(
+        self, request: api.PreSettleRequest, context: grpc.ServicerContext
+    ) -> api.PreSettleResponse:
+        return self._settlements.pre_settle(request, self._caller(request.envelope))
+
+    def Settle(self, request: api.SettleRequest, context: grpc.ServicerContext) -> api.SettleResponse:
+        return self._settlements.settle(request, self._caller(request.envelope))
+
+    def ReverseSettlement(
+        self, request: api.ReverseSettlementRequest, context: grpc.ServicerContext
+    ) -> api.ReverseSettlementResponse:
+        return self._settlements.reverse(request, self._caller(request.envelope))
+
+    def Correct(self, request: api.CorrectRequest, context: grpc.ServicerContext) -> api.CorrectResponse:
+        return self._corrections.correct(request, self._caller(request.envelope))
+
+    def GetSettlement(
+        self, request: api.GetSettlementRequest, context: grpc.ServicerContext
+    ) -> api.GetSettlementResponse:
+        reader = self._reader(request)
+        with self._database.unit_of_work() as uow:
+            found = treatment_listing.get(uow.session, request.setl_id, request.medins_setl_id, reader)
+        return api.GetSettlementResponse(settlement=found)
+
+    def ListSettlements(
+        self, request: api.ListSettlementsRequest, context: grpc.ServicerContext
+    ) -> api.ListSettlementsResponse:
+        query = treatment_listing.checked_query(
+            treatment_listing.SettlementQuery(
+                fixmedins_code=request.fixmedins_code.strip(),
+                insuplc_admdvs=request.insuplc_admdvs.strip(),
+                start_time=_moment(request, "start_time"),
+                end_time=_moment(request, "end_time"),
+                include_reversals=request.include_reversals,
+                audit_flagged_only=request.audit_flagged_only,
+            ),
+            self._reader(request),
+        )
+        with self._database.unit_of_work() as uow:
+            page, token = treatment_listing.list_settlements(
+                uow.session, query, request.page_size, request.page_token
+            )
+        return api.ListSettlementsResponse(settlements=page, next_page_token=token)
+
+    def UploadSelfPayBill(
+        self, request: api.UploadSelfPayBillRequest, context: grpc.ServicerContext
+    ) -> api.UploadSelfPayBillResponse:
+        request_id = check_request_id(request.request_id)
+        bill = treatment_bills.checked_bill(request.bill, self._caller(request.envelope))
+        bill_id = record_id(self._region, request_id)
+        return self._requests.run_once(
+            request_id,
+            "UploadSelfPayBill",
+            request,
+            api.UploadSelfPayBillResponse,
+            lambda session: api.UploadSelfPayBillResponse(
+                bill=treatment_bills.store(session, bill_id, request_id, bill, self._clock())
+            ),
+        )
+
+    def GetSelfPayBill(
+        self, request: api.GetSelfPayBillRequest, context: grpc.ServicerContext
+    ) -> api.GetSelfPayBillResponse:
+        reader = self._reader(request)
+        with self._database.unit_of_work() as uow:
+            bill = treatment_bills.find(uow.session, request.bill_id, reader)
+        return api.GetSelfPayBillResponse(bill=bill)

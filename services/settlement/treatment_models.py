@@ -1,0 +1,162 @@
+"""Tables of the treatment side: visits, fee lines, settlements, outcomes, audit cases, self-pay bills.
+
+Messages that are only ever read back whole (visit facts, a fee line as uploaded and as
+classified, a settlement's result, a bill) are kept as their protobuf encoding; the columns
+beside them are the ones queried, locked or compared. Money inside those encodings is fen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yidi_services.settlement.models import Base
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite numbers rows only as INTEGER PRIMARY KEY
+
+
+class VisitState(StrEnum):
+    """A visit's life (就诊状态): open, discharged (inpatient), settled or cancelled."""
+
+    OPEN = "open"
+    DISCHARGED = "discharged"
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+
+
+class Outcome(StrEnum):
+    """What became of a correctable request id: it took effect, or a correction (冲正) barred it."""
+
+    APPLIED = "applied"
+    CORRECTED = "corrected"
+
+
+class VisitRow(Base):
+    """One visit (就诊, ``mdtrt_id``) registered by an institution of this node's region."""
+
+    __tablename__ = "settlement_visits"
+
+    mdtrt_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    fixmedins_code: Mapped[str] = mapped_column(String(12))
+    mdtrtarea_admvs: Mapped[str] = mapped_column(String(6))
+    insuplc_admdvs: Mapped[str] = mapped_column(String(6))
+    psn_no: Mapped[str] = mapped_column(String(30))
+    insutype: Mapped[str] = mapped_column(String(6))
+    facts: Mapped[bytes] = mapped_column(LargeBinary)
+    ipt_otp_no: Mapped[str] = mapped_column(String(30))
+    dept_code: Mapped[str] = mapped_column(String(30))
+    atddr_no: Mapped[str] = mapped_column(String(30))
+    begin_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    state: Mapped[str] = mapped_column(String(12))
+    setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeeLineRow(Base):
+    """One fee line of a visit (费用明细) as uploaded, with its classification by the catalogue in force.
+
+    ``fingerprint`` is the digest of the uploaded line: the same serial again with the same
+    digest is a no-op, with another one DUPLICATE_REQUEST. A cancelled line stays, inactive.
+    """
+
+    __tablename__ = "settlement_fee_lines"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    mdtrt_id: Mapped[str] = mapped_column(String(30))
+    feedetl_sn: Mapped[str] = mapped_column(String(64))
+    upload_request_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    item: Mapped[bytes] = mapped_column(LargeBinary)
+    result: Mapped[bytes] = mapped_column(LargeBinary)
+    catalogue_version: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("mdtrt_id", "feedetl_sn"),)
+
+
+class OutcomeRow(Base):
+    """The fate of a correctable request id (register, upload, settle): applied or corrected.
+
+    One row per id, inserted by whichever of the request and its correction commits first,
+    so exactly one of them wins; ``mdtrt_id`` is the visit an applied request acted on and
+    ``correction_id`` the correction that barred or undid it.
+    """
+
+    __tablename__ = "settlement_outcomes"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(24))
+    mdtrt_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(12))
+    correction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SettlementRow(Base):
+    """One settlement record (结算) or its reversing record, as the treatment place keeps it.
+
+    ``insured_request_id`` is the id the insured node knows it by: the ApplySettlement id of
+    a settlement, the RevertSettlement id of a reversal. ``result`` is the SettlementResult
+    as the insured node answered it (negated for a reversal).
+    """
+
+    __tablename__ = "settlement_settlements"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    setl_id: Mapped[str] = mapped_column(String(30), unique=True)
+    medins_setl_id: Mapped[str] = mapped_column(String(64), unique=True)
+    insured_request_id: Mapped[str] = mapped_column(String(64))
+    mdtrt_id: Mapped[str] = mapped_column(String(30), index=True)
+    psn_no: Mapped[str] = mapped_column(String(30))
+    fixmedins_code: Mapped[str] = mapped_column(String(12), index=True)
+    mdtrtarea_admvs: Mapped[str] = mapped_column(String(6))
+    insuplc_admdvs: Mapped[str] = mapped_column(String(6))
+    insutype: Mapped[str] = mapped_column(String(6))
+    med_type: Mapped[str] = mapped_column(String(6))
+    clr_type: Mapped[str] = mapped_column(String(2))
+    pay_loc: Mapped[str] = mapped_column(String(1))
+    invono: Mapped[str] = mapped_column(String(64))
+    setl_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    result: Mapped[bytes] = mapped_column(LargeBinary)
+    audit_flag: Mapped[bool] = mapped_column(Boolean)
+    reversed: Mapped[bool] = mapped_column(Boolean)
+    reverses_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+
+
+class AuditCaseRow(Base):
+    """A large cross-province inpatient bill (≥ 30,000 yuan) opened for treatment-place audit (费用协查)."""
+
+    __tablename__ = "settlement_audit_cases"
+
+    setl_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    mdtrt_id: Mapped[str] = mapped_column(String(30))
+    fixmedins_code: Mapped[str] = mapped_column(String(12))
+    insuplc_admdvs: Mapped[str] = mapped_column(String(6))
+    medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SelfPayBillRow(Base):
+    """A full bill uploaded for online manual reimbursement (手工报销线上办理).
+
+    The credential is kept as presented (the insured place identifies the person by it) and
+    masked in every view; ``bill`` is the rest of the SelfPayBill message.
+    """
+
+    __tablename__ = "settlement_self_pay_bills"
+
+    bill_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    fixmedins_code: Mapped[str] = mapped_column(String(12), index=True)
+    insuplc_admdvs: Mapped[str] = mapped_column(String(6))
+    mdtrt_cert_type: Mapped[str] = mapped_column(String(2))
+    mdtrt_cert_no: Mapped[str] = mapped_column(String(64))
+    card_sn: Mapped[str] = mapped_column(String(64))
+    bill: Mapped[bytes] = mapped_column(LargeBinary)
+    upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,132 @@
+"""Exactly once, and correctable: the request log, and the one row that decides "applied or corrected".
+
+Every mutating call runs through the service's request log. A call a correction (冲正,
+2601) may target — RegisterVisit, UploadFeeItems, Settle — also claims its request id in
+``settlement_outcomes`` inside its own transaction; a correction that arrives first claims
+the same key as corrected. The primary key lets exactly one of the two commit: the request
+then refuses with CORRECTED for ever, or the correction finds it applied and undoes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yidi_core.errors import DomainError
+from yidi_runtime.db import Database
+from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_services.settlement.models import RequestRecord
+from yidi_services.settlement.treatment_models import Outcome, OutcomeRow
+
+T = TypeVar("T")
+
+
+@contextmanager
+def reading(database: Database) -> Iterator[Session]:
+    """A read-only unit of work whose rows stay readable after it ends (detached, not expired)."""
+    with database.unit_of_work() as uow:
+        try:
+            yield uow.session
+        finally:
+            uow.session.expunge_all()
+
+
+class Raced(Exception):
+    """A concurrent request claimed the same id first; running again finds what it did."""
+
+
+def retried(attempt: Callable[[], T]) -> T:
+    """Run a transaction again once when a concurrent one claimed the same id first."""
+    try:
+        return attempt()
+    except Raced:
+        return attempt()
+
+
+def corrected_refusal(request_id: str) -> DomainError:
+    """The refusal of a request a correction barred."""
+    return DomainError(
+        "CORRECTED",
+        f"request {request_id} was corrected (冲正) and will never take effect",
+        metadata={"request_id": request_id},
+    )
+
+
+def claim(session: Session, request_id: str, operation: str, mdtrt_id: str, now: datetime) -> None:
+    """Record that ``request_id`` takes effect now on visit ``mdtrt_id``, unless a correction barred it."""
+    row = session.get(OutcomeRow, request_id)
+    if row is not None and row.outcome == Outcome.CORRECTED:
+        raise corrected_refusal(request_id)
+    if row is not None:
+        raise DomainError(
+            "DUPLICATE_REQUEST",
+            f"request_id {request_id} already took effect as a {row.operation}",
+            metadata={"request_id": request_id},
+        )
+    session.add(
+        OutcomeRow(
+            request_id=request_id,
+            operation=operation,
+            mdtrt_id=mdtrt_id,
+            outcome=Outcome.APPLIED,
+            created_at=now,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Raced(request_id) from None
+
+
+def bar(session: Session, request_id: str, operation: str, correction_id: str, now: datetime) -> OutcomeRow:
+    """The outcome row of ``request_id``: the existing one, or a new one barring it (corrected)."""
+    row = session.get(OutcomeRow, request_id, with_for_update=True)
+    if row is not None:
+        return row
+    row = OutcomeRow(
+        request_id=request_id,
+        operation=operation,
+        outcome=Outcome.CORRECTED,
+        correction_id=correction_id,
+        created_at=now,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Raced(request_id) from None
+    return row
+
+
+class Requests:
+    """The request log of the treatment side: replay before any remote call, run an effect once."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._log = RequestLog(RequestRecord)
+
+    def replayed(
+        self, request_id: str, method: str, request: Message, response_type: type[Response]
+    ) -> Response | None:
+        """The original answer to an answered request (DUPLICATE_REQUEST on other content), else None."""
+        with self._database.unit_of_work() as uow:
+            return self._log.replay(uow.session, request_id, method, fingerprint([request]), response_type)
+
+    def run_once(
+        self,
+        request_id: str,
+        method: str,
+        request: Message,
+        response_type: type[Response],
+        effect: Callable[[Session], Response],
+    ) -> Response:
+        """Apply ``effect`` at most once; a lost race is run again to answer as the winner decided."""
+        return retried(
+            lambda: self._log.run_once(self._database, request_id, method, [request], response_type, effect)
+        )

@@ -1,0 +1,83 @@
+"""The treatment node's calls to other services: registry and catalogue at the treatment province,
+the insured side wherever the insured region is hosted.
+
+Registry and catalogue are asked at the treatment province (``PP0000``), which may be this
+node itself (its own port) or its parent. The insured side is reached one hop toward the
+insured region; a request handled here goes to this node's own port, so both halves of the
+settlement service meet only through RPCs. Every call keeps the peer's refusal reason; an
+insured node that does not answer is INSURED_REGION_UNREACHABLE, nothing applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from yidi.catalogue.v1 import catalogue_service_pb2 as catalogue_api
+from yidi.catalogue.v1 import catalogue_service_pb2_grpc as catalogue_grpc
+from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
+from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
+from yidi.settlement.v1 import settlement_pb2
+from yidi.settlement.v1.insured_settlement_service_pb2_grpc import InsuredSettlementServiceStub as InsuredStub
+from yidi.type.v1 import visit_pb2
+from yidi_core.codes import province_of
+from yidi_runtime.peers import PeerClient
+from yidi_runtime.routing import Router
+from yidi_runtime.wire import date_message, timestamp_message
+
+INSURED_UNREACHABLE = "INSURED_REGION_UNREACHABLE"
+Answer = TypeVar("Answer")
+
+
+class TreatmentPeers:
+    """The clients a treatment node's handlers use, all through the node's router."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self.region = router.settings.region
+
+    def _province(self, admdvs: str) -> PeerClient:
+        return self._router.toward(province_of(admdvs))
+
+    def check_institution(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
+    ) -> registry_api.CheckInstitutionResponse:
+        """Is the institution networked and open for this care now? (refusals pass through)."""
+        client = self._province(facts.mdtrtarea_admvs)
+        stub = client.stub(registry_grpc.InstitutionRegistryServiceStub)
+        request = registry_api.CheckInstitutionRequest(
+            fixmedins_code=facts.fixmedins_code,
+            med_type=facts.med_type,
+            chronic_disease=facts.chronic_disease,
+            service_date=facts.service_date,
+            insuplc_admdvs=insuplc_admdvs,
+            at_time=timestamp_message(at),
+        )
+        return client.call(stub.CheckInstitution, request)
+
+    def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:
+        """The treatment catalogue's entries in force on ``day`` for ``codes``, and its versions."""
+        client = self._province(admdvs)
+        stub = client.stub(catalogue_grpc.CatalogueServiceStub)
+        request = catalogue_api.LookupItemsRequest(admdvs=admdvs, codes=codes, date=date_message(day))
+        return client.call(stub.LookupItems, request)
+
+    def route(self, insuplc_admdvs: str) -> settlement_pb2.Route:
+        """The route of a message this node sends to the insured region."""
+        return settlement_pb2.Route(
+            origin_admdvs=self.region, destination_admdvs=insuplc_admdvs, hops=[self.region]
+        )
+
+    def _insured(self, insuplc_admdvs: str) -> PeerClient:
+        client = self._router.next_hop(insuplc_admdvs, "envelope.insuplc_admdvs", INSURED_UNREACHABLE)
+        return client if client is not None else self._router.toward(self.region)
+
+    def insured(
+        self, insuplc_admdvs: str, method: Callable[[InsuredStub], Callable[..., Answer]], request: Message
+    ) -> Answer:
+        """One call to the insured side (e.g. ``lambda stub: stub.ApplySettlement``) one hop toward it."""
+        client = self._insured(insuplc_admdvs)
+        return client.call(method(client.stub(InsuredStub)), request, unreachable=INSURED_UNREACHABLE)
