@@ -107,6 +107,8 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 service_date=request.service_date,
                 med_type=request.med_type,
                 emergency=request.emergency,
+                chronic_disease=request.chronic_disease,
+                fixmedins_code=request.fixmedins_code,
             )
         )
         if snapshot.has_personal_account:

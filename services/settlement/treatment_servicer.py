@@ -38,6 +38,9 @@ from yidi_services.settlement.treatment_outcomes import Requests, claim, reading
 from yidi_services.settlement.treatment_peers import TreatmentPeers
 from yidi_services.settlement.treatment_settle import Settlements
 
+GENERAL_OUTPATIENT = "11"
+"""The medical type a VerifyPerson without one is checked for (1101 names none)."""
+
 
 def _moment(message: object, field: str) -> datetime | None:
     """A set Timestamp field as aware UTC, None when unset."""
@@ -83,8 +86,10 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
                 credential=request.credential,
                 treatment_admdvs=who.mdtrtarea_admvs,
                 service_date=date_message(day),
-                med_type=request.med_type,
+                med_type=request.med_type or GENERAL_OUTPATIENT,
                 emergency=request.emergency,
+                chronic_disease=request.chronic_disease,
+                fixmedins_code=request.envelope.fixmedins_code,
             ),
         )
         return api.VerifyPersonResponse(person=answer.person)

@@ -214,7 +214,9 @@ def test_revert_restores_exactly_and_a_revert_in_advance_refuses_the_apply_for_e
         original_request_id=request.request_id,
         setl_id=request.setl_id,
     )
-    assert refusal(lambda: stub.ConfirmSettlement(confirm))[:2] == (FP, "CORRECTED")
+    # A confirmation overtaken by the reversal is answered (nothing to do), never re-applied.
+    assert stub.ConfirmSettlement(confirm).state == api.HOLD_STATE_VOIDED
+    assert accumulators(stub, retiree) == before
 
     late = apply_request(retiree)
     assert not revert(stub, late.request_id).reverted

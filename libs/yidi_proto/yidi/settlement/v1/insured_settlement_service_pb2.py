@@ -32,7 +32,7 @@ from yidi.type.v1 import settlement_result_pb2 as yidi_dot_type_dot_v1_dot_settl
 from yidi.type.v1 import visit_pb2 as yidi_dot_type_dot_v1_dot_visit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3yidi/settlement/v1/insured_settlement_service.proto\x12\x12yidi.settlement.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a#yidi/settlement/v1/settlement.proto\x1a\x1byidi/type/v1/fee_item.proto\x1a\x19yidi/type/v1/person.proto\x1a$yidi/type/v1/settlement_result.proto\x1a\x18yidi/type/v1/visit.proto\"\xee\x01\n\x14ResolvePersonRequest\x12.\n\x05route\x18\x01 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12\x32\n\ncredential\x18\x02 \x01(\x0b\x32\x18.yidi.type.v1.CredentialB\x04\xe2\x41\x01\x02\x12\x1e\n\x10treatment_admdvs\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x0cservice_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12\x10\n\x08med_type\x18\x05 \x01(\t\x12\x11\n\temergency\x18\x06 \x01(\x08\"E\n\x15ResolvePersonResponse\x12,\n\x06person\x18\x01 \x01(\x0b\x32\x1c.yidi.type.v1.PersonSnapshot\"\xa0\x01\n\x10\x43lassifiedTotals\x12\x19\n\x11medfee_sumamt_fen\x18\x01 \x01(\x03\x12\x1d\n\x15\x66ulamt_ownpay_amt_fen\x18\x02 \x01(\x03\x12\x1b\n\x13overlmt_selfpay_fen\x18\x03 \x01(\x03\x12\x1a\n\x12preselfpay_amt_fen\x18\x04 \x01(\x03\x12\x19\n\x11inscp_scp_amt_fen\x18\x05 \x01(\x03\"\xfc\x02\n\x16\x41pplySettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12\x14\n\x06psn_no\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05\x66\x61\x63ts\x18\x05 \x01(\x0b\x32\x18.yidi.type.v1.VisitFactsB\x04\xe2\x41\x01\x02\x12-\n\x05items\x18\x06 \x03(\x0b\x32\x18.yidi.type.v1.ItemResultB\x04\xe2\x41\x01\x02\x12:\n\x06totals\x18\x07 \x01(\x0b\x32$.yidi.settlement.v1.ClassifiedTotalsB\x04\xe2\x41\x01\x02\x12\x13\n\x0buse_account\x18\x08 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\t \x01(\x08\x12\x0f\n\x07setl_id\x18\n \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x0b \x01(\t\"\xc4\x01\n\x17\x41pplySettlementResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yidi.type.v1.SettlementResult\x12,\n\x06person\x18\x02 \x01(\x0b\x32\x1c.yidi.type.v1.PersonSnapshot\x12\x33\n\x0fhold_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\"\x9e\x01\n\x18\x43onfirmSettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12!\n\x13original_request_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07setl_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"\\\n\x19\x43onfirmSettlementResponse\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.yidi.settlement.v1.HoldState\x12\x11\n\treapplied\x18\x02 \x01(\x08\"\xb6\x01\n\x14\x43reditAccountRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.Route\x12\x1c\n\x0einsuplc_admdvs\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06psn_no\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x0c\n\x04memo\x18\x06 \x01(\t\",\n\x15\x43reditAccountResponse\x12\x13\n\x0b\x62\x61lance_fen\x18\x01 \x01(\x03\"\x96\x01\n\x17RevertSettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12!\n\x13original_request_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06psn_no\x18\x04 \x01(\t\"j\n\x18RevertSettlementResponse\x12\x10\n\x08reverted\x18\x01 \x01(\x08\x12<\n\x13\x61\x63\x63umulator_changes\x18\x02 \x03(\x0b\x32\x1f.yidi.type.v1.AccumulatorChange\"l\n\x16GetAccumulatorsRequest\x12(\n\x05route\x18\x01 \x01(\x0b\x32\x19.yidi.settlement.v1.Route\x12\x14\n\x06psn_no\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04year\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x02\"_\n\x10\x41\x63\x63umulatorValue\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.yidi.type.v1.AccumulatorKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tvalue_fen\x18\x03 \x01(\x03\"r\n\x17GetAccumulatorsResponse\x12:\n\x0c\x61\x63\x63umulators\x18\x01 \x03(\x0b\x32$.yidi.settlement.v1.AccumulatorValue\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\x02 \x01(\x03*m\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x18\n\x14HOLD_STATE_CONFIRMED\x10\x02\x12\x15\n\x11HOLD_STATE_VOIDED\x10\x03\x32\x9f\x05\n\x18InsuredSettlementService\x12\x64\n\rResolvePerson\x12(.yidi.settlement.v1.ResolvePersonRequest\x1a).yidi.settlement.v1.ResolvePersonResponse\x12j\n\x0f\x41pplySettlement\x12*.yidi.settlement.v1.ApplySettlementRequest\x1a+.yidi.settlement.v1.ApplySettlementResponse\x12m\n\x10RevertSettlement\x12+.yidi.settlement.v1.RevertSettlementRequest\x1a,.yidi.settlement.v1.RevertSettlementResponse\x12p\n\x11\x43onfirmSettlement\x12,.yidi.settlement.v1.ConfirmSettlementRequest\x1a-.yidi.settlement.v1.ConfirmSettlementResponse\x12\x64\n\rCreditAccount\x12(.yidi.settlement.v1.CreditAccountRequest\x1a).yidi.settlement.v1.CreditAccountResponse\x12j\n\x0fGetAccumulators\x12*.yidi.settlement.v1.GetAccumulatorsRequest\x1a+.yidi.settlement.v1.GetAccumulatorsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3yidi/settlement/v1/insured_settlement_service.proto\x12\x12yidi.settlement.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a#yidi/settlement/v1/settlement.proto\x1a\x1byidi/type/v1/fee_item.proto\x1a\x19yidi/type/v1/person.proto\x1a$yidi/type/v1/settlement_result.proto\x1a\x18yidi/type/v1/visit.proto\"\x9f\x02\n\x14ResolvePersonRequest\x12.\n\x05route\x18\x01 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12\x32\n\ncredential\x18\x02 \x01(\x0b\x32\x18.yidi.type.v1.CredentialB\x04\xe2\x41\x01\x02\x12\x1e\n\x10treatment_admdvs\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x0cservice_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12\x10\n\x08med_type\x18\x05 \x01(\t\x12\x11\n\temergency\x18\x06 \x01(\x08\x12\x17\n\x0f\x63hronic_disease\x18\x07 \x01(\t\x12\x16\n\x0e\x66ixmedins_code\x18\x08 \x01(\t\"E\n\x15ResolvePersonResponse\x12,\n\x06person\x18\x01 \x01(\x0b\x32\x1c.yidi.type.v1.PersonSnapshot\"\xa0\x01\n\x10\x43lassifiedTotals\x12\x19\n\x11medfee_sumamt_fen\x18\x01 \x01(\x03\x12\x1d\n\x15\x66ulamt_ownpay_amt_fen\x18\x02 \x01(\x03\x12\x1b\n\x13overlmt_selfpay_fen\x18\x03 \x01(\x03\x12\x1a\n\x12preselfpay_amt_fen\x18\x04 \x01(\x03\x12\x19\n\x11inscp_scp_amt_fen\x18\x05 \x01(\x03\"\xfc\x02\n\x16\x41pplySettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12\x14\n\x06psn_no\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05\x66\x61\x63ts\x18\x05 \x01(\x0b\x32\x18.yidi.type.v1.VisitFactsB\x04\xe2\x41\x01\x02\x12-\n\x05items\x18\x06 \x03(\x0b\x32\x18.yidi.type.v1.ItemResultB\x04\xe2\x41\x01\x02\x12:\n\x06totals\x18\x07 \x01(\x0b\x32$.yidi.settlement.v1.ClassifiedTotalsB\x04\xe2\x41\x01\x02\x12\x13\n\x0buse_account\x18\x08 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\t \x01(\x08\x12\x0f\n\x07setl_id\x18\n \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x0b \x01(\t\"\xc4\x01\n\x17\x41pplySettlementResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yidi.type.v1.SettlementResult\x12,\n\x06person\x18\x02 \x01(\x0b\x32\x1c.yidi.type.v1.PersonSnapshot\x12\x33\n\x0fhold_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\"\x9e\x01\n\x18\x43onfirmSettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12!\n\x13original_request_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07setl_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"\\\n\x19\x43onfirmSettlementResponse\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.yidi.settlement.v1.HoldState\x12\x11\n\treapplied\x18\x02 \x01(\x08\"\xb6\x01\n\x14\x43reditAccountRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.Route\x12\x1c\n\x0einsuplc_admdvs\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06psn_no\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x0c\n\x04memo\x18\x06 \x01(\t\",\n\x15\x43reditAccountResponse\x12\x13\n\x0b\x62\x61lance_fen\x18\x01 \x01(\x03\"\x96\x01\n\x17RevertSettlementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x19.yidi.settlement.v1.RouteB\x04\xe2\x41\x01\x02\x12!\n\x13original_request_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06psn_no\x18\x04 \x01(\t\"j\n\x18RevertSettlementResponse\x12\x10\n\x08reverted\x18\x01 \x01(\x08\x12<\n\x13\x61\x63\x63umulator_changes\x18\x02 \x03(\x0b\x32\x1f.yidi.type.v1.AccumulatorChange\"l\n\x16GetAccumulatorsRequest\x12(\n\x05route\x18\x01 \x01(\x0b\x32\x19.yidi.settlement.v1.Route\x12\x14\n\x06psn_no\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04year\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x02\"_\n\x10\x41\x63\x63umulatorValue\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.yidi.type.v1.AccumulatorKind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tvalue_fen\x18\x03 \x01(\x03\"r\n\x17GetAccumulatorsResponse\x12:\n\x0c\x61\x63\x63umulators\x18\x01 \x03(\x0b\x32$.yidi.settlement.v1.AccumulatorValue\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\x02 \x01(\x03*m\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x18\n\x14HOLD_STATE_CONFIRMED\x10\x02\x12\x15\n\x11HOLD_STATE_VOIDED\x10\x03\x32\x9f\x05\n\x18InsuredSettlementService\x12\x64\n\rResolvePerson\x12(.yidi.settlement.v1.ResolvePersonRequest\x1a).yidi.settlement.v1.ResolvePersonResponse\x12j\n\x0f\x41pplySettlement\x12*.yidi.settlement.v1.ApplySettlementRequest\x1a+.yidi.settlement.v1.ApplySettlementResponse\x12m\n\x10RevertSettlement\x12+.yidi.settlement.v1.RevertSettlementRequest\x1a,.yidi.settlement.v1.RevertSettlementResponse\x12p\n\x11\x43onfirmSettlement\x12,.yidi.settlement.v1.ConfirmSettlementRequest\x1a-.yidi.settlement.v1.ConfirmSettlementResponse\x12\x64\n\rCreditAccount\x12(.yidi.settlement.v1.CreditAccountRequest\x1a).yidi.settlement.v1.CreditAccountResponse\x12j\n\x0fGetAccumulators\x12*.yidi.settlement.v1.GetAccumulatorsRequest\x1a+.yidi.settlement.v1.GetAccumulatorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -87,36 +87,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETACCUMULATORSREQUEST'].fields_by_name['psn_no']._serialized_options = b'\342A\001\002'
   _globals['_GETACCUMULATORSREQUEST'].fields_by_name['year']._loaded_options = None
   _globals['_GETACCUMULATORSREQUEST'].fields_by_name['year']._serialized_options = b'\342A\001\002'
-  _globals['_HOLDSTATE']._serialized_start=2449
-  _globals['_HOLDSTATE']._serialized_end=2558
+  _globals['_HOLDSTATE']._serialized_start=2498
+  _globals['_HOLDSTATE']._serialized_end=2607
   _globals['_RESOLVEPERSONREQUEST']._serialized_start=323
-  _globals['_RESOLVEPERSONREQUEST']._serialized_end=561
-  _globals['_RESOLVEPERSONRESPONSE']._serialized_start=563
-  _globals['_RESOLVEPERSONRESPONSE']._serialized_end=632
-  _globals['_CLASSIFIEDTOTALS']._serialized_start=635
-  _globals['_CLASSIFIEDTOTALS']._serialized_end=795
-  _globals['_APPLYSETTLEMENTREQUEST']._serialized_start=798
-  _globals['_APPLYSETTLEMENTREQUEST']._serialized_end=1178
-  _globals['_APPLYSETTLEMENTRESPONSE']._serialized_start=1181
-  _globals['_APPLYSETTLEMENTRESPONSE']._serialized_end=1377
-  _globals['_CONFIRMSETTLEMENTREQUEST']._serialized_start=1380
-  _globals['_CONFIRMSETTLEMENTREQUEST']._serialized_end=1538
-  _globals['_CONFIRMSETTLEMENTRESPONSE']._serialized_start=1540
-  _globals['_CONFIRMSETTLEMENTRESPONSE']._serialized_end=1632
-  _globals['_CREDITACCOUNTREQUEST']._serialized_start=1635
-  _globals['_CREDITACCOUNTREQUEST']._serialized_end=1817
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=1819
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=1863
-  _globals['_REVERTSETTLEMENTREQUEST']._serialized_start=1866
-  _globals['_REVERTSETTLEMENTREQUEST']._serialized_end=2016
-  _globals['_REVERTSETTLEMENTRESPONSE']._serialized_start=2018
-  _globals['_REVERTSETTLEMENTRESPONSE']._serialized_end=2124
-  _globals['_GETACCUMULATORSREQUEST']._serialized_start=2126
-  _globals['_GETACCUMULATORSREQUEST']._serialized_end=2234
-  _globals['_ACCUMULATORVALUE']._serialized_start=2236
-  _globals['_ACCUMULATORVALUE']._serialized_end=2331
-  _globals['_GETACCUMULATORSRESPONSE']._serialized_start=2333
-  _globals['_GETACCUMULATORSRESPONSE']._serialized_end=2447
-  _globals['_INSUREDSETTLEMENTSERVICE']._serialized_start=2561
-  _globals['_INSUREDSETTLEMENTSERVICE']._serialized_end=3232
+  _globals['_RESOLVEPERSONREQUEST']._serialized_end=610
+  _globals['_RESOLVEPERSONRESPONSE']._serialized_start=612
+  _globals['_RESOLVEPERSONRESPONSE']._serialized_end=681
+  _globals['_CLASSIFIEDTOTALS']._serialized_start=684
+  _globals['_CLASSIFIEDTOTALS']._serialized_end=844
+  _globals['_APPLYSETTLEMENTREQUEST']._serialized_start=847
+  _globals['_APPLYSETTLEMENTREQUEST']._serialized_end=1227
+  _globals['_APPLYSETTLEMENTRESPONSE']._serialized_start=1230
+  _globals['_APPLYSETTLEMENTRESPONSE']._serialized_end=1426
+  _globals['_CONFIRMSETTLEMENTREQUEST']._serialized_start=1429
+  _globals['_CONFIRMSETTLEMENTREQUEST']._serialized_end=1587
+  _globals['_CONFIRMSETTLEMENTRESPONSE']._serialized_start=1589
+  _globals['_CONFIRMSETTLEMENTRESPONSE']._serialized_end=1681
+  _globals['_CREDITACCOUNTREQUEST']._serialized_start=1684
+  _globals['_CREDITACCOUNTREQUEST']._serialized_end=1866
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=1868
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=1912
+  _globals['_REVERTSETTLEMENTREQUEST']._serialized_start=1915
+  _globals['_REVERTSETTLEMENTREQUEST']._serialized_end=2065
+  _globals['_REVERTSETTLEMENTRESPONSE']._serialized_start=2067
+  _globals['_REVERTSETTLEMENTRESPONSE']._serialized_end=2173
+  _globals['_GETACCUMULATORSREQUEST']._serialized_start=2175
+  _globals['_GETACCUMULATORSREQUEST']._serialized_end=2283
+  _globals['_ACCUMULATORVALUE']._serialized_start=2285
+  _globals['_ACCUMULATORVALUE']._serialized_end=2380
+  _globals['_GETACCUMULATORSRESPONSE']._serialized_start=2382
+  _globals['_GETACCUMULATORSRESPONSE']._serialized_end=2496
+  _globals['_INSUREDSETTLEMENTSERVICE']._serialized_start=2610
+  _globals['_INSUREDSETTLEMENTSERVICE']._serialized_end=3281
 # @@protoc_insertion_point(module_scope)

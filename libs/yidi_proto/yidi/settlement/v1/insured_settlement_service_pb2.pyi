@@ -66,12 +66,18 @@ class ResolvePersonRequest(_message.Message):
     SERVICE_DATE_FIELD_NUMBER: _builtins.int
     MED_TYPE_FIELD_NUMBER: _builtins.int
     EMERGENCY_FIELD_NUMBER: _builtins.int
+    CHRONIC_DISEASE_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     treatment_admdvs: _builtins.str
     """Treatment region."""
     med_type: _builtins.str
-    """Medical type."""
+    """Medical type (`med_type`); the treatment node sends "11" when the HIS named none."""
     emergency: _builtins.bool
     """Emergency rescue."""
+    chronic_disease: _builtins.str
+    """Chronic disease code (`opsp_dise_code`) for med_type "14"."""
+    fixmedins_code: _builtins.str
+    """Treating institution, checked against outpatient designations where the filing requires."""
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
         """Routing and integrity seal."""
@@ -93,10 +99,12 @@ class ResolvePersonRequest(_message.Message):
         service_date: _date_pb2.Date | None = ...,
         med_type: _builtins.str = ...,
         emergency: _builtins.bool = ...,
+        chronic_disease: _builtins.str = ...,
+        fixmedins_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "route", b"route", "service_date", b"service_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "emergency", b"emergency", "med_type", b"med_type", "route", b"route", "service_date", b"service_date", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "credential", b"credential", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "med_type", b"med_type", "route", b"route", "service_date", b"service_date", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

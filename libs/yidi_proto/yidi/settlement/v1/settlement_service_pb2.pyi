@@ -98,12 +98,15 @@ class VerifyPersonRequest(_message.Message):
     SERVICE_DATE_FIELD_NUMBER: _builtins.int
     MED_TYPE_FIELD_NUMBER: _builtins.int
     EMERGENCY_FIELD_NUMBER: _builtins.int
+    CHRONIC_DISEASE_FIELD_NUMBER: _builtins.int
     insuplc_admdvs: _builtins.str
     """Insured region, when the credential does not tell (ID card of another region)."""
     med_type: _builtins.str
-    """Medical type planned, checked against the filing."""
+    """Medical type planned, checked against the filing; "11" (general outpatient) when empty."""
     emergency: _builtins.bool
     """Emergency rescue."""
+    chronic_disease: _builtins.str
+    """Chronic disease code (`opsp_dise_code`), for med_type "14"."""
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
@@ -125,10 +128,11 @@ class VerifyPersonRequest(_message.Message):
         service_date: _date_pb2.Date | None = ...,
         med_type: _builtins.str = ...,
         emergency: _builtins.bool = ...,
+        chronic_disease: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "envelope", b"envelope", "service_date", b"service_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "emergency", b"emergency", "envelope", b"envelope", "insuplc_admdvs", b"insuplc_admdvs", "med_type", b"med_type", "service_date", b"service_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "credential", b"credential", "emergency", b"emergency", "envelope", b"envelope", "insuplc_admdvs", b"insuplc_admdvs", "med_type", b"med_type", "service_date", b"service_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
