@@ -1,328 +1,268 @@
-"""`yidi demo`: a node on the embedded default, loaded with the sample data, answering real questions.
+"""`yidi demo`: a federation in one process, loaded with the samples, playing the seed stories.
 
-It starts a node in process (SQLite files in a temporary folder unless ``--data-dir`` is
-given), imports the sample institutions, catalogues and policies through the generated
-stubs exactly as an operator's tools do, then asks what a window clerk asks: may this
-hospital settle this case, and what will the patient pay — printing the settlement core's
-results and explanations, and one refusal with its stable reason.
+It starts the national node, seven province nodes and the Langfang and Jiaxing city nodes
+on loopback (SQLite files in a temporary folder unless ``--data-dir`` is given), loads the
+sample institutions, catalogues, policies, persons and filing rules into the nodes that own
+them through the generated stubs, then plays the domain's seed stories through the HIS
+stubs — VerifyPerson, RegisterVisit, UploadFeeItems, PreSettle, Settle at each hospital's
+own node — printing a settlement slip for each and a summary. The exit code says whether
+every story behaved as the domain brief says it must.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-import grpc
-from google.rpc import error_details_pb2
-from google.type.date_pb2 import Date
-from grpc_status import rpc_status
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
-from yidi.catalogue.v1 import (
-    catalogue_pb2,
-    catalogue_service_pb2,
-    catalogue_service_pb2_grpc,
-    policy_service_pb2,
-    policy_service_pb2_grpc,
-)
-from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
-from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
-from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
-from yidi.type.v1 import fee_item_pb2, filing_category_pb2, visit_pb2
-from yidi_cli.filing_client import read_persons, read_rules
-from yidi_cli.node_client import message_id
+from yidi.settlement.v1 import settlement_pb2
+from yidi.type.v1 import fee_item_pb2
+from yidi_cli.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
+from yidi_cli.stories import StoryResult, play_all
 from yidi_core.money import format_money, from_fen
-from yidi_runtime.config import load_settings
 from yidi_runtime.logs import configure_logging
-from yidi_runtime.wire import china_day, date_message, wall_clock
-from yidi_services.node import start_node
+from yidi_runtime.wire import day_of
 
-DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
-_NATIONAL = "000000"
-_EFFECTIVE = Date(year=2022, month=1, day=1)
-_POLICY_FORMATS = {
-    ".json": policy_service_pb2.POLICY_FORMAT_JSON,
-    ".toml": policy_service_pb2.POLICY_FORMAT_TOML,
+FAILED = 1
+UNUSABLE = 2
+"""A data folder already in use, or fixed ports taken."""
+_CLASSES = {"01": "A 甲类", "02": "B 乙类", "03": "C 丙类"}
+_REASONS = {
+    fee_item_pb2.SELF_PAY_REASON_NOT_IN_CATALOGUE: "not in catalogue",
+    fee_item_pb2.SELF_PAY_REASON_CLASS_C: "class C",
+    fee_item_pb2.SELF_PAY_REASON_RESTRICTED_MED_TYPE: "restricted care type",
+    fee_item_pb2.SELF_PAY_REASON_RESTRICTED_DIAGNOSIS: "restricted diagnosis",
+    fee_item_pb2.SELF_PAY_REASON_OVER_PRICE_CEILING: "over price ceiling",
+    fee_item_pb2.SELF_PAY_REASON_FIRST_SELF_PAY: "class B first self-pay",
 }
+_PAY_LOCATIONS = {"3": "in-province, another city", "4": "cross-province"}
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One patient at one window: who they are, where they are treated, and the bill."""
-
-    title: str
-    insured_region: str
-    insutype: str
-    psn_type: str
-    filing_category: int
-    institution: str
-    visit: visit_pb2.VisitFacts
-    items: tuple[tuple[str, str, str], ...]  # code, quantity, unit price
+def _yuan(fen: int) -> str:
+    return format_money(from_fen(fen))
 
 
-SCENARIOS = (
-    Scenario(
-        "Langfang retiree buys diabetes drugs at a Beijing hospital (the national authority's worked example)",
-        "131000",
-        "310",
-        "retired",
-        filing_category_pb2.FILING_CATEGORY_RETIREE_RESETTLED,
-        "H11010100001",
-        visit_pb2.VisitFacts(
-            med_type="14",
-            service_date=Date(year=2022, month=7, day=1),
-            institution_level="3",
-            diagnoses=["E11.900"],
-            chronic_disease="M01600",
-            fixmedins_code="H11010100001",
-            mdtrtarea_admvs="110101",
-        ),
-        (("XA10BFA022A001010100001", "1", "32.52"), ("XA10BXR023A001010100002", "1", "31.77")),
-    ),
-    Scenario(
-        "Qinghai resident, referred, discharged from a Jiaxing hospital after a coronary stent",
-        "630000",
-        "390",
-        "resident",
-        filing_category_pb2.FILING_CATEGORY_REFERRAL,
-        "H33040200001",
-        visit_pb2.VisitFacts(
-            med_type="21",
-            service_date=Date(year=2025, month=3, day=18),
-            institution_level="3",
-            diagnoses=["I21.000"],
-            fixmedins_code="H33040200001",
-            mdtrtarea_admvs="330402",
-        ),
-        (
-            ("001102000010000", "10", "60.00"),
-            ("003106050020000", "1", "28000.00"),
-            ("C0203010340000000002", "1", "900.00"),
-            ("XJ01DDT071B002010100003", "20", "15.00"),
-            ("C0203010340000000001", "1", "1200.00"),
-        ),
-    ),
-)
+def _reasons(reasons: Sequence[int]) -> str:
+    return ", ".join(_REASONS.get(reason, fee_item_pb2.SelfPayReason.Name(reason)) for reason in reasons)
 
 
-def _chunks(content: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
-    for start in range(0, len(content), size):
-        yield content[start : start + size]
-
-
-def load_samples(channel: grpc.Channel) -> list[str]:
-    """Import every sample file through the stubs; return one line per import."""
-    done = []
-    registry = registry_grpc.InstitutionRegistryServiceStub(channel)
-    institutions = (DATA / "institutions.csv").read_bytes()
-    header = registry_api.ImportInstitutionsHeader(request_id=message_id(_NATIONAL), admdvs=_NATIONAL)
-    requests = [registry_api.ImportInstitutionsRequest(header=header)]
-    requests += [registry_api.ImportInstitutionsRequest(csv_chunk=chunk) for chunk in _chunks(institutions)]
-    imported = registry.ImportInstitutions(iter(requests), timeout=60)
-    done.append(f"registry: {imported.row_count} institutions")
-
-    filing = filing_service_pb2_grpc.FilingServiceStub(channel)
-    persons = read_persons(DATA / "persons.csv")
-    filing.ImportInsuredPersons(
-        filing_service_pb2.ImportInsuredPersonsRequest(request_id=message_id(_NATIONAL), persons=persons),
-        timeout=60,
+def _header(result: StoryResult, settlement: settlement_pb2.Settlement) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    person, visit, facts = result.person, result.visit, result.visit.facts if result.visit else None
+    table.add_row(
+        "institution",
+        f"{result.institution_name} {settlement.fixmedins_code} (treatment node {result.treatment_node})",
     )
-    done.append(f"filing: {len(persons)} insured persons")
-    for rules in read_rules(DATA / "filing-rules.toml"):
-        filing.SetFilingRules(
-            filing_service_pb2.SetFilingRulesRequest(
-                request_id=message_id(rules.insuplc_admdvs), rules=rules
-            ),
-            timeout=30,
+    if person is not None:
+        table.add_row(
+            "patient",
+            f"{person.psn_name_masked} {person.certno_masked}, psn_no {person.psn_no}: {result.patient.who}",
         )
-        done.append(f"filing rules of {rules.insuplc_admdvs}")
-
-    catalogue = catalogue_service_pb2_grpc.CatalogueServiceStub(channel)
-    for path in sorted((DATA / "catalogues").glob("*.csv")):
-        region = path.name[:6]
-        catalogue_header = catalogue_service_pb2.ImportCatalogueHeader(
-            request_id=message_id(region),
-            admdvs=region,
-            layer=catalogue_pb2.CATALOGUE_LAYER_PROVINCIAL_OVERLAY,
-            effective_date=_EFFECTIVE,
-        )
-        stream = [catalogue_service_pb2.ImportCatalogueRequest(header=catalogue_header)]
-        stream += [
-            catalogue_service_pb2.ImportCatalogueRequest(csv_chunk=c) for c in _chunks(path.read_bytes())
-        ]
-        version = catalogue.ImportCatalogue(iter(stream), timeout=60).version
-        done.append(f"catalogue {version.version_id}: {version.item_count} items ({path.name})")
-
-    policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
-    for path in sorted((DATA / "policies").iterdir()):
-        region, insutype = path.name[:6], path.name[7:10]
-        policy.ImportPolicy(
-            policy_service_pb2.ImportPolicyRequest(
-                request_id=message_id(region),
-                insuplc_admdvs=region,
-                insutype=insutype,
-                effective_date=_EFFECTIVE,
-                format=_POLICY_FORMATS[path.suffix],
-                document=path.read_bytes(),
-            ),
-            timeout=30,
-        )
-        done.append(f"policy {region}/{insutype} ({path.name})")
-    return done
-
-
-def _estimate(channel: grpc.Channel, scenario: Scenario) -> policy_service_pb2.EstimateResponse:
-    registry = registry_grpc.InstitutionRegistryServiceStub(channel)
-    registry.CheckInstitution(
-        registry_api.CheckInstitutionRequest(
-            fixmedins_code=scenario.institution,
-            med_type=scenario.visit.med_type,
-            chronic_disease=scenario.visit.chronic_disease,
-            service_date=scenario.visit.service_date,
-            insuplc_admdvs=scenario.insured_region,
-        ),
-        timeout=10,
+    table.add_row(
+        "regions",
+        f"insured {settlement.insuplc_admdvs} → treated {settlement.mdtrtarea_admvs} "
+        f"({_PAY_LOCATIONS.get(settlement.pay_loc, 'pay_loc ' + settlement.pay_loc)})",
     )
-    items = [
-        fee_item_pb2.FeeItem(feedetl_sn=str(index), med_list_codg=code, cnt=qty, pric=price)
-        for index, (code, qty, price) in enumerate(scenario.items, start=1)
-    ]
-    return policy_service_pb2_grpc.PolicyServiceStub(channel).Estimate(
-        policy_service_pb2.EstimateRequest(
-            insuplc_admdvs=scenario.insured_region,
-            insutype=scenario.insutype,
-            psn_type=scenario.psn_type,
-            filing_category=scenario.filing_category,
-            visit=scenario.visit,
-            items=items,
-        ),
-        timeout=10,
-    )
+    if visit is not None and facts is not None:
+        chronic = f", chronic {facts.chronic_disease}" if facts.chronic_disease else ""
+        table.add_row(
+            "visit",
+            f"{visit.mdtrt_id}: med_type {facts.med_type} on {day_of(facts.service_date, 'service_date')}, "
+            f"diagnoses {', '.join(facts.diagnoses)}{chronic}",
+        )
+    return table
 
 
-def _print_result(
-    console: Console, scenario: Scenario, response: policy_service_pb2.EstimateResponse
-) -> None:
-    result = response.result
-    amounts = result.amounts
-    table = Table(title=scenario.title, show_header=False, title_justify="left")
+def _lines(result: StoryResult, settlement: settlement_pb2.Settlement) -> Table:
+    """Each fee line: class in the treatment catalogue, the part the patient pays in full, and why."""
+    names = {line.code: line.name for line in result.bill}
+    table = Table(title="fee lines (yuan)", title_justify="left")
+    for heading, justify in (
+        ("sn", "left"),
+        ("item", "left"),
+        ("code", "left"),
+        ("amount", "right"),
+        ("class", "left"),
+        ("self-pay", "right"),
+        ("why", "left"),
+    ):
+        table.add_column(heading, justify=justify)  # type: ignore[arg-type]
+    for item in settlement.result.items:
+        self_pay = item.fulamt_ownpay_amt_fen + item.overlmt_amt_fen + item.preselfpay_amt_fen
+        table.add_row(
+            item.feedetl_sn,
+            names.get(item.med_list_codg, ""),
+            item.med_list_codg,
+            _yuan(item.det_item_fee_sumamt_fen),
+            _CLASSES.get(item.chrgitm_lv, "not listed"),
+            _yuan(self_pay),
+            _reasons(item.self_pay_reasons),
+        )
+    return table
+
+
+def _amounts(settlement: settlement_pb2.Settlement) -> Table:
+    amounts = settlement.result.amounts
+    table = Table(title="the money (yuan)", title_justify="left", show_header=False)
     for label, fen in (
         ("bill (medfee_sumamt)", amounts.medfee_sumamt_fen),
         ("full self-pay (fulamt_ownpay_amt)", amounts.fulamt_ownpay_amt_fen),
         ("over price ceiling (overlmt_selfpay)", amounts.overlmt_selfpay_fen),
         ("first self-pay (preselfpay_amt)", amounts.preselfpay_amt_fen),
         ("deductible paid (act_pay_dedc)", amounts.act_pay_dedc_fen),
-        ("fund pays (hifp_pay)", amounts.hifp_pay_fen),
-        ("patient pays (psn_part_amt)", amounts.psn_part_amt_fen),
+        ("fund pays (fund_pay_sumamt)", amounts.fund_pay_sumamt_fen),
+        ("personal account pays (acct_pay)", amounts.acct_pay_fen),
+        ("cash (psn_cash_pay)", amounts.psn_cash_pay_fen),
+        ("patient's share (psn_part_amt)", amounts.psn_part_amt_fen),
     ):
-        table.add_row(label, format_money(from_fen(fen)))
-    console.print(table)
-    console.print(f"catalogue {result.catalogue_version}, policy {result.policy_version}")
-    for line in result.explanation.lines:
-        console.print(f"  {line}", markup=False)
-
-
-def _print_refusal(console: Console, channel: grpc.Channel) -> None:
-    """A case the hospital has not opened: refused with a stable reason, not a mystery."""
-    request = registry_api.CheckInstitutionRequest(
-        fixmedins_code="H11010500001",
-        med_type="14",
-        chronic_disease="M07800",
-        service_date=Date(year=2022, month=7, day=1),
-        insuplc_admdvs="131000",
-    )
-    try:
-        registry_grpc.InstitutionRegistryServiceStub(channel).CheckInstitution(request, timeout=10)
-    except grpc.RpcError as error:
-        console.print(
-            f"Dialysis (M07800) at H11010500001: refused with reason {_reason(error)}: {error.details()}",  # type: ignore[attr-defined]
-            markup=False,
+        table.add_row(label, _yuan(fen))
+    for line in settlement.result.fund_lines:
+        table.add_row(
+            f"  fund line {line.fund_pay_type} {line.fund_pay_type_name}", _yuan(line.fund_payamt_fen)
         )
+    return table
 
 
-def _reason(error: grpc.RpcError) -> str:
-    """The stable reason of a refusal (``ErrorInfo.reason``)."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    info = error_details_pb2.ErrorInfo()
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-    return info.reason
-
-
-def _print_filing_story(console: Console, channel: grpc.Channel) -> None:
-    """先备案: a Shenzhen retiree not yet filed for Hebei, files in the national app, is approved at once."""
-    filing = filing_service_pb2_grpc.FilingServiceStub(channel)
-    person = insured_person_pb2.PersonLookup(certno="440300195603120118")
-    check = filing_service_pb2.CheckEligibilityRequest(
-        person=person,
-        insuplc_admdvs="440300",
-        treatment_admdvs="130100",
-        service_date=date_message(china_day(wall_clock())),  # the service day is China's calendar day
-        med_type="21",
+def slip(result: StoryResult) -> RenderableType:
+    """One story as the window prints it: steps, then the settlement slip with its explanation."""
+    parts: list[RenderableType] = [Text(f"  · {step}", style="dim") for step in result.steps]
+    settlement = result.settlement
+    if settlement is not None:
+        setl = settlement.result
+        audit = "  [bold yellow]flagged for audit (大额协查)[/]" if settlement.audit_flag else ""
+        parts += [
+            Text(),
+            _header(result, settlement),
+            _lines(result, settlement),
+            _amounts(settlement),
+            Text.from_markup(
+                f"setl_id [bold]{settlement.setl_id}[/], medins_setl_id {settlement.medins_setl_id}{audit}\n"
+                f"catalogue {setl.catalogue_version}, policy {setl.policy_version}"
+            ),
+            *(Text(f"  {line}") for line in setl.explanation.lines),
+        ]
+    for description, held in result.expectations:
+        parts.append(Text.from_markup(f"{'[green]✓' if held else '[bold red]✗'}[/] {description}"))
+    if result.failure:
+        parts.append(Text(f"✗ stopped: {result.failure}", style="bold red"))
+    border = "green" if result.ok else "red"
+    return Panel(
+        Group(*parts),
+        title=f"Story {result.number} · {result.title}",
+        title_align="left",
+        border_style=border,
     )
-    console.print("Shenzhen retiree admitted in Shijiazhuang (Hebei), eligibility before filing:")
+
+
+def summary(results: Sequence[StoryResult]) -> Table:
+    """One row per story: what happened, the money, the settlement id or the reason it stopped."""
+    table = Table(title="The seed stories", title_justify="left")
+    for heading in ("#", "story", "outcome", "fund", "patient", "setl_id / reason"):
+        table.add_column(heading, justify="right" if heading in ("fund", "patient") else "left")
+    for result in results:
+        settlement = result.settlement
+        refused = " → ".join(f"refused {reason}" for reason in result.refusals)
+        if settlement is not None:
+            outcome = f"{refused} → settled" if refused else "settled"
+            amounts = settlement.result.amounts
+            money = (_yuan(amounts.fund_pay_sumamt_fen), _yuan(amounts.psn_part_amt_fen))
+        else:
+            outcome, money = "stopped", ("", "")
+        if not result.ok:
+            outcome = f"[bold red]{outcome} (not as expected)[/]"
+        table.add_row(
+            str(result.number),
+            result.short,
+            outcome,
+            *money,
+            settlement.setl_id if settlement else result.failure,
+        )
+    return table
+
+
+def _nodes(federation: Federation) -> Table:
+    table = Table(title="The federation (loopback, insecure: local demonstration only)", title_justify="left")
+    for heading in ("region", "node", "role", "parent", "address"):
+        table.add_column(heading)
+    for spec in federation.topology.nodes:
+        table.add_row(
+            spec.region, spec.name, spec.role.value, spec.parent or "", federation.address(spec.region)
+        )
+    return table
+
+
+def _usable(data_dir: Path | None) -> bool:
+    """A given data folder must be new or empty: the stories start from the samples alone."""
+    return data_dir is None or not data_dir.exists() or not any(data_dir.iterdir())
+
+
+def _wait_for_interrupt(console: Console, federation: Federation) -> None:
+    """Keep the nodes serving until Ctrl-C, after saying where they are and how to try one."""
+    nodes = "\n".join(
+        f"  {spec.region} {spec.name:<10} {federation.address(spec.region)}"
+        for spec in federation.topology.nodes
+    )
+    console.print(
+        f"\nThe federation keeps running:\n{nodes}\n"
+        "A HIS at Peking Union Medical College Hospital (Beijing node) settles another visit of the Langfang retiree:\n"
+        f"  .venv/bin/python examples/his_client.py --address {federation.address('110000')} --institution H11010100001\n"
+        "Press Ctrl-C to stop.",
+        markup=False,
+    )
     try:
-        filing.CheckEligibility(check, timeout=10)
-    except grpc.RpcError as error:
-        console.print(f"  refused with reason {_reason(error)}: {error.details()}", markup=False)  # type: ignore[attr-defined]
-    created = filing.CreateFiling(
-        filing_service_pb2.CreateFilingRequest(
-            request_id=message_id("440300"),
-            person=person,
-            insuplc_admdvs="440300",
-            treatment_admdvs="130000",
-            category=filing_category_pb2.FILING_CATEGORY_RETIREE_RESETTLED,
-            channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
-            materials=filing_pb2.FilingMaterials(personal_commitment=True),
-        ),
-        timeout=10,
-    ).filing
-    console.print(
-        f"  filed in the national app: {created.filing_id}, {filing_pb2.FilingState.Name(created.state)}",
-        markup=False,
-    )
-    snapshot = filing.CheckEligibility(check, timeout=10).person
-    console.print(
-        f"  eligible now: {snapshot.psn_name_masked} {snapshot.certno_masked}, insutype {snapshot.insutype}, "
-        f"filing category {filing_category_pb2.FilingCategory.Name(snapshot.filing_category)}",
-        markup=False,
-    )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping the federation", markup=False)
 
 
-def run_demo(data_dir: Path | None) -> int:
-    """Start the node, load the samples, print the answers, stop the node."""
+def _show(console: Console, federation: Federation) -> bool:
+    """Load the samples, play every story and print it; whether all behaved as expected."""
+    console.print(_nodes(federation))
+    for line in load_sample_data(federation):
+        console.print(f"  loaded {line}", markup=False)
+    results = play_all(federation)
+    for result in results:
+        console.print()
+        console.print(slip(result))
+    console.print()
+    console.print(summary(results))
+    failed = [str(result.number) for result in results if not result.ok]
+    if failed:
+        console.print(f"[bold red]stories {', '.join(failed)} did not behave as expected[/]")
+    else:
+        console.print("[bold green]every story behaved as the domain brief says it must[/]")
+    return not failed
+
+
+def run_demo(data_dir: Path | None, *, keep_running: bool, base_port: int) -> int:
+    """Start the federation, load the samples, play and print the stories; 0 when all behaved as expected.
+
+    With ``keep_running`` the nodes listen on consecutive ports from ``base_port`` (else on
+    free ports) and stay up after the stories until Ctrl-C.
+    """
     console = Console()
-    configure_logging("warning", "console")
-    with tempfile.TemporaryDirectory(prefix="yidi-demo-") as scratch:
-        settings = load_settings(
-            environ={},
-            overrides={
-                "role": "national",
-                "region": _NATIONAL,
-                "data_dir": data_dir or Path(scratch),
-                "grpc_port": 0,
-                "metrics_port": "off",
-            },
-        )
-        node = start_node(settings)
+    if not _usable(data_dir):
+        console.print(f"yidi demo: {data_dir} is not empty; give a new or empty folder", markup=False)
+        return UNUSABLE
+    configure_logging("error", "console")
+    with ExitStack() as stack:
+        root = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="yidi-demo-")))
         try:
-            console.print(
-                f"[bold]yidi node[/] national {_NATIONAL} on {node.address}, data in {settings.data_dir}"
-            )
-            with grpc.insecure_channel(node.address) as channel:
-                for line in load_samples(channel):
-                    console.print(f"  imported {line}", markup=False)
-                for scenario in SCENARIOS:
-                    console.print()
-                    _print_result(console, scenario, _estimate(channel, scenario))
-                console.print()
-                _print_refusal(console, channel)
-                console.print()
-                _print_filing_story(console, channel)
-        finally:
-            node.stop(1)
-    return 0
+            federation = start_federation(DEMO_TOPOLOGY, root, base_port=base_port if keep_running else None)
+        except OSError as error:
+            console.print(f"yidi demo: {error}", markup=False)
+            return UNUSABLE
+        with federation:
+            console.print(f"data in {root}", markup=False)
+            behaved = _show(console, federation)
+            if keep_running:
+                _wait_for_interrupt(console, federation)
+    return 0 if behaved else FAILED

@@ -65,12 +65,29 @@ def serve(
     raise typer.Exit(run_node(settings))
 
 
+DEMO_BASE_PORT = 50100
+"""`yidi demo --keep-running`: the national node's port; the others follow in topology order."""
+DemoDataDirOption = typer.Option(
+    None, "--data-dir", help="New or empty directory for the nodes' databases (default: a temporary one)."
+)
+
+
 @app.command()
-def demo(data_dir: Path | None = DataDirOption) -> None:
-    """Start a node on the embedded default, load the sample data and print real settlement answers."""
+def demo(
+    data_dir: Path | None = DemoDataDirOption,
+    keep_running: bool = typer.Option(
+        False, "--keep-running", help="Leave the federation up after the stories, until Ctrl-C."
+    ),
+    base_port: int = typer.Option(
+        DEMO_BASE_PORT,
+        "--base-port",
+        help="With --keep-running: the national node's port; the others follow.",
+    ),
+) -> None:
+    """Start a federation of nodes in process, load the sample data and play the seed stories through the HIS API."""
     from yidi_cli.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir))
+    raise typer.Exit(run_demo(data_dir, keep_running=keep_running, base_port=base_port))
 
 
 app.add_typer(catalogue_app, name="catalogue")

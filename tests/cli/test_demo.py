@@ -1,34 +1,104 @@
-"""`yidi demo`, the README's main job: a node on the embedded default answering with real results."""
+"""`yidi demo`, the README's main job: a federation in one process playing the seed stories."""
 
 from __future__ import annotations
 
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from yidi_cli.federation import DEMO_TOPOLOGY, free_base_port
+
 YIDI = Path(sys.executable).with_name("yidi")
+ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+NODES = len(DEMO_TOPOLOGY.nodes)
 
 
-def test_demo_loads_the_samples_and_prints_the_worked_example_a_refusal_and_a_filing(tmp_path: Path) -> None:
+def _story(out: str, number: int) -> str:
+    """The panel of one story, up to the next one (or the summary)."""
+    section = out.split(f"Story {number} ·", 1)[1]
+    return re.split(r"Story \d ·|The seed stories", section, maxsplit=1)[0]
+
+
+def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> None:
     run = subprocess.run(
-        [str(YIDI), "demo", "--data-dir", str(tmp_path)],
+        [str(YIDI), "demo", "--data-dir", str(tmp_path / "data")],
         capture_output=True,
         text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        timeout=300,
+        env=ENV,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
     out = run.stdout
-    assert "imported registry: 16 institutions" in out
-    worked_example = out.split("Langfang retiree", 1)[1].split("Qinghai resident", 1)[0]
-    assert re.search(r"fund pays \(hifp_pay\)\s*│\s*48\.89\s*│", worked_example)
-    assert re.search(r"patient pays \(psn_part_amt\)\s*│\s*15\.40\s*│", worked_example)
-    assert "The patient's share (个人负担) is 15.40" in worked_example
-    assert "refused with reason SERVICE_NOT_ENABLED" in out
-    filing_story = out.split("Shenzhen retiree", 1)[1]
-    assert "refused with reason NOT_FILED" in filing_story
-    assert "FILING_STATE_APPROVED" in filing_story
-    assert "filing category FILING_CATEGORY_RETIREE_RESETTLED" in filing_story
-    assert "440300195603120118" not in out, "the demo prints ID numbers masked"
-    assert sorted(p.name for p in tmp_path.glob("*.db"))[0] == "catalogue.db"
+    for region in ("000000", "110000", "131000", "330400", "630000"):
+        assert re.search(rf"{region}\s*│.*127\.0\.0\.1:\d+", out), f"node {region} listed with its address"
+    assert "330400: 2 institutions" in out and "131000: policy 131000/310@2022-01-01" in out
+
+    worked_example = _story(out, 1)
+    assert re.search(r"fund pays \(fund_pay_sumamt\)\s*│\s*48\.89\s*│", worked_example)
+    assert re.search(r"patient's share \(psn_part_amt\)\s*│\s*15\.40\s*│", worked_example)
+    assert "北京协和医院（示例） H11010100001" in worked_example
+    assert "131000 → treated 110101 (cross-province)" in worked_example
+    assert re.search(r"setl_id 110000\w{24}", worked_example)
+    assert "catalogue 110000@2022-01-01" in worked_example
+
+    qinghai = _story(out, 2)
+    assert "answer is lost" in qinghai and "retried with the same request_id" in qinghai
+    assert "flagged for audit" in qinghai
+    assert "✓ the national journal holds exactly one entry" in qinghai
+    assert "VerifyPerson refused: NOT_FILED" in _story(out, 3)
+    assert "FILING_STATE_APPROVED" in _story(out, 4)
+    assert "institutions named on the filing: none" in _story(out, 5)
+
+    summary = out.split("The seed stories", 1)[1]
+    assert re.search(r"│ 1 │.*│ settled\s*│\s*48\.89 │\s*15\.40 │ 110000", summary)
+    assert re.search(r"│ 3 │.*│ refused NOT_FILED → settled", summary)
+    assert "every story behaved as the domain brief says it must" in out
+    assert "✗" not in out
+    for certno in ("131000195402270170", "440300195603120118", "140100195811040153"):
+        assert certno not in out, "ID numbers are printed masked"
+    assert (tmp_path / "data" / "110000-beijing" / "settlement.db").exists()
+
+
+def test_demo_refuses_a_data_dir_already_in_use(tmp_path: Path) -> None:
+    (tmp_path / "leftover.db").write_bytes(b"")
+    run = subprocess.run(
+        [str(YIDI), "demo", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert run.returncode == 2
+    assert "is not empty" in run.stdout
+
+
+def test_keep_running_leaves_the_federation_up_on_fixed_ports_until_interrupted(tmp_path: Path) -> None:
+    base = free_base_port(NODES)
+    log = (tmp_path / "demo.log").open(
+        "w"
+    )  # a file, not a pipe: an unread pipe would fill and block the demo
+    demo = subprocess.Popen(
+        [str(YIDI), "demo", "--keep-running", "--base-port", str(base), "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        out = "".join(lines)
+        assert f"examples/his_client.py --address 127.0.0.1:{base + 1}" in out, out[-3000:]
+        with socket.create_connection(("127.0.0.1", base), timeout=5):
+            pass  # the national node still listens
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+        assert "stopping the federation" in demo.stdout.read()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        log.close()

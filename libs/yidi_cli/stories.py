@@ -1,0 +1,761 @@
+"""The seed stories of the domain brief, played through the HIS stubs against a running federation.
+
+Each story is what a hospital's HIS does at its window — VerifyPerson, RegisterVisit,
+UploadFeeItems, (DischargeVisit,) PreSettle, Settle on the SettlementService of its own
+node, with the national envelope — plus what the insured place's operators do around it
+(filing, review). A story returns what happened as data (:class:`StoryResult`): the
+settlement, the steps, the refusals seen on the way and whether each expectation held.
+`yidi demo` prints it; the federation tests assert on it.
+
+Dates: the national authority's worked example happens on 2022-07-01, when the sample
+catalogues and policies (in force from 2022-01-01) already applied; the other stories
+happen today, China's calendar day (a filing made now starts today), except the stay that
+began before its retroactive filing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, journal_pb2
+from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
+from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
+from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
+from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
+from yidi.type.v1 import (
+    fee_item_pb2,
+    filing_category_pb2,
+    person_pb2,
+    settlement_result_pb2,
+    visit_pb2,
+)
+from yidi_cli.federation import Federation
+from yidi_core.codes import NATIONAL_REGION, institution_region, province_of
+from yidi_core.money import round_fen, to_fen
+from yidi_runtime.peers import message_id
+from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
+
+_CALL_DEADLINE_S = 20.0
+_ID_CARD = "02"
+_REVIEWER = "demo-reviewer"
+Category = filing_category_pb2.FilingCategory.ValueType
+Channel = filing_pb2.FilingChannel.ValueType
+
+
+# -- the people and the bills ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Who comes to the window: the ID card presented and the insured region the clerk enters."""
+
+    certno: str
+    insuplc_admdvs: str
+    who: str
+
+    @property
+    def credential(self) -> person_pb2.Credential:
+        """The resident ID card (mdtrt_cert_type 02), which does not tell the insured region."""
+        return person_pb2.Credential(mdtrt_cert_type=_ID_CARD, mdtrt_cert_no=self.certno)
+
+
+LANGFANG_RETIREE = Patient("131000195402270170", "131000", "Langfang (Hebei) retiree, employee insurance")
+TAIYUAN_EMPLOYEE = Patient("140100195811040153", "140100", "Taiyuan (Shanxi) insured, employee insurance")
+SHENZHEN_RETIREE = Patient("440300195603120118", "440300", "Shenzhen (Guangdong) retiree, employee insurance")
+QINGHAI_RESIDENT = Patient("630102195803150239", "630000", "Qinghai resident, resident insurance")
+
+QINGHAI_RESIDENT_ENROLMENT = insured_person_pb2.InsuredPerson(
+    certno=QINGHAI_RESIDENT.certno,
+    psn_name="样例青三",
+    insuplc_admdvs="630000",
+    insutype="390",
+    psn_type="1501",
+    credential_activated=True,
+    has_personal_account=False,
+)
+"""The Qinghai story's patient, enrolled by the story itself (sample value, like persons.csv).
+
+The sample Qinghai persons are employees (310) while the sample Qinghai policy is for
+residents (390); the story's patient is a resident, as in the press report.
+"""
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One fee line as the HIS bills it: national code, its own item name, quantity, unit price in yuan."""
+
+    code: str
+    name: str
+    quantity: str
+    price: str
+
+    @property
+    def amount_fen(self) -> int:
+        """Quantity times price, to the fen."""
+        return to_fen(round_fen(Decimal(self.quantity) * Decimal(self.price)))
+
+
+def bill_total_fen(bill: Sequence[BillLine]) -> int:
+    """The HIS's own total (medfee_sumamt), which Settle must match."""
+    return sum(line.amount_fen for line in bill)
+
+
+# -- the hospital's HIS ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encounter:
+    """One encounter at the window as the HIS knows it: the patient, the care, the bill, the times."""
+
+    patient: Patient
+    fixmedins_code: str
+    med_type: str
+    service_date: date
+    begin_time: datetime
+    diagnoses: tuple[str, ...]
+    bill: tuple[BillLine, ...]
+    institution_level: str = "3"
+    chronic_disease: str = ""
+    end_time: datetime | None = None
+
+    @property
+    def inpatient(self) -> bool:
+        """Inpatient care is discharged (2402) before it is settled."""
+        return self.med_type.startswith("2")
+
+    @property
+    def facts(self) -> visit_pb2.VisitFacts:
+        """The visit facts the HIS registers."""
+        return visit_pb2.VisitFacts(
+            med_type=self.med_type,
+            service_date=date_message(self.service_date),
+            institution_level=self.institution_level,
+            diagnoses=list(self.diagnoses),
+            chronic_disease=self.chronic_disease,
+            fixmedins_code=self.fixmedins_code,
+            mdtrtarea_admvs=institution_region(self.fixmedins_code),
+        )
+
+
+class Window:
+    """A hospital's HIS calling SettlementService on its node, every call with the national envelope."""
+
+    def __init__(self, channel: grpc.Channel, fixmedins_code: str) -> None:
+        self.fixmedins_code = fixmedins_code
+        self.stub = settlement_service_pb2_grpc.SettlementServiceStub(channel)
+
+    def envelope(self, insuplc_admdvs: str = "") -> settlement_pb2.Envelope:
+        """The 公共报文 facts: this institution, its region, the patient's insured region."""
+        return settlement_pb2.Envelope(
+            fixmedins_code=self.fixmedins_code,
+            mdtrtarea_admvs=institution_region(self.fixmedins_code),
+            insuplc_admdvs=insuplc_admdvs,
+            opter_type="1",
+            opter="window-01",
+            inf_time=timestamp_message(datetime.now(UTC)),
+        )
+
+    def request_id(self) -> str:
+        """A msgid: this institution's code, the time, a sequence."""
+        return message_id(self.fixmedins_code)
+
+    def verify(self, visit: Encounter) -> person_pb2.PersonSnapshot:
+        """1101: the person's insurance and filing for this region, date and care."""
+        return self.stub.VerifyPerson(
+            settlement_service_pb2.VerifyPersonRequest(
+                envelope=self.envelope(),
+                credential=visit.patient.credential,
+                insuplc_admdvs=visit.patient.insuplc_admdvs,
+                service_date=date_message(visit.service_date),
+                med_type=visit.med_type,
+                chronic_disease=visit.chronic_disease,
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).person
+
+    def register(self, visit: Encounter, person: person_pb2.PersonSnapshot) -> settlement_pb2.Visit:
+        """2201 / 2401: the visit, with its mdtrt_id."""
+        kind = "ZY" if visit.inpatient else "MZ"
+        return self.stub.RegisterVisit(
+            settlement_service_pb2.RegisterVisitRequest(
+                request_id=self.request_id(),
+                envelope=self.envelope(person.insuplc_admdvs),
+                psn_no=person.psn_no,
+                insutype=person.insutype,
+                credential=visit.patient.credential,
+                facts=visit.facts,
+                ipt_otp_no=f"{kind}{datetime.now(UTC):%Y%m%d%H%M%S%f}",
+                dept_code="A03",
+                dept_name="内科",
+                begin_time=timestamp_message(visit.begin_time),
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).visit
+
+    def upload(
+        self, visit: Encounter, registered: settlement_pb2.Visit
+    ) -> settlement_service_pb2.UploadFeeItemsResponse:
+        """2204 / 2301: every line, classified by the treatment place's catalogue."""
+        items = [
+            fee_item_pb2.FeeItem(
+                feedetl_sn=f"{index:04d}",
+                med_list_codg=line.code,
+                medins_list_codg=f"HIS-{line.code[:10]}",
+                cnt=line.quantity,
+                pric=line.price,
+                det_item_fee_sumamt_fen=line.amount_fen,
+                fee_ocur_time=timestamp_message(visit.begin_time),
+            )
+            for index, line in enumerate(visit.bill, start=1)
+        ]
+        return self.stub.UploadFeeItems(
+            settlement_service_pb2.UploadFeeItemsRequest(
+                request_id=self.request_id(),
+                envelope=self.envelope(registered.insuplc_admdvs),
+                mdtrt_id=registered.mdtrt_id,
+                items=items,
+            ),
+            timeout=_CALL_DEADLINE_S,
+        )
+
+    def discharge(self, visit: Encounter, registered: settlement_pb2.Visit) -> settlement_pb2.Visit:
+        """2402: discharge time and diagnoses."""
+        return self.stub.DischargeVisit(
+            settlement_service_pb2.DischargeVisitRequest(
+                request_id=self.request_id(),
+                envelope=self.envelope(registered.insuplc_admdvs),
+                mdtrt_id=registered.mdtrt_id,
+                end_time=timestamp_message(visit.end_time or datetime.now(UTC)),
+                diagnoses=list(visit.diagnoses),
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).visit
+
+    def pre_settle(
+        self, visit: Encounter, registered: settlement_pb2.Visit
+    ) -> settlement_result_pb2.SettlementResult:
+        """2206 / 2303: what the patient would pay, changing nothing."""
+        return self.stub.PreSettle(
+            settlement_service_pb2.PreSettleRequest(
+                envelope=self.envelope(registered.insuplc_admdvs),
+                mdtrt_id=registered.mdtrt_id,
+                medfee_sumamt_fen=bill_total_fen(visit.bill),
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).result
+
+    def settle_request(
+        self, visit: Encounter, registered: settlement_pb2.Visit, request_id: str
+    ) -> settlement_service_pb2.SettleRequest:
+        """2207 / 2304 as sent; the same request again is a retry of the same settlement."""
+        return settlement_service_pb2.SettleRequest(
+            request_id=request_id,
+            envelope=self.envelope(registered.insuplc_admdvs),
+            mdtrt_id=registered.mdtrt_id,
+            medfee_sumamt_fen=bill_total_fen(visit.bill),
+            invono=f"INV{request_id[-12:]}",
+        )
+
+    def settle(self, request: settlement_service_pb2.SettleRequest) -> settlement_pb2.Settlement:
+        """Send a Settle request; the settlement it made (or made the first time)."""
+        return self.stub.Settle(request, timeout=_CALL_DEADLINE_S).settlement
+
+
+def refusal_reason(error: grpc.RpcError) -> str:
+    """The stable reason of a refusal (ErrorInfo.reason), else the gRPC status name."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return error.code().name  # type: ignore[attr-defined, no-any-return]
+
+
+# -- what a story returns ------------------------------------------------------------------------
+
+
+@dataclass
+class StoryResult:
+    """What happened in one story: steps, refusals seen, the settlement, and the expectations checked."""
+
+    number: int
+    title: str
+    short: str
+    patient: Patient
+    fixmedins_code: str
+    treatment_node: str = ""
+    institution_name: str = ""
+    bill: tuple[BillLine, ...] = ()
+    steps: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    filing: filing_pb2.Filing | None = None
+    person: person_pb2.PersonSnapshot | None = None
+    visit: settlement_pb2.Visit | None = None
+    pre_settlement: settlement_result_pb2.SettlementResult | None = None
+    settlement: settlement_pb2.Settlement | None = None
+    journal_entries: list[journal_pb2.JournalEntry] = field(default_factory=list)
+    expectations: list[tuple[str, bool]] = field(default_factory=list)
+    failure: str = ""
+
+    def expect(self, description: str, held: bool) -> None:
+        """Record whether an expectation of the story held."""
+        self.expectations.append((description, held))
+
+    @property
+    def ok(self) -> bool:
+        """The story ran to its end and every expectation held."""
+        return not self.failure and all(held for _, held in self.expectations)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where the stories play: the federation and the moment they start."""
+
+    federation: Federation
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        """China's calendar day now."""
+        return china_day(self.now)
+
+    def earlier_today(self, hours: float) -> datetime:
+        """``hours`` before now, but not before today's midnight in China."""
+        midnight = datetime.combine(self.today, clock_time(0, 0), CHINA_STANDARD_TIME)
+        return max(self.now - timedelta(hours=hours), midnight)
+
+    def treatment_node(self, fixmedins_code: str) -> str:
+        """The node an institution's HIS calls: the one hosting the institution's region."""
+        return self.federation.host_of(institution_region(fixmedins_code), "settlement")
+
+    def window(self, fixmedins_code: str) -> Window:
+        """The HIS of an institution, connected to its node."""
+        return Window(self.federation.channel(self.treatment_node(fixmedins_code)), fixmedins_code)
+
+    def filing_stub(self, insured_region: str) -> filing_service_pb2_grpc.FilingServiceStub:
+        """FilingService at the node hosting the insured region."""
+        node = self.federation.host_of(insured_region, "filing")
+        return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(node))
+
+    def institution_name(self, fixmedins_code: str) -> str:
+        """The institution's name, as the registry of its node knows it."""
+        channel = self.federation.channel(self.treatment_node(fixmedins_code))
+        return (
+            registry_grpc.InstitutionRegistryServiceStub(channel)
+            .GetInstitution(
+                registry_api.GetInstitutionRequest(fixmedins_code=fixmedins_code), timeout=_CALL_DEADLINE_S
+            )
+            .institution.fixmedins_name
+        )
+
+
+@dataclass(frozen=True)
+class Story:
+    """A seed story: who, where, and the steps that play it into a result."""
+
+    number: int
+    title: str
+    short: str
+    patient: Patient
+    fixmedins_code: str
+    run: Callable[[Stage, StoryResult], None]
+
+    def play(self, stage: Stage) -> StoryResult:
+        """Play the story; an unexpected refusal ends it as a failure carrying the stable reason."""
+        result = StoryResult(self.number, self.title, self.short, self.patient, self.fixmedins_code)
+        try:
+            result.treatment_node = stage.treatment_node(self.fixmedins_code)
+            result.institution_name = stage.institution_name(self.fixmedins_code)
+            self.run(stage, result)
+        except grpc.RpcError as error:
+            result.failure = f"{refusal_reason(error)}: {error.details()}"  # type: ignore[attr-defined]
+        return result
+
+
+# -- shared steps ---------------------------------------------------------------------------------
+
+
+def file_for(
+    stage: Stage,
+    result: StoryResult,
+    *,
+    treatment_admdvs: str,
+    category: Category,
+    channel: Channel,
+    start_date: date | None = None,
+    retroactive: bool = False,
+    designated: Sequence[str] = (),
+    materials: filing_pb2.FilingMaterials | None = None,
+) -> filing_pb2.Filing:
+    """Apply for a filing at the insured place's node; an operator there approves it if it waits for review."""
+    patient = result.patient
+    stub = stage.filing_stub(patient.insuplc_admdvs)
+    filing = stub.CreateFiling(
+        filing_service_pb2.CreateFilingRequest(
+            request_id=message_id(patient.insuplc_admdvs),
+            person=insured_person_pb2.PersonLookup(certno=patient.certno),
+            insuplc_admdvs=patient.insuplc_admdvs,
+            treatment_admdvs=treatment_admdvs,
+            category=category,
+            channel=channel,
+            start_date=date_message(start_date),
+            materials=materials or filing_pb2.FilingMaterials(personal_commitment=True),
+            designated_institutions=list(designated),
+            retroactive=retroactive,
+        ),
+        timeout=_CALL_DEADLINE_S,
+    ).filing
+    result.steps.append(
+        f"CreateFiling for {treatment_admdvs} via {_enum(filing_pb2.FilingChannel, channel)}: "
+        f"{filing.filing_id} {_enum(filing_pb2.FilingState, filing.state)}"
+    )
+    if filing.state == filing_pb2.FILING_STATE_PENDING_REVIEW:
+        filing = stub.ReviewFiling(
+            filing_service_pb2.ReviewFilingRequest(
+                request_id=message_id(patient.insuplc_admdvs),
+                filing_id=filing.filing_id,
+                decision=filing_service_pb2.REVIEW_DECISION_APPROVE,
+                reviewer=_REVIEWER,
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).filing
+        result.steps.append(
+            f"ReviewFiling by the insured region's operator: {_enum(filing_pb2.FilingState, filing.state)}"
+        )
+    result.filing = filing
+    return filing
+
+
+def treat(stage: Stage, result: StoryResult, visit: Encounter, *, lose_first_answer: bool = False) -> None:
+    """The window's whole flow, verify to settle; with ``lose_first_answer`` the first Settle answer is dropped."""
+    window = stage.window(visit.fixmedins_code)
+    result.bill = visit.bill
+    person = result.person = window.verify(visit)
+    result.steps.append(
+        f"VerifyPerson: {person.psn_name_masked} {person.certno_masked}, insutype {person.insutype}, "
+        f"{_enum(filing_category_pb2.FilingCategory, person.filing_category)}"
+    )
+    registered = window.register(visit, person)
+    result.steps.append(f"RegisterVisit: mdtrt_id {registered.mdtrt_id}")
+    uploaded = window.upload(visit, registered)
+    result.steps.append(
+        f"UploadFeeItems: {len(uploaded.results)} lines, catalogue {uploaded.catalogue_version}"
+    )
+    if visit.inpatient:
+        registered = window.discharge(visit, registered)
+        result.steps.append("DischargeVisit: discharged")
+    result.visit = registered
+    result.pre_settlement = window.pre_settle(visit, registered)
+    result.steps.append(
+        f"PreSettle: the patient would pay {_yuan(result.pre_settlement.amounts.psn_part_amt_fen)}"
+    )
+    request = window.settle_request(visit, registered, window.request_id())
+    if lose_first_answer:
+        window.settle(request)  # the answer is lost on the way back: the HIS never sees it
+        result.steps.append(
+            f"Settle {request.request_id}: the answer is lost, the HIS does not know the outcome"
+        )
+    settlement = result.settlement = window.settle(request)
+    retry = " (retried with the same request_id)" if lose_first_answer else ""
+    result.steps.append(f"Settle {request.request_id}{retry}: setl_id {settlement.setl_id}")
+    result.expect(
+        "the pre-settlement showed the amounts settled",
+        result.pre_settlement.amounts == settlement.result.amounts,
+    )
+
+
+def verify_refusal(stage: Stage, result: StoryResult, visit: Encounter) -> str:
+    """VerifyPerson when a refusal is expected: its reason ('' when it was accepted)."""
+    try:
+        stage.window(visit.fixmedins_code).verify(visit)
+    except grpc.RpcError as error:
+        reason = refusal_reason(error)
+        result.refusals.append(reason)
+        result.steps.append(f"VerifyPerson refused: {reason}: {error.details()}")  # type: ignore[attr-defined]
+        return reason
+    result.steps.append("VerifyPerson: accepted")
+    return ""
+
+
+def journal_entries(
+    federation: Federation, msgid: str, province: str, timeout_s: float = 20.0
+) -> list[journal_pb2.JournalEntry]:
+    """The national journal's entries for one settlement msgid, once the outbox delivered (bounded wait)."""
+    stub = clearing_service_pb2_grpc.ClearingServiceStub(federation.channel(NATIONAL_REGION))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: list[journal_pb2.JournalEntry] = []
+        token = ""
+        while True:
+            page = stub.ListJournalEntries(
+                clearing_service_pb2.ListJournalEntriesRequest(
+                    admdvs=province, page_size=1000, page_token=token
+                ),
+                timeout=_CALL_DEADLINE_S,
+            )
+            found += [entry for entry in page.entries if entry.msgid == msgid]
+            token = page.next_page_token
+            if not token:
+                break
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
+# -- the five stories ------------------------------------------------------------------------------
+
+WORKED_EXAMPLE_DAY = date(2022, 7, 1)
+LANGFANG_BEIJING_HOSPITAL = "H11010100001"
+
+
+def _worked_example(stage: Stage, result: StoryResult) -> None:
+    # Resettled in Beijing since 2022: the long-term filing is entered with its original start
+    # and names the hospital as an outpatient designated institution (Langfang requires two at most).
+    file_for(
+        stage,
+        result,
+        treatment_admdvs="110000",
+        category=filing_category_pb2.FILING_CATEGORY_RETIREE_RESETTLED,
+        channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
+        start_date=date(2022, 1, 1),
+        retroactive=True,
+        designated=(LANGFANG_BEIJING_HOSPITAL,),
+    )
+    visit = Encounter(
+        patient=LANGFANG_RETIREE,
+        fixmedins_code=LANGFANG_BEIJING_HOSPITAL,
+        med_type="14",
+        service_date=WORKED_EXAMPLE_DAY,
+        begin_time=datetime(2022, 7, 1, 9, 30, tzinfo=CHINA_STANDARD_TIME),
+        diagnoses=("E11.900",),
+        chronic_disease="M01600",
+        bill=(
+            BillLine("XA10BFA022A001010100001", "阿卡波糖片", "1", "32.52"),
+            BillLine("XA10BXR023A001010100002", "瑞格列奈片", "1", "31.77"),
+        ),
+    )
+    treat(stage, result, visit)
+    amounts = result.settlement.result.amounts if result.settlement else None
+    result.expect("fund pays 48.89", amounts is not None and amounts.fund_pay_sumamt_fen == 4889)
+    result.expect("patient pays 15.40", amounts is not None and amounts.psn_part_amt_fen == 1540)
+
+
+def _qinghai_in_jiaxing(stage: Stage, result: StoryResult) -> None:
+    stage.filing_stub(QINGHAI_RESIDENT.insuplc_admdvs).ImportInsuredPersons(
+        filing_service_pb2.ImportInsuredPersonsRequest(
+            request_id=message_id(QINGHAI_RESIDENT.insuplc_admdvs), persons=[QINGHAI_RESIDENT_ENROLMENT]
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    result.steps.append("ImportInsuredPersons at the Qinghai node: the resident is enrolled (390)")
+    file_for(
+        stage,
+        result,
+        treatment_admdvs="330400",
+        category=filing_category_pb2.FILING_CATEGORY_REFERRAL,
+        channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
+        materials=filing_pb2.FilingMaterials(referral_proof_id="QH-ZZ-0001"),
+    )
+    visit = Encounter(
+        patient=QINGHAI_RESIDENT,
+        fixmedins_code="H33040200001",
+        med_type="21",
+        service_date=stage.today,
+        begin_time=stage.earlier_today(6),
+        end_time=stage.now,
+        diagnoses=("I21.000",),
+        bill=(
+            BillLine("001102000010000", "床位费", "1", "60.00"),
+            BillLine("003106050020000", "经皮冠状动脉支架置入术", "1", "28000.00"),
+            BillLine("C0203010340000000002", "冠脉支架(集采型号)", "1", "900.00"),
+            BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "4", "15.00"),
+            BillLine("C0203010340000000001", "冠脉支架(自费型号)", "1", "1200.00"),
+        ),
+    )
+    treat(stage, result, visit, lose_first_answer=True)
+    settlement = result.settlement
+    if settlement is None:
+        return
+    window = stage.window(visit.fixmedins_code)
+    recorded = window.stub.GetSettlement(
+        settlement_service_pb2.GetSettlementRequest(
+            envelope=window.envelope(QINGHAI_RESIDENT.insuplc_admdvs),
+            medins_setl_id=settlement.medins_setl_id,
+        ),
+        timeout=_CALL_DEADLINE_S,
+    ).settlement
+    result.expect(
+        "the retry answers the settlement made the first time", recorded.setl_id == settlement.setl_id
+    )
+    entries = result.journal_entries = journal_entries(
+        stage.federation, settlement.medins_setl_id, province_of(QINGHAI_RESIDENT.insuplc_admdvs)
+    )
+    result.steps.append(
+        f"ListJournalEntries at the national node: {len(entries)} entry for {settlement.medins_setl_id}"
+    )
+    result.expect("the national journal holds exactly one entry", len(entries) == 1)
+    result.expect(
+        "the journal entry carries the fund payment",
+        len(entries) == 1 and entries[0].fund_pay_sumamt_fen == settlement.result.amounts.fund_pay_sumamt_fen,
+    )
+
+
+def _unfiled_taiyuan(stage: Stage, result: StoryResult) -> None:
+    admitted = datetime.combine(stage.today - timedelta(days=3), clock_time(10, 0), CHINA_STANDARD_TIME)
+    visit = Encounter(
+        patient=TAIYUAN_EMPLOYEE,
+        fixmedins_code="H11010500001",
+        med_type="21",
+        service_date=admitted.date(),
+        begin_time=admitted,
+        end_time=stage.now,
+        diagnoses=("E11.900",),
+        bill=(
+            BillLine("001102000010000", "床位费", "3", "60.00"),
+            BillLine("XA10ABG047B002010100004", "胰岛素注射液", "24", "68.00"),
+            BillLine("002502000010000", "血糖测定", "12", "8.00"),
+            BillLine("XA10BFA022A001010100001", "阿卡波糖片", "6", "32.52"),
+            BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "6", "15.00"),
+            BillLine("XA10BHS051A001010100008", "西格列汀片(目录外)", "2", "88.00"),
+        ),
+    )
+    result.expect("VerifyPerson refuses NOT_FILED", verify_refusal(stage, result, visit) == "NOT_FILED")
+    # 出院结算前补办备案: the hospital files during the stay, from the admission day.
+    file_for(
+        stage,
+        result,
+        treatment_admdvs="110000",
+        category=filing_category_pb2.FILING_CATEGORY_TEMPORARY_OTHER,
+        channel=filing_pb2.FILING_CHANNEL_HOSPITAL,
+        start_date=visit.service_date,
+        retroactive=True,
+    )
+    treat(stage, result, visit)
+    result.expect("settled after the retroactive filing", result.settlement is not None)
+
+
+def _shenzhen_self_service(stage: Stage, result: StoryResult) -> None:
+    filing = file_for(
+        stage,
+        result,
+        treatment_admdvs="130000",
+        category=filing_category_pb2.FILING_CATEGORY_RETIREE_RESETTLED,
+        channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
+    )
+    result.expect("approved at once (即办秒批)", filing.state == filing_pb2.FILING_STATE_APPROVED)
+    visit = Encounter(
+        patient=SHENZHEN_RETIREE,
+        fixmedins_code="H13010500001",
+        med_type="11",
+        service_date=stage.today,
+        begin_time=stage.earlier_today(1),
+        diagnoses=("E11.900",),
+        bill=(
+            BillLine("002502000010000", "血糖测定", "1", "8.00"),
+            BillLine("XA10BFA022A001010100001", "阿卡波糖片", "3", "32.52"),
+            BillLine("ZA12BAS0001010100000006", "复方丹参滴丸", "2", "25.80"),
+        ),
+    )
+    treat(stage, result, visit)
+    result.expect("settled", result.settlement is not None)
+
+
+def _langfang_in_tianjin(stage: Stage, result: StoryResult) -> None:
+    filing = file_for(
+        stage,
+        result,
+        treatment_admdvs="120000",
+        category=filing_category_pb2.FILING_CATEGORY_TEMPORARY_OTHER,
+        channel=filing_pb2.FILING_CHANNEL_NATIONAL_MINI_PROGRAM,
+    )
+    named = ", ".join(filing.designated_institutions) or "none"
+    result.steps.append(f"institutions named on the filing: {named}; inpatient care may use any in Tianjin")
+    result.expect(
+        "the hospital is not named on the filing", result.fixmedins_code not in filing.designated_institutions
+    )
+    visit = Encounter(
+        patient=LANGFANG_RETIREE,
+        fixmedins_code=result.fixmedins_code,
+        med_type="21",
+        service_date=stage.today,
+        begin_time=stage.earlier_today(8),
+        end_time=stage.now,
+        diagnoses=("I25.103",),
+        bill=(
+            BillLine("001102000010000", "床位费", "1", "60.00"),
+            BillLine("003106050020000", "经皮冠状动脉支架置入术", "1", "18000.00"),
+            BillLine("C0203010340000000002", "冠脉支架(集采型号)", "1", "798.00"),
+            BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "2", "11.50"),
+        ),
+    )
+    treat(stage, result, visit)
+    result.expect("settled", result.settlement is not None)
+
+
+STORIES: tuple[Story, ...] = (
+    Story(
+        1,
+        "The Langfang retiree's diabetes drugs at a Beijing hospital (the national authority's worked example)",
+        "Langfang retiree, Beijing (worked example)",
+        LANGFANG_RETIREE,
+        LANGFANG_BEIJING_HOSPITAL,
+        _worked_example,
+    ),
+    Story(
+        2,
+        "The Qinghai patient discharged from a Jiaxing hospital: the Settle answer is lost, the HIS retries",
+        "Qinghai patient, Jiaxing, answer lost",
+        QINGHAI_RESIDENT,
+        "H33040200001",
+        _qinghai_in_jiaxing,
+    ),
+    Story(
+        3,
+        "The unfiled Taiyuan patient admitted in Beijing: refused, filed retroactively by the hospital, settled",
+        "Unfiled Taiyuan patient, Beijing",
+        TAIYUAN_EMPLOYEE,
+        "H11010500001",
+        _unfiled_taiyuan,
+    ),
+    Story(
+        4,
+        "The Shenzhen retiree files in the national app, is approved at once, and settles in Shijiazhuang",
+        "Shenzhen retiree, Shijiazhuang",
+        SHENZHEN_RETIREE,
+        "H13010500001",
+        _shenzhen_self_service,
+    ),
+    Story(
+        5,
+        "The Langfang retiree in a Tianjin hospital not named on the filing form, settling anyway",
+        "Langfang retiree, Tianjin, hospital not named",
+        LANGFANG_RETIREE,
+        "H12011200001",
+        _langfang_in_tianjin,
+    ),
+)
+
+
+def play_all(federation: Federation, now: datetime | None = None) -> list[StoryResult]:
+    """Every seed story in order, each played even if an earlier one failed."""
+    stage = Stage(federation, now or datetime.now(UTC))
+    return [story.play(stage) for story in STORIES]
+
+
+def _enum(enum: Any, number: int) -> str:
+    return str(enum.Name(number))
+
+
+def _yuan(fen: int) -> str:
+    return f"{Decimal(fen) / 100:.2f}"
