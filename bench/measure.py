@@ -32,13 +32,35 @@ def machine() -> str:
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    """Call count, p50 and p99 of latency samples in milliseconds."""
+    """Call count, p50, p95 and p99 of latency samples in milliseconds."""
     ordered = sorted(samples_ms)
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 3)
+
     return {
         "calls": len(ordered),
         "p50_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
     }
+
+
+def timed_concurrently(call: Callable[[int], object], count: int, concurrency: int) -> dict[str, float]:
+    """Percentiles and throughput of ``count`` calls issued by ``concurrency`` threads at once."""
+    samples: list[float] = []
+
+    def one(index: int) -> None:
+        started = time.perf_counter()
+        call(index)
+        samples.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for outcome in [pool.submit(one, index) for index in range(count)]:
+            outcome.result()
+    elapsed = time.perf_counter() - started
+    return {**percentiles(samples), "concurrency": concurrency, "per_second": round(count / elapsed, 1)}
 
 
 def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
@@ -69,6 +91,51 @@ def bare_grpc_baseline(count: int = 2000) -> dict[str, float]:
             return timed(lambda _index: echo(payload, timeout=5), count)
     finally:
         server.stop(0)
+
+
+def bare_grpc_chain(hops: int, payload_size: int, count: int, concurrency: int) -> dict[str, float]:
+    """The physical limit of a ``hops``-hop call on this machine: servers that only pass bytes on.
+
+    The client calls the first server, each server calls the next with the same bytes, and
+    the last echoes them back — the shape of a settlement crossing the tree, without any work.
+    """
+    servers: list[grpc.Server] = []
+    channels: list[grpc.Channel] = []
+    try:
+        downstream: Callable[..., bytes] | None = None
+        for _ in range(hops):
+            forward = downstream
+
+            def handle(
+                request: bytes, _context: object, forward: Callable[..., bytes] | None = forward
+            ) -> bytes:
+                return request if forward is None else forward(request, timeout=10)
+
+            server = grpc.server(ThreadPoolExecutor(max_workers=max(8, concurrency)))
+            server.add_generic_rpc_handlers(
+                (
+                    grpc.method_handlers_generic_handler(
+                        "yidi.bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handle)}
+                    ),
+                )
+            )
+            port = server.add_insecure_port("127.0.0.1:0")
+            server.start()
+            servers.append(server)
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            channels.append(channel)
+            downstream = channel.unary_unary(_ECHO)
+        assert downstream is not None
+        entry = downstream
+        payload = b"x" * payload_size
+        for _ in range(50):
+            entry(payload, timeout=10)
+        return timed_concurrently(lambda _index: entry(payload, timeout=10), count, concurrency)
+    finally:
+        for channel in channels:
+            channel.close()
+        for server in servers:
+            server.stop(0)
 
 
 def against_baseline(figure: dict[str, float], baseline: dict[str, float]) -> str:
