@@ -54,6 +54,30 @@ HOLD_STATE_VOIDED: HoldState.ValueType  # 3
 """Voided (hold expired, or reverted)."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
+class _RecordSide:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordSideEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordSide.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_SIDE_UNSPECIFIED: _RecordSide.ValueType  # 0
+    """Unknown."""
+    RECORD_SIDE_TREATMENT: _RecordSide.ValueType  # 1
+    """Settlements and reversals the node recorded as the treatment place."""
+    RECORD_SIDE_INSURED: _RecordSide.ValueType  # 2
+    """Applications the node holds as the insured place."""
+
+class RecordSide(_RecordSide, metaclass=_RecordSideEnumTypeWrapper):
+    """Which side's records to list."""
+
+RECORD_SIDE_UNSPECIFIED: RecordSide.ValueType  # 0
+"""Unknown."""
+RECORD_SIDE_TREATMENT: RecordSide.ValueType  # 1
+"""Settlements and reversals the node recorded as the treatment place."""
+RECORD_SIDE_INSURED: RecordSide.ValueType  # 2
+"""Applications the node holds as the insured place."""
+Global___RecordSide: _TypeAlias = RecordSide  # noqa: Y015
+
 @_typing.final
 class ResolvePersonRequest(_message.Message):
     """Request of ResolvePerson."""
@@ -567,3 +591,165 @@ class GetAccumulatorsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAccumulatorsResponse: _TypeAlias = GetAccumulatorsResponse  # noqa: Y015
+
+@_typing.final
+class ListSettlementRecordsRequest(_message.Message):
+    """Request of ListSettlementRecords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    side: Global___RecordSide.ValueType
+    """Which side."""
+    page_size: _builtins.int
+    """Maximum results per page (0 → 1000, at most 10000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing: `destination_admdvs` is the node asked (its own records only)."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Recorded at or after."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Recorded before."""
+
+    def __init__(
+        self,
+        *,
+        route: _settlement_pb2.Route | None = ...,
+        side: Global___RecordSide.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "route", b"route", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "route", b"route", "side", b"side", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementRecordsRequest: _TypeAlias = ListSettlementRecordsRequest  # noqa: Y015
+
+@_typing.final
+class SettlementRecord(_message.Message):
+    """One settlement as one node recorded it, in the terms every side shares."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MSGID_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
+    MDTRTAREA_ADMVS_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    INSUTYPE_FIELD_NUMBER: _builtins.int
+    CLR_TYPE_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
+    FUND_PAY_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FEN_FIELD_NUMBER: _builtins.int
+    PSN_CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
+    RECORD_TIME_FIELD_NUMBER: _builtins.int
+    REVERSED_FIELD_NUMBER: _builtins.int
+    HOLD_STATE_FIELD_NUMBER: _builtins.int
+    msgid: _builtins.str
+    """The Settle call's request id (`medins_setl_id`), the key across the three sides."""
+    setl_id: _builtins.str
+    """Settlement id (`setl_id`)."""
+    insuplc_admdvs: _builtins.str
+    """Insured region."""
+    mdtrtarea_admvs: _builtins.str
+    """Treatment region."""
+    fixmedins_code: _builtins.str
+    """Institution."""
+    psn_no: _builtins.str
+    """Person number."""
+    insutype: _builtins.str
+    """Insurance type."""
+    clr_type: _builtins.str
+    """Clearing type."""
+    medfee_sumamt_fen: _builtins.int
+    """Total fees in fen."""
+    fund_pay_sumamt_fen: _builtins.int
+    """Fund payment in fen."""
+    acct_pay_fen: _builtins.int
+    """Personal account payment in fen."""
+    psn_cash_pay_fen: _builtins.int
+    """Cash in fen."""
+    reversed: _builtins.bool
+    """Reversed (treatment) or voided (insured: reverted or expired unconfirmed)."""
+    hold_state: Global___HoldState.ValueType
+    """The insured side's hold state (unset on the treatment side)."""
+    @_builtins.property
+    def record_time(self) -> _timestamp_pb2.Timestamp:
+        """When the side recorded it (treatment: `setl_time`; insured: when applied)."""
+
+    def __init__(
+        self,
+        *,
+        msgid: _builtins.str = ...,
+        setl_id: _builtins.str = ...,
+        insuplc_admdvs: _builtins.str = ...,
+        mdtrtarea_admvs: _builtins.str = ...,
+        fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
+        insutype: _builtins.str = ...,
+        clr_type: _builtins.str = ...,
+        medfee_sumamt_fen: _builtins.int = ...,
+        fund_pay_sumamt_fen: _builtins.int = ...,
+        acct_pay_fen: _builtins.int = ...,
+        psn_cash_pay_fen: _builtins.int = ...,
+        record_time: _timestamp_pb2.Timestamp | None = ...,
+        reversed: _builtins.bool = ...,
+        hold_state: Global___HoldState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "hold_state", b"hold_state", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "mdtrtarea_admvs", b"mdtrtarea_admvs", "medfee_sumamt_fen", b"medfee_sumamt_fen", "msgid", b"msgid", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_no", b"psn_no", "record_time", b"record_time", "reversed", b"reversed", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementRecord: _TypeAlias = SettlementRecord  # noqa: Y015
+
+@_typing.final
+class ListSettlementRecordsResponse(_message.Message):
+    """Response of ListSettlementRecords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CHILD_REGIONS_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRecord]:
+        """Records in record order."""
+
+    @_builtins.property
+    def child_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Regions of the node's children, whose records the caller asks for next."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___SettlementRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+        child_regions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_regions", b"child_regions", "next_page_token", b"next_page_token", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementRecordsResponse: _TypeAlias = ListSettlementRecordsResponse  # noqa: Y015

@@ -63,6 +63,11 @@ class InsuredSettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.FromString,
                 _registered_method=True)
+        self.ListSettlementRecords = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/ListSettlementRecords',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsResponse.FromString,
+                _registered_method=True)
         self.GetAccumulators = channel.unary_unary(
                 '/yidi.settlement.v1.InsuredSettlementService/GetAccumulators',
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsRequest.SerializeToString,
@@ -143,6 +148,18 @@ class InsuredSettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSettlementRecords(self, request, context):
+        """What the destination node itself recorded of settlements in a time range, for the
+        national node's three-way reconciliation: its treatment-side settlements, or its
+        insured-side applications. Names the node's children so the caller can descend the
+        tree; forwarded along it like every method here.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAccumulators(self, request, context):
         """A person's annual accumulators and account balance.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
@@ -179,6 +196,11 @@ def add_InsuredSettlementServiceServicer_to_server(servicer, server):
                     servicer.CreditAccount,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.SerializeToString,
+            ),
+            'ListSettlementRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettlementRecords,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsResponse.SerializeToString,
             ),
             'GetAccumulators': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccumulators,
@@ -325,6 +347,33 @@ class InsuredSettlementService:
             '/yidi.settlement.v1.InsuredSettlementService/CreditAccount',
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettlementRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/ListSettlementRecords',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ListSettlementRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -83,6 +83,14 @@ class InsuredSettlementServiceStub:
     ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
+    ListSettlementRecords: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ListSettlementRecordsRequest, _insured_settlement_service_pb2.ListSettlementRecordsResponse]
+    """What the destination node itself recorded of settlements in a time range, for the
+    national node's three-way reconciliation: its treatment-side settlements, or its
+    insured-side applications. Names the node's children so the caller can descend the
+    tree; forwarded along it like every method here.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
     GetAccumulators: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetAccumulatorsRequest, _insured_settlement_service_pb2.GetAccumulatorsResponse]
     """A person's annual accumulators and account balance.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
@@ -143,6 +151,14 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
     ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ListSettlementRecords: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ListSettlementRecordsRequest, _insured_settlement_service_pb2.ListSettlementRecordsResponse]  # type: ignore[assignment]
+    """What the destination node itself recorded of settlements in a time range, for the
+    national node's three-way reconciliation: its treatment-side settlements, or its
+    insured-side applications. Names the node's children so the caller can descend the
+    tree; forwarded along it like every method here.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetAccumulators: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetAccumulatorsRequest, _insured_settlement_service_pb2.GetAccumulatorsResponse]  # type: ignore[assignment]
     """A person's annual accumulators and account balance.
@@ -231,6 +247,20 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
         ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSettlementRecords(
+        self,
+        request: _insured_settlement_service_pb2.ListSettlementRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.ListSettlementRecordsResponse, _abc.Awaitable[_insured_settlement_service_pb2.ListSettlementRecordsResponse]]:
+        """What the destination node itself recorded of settlements in a time range, for the
+        national node's three-way reconciliation: its treatment-side settlements, or its
+        insured-side applications. Names the node's children so the caller can descend the
+        tree; forwarded along it like every method here.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
