@@ -11,8 +11,9 @@ every story behaved as the domain brief says it must.
 
 from __future__ import annotations
 
+import signal
 import tempfile
-import time
+import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -204,7 +205,14 @@ def _usable(data_dir: Path | None) -> bool:
 
 
 def _wait_for_interrupt(console: Console, federation: Federation) -> None:
-    """Keep the nodes serving until Ctrl-C, after saying where they are and how to try one."""
+    """Keep the nodes serving until Ctrl-C (or SIGTERM), after saying where they are and how to try one.
+
+    The handlers are installed before the hint is printed, so an interrupt sent the moment
+    the hint appears still stops the federation cleanly.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     nodes = "\n".join(
         f"  {spec.region} {spec.name:<10} {federation.address(spec.region)}"
         for spec in federation.topology.nodes
@@ -216,11 +224,8 @@ def _wait_for_interrupt(console: Console, federation: Federation) -> None:
         "Press Ctrl-C to stop.",
         markup=False,
     )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        console.print("stopping the federation", markup=False)
+    stop.wait()
+    console.print("stopping the federation", markup=False)
 
 
 def _show(console: Console, federation: Federation) -> bool:
