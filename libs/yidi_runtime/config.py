@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,32 @@ class NodeSettings:
     log_format: str = "auto"
     auto_migrate: bool | None = None
     settlement_hold_timeout_s: float = 300.0
+    internal_address: str | None = None
+    """Where this node's services answer each other (set by the server at start, not configured)."""
+    clearing_issue_day: int = 10
+    clearing_confirmation_days: int = 5
+    clearing_transfer_deadline_day: int = 25
+    clearing_advance_yellow_ratio: Decimal = Decimal("0.70")
+    clearing_advance_red_ratio: Decimal = Decimal("0.90")
+    clearing_alert_interval_s: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         """Short node label for logs and metrics: its name, else its role and region."""
         return self.name or f"{self.role.value}-{self.region}"
+
+    @property
+    def self_address(self) -> str:
+        """The address a service dials to call another service of this same node.
+
+        The node's internal listener once it runs (its own thread pool, so calls between
+        services never wait behind the outside calls that caused them), else its public port.
+        """
+        if self.internal_address:
+            return self.internal_address
+        host = "127.0.0.1" if self.host in {"", "0.0.0.0", "::", "[::]"} else self.host
+        return f"{host}:{self.grpc_port}"
 
     @property
     def embedded(self) -> bool:
@@ -129,6 +150,17 @@ def _float_positive(key: str, value: Any) -> float:
         raise ConfigError(key, f"must be a number of seconds, got {value!r}") from None
     if number <= 0:
         raise ConfigError(key, f"must be positive, got {number}")
+    return number
+
+
+def _ratio(key: str, value: Any) -> Decimal:
+    """A usage ratio as a decimal string in (0, 1] (``"0.70"``); floats never touch money thresholds."""
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigError(key, f'must be a decimal ratio such as "0.70", got {value!r}') from None
+    if not (number.is_finite() and 0 < number <= 1):
+        raise ConfigError(key, f"must be above 0 and at most 1, got {value!r}")
     return number
 
 
@@ -249,8 +281,45 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         _float_positive,
         "settlement_hold_timeout_s",
     ),
+    # Days of the month stop at 28 so that every month has them.
+    ("clearing", "issue_day", "YIDI_CLEARING_ISSUE_DAY", _int_in(1, 28), "clearing_issue_day"),
+    (
+        "clearing",
+        "confirmation_days",
+        "YIDI_CLEARING_CONFIRMATION_DAYS",
+        _int_in(1, 60),
+        "clearing_confirmation_days",
+    ),
+    (
+        "clearing",
+        "transfer_deadline_day",
+        "YIDI_CLEARING_TRANSFER_DEADLINE_DAY",
+        _int_in(1, 28),
+        "clearing_transfer_deadline_day",
+    ),
+    (
+        "clearing",
+        "advance_yellow_ratio",
+        "YIDI_CLEARING_ADVANCE_YELLOW_RATIO",
+        _ratio,
+        "clearing_advance_yellow_ratio",
+    ),
+    (
+        "clearing",
+        "advance_red_ratio",
+        "YIDI_CLEARING_ADVANCE_RED_RATIO",
+        _ratio,
+        "clearing_advance_red_ratio",
+    ),
+    (
+        "clearing",
+        "alert_interval_s",
+        "YIDI_CLEARING_ALERT_INTERVAL_S",
+        _float_positive,
+        "clearing_alert_interval_s",
+    ),
 )
-_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls", "settlement"}
+_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls", "settlement", "clearing"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -343,7 +412,18 @@ def load_settings(
 
     settings = replace(NodeSettings(), **values)
     _check_tree(settings)
+    _check_clearing(settings)
     return settings
+
+
+def _check_clearing(settings: NodeSettings) -> None:
+    """The red advance-usage line lies above the yellow one, or the alerts would skip a level."""
+    if settings.clearing_advance_red_ratio <= settings.clearing_advance_yellow_ratio:
+        raise ConfigError(
+            "clearing.advance_red_ratio",
+            f"must be above clearing.advance_yellow_ratio ({settings.clearing_advance_yellow_ratio}), "
+            f"got {settings.clearing_advance_red_ratio}",
+        )
 
 
 def _check_tree(settings: NodeSettings) -> None:

@@ -163,9 +163,7 @@ class Router:
         decided = self.route(target, field)
         if decided.peer is not None:
             return self.client(decided.peer)
-        host = self.settings.host
-        dial = "127.0.0.1" if host in {"0.0.0.0", "", "::", "[::]"} else host
-        return self.client(Peer(self.settings.region, f"{dial}:{self.settings.grpc_port}"))
+        return self.client(Peer(self.settings.region, self.settings.self_address))
 
     def start(self) -> None:
         """Nothing to start: channels open on first use (the router is a node background worker)."""

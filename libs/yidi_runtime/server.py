@@ -7,11 +7,15 @@ database answers; shutdown flips every status to NOT_SERVING before draining cal
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import cast
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -53,6 +57,8 @@ class Node:
     metrics_endpoint: MetricsEndpoint | None
     health: health.HealthServicer
     services: list[_HealthedService]
+    internal_server: grpc.Server | None = None
+    socket_dir: Path | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
 
@@ -109,6 +115,10 @@ class Node:
         self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.internal_server is not None:
+            self.internal_server.stop(grace).wait()
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
         for service in self.services:
             for worker in service.workers:
                 worker.stop(timeout_s=5.0)
@@ -141,6 +151,11 @@ def _bind(server: grpc.Server, settings: NodeSettings) -> int:
         get_logger(node=settings.label).warning(
             "insecure transport: no TLS files configured; use only for local development", address=target
         )
+    return _bind_address(server, settings, target)
+
+
+def _bind_address(server: grpc.Server, settings: NodeSettings, target: str) -> int:
+    if settings.tls is None:
         return server.add_insecure_port(target)
     credentials = grpc.ssl_server_credentials(
         [(settings.tls.key.read_bytes(), settings.tls.cert.read_bytes())],
@@ -148,6 +163,33 @@ def _bind(server: grpc.Server, settings: NodeSettings) -> int:
         require_client_auth=True,
     )
     return server.add_secure_port(target, credentials)
+
+
+def _grpc_server(settings: NodeSettings, metrics: ServerMetrics, workers: int, name: str) -> grpc.Server:
+    return grpc.server(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-{settings.label}"),
+        interceptors=[ServerInterceptor(settings.label, metrics)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+
+
+class _BothServers:
+    """What a service registers its handlers on: the public listener and the internal one alike."""
+
+    def __init__(self, *servers: grpc.Server) -> None:
+        self._servers = servers
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        """Add the handlers to every listener."""
+        for server in self._servers:
+            server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        """Add the pre-registered method handlers to every listener."""
+        for server in self._servers:
+            server.add_registered_method_handlers(service_name, handlers)
 
 
 def _initialize_method_metrics(metrics: ServerMetrics, names: Sequence[str]) -> None:
@@ -164,20 +206,26 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     metrics = ServerMetrics()
     metrics.build_info.labels(settings.label, settings.role.value, settings.region, _package_version()).set(1)
     databases = _open_databases(settings, groups)
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"grpc-{settings.label}"),
-        interceptors=[ServerInterceptor(settings.label, metrics)],
-        options=[("grpc.so_reuseport", 0)],
-    )
+    server = _grpc_server(settings, metrics, settings.max_workers, "grpc")
     port = _bind(server, settings)
-    # Services see the port actually bound (port 0 picks one), so they can call their own node.
-    settings = replace(settings, grpc_port=port)
+    # Calls between this node's own services get a listener and a thread pool of their own: a
+    # burst of outside calls that each call another service here must never take every thread
+    # and leave those inner calls waiting until their deadlines pass. Each outside call waits
+    # on at most one inner call at a time, and an inner call on at most one more.
+    # It listens on a Unix socket: reachable only from this machine, and no TCP port to collide.
+    internal = _grpc_server(settings, metrics, 2 * settings.max_workers, "grpc-internal")
+    socket_dir = Path(tempfile.mkdtemp(prefix="yidi-node-"))
+    internal_address = f"unix:{socket_dir / 'services.sock'}"
+    _bind_address(internal, settings, internal_address)
+    # Services see the port actually bound (port 0 picks one) and the internal listener.
+    settings = replace(settings, grpc_port=port, internal_address=internal_address)
+    both = _BothServers(server, internal)
     services = []
     for group in groups:
         context = ServiceContext(
             settings=settings, database=databases[group.name], metrics_registry=metrics.registry
         )
-        served = tuple(group.register(server, context))
+        served = tuple(group.register(cast(grpc.Server, both), context))
         services.append(_HealthedService(group, databases[group.name], served, tuple(context.workers)))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -187,12 +235,13 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     _initialize_method_metrics(metrics, names)
     server.start()
+    internal.start()
     endpoint = (
         serve_metrics(metrics.registry, settings.host, settings.metrics_port)
         if settings.metrics_port is not None
         else None
     )
-    node = Node(settings, server, port, metrics, endpoint, health_servicer, services)
+    node = Node(settings, server, port, metrics, endpoint, health_servicer, services, internal, socket_dir)
     node.check_health()
     node.start_watching()
     node.start_workers()

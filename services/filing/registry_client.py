@@ -16,15 +16,13 @@ from yidi_runtime.config import NodeSettings, Peer
 from yidi_runtime.peers import PeerClient
 from yidi_services.filing.designation_levels import RegistryAnswers
 
-_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 _UNKNOWN = frozenset({"NOT_FOUND", "INVALID_CODE"})
 
 
 def registry_peer(settings: NodeSettings) -> Peer | None:
     """Where the registry is: this node (at the port it bound) when it runs it, else the parent."""
     if "registry" in settings.services:
-        host = "127.0.0.1" if settings.host in _WILDCARD_HOSTS else settings.host
-        return Peer(settings.region, f"{host}:{settings.grpc_port}")
+        return Peer(settings.region, settings.self_address)
     return settings.parent
 
 

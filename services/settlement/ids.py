@@ -12,3 +12,9 @@ from __future__ import annotations
 def derived_id(request_id: str, step: str) -> str:
     """The id of ``step`` (e.g. ``"apply"``, ``"confirm"``, ``"journal"``) caused by ``request_id``."""
     return f"{request_id}:{step}"
+
+
+def origin_id(message_id: str, step: str) -> str | None:
+    """The request id whose ``step`` ``message_id`` is (the inverse of :func:`derived_id`); None for another id."""
+    suffix = f":{step}"
+    return message_id.removesuffix(suffix) if message_id.endswith(suffix) else None

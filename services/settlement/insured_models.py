@@ -82,4 +82,8 @@ class ApplicationRow(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),)
+    __table_args__ = (
+        Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),
+        # ListSettlementRecords pages by apply time (reconciliation).
+        Index("ix_settlement_insured_applications_created_at", "created_at", "request_id"),
+    )

@@ -34,6 +34,7 @@ from yidi_services.settlement.insured_forwarding import Forwarder, routed
 from yidi_services.settlement.insured_lookups import InsuredPlace
 from yidi_services.settlement.insured_models import AccountRow, ApplicationState
 from yidi_services.settlement.models import RequestRecord
+from yidi_services.settlement.records_listing import RecordsListing
 
 
 def _content(request: Message) -> Message:
@@ -70,6 +71,7 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         )
         self._log = get_logger(service="settlement", node=context.settings.label)
         self.forwarder = Forwarder(router)
+        self._records = RecordsListing(context.database, context.settings)
 
     def workers(self) -> list[BackgroundWorker]:
         """Background work the node runs for this half (voiding expired holds)."""
@@ -225,6 +227,12 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 balance_fen=insured_ledger.credit(session, request.psn_no.strip(), request.amount_fen)
             ),
         )
+
+    @routed
+    def ListSettlementRecords(
+        self, request: api.ListSettlementRecordsRequest, context: grpc.ServicerContext
+    ) -> api.ListSettlementRecordsResponse:
+        return self._records.answer(request)
 
     @routed
     def GetAccumulators(

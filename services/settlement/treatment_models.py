@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_services.settlement.models import Base
@@ -127,6 +127,9 @@ class SettlementRow(Base):
     audit_flag: Mapped[bool] = mapped_column(Boolean)
     reversed: Mapped[bool] = mapped_column(Boolean)
     reverses_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+
+    # ListSettlementRecords pages by settlement time (reconciliation).
+    __table_args__ = (Index("ix_settlement_settlements_setl_time", "setl_time", "id"),)
 
 
 class AuditCaseRow(Base):
