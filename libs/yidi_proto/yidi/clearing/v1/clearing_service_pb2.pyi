@@ -1128,6 +1128,64 @@ class ListDiscrepanciesResponse(_message.Message):
 Global___ListDiscrepanciesResponse: _TypeAlias = ListDiscrepanciesResponse  # noqa: Y015
 
 @_typing.final
+class ListReconciliationLinesRequest(_message.Message):
+    """Request of ListReconciliationLines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    """Run id."""
+    page_size: _builtins.int
+    """Maximum results per page (0 → 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationLinesRequest: _TypeAlias = ListReconciliationLinesRequest  # noqa: Y015
+
+@_typing.final
+class ListReconciliationLinesResponse(_message.Message):
+    """Response of ListReconciliationLines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_reconciliation_pb2.ReconciliationLine]:
+        """Lines by day, insured province, treatment province and insurance type."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[_reconciliation_pb2.ReconciliationLine] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationLinesResponse: _TypeAlias = ListReconciliationLinesResponse  # noqa: Y015
+
+@_typing.final
 class RepairDiscrepanciesRequest(_message.Message):
     """Request of RepairDiscrepancies."""
 

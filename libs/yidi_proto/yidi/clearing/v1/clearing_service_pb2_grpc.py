@@ -132,6 +132,11 @@ class ClearingServiceStub:
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesRequest.SerializeToString,
                 response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesResponse.FromString,
                 _registered_method=True)
+        self.ListReconciliationLines = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/ListReconciliationLines',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesResponse.FromString,
+                _registered_method=True)
         self.RepairDiscrepancies = channel.unary_unary(
                 '/yidi.clearing.v1.ClearingService/RepairDiscrepancies',
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.RepairDiscrepanciesRequest.SerializeToString,
@@ -322,6 +327,15 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReconciliationLines(self, request, context):
+        """The report of a reconciliation run: per day, province pair and insurance type, each
+        side's totals and the discrepancies found.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RepairDiscrepancies(self, request, context):
         """Repairs discrepancies by replaying from the sender's durable record: nothing lost,
         nothing paid twice. Idempotent.
@@ -449,6 +463,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ListDiscrepancies,
                     request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesRequest.FromString,
                     response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesResponse.SerializeToString,
+            ),
+            'ListReconciliationLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliationLines,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesResponse.SerializeToString,
             ),
             'RepairDiscrepancies': grpc.unary_unary_rpc_method_handler(
                     servicer.RepairDiscrepancies,
@@ -982,6 +1001,33 @@ class ClearingService:
             '/yidi.clearing.v1.ClearingService/ListDiscrepancies',
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesRequest.SerializeToString,
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListDiscrepanciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliationLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/ListReconciliationLines',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListReconciliationLinesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -127,6 +127,11 @@ class ClearingServiceStub:
     """Lists discrepancies found.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT.
     """
+    ListReconciliationLines: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ListReconciliationLinesRequest, _clearing_service_pb2.ListReconciliationLinesResponse]
+    """The report of a reconciliation run: per day, province pair and insurance type, each
+    side's totals and the discrepancies found.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND.
+    """
     RepairDiscrepancies: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.RepairDiscrepanciesRequest, _clearing_service_pb2.RepairDiscrepanciesResponse]
     """Repairs discrepancies by replaying from the sender's durable record: nothing lost,
     nothing paid twice. Idempotent.
@@ -244,6 +249,11 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     ListDiscrepancies: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListDiscrepanciesRequest, _clearing_service_pb2.ListDiscrepanciesResponse]  # type: ignore[assignment]
     """Lists discrepancies found.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT.
+    """
+    ListReconciliationLines: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListReconciliationLinesRequest, _clearing_service_pb2.ListReconciliationLinesResponse]  # type: ignore[assignment]
+    """The report of a reconciliation run: per day, province pair and insurance type, each
+    side's totals and the discrepancies found.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND.
     """
     RepairDiscrepancies: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RepairDiscrepanciesRequest, _clearing_service_pb2.RepairDiscrepanciesResponse]  # type: ignore[assignment]
     """Repairs discrepancies by replaying from the sender's durable record: nothing lost,
@@ -473,6 +483,17 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_clearing_service_pb2.ListDiscrepanciesResponse, _abc.Awaitable[_clearing_service_pb2.ListDiscrepanciesResponse]]:
         """Lists discrepancies found.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReconciliationLines(
+        self,
+        request: _clearing_service_pb2.ListReconciliationLinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ListReconciliationLinesResponse, _abc.Awaitable[_clearing_service_pb2.ListReconciliationLinesResponse]]:
+        """The report of a reconciliation run: per day, province pair and insurance type, each
+        side's totals and the discrepancies found.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

@@ -73,6 +73,7 @@ class ReconciliationRun(_message.Message):
     DISCREPANCY_COUNT_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     """Run id."""
     admdvs: _builtins.str
@@ -83,6 +84,8 @@ class ReconciliationRun(_message.Message):
     """Records compared."""
     discrepancy_count: _builtins.int
     """Discrepancies found."""
+    failure_reason: _builtins.str
+    """Why the run failed (e.g. a node did not answer), when it did."""
     @_builtins.property
     def start_date(self) -> _date_pb2.Date:
         """First day compared."""
@@ -111,10 +114,11 @@ class ReconciliationRun(_message.Message):
         discrepancy_count: _builtins.int = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        failure_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "end_time", b"end_time", "start_date", b"start_date", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "compared_count", b"compared_count", "discrepancy_count", b"discrepancy_count", "end_date", b"end_date", "end_time", b"end_time", "run_id", b"run_id", "start_date", b"start_date", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "compared_count", b"compared_count", "discrepancy_count", b"discrepancy_count", "end_date", b"end_date", "end_time", b"end_time", "failure_reason", b"failure_reason", "run_id", b"run_id", "start_date", b"start_date", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -130,6 +134,11 @@ class SideRecord(_message.Message):
     FUND_PAY_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
     MEDFEE_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
     REVERSED_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FEN_FIELD_NUMBER: _builtins.int
+    PSN_CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    RECORD_TIME_FIELD_NUMBER: _builtins.int
+    CONFIRMED_FIELD_NUMBER: _builtins.int
     present: _builtins.bool
     """Whether this side has the record."""
     fund_pay_sumamt_fen: _builtins.int
@@ -138,6 +147,18 @@ class SideRecord(_message.Message):
     """Total fees in fen."""
     reversed: _builtins.bool
     """Whether this side holds it as reversed."""
+    acct_pay_fen: _builtins.int
+    """Personal account payment in fen."""
+    psn_cash_pay_fen: _builtins.int
+    """Cash paid in fen."""
+    setl_id: _builtins.str
+    """Settlement id as this side holds it."""
+    confirmed: _builtins.bool
+    """The insured side's hold is confirmed (final)."""
+    @_builtins.property
+    def record_time(self) -> _timestamp_pb2.Timestamp:
+        """When this side recorded it."""
+
     def __init__(
         self,
         *,
@@ -145,10 +166,15 @@ class SideRecord(_message.Message):
         fund_pay_sumamt_fen: _builtins.int = ...,
         medfee_sumamt_fen: _builtins.int = ...,
         reversed: _builtins.bool = ...,
+        acct_pay_fen: _builtins.int = ...,
+        psn_cash_pay_fen: _builtins.int = ...,
+        setl_id: _builtins.str = ...,
+        record_time: _timestamp_pb2.Timestamp | None = ...,
+        confirmed: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "medfee_sumamt_fen", b"medfee_sumamt_fen", "present", b"present", "reversed", b"reversed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "confirmed", b"confirmed", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "medfee_sumamt_fen", b"medfee_sumamt_fen", "present", b"present", "psn_cash_pay_fen", b"psn_cash_pay_fen", "record_time", b"record_time", "reversed", b"reversed", "setl_id", b"setl_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -170,6 +196,11 @@ class Discrepancy(_message.Message):
     INSURED_FIELD_NUMBER: _builtins.int
     REPAIRED_FIELD_NUMBER: _builtins.int
     REPAIR_NOTE_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    INSURED_PROVINCE_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROVINCE_FIELD_NUMBER: _builtins.int
+    INSUTYPE_FIELD_NUMBER: _builtins.int
+    REPAIR_TIME_FIELD_NUMBER: _builtins.int
     discrepancy_id: _builtins.str
     """Discrepancy id."""
     run_id: _builtins.str
@@ -184,6 +215,12 @@ class Discrepancy(_message.Message):
     """Repaired since."""
     repair_note: _builtins.str
     """How it was repaired."""
+    insured_province: _builtins.str
+    """Insured province."""
+    treatment_province: _builtins.str
+    """Treatment province."""
+    insutype: _builtins.str
+    """Insurance type."""
     @_builtins.property
     def treatment(self) -> Global___SideRecord:
         """Treatment node's record."""
@@ -195,6 +232,14 @@ class Discrepancy(_message.Message):
     @_builtins.property
     def insured(self) -> Global___SideRecord:
         """Insured node's record."""
+
+    @_builtins.property
+    def day(self) -> _date_pb2.Date:
+        """Day of the settlement (China calendar)."""
+
+    @_builtins.property
+    def repair_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was repaired."""
 
     def __init__(
         self,
@@ -209,11 +254,106 @@ class Discrepancy(_message.Message):
         insured: Global___SideRecord | None = ...,
         repaired: _builtins.bool = ...,
         repair_note: _builtins.str = ...,
+        day: _date_pb2.Date | None = ...,
+        insured_province: _builtins.str = ...,
+        treatment_province: _builtins.str = ...,
+        insutype: _builtins.str = ...,
+        repair_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["insured", b"insured", "national", b"national", "treatment", b"treatment"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "insured", b"insured", "national", b"national", "repair_time", b"repair_time", "treatment", b"treatment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["discrepancy_id", b"discrepancy_id", "insured", b"insured", "kind", b"kind", "msgid", b"msgid", "national", b"national", "repair_note", b"repair_note", "repaired", b"repaired", "run_id", b"run_id", "setl_id", b"setl_id", "treatment", b"treatment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "discrepancy_id", b"discrepancy_id", "insured", b"insured", "insured_province", b"insured_province", "insutype", b"insutype", "kind", b"kind", "msgid", b"msgid", "national", b"national", "repair_note", b"repair_note", "repair_time", b"repair_time", "repaired", b"repaired", "run_id", b"run_id", "setl_id", b"setl_id", "treatment", b"treatment", "treatment_province", b"treatment_province"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Discrepancy: _TypeAlias = Discrepancy  # noqa: Y015
+
+@_typing.final
+class SideTotals(_message.Message):
+    """Totals of one side for a report line."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
+    FUND_PAY_SUMAMT_FEN_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Settlements (a reversal counts −1)."""
+    medfee_sumamt_fen: _builtins.int
+    """Total fees in fen."""
+    fund_pay_sumamt_fen: _builtins.int
+    """Fund payments in fen."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        medfee_sumamt_fen: _builtins.int = ...,
+        fund_pay_sumamt_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "medfee_sumamt_fen", b"medfee_sumamt_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SideTotals: _TypeAlias = SideTotals  # noqa: Y015
+
+@_typing.final
+class ReconciliationLine(_message.Message):
+    """One line of a reconciliation report: a day, a province pair and an insurance type, as
+    each side recorded it (the national 3201/3202 totals per insurance type are sums of these).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    INSURED_PROVINCE_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROVINCE_FIELD_NUMBER: _builtins.int
+    INSUTYPE_FIELD_NUMBER: _builtins.int
+    TREATMENT_FIELD_NUMBER: _builtins.int
+    NATIONAL_FIELD_NUMBER: _builtins.int
+    INSURED_FIELD_NUMBER: _builtins.int
+    DISCREPANCY_COUNT_FIELD_NUMBER: _builtins.int
+    insured_province: _builtins.str
+    """Insured province."""
+    treatment_province: _builtins.str
+    """Treatment province."""
+    insutype: _builtins.str
+    """Insurance type."""
+    discrepancy_count: _builtins.int
+    """Discrepancies found on this line."""
+    @_builtins.property
+    def day(self) -> _date_pb2.Date:
+        """Day (China calendar)."""
+
+    @_builtins.property
+    def treatment(self) -> Global___SideTotals:
+        """The treatment nodes' totals."""
+
+    @_builtins.property
+    def national(self) -> Global___SideTotals:
+        """The national journal's totals."""
+
+    @_builtins.property
+    def insured(self) -> Global___SideTotals:
+        """The insured nodes' totals."""
+
+    def __init__(
+        self,
+        *,
+        day: _date_pb2.Date | None = ...,
+        insured_province: _builtins.str = ...,
+        treatment_province: _builtins.str = ...,
+        insutype: _builtins.str = ...,
+        treatment: Global___SideTotals | None = ...,
+        national: Global___SideTotals | None = ...,
+        insured: Global___SideTotals | None = ...,
+        discrepancy_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "insured", b"insured", "national", b"national", "treatment", b"treatment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "discrepancy_count", b"discrepancy_count", "insured", b"insured", "insured_province", b"insured_province", "insutype", b"insutype", "national", b"national", "treatment", b"treatment", "treatment_province", b"treatment_province"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationLine: _TypeAlias = ReconciliationLine  # noqa: Y015

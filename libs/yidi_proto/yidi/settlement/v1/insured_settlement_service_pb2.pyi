@@ -661,6 +661,8 @@ class SettlementRecord(_message.Message):
     RECORD_TIME_FIELD_NUMBER: _builtins.int
     REVERSED_FIELD_NUMBER: _builtins.int
     HOLD_STATE_FIELD_NUMBER: _builtins.int
+    MDTRT_ID_FIELD_NUMBER: _builtins.int
+    REVERSES_MSGID_FIELD_NUMBER: _builtins.int
     msgid: _builtins.str
     """The Settle call's request id (`medins_setl_id`), the key across the three sides."""
     setl_id: _builtins.str
@@ -689,6 +691,10 @@ class SettlementRecord(_message.Message):
     """Reversed (treatment) or voided (insured: reverted or expired unconfirmed)."""
     hold_state: Global___HoldState.ValueType
     """The insured side's hold state (unset on the treatment side)."""
+    mdtrt_id: _builtins.str
+    """Visit id (`mdtrt_id`); treatment side only."""
+    reverses_msgid: _builtins.str
+    """For a reversing record: the msgid of the settlement it undoes; treatment side only."""
     @_builtins.property
     def record_time(self) -> _timestamp_pb2.Timestamp:
         """When the side recorded it (treatment: `setl_time`; insured: when applied)."""
@@ -711,10 +717,12 @@ class SettlementRecord(_message.Message):
         record_time: _timestamp_pb2.Timestamp | None = ...,
         reversed: _builtins.bool = ...,
         hold_state: Global___HoldState.ValueType = ...,
+        mdtrt_id: _builtins.str = ...,
+        reverses_msgid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "hold_state", b"hold_state", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "mdtrtarea_admvs", b"mdtrtarea_admvs", "medfee_sumamt_fen", b"medfee_sumamt_fen", "msgid", b"msgid", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_no", b"psn_no", "record_time", b"record_time", "reversed", b"reversed", "setl_id", b"setl_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "hold_state", b"hold_state", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "mdtrt_id", b"mdtrt_id", "mdtrtarea_admvs", b"mdtrtarea_admvs", "medfee_sumamt_fen", b"medfee_sumamt_fen", "msgid", b"msgid", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_no", b"psn_no", "record_time", b"record_time", "reversed", b"reversed", "reverses_msgid", b"reverses_msgid", "setl_id", b"setl_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
