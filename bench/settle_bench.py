@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
+
 from measure import bare_grpc_chain, machine, timed_concurrently
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi_cli.federation import DEMO_TOPOLOGY, load_sample_data, start_federation
@@ -38,6 +40,7 @@ from yidi_cli.stories import (
     Stage,
     Window,
     play_all,
+    refusal_reason,
 )
 from yidi_runtime.logs import configure_logging
 
@@ -112,9 +115,20 @@ def _measure(stage: Stage, route: Route, count: int, concurrency: int) -> dict[s
     """Settle ``count`` prepared visits of ``route`` at ``concurrency``, then the bare chain alike."""
     window, requests = _prepared(stage, route.encounter, count)
     payload = len(requests[0].SerializeToString())
-    figure = timed_concurrently(lambda index: window.settle(requests[index]), count, concurrency)
+    refusals: list[str] = []
+
+    def settle(index: int) -> None:
+        try:
+            window.settle(requests[index])
+        except grpc.RpcError as error:  # counted and reported: an overloaded run says so
+            refusals.append(refusal_reason(error))
+
+    figure = timed_concurrently(settle, count, concurrency)
+    figure["refused"] = len(refusals)
     chain = bare_grpc_chain(route.nodes, payload, count, concurrency)
     print(f"{route.name} Settle, concurrency {concurrency:>2}: {_ratio(figure, chain)}")
+    if refusals:
+        print(f"{'':>5} {len(refusals)} of {count} refused: {sorted(set(refusals))}")
     print(
         f"{'':>5} bare {route.nodes}-server chain: {chain['per_second']:>7.1f}/s, "
         f"p50 {chain['p50_ms']} ms, p99 {chain['p99_ms']} ms"
