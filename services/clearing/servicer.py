@@ -1,99 +1,126 @@
-"""ClearingService over gRPC: the national settlement journal (the other methods are still to come).
+"""ClearingService over gRPC: the national journal, advances, alerts, clearing, statements and the ledger.
 
-Only the journal's two methods are overridden; every other method is the generated base
-servicer's, which answers UNIMPLEMENTED (``NOT_IMPLEMENTED``) until its issue lands. The
-journal is kept at the national node; another node passes journal calls to its parent.
+Everything the service keeps lives at the national node: there the calls are answered by
+:class:`~yidi_services.clearing.handlers.Clearing` (and the journal's two methods, kept
+here); any other node passes a call one hop up to its parent unchanged, and the peer's
+answer or refusal comes back as it was. The reconciliation methods come from their mixin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import suppress
+from typing import Any
 
 import grpc
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from google.protobuf.message import Message
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
-from yidi_runtime.idempotency import RequestLog
-from yidi_runtime.logs import get_logger
+from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
-from yidi_services.clearing import convert, journal
+from yidi_services.clearing.handlers import Clearing
 from yidi_services.clearing.home import JournalHome
-from yidi_services.clearing.models import RequestRecord
+from yidi_services.clearing.reconciliation_servicer import ReconciliationMethods
 
-_APPEND_ATTEMPTS = 3
-"""A concurrent delivery of the same entry can win the msgid's unique key; the next attempt sees a repeat."""
+Handler = Callable[[Clearing, Any], Message]
 
 
-class ClearingServicer(api_grpc.ClearingServiceServicer):
-    """Money between provinces at the national node; for now its settlement journal."""
+class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
+    """Money between provinces at the national node (先预付、后清算)."""
 
     def __init__(self, context: ServiceContext, home: JournalHome, clock: Clock = wall_clock) -> None:
-        self._database = context.database
         self._home = home
-        self._clock = clock
-        self._log = RequestLog(RequestRecord)
+        self._clearing = Clearing(context, clock) if context.settings.region == NATIONAL_REGION else None
+
+    def _national(self, method: str, request: Message, handler: Handler) -> Any:
+        """``handler`` at the national node; elsewhere the parent's answer to the same call."""
+        parent = self._home.parent()
+        if parent is not None:
+            return parent.call(getattr(parent.stub(api_grpc.ClearingServiceStub), method), request)
+        assert self._clearing is not None, "the national node builds its clearing handlers"
+        return handler(self._clearing, request)
 
     def AppendJournalEntries(
         self, request: api.AppendJournalEntriesRequest, context: grpc.ServicerContext
     ) -> api.AppendJournalEntriesResponse:
-        parent = self._home.parent()
-        if parent is not None:
-            return parent.call(parent.stub(api_grpc.ClearingServiceStub).AppendJournalEntries, request)
-        source, entries = convert.journal_entries(request)
-        journal.ensure_sent_by_treatment_node(source, entries)
-
-        def effect(session: Session) -> api.AppendJournalEntriesResponse:
-            appended = journal.append(session, source, entries, self._clock())
-            return api.AppendJournalEntriesResponse(
-                appended_count=appended.appended_count, duplicate_count=appended.duplicate_count
-            )
-
-        response = self._run_once_retrying(request, effect)
-        get_logger().info(
-            "journal entries delivered",
-            source_admdvs=source,
-            appended=response.appended_count,
-            duplicates=response.duplicate_count,
-        )
-        return response
-
-    def _run_once_retrying(
-        self,
-        request: api.AppendJournalEntriesRequest,
-        effect: Callable[[Session], api.AppendJournalEntriesResponse],
-    ) -> api.AppendJournalEntriesResponse:
-        def attempt() -> api.AppendJournalEntriesResponse:
-            return self._log.run_once(
-                self._database,
-                request.request_id,
-                "AppendJournalEntries",
-                [request],
-                api.AppendJournalEntriesResponse,
-                effect,
-            )
-
-        for _ in range(_APPEND_ATTEMPTS - 1):
-            with suppress(IntegrityError):
-                return attempt()
-        return attempt()
+        return self._national("AppendJournalEntries", request, Clearing.append_journal_entries)
 
     def ListJournalEntries(
         self, request: api.ListJournalEntriesRequest, context: grpc.ServicerContext
     ) -> api.ListJournalEntriesResponse:
-        parent = self._home.parent()
-        if parent is not None:
-            return parent.call(parent.stub(api_grpc.ClearingServiceStub).ListJournalEntries, request)
-        query = convert.journal_query(request)
-        with self._database.unit_of_work() as uow:
-            page, token = journal.list_entries(uow.session, query)
-        return api.ListJournalEntriesResponse(
-            entries=[convert.entry_message(recorded) for recorded in page], next_page_token=token
-        )
+        return self._national("ListJournalEntries", request, Clearing.list_journal_entries)
+
+    def SetAdvance(
+        self, request: api.SetAdvanceRequest, context: grpc.ServicerContext
+    ) -> api.SetAdvanceResponse:
+        return self._national("SetAdvance", request, Clearing.set_advance)
+
+    def TopUpAdvance(
+        self, request: api.TopUpAdvanceRequest, context: grpc.ServicerContext
+    ) -> api.TopUpAdvanceResponse:
+        return self._national("TopUpAdvance", request, Clearing.top_up_advance)
+
+    def GetAdvanceStatus(
+        self, request: api.GetAdvanceStatusRequest, context: grpc.ServicerContext
+    ) -> api.GetAdvanceStatusResponse:
+        return self._national("GetAdvanceStatus", request, Clearing.advance_status)
+
+    def ListAlerts(
+        self, request: api.ListAlertsRequest, context: grpc.ServicerContext
+    ) -> api.ListAlertsResponse:
+        return self._national("ListAlerts", request, Clearing.list_alerts)
+
+    def RunClearing(
+        self, request: api.RunClearingRequest, context: grpc.ServicerContext
+    ) -> api.RunClearingResponse:
+        return self._national("RunClearing", request, Clearing.run_clearing)
+
+    def GetClearingRun(
+        self, request: api.GetClearingRunRequest, context: grpc.ServicerContext
+    ) -> api.GetClearingRunResponse:
+        return self._national("GetClearingRun", request, Clearing.clearing_run)
+
+    def ListStatements(
+        self, request: api.ListStatementsRequest, context: grpc.ServicerContext
+    ) -> api.ListStatementsResponse:
+        return self._national("ListStatements", request, Clearing.list_statements)
+
+    def GetStatement(
+        self, request: api.GetStatementRequest, context: grpc.ServicerContext
+    ) -> api.GetStatementResponse:
+        return self._national("GetStatement", request, Clearing.statement)
+
+    def ConfirmStatement(
+        self, request: api.ConfirmStatementRequest, context: grpc.ServicerContext
+    ) -> api.ConfirmStatementResponse:
+        return self._national("ConfirmStatement", request, Clearing.confirm_statement)
+
+    def RecordTransfer(
+        self, request: api.RecordTransferRequest, context: grpc.ServicerContext
+    ) -> api.RecordTransferResponse:
+        return self._national("RecordTransfer", request, Clearing.record_transfer)
+
+    def RecordClawback(
+        self, request: api.RecordClawbackRequest, context: grpc.ServicerContext
+    ) -> api.RecordClawbackResponse:
+        return self._national("RecordClawback", request, Clearing.record_clawback)
+
+    def GetClearingCalendar(
+        self, request: api.GetClearingCalendarRequest, context: grpc.ServicerContext
+    ) -> api.GetClearingCalendarResponse:
+        return self._national("GetClearingCalendar", request, Clearing.clearing_calendar)
+
+    def GetLedger(
+        self, request: api.GetLedgerRequest, context: grpc.ServicerContext
+    ) -> api.GetLedgerResponse:
+        return self._national("GetLedger", request, Clearing.ledger)
+
+    def ListLedgerEntries(
+        self, request: api.ListLedgerEntriesRequest, context: grpc.ServicerContext
+    ) -> api.ListLedgerEntriesResponse:
+        return self._national("ListLedgerEntries", request, Clearing.ledger_entries)
 
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
@@ -101,5 +128,7 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     router = Router(context.settings)
     context.run_in_background(router)
     home = JournalHome(router)
-    api_grpc.add_ClearingServiceServicer_to_server(ClearingServicer(context, home, clock), server)
+    servicer = ClearingServicer(context, home, clock)
+    servicer.init_reconciliation(context, router, clock)
+    api_grpc.add_ClearingServiceServicer_to_server(servicer, server)
     return [api.DESCRIPTOR.services_by_name["ClearingService"].full_name]

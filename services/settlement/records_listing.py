@@ -8,7 +8,9 @@ terms the three share (:class:`SettlementRecord`):
   node, each as its own record with its own msgid (``medins_setl_id``) and its
   ``setl_time``, the reversal's amounts negated. That is exactly how the journal holds
   them (a SETTLEMENT entry and a REVERSAL entry), so the two sides compare one to one;
-  the original additionally says ``reversed``.
+  the original additionally says ``reversed``, and the reversing record names the msgid
+  of the settlement it undoes (``reverses_msgid``), so a lost journal entry of a reversal
+  can be replayed exactly.
 - **insured side**: every application this node applied, keyed by the msgid of the Settle
   that caused it (the application id without its ``:apply`` suffix, :func:`~.ids.origin_id`;
   any other id stands as it is), timed by when it was applied, with its hold state —
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi_core.errors import combine, invalid
@@ -108,11 +110,17 @@ def _policy_terms(policy_version: str) -> tuple[str, str]:
 
 
 def treatment_record(row: Any) -> api.SettlementRecord:
-    """A settlement or reversing record (a ``settlement_settlements`` row) as the treatment side lists it."""
+    """A settlement or reversing record as the treatment side lists it.
+
+    ``row``: a ``settlement_settlements`` row with ``reverses_msgid``, the msgid of the
+    settlement a reversing record undoes (None otherwise), from :func:`_treatment_rows`.
+    """
     amounts = result_of(row).amounts
     return api.SettlementRecord(
         msgid=row.medins_setl_id,
         setl_id=row.setl_id,
+        mdtrt_id=row.mdtrt_id,
+        reverses_msgid=row.reverses_msgid or "",
         insuplc_admdvs=row.insuplc_admdvs,
         mdtrtarea_admvs=row.mdtrtarea_admvs,
         fixmedins_code=row.fixmedins_code,
@@ -152,12 +160,24 @@ def insured_record(row: Any) -> api.SettlementRecord:
 class _Side:
     """How one side's rows are selected, ordered and turned into records."""
 
-    model: Any
+    rows: Callable[[], Select[Any]]
     time: InstrumentedAttribute[datetime]
     key: InstrumentedAttribute[Any]
     key_of: Callable[[str], Any]
     record: Callable[[Any], api.SettlementRecord]
-    narrowed: Callable[[Select[Any]], Select[Any]]
+
+
+def _treatment_rows() -> Select[Any]:
+    """Every record; a reversing one with the msgid of the settlement it undoes (by its ``setl_id``)."""
+    original = aliased(SettlementRow)
+    return select(SettlementRow.__table__, original.medins_setl_id.label("reverses_msgid")).outerjoin(
+        original, original.setl_id == SettlementRow.reverses_setl_id
+    )
+
+
+def _insured_rows() -> Select[Any]:
+    """Every application applied (held, confirmed, or voided since); not tombstones."""
+    return select(ApplicationRow.__table__).where(ApplicationRow.state.in_(_LISTED_STATES))
 
 
 def _row_id(text: str) -> int:
@@ -168,15 +188,10 @@ def _row_id(text: str) -> int:
 
 _SIDES = {
     api.RECORD_SIDE_TREATMENT: _Side(
-        SettlementRow, SettlementRow.setl_time, SettlementRow.id, _row_id, treatment_record, lambda s: s
+        _treatment_rows, SettlementRow.setl_time, SettlementRow.id, _row_id, treatment_record
     ),
     api.RECORD_SIDE_INSURED: _Side(
-        ApplicationRow,
-        ApplicationRow.created_at,
-        ApplicationRow.request_id,
-        str,
-        insured_record,
-        lambda s: s.where(ApplicationRow.state.in_(_LISTED_STATES)),
+        _insured_rows, ApplicationRow.created_at, ApplicationRow.request_id, str, insured_record
     ),
 }
 
@@ -184,9 +199,7 @@ _SIDES = {
 def list_records(session: Session, query: RecordsQuery) -> tuple[list[api.SettlementRecord], str]:
     """One page of the side's records in [start, end), in record order, and the next page's token."""
     side = _SIDES[query.side]
-    statement = side.narrowed(
-        select(side.model.__table__).where(side.time >= query.start_time, side.time < query.end_time)
-    )
+    statement = side.rows().where(side.time >= query.start_time, side.time < query.end_time)
     last = decode_token(query.page_token, query.digest(), 2)
     if last is not None:
         try:

@@ -15,11 +15,10 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
 
-from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi_core.errors import invalid
 from yidi_runtime.logs import configure_logging, get_logger
-from yidi_runtime.server import Node, create_server
+from yidi_runtime.server import create_server
 from yidi_runtime.service import ServiceContext, ServiceGroup
 from yidi_services.node import GROUPS, start_node
 from yidi_testing import error_details, health_of, settings_for
@@ -45,25 +44,6 @@ def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     listed = {service.name for response in responses for service in response.list_services_response.service}
     assert listed >= ALL_SERVICES | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
-
-
-def test_unimplemented_method_says_so_and_is_counted_in_metrics(node: Node, channel: grpc.Channel) -> None:
-    stub = clearing_service_pb2_grpc.ClearingServiceStub(channel)
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.GetLedger(clearing_service_pb2.GetLedgerRequest(), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert error_details(caught.value)["ErrorInfo"].reason == "NOT_IMPLEMENTED"
-
-    assert node.metrics_endpoint is not None
-    url = f"http://127.0.0.1:{node.metrics_endpoint.port}/metrics"
-    exposition = urllib.request.urlopen(url, timeout=5).read().decode()
-    labels = 'grpc_method="GetLedger",grpc_service="yidi.clearing.v1.ClearingService",grpc_type="unary"'
-    assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
-    assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
-    assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in exposition
-    # Methods never called are exposed at zero so dashboards show them from the start.
-    assert 'grpc_method="CheckEligibility",grpc_service="yidi.filing.v1.FilingService"' in exposition
-    assert 'yidi_service_serving{grpc_service="yidi.clearing.v1.ClearingService"} 1.0' in exposition
 
 
 class _ScriptedFiling(filing_service_pb2_grpc.FilingServiceServicer):
@@ -201,3 +181,29 @@ def test_services_see_the_port_the_node_bound_so_they_can_call_their_own_node(tm
         assert seen == [started.port] and started.port != 0
     finally:
         started.stop(0)
+
+
+def test_unimplemented_method_says_so_and_is_counted_in_metrics(tmp_path: Path) -> None:
+    # Every real service implements all its methods; the scripted filing servicer leaves
+    # CheckEligibility to the generated base, as a service mid-development would.
+    started = create_server(settings_for(tmp_path, services="filing"), [scripted_group(GROUPS["filing"])])
+    try:
+        with grpc.insecure_channel(started.address) as channel:
+            stub = filing_service_pb2_grpc.FilingServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.CheckEligibility(filing_service_pb2.CheckEligibilityRequest(), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error_details(caught.value)["ErrorInfo"].reason == "NOT_IMPLEMENTED"
+
+        assert started.metrics_endpoint is not None
+        url = f"http://127.0.0.1:{started.metrics_endpoint.port}/metrics"
+        exposition = urllib.request.urlopen(url, timeout=5).read().decode()
+    finally:
+        started.stop(0)
+    labels = 'grpc_method="CheckEligibility",grpc_service="yidi.filing.v1.FilingService",grpc_type="unary"'
+    assert f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",{labels}}} 1.0' in exposition
+    assert f"grpc_server_started_total{{{labels}}} 1.0" in exposition
+    assert f"grpc_server_handling_seconds_count{{{labels}}} 1.0" in exposition
+    # Methods never called are exposed at zero so dashboards show them from the start.
+    assert 'grpc_method="ReviewFiling",grpc_service="yidi.filing.v1.FilingService"' in exposition
+    assert 'yidi_service_serving{grpc_service="yidi.filing.v1.FilingService"} 1.0' in exposition

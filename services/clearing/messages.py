@@ -1,0 +1,294 @@
+"""Proto ↔ plain values for the ledger, advances, alerts, clearing runs and statements, checked at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from yidi.clearing.v1 import clearing_service_pb2 as api
+from yidi.clearing.v1 import ledger_pb2, statement_pb2
+from yidi_core.codes import NATIONAL_REGION, check_region, province_of
+from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.wire import date_message, timestamp_message
+from yidi_services.clearing.advances import AdvanceStatus
+from yidi_services.clearing.alerts import Alert, AlertKind, AlertLevel
+from yidi_services.clearing.calendar import ClearingCalendar
+from yidi_services.clearing.clawbacks import Clawback
+from yidi_services.clearing.clearing_runs import Run, RunState
+from yidi_services.clearing.convert import moment_of
+from yidi_services.clearing.ledger import AccountKind, Entry, Ledger
+from yidi_services.clearing.periods import Period
+from yidi_services.clearing.statements import Line, Statement, StatementState, Transfer
+
+MAX_AMOUNT_FEN = 10**15
+"""Ten trillion yuan: far above any advance or transfer, far below int64."""
+MAX_TEXT = 200
+MAX_REFERENCE = 64
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+_ACCOUNT_KINDS = {
+    AccountKind.ADVANCE: ledger_pb2.ACCOUNT_KIND_ADVANCE,
+    AccountKind.PAYABLE: ledger_pb2.ACCOUNT_KIND_PAYABLE,
+    AccountKind.RECEIVABLE: ledger_pb2.ACCOUNT_KIND_RECEIVABLE,
+    AccountKind.CLEARING_TRANSIT: ledger_pb2.ACCOUNT_KIND_CLEARING_TRANSIT,
+}
+_ALERT_KINDS = {
+    AlertKind.ADVANCE_USAGE: ledger_pb2.ALERT_KIND_ADVANCE_USAGE,
+    AlertKind.CONFIRMATION_OVERDUE: ledger_pb2.ALERT_KIND_CONFIRMATION_OVERDUE,
+    AlertKind.TRANSFER_OVERDUE: ledger_pb2.ALERT_KIND_TRANSFER_OVERDUE,
+    AlertKind.LEDGER_IMBALANCE: ledger_pb2.ALERT_KIND_LEDGER_IMBALANCE,
+}
+_ALERT_LEVELS = {
+    AlertLevel.NONE: ledger_pb2.ALERT_LEVEL_UNSPECIFIED,
+    AlertLevel.YELLOW: ledger_pb2.ALERT_LEVEL_YELLOW,
+    AlertLevel.RED: ledger_pb2.ALERT_LEVEL_RED,
+}
+_STATEMENT_STATES = {
+    StatementState.OPEN: statement_pb2.STATEMENT_STATE_OPEN,
+    StatementState.ISSUED: statement_pb2.STATEMENT_STATE_ISSUED,
+    StatementState.CONFIRMED: statement_pb2.STATEMENT_STATE_CONFIRMED,
+    StatementState.SETTLED: statement_pb2.STATEMENT_STATE_SETTLED,
+}
+_STATES_BY_NUMBER = {number: state for state, number in _STATEMENT_STATES.items()}
+_JOB_STATES = {
+    RunState.PENDING: statement_pb2.JOB_STATE_PENDING,
+    RunState.RUNNING: statement_pb2.JOB_STATE_RUNNING,
+    RunState.SUCCEEDED: statement_pb2.JOB_STATE_SUCCEEDED,
+    RunState.FAILED: statement_pb2.JOB_STATE_FAILED,
+}
+
+
+def province(value: str, field: str = "admdvs", *, pool: bool = False) -> str:
+    """A province code (PP0000); the national pool's 000000 too when ``pool``."""
+    code = check_region(value, field)
+    if pool and code == NATIONAL_REGION:
+        return code
+    if province_of(code, field) != code:
+        raise invalid("INVALID_CODE", field, f"must be a province (PP0000), got {code}")
+    return code
+
+
+def optional_province(value: str, field: str = "admdvs", *, pool: bool = False) -> str:
+    """A province filter: empty means every province."""
+    return province(value, field, pool=pool) if value.strip() else ""
+
+
+def year(value: int, field: str = "year") -> int:
+    """A calendar year in the service's range."""
+    if not FIRST_YEAR <= value <= LAST_YEAR:
+        raise invalid("INVALID_ARGUMENT", field, f"must be between {FIRST_YEAR} and {LAST_YEAR}, got {value}")
+    return value
+
+
+def amount(value: int, field: str = "amount_fen") -> int:
+    """A positive amount of fen."""
+    if not 0 < value <= MAX_AMOUNT_FEN:
+        raise invalid("INVALID_ARGUMENT", field, f"must be a positive number of fen, got {value}")
+    return value
+
+
+def text(value: str, field: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
+    """Free text, trimmed and bounded."""
+    trimmed = value.strip()
+    if required and not trimmed:
+        raise invalid("INVALID_ARGUMENT", field, "is required")
+    if len(trimmed) > limit:
+        raise invalid("INVALID_ARGUMENT", field, f"must be at most {limit} characters")
+    return trimmed
+
+
+def _checked(*checks: Callable[[], Any]) -> list[Any]:
+    """Every check's value, or one error naming every bad field."""
+    values, problems = [], []
+    for check in checks:
+        try:
+            values.append(check())
+        except DomainError as error:
+            problems.append(error)
+    error = combine(problems)
+    if error is not None:
+        raise error
+    return values
+
+
+def advance_request(request: api.SetAdvanceRequest | api.TopUpAdvanceRequest) -> tuple[str, int, int]:
+    """Province, year and amount of SetAdvance / TopUpAdvance, every bad field named at once."""
+    admdvs, year_value, fen = _checked(
+        lambda: province(request.admdvs), lambda: year(request.year), lambda: amount(request.amount_fen)
+    )
+    return admdvs, year_value, fen
+
+
+def period(value: str, field: str = "period") -> Period:
+    """A required period ``yyyy-MM``."""
+    if not value.strip():
+        raise invalid("INVALID_ARGUMENT", field, "is required")
+    return Period.parse(value, field)
+
+
+def optional_period(value: str, field: str = "period") -> str:
+    """A period filter: empty means every period."""
+    return str(Period.parse(value, field)) if value.strip() else ""
+
+
+def statement_state(value: int) -> StatementState | None:
+    """A state filter: UNSPECIFIED means every state."""
+    if value == statement_pb2.STATEMENT_STATE_UNSPECIFIED:
+        return None
+    found = _STATES_BY_NUMBER.get(value)  # type: ignore[call-overload]
+    if found is None:
+        raise invalid("INVALID_ARGUMENT", "state", f"is not a statement state: {value}")
+    return found
+
+
+def transfer(request: api.RecordTransferRequest, now: datetime) -> Transfer:
+    """The transfer of RecordTransfer (its time defaults to now)."""
+    if not request.HasField("transfer"):
+        raise invalid("INVALID_ARGUMENT", "transfer", "is required")
+    message = request.transfer
+    moved_at = (
+        moment_of(message.transfer_time, "transfer.transfer_time")
+        if message.HasField("transfer_time")
+        else now
+    )
+    return Transfer(
+        amount(message.amount_fen, "transfer.amount_fen"),
+        text(message.bank_reference, "transfer.bank_reference", limit=MAX_REFERENCE),
+        moved_at,
+    )
+
+
+def clawback(request: api.RecordClawbackRequest) -> Clawback:
+    """The clawback of RecordClawback, every bad field named at once."""
+    return Clawback(
+        *_checked(
+            lambda: text(request.msgid, "msgid", required=True, limit=MAX_REFERENCE),
+            lambda: amount(request.amount_fen),
+            lambda: text(request.reason, "reason", required=True),
+        )
+    )
+
+
+def advance_status(status: AdvanceStatus) -> api.AdvanceStatus:
+    """An advance status for the wire."""
+    return api.AdvanceStatus(
+        admdvs=status.admdvs,
+        year=status.year,
+        advance_fen=status.advance_fen,
+        used_fen=status.used_fen,
+        usage_ratio=f"{status.usage_ratio:.4f}",
+        alert_level=_ALERT_LEVELS[status.level],
+    )
+
+
+def alert(found: Alert) -> ledger_pb2.Alert:
+    """An alert for the wire."""
+    return ledger_pb2.Alert(
+        alert_id=found.alert_id,
+        kind=_ALERT_KINDS[found.kind],
+        level=_ALERT_LEVELS[found.level],
+        admdvs=found.admdvs,
+        message=found.message,
+        raise_time=timestamp_message(found.raise_time),
+        active=found.active,
+    )
+
+
+def run(found: Run) -> statement_pb2.ClearingRun:
+    """A clearing run for the wire."""
+    return statement_pb2.ClearingRun(
+        run_id=found.run_id,
+        period=found.period,
+        state=_JOB_STATES[found.state],
+        entries_counted=found.entries_counted,
+        statement_ids=found.statement_ids,
+        failure_reason=found.failure_reason,
+        start_time=timestamp_message(found.start_time),
+        end_time=timestamp_message(found.end_time),
+    )
+
+
+def _line(line: Line) -> statement_pb2.StatementLine:
+    return statement_pb2.StatementLine(
+        insured_admdvs=line.insured_admdvs,
+        treatment_admdvs=line.treatment_admdvs,
+        settlement_count=line.settlement_count,
+        medfee_sumamt_fen=line.medfee_sumamt_fen,
+        fund_pay_sumamt_fen=line.fund_pay_sumamt_fen,
+        adjustment=line.adjustment,
+        adjustment_note=line.adjustment_note,
+    )
+
+
+def statement(found: Statement) -> statement_pb2.Statement:
+    """A statement for the wire."""
+    return statement_pb2.Statement(
+        statement_id=found.statement_id,
+        period=found.period,
+        admdvs=found.admdvs,
+        state=_STATEMENT_STATES[found.state],
+        lines=[_line(line) for line in found.lines],
+        payable_fen=found.payable_fen,
+        receivable_fen=found.receivable_fen,
+        net_fen=found.net_fen,
+        issue_time=timestamp_message(found.issue_time),
+        confirm_by=date_message(found.confirm_by),
+        confirm_time=timestamp_message(found.confirm_time),
+        transfer_by=date_message(found.transfer_by),
+        transfers=[
+            statement_pb2.Transfer(
+                amount_fen=moved.amount_fen,
+                bank_reference=moved.bank_reference,
+                transfer_time=timestamp_message(moved.transfer_time),
+            )
+            for moved in found.transfers
+        ],
+    )
+
+
+def calendar(found: ClearingCalendar) -> statement_pb2.ClearingCalendar:
+    """The calendar for the wire."""
+    return statement_pb2.ClearingCalendar(
+        issue_day=found.issue_day,
+        confirmation_days=found.confirmation_days,
+        transfer_deadline_day=found.transfer_deadline_day,
+        yellow_threshold=_ratio(found.yellow_ratio),
+        red_threshold=_ratio(found.red_ratio),
+    )
+
+
+def _ratio(value: Decimal) -> str:
+    """``0.70``: two decimals at least, more only when configured so."""
+    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value.normalize():f}"
+
+
+def ledger_response(found: Ledger) -> api.GetLedgerResponse:
+    """GetLedger's answer."""
+    return api.GetLedgerResponse(
+        accounts=[
+            ledger_pb2.LedgerAccount(
+                admdvs=account.admdvs, kind=_ACCOUNT_KINDS[account.kind], balance_fen=account.balance_fen
+            )
+            for account in found.accounts
+        ],
+        total_fen=found.total_fen,
+        balanced=found.balanced,
+    )
+
+
+def ledger_entry(found: Entry) -> ledger_pb2.LedgerEntry:
+    """A ledger entry for the wire."""
+    return ledger_pb2.LedgerEntry(
+        entry_id=found.entry_id,
+        source_id=found.source_id,
+        description=found.description,
+        postings=[
+            ledger_pb2.LedgerPosting(
+                admdvs=posting.admdvs, kind=_ACCOUNT_KINDS[posting.kind], amount_fen=posting.amount_fen
+            )
+            for posting in found.postings
+        ],
+        post_time=timestamp_message(found.post_time),
+    )
