@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -44,6 +44,20 @@ class _HealthedService:
     database: Database
     grpc_names: Sequence[str]
     workers: Sequence[BackgroundWorker] = ()
+    health_checks: Sequence[Callable[[], bool]] = ()
+
+    def healthy(self) -> bool:
+        """The database answers and every check the service reported holds."""
+        if not self.database.ping():
+            return False
+        for check in self.health_checks:
+            try:
+                if not check():
+                    return False
+            except Exception:  # a check that cannot run says the service is not fine
+                get_logger(service=self.group.name).warning("health check failed", exc_info=True)
+                return False
+        return True
 
 
 @dataclass
@@ -76,7 +90,7 @@ class Node:
         """Set each service's health from whether its database answers now."""
         everything_up = True
         for service in self.services:
-            up = service.database.ping()
+            up = service.healthy()
             everything_up &= up
             status = (
                 health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -226,7 +240,11 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
             settings=settings, database=databases[group.name], metrics_registry=metrics.registry
         )
         served = tuple(group.register(cast(grpc.Server, both), context))
-        services.append(_HealthedService(group, databases[group.name], served, tuple(context.workers)))
+        services.append(
+            _HealthedService(
+                group, databases[group.name], served, tuple(context.workers), tuple(context.health_checks)
+            )
+        )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for service in services for name in service.grpc_names]

@@ -46,10 +46,18 @@ class ServiceContext:
     database: Database
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     workers: list[BackgroundWorker] = field(default_factory=list, compare=False)
+    health_checks: list[Callable[[], bool]] = field(default_factory=list, compare=False)
 
     def run_in_background(self, worker: BackgroundWorker) -> None:
         """Have the node start ``worker`` once it serves, and stop it at shutdown."""
         self.workers.append(worker)
+
+    def report_health(self, check: Callable[[], bool]) -> None:
+        """Make the service's health also depend on ``check`` (e.g. an invariant of its data).
+
+        The node calls it with every health check; False, or an exception, is NOT_SERVING.
+        """
+        self.health_checks.append(check)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from yidi_core.codes import NATIONAL_REGION
+from yidi_runtime.db import Database
 from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_runtime.wire import as_utc
 from yidi_services.clearing.models import LedgerEntryRecord, LedgerPostingRecord
@@ -186,6 +187,12 @@ def ledger(session: Session, admdvs: str = "") -> Ledger:
 def total(session: Session) -> int:
     """The sum of every posting ever written: 0 unless the ledger was tampered with."""
     return int(session.scalar(select(func.coalesce(func.sum(LedgerPostingRecord.amount_fen), 0))) or 0)
+
+
+def balanced(database: Database) -> bool:
+    """The ledger-wide invariant the clearing service's health depends on: every posting sums to zero."""
+    with database.unit_of_work() as uow:
+        return total(uow.session) == 0
 
 
 def list_entries(session: Session, admdvs: str, size: int, token: str) -> tuple[list[Entry], str]:

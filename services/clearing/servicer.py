@@ -20,6 +20,7 @@ from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
+from yidi_services.clearing import ledger
 from yidi_services.clearing.handlers import Clearing
 from yidi_services.clearing.home import JournalHome
 from yidi_services.clearing.reconciliation_servicer import ReconciliationMethods
@@ -130,5 +131,6 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     home = JournalHome(router)
     servicer = ClearingServicer(context, home, clock)
     servicer.init_reconciliation(context, router, clock)
+    context.report_health(lambda: ledger.balanced(context.database))
     api_grpc.add_ClearingServiceServicer_to_server(servicer, server)
     return [api.DESCRIPTOR.services_by_name["ClearingService"].full_name]

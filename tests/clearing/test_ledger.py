@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from clearing_support import Clock, National, beijing, national_node, next_id, refusal, settlement
+from grpc_health.v1 import health_pb2
 from sqlalchemy import insert
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
@@ -18,7 +19,7 @@ from yidi_runtime.config import ConfigError, load_settings
 from yidi_services.clearing import ledger
 from yidi_services.clearing.ledger import AccountKind, Posting, UnbalancedEntry
 from yidi_services.clearing.models import LedgerEntryRecord, LedgerPostingRecord
-from yidi_testing import NodeSpec, node_tree
+from yidi_testing import NodeSpec, health_of, node_tree
 
 QINGHAI, ZHEJIANG = "630000", "330000"
 IMBALANCE = ledger_pb2.ALERT_KIND_LEDGER_IMBALANCE
@@ -116,6 +117,13 @@ def test_a_ledger_that_stops_summing_to_zero_raises_an_alert_and_the_gauge(natio
     alerts = [alert for alert in national.alerts(active_only=True) if alert.kind == IMBALANCE]
     assert [(alert.admdvs, alert.level) for alert in alerts] == [("000000", ledger_pb2.ALERT_LEVEL_RED)]
     assert registry.get_sample_value("yidi_clearing_ledger_imbalance_fen") == 7
+    # …and the clearing service's gRPC health says so, while the rest of the node serves.
+    national.node.check_health()
+    with grpc.insecure_channel(national.node.address) as channel:
+        assert (
+            health_of(channel, "yidi.clearing.v1.ClearingService")
+            == health_pb2.HealthCheckResponse.NOT_SERVING
+        )
 
 
 def test_the_calendar_is_configuration_with_environment_overrides(tmp_path: Path) -> None:
