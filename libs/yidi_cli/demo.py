@@ -5,8 +5,12 @@ on loopback (SQLite files in a temporary folder unless ``--data-dir`` is given),
 sample institutions, catalogues, policies, persons and filing rules into the nodes that own
 them through the generated stubs, then plays the domain's seed stories through the HIS
 stubs — VerifyPerson, RegisterVisit, UploadFeeItems, PreSettle, Settle at each hospital's
-own node — printing a settlement slip for each and a summary. The exit code says whether
-every story behaved as the domain brief says it must.
+own node — printing a settlement slip for each. It ends with the month-end of
+:mod:`yidi_cli.month_end`: the Qinghai story's settlement is lost on its way (fault
+injection, :mod:`yidi_cli.faults`), the day's reconciliation finds and repairs the hole, and
+the month's clearing issues every province's statement, the net positions summing to zero.
+A summary closes it. The exit code says whether every story and both endings behaved as the
+domain brief says they must.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -25,8 +30,17 @@ from rich.text import Text
 
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import fee_item_pb2
+from yidi_cli import clearing_report
 from yidi_cli.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
-from yidi_cli.stories import StoryResult, play_all
+from yidi_cli.month_end import (
+    Cleared,
+    ClearingClock,
+    Reconciled,
+    clear_the_month,
+    month_of,
+    reconcile_the_day,
+)
+from yidi_cli.stories import Checked, StoryResult, play_all
 from yidi_core.money import format_money, from_fen
 from yidi_runtime.logs import configure_logging
 from yidi_runtime.wire import day_of
@@ -133,7 +147,7 @@ def _amounts(settlement: settlement_pb2.Settlement) -> Table:
 
 def slip(result: StoryResult) -> RenderableType:
     """One story as the window prints it: steps, then the settlement slip with its explanation."""
-    parts: list[RenderableType] = [Text(f"  · {step}", style="dim") for step in result.steps]
+    parts = _steps(result)
     settlement = result.settlement
     if settlement is not None:
         setl = settlement.result
@@ -149,21 +163,55 @@ def slip(result: StoryResult) -> RenderableType:
             ),
             *(Text(f"  {line}") for line in setl.explanation.lines),
         ]
-    for description, held in result.expectations:
-        parts.append(Text.from_markup(f"{'[green]✓' if held else '[bold red]✗'}[/] {description}"))
-    if result.failure:
-        parts.append(Text(f"✗ stopped: {result.failure}", style="bold red"))
-    border = "green" if result.ok else "red"
-    return Panel(
-        Group(*parts),
-        title=f"Story {result.number} · {result.title}",
-        title_align="left",
-        border_style=border,
-    )
+    parts += _checks(result)
+    return _panel(f"Story {result.number} · {result.title}", parts, result)
 
 
-def summary(results: Sequence[StoryResult]) -> Table:
-    """One row per story: what happened, the money, the settlement id or the reason it stopped."""
+def _checks(checked: Checked) -> list[RenderableType]:
+    """Each expectation ticked or crossed, and why the play stopped when it did."""
+    marks: list[RenderableType] = [
+        Text.from_markup(f"{'[green]✓' if held else '[bold red]✗'}[/] {description}")
+        for description, held in checked.expectations
+    ]
+    if checked.failure:
+        marks.append(Text(f"✗ stopped: {checked.failure}", style="bold red"))
+    return marks
+
+
+def _panel(title: str, parts: Sequence[RenderableType], checked: Checked) -> Panel:
+    border = "green" if checked.ok else "red"
+    return Panel(Group(*parts), title=title, title_align="left", border_style=border)
+
+
+def _steps(checked: Checked) -> list[RenderableType]:
+    return [Text(f"  · {step}", style="dim") for step in checked.steps]
+
+
+def reconciliation_panel(ending: Reconciled) -> Panel:
+    """The day's reconciliation: the hole planted, the report, the differences, the repair, the run after it."""
+    parts = _steps(ending)
+    if ending.lines:
+        parts.append(clearing_report.lines_table(ending.lines))
+    if ending.found:
+        parts.append(clearing_report.discrepancies_table(ending.found, "Differences found"))
+    if ending.repair is not None:
+        parts.append(clearing_report.discrepancies_table(ending.repair.discrepancies, "After the repair"))
+    if ending.rerun_lines:
+        parts.append(clearing_report.lines_table(ending.rerun_lines))
+    return _panel("Reconciliation (对账) · the Qinghai hole", [*parts, *_checks(ending)], ending)
+
+
+def clearing_panel(ending: Cleared) -> Panel:
+    """The month's clearing: every province's statement, the overview and the zero-sum check."""
+    parts = _steps(ending)
+    parts += [clearing_report.statement_table(statement) for statement in ending.statements]
+    if ending.statements:
+        parts.append(clearing_report.statements_overview(ending.statements))
+    return _panel(f"Monthly clearing (清算) · {ending.period}", [*parts, *_checks(ending)], ending)
+
+
+def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cleared) -> Table:
+    """One row per story — what happened, the money, the settlement id or the reason it stopped — then the endings."""
     table = Table(title="The seed stories", title_justify="left")
     for heading in ("#", "story", "outcome", "fund", "patient", "setl_id / reason"):
         table.add_column(heading, justify="right" if heading in ("fund", "patient") else "left")
@@ -185,7 +233,29 @@ def summary(results: Sequence[StoryResult]) -> Table:
             *money,
             settlement.setl_id if settlement else result.failure,
         )
+    table.add_section()
+    table.add_row(
+        "",
+        f"reconciliation {reconciled.span}".rstrip(),
+        _outcome(reconciled.outcome, reconciled),
+        "",
+        "",
+        reconciled.failure,
+    )
+    cleared_fen = sum(statement.payable_fen for statement in cleared.statements)
+    table.add_row(
+        "",
+        f"clearing {cleared.period}",
+        _outcome(cleared.outcome, cleared),
+        _yuan(cleared_fen) if cleared.statements else "",
+        "",
+        cleared.failure,
+    )
     return table
+
+
+def _outcome(text: str, checked: Checked) -> str:
+    return text if checked.ok else f"[bold red]{text} (not as expected)[/]"
 
 
 def _nodes(federation: Federation) -> Table:
@@ -228,22 +298,35 @@ def _wait_for_interrupt(console: Console, federation: Federation) -> None:
     console.print("stopping the federation", markup=False)
 
 
-def _show(console: Console, federation: Federation) -> bool:
-    """Load the samples, play every story and print it; whether all behaved as expected."""
+def _show(console: Console, federation: Federation, clock: ClearingClock) -> bool:
+    """Load the samples, play every story, reconcile and clear, print it all; whether all behaved as expected."""
     console.print(_nodes(federation))
     for line in load_sample_data(federation):
         console.print(f"  loaded {line}", markup=False)
-    results = play_all(federation)
+    started = datetime.now(UTC)
+    results = play_all(federation, started)
     for result in results:
         console.print()
         console.print(slip(result))
+    reconciled = reconcile_the_day(federation, results)
     console.print()
-    console.print(summary(results))
-    failed = [str(result.number) for result in results if not result.ok]
+    console.print(reconciliation_panel(reconciled))
+    cleared = clear_the_month(federation, results, clock, month_of(started))
+    console.print()
+    console.print(clearing_panel(cleared))
+    console.print()
+    console.print(summary(results, reconciled, cleared))
+    failed = [f"story {result.number}" for result in results if not result.ok]
+    failed += [
+        name for name, ending in (("reconciliation", reconciled), ("clearing", cleared)) if not ending.ok
+    ]
     if failed:
-        console.print(f"[bold red]stories {', '.join(failed)} did not behave as expected[/]")
+        console.print(f"[bold red]{', '.join(failed)} did not behave as expected[/]")
     else:
-        console.print("[bold green]every story behaved as the domain brief says it must[/]")
+        console.print(
+            "[bold green]every story behaved as the domain brief says it must; reconciliation found and "
+            "repaired the Qinghai hole, and the month cleared to zero[/]"
+        )
     return not failed
 
 
@@ -258,16 +341,19 @@ def run_demo(data_dir: Path | None, *, keep_running: bool, base_port: int) -> in
         console.print(f"yidi demo: {data_dir} is not empty; give a new or empty folder", markup=False)
         return UNUSABLE
     configure_logging("error", "console")
+    clock = ClearingClock()
     with ExitStack() as stack:
         root = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="yidi-demo-")))
         try:
-            federation = start_federation(DEMO_TOPOLOGY, root, base_port=base_port if keep_running else None)
+            federation = start_federation(
+                DEMO_TOPOLOGY, root, base_port=base_port if keep_running else None, start=clock.start_node
+            )
         except OSError as error:
             console.print(f"yidi demo: {error}", markup=False)
             return UNUSABLE
         with federation:
             console.print(f"data in {root}", markup=False)
-            behaved = _show(console, federation)
+            behaved = _show(console, federation, clock)
             if keep_running:
                 _wait_for_interrupt(console, federation)
     return 0 if behaved else FAILED

@@ -255,6 +255,7 @@ def start_federation(
     *,
     base_port: int | None = None,
     host: str = LOOPBACK,
+    start: Callable[[NodeSettings], Node] = start_node,
     **overrides: Any,
 ) -> Federation:
     """Start every node of ``topology`` in process, parents and children wired; stop all on failure.
@@ -262,6 +263,8 @@ def start_federation(
     Each node keeps its SQLite files in ``data_dir/<region>-<name>`` unless
     ``database_url_for`` gives it a database. ``overrides`` are node settings applied to
     every node (e.g. ``settlement_hold_timeout_s``, ``log_level``, ``metrics_port``).
+    ``start`` starts one node from its settings (the demo gives its national node's
+    clearing service a clock it can move to the month's end).
     """
     ports = plan_ports(topology, base_port, host)
     addresses = {region: f"{host}:{port}" for region, port in ports.items()}
@@ -270,7 +273,7 @@ def start_federation(
         for spec in topology.nodes:
             database_url = database_url_for() if database_url_for is not None else None
             settings = node_settings(spec, topology, addresses, Path(data_dir), database_url, overrides)
-            nodes[spec.region] = start_node(settings)
+            nodes[spec.region] = start(settings)
     except BaseException:
         Federation(topology, nodes).stop(0)
         raise

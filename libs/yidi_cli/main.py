@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from yidi_cli.catalogue import catalogue_app, policy_app
+from yidi_cli.clearing import app as clearing_app
+from yidi_cli.clearing import reconcile
 from yidi_cli.filing import app as filing_app
 from yidi_cli.registry import app as registry_app
 from yidi_runtime.config import ConfigError, NodeSettings, load_settings
@@ -94,6 +96,8 @@ app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(policy_app, name="policy")
 app.add_typer(registry_app, name="registry")
 app.add_typer(filing_app, name="filing")
+app.add_typer(clearing_app, name="clearing")
+app.command("reconcile")(reconcile)
 
 db_app = typer.Typer(
     help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True

@@ -285,8 +285,27 @@ def refusal_reason(error: grpc.RpcError) -> str:
 # -- what a story returns ------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class Checked:
+    """The expectations checked along a play, and why it stopped when it did."""
+
+    steps: list[str] = field(default_factory=list)
+    expectations: list[tuple[str, bool]] = field(default_factory=list)
+    failure: str = ""
+
+    def expect(self, description: str, held: bool) -> bool:
+        """Record whether an expectation held; whether it did."""
+        self.expectations.append((description, held))
+        return held
+
+    @property
+    def ok(self) -> bool:
+        """The play ran to its end and every expectation held."""
+        return not self.failure and all(held for _, held in self.expectations)
+
+
 @dataclass
-class StoryResult:
+class StoryResult(Checked):
     """What happened in one story: steps, refusals seen, the settlement, and the expectations checked."""
 
     number: int
@@ -297,7 +316,6 @@ class StoryResult:
     treatment_node: str = ""
     institution_name: str = ""
     bill: tuple[BillLine, ...] = ()
-    steps: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     filing: filing_pb2.Filing | None = None
     person: person_pb2.PersonSnapshot | None = None
@@ -305,17 +323,6 @@ class StoryResult:
     pre_settlement: settlement_result_pb2.SettlementResult | None = None
     settlement: settlement_pb2.Settlement | None = None
     journal_entries: list[journal_pb2.JournalEntry] = field(default_factory=list)
-    expectations: list[tuple[str, bool]] = field(default_factory=list)
-    failure: str = ""
-
-    def expect(self, description: str, held: bool) -> None:
-        """Record whether an expectation of the story held."""
-        self.expectations.append((description, held))
-
-    @property
-    def ok(self) -> bool:
-        """The story ran to its end and every expectation held."""
-        return not self.failure and all(held for _, held in self.expectations)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`yidi demo`, the README's main job: a federation in one process playing the seed stories."""
+"""`yidi demo`, the README's main job: a federation in one process playing the seed stories, reconciling and clearing."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ NODES = len(DEMO_TOPOLOGY.nodes)
 
 
 def _story(out: str, number: int) -> str:
-    """The panel of one story, up to the next one (or the summary)."""
+    """The panel of one story, up to the next one (or the endings)."""
     section = out.split(f"Story {number} ·", 1)[1]
-    return re.split(r"Story \d ·|The seed stories", section, maxsplit=1)[0]
+    return re.split(r"Story \d ·|Reconciliation \(对账\)", section, maxsplit=1)[0]
+
+
+def _ending(out: str, title: str, following: str) -> str:
+    """The panel of one of the demo's endings, up to the next heading."""
+    return out.split(title, 1)[1].split(following, 1)[0]
 
 
 def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> None:
@@ -52,10 +57,35 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     assert "FILING_STATE_APPROVED" in _story(out, 4)
     assert "institutions named on the filing: none" in _story(out, 5)
 
+    reconciliation = _ending(out, "Reconciliation (对账) · the Qinghai hole", "Monthly clearing (清算)")
+    msgid = re.search(r"the national journal lost the entry (H33040200001\d+)", reconciliation)
+    assert msgid, reconciliation
+    assert re.search(rf"MISSING_AT_NATIONAL\s*│ {msgid[1]}", reconciliation)
+    assert re.search(rf"MISSING_AT_INSURED\s*│ {msgid[1]}", reconciliation)
+    assert (
+        "✓ the hole is found" in reconciliation and "✓ reconciled again: no difference open" in reconciliation
+    )
+    assert "RepairDiscrepancies: 2 repaired, 0 left for an operator" in reconciliation
+
+    clearing = _ending(out, "Monthly clearing (清算) ·", "The seed stories")
+    period = re.search(
+        r"RunClearing (\d{4}-\d{2}): run \S+ JOB_STATE_SUCCEEDED, 5 journal entries counted", clearing
+    )
+    assert period, clearing
+    for province in ("110000", "120000", "130000", "140000", "330000", "440000", "630000"):
+        assert f"Statement {period[1]}/{province} · issued" in clearing
+    qinghai_pays = clearing.split(f"Statement {period[1]}/630000", 1)[1]
+    assert re.search(r"630000 → 330000\s*│ payable\s*│\s*1 │", qinghai_pays)
+    assert re.search(r"│ all provinces\s*│.*│\s*0\.00 │", clearing)
+    assert "✓ the net positions sum to zero" in clearing and "✓ the ledger sums to zero" in clearing
+
     summary = out.split("The seed stories", 1)[1]
     assert re.search(r"│ 1 │.*│ settled\s*│\s*48\.89 │\s*15\.40 │ 110000", summary)
     assert re.search(r"│ 3 │.*│ refused NOT_FILED → settled", summary)
+    assert re.search(r"│ reconciliation [\d-]+.*│ 2 differences found, 2 repaired, none left", summary)
+    assert re.search(rf"│ clearing {period[1]}\s*│ 7 statements, nets sum to 0\.00\s*│", summary)
     assert "every story behaved as the domain brief says it must" in out
+    assert "reconciliation found and repaired the Qinghai hole, and the month cleared to zero" in out
     assert "✗" not in out
     for certno in ("131000195402270170", "440300195603120118", "140100195811040153"):
         assert certno not in out, "ID numbers are printed masked"

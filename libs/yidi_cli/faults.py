@@ -1,0 +1,115 @@
+"""Fault injection for the demo: holes the public API cannot make, planted in a node's own database.
+
+FOR DEMONSTRATION AND TESTS ONLY. Nothing here is an operation a real node offers. The
+domain brief's story that must never repeat (domain README §6): a Qinghai patient settled
+at discharge in Jiaxing, the record never reached the Qinghai centre, and Qinghai never paid
+Zhejiang. A settlement made through the HIS API leaves no such hole — the outboxes deliver
+the journal entry and the confirmation exactly once — so the demo makes one by hand, as if
+two messages had been lost on the way after the treatment node recorded the settlement:
+
+- the national journal never received the entry: its row is deleted at the national node;
+- the insured node never received the confirmation: its application is put back to an
+  unconfirmed hold that is already due, and the insured node's own hold worker voids it,
+  restoring the patient's accumulators, exactly as it does for any hold left unconfirmed.
+
+Both are done with SQLAlchemy Core against the tables of the service that owns them,
+through that node's own database handle; the reconciliation then has to find the hole from
+the records alone, and repair it from the treatment node's durable record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+
+from yidi_cli.federation import Federation
+from yidi_core.codes import NATIONAL_REGION
+from yidi_runtime.db import Database
+from yidi_services.clearing.models import JournalEntryRecord
+from yidi_services.settlement.insured_models import ApplicationRow, ApplicationState
+
+_LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+_POLL_S = 0.1
+
+
+class FaultNotPlanted(RuntimeError):
+    """The hole could not be planted (the settlement never reached a side, or was not voided in time)."""
+
+
+@dataclass(frozen=True)
+class LostSettlement:
+    """The hole planted: the settlement's msgid and the insured node that voided its application."""
+
+    msgid: str
+    insured_node: str
+
+
+def service_database(federation: Federation, region: str, service: str) -> Database:
+    """The database one service of the node of ``region`` keeps its tables in."""
+    node = federation.nodes[region]
+    for running in node.services:
+        if running.group.name == service:
+            return running.database
+    raise FaultNotPlanted(f"the node of {region} runs no {service} service")
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise FaultNotPlanted(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(_POLL_S)
+
+
+def _application(database: Database, request_id: str) -> str | None:
+    table = ApplicationRow.__table__
+    with database.engine.connect() as connection:
+        return connection.execute(select(table.c.state).where(table.c.request_id == request_id)).scalar()
+
+
+def lose_settlement_on_the_way(
+    federation: Federation, msgid: str, insured_region: str, timeout_s: float = 20.0
+) -> LostSettlement:
+    """Plant the Qinghai–Jiaxing hole for one cross-province settlement, once both deliveries arrived.
+
+    Waits (bounded) for the insured node to confirm the application and for the national
+    journal to hold the entry, then loses both as the module docstring says, and waits for
+    the insured node's hold worker to void the application.
+    """
+    insured_node = federation.host_of(insured_region, "settlement")
+    insured = service_database(federation, insured_node, "settlement")
+    national = service_database(federation, NATIONAL_REGION, "clearing")
+    applications, journal = ApplicationRow.__table__, JournalEntryRecord.__table__
+    request_id = f"{msgid}:apply"
+
+    def confirmation_lost() -> bool:
+        # Only a confirmed application is put back, so a confirmation still on its way cannot undo the fault.
+        with insured.engine.begin() as connection:
+            return (
+                connection.execute(
+                    update(applications)
+                    .where(
+                        applications.c.request_id == request_id,
+                        applications.c.state == ApplicationState.CONFIRMED.value,
+                    )
+                    .values(state=ApplicationState.HELD.value, confirmed_at=None, hold_expires_at=_LONG_AGO)
+                ).rowcount
+                == 1
+            )
+
+    def entry_lost() -> bool:
+        with national.engine.begin() as connection:
+            return connection.execute(delete(journal).where(journal.c.msgid == msgid)).rowcount == 1
+
+    _until(confirmation_lost, f"the confirmation of {msgid} at {insured_node}", timeout_s)
+    _until(entry_lost, f"the national journal entry {msgid}", timeout_s)
+    _until(
+        lambda: _application(insured, request_id) == ApplicationState.EXPIRED.value,
+        f"{insured_node} voiding the unconfirmed hold of {msgid}",
+        timeout_s,
+    )
+    return LostSettlement(msgid, insured_node)
