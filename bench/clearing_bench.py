@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,15 @@ from typing import Any
 import grpc
 from sqlalchemy import insert, text
 
-from measure import database_name, machine
+from measure import database_name, machine, national_node
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import statement_pb2
-from yidi_runtime.config import load_settings
 from yidi_runtime.db import Database
-from yidi_runtime.logs import configure_logging
 from yidi_runtime.server import Node
 from yidi_runtime.wire import wall_clock
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.clearing.periods import Period
-from yidi_services.node import start_node
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROVINCE_CODES = (
@@ -51,32 +46,6 @@ BATCH = 10_000
 REVERSAL_SHARE = 0.02
 LATE_SHARE = 0.001
 DONE = (statement_pb2.JOB_STATE_SUCCEEDED, statement_pb2.JOB_STATE_FAILED)
-
-
-@contextmanager
-def national_node(database_url: str | None) -> Iterator[Node]:
-    """A clearing-only national node on the wall clock (SQLite in a throwaway folder unless a URL is given)."""
-    configure_logging("warning")
-    with tempfile.TemporaryDirectory(prefix="yidi-clearing-bench-") as folder:
-        environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
-        settings = load_settings(
-            environ=environ,
-            overrides={
-                "data_dir": folder,
-                "grpc_port": 0,
-                "metrics_port": "off",
-                "auto_migrate": True,
-                "role": "national",
-                "region": "000000",
-                "services": "clearing",
-                "log_level": "warning",
-            },
-        )
-        node = start_node(settings)
-        try:
-            yield node
-        finally:
-            node.stop(0)
 
 
 def _row(serial: int, insured: str, treatment: str, at: datetime, fund: int, cash: int) -> dict[str, Any]:
@@ -235,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     database = database_name(args.database_url)
-    with national_node(args.database_url) as node:
+    with national_node("clearing", args.database_url) as node:
         figures = run(node, args.rows)
     print(
         f"{database}: loaded {figures['rows']:,} journal rows for {figures['period']} in {figures['load_s']} s (bulk insert)"

@@ -20,6 +20,7 @@ import grpc
 
 from yidi_runtime.config import load_settings
 from yidi_runtime.logs import configure_logging
+from yidi_runtime.server import Node
 from yidi_services.node import start_node
 
 _ECHO = "/yidi.bench.Echo/Echo"
@@ -150,8 +151,8 @@ def database_name(database_url: str | None) -> str:
 
 
 @contextmanager
-def bench_node(service: str, database_url: str | None) -> Iterator[grpc.Channel]:
-    """A national node running ``service`` (SQLite in a throwaway folder unless a URL is given); a channel to it."""
+def national_node(service: str, database_url: str | None) -> Iterator[Node]:
+    """A national node running ``service`` (SQLite in a throwaway folder unless a URL is given)."""
     configure_logging("warning")
     with tempfile.TemporaryDirectory(prefix=f"yidi-{service}-bench-") as folder:
         environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
@@ -170,7 +171,13 @@ def bench_node(service: str, database_url: str | None) -> Iterator[grpc.Channel]
         )
         node = start_node(settings)
         try:
-            with grpc.insecure_channel(node.address) as channel:
-                yield channel
+            yield node
         finally:
             node.stop(0)
+
+
+@contextmanager
+def bench_node(service: str, database_url: str | None) -> Iterator[grpc.Channel]:
+    """A channel to a :func:`national_node` running ``service``."""
+    with national_node(service, database_url) as node, grpc.insecure_channel(node.address) as channel:
+        yield channel
