@@ -11,6 +11,9 @@ generated stub: GetAdvanceStatus on the uncleared month, then RunClearing and Ge
 polled until the run is done, then ListStatements and GetLedger to check that the nets sum
 to zero and the ledger balances. Prints the figures and the machine, and records them under
 the database's name in bench/results/clearing_bench.json.
+
+The other half of month-end, reconciling a day of 100,000 settlements across the three
+sides, is bench/reconcile_bench.py (it needs a federation, not one node).
 """
 
 from __future__ import annotations
