@@ -104,6 +104,19 @@ def bar(session: Session, request_id: str, operation: str, correction_id: str, n
     return row
 
 
+def _content(request: Message) -> Message:
+    """What a repeat must match: the request without the envelope's sending time (`inf_time`).
+
+    A HIS that rebuilds its envelope for a retry stamps it anew; the retry is still the same
+    request, so the time it was sent never makes it DUPLICATE_REQUEST.
+    """
+    content = type(request)()
+    content.CopyFrom(request)
+    if content.DESCRIPTOR.fields_by_name.get("envelope") is not None:
+        content.envelope.ClearField("inf_time")  # type: ignore[attr-defined]
+    return content
+
+
 class Requests:
     """The request log of the treatment side: replay before any remote call, run an effect once."""
 
@@ -116,7 +129,9 @@ class Requests:
     ) -> Response | None:
         """The original answer to an answered request (DUPLICATE_REQUEST on other content), else None."""
         with self._database.unit_of_work() as uow:
-            return self._log.replay(uow.session, request_id, method, fingerprint([request]), response_type)
+            return self._log.replay(
+                uow.session, request_id, method, fingerprint([_content(request)]), response_type
+            )
 
     def run_once(
         self,
@@ -128,5 +143,7 @@ class Requests:
     ) -> Response:
         """Apply ``effect`` at most once; a lost race is run again to answer as the winner decided."""
         return retried(
-            lambda: self._log.run_once(self._database, request_id, method, [request], response_type, effect)
+            lambda: self._log.run_once(
+                self._database, request_id, method, [_content(request)], response_type, effect
+            )
         )

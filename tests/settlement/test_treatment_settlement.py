@@ -148,6 +148,10 @@ def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(
 
         # The same request again: the same answer, one effect; the same id with other content is refused.
         assert stub.Settle(request, timeout=30).settlement == settlement
+        restamped = api.SettleRequest()
+        restamped.CopyFrom(request)
+        restamped.envelope.inf_time.seconds += 90  # a retry the HIS rebuilt is still the same request
+        assert stub.Settle(restamped, timeout=30).settlement == settlement
         assert accumulators(nodes[LANGFANG], psn_no)[CAP] == 4889
         other = settle_request(mdtrt_id, request.request_id, invono="FP0002")
         assert refusal(lambda: stub.Settle(other))[:2] == (
