@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from yidi_cli.federation import free_port
 from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, load_settings
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
@@ -62,12 +62,6 @@ def health_of(channel: grpc.Channel, service: str) -> int:
     return int(response.status)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class NodeSpec:
     """One node of a test tree: its region, role, parent region and services."""
@@ -90,7 +84,9 @@ def node_tree(
     Each node has its own data folder and database; ``overrides`` apply to every node
     (e.g. ``settlement_hold_timeout_s``). Yields the nodes by region.
     """
-    ports = {spec.region: free_port() for spec in specs}
+    ports: dict[str, int] = {}
+    for spec in specs:
+        ports[spec.region] = free_port(avoid=set(ports.values()))
 
     def peer(region: str) -> Peer:
         return Peer(region, f"127.0.0.1:{ports[region]}")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -130,9 +131,20 @@ DEMO_TOPOLOGY = Topology(
 """The seed stories' tree: the national node, seven provinces, and the Langfang and Jiaxing city nodes."""
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A port nothing listens on right now (the node binds it moments later)."""
-    with socket.socket() as probe:
+_PLANNED_PORTS = range(20_000, 32_000)
+"""Where planned ports are drawn from: below Linux's ephemeral range (32768–60999), which the
+kernel hands to every outgoing connection — a port picked there can be taken by a client
+socket between planning and binding; one picked here is only ever bound on purpose."""
+_random = random.Random()
+
+
+def free_port(host: str = LOOPBACK, avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on right now (the node binds it moments later), not in ``avoid``."""
+    for _ in range(200):
+        port = _random.choice(_PLANNED_PORTS)
+        if port not in avoid and _bindable(port, host):
+            return port
+    with socket.socket() as probe:  # an unusual machine: let the kernel choose
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
@@ -161,7 +173,10 @@ def plan_ports(topology: Topology, base_port: int | None = None, host: str = LOO
     Fixed ports are checked first, so a port in use is named instead of failing half-way.
     """
     if base_port is None:
-        return {spec.region: free_port(host) for spec in topology.nodes}
+        planned: dict[str, int] = {}
+        for spec in topology.nodes:
+            planned[spec.region] = free_port(host, avoid=set(planned.values()))
+        return planned
     ports = {spec.region: base_port + index for index, spec in enumerate(topology.nodes)}
     taken = [port for port in ports.values() if not _bindable(port, host)]
     if taken:

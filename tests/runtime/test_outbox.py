@@ -7,7 +7,6 @@ each message once through the request log, and can lose its answer or refuse on 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from yidi.filing.v1 import filing_service_pb2 as filing_api
 from yidi.filing.v1 import filing_service_pb2_grpc as filing_grpc
+from yidi_cli.federation import free_port
 from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings, Peer
 from yidi_runtime.db import Database, service_base
@@ -152,15 +152,9 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def pair(tmp_path: Path, database_url: str | None) -> Iterator[Pair]:
-    port = _free_port()
+    port = free_port()
     receiver_settings = settings_for(
         tmp_path / "national",
         database_url,
