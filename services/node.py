@@ -7,6 +7,7 @@ answers UNIMPLEMENTED (with reason ``NOT_IMPLEMENTED``) and nothing pretends to 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
@@ -24,39 +25,25 @@ from yidi_services.settlement import servicer as settlement_servicer
 
 _HERE = Path(__file__).parent
 
+
+def _group(name: str, models: ModuleType, servicer: ModuleType) -> ServiceGroup:
+    """A service as its package lays it out: ``models.Base``, ``migrations/versions``, ``register``."""
+    return ServiceGroup(
+        name=name,
+        metadata=models.Base.metadata,
+        versions=_HERE / name / "migrations" / "versions",
+        register=servicer.register,
+    )
+
+
 GROUPS: dict[str, ServiceGroup] = {
     group.name: group
     for group in (
-        ServiceGroup(
-            name="filing",
-            metadata=filing_models.Base.metadata,
-            versions=_HERE / "filing" / "migrations" / "versions",
-            register=filing_servicer.register,
-        ),
-        ServiceGroup(
-            name="registry",
-            metadata=registry_models.Base.metadata,
-            versions=_HERE / "registry" / "migrations" / "versions",
-            register=registry_servicer.register,
-        ),
-        ServiceGroup(
-            name="catalogue",
-            metadata=catalogue_models.Base.metadata,
-            versions=_HERE / "catalogue" / "migrations" / "versions",
-            register=catalogue_servicers.register,
-        ),
-        ServiceGroup(
-            name="settlement",
-            metadata=settlement_models.Base.metadata,
-            versions=_HERE / "settlement" / "migrations" / "versions",
-            register=settlement_servicer.register,
-        ),
-        ServiceGroup(
-            name="clearing",
-            metadata=clearing_models.Base.metadata,
-            versions=_HERE / "clearing" / "migrations" / "versions",
-            register=clearing_servicer.register,
-        ),
+        _group("filing", filing_models, filing_servicer),
+        _group("registry", registry_models, registry_servicer),
+        _group("catalogue", catalogue_models, catalogue_servicers),
+        _group("settlement", settlement_models, settlement_servicer),
+        _group("clearing", clearing_models, clearing_servicer),
     )
 }
 

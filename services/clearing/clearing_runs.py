@@ -30,7 +30,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import case, func, null, select, text, update
 from sqlalchemy.orm import Session
@@ -41,6 +40,7 @@ from yidi_runtime.logs import get_logger
 from yidi_runtime.wire import Clock, as_utc, china_day
 from yidi_services.clearing import clawbacks, ledger, statements
 from yidi_services.clearing.calendar import ClearingCalendar
+from yidi_services.clearing.jobs import RunState
 from yidi_services.clearing.journal import Kind
 from yidi_services.clearing.models import (
     ClearingRunRecord,
@@ -52,15 +52,6 @@ from yidi_services.clearing.statements import Line
 
 _REASON_LENGTH = 400
 _POLL_S = 5.0
-
-
-class RunState(StrEnum):
-    """A run's life: pending → running → succeeded | failed."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)

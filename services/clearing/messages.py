@@ -16,8 +16,9 @@ from yidi_services.clearing.advances import AdvanceStatus
 from yidi_services.clearing.alerts import Alert, AlertKind, AlertLevel
 from yidi_services.clearing.calendar import ClearingCalendar
 from yidi_services.clearing.clawbacks import Clawback
-from yidi_services.clearing.clearing_runs import Run, RunState
+from yidi_services.clearing.clearing_runs import Run
 from yidi_services.clearing.convert import moment_of
+from yidi_services.clearing.jobs import JOB_STATES
 from yidi_services.clearing.ledger import AccountKind, Entry, Ledger
 from yidi_services.clearing.periods import Period
 from yidi_services.clearing.statements import Line, Statement, StatementState, Transfer
@@ -52,12 +53,6 @@ _STATEMENT_STATES = {
     StatementState.SETTLED: statement_pb2.STATEMENT_STATE_SETTLED,
 }
 _STATES_BY_NUMBER = {number: state for state, number in _STATEMENT_STATES.items()}
-_JOB_STATES = {
-    RunState.PENDING: statement_pb2.JOB_STATE_PENDING,
-    RunState.RUNNING: statement_pb2.JOB_STATE_RUNNING,
-    RunState.SUCCEEDED: statement_pb2.JOB_STATE_SUCCEEDED,
-    RunState.FAILED: statement_pb2.JOB_STATE_FAILED,
-}
 
 
 def province(value: str, field: str = "admdvs", *, pool: bool = False) -> str:
@@ -201,7 +196,7 @@ def run(found: Run) -> statement_pb2.ClearingRun:
     return statement_pb2.ClearingRun(
         run_id=found.run_id,
         period=found.period,
-        state=_JOB_STATES[found.state],
+        state=JOB_STATES[found.state],
         entries_counted=found.entries_counted,
         statement_ids=found.statement_ids,
         failure_reason=found.failure_reason,

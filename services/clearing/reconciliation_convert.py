@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
-from yidi.clearing.v1 import reconciliation_pb2, statement_pb2
+from yidi.clearing.v1 import reconciliation_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as settlement_api
 from yidi_core.codes import check_region, province_of
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.wire import date_message, day_of, required_day, timestamp_message
+from yidi_services.clearing.jobs import JOB_STATES, RunState
 from yidi_services.clearing.reconciliation_compare import Kind, Period, SettlementRecord
-from yidi_services.clearing.reconciliation_jobs import RunState
 from yidi_services.clearing.reconciliation_models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
 
 MAX_DAYS = 31
@@ -21,12 +21,6 @@ _KINDS = {
     Kind.MISSING_AT_TREATMENT: reconciliation_pb2.DISCREPANCY_KIND_MISSING_AT_TREATMENT,
     Kind.AMOUNT_DIFFERS: reconciliation_pb2.DISCREPANCY_KIND_AMOUNT_DIFFERS,
     Kind.REVERSAL_MISMATCH: reconciliation_pb2.DISCREPANCY_KIND_REVERSAL_MISMATCH,
-}
-_STATES = {
-    RunState.PENDING: statement_pb2.JOB_STATE_PENDING,
-    RunState.RUNNING: statement_pb2.JOB_STATE_RUNNING,
-    RunState.SUCCEEDED: statement_pb2.JOB_STATE_SUCCEEDED,
-    RunState.FAILED: statement_pb2.JOB_STATE_FAILED,
 }
 
 
@@ -79,7 +73,7 @@ def run_message(row: ReconciliationRunRow) -> reconciliation_pb2.ReconciliationR
         start_date=date_message(row.start_date),
         end_date=date_message(row.end_date),
         admdvs=row.admdvs,
-        state=_STATES[RunState(row.state)],
+        state=JOB_STATES[RunState(row.state)],
         compared_count=row.compared_count,
         discrepancy_count=row.discrepancy_count,
         start_time=timestamp_message(row.started_at),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from yidi_core.errors import DomainError
 from yidi_runtime.db import Database
 from yidi_runtime.logs import get_logger
 from yidi_runtime.wire import Clock, as_utc
+from yidi_services.clearing.jobs import RunState
 from yidi_services.clearing.reconciliation_collect import TreeWalker, Window, journal_records, merged
 from yidi_services.clearing.reconciliation_compare import Comparison, Found, Kind, Period, compare
 from yidi_services.clearing.reconciliation_models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
@@ -31,15 +31,6 @@ MARGIN = timedelta(hours=1)
 and a record just across midnight (or a node's clock a little off) must still find its counterparts."""
 _POLL_S = 5.0
 _REASON_LENGTH = 500
-
-
-class RunState(StrEnum):
-    """A run's life."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 def run_id_of(request_id: str) -> str:
