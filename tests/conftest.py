@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -20,6 +19,7 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
+from yidi_cli.federation import free_port
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
 from yidi_testing import settings_for
@@ -40,12 +40,6 @@ def _postgres_bin() -> Path:
     return candidates[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _as_postgres_user(command: list[str]) -> list[str]:
     """initdb refuses to run as root; run the server as the postgres user then."""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -62,7 +56,7 @@ def postgres_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="yidi-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     subprocess.run(
         _as_postgres_user(
             [

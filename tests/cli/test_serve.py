@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from yidi_cli.federation import free_port
+
 YIDI = Path(sys.executable).with_name("yidi")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_serving(process: subprocess.Popen[str], address: str, deadline_s: float = 60.0) -> None:
@@ -49,7 +44,8 @@ def served_services(address: str) -> set[str]:
 
 
 def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port, metrics_port = free_port(), free_port()
+    port = free_port()
+    metrics_port = free_port(avoid={port})
     process = subprocess.Popen(
         [
             str(YIDI),
