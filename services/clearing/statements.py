@@ -82,11 +82,6 @@ class Statement:
     transfer_by: date
     transfers: tuple[Transfer, ...]
 
-    @property
-    def outstanding_fen(self) -> int:
-        """What is still to move to settle the net."""
-        return abs(self.net_fen) - sum(transfer.amount_fen for transfer in self.transfers)
-
 
 def statement_id(period: str, admdvs: str) -> str:
     """``2026-05/630000``."""
