@@ -160,6 +160,7 @@ def national_node(service: str, database_url: str | None) -> Iterator[Node]:
             environ=environ,
             overrides={
                 "data_dir": folder,
+                "insecure": True,
                 "grpc_port": 0,
                 "metrics_port": "off",
                 "auto_migrate": True,

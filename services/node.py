@@ -12,38 +12,44 @@ from types import ModuleType
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceGroup
+from yidi_services.catalogue import access as catalogue_access
 from yidi_services.catalogue import models as catalogue_models
 from yidi_services.catalogue import servicers as catalogue_servicers
+from yidi_services.clearing import access as clearing_access
 from yidi_services.clearing import models as clearing_models
 from yidi_services.clearing import servicer as clearing_servicer
+from yidi_services.filing import access as filing_access
 from yidi_services.filing import models as filing_models
 from yidi_services.filing import servicer as filing_servicer
+from yidi_services.registry import access as registry_access
 from yidi_services.registry import models as registry_models
 from yidi_services.registry import servicer as registry_servicer
+from yidi_services.settlement import access as settlement_access
 from yidi_services.settlement import models as settlement_models
 from yidi_services.settlement import servicer as settlement_servicer
 
 _HERE = Path(__file__).parent
 
 
-def _group(name: str, models: ModuleType, servicer: ModuleType) -> ServiceGroup:
-    """A service as its package lays it out: ``models.Base``, ``migrations/versions``, ``register``."""
+def _group(name: str, models: ModuleType, servicer: ModuleType, access: ModuleType) -> ServiceGroup:
+    """A service as its package lays it out: ``models.Base``, ``migrations/versions``, ``register``, ``ACCESS``."""
     return ServiceGroup(
         name=name,
         metadata=models.Base.metadata,
         versions=_HERE / name / "migrations" / "versions",
         register=servicer.register,
+        access=access.ACCESS,
     )
 
 
 GROUPS: dict[str, ServiceGroup] = {
     group.name: group
     for group in (
-        _group("filing", filing_models, filing_servicer),
-        _group("registry", registry_models, registry_servicer),
-        _group("catalogue", catalogue_models, catalogue_servicers),
-        _group("settlement", settlement_models, settlement_servicer),
-        _group("clearing", clearing_models, clearing_servicer),
+        _group("filing", filing_models, filing_servicer, filing_access),
+        _group("registry", registry_models, registry_servicer, registry_access),
+        _group("catalogue", catalogue_models, catalogue_servicers, catalogue_access),
+        _group("settlement", settlement_models, settlement_servicer, settlement_access),
+        _group("clearing", clearing_models, clearing_servicer, clearing_access),
     )
 }
 

@@ -136,6 +136,24 @@ REASONS: Mapping[str, Reason] = _reasons(
         "The caller acts outside its institution or region.",
         "越权操作：超出机构或区划范围",
     ),
+    (
+        "PERMISSION_DENIED_ROLE",
+        "PERMISSION_DENIED",
+        "The caller's role may not do this (operators review, suspend, import, clear and repair).",
+        "越权操作：当前身份无此操作权限",
+    ),
+    (
+        "UNAUTHENTICATED",
+        "UNAUTHENTICATED",
+        "The caller presented no valid certificate or token.",
+        "身份认证失败：未提供有效证书或令牌",
+    ),
+    (
+        "SIGNATURE_INVALID",
+        "UNAUTHENTICATED",
+        "The message's signature is missing or does not prove that the originating node sent it unchanged.",
+        "报文签名缺失或校验失败：无法证明报文由发起节点发出且未被篡改",
+    ),
     ("ALREADY_EXISTS", "ALREADY_EXISTS", "A record with that key already exists.", "记录已存在"),
     (
         "MATERIALS_REQUIRED",

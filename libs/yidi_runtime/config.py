@@ -74,6 +74,10 @@ class NodeSettings:
     parent: Peer | None = None
     children: tuple[Peer, ...] = ()
     tls: TlsFiles | None = None
+    insecure: bool = False
+    """Plaintext without authentication, for local development only; must be asked for explicitly."""
+    token_port: int | None = None
+    """A second listener (server-side TLS only) for HIS platforms that authenticate with a signed token."""
     max_workers: int = 32
     health_interval_s: float = 5.0
     log_level: str = "info"
@@ -270,6 +274,8 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
     ("listen", "host", "YIDI_HOST", _str, "host"),
     ("listen", "grpc_port", "YIDI_GRPC_PORT", _port, "grpc_port"),
     ("listen", "metrics_port", "YIDI_METRICS_PORT", _optional_port, "metrics_port"),
+    ("listen", "token_port", "YIDI_TOKEN_PORT", _optional_port, "token_port"),
+    ("tls", "insecure", "YIDI_TLS_INSECURE", _bool, "insecure"),
     ("database", "url", "YIDI_DATABASE_URL", _database_url, "database_url"),
     ("database", "auto_migrate", "YIDI_AUTO_MIGRATE", _bool, "auto_migrate"),
     ("log", "level", "YIDI_LOG_LEVEL", _log_level, "log_level"),
@@ -404,7 +410,7 @@ def load_settings(
         raise ConfigError("children", "must be an array of tables ([[children]])")
     values["children"] = tuple(_peer(f"children[{i}]", raw) for i, raw in enumerate(children_raw))
 
-    tls_raw = dict(document.get("tls", {}))
+    tls_raw = {key: value for key, value in document.get("tls", {}).items() if key != "insecure"}
     for name in ("cert", "key", "ca"):
         if f"YIDI_TLS_{name.upper()}" in env:
             tls_raw[name] = env[f"YIDI_TLS_{name.upper()}"]
@@ -414,6 +420,23 @@ def load_settings(
     _check_tree(settings)
     _check_clearing(settings)
     return settings
+
+
+def check_transport(settings: NodeSettings) -> None:
+    """A node runs with mutual TLS, or insecure because its operator said so; never by omission.
+
+    Checked when a node starts (settings alone may be read by tools that start nothing).
+    """
+    if settings.tls is None and not settings.insecure:
+        raise ConfigError(
+            "tls",
+            "no TLS files configured: give [tls] cert, key and ca (`yidi certs init` makes a development set), "
+            "or set [tls] insecure = true (YIDI_TLS_INSECURE=1, `yidi serve --insecure`) for local development",
+        )
+    if settings.tls is not None and settings.insecure:
+        raise ConfigError("tls.insecure", "cannot be true when TLS files are configured")
+    if settings.token_port is not None and settings.tls is None:
+        raise ConfigError("listen.token_port", "needs [tls] files: tokens are only accepted over TLS")
 
 
 def _check_clearing(settings: NodeSettings) -> None:

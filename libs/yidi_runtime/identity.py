@@ -44,6 +44,8 @@ class Via(StrEnum):
 
     CERTIFICATE = "certificate"
     TOKEN = "token"
+    LOCAL = "local"
+    """The node's own internal socket: a service calling another service of the same node."""
     INSECURE = "insecure"
 
 

@@ -1,20 +1,28 @@
-"""The one server interceptor: log context, one canonical log line, metrics, and error mapping.
+"""The one server interceptor: who calls, may they, log context, one canonical log line, metrics, audit.
 
-Handlers raise :class:`~yidi_core.errors.DomainError`; this turns it into a status with
-``ErrorInfo``/``BadRequest``. Anything unexpected becomes INTERNAL, logged once with its
-traceback, and the client never sees internals.
+Each call is authenticated (:mod:`yidi_runtime.auth`) and authorized
+(:mod:`yidi_runtime.authz`) before its handler runs, and its principal is made available in
+:data:`yidi_runtime.identity.current`. Handlers raise :class:`~yidi_core.errors.DomainError`;
+this turns it into a status with ``ErrorInfo``/``BadRequest``. Anything unexpected becomes
+INTERNAL, logged once with its traceback, and the client never sees internals. Every call of
+a mutating method, refused or not, goes to the audit trail.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 import structlog
 
 from yidi_core.errors import DomainError
+from yidi_runtime import identity
+from yidi_runtime.auth import Authenticator
+from yidi_runtime.authz import Authorizer
+from yidi_runtime.identity import Principal
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import ServerMetrics
 from yidi_runtime.status import grpc_code, to_status
@@ -53,14 +61,20 @@ class _Call:
         self.kind, self.service, self.method = kind, service, method
         self.code = grpc.StatusCode.OK
         self.reason = ""
+        self.request_id = ""
+        self.principal: Principal | None = None
         self.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(node=node, grpc_service=service, grpc_method=method)
 
     def bind_request(self, request: Any) -> None:
-        request_id = getattr(request, "request_id", "")
-        if request_id:
-            structlog.contextvars.bind_contextvars(request_id=request_id)
+        self.request_id = getattr(request, "request_id", "")
+        if self.request_id:
+            structlog.contextvars.bind_contextvars(request_id=self.request_id)
+
+    def bind_principal(self, principal: Principal) -> None:
+        self.principal = principal
+        structlog.contextvars.bind_contextvars(caller=principal.subject)
 
     def fail(self, context: grpc.ServicerContext, error: Exception) -> None:
         """Record why the call failed and abort it with the right status (this raises)."""
@@ -93,12 +107,42 @@ class _Call:
         structlog.contextvars.clear_contextvars()
 
 
+class AuditHook(Protocol):
+    """Where the interceptor records mutating calls (:class:`yidi_runtime.audit.AuditTrail`)."""
+
+    def record(
+        self,
+        principal: Principal | None,
+        service: str,
+        method: str,
+        request_id: str,
+        code: grpc.StatusCode,
+        reason: str,
+        peer: str = "",
+    ) -> None:
+        """Append one row; never raises."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Who is calling and may they: a listener's authenticator and the node's authorizer.
+
+    ``audit`` (optional) receives every call of a method in ``audited``.
+    """
+
+    authenticator: Authenticator
+    authorizer: Authorizer
+    audit: AuditHook | None = None
+    audited: frozenset[str] = frozenset()
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
     """Wraps every handler of a node's server."""
 
-    def __init__(self, node: str, metrics: ServerMetrics) -> None:
+    def __init__(self, node: str, metrics: ServerMetrics, guard: Guard) -> None:
         self._node = node
         self._metrics = metrics
+        self._guard = guard
 
     def intercept_service(
         self,
@@ -124,6 +168,28 @@ class ServerInterceptor(grpc.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
+    def _admit(self, call: _Call, context: grpc.ServicerContext, request: Any) -> None:
+        """Authenticate and authorize (raising DomainError), and publish the principal."""
+        principal = self._guard.authenticator.principal(context)
+        call.bind_principal(principal)
+        identity.current.set(principal)
+        self._guard.authorizer.check(principal, call.service, call.method, request)
+
+    def _close(self, call: _Call, context: grpc.ServicerContext) -> None:
+        call.finish(self._metrics)
+        audit = self._guard.audit
+        if audit is not None and f"/{call.service}/{call.method}" in self._guard.audited:
+            audit.record(
+                call.principal,
+                call.service,
+                call.method,
+                call.request_id,
+                call.code,
+                call.reason,
+                context.peer(),
+            )
+        identity.current.set(None)
+
     def _single(
         self, behavior: Callable[..., Any], kind: str, service: str, method: str, unary_request: bool
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
@@ -133,11 +199,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
             if unary_request:
                 call.bind_request(request)
             try:
+                self._admit(call, context, request if unary_request else None)
                 return behavior(request, context)
             except Exception as error:
                 call.fail(context, error)
             finally:
-                call.finish(self._metrics)
+                self._close(call, context)
 
         return handle
 
@@ -150,10 +217,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
             if kind == "server_stream":
                 call.bind_request(request)
             try:
+                self._admit(call, context, request if kind == "server_stream" else None)
                 yield from behavior(request, context)
             except Exception as error:
                 call.fail(context, error)
             finally:
-                call.finish(self._metrics)
+                self._close(call, context)
 
         return handle

@@ -133,7 +133,8 @@ class PeerClient:
     def _opened(self) -> grpc.Channel:
         with self._lock:
             if self._channel is None:
-                if self._tls is None:
+                # The node's own internal socket needs no TLS: only this node can reach it.
+                if self._tls is None or self.peer.address.startswith("unix:"):
                     self._channel = grpc.insecure_channel(self.peer.address, options=CHANNEL_OPTIONS)
                 else:
                     credentials = grpc.ssl_channel_credentials(

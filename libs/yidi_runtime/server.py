@@ -22,9 +22,11 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from yidi_runtime.config import NodeSettings
+from yidi_runtime.auth import Authenticator
+from yidi_runtime.authz import Access, Authorizer
+from yidi_runtime.config import NodeSettings, check_transport
 from yidi_runtime.db import Database, service_url
-from yidi_runtime.interceptor import ServerInterceptor, rpc_kind
+from yidi_runtime.interceptor import Guard, ServerInterceptor, rpc_kind
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
@@ -160,29 +162,36 @@ def _open_databases(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> d
 
 
 def _bind(server: grpc.Server, settings: NodeSettings) -> int:
+    """Bind the public port: mutual TLS, or plaintext on a node explicitly run insecure.
+
+    With TLS files and a token port, the same server also listens there with TLS that asks
+    for no client certificate, for HIS platforms that authenticate with a token instead.
+    """
     target = f"{settings.host}:{settings.grpc_port}"
     if settings.tls is None:
         get_logger(node=settings.label).warning(
-            "insecure transport: no TLS files configured; use only for local development", address=target
+            "INSECURE: no TLS and no authentication (tls.insecure = true); use only for local development",
+            address=target,
         )
-    return _bind_address(server, settings, target)
-
-
-def _bind_address(server: grpc.Server, settings: NodeSettings, target: str) -> int:
-    if settings.tls is None:
         return server.add_insecure_port(target)
-    credentials = grpc.ssl_server_credentials(
-        [(settings.tls.key.read_bytes(), settings.tls.cert.read_bytes())],
-        root_certificates=settings.tls.ca.read_bytes(),
-        require_client_auth=True,
+    key_pair = [(settings.tls.key.read_bytes(), settings.tls.cert.read_bytes())]
+    ca = settings.tls.ca.read_bytes()
+    if settings.token_port is not None:
+        server.add_secure_port(
+            f"{settings.host}:{settings.token_port}",
+            grpc.ssl_server_credentials(key_pair, root_certificates=ca, require_client_auth=False),
+        )
+    return server.add_secure_port(
+        target, grpc.ssl_server_credentials(key_pair, root_certificates=ca, require_client_auth=True)
     )
-    return server.add_secure_port(target, credentials)
 
 
-def _grpc_server(settings: NodeSettings, metrics: ServerMetrics, workers: int, name: str) -> grpc.Server:
+def _grpc_server(
+    settings: NodeSettings, metrics: ServerMetrics, workers: int, name: str, guard: Guard
+) -> grpc.Server:
     return grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-{settings.label}"),
-        interceptors=[ServerInterceptor(settings.label, metrics)],
+        interceptors=[ServerInterceptor(settings.label, metrics, guard)],
         options=[("grpc.so_reuseport", 0)],
     )
 
@@ -216,21 +225,30 @@ def _initialize_method_metrics(metrics: ServerMetrics, names: Sequence[str]) -> 
 
 def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Node:
     """Open and migrate the databases, register the services, start serving, report health."""
+    check_transport(settings)
     log = get_logger(node=settings.label)
     metrics = ServerMetrics()
     metrics.build_info.labels(settings.label, settings.role.value, settings.region, _package_version()).set(1)
     databases = _open_databases(settings, groups)
-    server = _grpc_server(settings, metrics, settings.max_workers, "grpc")
+    access: dict[str, Access] = {}
+    for group in groups:
+        access |= group.access
+    authorizer = Authorizer(settings, access)
+    server = _grpc_server(
+        settings, metrics, settings.max_workers, "grpc", Guard(Authenticator(settings), authorizer)
+    )
     port = _bind(server, settings)
     # Calls between this node's own services get a listener and a thread pool of their own: a
     # burst of outside calls that each call another service here must never take every thread
     # and leave those inner calls waiting until their deadlines pass. Each outside call waits
     # on at most one inner call at a time, and an inner call on at most one more.
-    # It listens on a Unix socket: reachable only from this machine, and no TCP port to collide.
-    internal = _grpc_server(settings, metrics, 2 * settings.max_workers, "grpc-internal")
+    # It listens on a Unix socket in a folder only this node's user may enter: no TCP port to
+    # collide, no TLS handshake, and whoever connects is this node itself.
+    local_guard = Guard(Authenticator(settings, local=True), authorizer)
+    internal = _grpc_server(settings, metrics, 2 * settings.max_workers, "grpc-internal", local_guard)
     socket_dir = Path(tempfile.mkdtemp(prefix="yidi-node-"))
     internal_address = f"unix:{socket_dir / 'services.sock'}"
-    _bind_address(internal, settings, internal_address)
+    internal.add_insecure_port(internal_address)
     # Services see the port actually bound (port 0 picks one) and the internal listener.
     settings = replace(settings, grpc_port=port, internal_address=internal_address)
     both = _BothServers(server, internal)

@@ -7,7 +7,7 @@ ones a node's configuration names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +16,7 @@ import grpc
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData
 
+from yidi_runtime.authz import Access
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
 
@@ -65,10 +66,13 @@ class ServiceGroup:
     """One deployable service: its tables, migrations and gRPC services.
 
     ``register`` adds the servicers to the server and returns the fully qualified gRPC
-    service names it added (used for health and reflection).
+    service names it added (used for health and reflection); ``access`` says who may call
+    each of their methods.
     """
 
     name: str
     metadata: MetaData
     versions: Path
     register: Callable[[grpc.Server, ServiceContext], Sequence[str]]
+    access: Mapping[str, Access] = field(default_factory=dict)
+    """Who may call each method (:mod:`yidi_runtime.authz`); a method without a rule is refused."""

@@ -127,6 +127,7 @@ def test_a_node_without_the_registry_asks_its_parent(national: Node, tmp_path: P
         environ={"YIDI_PARENT_ADDRESS": national.address, "YIDI_PARENT_REGION": "000000"},
         overrides={
             "data_dir": str(tmp_path / "langfang"),
+            "insecure": True,
             "grpc_port": 0,
             "metrics_port": "off",
             "auto_migrate": True,

@@ -34,7 +34,7 @@ def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url:
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
     settings = load_settings(
         environ=environ,
-        overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": "off", "auto_migrate": True},
+        overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": "off", "auto_migrate": True, "insecure": True},
     )
     node = start_node(settings)
     try:
@@ -53,7 +53,7 @@ def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url:
 @pytest.mark.postgres
 def test_production_node_refuses_an_old_schema_until_db_upgrade(tmp_path: Path, postgres_url: str) -> None:
     env = {"YIDI_DATABASE_URL": postgres_url, "YIDI_DATA_DIR": str(tmp_path)}
-    settings = load_settings(environ=env, overrides={"grpc_port": 0, "metrics_port": "off"})
+    settings = load_settings(environ=env, overrides={"grpc_port": 0, "metrics_port": "off", "insecure": True})
     assert not settings.migrate_on_start
     with pytest.raises(SchemaOutOfDate, match="yidi db upgrade"):
         start_node(settings)

@@ -1,0 +1,79 @@
+"""Authentication: the principal of each call, from its transport or its token.
+
+- On the mutual-TLS port, the client certificate (verified against the federation's CA by
+  the TLS handshake) names the caller in its ``yidi://`` URI subjectAltName.
+- On the token port (TLS without client certificates), ``authorization: Bearer <token>``
+  carries a token this node issued (:mod:`yidi_runtime.tokens`).
+- On the internal Unix socket, which only this node's own processes reach, the caller is
+  the node itself.
+- On a node explicitly run insecure for development, ``x-yidi-principal: institution/H…``
+  may name a caller (so the rules can be tried without certificates); anyone else is the
+  developer, who may do everything.
+
+Anything else is UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from yidi_core.errors import DomainError
+from yidi_runtime.config import NodeSettings
+from yidi_runtime.identity import DEVELOPER, CallerRole, Principal, Via, parse_subject
+from yidi_runtime.tokens import TokenVerifier
+
+PRINCIPAL_HEADER = "x-yidi-principal"
+"""Development only: the caller an insecure node should assume."""
+_BEARER = "bearer "
+
+
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class Authenticator:
+    """Finds the principal of a call on one of a node's listeners."""
+
+    def __init__(self, settings: NodeSettings, *, local: bool = False) -> None:
+        self._local = (
+            Principal(CallerRole.NODE, settings.region, settings.region, Via.LOCAL) if local else None
+        )
+        self._insecure = settings.insecure
+        self._tokens = TokenVerifier(settings.tls.cert, settings.region) if settings.tls is not None else None
+
+    def principal(self, context: grpc.ServicerContext) -> Principal:
+        """The caller, or UNAUTHENTICATED saying what is missing."""
+        if self._local is not None:
+            return self._local
+        uris = context.auth_context().get("peer_uri", [])
+        if uris:
+            return self._from_certificate([uri.decode() for uri in uris])
+        authorization = _metadata(context, "authorization")
+        if authorization is not None and self._tokens is not None:
+            if not authorization.lower().startswith(_BEARER):
+                raise DomainError("UNAUTHENTICATED", "the authorization header must be 'Bearer <token>'")
+            return self._tokens.principal(authorization[len(_BEARER) :].strip())
+        if self._insecure:
+            claimed = _metadata(context, PRINCIPAL_HEADER)
+            if claimed is None:
+                return DEVELOPER
+            principal = parse_subject(claimed, Via.INSECURE)
+            if principal is None:
+                raise DomainError("UNAUTHENTICATED", f"{PRINCIPAL_HEADER} names no caller: {claimed!r}")
+            return principal
+        raise DomainError(
+            "UNAUTHENTICATED", "present a client certificate, or a token on the node's token port"
+        )
+
+    @staticmethod
+    def _from_certificate(uris: list[str]) -> Principal:
+        principals = [found for uri in uris if (found := parse_subject(uri)) is not None]
+        if len(principals) != 1:
+            raise DomainError(
+                "UNAUTHENTICATED",
+                "the client certificate must name exactly one yidi:// caller in its subjectAltName",
+            )
+        return principals[0]
