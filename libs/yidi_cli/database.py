@@ -12,10 +12,11 @@ from yidi_runtime.migrate import current_revision, head_revision, upgrade
 
 def upgrade_all(settings: NodeSettings) -> None:
     """Upgrade every configured service's database to the code's head revision."""
+    from yidi_runtime.audit_service import GROUP as AUDIT
     from yidi_services.node import groups_for
 
     console = Console()
-    for group in groups_for(settings):
+    for group in [*groups_for(settings), AUDIT]:
         with opened(group.name, service_url(settings, group.name)) as database:
             upgrade(database, group.versions, group.metadata)
             console.print(f"{group.name}: at {current_revision(database)}")
@@ -23,10 +24,11 @@ def upgrade_all(settings: NodeSettings) -> None:
 
 def show_revisions(settings: NodeSettings) -> None:
     """Print current and head revision for each configured service."""
+    from yidi_runtime.audit_service import GROUP as AUDIT
     from yidi_services.node import groups_for
 
     table = Table("service", "database revision", "code head", "state")
-    for group in groups_for(settings):
+    for group in [*groups_for(settings), AUDIT]:
         with opened(group.name, service_url(settings, group.name)) as database:
             current = current_revision(database)
         head = head_revision(group.name, group.versions, group.metadata)

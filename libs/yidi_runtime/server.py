@@ -22,11 +22,13 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from yidi_runtime import audit_service
+from yidi_runtime.audit import AuditTrail, mutating_methods
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
 from yidi_runtime.config import NodeSettings, check_transport
 from yidi_runtime.db import Database, service_url
-from yidi_runtime.interceptor import Guard, ServerInterceptor, rpc_kind
+from yidi_runtime.interceptor import Guard, ServerInterceptor, rpc_kind, split_method
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
@@ -229,13 +231,21 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     log = get_logger(node=settings.label)
     metrics = ServerMetrics()
     metrics.build_info.labels(settings.label, settings.role.value, settings.region, _package_version()).set(1)
-    databases = _open_databases(settings, groups)
-    access: dict[str, Access] = {}
+    databases = _open_databases(settings, [*groups, audit_service.GROUP])
+    trail = AuditTrail(
+        databases[audit_service.GROUP.name], settings.label, settings.region, registry=metrics.registry
+    )
+    access: dict[str, Access] = dict(audit_service.GROUP.access)
     for group in groups:
         access |= group.access
     authorizer = Authorizer(settings, access)
+    audited = mutating_methods({split_method(method)[0] for method in access})
     server = _grpc_server(
-        settings, metrics, settings.max_workers, "grpc", Guard(Authenticator(settings), authorizer)
+        settings,
+        metrics,
+        settings.max_workers,
+        "grpc",
+        Guard(Authenticator(settings), authorizer, trail, audited),
     )
     port = _bind(server, settings)
     # Calls between this node's own services get a listener and a thread pool of their own: a
@@ -244,7 +254,7 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     # on at most one inner call at a time, and an inner call on at most one more.
     # It listens on a Unix socket in a folder only this node's user may enter: no TCP port to
     # collide, no TLS handshake, and whoever connects is this node itself.
-    local_guard = Guard(Authenticator(settings, local=True), authorizer)
+    local_guard = Guard(Authenticator(settings, local=True), authorizer, trail, audited)
     internal = _grpc_server(settings, metrics, 2 * settings.max_workers, "grpc-internal", local_guard)
     socket_dir = Path(tempfile.mkdtemp(prefix="yidi-node-"))
     internal_address = f"unix:{socket_dir / 'services.sock'}"
@@ -263,6 +273,8 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
                 group, databases[group.name], served, tuple(context.workers), tuple(context.health_checks)
             )
         )
+    audit_name = audit_service.register_audit_service(server, trail)
+    services.append(_HealthedService(audit_service.GROUP, databases[audit_service.GROUP.name], (audit_name,)))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for service in services for name in service.grpc_names]

@@ -34,7 +34,13 @@ def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url:
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
     settings = load_settings(
         environ=environ,
-        overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": "off", "auto_migrate": True, "insecure": True},
+        overrides={
+            "data_dir": str(tmp_path),
+            "grpc_port": 0,
+            "metrics_port": "off",
+            "auto_migrate": True,
+            "insecure": True,
+        },
     )
     node = start_node(settings)
     try:
@@ -47,7 +53,8 @@ def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url:
     finally:
         node.stop(0)
     if database_url is None:
-        assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(f"{name}.db" for name in GROUPS)
+        expected = [*GROUPS, "audit"]
+        assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(f"{name}.db" for name in expected)
 
 
 @pytest.mark.postgres

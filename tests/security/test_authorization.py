@@ -13,9 +13,11 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool
 
+from yidi.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
+from yidi_runtime.audit_service import GROUP as AUDIT
 from yidi_runtime.auth import PRINCIPAL_HEADER
 from yidi_runtime.authz import PUBLIC_SERVICES
 from yidi_runtime.config import Peer
@@ -73,7 +75,7 @@ def reason(error: grpc.RpcError | None) -> str:
     return error_details(error)["ErrorInfo"].reason
 
 
-ALL_RULES = {method: rule for group in GROUPS.values() for method, rule in group.access.items()}
+ALL_RULES = {method: rule for group in [*GROUPS.values(), AUDIT] for method, rule in group.access.items()}
 
 
 def test_every_method_of_every_served_service_has_a_rule(beijing: Node) -> None:
@@ -221,3 +223,37 @@ def test_stubs_work_for_the_institution_itself(beijing: Node) -> None:
                 timeout=10,
             )
         assert caught.value.code() is grpc.StatusCode.NOT_FOUND  # allowed in, and nothing is configured
+
+
+def test_every_mutating_call_refused_or_not_is_in_the_audit_trail_which_only_operators_read(
+    beijing: Node,
+) -> None:
+    review = filing_service_pb2.ReviewFilingRequest(request_id="audit-me", filing_id="no-such-filing")
+    method = "/yidi.filing.v1.FilingService/ReviewFiling"
+    call_as(beijing, CALLERS["institution"], method, review.SerializeToString())
+    call_as(beijing, CALLERS["operator"], method, review.SerializeToString())
+    call_as(
+        beijing, CALLERS["operator"], "/yidi.filing.v1.FilingService/GetFilingRules"
+    )  # a read: not audited
+
+    listing = audit_service_pb2.ListAuditRecordsRequest(method="ReviewFiling").SerializeToString()
+    assert reason(
+        call_as(beijing, CALLERS["institution"], "/yidi.audit.v1.AuditService/ListAuditRecords", listing)
+    ) == ("PERMISSION_DENIED_ROLE")
+    with grpc.insecure_channel(beijing.address) as channel:
+        records = (
+            audit_service_pb2_grpc.AuditServiceStub(channel)
+            .ListAuditRecords(
+                audit_service_pb2.ListAuditRecordsRequest(method="ReviewFiling"),
+                metadata=[(PRINCIPAL_HEADER, CALLERS["operator"])],
+                timeout=10,
+            )
+            .records
+        )
+    assert [
+        (r.caller, r.request_id, r.grpc_code, r.reason) for r in records if r.request_id == "audit-me"
+    ] == [
+        (CALLERS["institution"], "audit-me", "PERMISSION_DENIED", "PERMISSION_DENIED_ROLE"),
+        (CALLERS["operator"], "audit-me", "INVALID_ARGUMENT", "INVALID_ARGUMENT"),
+    ]
+    assert records[0].node_region == BEIJING and records[0].service == "yidi.filing.v1.FilingService"

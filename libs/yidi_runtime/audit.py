@@ -1,0 +1,292 @@
+"""The audit trail (审计日志): every mutating call a node served — who, as what, which method, how it ended.
+
+The trail lives in a database of its own, opened and migrated like a service's (service
+name ``audit``, table ``audit_records``, history in ``audit_migrations/versions``). It is
+append-only: this module offers no update or delete, and on PostgreSQL a trigger refuses
+UPDATE, DELETE and TRUNCATE, so even a mistaken statement cannot rewrite history.
+
+A row names the caller by its certificate or token subject only; request contents never
+reach it, so no personal ID number or name can. Writing a row must never fail the call it
+describes: a database error is logged and counted in ``yidi_audit_write_failures_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yidi_core.errors import invalid
+from yidi_runtime import paging
+from yidi_runtime.db import Database, service_base
+from yidi_runtime.identity import URI_SCHEME, Principal
+from yidi_runtime.interceptor import split_method
+from yidi_runtime.logs import get_logger
+from yidi_runtime.wire import Clock, as_utc, wall_clock
+
+SERVICE = "audit"
+"""The trail's name as a database owner: its URL (``service_url``), version table and SQLite file."""
+
+VERSIONS = Path(__file__).with_name("audit_migrations") / "versions"
+"""The trail's Alembic history, for ``migrate.upgrade`` / ``ensure_current``."""
+
+Base = service_base(SERVICE)
+
+_REQUEST_ID = "request_id"
+_STREAM_HEADER = "header"
+"""A streamed upload carries its request id in its first message's ``header``."""
+
+_LENGTHS = {
+    "node": 64,
+    "node_region": 6,
+    "caller_role": 16,
+    "caller": 100,
+    "via": 16,
+    "service": 100,
+    "method": 64,
+    "request_id": 64,
+    "grpc_code": 32,
+    "reason": 64,
+    "peer": 128,
+}
+
+
+class AuditRecord(Base):
+    """One mutating call, as the node that served it saw it (never updated, never deleted)."""
+
+    __tablename__ = "audit_records"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    node: Mapped[str] = mapped_column(String(_LENGTHS["node"]))
+    node_region: Mapped[str] = mapped_column(String(_LENGTHS["node_region"]))
+    caller_role: Mapped[str] = mapped_column(String(_LENGTHS["caller_role"]))
+    caller: Mapped[str] = mapped_column(String(_LENGTHS["caller"]))
+    via: Mapped[str] = mapped_column(String(_LENGTHS["via"]))
+    service: Mapped[str] = mapped_column(String(_LENGTHS["service"]))
+    method: Mapped[str] = mapped_column(String(_LENGTHS["method"]))
+    request_id: Mapped[str] = mapped_column(String(_LENGTHS["request_id"]))
+    grpc_code: Mapped[str] = mapped_column(String(_LENGTHS["grpc_code"]))
+    reason: Mapped[str] = mapped_column(String(_LENGTHS["reason"]))
+    peer: Mapped[str] = mapped_column(String(_LENGTHS["peer"]))
+
+    __table_args__ = (Index("ix_audit_records_recorded_at", "recorded_at"),)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A recorded call as a plain value (``caller_role``, ``caller`` and ``via`` are empty when unauthenticated)."""
+
+    id: int
+    recorded_at: datetime
+    node: str
+    node_region: str
+    caller_role: str
+    caller: str
+    via: str
+    service: str
+    method: str
+    request_id: str
+    grpc_code: str
+    reason: str
+    peer: str
+
+    @classmethod
+    def of(cls, row: AuditRecord) -> AuditEntry:
+        """The value of a stored row, its time as aware UTC (SQLite drops the zone)."""
+        return cls(
+            row.id,
+            as_utc(row.recorded_at),
+            row.node,
+            row.node_region,
+            row.caller_role,
+            row.caller,
+            row.via,
+            row.service,
+            row.method,
+            row.request_id,
+            row.grpc_code,
+            row.reason,
+            row.peer,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """The filters of one list: a half-open time range, a caller (or subject prefix), a method."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    caller: str = ""
+    method: str = ""
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise invalid("INVALID_ARGUMENT", "until", "must not be before since")
+
+    @property
+    def key(self) -> list[str]:
+        """What a page token is bound to."""
+        bounds = [as_utc(moment).isoformat() if moment else "" for moment in (self.since, self.until)]
+        return ["audit", *bounds, self.caller, self.method]
+
+
+def _fit(value: str, column: str) -> str:
+    """Cut an over-long value (a bad request id, say) to its column, so the row is still written."""
+    return value[: _LENGTHS[column]]
+
+
+class AuditTrail:
+    """Appends one row per mutating call and reads them back a page at a time."""
+
+    def __init__(
+        self,
+        database: Database,
+        node_label: str,
+        node_region: str,
+        *,
+        registry: CollectorRegistry,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self._database = database
+        self._node = node_label
+        self._region = node_region
+        self._clock = clock
+        self._failures = Counter(
+            "yidi_audit_write_failures",
+            "Audit records that could not be written (the calls they describe went ahead).",
+            registry=registry,
+        )
+
+    def record(
+        self,
+        principal: Principal | None,
+        service: str,
+        method: str,
+        request_id: str,
+        code: grpc.StatusCode,
+        reason: str,
+        peer: str = "",
+    ) -> None:
+        """Append one call (``principal`` None: refused before anyone was authenticated); never raises."""
+        try:  # the call already happened: losing its row must not fail it
+            row: dict[str, Any] = {
+                "recorded_at": self._clock(),
+                "node": self._node,
+                "node_region": self._region,
+                "caller_role": principal.role.value if principal else "",
+                "caller": principal.subject if principal else "",
+                "via": principal.via.value if principal else "",
+                "service": service,
+                "method": method,
+                "request_id": request_id,
+                "grpc_code": code.name,
+                "reason": reason,
+                "peer": peer,
+            }
+            row |= {column: _fit(value, column) for column, value in row.items() if column in _LENGTHS}
+            with self._database.unit_of_work(write=True) as uow:
+                uow.session.execute(insert(AuditRecord).values(**row))
+                uow.commit()
+        except Exception:
+            self._failures.inc()
+            get_logger(node=self._node).error(
+                "audit record not written",
+                audited_service=service,
+                audited_method=method,
+                request_id=request_id,
+                exc_info=True,
+            )
+
+    def list(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        caller: str = "",
+        method: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[AuditEntry], str]:
+        """One page of records in record order and the token for the next ("" on the last).
+
+        The time range is half-open, ``[since, until)``. ``caller`` is a subject (``yidi://``
+        optional) or, ending in ``/``, a prefix of subjects; ``method`` a method name, or
+        ``Service/Method``, or ``Service/`` for all of a service's. ``page_size`` 0 is the
+        default page. A range that runs backwards, a negative size or a token issued for
+        other filters is INVALID_ARGUMENT.
+        """
+        query = _Query(since, until, caller.removeprefix(URI_SCHEME), method)
+        limit = paging.page_size(page_size)
+        after = paging.decode_token(page_token, query.key, 1)
+        statement = select(AuditRecord)
+        if after is not None:
+            if not after[0].isdigit():
+                raise paging.bad_token()
+            statement = statement.where(AuditRecord.id > int(after[0]))
+        if query.since is not None:
+            statement = statement.where(AuditRecord.recorded_at >= as_utc(query.since))
+        if query.until is not None:
+            statement = statement.where(AuditRecord.recorded_at < as_utc(query.until))
+        if query.caller.endswith("/"):
+            statement = statement.where(AuditRecord.caller.startswith(query.caller, autoescape=True))
+        elif query.caller:
+            statement = statement.where(AuditRecord.caller == query.caller)
+        service, method = split_method(query.method)
+        if service:
+            statement = statement.where(AuditRecord.service == service)
+        if method:
+            statement = statement.where(AuditRecord.method == method)
+        with self._database.unit_of_work() as uow:
+            rows = uow.session.scalars(statement.order_by(AuditRecord.id).limit(limit + 1)).all()
+            page = [AuditEntry.of(row) for row in rows[:limit]]
+        token = paging.encode_token([str(page[-1].id)], query.key) if len(rows) > limit else ""
+        return page, token
+
+
+def _carries_request_id(message: Descriptor) -> bool:
+    fields = message.fields_by_name
+    if _REQUEST_ID in fields:
+        return True
+    header = fields.get(_STREAM_HEADER)
+    return (
+        header is not None
+        and header.message_type is not None
+        and _REQUEST_ID in header.message_type.fields_by_name
+    )
+
+
+def mutating_methods(service_names: Iterable[str]) -> frozenset[str]:
+    """Full names (``/pkg.Service/Method``) of the methods whose request carries a ``request_id``.
+
+    Every mutating RPC of this API carries one (DESIGN.md principle 4); a streamed upload
+    carries it in the ``header`` of its first message. The services must be registered in
+    the default descriptor pool (importing their ``_pb2`` module does it).
+    """
+    pool = descriptor_pool.Default()
+    return frozenset(
+        f"/{name}/{method.name}"
+        for name in service_names
+        for method in pool.FindServiceByName(name).methods
+        if _carries_request_id(method.input_type)
+    )
+
+
+def request_id_of(message: Any) -> str:
+    """The request id a request message carries, at its top or in its stream ``header`` ("" if none)."""
+    fields = message.DESCRIPTOR.fields_by_name
+    if _REQUEST_ID in fields:
+        return str(getattr(message, _REQUEST_ID))
+    if _STREAM_HEADER in fields and message.HasField(_STREAM_HEADER):
+        return request_id_of(getattr(message, _STREAM_HEADER))
+    return ""
