@@ -280,13 +280,3 @@ def mutating_methods(service_names: Iterable[str]) -> frozenset[str]:
         for method in pool.FindServiceByName(name).methods
         if _carries_request_id(method.input_type)
     )
-
-
-def request_id_of(message: Any) -> str:
-    """The request id a request message carries, at its top or in its stream ``header`` ("" if none)."""
-    fields = message.DESCRIPTOR.fields_by_name
-    if _REQUEST_ID in fields:
-        return str(getattr(message, _REQUEST_ID))
-    if _STREAM_HEADER in fields and message.HasField(_STREAM_HEADER):
-        return request_id_of(getattr(message, _STREAM_HEADER))
-    return ""

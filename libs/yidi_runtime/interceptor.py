@@ -48,6 +48,16 @@ def rpc_kind(request_streaming: bool, response_streaming: bool) -> str:
     return _KINDS[(request_streaming, response_streaming)]
 
 
+def request_id_of(message: Any) -> str:
+    """The request id a request message carries, at its top or in its stream ``header`` ("" if none)."""
+    fields = message.DESCRIPTOR.fields_by_name
+    if "request_id" in fields:
+        return str(message.request_id)
+    if "header" in fields and message.HasField("header"):
+        return request_id_of(message.header)
+    return ""
+
+
 def split_method(full_method: str) -> tuple[str, str]:
     """``/yidi.filing.v1.FilingService/GetFiling`` → (``yidi.filing.v1.FilingService``, ``GetFiling``)."""
     service, _, method = full_method.lstrip("/").rpartition("/")
@@ -68,9 +78,16 @@ class _Call:
         structlog.contextvars.bind_contextvars(node=node, grpc_service=service, grpc_method=method)
 
     def bind_request(self, request: Any) -> None:
-        self.request_id = getattr(request, "request_id", "")
+        self.request_id = request_id_of(request)
         if self.request_id:
             structlog.contextvars.bind_contextvars(request_id=self.request_id)
+
+    def watch_stream(self, requests: Iterator[Any]) -> Iterator[Any]:
+        """Pass a streamed request through, taking the request id from its first message."""
+        for index, message in enumerate(requests):
+            if index == 0:
+                self.bind_request(message)
+            yield message
 
     def bind_principal(self, principal: Principal) -> None:
         self.principal = principal
@@ -198,6 +215,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
             self._metrics.started.labels(kind, service, method).inc()
             if unary_request:
                 call.bind_request(request)
+            else:
+                request = call.watch_stream(request)
             try:
                 self._admit(call, context, request if unary_request else None)
                 return behavior(request, context)

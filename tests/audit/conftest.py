@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from audit_support import NODE, REGION, Clock
 from prometheus_client import CollectorRegistry
 
 from yidi.audit.v1 import audit_service_pb2_grpc as api_grpc
@@ -25,21 +24,6 @@ from yidi_runtime.audit_service import register_audit_service
 from yidi_runtime.db import Database
 from yidi_runtime.migrate import upgrade
 from yidi_runtime.status import to_status
-
-NODE, REGION = "zhejiang", "330000"
-
-
-@dataclass
-class Clock:
-    """The trail's clock: a fixed moment the test moves forward."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 import typer
-from conftest import Clock
+from audit_support import Clock
 from typer.testing import CliRunner
 
 from yidi_cli.audit import audit, parse_moment

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from conftest import NODE, REGION, Clock
+from audit_support import NODE, REGION, Clock
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from yidi.audit.v1 import audit_record_pb2 as record_pb

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import NODE, REGION, Clock
+from audit_support import NODE, REGION, Clock
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -25,10 +25,10 @@ from yidi_runtime.audit import (
     AuditTrail,
     Base,
     mutating_methods,
-    request_id_of,
 )
 from yidi_runtime.db import Database
 from yidi_runtime.identity import DEVELOPER, parse_subject
+from yidi_runtime.interceptor import request_id_of
 from yidi_runtime.migrate import upgrade, version_table
 
 SETTLEMENT = "yidi.settlement.v1.SettlementService"
