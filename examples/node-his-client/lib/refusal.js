@@ -7,12 +7,11 @@ const path = require('node:path');
 const protobuf = require('protobufjs');
 const grpc = require('@grpc/grpc-js');
 
-const BUNDLED = path.join(__dirname, '..', 'proto');
 const TYPE_PREFIX = 'type.googleapis.com/';
 
-/** google.rpc.Status and its detail types, from the first of ``roots`` holding google/rpc (the bundled subset last). */
+/** google.rpc.Status and its detail types, from the first of ``roots`` holding google/rpc (googleapis). */
 function loadRpcTypes(roots) {
-  const searched = [...roots, BUNDLED];
+  const searched = [...roots];
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) => {
     if (path.isAbsolute(target)) return target;
