@@ -33,6 +33,7 @@ from yidi_services.clearing.models import RequestRecord
 from yidi_services.clearing.reconciliation_collect import TreeWalker
 from yidi_services.clearing.reconciliation_compare import Kind
 from yidi_services.clearing.reconciliation_jobs import ReconciliationJobs, create_run, run_id_of
+from yidi_services.clearing.reconciliation_metrics import register_open_discrepancies
 from yidi_services.clearing.reconciliation_models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
 from yidi_services.clearing.reconciliation_repair import InsuredRepairs, Outcome, append_to_journal, noted
 
@@ -102,6 +103,7 @@ class Reconciliation:
         self._insured = InsuredRepairs(router, walker)
         if context.settings.region == NATIONAL_REGION:
             context.run_in_background(self.jobs)
+            register_open_discrepancies(context.metrics_registry, context.database)
 
     def reconcile(self, request: api.ReconcileRequest) -> api.ReconcileResponse:
         """Record the run (PENDING) once per request id and wake the worker."""
