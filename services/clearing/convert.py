@@ -16,9 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import journal_pb2
+from yidi.type.v1.payload_signature_pb2 import PayloadSignature
 from yidi_core.codes import check_institution, check_region, province_of
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.integrity import NodeIntegrity, Origin, Seal
 from yidi_runtime.paging import page_size
 from yidi_runtime.wire import timestamp_message
 from yidi_services.clearing.journal import (
@@ -34,6 +36,8 @@ from yidi_services.clearing.journal import (
 T = TypeVar("T")
 MAX_ID_LENGTH = 64
 MAX_SIGNATURE_BYTES = 1024
+MAX_CERTIFICATE_BYTES = 8192
+MAX_ALGORITHM_LENGTH = 16
 _KINDS = {
     journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT: Kind.SETTLEMENT,
     journal_pb2.JOURNAL_ENTRY_KIND_REVERSAL: Kind.REVERSAL,
@@ -71,18 +75,40 @@ def _dictionary(name: str) -> Callable[[str, str], str]:
     return lambda value, field: NATIONAL.check(name, value, field).code
 
 
-def _blob(value: bytes, field: str) -> bytes:
-    if len(value) > MAX_SIGNATURE_BYTES:
-        raise invalid("INVALID_ARGUMENT", field, f"must be at most {MAX_SIGNATURE_BYTES} bytes")
+def _blob(value: bytes, field: str, limit: int = MAX_SIGNATURE_BYTES) -> bytes:
+    if len(value) > limit:
+        raise invalid("INVALID_ARGUMENT", field, f"must be at most {limit} bytes")
     return value
 
 
+def _seal(message: PayloadSignature, where: str) -> Seal:
+    """The entry's seal as stored, its sizes bounded (whether it holds is :func:`verify_seals`' question)."""
+    if len(message.digest_algorithm) > MAX_ALGORITHM_LENGTH:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            f"{where}.digest_algorithm",
+            f"must be at most {MAX_ALGORITHM_LENGTH} characters",
+        )
+    return Seal(
+        message.digest_algorithm,
+        _blob(message.digest, f"{where}.digest"),
+        _blob(message.signature, f"{where}.signature"),
+        _blob(message.signer_certificate, f"{where}.signer_certificate", MAX_CERTIFICATE_BYTES),
+        _optional(message.signer_admdvs, check_region, f"{where}.signer_admdvs"),
+    )
+
+
 def content_sha256(message: journal_pb2.JournalEntry) -> str:
-    """The fingerprint of what the sender said: the entry without the node's output-only fields."""
+    """The fingerprint of what the sender said: the entry without the node's output-only fields.
+
+    The seal is left out too: an entry repaired from the treatment node's records (unsealed)
+    and the same entry delivered later by that node's outbox (sealed) say the same thing.
+    """
     content = journal_pb2.JournalEntry()
     content.CopyFrom(message)
     content.ClearField("record_time")
     content.ClearField("cleared_period")
+    content.ClearField("payload_signature")
     return hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
 
 
@@ -164,13 +190,29 @@ def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry 
         clr_type=checked(lambda: _optional(message.clr_type, _dictionary("clr_type"), f"{where}.clr_type")),
         amounts=amounts,
         setl_time=checked(lambda: moment_of(message.setl_time, f"{where}.setl_time")),
-        payload_digest=checked(lambda: _blob(message.payload_digest, f"{where}.payload_digest")),
-        signature=checked(lambda: _blob(message.signature, f"{where}.signature")),
-        signer_admdvs=checked(
-            lambda: _optional(message.signer_admdvs, check_region, f"{where}.signer_admdvs")
-        ),
+        seal=checked(lambda: _seal(message.payload_signature, f"{where}.payload_signature")),
     )
     return (None, problems) if problems else (entry, [])
+
+
+def _origin(source_admdvs: str, message: journal_pb2.JournalEntry, where: str) -> Origin:
+    """Who must have sealed an entry: the sending node, which issued its settlement id and hosts its treatment place."""
+    return Origin(
+        node={"source_admdvs": source_admdvs, f"{where}.setl_id": message.setl_id[:6]},
+        within={
+            f"{where}.mdtrtarea_admvs": message.mdtrtarea_admvs,
+            f"{where}.fixmedins_code": message.fixmedins_code[1:7],
+        },
+    )
+
+
+def verify_seals(integrity: NodeIntegrity, request: api.AppendJournalEntriesRequest) -> None:
+    """Every entry sealed, unaltered, by the treatment node sending it; else SIGNATURE_INVALID, nothing written."""
+    for index, message in enumerate(request.entries):
+        where = f"entries[{index}]"
+        integrity.verify(
+            "AppendJournalEntries", message, _origin(request.source_admdvs, message, where), where=f"{where}."
+        )
 
 
 def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list[Entry]]:
@@ -233,8 +275,6 @@ def entry_message(recorded: Recorded) -> journal_pb2.JournalEntry:
         **entry.amounts.by_field(),
         setl_time=timestamp_message(entry.setl_time),
         record_time=timestamp_message(recorded.record_time),
-        payload_digest=entry.payload_digest,
-        signature=entry.signature,
-        signer_admdvs=entry.signer_admdvs,
         cleared_period=recorded.cleared_period,
+        payload_signature=entry.seal.message() if entry.seal != Seal() else None,
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import statement_pb2
 from yidi_runtime.idempotency import RequestLog
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
 from yidi_runtime.paging import page_size
 from yidi_runtime.service import ServiceContext
@@ -53,6 +54,7 @@ class Clearing:
         self._database = context.database
         self._clock = clock
         self._log = RequestLog(RequestRecord)
+        self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
         self.calendar = ClearingCalendar.of(context.settings)
         self.metrics = ClearingMetrics(context.metrics_registry)
         self.watch = AlertWatch(
@@ -86,6 +88,7 @@ class Clearing:
         self, request: api.AppendJournalEntriesRequest
     ) -> api.AppendJournalEntriesResponse:
         """Record a delivered batch once; the insured provinces' advance usage is re-evaluated soon after."""
+        convert.verify_seals(self._integrity, request)
         source, entries = convert.journal_entries(request)
         journal.ensure_sent_by_treatment_node(source, entries)
 

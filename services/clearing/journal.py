@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.config import region_contains
+from yidi_runtime.integrity import Seal
 from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_runtime.wire import as_utc
 from yidi_services.clearing.models import JournalEntryRecord
@@ -57,7 +58,11 @@ class Amounts:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One checked journal entry as plain values; ``content_sha256`` fingerprints what the sender said."""
+    """One checked journal entry as plain values; ``content_sha256`` fingerprints what the sender said.
+
+    ``seal`` is the treatment node's signature of the entry (empty when unsealed: from an
+    insecure development node, or repaired from a treatment node's records).
+    """
 
     msgid: str
     content_sha256: str
@@ -73,9 +78,7 @@ class Entry:
     clr_type: str
     amounts: Amounts
     setl_time: datetime
-    payload_digest: bytes
-    signature: bytes
-    signer_admdvs: str
+    seal: Seal
 
     @property
     def insured_province(self) -> str:
@@ -105,9 +108,13 @@ class Entry:
             clr_type=record.clr_type,
             amounts=Amounts(*(getattr(record, name) for name in AMOUNT_FIELDS)),
             setl_time=as_utc(record.setl_time),
-            payload_digest=record.payload_digest,
-            signature=record.signature,
-            signer_admdvs=record.signer_admdvs,
+            seal=Seal(
+                record.digest_algorithm,
+                record.payload_digest,
+                record.signature,
+                record.signer_certificate,
+                record.signer_admdvs,
+            ),
         )
 
     def row(self, source_admdvs: str, record_time: datetime) -> dict[str, object]:
@@ -131,9 +138,11 @@ class Entry:
             **self.amounts.by_field(),
             "setl_time": as_utc(self.setl_time),
             "record_time": as_utc(record_time),
-            "payload_digest": self.payload_digest,
-            "signature": self.signature,
-            "signer_admdvs": self.signer_admdvs,
+            "digest_algorithm": self.seal.digest_algorithm,
+            "payload_digest": self.seal.digest,
+            "signature": self.seal.signature,
+            "signer_certificate": self.seal.signer_certificate,
+            "signer_admdvs": self.seal.signer_admdvs,
             "cleared_period": None,
         }
 

@@ -88,8 +88,11 @@ class JournalEntryRecord(Base):
     psn_cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
     setl_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     record_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The treatment node's seal (yidi_runtime.integrity), empty when the entry came unsealed.
+    digest_algorithm: Mapped[str] = mapped_column(String(16), default="")
     payload_digest: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    signer_certificate: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     signer_admdvs: Mapped[str] = mapped_column(REGION)
     cleared_period: Mapped[str | None] = mapped_column(PERIOD)
 

@@ -1,9 +1,10 @@
 """ApplySettlement at the insured node: the insured policy applied to a classified bill, atomically.
 
-The request is checked first (every bad field at once), then the person (through the filing
-service's eligibility check) and the policy in force (through the policy service). Only then
-does one transaction lock the person, read their accumulators and account, settle with the
-core and write the new values with the application record, so concurrent settlements of
+The request's seal is checked first (the treatment node must have sent it unchanged), then
+its shape (every bad field at once), then the person (through the filing service's
+eligibility check) and the policy in force (through the policy service). Only then does one
+transaction lock the person, read their accumulators and account, settle with the core and
+write the new values with the application record and the seal, so concurrent settlements of
 one person apply one after the other. A dry run (pre-settlement) settles on the values as
 they are and writes nothing.
 """
@@ -25,6 +26,7 @@ from yidi_core.errors import DomainError, invalid
 from yidi_core.money import to_fen
 from yidi_core.policy import Policy
 from yidi_core.settlement import Settlement, Visit, settle_classified
+from yidi_runtime.integrity import Origin, Seal
 from yidi_runtime.wire import timestamp_message
 from yidi_services.catalogue.messages import renamed
 from yidi_services.results import settlement_result
@@ -82,6 +84,19 @@ def command_of(request: api.ApplySettlementRequest) -> ApplyCommand:
         problems.add(problem)
     problems.raise_any()
     return ApplyCommand(request, visit, items)
+
+
+def origin(request: api.ApplySettlementRequest) -> Origin:
+    """Who must have sealed the request: the treatment node it started at, which issued the settlement
+    id and hosts the treatment place and the institution."""
+    facts = request.facts
+    return Origin(
+        node={"route.origin_admdvs": request.route.origin_admdvs, "setl_id": request.setl_id[:6]},
+        within={
+            "facts.mdtrtarea_admvs": facts.mdtrtarea_admvs,
+            "facts.fixmedins_code": facts.fixmedins_code[1:7],
+        },
+    )
 
 
 def eligibility_question(
@@ -152,6 +167,16 @@ def dry_run(session: Session, command: ApplyCommand, terms: Terms) -> api.ApplyS
     return _response(command, terms, _settled(command, terms, balance, before), balance, None)
 
 
+def _seal_columns(seal: Seal) -> dict[str, object]:
+    return {
+        "digest_algorithm": seal.digest_algorithm,
+        "payload_digest": seal.digest,
+        "signature": seal.signature,
+        "signer_certificate": seal.signer_certificate,
+        "signer_admdvs": seal.signer_admdvs,
+    }
+
+
 def apply(
     session: Session, command: ApplyCommand, terms: Terms, now: datetime, hold_expires_at: datetime
 ) -> api.ApplySettlementResponse:
@@ -183,6 +208,7 @@ def apply(
             psn_cash_pay_fen=to_fen(settlement.psn_cash_pay),
             created_at=now,
             hold_expires_at=hold_expires_at,
+            **_seal_columns(Seal.of(request.payload_signature)),
         ),
     )
     return _response(command, terms, settlement, balance, hold_expires_at)

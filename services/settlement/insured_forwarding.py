@@ -1,7 +1,7 @@
 """Carrying an insured-side request along the region tree to the node hosting the insured region.
 
 Every method of InsuredSettlementService is handled only by the destination node; a node on
-the way forwards the request unchanged but for its own region appended to ``route.hops``,
+the way forwards the request unchanged (its seal too) but for its own region appended to ``route.hops``,
 within what is left of its caller's deadline, and returns the next node's answer (or its
 refusal, with the same reason) as is. A forwarding node applies nothing and logs no
 request, so a retry simply travels again to the one node that remembers it.
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi_core.errors import invalid
+from yidi_runtime.integrity import Sealed
 from yidi_runtime.routing import Router
 
 MAX_HOPS = 6
@@ -25,6 +26,8 @@ MAX_HOPS = 6
 _NO_DEADLINE_S = 3600.0
 """gRPC reports a call without deadline as one far in the future: the router's default applies then."""
 UNREACHABLE = "INSURED_REGION_UNREACHABLE"
+ROUTED = Sealed(transient=("route.hops",))
+"""A sealed request of this service: its seal covers everything but the hops each forwarding node appends."""
 _FALLBACK_DESTINATION = {"CreditAccountRequest": "insuplc_admdvs", "GetAccumulatorsRequest": "psn_no"}
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_services.settlement.models import Base
@@ -81,6 +81,13 @@ class ApplicationRow(Base):
     hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The treatment node's seal of the ApplySettlement (yidi_runtime.integrity), so a dispute
+    # can show which node sent what; empty when it came unsealed (insecure development nodes).
+    digest_algorithm: Mapped[str] = mapped_column(String(16), default="")
+    payload_digest: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    signature: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    signer_certificate: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    signer_admdvs: Mapped[str] = mapped_column(String(6), default="")
 
     __table_args__ = (
         Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),

@@ -5,7 +5,8 @@ forward it (:mod:`~.insured_forwarding`). There, persons and policies come from 
 node's filing and policy services (:mod:`~.insured_lookups`), the settlement is applied as
 a hold (:mod:`~.insured_apply`, :mod:`~.insured_holds`) and voided when its hold expires
 unconfirmed (:mod:`~.insured_expiry`). Every mutating method is idempotent on its
-``request_id`` through the settlement service's request log.
+``request_id`` through the settlement service's request log. An ApplySettlement is applied
+only if the treatment node's seal holds (:mod:`yidi_runtime.integrity`), checked first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi_core.codes import check_region
 from yidi_core.errors import invalid
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
@@ -30,7 +32,7 @@ from yidi_runtime.wire import Clock, as_utc
 from yidi_services.settlement import insured_apply, insured_holds, insured_ledger
 from yidi_services.settlement.insured_convert import Problems, change_message, kind_number, required
 from yidi_services.settlement.insured_expiry import HoldExpiry, HoldMetrics
-from yidi_services.settlement.insured_forwarding import Forwarder, routed
+from yidi_services.settlement.insured_forwarding import ROUTED, Forwarder, routed
 from yidi_services.settlement.insured_lookups import InsuredPlace
 from yidi_services.settlement.insured_models import AccountRow, ApplicationState
 from yidi_services.settlement.models import RequestRecord
@@ -38,10 +40,13 @@ from yidi_services.settlement.records_listing import RecordsListing
 
 
 def _content(request: Message) -> Message:
-    """The request without its route: a repeat is the same request whichever path it travelled."""
+    """The request without its route and seal: a repeat is the same request whichever path it
+    travelled, and ECDSA seals a retry's identical content with another signature."""
     content = type(request)()
     content.CopyFrom(request)
     content.ClearField("route")
+    if "payload_signature" in content.DESCRIPTOR.fields_by_name:
+        content.ClearField("payload_signature")
     return content
 
 
@@ -70,6 +75,7 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
             context.settings.label,
         )
         self._log = get_logger(service="settlement", node=context.settings.label)
+        self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
         self.forwarder = Forwarder(router)
         self._records = RecordsListing(context.database, context.settings)
 
@@ -122,8 +128,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
     def ApplySettlement(
         self, request: api.ApplySettlementRequest, context: grpc.ServicerContext
     ) -> api.ApplySettlementResponse:
-        command = insured_apply.command_of(request)
         method, response_type = "ApplySettlement", api.ApplySettlementResponse
+        self._integrity.verify(method, request, insured_apply.origin(request), ROUTED)
+        command = insured_apply.command_of(request)
         if not request.dry_run:
             with self._database.unit_of_work() as uow:
                 insured_holds.ensure_not_corrected(uow.session, request.request_id)

@@ -18,6 +18,7 @@ from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi_core.errors import invalid
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
@@ -58,7 +59,14 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         self._clock = clock
         self._peers = TreatmentPeers(router)
         self._requests = Requests(context.database)
-        self._settlements = Settlements(context.database, self._peers, outbox, clock, self._requests)
+        self._settlements = Settlements(
+            context.database,
+            self._peers,
+            outbox,
+            clock,
+            self._requests,
+            NodeIntegrity(context.settings, context.metrics_registry),
+        )
         self._corrections = Corrections(
             context.database, self._peers, clock, self._requests, self._settlements
         )

@@ -6,8 +6,9 @@ Settle R happens exactly once, whatever the network does:
 2. the institution is checked again and the visit's current lines are classified with the
    catalogue in force;
 3. the insured node applies the bill (``ApplySettlement``, id ``R:apply``, a settlement id
-   derived from R): idempotent there, called outside any local transaction, so a retry
-   finds the same hold and an unreachable insured node leaves nothing recorded here;
+   derived from R, sealed by this node): idempotent there, called outside any local
+   transaction, so a retry finds the same hold and an unreachable insured node leaves
+   nothing recorded here;
 4. one local transaction claims R, records the settlement, settles the visit and queues
    the confirmation for the insured node (and, cross-province, the national journal
    entry). Until the confirmation arrives the insured node holds the settlement; unconfirmed,
@@ -34,9 +35,11 @@ from yidi.type.v1 import visit_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.wire import Clock
 from yidi_services.settlement.ids import derived_id
+from yidi_services.settlement.insured_forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.treatment_catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment_checks import (
@@ -121,13 +124,20 @@ class Settlements:
     """Pre-settles, settles, reverses and corrects the settlements of this node's institutions."""
 
     def __init__(
-        self, database: Database, peers: TreatmentPeers, outbox: Outbox, clock: Clock, requests: Requests
+        self,
+        database: Database,
+        peers: TreatmentPeers,
+        outbox: Outbox,
+        clock: Clock,
+        requests: Requests,
+        integrity: NodeIntegrity,
     ) -> None:
         self._database = database
         self._peers = peers
         self._outbox = outbox
         self._clock = clock
         self._requests = requests
+        self._integrity = integrity
         self._region = peers.region
 
     def _bill(self, mdtrt_id: str, caller: Caller) -> Bill:
@@ -147,7 +157,7 @@ class Settlements:
         self, request_id: str, bill: Bill, use_account: bool, *, setl_id: str = ""
     ) -> insured_api.ApplySettlementRequest:
         visit, classified = bill.visit, bill.classified
-        return insured_api.ApplySettlementRequest(
+        request = insured_api.ApplySettlementRequest(
             request_id=request_id,
             route=self._peers.route(visit.insuplc_admdvs),
             psn_no=visit.psn_no,
@@ -160,6 +170,17 @@ class Settlements:
             setl_id=setl_id,
             catalogue_version=classified.catalogue_version,
         )
+        self._integrity.seal(request, ROUTED)
+        return request
+
+    def _queue_journal(
+        self, session: Session, request_id: str, row: SettlementRow, reverses_msgid: str = ""
+    ) -> None:
+        """Queue a cross-province record's journal entry, sealed once here so every redelivery is the same bytes."""
+        journal = journal_request(request_id, row, self._region, reverses_msgid)
+        for entry in journal.entries:
+            self._integrity.seal(entry)
+        self._outbox.add(session, NATIONAL_REGION, APPEND_JOURNAL, journal)
 
     def pre_settle(self, request: api.PreSettleRequest, caller: Caller) -> api.PreSettleResponse:
         """What settling now would give (2206 / 2303); changes nothing here or at the insured node."""
@@ -256,8 +277,7 @@ class Settlements:
                 )
             self._outbox.add(session, visit.insuplc_admdvs, CONFIRM_SETTLEMENT, self._confirm_request(row))
             if location == "4":
-                journal = journal_request(derived_id(request_id, "journal"), row, self._region)
-                self._outbox.add(session, NATIONAL_REGION, APPEND_JOURNAL, journal)
+                self._queue_journal(session, derived_id(request_id, "journal"), row)
             return api.SettleResponse(settlement=settlement_message(row))
 
         return self._requests.run_once(request_id, SETTLE, request, api.SettleResponse, effect)
@@ -330,13 +350,9 @@ class Settlements:
         session.add(reversal)
         original.reversed = True
         if original.pay_loc == "4":
-            journal = journal_request(
-                derived_id(reverse_id, "journal"),
-                reversal,
-                self._region,
-                reverses_msgid=original.medins_setl_id,
+            self._queue_journal(
+                session, derived_id(reverse_id, "journal"), reversal, reverses_msgid=original.medins_setl_id
             )
-            self._outbox.add(session, NATIONAL_REGION, APPEND_JOURNAL, journal)
         return reversal
 
     def reverse(self, request: api.ReverseSettlementRequest, caller: Caller) -> api.ReverseSettlementResponse:

@@ -163,9 +163,12 @@ class ClearingServiceServicer:
     def AppendJournalEntries(self, request, context):
         """Node to node: appends settlement and reversal entries delivered by a treatment node's
         durable outbox. Idempotent per entry `msgid`: a repeat is a no-op, the same msgid with
-        other content is DUPLICATE_REQUEST.
+        other content is DUPLICATE_REQUEST. On an mTLS federation every entry's
+        `payload_signature` is checked first: one missing, altered or foreign seal refuses the
+        batch with UNAUTHENTICATED/SIGNATURE_INVALID and nothing is written.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

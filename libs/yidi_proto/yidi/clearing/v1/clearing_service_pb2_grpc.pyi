@@ -39,9 +39,12 @@ class ClearingServiceStub:
     AppendJournalEntries: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.AppendJournalEntriesRequest, _clearing_service_pb2.AppendJournalEntriesResponse]
     """Node to node: appends settlement and reversal entries delivered by a treatment node's
     durable outbox. Idempotent per entry `msgid`: a repeat is a no-op, the same msgid with
-    other content is DUPLICATE_REQUEST.
+    other content is DUPLICATE_REQUEST. On an mTLS federation every entry's
+    `payload_signature` is checked first: one missing, altered or foreign seal refuses the
+    batch with UNAUTHENTICATED/SIGNATURE_INVALID and nothing is written.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ListJournalEntries: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ListJournalEntriesRequest, _clearing_service_pb2.ListJournalEntriesResponse]
     """Lists journal entries.
@@ -162,9 +165,12 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     AppendJournalEntries: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.AppendJournalEntriesRequest, _clearing_service_pb2.AppendJournalEntriesResponse]  # type: ignore[assignment]
     """Node to node: appends settlement and reversal entries delivered by a treatment node's
     durable outbox. Idempotent per entry `msgid`: a repeat is a no-op, the same msgid with
-    other content is DUPLICATE_REQUEST.
+    other content is DUPLICATE_REQUEST. On an mTLS federation every entry's
+    `payload_signature` is checked first: one missing, altered or foreign seal refuses the
+    batch with UNAUTHENTICATED/SIGNATURE_INVALID and nothing is written.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ListJournalEntries: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListJournalEntriesRequest, _clearing_service_pb2.ListJournalEntriesResponse]  # type: ignore[assignment]
     """Lists journal entries.
@@ -288,9 +294,12 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_clearing_service_pb2.AppendJournalEntriesResponse, _abc.Awaitable[_clearing_service_pb2.AppendJournalEntriesResponse]]:
         """Node to node: appends settlement and reversal entries delivered by a treatment node's
         durable outbox. Idempotent per entry `msgid`: a repeat is a no-op, the same msgid with
-        other content is DUPLICATE_REQUEST.
+        other content is DUPLICATE_REQUEST. On an mTLS federation every entry's
+        `payload_signature` is checked first: one missing, altered or foreign seal refuses the
+        batch with UNAUTHENTICATED/SIGNATURE_INVALID and nothing is written.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
 
     @_abc_1.abstractmethod

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from yidi.type.v1 import payload_signature_pb2 as yidi_dot_type_dot_v1_dot_payload__signature__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eyidi/clearing/v1/journal.proto\x12\x10yidi.clearing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x04\n\x0cJournalEntry\x12\x13\n\x05msgid\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07setl_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32\".yidi.clearing.v1.JournalEntryKindB\x04\xe2\x41\x01\x02\x12\x16\n\x0ereverses_msgid\x18\x04 \x01(\t\x12\x10\n\x08mdtrt_id\x18\x05 \x01(\t\x12\x0e\n\x06psn_no\x18\x06 \x01(\t\x12\x16\n\x0e\x66ixmedins_code\x18\x07 \x01(\t\x12\x1c\n\x0einsuplc_admdvs\x18\x08 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fmdtrtarea_admvs\x18\t \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08insutype\x18\n \x01(\t\x12\x10\n\x08\x63lr_type\x18\x0b \x01(\t\x12\x19\n\x11medfee_sumamt_fen\x18\x0c \x01(\x03\x12\x1b\n\x13\x66und_pay_sumamt_fen\x18\r \x01(\x03\x12\x14\n\x0c\x61\x63\x63t_pay_fen\x18\x0e \x01(\x03\x12\x18\n\x10psn_cash_pay_fen\x18\x0f \x01(\x03\x12\x33\n\tsetl_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x35\n\x0brecord_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x0epayload_digest\x18\x12 \x01(\x0c\x12\x11\n\tsignature\x18\x13 \x01(\x0c\x12\x15\n\rsigner_admdvs\x18\x14 \x01(\t\x12\x1c\n\x0e\x63leared_period\x18\x15 \x01(\tB\x04\xe2\x41\x01\x03*z\n\x10JournalEntryKind\x12\"\n\x1eJOURNAL_ENTRY_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dJOURNAL_ENTRY_KIND_SETTLEMENT\x10\x01\x12\x1f\n\x1bJOURNAL_ENTRY_KIND_REVERSAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eyidi/clearing/v1/journal.proto\x12\x10yidi.clearing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$yidi/type/v1/payload_signature.proto\"\x8e\x05\n\x0cJournalEntry\x12\x13\n\x05msgid\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07setl_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32\".yidi.clearing.v1.JournalEntryKindB\x04\xe2\x41\x01\x02\x12\x16\n\x0ereverses_msgid\x18\x04 \x01(\t\x12\x10\n\x08mdtrt_id\x18\x05 \x01(\t\x12\x0e\n\x06psn_no\x18\x06 \x01(\t\x12\x16\n\x0e\x66ixmedins_code\x18\x07 \x01(\t\x12\x1c\n\x0einsuplc_admdvs\x18\x08 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fmdtrtarea_admvs\x18\t \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08insutype\x18\n \x01(\t\x12\x10\n\x08\x63lr_type\x18\x0b \x01(\t\x12\x19\n\x11medfee_sumamt_fen\x18\x0c \x01(\x03\x12\x1b\n\x13\x66und_pay_sumamt_fen\x18\r \x01(\x03\x12\x14\n\x0c\x61\x63\x63t_pay_fen\x18\x0e \x01(\x03\x12\x18\n\x10psn_cash_pay_fen\x18\x0f \x01(\x03\x12\x33\n\tsetl_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x35\n\x0brecord_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x63leared_period\x18\x15 \x01(\tB\x04\xe2\x41\x01\x03\x12\x39\n\x11payload_signature\x18\x16 \x01(\x0b\x32\x1e.yidi.type.v1.PayloadSignatureJ\x04\x08\x12\x10\x13J\x04\x08\x13\x10\x14J\x04\x08\x14\x10\x15R\x0epayload_digestR\tsignatureR\rsigner_admdvs*z\n\x10JournalEntryKind\x12\"\n\x1eJOURNAL_ENTRY_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dJOURNAL_ENTRY_KIND_SETTLEMENT\x10\x01\x12\x1f\n\x1bJOURNAL_ENTRY_KIND_REVERSAL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,8 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOURNALENTRY'].fields_by_name['record_time']._serialized_options = b'\342A\001\003'
   _globals['_JOURNALENTRY'].fields_by_name['cleared_period']._loaded_options = None
   _globals['_JOURNALENTRY'].fields_by_name['cleared_period']._serialized_options = b'\342A\001\003'
-  _globals['_JOURNALENTRYKIND']._serialized_start=722
-  _globals['_JOURNALENTRYKIND']._serialized_end=844
-  _globals['_JOURNALENTRY']._serialized_start=119
-  _globals['_JOURNALENTRY']._serialized_end=720
+  _globals['_JOURNALENTRYKIND']._serialized_start=813
+  _globals['_JOURNALENTRYKIND']._serialized_end=935
+  _globals['_JOURNALENTRY']._serialized_start=157
+  _globals['_JOURNALENTRY']._serialized_end=811
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from yidi.type.v1 import payload_signature_pb2 as _payload_signature_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -68,10 +69,8 @@ class JournalEntry(_message.Message):
     PSN_CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
     SETL_TIME_FIELD_NUMBER: _builtins.int
     RECORD_TIME_FIELD_NUMBER: _builtins.int
-    PAYLOAD_DIGEST_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
-    SIGNER_ADMDVS_FIELD_NUMBER: _builtins.int
     CLEARED_PERIOD_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SIGNATURE_FIELD_NUMBER: _builtins.int
     msgid: _builtins.str
     """The settlement's message id (`medins_setl_id`), unique: a repeat delivery is a no-op."""
     setl_id: _builtins.str
@@ -102,12 +101,6 @@ class JournalEntry(_message.Message):
     """Personal account payment (`acct_pay`) in fen; negative for a reversal."""
     psn_cash_pay_fen: _builtins.int
     """Cash paid by the patient (`psn_cash_pay`) in fen; negative for a reversal."""
-    payload_digest: _builtins.bytes
-    """Digest of the business payload (set from issue 9 on; empty until then)."""
-    signature: _builtins.bytes
-    """Signature by the sending node (set from issue 9 on; empty until then)."""
-    signer_admdvs: _builtins.str
-    """Region of the signing node (set from issue 9 on; empty until then)."""
     cleared_period: _builtins.str
     """Clearing period (yyyy-MM) the entry was counted in; empty until cleared."""
     @_builtins.property
@@ -117,6 +110,15 @@ class JournalEntry(_message.Message):
     @_builtins.property
     def record_time(self) -> _timestamp_pb2.Timestamp:
         """When the national node recorded it."""
+
+    @_builtins.property
+    def payload_signature(self) -> _payload_signature_pb2.PayloadSignature:
+        """The treatment node's seal over this entry (everything but `record_time` and
+        `cleared_period`), made when the entry was queued, so every redelivery carries the same
+        bytes. Required from nodes running mutual TLS; the journal keeps it, and lists it, so a
+        dispute can show which node sent what. Empty on entries repaired from a treatment
+        node's records by reconciliation.
+        """
 
     def __init__(
         self,
@@ -138,14 +140,12 @@ class JournalEntry(_message.Message):
         psn_cash_pay_fen: _builtins.int = ...,
         setl_time: _timestamp_pb2.Timestamp | None = ...,
         record_time: _timestamp_pb2.Timestamp | None = ...,
-        payload_digest: _builtins.bytes = ...,
-        signature: _builtins.bytes = ...,
-        signer_admdvs: _builtins.str = ...,
         cleared_period: _builtins.str = ...,
+        payload_signature: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time", "setl_time", b"setl_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload_signature", b"payload_signature", "record_time", b"record_time", "setl_time", b"setl_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "cleared_period", b"cleared_period", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "kind", b"kind", "mdtrt_id", b"mdtrt_id", "mdtrtarea_admvs", b"mdtrtarea_admvs", "medfee_sumamt_fen", b"medfee_sumamt_fen", "msgid", b"msgid", "payload_digest", b"payload_digest", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_no", b"psn_no", "record_time", b"record_time", "reverses_msgid", b"reverses_msgid", "setl_id", b"setl_id", "setl_time", b"setl_time", "signature", b"signature", "signer_admdvs", b"signer_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "cleared_period", b"cleared_period", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "kind", b"kind", "mdtrt_id", b"mdtrt_id", "mdtrtarea_admvs", b"mdtrtarea_admvs", "medfee_sumamt_fen", b"medfee_sumamt_fen", "msgid", b"msgid", "payload_signature", b"payload_signature", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_no", b"psn_no", "record_time", b"record_time", "reverses_msgid", b"reverses_msgid", "setl_id", b"setl_id", "setl_time", b"setl_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

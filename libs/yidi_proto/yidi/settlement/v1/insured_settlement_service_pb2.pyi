@@ -12,6 +12,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.type import date_pb2 as _date_pb2
 from yidi.settlement.v1 import settlement_pb2 as _settlement_pb2
 from yidi.type.v1 import fee_item_pb2 as _fee_item_pb2
+from yidi.type.v1 import payload_signature_pb2 as _payload_signature_pb2
 from yidi.type.v1 import person_pb2 as _person_pb2
 from yidi.type.v1 import settlement_result_pb2 as _settlement_result_pb2
 from yidi.type.v1 import visit_pb2 as _visit_pb2
@@ -104,7 +105,7 @@ class ResolvePersonRequest(_message.Message):
     """Treating institution, checked against outpatient designations where the filing requires."""
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
-        """Routing and integrity seal."""
+        """Routing."""
 
     @_builtins.property
     def credential(self) -> _person_pb2.Credential:
@@ -213,6 +214,7 @@ class ApplySettlementRequest(_message.Message):
     DRY_RUN_FIELD_NUMBER: _builtins.int
     SETL_ID_FIELD_NUMBER: _builtins.int
     CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SIGNATURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Message id (msgid) of the originating Settle (its `medins_setl_id`)."""
     psn_no: _builtins.str
@@ -229,7 +231,7 @@ class ApplySettlementRequest(_message.Message):
     """Catalogue version the treatment place classified with."""
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
-        """Routing and integrity seal."""
+        """Routing."""
 
     @_builtins.property
     def facts(self) -> _visit_pb2.VisitFacts:
@@ -242,6 +244,13 @@ class ApplySettlementRequest(_message.Message):
     @_builtins.property
     def totals(self) -> Global___ClassifiedTotals:
         """Its totals (must equal the sums of the lines: AMOUNT_MISMATCH)."""
+
+    @_builtins.property
+    def payload_signature(self) -> _payload_signature_pb2.PayloadSignature:
+        """The treatment node's seal over this request (everything but `route.hops`): required
+        between nodes running mutual TLS, checked by the insured node before anything is applied
+        and kept with the application.
+        """
 
     def __init__(
         self,
@@ -257,10 +266,11 @@ class ApplySettlementRequest(_message.Message):
         dry_run: _builtins.bool = ...,
         setl_id: _builtins.str = ...,
         catalogue_version: _builtins.str = ...,
+        payload_signature: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "route", b"route", "totals", b"totals"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "payload_signature", b"payload_signature", "route", b"route", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "dry_run", b"dry_run", "facts", b"facts", "insutype", b"insutype", "items", b"items", "psn_no", b"psn_no", "request_id", b"request_id", "route", b"route", "setl_id", b"setl_id", "totals", b"totals", "use_account", b"use_account"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "dry_run", b"dry_run", "facts", b"facts", "insutype", b"insutype", "items", b"items", "payload_signature", b"payload_signature", "psn_no", b"psn_no", "request_id", b"request_id", "route", b"route", "setl_id", b"setl_id", "totals", b"totals", "use_account", b"use_account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,7 +336,7 @@ class ConfirmSettlementRequest(_message.Message):
     """Settlement id the treatment node recorded."""
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
-        """Routing and integrity seal."""
+        """Routing."""
 
     def __init__(
         self,
@@ -454,7 +464,7 @@ class RevertSettlementRequest(_message.Message):
     """Person number."""
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
-        """Routing and integrity seal."""
+        """Routing."""
 
     def __init__(
         self,

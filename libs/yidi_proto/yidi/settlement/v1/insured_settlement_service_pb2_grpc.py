@@ -99,12 +99,14 @@ class InsuredSettlementServiceServicer:
         """Applies a classified bill under the insured policy. With `dry_run` (pre-settlement)
         nothing changes; otherwise accumulators, account and the idempotency record commit in
         one transaction, and a repeat of `request_id` returns the original answer.
+        The insured node first checks `payload_signature` (mTLS federations): a missing, altered
+        or foreign seal is UNAUTHENTICATED/SIGNATURE_INVALID and nothing is applied.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
         NOT_FOUND/NO_POLICY_VERSION, FAILED_PRECONDITION/NO_POLICY_RULE,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/NOT_FILED,
         FAILED_PRECONDITION/FILING_EXPIRED, FAILED_PRECONDITION/CORRECTED,
         UNAVAILABLE/INSURED_REGION_UNREACHABLE, ALREADY_EXISTS/DUPLICATE_REQUEST,
-        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAUTHENTICATED/SIGNATURE_INVALID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

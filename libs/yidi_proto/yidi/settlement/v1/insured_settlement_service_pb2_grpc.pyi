@@ -50,12 +50,14 @@ class InsuredSettlementServiceStub:
     """Applies a classified bill under the insured policy. With `dry_run` (pre-settlement)
     nothing changes; otherwise accumulators, account and the idempotency record commit in
     one transaction, and a repeat of `request_id` returns the original answer.
+    The insured node first checks `payload_signature` (mTLS federations): a missing, altered
+    or foreign seal is UNAUTHENTICATED/SIGNATURE_INVALID and nothing is applied.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
     NOT_FOUND/NO_POLICY_VERSION, FAILED_PRECONDITION/NO_POLICY_RULE,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/NOT_FILED,
     FAILED_PRECONDITION/FILING_EXPIRED, FAILED_PRECONDITION/CORRECTED,
     UNAVAILABLE/INSURED_REGION_UNREACHABLE, ALREADY_EXISTS/DUPLICATE_REQUEST,
-    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     RevertSettlement: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.RevertSettlementRequest, _insured_settlement_service_pb2.RevertSettlementResponse]
     """Undoes an applied settlement by its original request id: restores accumulators and
@@ -119,12 +121,14 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     """Applies a classified bill under the insured policy. With `dry_run` (pre-settlement)
     nothing changes; otherwise accumulators, account and the idempotency record commit in
     one transaction, and a repeat of `request_id` returns the original answer.
+    The insured node first checks `payload_signature` (mTLS federations): a missing, altered
+    or foreign seal is UNAUTHENTICATED/SIGNATURE_INVALID and nothing is applied.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
     NOT_FOUND/NO_POLICY_VERSION, FAILED_PRECONDITION/NO_POLICY_RULE,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/NOT_FILED,
     FAILED_PRECONDITION/FILING_EXPIRED, FAILED_PRECONDITION/CORRECTED,
     UNAVAILABLE/INSURED_REGION_UNREACHABLE, ALREADY_EXISTS/DUPLICATE_REQUEST,
-    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     RevertSettlement: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.RevertSettlementRequest, _insured_settlement_service_pb2.RevertSettlementResponse]  # type: ignore[assignment]
     """Undoes an applied settlement by its original request id: restores accumulators and
@@ -197,12 +201,14 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Applies a classified bill under the insured policy. With `dry_run` (pre-settlement)
         nothing changes; otherwise accumulators, account and the idempotency record commit in
         one transaction, and a repeat of `request_id` returns the original answer.
+        The insured node first checks `payload_signature` (mTLS federations): a missing, altered
+        or foreign seal is UNAUTHENTICATED/SIGNATURE_INVALID and nothing is applied.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
         NOT_FOUND/NO_POLICY_VERSION, FAILED_PRECONDITION/NO_POLICY_RULE,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/NOT_FILED,
         FAILED_PRECONDITION/FILING_EXPIRED, FAILED_PRECONDITION/CORRECTED,
         UNAVAILABLE/INSURED_REGION_UNREACHABLE, ALREADY_EXISTS/DUPLICATE_REQUEST,
-        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAUTHENTICATED/SIGNATURE_INVALID.
         """
 
     @_abc_1.abstractmethod

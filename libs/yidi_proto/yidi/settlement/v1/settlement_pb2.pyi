@@ -349,32 +349,22 @@ Global___SelfPayBill: _TypeAlias = SelfPayBill  # noqa: Y015
 
 @_typing.final
 class Route(_message.Message):
-    """How a forwarded message travels along the region tree, and its integrity seal."""
+    """How a forwarded message travels along the region tree."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGIN_ADMDVS_FIELD_NUMBER: _builtins.int
     DESTINATION_ADMDVS_FIELD_NUMBER: _builtins.int
     HOPS_FIELD_NUMBER: _builtins.int
-    PAYLOAD_DIGEST_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
-    SIGNER_ADMDVS_FIELD_NUMBER: _builtins.int
-    ALGORITHM_FIELD_NUMBER: _builtins.int
     origin_admdvs: _builtins.str
     """Region of the node where the request entered (the treatment node)."""
     destination_admdvs: _builtins.str
     """Region whose node must answer (the insured place)."""
-    payload_digest: _builtins.bytes
-    """Digest of the business payload (SM3 or SHA-256); set from issue 9 on, empty until then."""
-    signature: _builtins.bytes
-    """Signature of the digest by the sending node's key; set from issue 9 on, empty until then."""
-    signer_admdvs: _builtins.str
-    """Region of the node that signed; set from issue 9 on, empty until then."""
-    algorithm: _builtins.str
-    """Digest and signature algorithm, e.g. "SM3withSM2" or "SHA256withECDSA"; empty until issue 9."""
     @_builtins.property
     def hops(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Regions of the nodes passed so far, in order (loop protection; at most 6)."""
+        """Regions of the nodes passed so far, in order (loop protection; at most 6). Each node
+        on the way appends itself, so the seal leaves this field out.
+        """
 
     def __init__(
         self,
@@ -382,14 +372,10 @@ class Route(_message.Message):
         origin_admdvs: _builtins.str = ...,
         destination_admdvs: _builtins.str = ...,
         hops: _abc.Iterable[_builtins.str] | None = ...,
-        payload_digest: _builtins.bytes = ...,
-        signature: _builtins.bytes = ...,
-        signer_admdvs: _builtins.str = ...,
-        algorithm: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "destination_admdvs", b"destination_admdvs", "hops", b"hops", "origin_admdvs", b"origin_admdvs", "payload_digest", b"payload_digest", "signature", b"signature", "signer_admdvs", b"signer_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination_admdvs", b"destination_admdvs", "hops", b"hops", "origin_admdvs", b"origin_admdvs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
