@@ -1,16 +1,21 @@
 """A hospital information system (HIS) settling one visit through yidi's generated gRPC stubs.
 
 This is all an integrator needs: the stubs generated from ``protos/`` (here the Python ones,
-``yidi.settlement.v1``), the national envelope on every call, a message id (msgid) per
-mutating call, and the stable reason of a refusal. The flow mirrors the national
+``yidi.settlement.v1``), the hospital's client certificate for mutual TLS (the node knows the
+caller by it, and lets a hospital act only as itself), the national envelope on every call, a
+message id (msgid) per mutating call, and the stable reason of a refusal. The flow mirrors the national
 interface: 1101 VerifyPerson → 2201 RegisterVisit → 2204 UploadFeeItems → 2206 PreSettle →
 2207 Settle.
 
-Run it against the Beijing node of ``yidi demo --keep-running`` (the defaults), where the
-demo's first story has filed the Langfang retiree for Beijing:
+Run it against the Beijing node of ``yidi demo --keep-running`` (the default address), where
+the demo's first story has filed the Langfang retiree for Beijing, with the hospital's
+certificate from the folder the demo prints:
 
-    .venv/bin/yidi demo --keep-running          # in one terminal
-    .venv/bin/python examples/his_client.py     # in another
+    .venv/bin/yidi demo --keep-running --data-dir demo     # in one terminal
+    .venv/bin/python examples/his_client.py --cert demo/certs/institutions/H11010100001.pem \
+        --key demo/certs/institutions/H11010100001.key --ca demo/certs/ca.pem   # in another
+
+(``--insecure`` instead, against ``yidi demo --insecure``.)
 
 Exit code 0 when the visit settled and the refusal read as expected.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import random
 import sys
 from collections.abc import Callable
@@ -93,6 +99,19 @@ def timestamp(moment: datetime) -> Timestamp:
     return stamp
 
 
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """Mutual TLS: the hospital's certificate and key, and the CA that signed the node's certificate."""
+    if args.insecure:
+        return grpc.insecure_channel(args.address)  # a development node run insecure, nothing else
+    if not (args.cert and args.key and args.ca):
+        sys.exit("give --cert, --key and --ca (the hospital's certificate, its key, the CA), or --insecure")
+    with open(args.cert, "rb") as cert, open(args.key, "rb") as key, open(args.ca, "rb") as ca:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca.read(), private_key=key.read(), certificate_chain=cert.read()
+        )
+    return grpc.secure_channel(args.address, credentials)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,6 +127,12 @@ def main() -> int:
         default="131000198309180289",
         help="a patient whose contributions are interrupted, to show a refusal",
     )
+    parser.add_argument(
+        "--cert", default=os.environ.get("YIDI_CLIENT_CERT"), help="the hospital's certificate (PEM)"
+    )
+    parser.add_argument("--key", default=os.environ.get("YIDI_CLIENT_KEY"), help="its private key (PEM)")
+    parser.add_argument("--ca", default=os.environ.get("YIDI_CLIENT_CA"), help="the federation's CA (PEM)")
+    parser.add_argument("--insecure", action="store_true", help="plaintext, for a node run insecure")
     args = parser.parse_args()
 
     now = datetime.now(CHINA)
@@ -126,7 +151,7 @@ def main() -> int:
             inf_time=timestamp(now),
         )
 
-    with grpc.insecure_channel(args.address) as channel:
+    with open_channel(args) as channel:
         his = settlement_service_pb2_grpc.SettlementServiceStub(channel)
 
         # 1101: who is the patient, and may they settle here today for chronic-disease outpatient care?

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from yidi_cli.federation import free_port
-from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, load_settings
+from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, TlsFiles, load_settings
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
 
@@ -25,15 +25,26 @@ def settings_for(
     *,
     parent: Peer | None = None,
     children: Sequence[Peer] = (),
+    tls: TlsFiles | None = None,
     **overrides: Any,
 ) -> NodeSettings:
+    """A test node's settings: port 0, its own data folder; insecure unless ``tls`` files are given."""
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
+    if tls is not None:
+        environ |= {"YIDI_TLS_CERT": str(tls.cert), "YIDI_TLS_KEY": str(tls.key), "YIDI_TLS_CA": str(tls.ca)}
     if parent is not None:
         environ |= {"YIDI_PARENT_REGION": parent.region, "YIDI_PARENT_ADDRESS": parent.address}
     if children:
         environ["YIDI_CHILDREN"] = ",".join(f"{child.region}={child.address}" for child in children)
     return load_settings(
-        environ=environ, overrides={"data_dir": str(tmp_path), "grpc_port": 0, "metrics_port": 0, **overrides}
+        environ=environ,
+        overrides={
+            "data_dir": str(tmp_path),
+            "grpc_port": 0,
+            "metrics_port": 0,
+            "insecure": tls is None,
+            **overrides,
+        },
     )
 
 

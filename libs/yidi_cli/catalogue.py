@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from yidi_cli.client_tls import ClientTls, dials_node
+
 if TYPE_CHECKING:
     from google.type.date_pb2 import Date
 
@@ -49,6 +51,7 @@ def _read(path: Path) -> bytes:
 
 
 @catalogue_app.command("import")
+@dials_node
 def import_catalogue(
     file: Path = CatalogueFileArgument,
     region: str = typer.Option(
@@ -57,13 +60,15 @@ def import_catalogue(
     effective: str = typer.Option(..., "--effective", help="First day in force, yyyy-mm-dd."),
     address: str = AddressOption,
     request_id: str | None = RequestIdOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Import a catalogue version (all or nothing) and print it."""
     import grpc
     from rich.console import Console
 
     from yidi.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
-    from yidi_cli.node_client import explain_refusal, message_id
+    from yidi_cli.node_client import explain_refusal, message_id, open_channel
     from yidi_core.codes import NATIONAL_REGION
 
     content = _read(file)
@@ -84,7 +89,7 @@ def import_catalogue(
         for start in range(0, len(content), _CHUNK):
             yield catalogue_service_pb2.ImportCatalogueRequest(csv_chunk=content[start : start + _CHUNK])
 
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             version = (
                 catalogue_service_pb2_grpc.CatalogueServiceStub(channel).ImportCatalogue(messages()).version
@@ -98,6 +103,7 @@ def import_catalogue(
 
 
 @policy_app.command("import")
+@dials_node
 def import_policy(
     file: Path = PolicyFileArgument,
     region: str = typer.Option(..., "--region", help="Insured region."),
@@ -108,13 +114,15 @@ def import_policy(
     ),
     address: str = AddressOption,
     request_id: str | None = RequestIdOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Import a policy version (validated; no overlap with another version) and print it."""
     import grpc
     from rich.console import Console
 
     from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
-    from yidi_cli.node_client import explain_refusal, message_id
+    from yidi_cli.node_client import explain_refusal, message_id, open_channel
 
     if file.suffix.lower() not in _SUFFIXES:
         raise typer.BadParameter("must end in .json or .toml", param_hint="FILE")
@@ -132,7 +140,7 @@ def import_policy(
         format=document_format,
         document=_read(file),
     )
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             policy = policy_service_pb2_grpc.PolicyServiceStub(channel).ImportPolicy(request).policy
         except grpc.RpcError as error:

@@ -14,6 +14,8 @@ from datetime import date
 
 import typer
 
+from yidi_cli.client_tls import ClientTls, dials_node
+
 app = typer.Typer(
     help="Clearing between provinces (清算): monthly runs, statements, the ledger, advances.",
     no_args_is_help=True,
@@ -40,8 +42,13 @@ def _day(text: str, option: str) -> date:
 
 
 @app.command("run")
+@dials_node
 def run(
-    period: str = PeriodOption, request_id: str | None = RequestIdOption, address: str = AddressOption
+    period: str = PeriodOption,
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Clear a month: sum the journal per province pair, issue one statement per province, print them.
 
@@ -49,10 +56,11 @@ def run(
     """
     from yidi_cli.clearing_commands import run_clearing
 
-    raise typer.Exit(run_clearing(address, period, request_id))
+    raise typer.Exit(run_clearing(address, tls, period, request_id))
 
 
 @app.command("statements")
+@dials_node
 def statements(
     period: str = PeriodOption,
     province: str = ProvinceOption,
@@ -62,40 +70,49 @@ def statements(
         help="Also write one CSV row per statement line to this file ('-': only the CSV, to stdout).",
     ),
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """A month's statements per province — pair lines, payable, receivable, net, state — and the zero-sum check."""
     from yidi_cli.clearing_commands import run_statements
 
-    raise typer.Exit(run_statements(address, period, province, csv))
+    raise typer.Exit(run_statements(address, tls, period, province, csv))
 
 
 @app.command("ledger")
-def ledger(province: str = ProvinceOption, address: str = AddressOption) -> None:
+@dials_node
+def ledger(province: str = ProvinceOption, address: str = AddressOption, *, tls: ClientTls) -> None:
     """Every ledger account's balance and the check that the ledger sums to zero."""
     from yidi_cli.clearing_commands import run_ledger
 
-    raise typer.Exit(run_ledger(address, province))
+    raise typer.Exit(run_ledger(address, tls, province))
 
 
 @app.command("alerts")
+@dials_node
 def alerts(
     province: str = ProvinceOption,
     active_only: bool = typer.Option(False, "--active-only", help="Only alerts still active."),
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Alerts: advance usage, overdue confirmations and transfers, ledger imbalance."""
     from yidi_cli.clearing_commands import run_alerts
 
-    raise typer.Exit(run_alerts(address, province, active_only))
+    raise typer.Exit(run_alerts(address, tls, province, active_only))
 
 
 @advance_app.command("set")
+@dials_node
 def advance_set(
     province: str = typer.Option(..., "--province", help="Province (PP0000)."),
     year: int = YearOption,
     amount: str = typer.Option(..., "--amount", help="Advance in yuan, e.g. 1200000.00."),
     request_id: str | None = RequestIdOption,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Set a province's advance for a year and show its usage."""
     from yidi_cli.clearing_commands import parse_yuan, run_advance_set
@@ -103,21 +120,25 @@ def advance_set(
     amount_fen = parse_yuan(amount)
     if amount_fen is None:
         raise typer.BadParameter(f"{amount!r} is not a positive amount in yuan", param_hint="--amount")
-    raise typer.Exit(run_advance_set(address, province, year, amount_fen, request_id))
+    raise typer.Exit(run_advance_set(address, tls, province, year, amount_fen, request_id))
 
 
 @advance_app.command("status")
+@dials_node
 def advance_status(
     province: str = typer.Option(..., "--province", help="Province (PP0000)."),
     year: int = YearOption,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """A province's advance, what its insured used of it (not yet cleared) and the alert level."""
     from yidi_cli.clearing_commands import run_advance_status
 
-    raise typer.Exit(run_advance_status(address, province, year))
+    raise typer.Exit(run_advance_status(address, tls, province, year))
 
 
+@dials_node
 def reconcile(
     day: str = typer.Option(..., "--date", help="Day to reconcile, yyyy-mm-dd (China calendar)."),
     to: str | None = typer.Option(None, "--to", help="Last day of a range (default: --date)."),
@@ -128,6 +149,8 @@ def reconcile(
         help="Repair what differs (one rule per kind), then reconcile again to show what is left.",
     ),
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Compare what the treatment nodes, the national journal and the insured nodes recorded, by msgid and amount."""
     from yidi_cli.clearing_commands import run_reconcile
@@ -136,4 +159,4 @@ def reconcile(
     last = _day(to, "--to") if to else first
     if last < first:
         raise typer.BadParameter(f"{to} is before --date {day}", param_hint="--to")
-    raise typer.Exit(run_reconcile(address, first, last, province, repair))
+    raise typer.Exit(run_reconcile(address, tls, first, last, province, repair))

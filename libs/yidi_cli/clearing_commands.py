@@ -23,7 +23,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from yidi.clearing.v1 import reconciliation_pb2, statement_pb2
 from yidi_cli import clearing_report as report
 from yidi_cli.clearing_client import ClearingClient, RunT, StillRunning
-from yidi_cli.node_client import REFUSED, explain_refusal
+from yidi_cli.client_tls import ClientTls
+from yidi_cli.node_client import REFUSED, explain_refusal, open_channel
 from yidi_core.money import to_fen
 
 NOT_WHOLE = 4
@@ -40,8 +41,8 @@ def console(*, stderr: bool = False) -> Console:
 
 
 @contextmanager
-def _client(address: str) -> Iterator[ClearingClient]:
-    with grpc.insecure_channel(address) as channel:
+def _client(address: str, tls: ClientTls) -> Iterator[ClearingClient]:
+    with open_channel(address, tls) as channel:
         yield ClearingClient(channel)
 
 
@@ -72,10 +73,10 @@ def _clearing_progress(run: statement_pb2.ClearingRun) -> str:
     return f"clearing {run.period}: {report.job_state_name(run.state)}, {run.entries_counted} journal entries counted"
 
 
-def run_clearing(address: str, period: str, request_id: str | None) -> int:
+def run_clearing(address: str, tls: ClientTls, period: str, request_id: str | None) -> int:
     """Start (or rejoin) the clearing of ``period``, follow it, print its statements; the exit code."""
     out = console()
-    with _client(address) as client:
+    with _client(address, tls) as client:
         try:
             with progress(_clearing_progress, lambda run: run.entries_counted) as on_poll:
                 run = client.clear(period, request_id, on_poll)
@@ -100,10 +101,10 @@ def run_clearing(address: str, period: str, request_id: str | None) -> int:
     return 0 if report.nets_sum_fen(statements) == 0 else NOT_WHOLE
 
 
-def run_statements(address: str, period: str, province: str, csv_target: str | None) -> int:
+def run_statements(address: str, tls: ClientTls, period: str, province: str, csv_target: str | None) -> int:
     """Print a period's statements (or write them as CSV, ``-`` for standard output); the exit code."""
     out = console(stderr=csv_target == "-")
-    with _client(address) as client:
+    with _client(address, tls) as client:
         try:
             statements = client.statements(period, province)
         except grpc.RpcError as error:
@@ -129,12 +130,13 @@ def run_statements(address: str, period: str, province: str, csv_target: str | N
 
 def _fetch_and_print(
     address: str,
+    tls: ClientTls,
     fetch: Callable[[ClearingClient], Fetched],
     render: Callable[[Fetched], RenderableType],
     whole: Callable[[Fetched], bool] = lambda _: True,
 ) -> int:
     """One call, its answer printed; 0, or :data:`NOT_WHOLE` when ``whole`` says the figures do not add up."""
-    with _client(address) as client:
+    with _client(address, tls) as client:
         try:
             fetched = fetch(client)
         except grpc.RpcError as error:
@@ -143,10 +145,14 @@ def _fetch_and_print(
     return 0 if whole(fetched) else NOT_WHOLE
 
 
-def run_ledger(address: str, province: str) -> int:
+def run_ledger(address: str, tls: ClientTls, province: str) -> int:
     """Print the ledger's balances and its zero-sum check; the exit code."""
     return _fetch_and_print(
-        address, lambda client: client.ledger(province), report.ledger_table, lambda ledger: ledger.balanced
+        address,
+        tls,
+        lambda client: client.ledger(province),
+        report.ledger_table,
+        lambda ledger: ledger.balanced,
     )
 
 
@@ -159,26 +165,30 @@ def parse_yuan(text: str) -> int | None:
     return fen if fen > 0 else None
 
 
-def run_advance_set(address: str, province: str, year: int, amount_fen: int, request_id: str | None) -> int:
+def run_advance_set(
+    address: str, tls: ClientTls, province: str, year: int, amount_fen: int, request_id: str | None
+) -> int:
     """Set a province's advance for a year and print its status; the exit code."""
     return _fetch_and_print(
         address,
+        tls,
         lambda client: client.set_advance(province, year, amount_fen, request_id),
         report.advance_table,
     )
 
 
-def run_advance_status(address: str, province: str, year: int) -> int:
+def run_advance_status(address: str, tls: ClientTls, province: str, year: int) -> int:
     """Print a province's advance status; the exit code."""
     return _fetch_and_print(
-        address, lambda client: client.advance_status(province, year), report.advance_table
+        address, tls, lambda client: client.advance_status(province, year), report.advance_table
     )
 
 
-def run_alerts(address: str, province: str, active_only: bool) -> int:
+def run_alerts(address: str, tls: ClientTls, province: str, active_only: bool) -> int:
     """Print the clearing alerts; the exit code."""
     return _fetch_and_print(
         address,
+        tls,
         lambda client: client.alerts(province, active_only=active_only),
         lambda alerts: report.alerts_table(alerts) if alerts else "no alerts",
     )
@@ -216,10 +226,10 @@ def _reconcile_and_show(
     return run, found
 
 
-def run_reconcile(address: str, first: date, last: date, province: str, repair: bool) -> int:
+def run_reconcile(address: str, tls: ClientTls, first: date, last: date, province: str, repair: bool) -> int:
     """Reconcile the days; with ``repair``, repair what differs and reconcile again; the exit code."""
     out = console()
-    with _client(address) as client:
+    with _client(address, tls) as client:
         try:
             shown = _reconcile_and_show(out, client, first, last, province)
             if shown is None:

@@ -1,7 +1,9 @@
 """`yidi demo`: a federation in one process, loaded with the samples, playing the seed stories.
 
 It starts the national node, seven province nodes and the Langfang and Jiaxing city nodes
-on loopback (SQLite files in a temporary folder unless ``--data-dir`` is given), loads the
+on loopback (SQLite files in a temporary folder unless ``--data-dir`` is given), talking
+mutual TLS with certificates from a development CA made for the run (``--certs`` names one
+made by `yidi certs init --demo`; ``--insecure`` runs plaintext), loads the
 sample institutions, catalogues, policies, persons and filing rules into the nodes that own
 them through the generated stubs, then plays the domain's seed stories through the HIS
 stubs — VerifyPerson, RegisterVisit, UploadFeeItems, PreSettle, Settle at each hospital's
@@ -31,7 +33,16 @@ from rich.text import Text
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import fee_item_pb2
 from yidi_cli import clearing_report
-from yidi_cli.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
+from yidi_cli.federation import (
+    DEMO_TOPOLOGY,
+    Federation,
+    demo_principals,
+    init_demo_pki,
+    institution,
+    load_sample_data,
+    missing_files,
+    start_federation,
+)
 from yidi_cli.month_end import (
     Cleared,
     ClearingClock,
@@ -42,12 +53,15 @@ from yidi_cli.month_end import (
 )
 from yidi_cli.stories import Checked, StoryResult, play_all
 from yidi_core.money import format_money, from_fen
+from yidi_runtime.certs import Pki
 from yidi_runtime.logs import configure_logging
 from yidi_runtime.wire import day_of
 
 FAILED = 1
 UNUSABLE = 2
-"""A data folder already in use, or fixed ports taken."""
+"""A data folder already in use, fixed ports taken, or a certificate folder lacking files."""
+HIS_EXAMPLE_INSTITUTION = "H11010100001"
+"""The hospital `examples/his_client.py` plays by default: Peking Union Medical College Hospital, Beijing."""
 _CLASSES = {"01": "A 甲类", "02": "B 乙类", "03": "C 丙类"}
 _REASONS = {
     fee_item_pb2.SELF_PAY_REASON_NOT_IN_CATALOGUE: "not in catalogue",
@@ -259,7 +273,12 @@ def _outcome(text: str, checked: Checked) -> str:
 
 
 def _nodes(federation: Federation) -> Table:
-    table = Table(title="The federation (loopback, insecure: local demonstration only)", title_justify="left")
+    transport = (
+        "mutual TLS"
+        if federation.pki is not None
+        else "insecure: plaintext, no identities, local development only"
+    )
+    table = Table(title=f"The federation (loopback, {transport})", title_justify="left")
     for heading in ("region", "node", "role", "parent", "address"):
         table.add_column(heading)
     for spec in federation.topology.nodes:
@@ -288,14 +307,58 @@ def _wait_for_interrupt(console: Console, federation: Federation) -> None:
         for spec in federation.topology.nodes
     )
     console.print(
-        f"\nThe federation keeps running:\n{nodes}\n"
+        f"\nThe federation keeps running:\n{nodes}\n{_connecting(federation)}"
         "A HIS at Peking Union Medical College Hospital (Beijing node) settles another visit of the Langfang retiree:\n"
-        f"  .venv/bin/python examples/his_client.py --address {federation.address('110000')} --institution H11010100001\n"
+        f"  .venv/bin/python examples/his_client.py --address {federation.address('110000')} "
+        f"--institution {HIS_EXAMPLE_INSTITUTION}{_his_credentials(federation)}\n"
         "Press Ctrl-C to stop.",
         markup=False,
+        soft_wrap=True,
     )
     stop.wait()
     console.print("stopping the federation", markup=False)
+
+
+def _connecting(federation: Federation) -> str:
+    """Where a client finds its certificate (or that it needs none)."""
+    if federation.pki is None:
+        return "The nodes run insecure: clients connect in plaintext (--insecure).\n"
+    root = federation.pki.root
+    return (
+        f"Certificates: {root} (CA {federation.pki.ca}); an institution connects with "
+        f"{root / 'institutions'}/<code>.pem and .key, "
+        f"an operator with {root / 'operators'}/<region>-<name>.pem and .key.\n"
+    )
+
+
+def _his_credentials(federation: Federation) -> str:
+    if federation.pki is None:
+        return " --insecure"
+    files = federation.pki.files(institution(HIS_EXAMPLE_INSTITUTION))
+    return f" --cert {files.cert} --key {files.key} --ca {files.ca}"
+
+
+def _pki(console: Console, root: Path, certs: Path | None, insecure: bool) -> Pki | None:
+    """The federation's PKI: the one given, else a new one in the data folder; None when insecure.
+
+    Raises ValueError naming what a given folder lacks.
+    """
+    if insecure:
+        console.print(
+            "[bold yellow]warning:[/] --insecure: the nodes run plaintext and accept anyone; "
+            "for local development only"
+        )
+        return None
+    if certs is None:
+        return init_demo_pki(root / "certs")
+    pki = Pki(certs)
+    missing = missing_files(pki, demo_principals())
+    if missing:
+        raise ValueError(
+            f"{certs} lacks {len(missing)} files of the demo (first: {missing[0]}); "
+            f"make them with `yidi certs init --demo --out {certs}`"
+        )
+    return pki
 
 
 def _show(console: Console, federation: Federation, clock: ClearingClock) -> bool:
@@ -330,29 +393,52 @@ def _show(console: Console, federation: Federation, clock: ClearingClock) -> boo
     return not failed
 
 
-def run_demo(data_dir: Path | None, *, keep_running: bool, base_port: int) -> int:
+def run_demo(
+    data_dir: Path | None,
+    *,
+    keep_running: bool,
+    base_port: int,
+    certs: Path | None = None,
+    insecure: bool = False,
+) -> int:
     """Start the federation, load the samples, play and print the stories; 0 when all behaved as expected.
 
     With ``keep_running`` the nodes listen on consecutive ports from ``base_port`` (else on
-    free ports) and stay up after the stories until Ctrl-C.
+    free ports) and stay up after the stories until Ctrl-C. The nodes talk mutual TLS with
+    the PKI in ``certs``, else with one made in ``<data folder>/certs``; ``insecure`` runs
+    them plaintext.
     """
     console = Console()
     if not _usable(data_dir):
         console.print(f"yidi demo: {data_dir} is not empty; give a new or empty folder", markup=False)
+        return UNUSABLE
+    if insecure and certs is not None:
+        console.print("yidi demo: --certs and --insecure exclude each other", markup=False)
         return UNUSABLE
     configure_logging("error", "console")
     clock = ClearingClock()
     with ExitStack() as stack:
         root = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="yidi-demo-")))
         try:
+            pki = _pki(console, root, certs, insecure)
+        except ValueError as error:
+            console.print(f"yidi demo: {error}", markup=False)
+            return UNUSABLE
+        try:
             federation = start_federation(
-                DEMO_TOPOLOGY, root, base_port=base_port if keep_running else None, start=clock.start_node
+                DEMO_TOPOLOGY,
+                root,
+                base_port=base_port if keep_running else None,
+                start=clock.start_node,
+                pki=pki,
             )
         except OSError as error:
             console.print(f"yidi demo: {error}", markup=False)
             return UNUSABLE
         with federation:
-            console.print(f"data in {root}", markup=False)
+            console.print(f"data in {root}", markup=False, soft_wrap=True)
+            if pki is not None:
+                console.print(f"certificates in {pki.root}", markup=False, soft_wrap=True)
             behaved = _show(console, federation, clock)
             if keep_running:
                 _wait_for_interrupt(console, federation)

@@ -3,13 +3,15 @@
 `yidi demo`, the federation tests and the benchmarks all need the same thing: a national
 node, province nodes and city nodes, each the ordinary node program (``start_node``) with
 its own data folder (or its own PostgreSQL database), its parent and children configured
-with the addresses they will listen on. Ports are chosen before any node starts, because a
-parent must know its children's addresses: free ports by default, or consecutive ports
-from a base port when a human or a HIS needs to find them again.
+with the addresses they will listen on, and — given a development PKI (``yidi certs init
+--demo``) — its own certificate, so the nodes talk mutual TLS and every client names who it
+is. Ports are chosen before any node starts, because a parent must know its children's
+addresses: free ports by default, or consecutive ports from a base port when a human or a
+HIS needs to find them again.
 
 :func:`load_sample_data` then loads ``examples/data`` through the generated stubs into the
 node that owns each piece (DESIGN.md "Where the data lives"), exactly as each node's
-operators would with their own tools.
+operators would with their own tools: as the national operator ``operator/000000/demo``.
 """
 
 from __future__ import annotations
@@ -38,9 +40,14 @@ from yidi.catalogue.v1 import (
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
+from yidi_cli.client_tls import ClientTls
 from yidi_cli.filing_client import read_persons, read_rules
+from yidi_cli.node_client import open_channel
 from yidi_core.codes import NATIONAL_REGION
-from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Role, load_settings, region_contains
+from yidi_runtime.auth import PRINCIPAL_HEADER
+from yidi_runtime.certs import DEFAULT_HOSTS, Pki, init_pki
+from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Role, TlsFiles, load_settings, region_contains
+from yidi_runtime.identity import CallerRole, Principal
 from yidi_runtime.peers import message_id
 from yidi_runtime.regions import region_prefix
 from yidi_runtime.server import Node
@@ -60,6 +67,11 @@ _POLICY_FORMATS = {
 
 DatabaseUrlFactory = Callable[[], str | None]
 """Called once per node, in topology order: a fresh database URL, or None for SQLite files."""
+
+Identity = Principal | TlsFiles
+"""Who a client of the federation is: a principal (its files from the federation's PKI), or files."""
+NATIONAL_OPERATOR = Principal(CallerRole.OPERATOR, "demo", NATIONAL_REGION)
+"""``operator/000000/demo``: loads the samples and closes the month; a national operator acts anywhere."""
 
 
 @dataclass(frozen=True)
@@ -191,13 +203,17 @@ def node_settings(
     data_dir: Path,
     database_url: str | None,
     overrides: Mapping[str, Any],
+    tls: TlsFiles | None = None,
 ) -> NodeSettings:
     """One node's settings, through the same validation as a TOML file (the tree is checked too).
 
-    The process environment is deliberately ignored: a stray ``YIDI_*`` variable must not
-    rewire one node of an in-process tree.
+    With ``tls`` the node serves mutual TLS with those files; without, it runs insecure, as
+    asked for explicitly. The process environment is deliberately ignored: a stray
+    ``YIDI_*`` variable must not rewire one node of an in-process tree.
     """
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
+    if tls is not None:
+        environ |= {"YIDI_TLS_CERT": str(tls.cert), "YIDI_TLS_KEY": str(tls.key), "YIDI_TLS_CA": str(tls.ca)}
     if spec.parent is not None:
         environ |= {"YIDI_PARENT_REGION": spec.parent, "YIDI_PARENT_ADDRESS": addresses[spec.parent]}
     children = topology.children_of(spec.region)
@@ -209,6 +225,7 @@ def node_settings(
         overrides={
             "metrics_port": "off",
             "auto_migrate": True,
+            "insecure": tls is None,
             **overrides,
             "role": spec.role.value,
             "region": spec.region,
@@ -222,22 +239,43 @@ def node_settings(
 
 
 class Federation:
-    """The running nodes of a topology by region, with one cached client channel per node."""
+    """The running nodes of a topology by region, with one cached client channel per node and caller.
 
-    def __init__(self, topology: Topology, nodes: Mapping[str, Node]) -> None:
+    ``pki`` is the development PKI the nodes serve mutual TLS with (None: they run insecure).
+    """
+
+    def __init__(self, topology: Topology, nodes: Mapping[str, Node], pki: Pki | None = None) -> None:
         self.topology = topology
         self.nodes = dict(nodes)
-        self._channels: dict[str, grpc.Channel] = {}
+        self.pki = pki
+        self._channels: dict[tuple[str, Identity | None], grpc.Channel] = {}
 
     def address(self, region: str) -> str:
         """``host:port`` of the node of ``region``."""
         return self.nodes[region].address
 
-    def channel(self, region: str) -> grpc.Channel:
-        """A channel to the node of ``region``, opened once and closed by :meth:`stop`."""
-        if region not in self._channels:
-            self._channels[region] = grpc.insecure_channel(self.address(region))
-        return self._channels[region]
+    def channel(self, region: str, as_: Identity | None = None) -> grpc.Channel:
+        """A channel to the node of ``region`` for one caller, opened once and closed by :meth:`stop`.
+
+        Over mutual TLS the channel presents ``as_``'s certificate (by default the national
+        operator's). On insecure nodes a principal ``as_`` is named in the development
+        header ``x-yidi-principal``, so the nodes still apply its rules; with no ``as_``
+        the caller is the all-powerful developer.
+        """
+        identity = NATIONAL_OPERATOR if as_ is None and self.pki is not None else as_
+        key = (region, identity)
+        if key not in self._channels:
+            self._channels[key] = self._open(self.address(region), identity)
+        return self._channels[key]
+
+    def _open(self, address: str, identity: Identity | None) -> grpc.Channel:
+        if self.pki is None:
+            channel = grpc.insecure_channel(address)
+            if isinstance(identity, Principal):
+                return grpc.intercept_channel(channel, _Naming(identity))
+            return channel
+        files = identity if isinstance(identity, TlsFiles) else self.pki.files(identity or NATIONAL_OPERATOR)
+        return open_channel(address, ClientTls(files.cert, files.key, files.ca))
 
     def host_of(self, region: str, service: str | None = None) -> str:
         """The region of the node hosting ``region`` (KeyError when no node does)."""
@@ -271,6 +309,7 @@ def start_federation(
     base_port: int | None = None,
     host: str = LOOPBACK,
     start: Callable[[NodeSettings], Node] = start_node,
+    pki: Pki | None = None,
     **overrides: Any,
 ) -> Federation:
     """Start every node of ``topology`` in process, parents and children wired; stop all on failure.
@@ -279,7 +318,9 @@ def start_federation(
     ``database_url_for`` gives it a database. ``overrides`` are node settings applied to
     every node (e.g. ``settlement_hold_timeout_s``, ``log_level``, ``metrics_port``).
     ``start`` starts one node from its settings (the demo gives its national node's
-    clearing service a clock it can move to the month's end).
+    clearing service a clock it can move to the month's end). With ``pki`` (holding every
+    node's certificate, e.g. from :func:`init_demo_pki`) the nodes serve mutual TLS;
+    without, they run insecure.
     """
     ports = plan_ports(topology, base_port, host)
     addresses = {region: f"{host}:{port}" for region, port in ports.items()}
@@ -287,12 +328,92 @@ def start_federation(
     try:
         for spec in topology.nodes:
             database_url = database_url_for() if database_url_for is not None else None
-            settings = node_settings(spec, topology, addresses, Path(data_dir), database_url, overrides)
+            tls = pki.node(spec.region) if pki is not None else None
+            settings = node_settings(spec, topology, addresses, Path(data_dir), database_url, overrides, tls)
             nodes[spec.region] = start(settings)
     except BaseException:
         Federation(topology, nodes).stop(0)
         raise
-    return Federation(topology, nodes)
+    return Federation(topology, nodes, pki)
+
+
+class _Naming(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Names a caller to an insecure development node in every call's metadata."""
+
+    def __init__(self, principal: Principal) -> None:
+        self._header = (PRINCIPAL_HEADER, principal.subject)
+
+    def _named(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._header])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._named(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._named(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._named(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._named(details), requests)
+
+
+# -- a development PKI for a topology and the samples ------------------------------------------
+
+
+def region_operator(region: str) -> Principal:
+    """``operator/<region>/ops``: the operator of one node's medical insurance centre (reviews, its imports)."""
+    return Principal(CallerRole.OPERATOR, "ops", region)
+
+
+def institution(code: str) -> Principal:
+    """A designated institution's HIS, named by its national code."""
+    return Principal(CallerRole.INSTITUTION, code, code[1:7])
+
+
+def sample_institutions(data: Path = SAMPLE_DATA) -> list[str]:
+    """The national codes of the sample institutions (``institutions.csv``, as :func:`load_institutions` reads it)."""
+    return [row["fixmedins_code"] for row in _institution_rows(data)[1]]
+
+
+def demo_principals(topology: Topology = DEMO_TOPOLOGY, data: Path = SAMPLE_DATA) -> list[Principal]:
+    """Everyone a demo of ``topology`` needs a certificate for: its nodes, the sample institutions,
+    the national operator and one operator per node's region."""
+    nodes = [Principal(CallerRole.NODE, spec.region, spec.region) for spec in topology.nodes]
+    operators = [NATIONAL_OPERATOR, *(region_operator(spec.region) for spec in topology.nodes)]
+    return [*nodes, *(institution(code) for code in sample_institutions(data)), *operators]
+
+
+def init_demo_pki(
+    root: Path,
+    topology: Topology = DEMO_TOPOLOGY,
+    data: Path = SAMPLE_DATA,
+    hosts: Iterable[str] = DEFAULT_HOSTS,
+) -> Pki:
+    """A development PKI under ``root`` (its CA kept if there is one) for every :func:`demo_principals`."""
+    principals = demo_principals(topology, data)
+    return init_pki(
+        root,
+        nodes=[p.region for p in principals if p.role is CallerRole.NODE],
+        institutions=[p.name for p in principals if p.role is CallerRole.INSTITUTION],
+        operators=[(p.region, p.name) for p in principals if p.role is CallerRole.OPERATOR],
+        hosts=hosts,
+    )
+
+
+def missing_files(pki: Pki, principals: Iterable[Principal]) -> list[Path]:
+    """The certificate and key files of ``principals`` (and the CA) that ``pki`` lacks."""
+    wanted = [pki.ca]
+    for principal in principals:
+        files = pki.files(principal)
+        wanted += [files.cert, files.key]
+    return [path for path in wanted if not path.is_file()]
 
 
 # -- sample data -----------------------------------------------------------------------------
@@ -335,7 +456,9 @@ def load_catalogues(federation: Federation, data: Path) -> list[str]:
         region = path.name[:6]
         targets = holders if region == NATIONAL_REGION else [r for r in holders if r == region]
         for target in targets:
-            stub = catalogue_service_pb2_grpc.CatalogueServiceStub(federation.channel(target))
+            stub = catalogue_service_pb2_grpc.CatalogueServiceStub(
+                federation.channel(target, NATIONAL_OPERATOR)
+            )
             version = stub.ImportCatalogue(
                 _catalogue_messages(region, path.read_bytes()), timeout=_IMPORT_DEADLINE_S
             ).version
@@ -352,7 +475,7 @@ def load_policies(federation: Federation, data: Path) -> list[str]:
         if host is None or path.suffix not in _POLICY_FORMATS:
             continue
         policy = (
-            policy_service_pb2_grpc.PolicyServiceStub(federation.channel(host.region))
+            policy_service_pb2_grpc.PolicyServiceStub(federation.channel(host.region, NATIONAL_OPERATOR))
             .ImportPolicy(
                 policy_service_pb2.ImportPolicyRequest(
                     request_id=message_id(region),
@@ -389,7 +512,7 @@ def load_filing_data(federation: Federation, data: Path) -> list[str]:
     for host, rules_list in _by_host(
         federation, ((r.insuplc_admdvs, r) for r in all_rules), "filing"
     ).items():
-        stub = filing_service_pb2_grpc.FilingServiceStub(federation.channel(host))
+        stub = filing_service_pb2_grpc.FilingServiceStub(federation.channel(host, NATIONAL_OPERATOR))
         for rules in rules_list:
             stub.SetFilingRules(
                 filing_service_pb2.SetFilingRulesRequest(
@@ -400,7 +523,9 @@ def load_filing_data(federation: Federation, data: Path) -> list[str]:
             done.append(f"{host}: filing rules of {rules.insuplc_admdvs}")
     persons = read_persons(data / "persons.csv")
     for host, batch in _by_host(federation, ((p.insuplc_admdvs, p) for p in persons), "filing").items():
-        answer = filing_service_pb2_grpc.FilingServiceStub(federation.channel(host)).ImportInsuredPersons(
+        answer = filing_service_pb2_grpc.FilingServiceStub(
+            federation.channel(host, NATIONAL_OPERATOR)
+        ).ImportInsuredPersons(
             filing_service_pb2.ImportInsuredPersonsRequest(request_id=message_id(host), persons=batch),
             timeout=_IMPORT_DEADLINE_S,
         )
@@ -423,6 +548,13 @@ def _institution_messages(region: str, content: bytes) -> Iterator[registry_api.
         yield registry_api.ImportInstitutionsRequest(csv_chunk=chunk)
 
 
+def _institution_rows(data: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of the samples' ``institutions.csv``."""
+    with (data / "institutions.csv").open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
 def load_institutions(federation: Federation, data: Path) -> list[str]:
     """Each institution into the registry of the deepest node hosting it, then pushed up to the national master copy.
 
@@ -431,12 +563,9 @@ def load_institutions(federation: Federation, data: Path) -> list[str]:
     parent: cities first, so their provinces pass the records on.
     """
     done = []
-    with (data / "institutions.csv").open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+    header, rows = _institution_rows(data)
     for host, batch in _by_host(federation, ((row["admdvs"], row) for row in rows), "registry").items():
-        stub = registry_grpc.InstitutionRegistryServiceStub(federation.channel(host))
+        stub = registry_grpc.InstitutionRegistryServiceStub(federation.channel(host, NATIONAL_OPERATOR))
         answer = stub.ImportInstitutions(
             _institution_messages(host, _csv_bytes(header, batch)), timeout=_IMPORT_DEADLINE_S
         )
@@ -446,7 +575,7 @@ def load_institutions(federation: Federation, data: Path) -> list[str]:
     ]
     for spec in sorted(senders, key=lambda s: len(region_prefix(s.region)), reverse=True):
         pushed = registry_grpc.InstitutionRegistryServiceStub(
-            federation.channel(spec.region)
+            federation.channel(spec.region, NATIONAL_OPERATOR)
         ).PushInstitutions(
             registry_api.PushInstitutionsRequest(request_id=message_id(spec.region)),
             timeout=_IMPORT_DEADLINE_S,

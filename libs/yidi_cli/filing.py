@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from yidi_cli.client_tls import ClientTls, dials_node
+
 app = typer.Typer(
     help="Filing (异地就医备案): review queue, insured persons, filing rules.", no_args_is_help=True
 )
@@ -24,36 +26,45 @@ RulesTomlArgument = typer.Argument(..., exists=True, dir_okay=False, help="TOML 
 
 
 @app.command("pending")
+@dials_node
 def pending(
     region: str = typer.Option(..., "--region", help="Insured region whose review queue to show."),
     overdue_only: bool = typer.Option(False, "--overdue-only", help="Only applications past their deadline."),
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Rows to show (earliest deadline first)."),
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """The review queue (待审核): deadline, working days left and overdue marks, earliest deadline first."""
     from yidi_cli.filing_client import run_pending
 
-    raise typer.Exit(run_pending(address, region, overdue_only, limit))
+    raise typer.Exit(run_pending(address, tls, region, overdue_only, limit))
 
 
 @app.command("import-persons")
+@dials_node
 def import_persons(
     file: Path = PersonsCsvArgument,
     request_id: str | None = RequestIdOption,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Enrol or update insured persons from CSV: all rows or none (person i of a refusal is CSV row i + 2)."""
     from yidi_cli.filing_client import run_import_persons
 
-    raise typer.Exit(run_import_persons(address, file, request_id))
+    raise typer.Exit(run_import_persons(address, tls, file, request_id))
 
 
 @app.command("set-rules")
+@dials_node
 def set_rules(
     file: Path = RulesTomlArgument,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Set each insured region's filing rules from a TOML file (examples/data/filing-rules.toml)."""
     from yidi_cli.filing_client import run_set_rules
 
-    raise typer.Exit(run_set_rules(address, file))
+    raise typer.Exit(run_set_rules(address, tls, file))

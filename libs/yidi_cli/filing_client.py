@@ -21,7 +21,8 @@ from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.node_client import explain_refusal, message_id
+from yidi_cli.client_tls import ClientTls
+from yidi_cli.node_client import explain_refusal, message_id, open_channel
 
 UNREADABLE = 2
 PERSON_COLUMNS = (
@@ -109,7 +110,7 @@ def _console_problem(problem: FileProblem) -> int:
     return UNREADABLE
 
 
-def run_import_persons(address: str, path: Path, request_id: str | None) -> int:
+def run_import_persons(address: str, tls: ClientTls, path: Path, request_id: str | None) -> int:
     """Send the CSV's persons in one all-or-nothing batch; the exit code."""
     try:
         persons = read_persons(path)
@@ -117,7 +118,7 @@ def run_import_persons(address: str, path: Path, request_id: str | None) -> int:
         return _console_problem(problem)
     regions = {person.insuplc_admdvs for person in persons}
     rid = request_id or message_id(regions.pop() if len(regions) == 1 else "000000")
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             answer = api_grpc.FilingServiceStub(channel).ImportInsuredPersons(
                 api.ImportInsuredPersonsRequest(request_id=rid, persons=persons), timeout=120
@@ -163,13 +164,13 @@ def read_rules(path: Path) -> list[pb.FilingRules]:
     return messages
 
 
-def run_set_rules(address: str, path: Path) -> int:
+def run_set_rules(address: str, tls: ClientTls, path: Path) -> int:
     """Set every region's rules from the file, one idempotent request each; the exit code."""
     try:
         all_rules = read_rules(path)
     except FileProblem as problem:
         return _console_problem(problem)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         stub = api_grpc.FilingServiceStub(channel)
         for rules in all_rules:
             try:
@@ -227,10 +228,10 @@ def _table(answer: api.ListPendingReviewsResponse, region: str) -> Table:
     return table
 
 
-def run_pending(address: str, region: str, overdue_only: bool, limit: int) -> int:
+def run_pending(address: str, tls: ClientTls, region: str, overdue_only: bool, limit: int) -> int:
     """Print the first ``limit`` items of the queue; the exit code."""
     request = api.ListPendingReviewsRequest(insuplc_admdvs=region, overdue_only=overdue_only, page_size=limit)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             answer = api_grpc.FilingServiceStub(channel).ListPendingReviews(request, timeout=30)
         except grpc.RpcError as error:

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from yidi_cli.catalogue import catalogue_app, policy_app
+from yidi_cli.certs import app as certs_app
 from yidi_cli.clearing import app as clearing_app
 from yidi_cli.clearing import reconcile
 from yidi_cli.filing import app as filing_app
 from yidi_cli.registry import app as registry_app
-from yidi_runtime.config import ConfigError, NodeSettings, load_settings
+from yidi_runtime.config import ConfigError, NodeSettings, check_transport, load_settings
 
 app = typer.Typer(
     name="yidi",
@@ -57,13 +58,31 @@ def serve(
     grpc_port: int | None = typer.Option(None, "--grpc-port", help="gRPC port (0 picks a free one)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus /metrics port."),
     services: str | None = typer.Option(None, "--services", help="Comma-separated services to run."),
+    insecure: bool = typer.Option(
+        False,
+        "--insecure",
+        help="Serve plaintext without authentication (local development only; [tls] insecure = true).",
+    ),
 ) -> None:
-    """Run one node. With no configuration: a standalone province node on the embedded database."""
+    """Run one node: mutual TLS with its [tls] files, or plaintext with --insecure (local development only).
+
+    With no configuration: a standalone province node on the embedded database.
+    """
     from yidi_cli.serve import run_node
 
     settings = _settings(
-        config, data_dir=data_dir, grpc_port=grpc_port, metrics_port=metrics_port, services=services
+        config,
+        data_dir=data_dir,
+        grpc_port=grpc_port,
+        metrics_port=metrics_port,
+        services=services,
+        insecure=True if insecure else None,
     )
+    try:
+        check_transport(settings)
+    except ConfigError as error:
+        typer.echo(f"yidi: {error}", err=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(run_node(settings))
 
 
@@ -71,6 +90,13 @@ DEMO_BASE_PORT = 50100
 """`yidi demo --keep-running`: the national node's port; the others follow in topology order."""
 DemoDataDirOption = typer.Option(
     None, "--data-dir", help="New or empty directory for the nodes' databases (default: a temporary one)."
+)
+
+DemoCertsOption = typer.Option(
+    None,
+    "--certs",
+    file_okay=False,
+    help="Certificates from `yidi certs init --demo` (default: new ones in the data folder's certs/).",
 )
 
 
@@ -85,11 +111,20 @@ def demo(
         "--base-port",
         help="With --keep-running: the national node's port; the others follow.",
     ),
+    certs: Path | None = DemoCertsOption,
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Run the nodes plaintext, without identities (local development only)."
+    ),
 ) -> None:
-    """Start a federation of nodes in process, load the sample data and play the seed stories through the HIS API."""
+    """Start a federation of nodes in process, load the sample data and play the seed stories through the HIS API.
+
+    The nodes talk mutual TLS: every HIS, operator and node presents its own certificate.
+    """
     from yidi_cli.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir, keep_running=keep_running, base_port=base_port))
+    raise typer.Exit(
+        run_demo(data_dir, keep_running=keep_running, base_port=base_port, certs=certs, insecure=insecure)
+    )
 
 
 app.add_typer(catalogue_app, name="catalogue")
@@ -98,6 +133,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(filing_app, name="filing")
 app.add_typer(clearing_app, name="clearing")
 app.command("reconcile")(reconcile)
+app.add_typer(certs_app, name="certs")
 
 db_app = typer.Typer(
     help="Database schema: upgrade and inspect each service's migrations.", no_args_is_help=True

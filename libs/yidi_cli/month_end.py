@@ -17,7 +17,7 @@ Qinghai's statement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import grpc
@@ -27,7 +27,7 @@ from yidi.clearing.v1 import reconciliation_pb2, statement_pb2
 from yidi_cli.clearing_client import ClearingClient, StillRunning
 from yidi_cli.clearing_report import kind_name, nets_sum_fen, yuan
 from yidi_cli.faults import FaultNotPlanted, lose_settlement_on_the_way
-from yidi_cli.federation import Federation
+from yidi_cli.federation import NATIONAL_OPERATOR, Federation
 from yidi_cli.stories import Checked, StoryResult, journal_entries, refusal_reason
 from yidi_core.codes import NATIONAL_REGION, province_of
 from yidi_runtime.config import NodeSettings
@@ -68,11 +68,8 @@ class ClearingClock:
         return create_server(settings, groups)
 
     def _on_this_clock(self, group: ServiceGroup) -> ServiceGroup:
-        return ServiceGroup(
-            group.name,
-            group.metadata,
-            group.versions,
-            lambda server, context: clearing_servicer.register(server, context, clock=self),
+        return replace(
+            group, register=lambda server, context: clearing_servicer.register(server, context, clock=self)
         )
 
 
@@ -163,7 +160,7 @@ def reconcile_the_day(federation: Federation, results: Sequence[StoryResult]) ->
         china_day(r.settlement.setl_time.ToDatetime(tzinfo=UTC)) for r in _settled(results) if r.settlement
     ]
     ending.first_day, ending.last_day = min(days), max(china_day(datetime.now(UTC)), *days)
-    client = ClearingClient(federation.channel(NATIONAL_REGION))
+    client = ClearingClient(federation.channel(NATIONAL_REGION, NATIONAL_OPERATOR))
     try:
         _wait_for_journal(federation, results, ending)
         lost = lose_settlement_on_the_way(federation, msgid, story.patient.insuplc_admdvs)
@@ -229,7 +226,7 @@ def clear_the_month(
 ) -> Cleared:
     """Move the national clearing clock to the month's end, clear the month, check every statement."""
     ending = Cleared(period=period)
-    client = ClearingClient(federation.channel(NATIONAL_REGION))
+    client = ClearingClient(federation.channel(NATIONAL_REGION, NATIONAL_OPERATOR))
     ends = Period.parse(period).end
     clock.move_to(ends)
     ending.steps.append(

@@ -1,4 +1,4 @@
-"""What every `yidi` command that talks to a node shares: message ids and explaining a refusal.
+"""What every `yidi` command that talks to a node shares: its channel, message ids and explaining a refusal.
 
 ``message_id`` is the node's own (``yidi_runtime.peers``), re-exported for the commands.
 
@@ -7,17 +7,43 @@ Loaded only by commands that dial a node, so `yidi calc` starts without gRPC.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rich.console import Console
 
+from yidi_cli.client_tls import ClientTls
 from yidi_runtime.peers import message_id
 
-__all__ = ["REFUSED", "UNREACHABLE", "explain_refusal", "message_id"]
+__all__ = ["REFUSED", "UNREACHABLE", "explain_refusal", "message_id", "open_channel"]
 
 REFUSED = 1
 UNREACHABLE = 3
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def open_channel(address: str, tls: ClientTls) -> grpc.Channel:
+    """A channel to the node at ``address`` secured as ``tls`` says (checked by ``ClientTls.problem`` first).
+
+    A client certificate makes it mutual TLS; a token rides on every call as
+    ``authorization: Bearer …`` over TLS that checks the node against ``--ca``; ``--insecure``
+    is plaintext.
+    """
+    if tls.insecure:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca), private_key=_read(tls.key), certificate_chain=_read(tls.cert)
+    )
+    if tls.token:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(tls.token)
+        )
+    return grpc.secure_channel(address, credentials)
 
 
 def explain_refusal(error: grpc.RpcError) -> int:

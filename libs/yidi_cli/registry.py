@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from yidi_cli.client_tls import ClientTls, dials_node
+
 app = typer.Typer(
     help="Institution registry (定点医药机构): import, coverage and sync to the parent node.",
     no_args_is_help=True,
@@ -35,25 +37,31 @@ JsonOption = typer.Option(False, "--json", help="Print the report as JSON.")
 
 
 @app.command("import")
+@dials_node
 def import_institutions(
     file: Path = CsvArgument,
     region: str | None = ImportRegionOption,
     request_id: str | None = RequestIdOption,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Import institutions from CSV: all rows or none, bad cells listed by row and column."""
     from yidi_cli.registry_client import run_import
 
-    raise typer.Exit(run_import(address, file, region, request_id))
+    raise typer.Exit(run_import(address, tls, file, region, request_id))
 
 
 @app.command("coverage")
+@dials_node
 def coverage(
     region: str = CoverageRegionOption,
     as_of: str | None = AsOfOption,
     expected_counties: Path | None = CountiesOption,
     as_json: bool = JsonOption,
     address: str = AddressOption,
+    *,
+    tls: ClientTls,
 ) -> None:
     """Institutions opened per service per province, city and county, and the uncovered counties."""
     from yidi_cli.registry_client import read_counties, run_coverage
@@ -63,11 +71,12 @@ def coverage(
     except ValueError:
         typer.echo(f"yidi: --as-of must be a date yyyy-mm-dd, got {as_of!r}", err=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(run_coverage(address, region, day, read_counties(expected_counties), as_json))
+    raise typer.Exit(run_coverage(address, tls, region, day, read_counties(expected_counties), as_json))
 
 
 @app.command("sync")
-def sync(request_id: str | None = RequestIdOption, address: str = AddressOption) -> None:
+@dials_node
+def sync(request_id: str | None = RequestIdOption, address: str = AddressOption, *, tls: ClientTls) -> None:
     """Make the node push every institution change its parent has not acknowledged yet.
 
     Safe to run at any time (e.g. from a timer): a push that failed or lost its answer is
@@ -75,4 +84,4 @@ def sync(request_id: str | None = RequestIdOption, address: str = AddressOption)
     """
     from yidi_cli.registry_client import run_sync
 
-    raise typer.Exit(run_sync(address, request_id))
+    raise typer.Exit(run_sync(address, tls, request_id))

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
-from yidi_cli.node_client import explain_refusal, message_id
+from yidi_cli.client_tls import ClientTls
+from yidi_cli.node_client import explain_refusal, message_id, open_channel
 
 _CHUNK_BYTES = 64 * 1024
 _NATIONAL = "000000"
@@ -41,11 +42,11 @@ def _import_messages(path: Path, region: str, request_id: str) -> Iterator[api.I
             yield api.ImportInstitutionsRequest(csv_chunk=chunk)
 
 
-def run_import(address: str, path: Path, region: str | None, request_id: str | None) -> int:
+def run_import(address: str, tls: ClientTls, path: Path, region: str | None, request_id: str | None) -> int:
     """Stream the file to the node and print what it did; the exit code."""
     scope = region or import_region(path)
     rid = request_id or message_id(scope)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             result = api_grpc.InstitutionRegistryServiceStub(channel).ImportInstitutions(
                 _import_messages(path, scope, rid), timeout=600
@@ -88,12 +89,14 @@ def _table(report: api.CoverageReportResponse, region: str) -> Table:
     return table
 
 
-def run_coverage(address: str, region: str, as_of: date | None, counties: list[str], as_json: bool) -> int:
+def run_coverage(
+    address: str, tls: ClientTls, region: str, as_of: date | None, counties: list[str], as_json: bool
+) -> int:
     """Fetch the report and print it as a table or JSON; the exit code."""
     request = api.CoverageReportRequest(admdvs=region, expected_counties=counties)
     if as_of is not None:
         request.as_of.CopyFrom(date_pb2.Date(year=as_of.year, month=as_of.month, day=as_of.day))
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             report = api_grpc.InstitutionRegistryServiceStub(channel).CoverageReport(request, timeout=60)
         except grpc.RpcError as error:
@@ -111,10 +114,10 @@ def run_coverage(address: str, region: str, as_of: date | None, counties: list[s
     return 0
 
 
-def run_sync(address: str, request_id: str | None) -> int:
+def run_sync(address: str, tls: ClientTls, request_id: str | None) -> int:
     """Ask the node to push its unacknowledged institutions to its parent; the exit code."""
     rid = request_id or message_id(_NATIONAL)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, tls) as channel:
         try:
             result = api_grpc.InstitutionRegistryServiceStub(channel).PushInstitutions(
                 api.PushInstitutionsRequest(request_id=rid), timeout=600

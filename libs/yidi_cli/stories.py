@@ -2,8 +2,9 @@
 
 Each story is what a hospital's HIS does at its window — VerifyPerson, RegisterVisit,
 UploadFeeItems, (DischargeVisit,) PreSettle, Settle on the SettlementService of its own
-node, with the national envelope — plus what the insured place's operators do around it
-(filing, review). A story returns what happened as data (:class:`StoryResult`): the
+node, with the national envelope, presenting the institution's own certificate — plus what
+the insured place's operators do around it (filing, review, as ``operator/<region>/ops`` of
+the insured region's node). A story returns what happened as data (:class:`StoryResult`): the
 settlement, the steps, the refusals seen on the way and whether each expectation held.
 `yidi demo` prints it; the federation tests assert on it.
 
@@ -39,7 +40,7 @@ from yidi.type.v1 import (
     settlement_result_pb2,
     visit_pb2,
 )
-from yidi_cli.federation import Federation
+from yidi_cli.federation import NATIONAL_OPERATOR, Federation, institution, region_operator
 from yidi_core.codes import NATIONAL_REGION, institution_region, province_of
 from yidi_core.money import round_fen, to_fen
 from yidi_runtime.peers import message_id
@@ -346,18 +347,26 @@ class Stage:
         """The node an institution's HIS calls: the one hosting the institution's region."""
         return self.federation.host_of(institution_region(fixmedins_code), "settlement")
 
+    def his_channel(self, fixmedins_code: str) -> grpc.Channel:
+        """The channel an institution's HIS has to its node, as the institution itself."""
+        return self.federation.channel(self.treatment_node(fixmedins_code), institution(fixmedins_code))
+
     def window(self, fixmedins_code: str) -> Window:
         """The HIS of an institution, connected to its node."""
-        return Window(self.federation.channel(self.treatment_node(fixmedins_code)), fixmedins_code)
+        return Window(self.his_channel(fixmedins_code), fixmedins_code)
 
     def filing_stub(self, insured_region: str) -> filing_service_pb2_grpc.FilingServiceStub:
-        """FilingService at the node hosting the insured region."""
+        """FilingService at the node hosting the insured region, called by that node's operator.
+
+        Every filing goes to the insured place; its operators enter what arrives through the
+        other channels too (a hospital may call only its own region's node).
+        """
         node = self.federation.host_of(insured_region, "filing")
-        return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(node))
+        return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(node, region_operator(node)))
 
     def institution_name(self, fixmedins_code: str) -> str:
         """The institution's name, as the registry of its node knows it."""
-        channel = self.federation.channel(self.treatment_node(fixmedins_code))
+        channel = self.his_channel(fixmedins_code)
         return (
             registry_grpc.InstitutionRegistryServiceStub(channel)
             .GetInstitution(
@@ -499,7 +508,9 @@ def journal_entries(
     federation: Federation, msgid: str, province: str, timeout_s: float = 20.0
 ) -> list[journal_pb2.JournalEntry]:
     """The national journal's entries for one settlement msgid, once the outbox delivered (bounded wait)."""
-    stub = clearing_service_pb2_grpc.ClearingServiceStub(federation.channel(NATIONAL_REGION))
+    stub = clearing_service_pb2_grpc.ClearingServiceStub(
+        federation.channel(NATIONAL_REGION, NATIONAL_OPERATOR)
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         found: list[journal_pb2.JournalEntry] = []

@@ -13,7 +13,9 @@ DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 
 
 def yidi(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(YIDI), *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(YIDI), *args, "--insecure"], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_the_cli_imports_sample_data_and_reports_refusals(node: Node, tmp_path: Path) -> None:

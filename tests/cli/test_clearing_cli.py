@@ -115,7 +115,7 @@ def national(tmp_path: Path, database_url: str | None) -> Iterator[Node]:
 
 
 def yidi(*arguments: str) -> Result:
-    return runner.invoke(app, list(arguments))
+    return runner.invoke(app, [*arguments, "--insecure"])
 
 
 def period_of(day: date) -> str:

@@ -1,4 +1,9 @@
-"""`yidi demo`, the README's main job: a federation in one process playing the seed stories, reconciling and clearing."""
+"""`yidi demo`, the README's main job: a federation in one process playing the seed stories, reconciling and clearing.
+
+It runs on mutual TLS with a development PKI (made in its data folder, or given with
+--certs), or plaintext when told --insecure; kept running, another program connects to it
+as an institution with that PKI's certificate.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from yidi_cli.federation import DEMO_TOPOLOGY, free_base_port
 
 YIDI = Path(sys.executable).with_name("yidi")
+HIS_CLIENT = Path(__file__).resolve().parents[2] / "examples" / "his_client.py"
 ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
 NODES = len(DEMO_TOPOLOGY.nodes)
 
@@ -37,6 +43,8 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
     out = run.stdout
+    assert f"certificates in {tmp_path / 'data' / 'certs'}\n" in out and "(loopback, mutual TLS)" in out
+    assert (tmp_path / "data" / "certs" / "institutions" / "H33040200001.pem").exists()
     for region in ("000000", "110000", "131000", "330400", "630000"):
         assert re.search(rf"{region}\s*│.*127\.0\.0\.1:\d+", out), f"node {region} listed with its address"
     assert "330400: 2 institutions" in out and "131000: policy 131000/310@2022-01-01" in out
@@ -92,6 +100,35 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     assert (tmp_path / "data" / "110000-beijing" / "settlement.db").exists()
 
 
+def test_demo_insecure_still_plays_everything_with_a_warning(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [str(YIDI), "demo", "--insecure"], capture_output=True, text=True, timeout=300, env=ENV
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
+    assert "warning: --insecure" in run.stdout and "insecure: plaintext" in run.stdout
+    assert "every story behaved as the domain brief says it must" in run.stdout and "✗" not in run.stdout
+
+
+def test_demo_refuses_certificates_lacking_its_holders(tmp_path: Path) -> None:
+    made = subprocess.run(
+        [str(YIDI), "certs", "init", "--out", str(tmp_path / "pki"), "--node", "000000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert made.returncode == 0, made.stderr
+    run = subprocess.run(
+        [str(YIDI), "demo", "--certs", str(tmp_path / "pki")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert run.returncode == 2
+    assert f"yidi certs init --demo --out {tmp_path / 'pki'}" in run.stdout
+
+
 def test_demo_refuses_a_data_dir_already_in_use(tmp_path: Path) -> None:
     (tmp_path / "leftover.db").write_bytes(b"")
     run = subprocess.run(
@@ -101,13 +138,27 @@ def test_demo_refuses_a_data_dir_already_in_use(tmp_path: Path) -> None:
     assert "is not empty" in run.stdout
 
 
-def test_keep_running_leaves_the_federation_up_on_fixed_ports_until_interrupted(tmp_path: Path) -> None:
+def test_keep_running_leaves_the_federation_up_for_a_his_with_its_certificate_until_interrupted(
+    tmp_path: Path,
+) -> None:
+    certs = tmp_path / "certs"
+    made = subprocess.run(
+        [str(YIDI), "certs", "init", "--demo", "--out", str(certs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert made.returncode == 0, made.stderr
     base = free_base_port(NODES)
     log = (tmp_path / "demo.log").open(
         "w"
     )  # a file, not a pipe: an unread pipe would fill and block the demo
     demo = subprocess.Popen(
-        [str(YIDI), "demo", "--keep-running", "--base-port", str(base), "--data-dir", str(tmp_path / "data")],
+        [
+            *(str(YIDI), "demo", "--keep-running", "--base-port", str(base)),
+            *("--data-dir", str(tmp_path / "data"), "--certs", str(certs)),
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -121,9 +172,25 @@ def test_keep_running_leaves_the_federation_up_on_fixed_ports_until_interrupted(
             if "Press Ctrl-C" in line:
                 break
         out = "".join(lines)
-        assert f"examples/his_client.py --address 127.0.0.1:{base + 1}" in out, out[-3000:]
+        hint = re.search(rf"examples/his_client\.py --address 127\.0\.0\.1:{base + 1} (.*)", out)
+        assert hint, out[-3000:]
+        assert f"Certificates: {certs}" in out
+        assert hint[1].split() == [
+            *("--institution", "H11010100001"),
+            *("--cert", str(certs / "institutions" / "H11010100001.pem")),
+            *("--key", str(certs / "institutions" / "H11010100001.key")),
+            *("--ca", str(certs / "ca.pem")),
+        ]
         with socket.create_connection(("127.0.0.1", base), timeout=5):
             pass  # the national node still listens
+        his = subprocess.run(
+            [sys.executable, str(HIS_CLIENT), "--address", f"127.0.0.1:{base + 1}", *hint[1].split()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert his.returncode == 0, his.stdout + his.stderr
+        assert re.search(r"settled 110000\w{24}", his.stdout)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
         assert "stopping the federation" in demo.stdout.read()

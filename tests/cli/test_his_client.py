@@ -1,4 +1,5 @@
-"""examples/his_client.py, run as an integrator would against a federation's Beijing node."""
+"""examples/his_client.py, run as an integrator would against a federation's Beijing node (insecure here;
+over mutual TLS in test_demo's keep-running test)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_the_his_example_settles_retries_with_the_same_request_id_and_reads_a_re
         worked_example = STORIES[0].play(Stage(federation, datetime.now(UTC)))
         assert worked_example.ok, worked_example.failure  # it files the Langfang retiree for Beijing
         run = subprocess.run(
-            [sys.executable, str(EXAMPLE), "--address", federation.address("110000")],
+            [sys.executable, str(EXAMPLE), "--address", federation.address("110000"), "--insecure"],
             capture_output=True,
             text=True,
             timeout=120,

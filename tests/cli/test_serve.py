@@ -50,6 +50,7 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
         [
             str(YIDI),
             "serve",
+            "--insecure",
             "--data-dir",
             str(tmp_path),
             "--grpc-port",
@@ -66,7 +67,9 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
         address = f"127.0.0.1:{port}"
         wait_serving(process, address)
         yidi_services = {name for name in served_services(address) if name.startswith("yidi.")}
-        assert len(yidi_services) == 7
+        assert (
+            len(yidi_services) == 8
+        )  # the five services (catalogue and settlement serve two each) and audit
         with grpc.insecure_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for name in yidi_services:
@@ -83,9 +86,10 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
             process.kill()
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stdout.splitlines() if line.startswith("{")]
-    assert events[0] == "insecure transport: no TLS files configured; use only for local development"
+    assert "insecure" in events[0].lower() and "use only for local development" in events[0]
     assert "node started" in events and events[-1] == "node stopped"
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "audit.db",
         "catalogue.db",
         "clearing.db",
         "filing.db",

@@ -18,7 +18,7 @@ DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 
 def yidi(node: Node, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(YIDI), "filing", *args, "--address", node.address],
+        [str(YIDI), "filing", *args, "--address", node.address, "--insecure"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -274,7 +274,7 @@ def test_an_unreachable_parent_is_a_stable_reason_and_is_not_cached(tree: Tree) 
 def test_yidi_registry_sync_asks_the_province_node_to_push(tree: Tree) -> None:
     def sync(node: Node) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(YIDI), "registry", "sync", "--address", node.address],
+            [str(YIDI), "registry", "sync", "--address", node.address, "--insecure"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -31,7 +31,7 @@ def national(tmp_path: Path, database_url: str | None) -> Iterator[Node]:
 
 def yidi(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(YIDI), "registry", *args], capture_output=True, text=True, timeout=60, check=False
+        [str(YIDI), "registry", *args, "--insecure"], capture_output=True, text=True, timeout=60, check=False
     )
 
 
