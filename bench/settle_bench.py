@@ -1,171 +1,550 @@
-"""Settlement across the region tree: Settle latency and throughput per route length, against a bare chain.
+"""Settlement across the region tree, node per process: throughput and latency per route, against a bare chain.
 
-Starts the demo federation in process (ten nodes on loopback, SQLite files in a temporary
-folder), loads the sample data and plays the seed stories (which file the patients), then
-prepares visits (register, upload, discharge — untimed) and times only ``Settle`` through
-the HIS stub, for two routes:
+Starts a federation of real processes (:class:`yidi_cli.processes.ProcessFederation`: each
+node is `yidi serve` in its own process on loopback, SQLite files by default, mutual TLS
+with a development PKI made for the run), loads the sample data, enrols and files
+``--persons`` insured persons per route, then drives whole hospital visits through the HIS
+stub — VerifyPerson, RegisterVisit, UploadFeeItems, DischargeVisit, Settle, each worker
+with its own patients so concurrent settlements do not queue on one person's row — timing
+Settle alone and the whole visit. Routes, by node-to-node hops (the HIS's call to its own
+node is not a hop):
 
-* **4-hop** — the Qinghai resident discharged in Jiaxing: HIS → Jiaxing city → Zhejiang →
-  national → Qinghai, and the answer back the same way;
-* **2-hop** — the Shenzhen retiree in Shijiazhuang: HIS → Hebei → national → Guangdong.
+* **1 hop** (in-province) — a Langfang insured in a Shijiazhuang hospital: Hebei → Langfang;
+* **2 hops** — a Shenzhen insured in Shijiazhuang: Hebei → national → Guangdong;
+* **4 hops** — a Langfang insured in a Jiaxing hospital: Jiaxing → Zhejiang → national →
+  Hebei → Langfang (city → province → national → province → city).
 
-Each route runs at concurrency 1 and at ``--concurrency`` for a bounded number of calls,
-and **in the same run** a bare gRPC chain with one server per node passed and the same payload
-is timed: the physical limit on this machine. Every figure is printed with its ratio to
-that chain, and all of them are written to bench/results/settle_bench.json.
+Each route runs at each ``--concurrency`` for at most ``--count`` visits and ``--seconds``
+seconds. **In the same run** a bare gRPC echo chain of as many processes as the route has
+nodes, with the Settle request's and response's sizes, the same transport security and the
+same link delay, is measured at the same concurrency: the physical limit on this machine.
+Every figure is printed with its ratio to that chain (throughput, and p99) and written as
+JSON (``--json``, by default ``bench/results/settle-<time>.json``).
 
-    .venv/bin/python bench/settle_bench.py                 # 200 calls per measurement
-    .venv/bin/python bench/settle_bench.py --count 500 --concurrency 16
+    .venv/bin/python bench/settle_bench.py                      # about 4 minutes on 2 cores
+    .venv/bin/python bench/settle_bench.py --quick              # under a minute
+    .venv/bin/python bench/settle_bench.py --hop-delay-ms 15    # a wide-area federation
+    .venv/bin/python bench/settle_bench.py --database postgresql --insecure
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import sys
 import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import grpc
+from echo_chain import EchoChain, client_tls
+from echo_server import ECHO_METHOD
+from filing_bench import certno
+from postgres_server import fresh_databases, postgres_server
+from rich.console import Console
+from rich.table import Table
 
-from measure import bare_grpc_chain, machine, timed_concurrently
-from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
-from yidi_cli.federation import DEMO_TOPOLOGY, load_sample_data, start_federation
-from yidi_cli.stories import (
-    QINGHAI_RESIDENT,
-    SHENZHEN_RETIREE,
-    BillLine,
-    Encounter,
-    Stage,
-    Window,
-    play_all,
-    refusal_reason,
-)
-from yidi_runtime.logs import configure_logging
+from measure import machine, percentiles
+from yidi.filing.v1 import filing_pb2, filing_service_pb2, insured_person_pb2
+from yidi.type.v1 import filing_category_pb2
+from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
+from yidi_cli.node_client import open_channel
+from yidi_cli.processes import ProcessFederation
+from yidi_cli.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
+from yidi_core.codes import NATIONAL_REGION
+from yidi_runtime.config import Role
+from yidi_runtime.peers import message_id
+from yidi_runtime.wire import date_message
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TOPOLOGY = Topology(
+    (
+        NodeSpec(NATIONAL_REGION, Role.NATIONAL, "national"),
+        NodeSpec("130000", Role.PROVINCE, "hebei", NATIONAL_REGION),
+        NodeSpec("330000", Role.PROVINCE, "zhejiang", NATIONAL_REGION),
+        NodeSpec("440000", Role.PROVINCE, "guangdong", NATIONAL_REGION),
+        NodeSpec("131000", Role.CITY, "langfang", "130000"),
+        NodeSpec("330400", Role.CITY, "jiaxing", "330000"),
+    )
+)
+"""The nodes the three routes pass through, and no others."""
+SHIJIAZHUANG_HOSPITAL = "H13010500001"
+JIAXING_HOSPITAL = "H33040200001"
+BILL = (
+    BillLine("001102000010000", "床位费", "1", "60.00"),
+    BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "2", "15.00"),
+    BillLine("002502000010000", "血糖测定", "1", "8.00"),
+)
+"""A short stay's bill, in every treatment province's sample catalogue."""
+_DEADLINE_S = 60.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Route:
-    """A settlement route to measure: its name, the nodes it passes through and a representative encounter."""
+    """A settlement route: its node hops, the nodes from the HIS's node to the insured node, who and where."""
 
-    name: str
-    nodes: int
-    encounter: Encounter
+    hops: int
+    path: tuple[str, ...]
+    hospital: str
+    insured_region: str
+    filed_for: str
+    first_serial: int
+
+    @property
+    def name(self) -> str:
+        """``1-hop``, ``2-hop``, …"""
+        return f"{self.hops}-hop"
+
+    @property
+    def label(self) -> str:
+        """The path as region names, e.g. ``hebei → langfang``."""
+        return " → ".join(TOPOLOGY[region].name for region in self.path)
 
 
-def _routes(stage: Stage) -> list[Route]:
-    today, now = stage.today, stage.now
-    jiaxing = Encounter(
-        patient=QINGHAI_RESIDENT,
-        fixmedins_code="H33040200001",
+ROUTES = (
+    Route(1, ("130000", "131000"), SHIJIAZHUANG_HOSPITAL, "131000", "130000", 1000),
+    Route(2, ("130000", NATIONAL_REGION, "440000"), SHIJIAZHUANG_HOSPITAL, "440300", "130000", 1000),
+    Route(
+        4,
+        ("330400", "330000", NATIONAL_REGION, "130000", "131000"),
+        JIAXING_HOSPITAL,
+        "131000",
+        "330400",
+        5000,
+    ),
+)
+
+
+# -- the patients ---------------------------------------------------------------------------------
+
+
+def enrol_and_file(stage: Stage, route: Route, count: int) -> list[Patient]:
+    """``count`` employees of the route's insured region, enrolled and filed for the treatment place.
+
+    Filing rules of the samples approve these (temporary, other reasons) applications at once.
+    """
+    patients = [
+        Patient(certno(route.insured_region, route.first_serial + n), route.insured_region, f"bench {n}")
+        for n in range(count)
+    ]
+    stub = stage.filing_stub(route.insured_region)
+    stub.ImportInsuredPersons(
+        filing_service_pb2.ImportInsuredPersonsRequest(
+            request_id=message_id(route.insured_region),
+            persons=[
+                insured_person_pb2.InsuredPerson(
+                    certno=patient.certno,
+                    psn_name="样例",
+                    insuplc_admdvs=route.insured_region,
+                    insutype="310",
+                    psn_type="1101",
+                    credential_activated=True,
+                    has_personal_account=True,
+                )
+                for patient in patients
+            ],
+        ),
+        timeout=_DEADLINE_S,
+    )
+
+    def file(patient: Patient) -> None:
+        filing = stub.CreateFiling(
+            filing_service_pb2.CreateFilingRequest(
+                request_id=message_id(route.insured_region),
+                person=insured_person_pb2.PersonLookup(certno=patient.certno),
+                insuplc_admdvs=route.insured_region,
+                treatment_admdvs=route.filed_for,
+                category=filing_category_pb2.FILING_CATEGORY_TEMPORARY_OTHER,
+                channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
+                start_date=date_message(stage.today),
+                materials=filing_pb2.FilingMaterials(personal_commitment=True),
+            ),
+            timeout=_DEADLINE_S,
+        ).filing
+        if filing.state != filing_pb2.FILING_STATE_APPROVED:
+            raise SystemExit(f"the filing of a bench patient was not approved at once: {filing}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(file, patients))
+    return patients
+
+
+def encounter(stage: Stage, route: Route, patient: Patient) -> Encounter:
+    """A short inpatient stay of ``patient`` at the route's hospital, admitted today and discharged now."""
+    return Encounter(
+        patient=patient,
+        fixmedins_code=route.hospital,
         med_type="21",
-        service_date=today,
-        begin_time=stage.earlier_today(6),
-        end_time=now,
-        diagnoses=("I21.000",),
-        bill=(
-            BillLine("001102000010000", "床位费", "3", "60.00"),
-            BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "4", "15.00"),
-            BillLine("C0203010340000000001", "冠脉支架(自费型号)", "1", "1200.00"),
+        service_date=stage.today,
+        begin_time=stage.earlier_today(2),
+        end_time=stage.now,
+        diagnoses=("I10.x00",),
+        bill=BILL,
+    )
+
+
+def visit(window: Window, stay: Encounter) -> tuple[float, float, int, int]:
+    """One whole visit at the window: (Settle ms, visit ms, Settle request bytes, response bytes)."""
+    started = time.perf_counter()
+    person = window.verify(stay)
+    registered = window.register(stay, person)
+    window.upload(stay, registered)
+    registered = window.discharge(stay, registered)
+    request = window.settle_request(stay, registered, window.request_id())
+    settling = time.perf_counter()
+    response = window.stub.Settle(request, timeout=_DEADLINE_S)
+    ended = time.perf_counter()
+    return (ended - settling) * 1000, (ended - started) * 1000, request.ByteSize(), response.ByteSize()
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """How much to measure: calls at most, seconds at most, concurrent callers."""
+
+    count: int
+    seconds: float
+    concurrency: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def drive(
+    load: Load, call: Callable[[int, int], dict[str, float]], servers: Mapping[str, int]
+) -> dict[str, Any]:
+    """Run ``call(worker, index)`` from ``load.concurrency`` threads until the count or the time is used up.
+
+    Each call returns its timings in milliseconds by name; the answer holds their percentiles,
+    the completed calls per second, refusals by reason, and the CPU milliseconds each
+    completed call cost the ``servers`` (processes by name) and this client: on a shared
+    machine a steadier measure of work than time.
+    """
+    cpu_before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    client_before = time.process_time()
+    samples: dict[str, list[float]] = {}
+    refused: Counter[str] = Counter()
+    issued = itertools.count()
+    lock = threading.Lock()
+    deadline = time.monotonic() + load.seconds
+
+    def work(worker: int) -> None:
+        for index in issued:
+            if index >= load.count or time.monotonic() >= deadline:
+                return
+            try:
+                timings = call(worker, index)
+            except grpc.RpcError as error:  # counted and reported: an overloaded run says so
+                with lock:
+                    refused[refusal_reason(error)] += 1
+                continue
+            with lock:
+                for name, value in timings.items():
+                    samples.setdefault(name, []).append(value)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=load.concurrency) as pool:
+        list(pool.map(work, range(load.concurrency)))
+    elapsed = time.perf_counter() - started
+    completed = max((len(values) for values in samples.values()), default=0)
+    per_call = 1000 / max(completed, 1)
+    by_server = {
+        name: round((cpu_seconds(pid) - cpu_before[name]) * per_call, 2) for name, pid in servers.items()
+    }
+    return {
+        "concurrency": load.concurrency,
+        "completed": completed,
+        "seconds": round(elapsed, 2),
+        "per_second": round(completed / elapsed, 1),
+        "refused": dict(refused),
+        "cpu_ms_per_call": {
+            "servers": round(sum(by_server.values()), 2),
+            "client": round((time.process_time() - client_before) * per_call, 2),
+            "by_server": by_server,
+        },
+        **{name: percentiles(values) for name, values in samples.items()},
+    }
+
+
+def settle_load(
+    stage: Stage, federation: ProcessFederation, route: Route, patients: list[Patient], load: Load
+) -> dict[str, Any]:
+    """Whole visits of the route at ``load``; worker ``w`` treats patients w, w + c, w + 2c, …"""
+    window = stage.window(route.hospital)
+    stays = [encounter(stage, route, patient) for patient in patients]
+    done_by: Counter[int] = Counter()
+
+    def one(worker: int, _index: int) -> dict[str, float]:
+        turn = done_by[worker]
+        done_by[worker] += 1
+        settle_ms, visit_ms, _, _ = visit(window, stays[(worker + turn * load.concurrency) % len(stays)])
+        return {"settle": settle_ms, "visit": visit_ms}
+
+    nodes = {TOPOLOGY[region].name: federation.pid(region) for region in federation.processes}
+    return drive(load, one, nodes)
+
+
+def chain_load(chain: EchoChain, client: grpc.Channel, request_bytes: int, load: Load) -> dict[str, Any]:
+    """Echo calls through ``chain`` at ``load``, with a Settle request's size."""
+    echo = client.unary_unary(ECHO_METHOD)
+    payload = b"x" * request_bytes
+    for _ in range(20):
+        echo(payload, timeout=_DEADLINE_S)
+
+    def one(_worker: int, _index: int) -> dict[str, float]:
+        started = time.perf_counter()
+        echo(payload, timeout=_DEADLINE_S)
+        return {"call": (time.perf_counter() - started) * 1000}
+
+    return drive(load, one, {f"echo-{index}": pid for index, pid in enumerate(chain.pids)})
+
+
+def ratios(settle: dict[str, Any], chain: dict[str, Any]) -> dict[str, float]:
+    """Settlements per second as a share of chain calls per second; Settle's and the visit's p99 as multiples."""
+    if "settle" not in settle or "call" not in chain:
+        return {}
+    return {
+        "throughput": round(settle["per_second"] / chain["per_second"], 3),
+        "settle_p99": round(settle["settle"]["p99_ms"] / chain["call"]["p99_ms"], 2),
+        "visit_p99": round(settle["visit"]["p99_ms"] / chain["call"]["p99_ms"], 2),
+        "server_cpu": round(
+            settle["cpu_ms_per_call"]["servers"] / max(chain["cpu_ms_per_call"]["servers"], 0.01), 1
         ),
+    }
+
+
+def measure_route(
+    stage: Stage,
+    federation: ProcessFederation,
+    route: Route,
+    patients: list[Patient],
+    loads: list[Load],
+    chain_loads: list[Load],
+) -> dict[str, Any]:
+    """The route's visits at each load, then the echo chain of its shape at the same concurrencies."""
+    window = stage.window(route.hospital)
+    _, _, request_bytes, response_bytes = visit(window, encounter(stage, route, patients[-1]))  # warm-up
+    figures: dict[str, Any] = {
+        "path": [TOPOLOGY[region].name for region in route.path],
+        "request_bytes": request_bytes,
+        "response_bytes": response_bytes,
+    }
+    settles = {load.concurrency: settle_load(stage, federation, route, patients, load) for load in loads}
+    pki = federation.pki
+    his = pki.institution(route.hospital) if pki is not None else None
+    with (
+        EchoChain(
+            len(route.path),
+            response_bytes,
+            tls=[pki.node(region) for region in route.path] if pki is not None else None,
+            delay_ms=federation.hop_delay_ms,
+        ) as chain,
+        open_channel(chain.address, client_tls(his)) as client,
+    ):
+        for load in chain_loads:
+            chain_figure = chain_load(chain, client, request_bytes, load)
+            settle = settles[load.concurrency]
+            figures[f"c{load.concurrency}"] = {
+                "settle": settle,
+                "chain": chain_figure,
+                "ratios": ratios(settle, chain_figure),
+            }
+    return figures
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def _ms(figure: dict[str, Any], name: str, key: str) -> str:
+    if name not in figure:
+        return "-"
+    value = figure[name][key]
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def table(routes: dict[str, dict[str, Any]]) -> Table:
+    """Per route and concurrency: Settle, the whole visit, the bare chain; ratios of the federation to the chain."""
+    grid = Table(
+        title="Settle through the HIS stub against a bare gRPC echo chain",
+        caption="; ".join(f"{name}: {' → '.join(route['path'])}" for name, route in routes.items())
+        + ". /s: settlements (whole visits) or echo calls per second; latencies in ms; "
+        "ratios: federation ÷ chain; CPU ms: CPU time all server processes spent per settlement or call.",
     )
-    shijiazhuang = Encounter(
-        patient=SHENZHEN_RETIREE,
-        fixmedins_code="H13010500001",
-        med_type="11",
-        service_date=today,
-        begin_time=stage.earlier_today(1),
-        diagnoses=("E11.900",),
-        bill=(
-            BillLine("002502000010000", "血糖测定", "1", "8.00"),
-            BillLine("XA10BFA022A001010100001", "阿卡波糖片", "3", "32.52"),
-        ),
+    headings = (
+        "route",
+        "c",
+        "timed",
+        "/s",
+        "p50",
+        "p95",
+        "p99",
+        "/s ratio",
+        "p99 ratio",
+        "CPU ms",
+        "refused",
     )
-    return [Route("4-hop", 5, jiaxing), Route("2-hop", 3, shijiazhuang)]
+    for heading in headings:
+        grid.add_column(heading, justify="left" if heading in ("route", "timed", "refused") else "right")
+    for name, route in routes.items():
+        blocks = [key for key in route if key.startswith("c") and key[1:].isdigit()]
+        for number, key in enumerate(blocks):
+            settle, chain, ratio = route[key]["settle"], route[key]["chain"], route[key]["ratios"]
+            refused = ", ".join(f"{reason} {n}" for reason, n in settle["refused"].items()) or "0"
+            grid.add_row(
+                name if number == 0 else "",
+                key[1:],
+                "Settle",
+                f"{settle['per_second']:.1f}",
+                *(_ms(settle, "settle", p) for p in ("p50_ms", "p95_ms", "p99_ms")),
+                f"{ratio.get('throughput', 0):.1%}",
+                f"{ratio.get('settle_p99', 0):.1f}×",
+                f"{settle['cpu_ms_per_call']['servers']:.1f}",
+                refused,
+            )
+            grid.add_row(
+                "",
+                "",
+                "visit",
+                "",
+                *(_ms(settle, "visit", p) for p in ("p50_ms", "p95_ms", "p99_ms")),
+                "",
+                f"{ratio.get('visit_p99', 0):.1f}×",
+                "",
+                "",
+            )
+            grid.add_row(
+                "",
+                "",
+                "chain",
+                f"{chain['per_second']:.0f}",
+                *(_ms(chain, "call", p) for p in ("p50_ms", "p95_ms", "p99_ms")),
+                "",
+                "",
+                f"{chain['cpu_ms_per_call']['servers']:.2f}",
+                "",
+                end_section=number == len(blocks) - 1,
+            )
+    return grid
 
 
-def _prepared(
-    stage: Stage, encounter: Encounter, count: int
-) -> tuple[Window, list[settlement_service_pb2.SettleRequest]]:
-    """``count`` visits registered, uploaded and (inpatient) discharged, each with its Settle request."""
-    window = stage.window(encounter.fixmedins_code)
-    person = window.verify(encounter)
-    requests = []
-    for _ in range(count):
-        visit: settlement_pb2.Visit = window.register(encounter, person)
-        window.upload(encounter, visit)
-        if encounter.inpatient:
-            visit = window.discharge(encounter, visit)
-        requests.append(window.settle_request(encounter, visit, window.request_id()))
-    return window, requests
+# -- the run -------------------------------------------------------------------------------------
 
 
-def _ratio(figure: dict[str, float], chain: dict[str, float]) -> str:
-    return (
-        f"{figure['per_second']:>7.1f}/s ({figure['per_second'] / chain['per_second']:.0%} of the chain), "
-        f"p50 {figure['p50_ms']} ms, p95 {figure['p95_ms']} ms, p99 {figure['p99_ms']} ms "
-        f"({figure['p99_ms'] / chain['p99_ms']:.1f}× the chain's p99)"
-    )
+@contextmanager
+def databases(kind: str, server_url: str | None) -> Iterator[Callable[[], str | None] | None]:
+    """A fresh PostgreSQL database per node (on ``server_url``, or a server started here), or None: SQLite."""
+    if kind == "sqlite":
+        yield None
+        return
+    with ExitStack() as stack:
+        url = server_url or stack.enter_context(postgres_server())
+        yield stack.enter_context(fresh_databases(url))
 
 
-def _measure(stage: Stage, route: Route, count: int, concurrency: int) -> dict[str, object]:
-    """Settle ``count`` prepared visits of ``route`` at ``concurrency``, then the bare chain alike."""
-    window, requests = _prepared(stage, route.encounter, count)
-    payload = len(requests[0].SerializeToString())
-    refusals: list[str] = []
-
-    def settle(index: int) -> None:
-        try:
-            window.settle(requests[index])
-        except grpc.RpcError as error:  # counted and reported: an overloaded run says so
-            refusals.append(refusal_reason(error))
-
-    figure = timed_concurrently(settle, count, concurrency)
-    figure["refused"] = len(refusals)
-    chain = bare_grpc_chain(route.nodes, payload, count, concurrency)
-    print(f"{route.name} Settle, concurrency {concurrency:>2}: {_ratio(figure, chain)}")
-    if refusals:
-        print(f"{'':>5} {len(refusals)} of {count} refused: {sorted(set(refusals))}")
-    print(
-        f"{'':>5} bare {route.nodes}-server chain: {chain['per_second']:>7.1f}/s, "
-        f"p50 {chain['p50_ms']} ms, p99 {chain['p99_ms']} ms"
-    )
-    return {"settle": figure, "bare_chain": chain, "payload_bytes": payload}
-
-
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=200, help="Settle calls per measurement (bounded)")
-    parser.add_argument("--concurrency", type=int, default=16, help="the concurrent measurement's threads")
-    args = parser.parse_args()
-    count = max(10, min(args.count, 5_000))
-    configure_logging("warning")
-    routes: dict[str, dict[str, object]] = {}
-    print(machine())
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument("--count", type=int, help="visits per measurement at most (default 300; quick 20)")
+    parser.add_argument(
+        "--echo-count", type=int, help="echo calls per measurement at most (default 3000; quick 300)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="seconds per measurement at most (default 10; quick 1.5)"
+    )
+    parser.add_argument(
+        "--concurrency", default="1,16,64", help="comma-separated concurrencies (default 1,16,64)"
+    )
+    parser.add_argument("--routes", default="1,2,4", help="comma-separated hop counts among 1,2,4")
+    parser.add_argument("--persons", type=int, help="patients per route (default: the highest concurrency)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url", help="an existing PostgreSQL server (no database name) for --database postgresql"
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="plaintext nodes and chain instead of mutual TLS"
+    )
+    parser.add_argument("--hop-delay-ms", type=float, default=0.0, help="one-way delay per node-to-node link")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--json", type=Path, help="where to write the figures (default bench/results/settle-<time>.json)"
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
+    count = min(args.count or (20 if args.quick else 300), 20_000)
+    echo_count = min(args.echo_count or (300 if args.quick else 3000), 200_000)
+    seconds = min(args.seconds or (1.5 if args.quick else 10.0), 120.0)
+    concurrencies = sorted({max(1, min(int(c), 256)) for c in args.concurrency.split(",")})
+    wanted = {int(hops) for hops in args.routes.split(",")}
+    routes = [route for route in ROUTES if route.hops in wanted]
+    persons = max(args.persons or max(concurrencies), 1)
+    loads = [Load(count, seconds, c) for c in concurrencies]
+    chain_loads = [Load(echo_count, seconds, c) for c in concurrencies]
+    console = Console(width=None if sys.stdout.isatty() else 110)  # a log file gets the whole table
+    facts = {
+        "machine": machine(),
+        "grpcio": version("grpcio"),
+        "database": args.database,
+        "transport": "insecure" if args.insecure else "mutual TLS",
+        "hop_delay_ms": args.hop_delay_ms,
+        "count": count,
+        "echo_count": echo_count,
+        "seconds": seconds,
+        "persons_per_route": persons,
+        "node_log_level": args.log_level,
+    }
+    console.print(", ".join(f"{key} {value}" for key, value in facts.items()), highlight=False)
+    figures: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="yidi-settle-bench-") as folder,
-        start_federation(DEMO_TOPOLOGY, Path(folder), log_level="warning") as federation,
+        databases(args.database, args.postgres_url) as database_url_for,
     ):
-        load_sample_data(federation)
-        failed = [story.short for story in play_all(federation) if not story.ok]
-        if failed:
-            raise SystemExit(f"the seed stories must pass before measuring; failed: {failed}")
-        # A minute back, so no visit prepared during the run is dated after its discharge.
-        stage = Stage(federation, datetime.now(UTC) - timedelta(minutes=1))
-        for route in _routes(stage):
-            routes[route.name] = {
-                f"c{concurrency}": _measure(stage, route, count, concurrency)
-                for concurrency in (1, args.concurrency)
-            }
-    RESULTS.mkdir(exist_ok=True)
-    report = {"machine": machine(), "count": count, "routes": routes}
-    (RESULTS / "settle_bench.json").write_text(json.dumps(report, indent=2))
-    print(f"written to {RESULTS / 'settle_bench.json'}")
+        pki = None if args.insecure else init_demo_pki(Path(folder) / "certs", TOPOLOGY)
+        started = time.perf_counter()
+        with ProcessFederation(
+            TOPOLOGY,
+            Path(folder),
+            database_url_for,
+            pki=pki,
+            hop_delay_ms=args.hop_delay_ms,
+            log_level=args.log_level,
+        ) as federation:
+            console.print(
+                f"{len(TOPOLOGY.nodes)} node processes serving in {time.perf_counter() - started:.1f} s"
+            )
+            load_sample_data(federation)
+            # A minute back, so no visit made during the run is discharged before it was admitted.
+            stage = Stage(federation, datetime.now(UTC) - timedelta(minutes=1))
+            for route in routes:
+                patients = enrol_and_file(stage, route, persons)
+                figures[route.name] = measure_route(stage, federation, route, patients, loads, chain_loads)
+                console.print(f"{route.name} measured")
+    console.print(table(figures))
+    target = args.json or RESULTS / f"settle-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({**facts, "routes": figures}, indent=2, ensure_ascii=False))
+    console.print(f"written to {target}")
 
 
 if __name__ == "__main__":
