@@ -156,3 +156,34 @@ def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> N
         figure = route["c1"]
         assert figure["settle"]["completed"] == 3 and not figure["settle"]["refused"]
         assert figure["ratios"]["throughput"] > 0 and figure["ratios"]["settle_p99"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_the_soak_reports_memory_and_latency_drift_per_window(tmp_path: Path) -> None:
+    written = tmp_path / "soak.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "soak.py"),
+            *("--minutes", "0.2", "--window", "4", "--concurrency", "3", "--persons", "3"),
+            *("--insecure", "--json", str(written)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "soak drift" in run.stdout
+    report = json.loads(written.read_text())
+    assert len(report["windows"]) >= 2
+    assert all(not window["refused"] for window in report["windows"])
+    assert sum(window["calls"].get("visit 1-hop", 0) for window in report["windows"]) > 0
+    assert set(report["drift"]["memory"]) == {
+        "national",
+        "hebei",
+        "zhejiang",
+        "guangdong",
+        "langfang",
+        "jiaxing",
+    }
