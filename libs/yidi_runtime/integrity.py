@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings, TlsFiles, region_contains
 from yidi_runtime.identity import CallerRole, parse_subject
 from yidi_runtime.logs import get_logger
+from yidi_runtime.metrics import shared_metric
 
 SM3 = "SM3"
 SHA256 = "SHA-256"
@@ -216,23 +215,18 @@ def matches(message: Message, seal: PayloadSignature, sealed: Sealed = PAYLOAD) 
     return isinstance(key, ec.EllipticCurvePublicKey) and _signed_by(key, seal)
 
 
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-_COUNTERS_LOCK = threading.Lock()
-
-
 def refusals_counter(registry: CollectorRegistry) -> Counter:
     """``yidi_integrity_refusals_total`` on a node's registry (one per registry: several services share it)."""
-    with _COUNTERS_LOCK:
-        counter = _COUNTERS.get(registry)
-        if counter is None:
-            counter = Counter(
-                "yidi_integrity_refusals_total",
-                "Messages refused SIGNATURE_INVALID: a seal missing, altered, foreign or not the origin's.",
-                ("method", "cause"),
-                registry=registry,
-            )
-            _COUNTERS[registry] = counter
-        return counter
+    return shared_metric(
+        registry,
+        "yidi_integrity_refusals",
+        lambda into: Counter(
+            "yidi_integrity_refusals_total",
+            "Messages refused SIGNATURE_INVALID: a seal missing, altered, foreign or not the origin's.",
+            ("method", "cause"),
+            registry=into,
+        ),
+    )
 
 
 @dataclass(frozen=True)

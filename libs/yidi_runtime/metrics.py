@@ -6,12 +6,34 @@ serves it over HTTP on its metrics port.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Thread
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+Metric = TypeVar("Metric")
+
+_SHARED: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_metric(
+    registry: CollectorRegistry, name: str, make: Callable[[CollectorRegistry], Metric]
+) -> Metric:
+    """The node's one ``name`` metric, made on first use: several services of a node share a registry,
+    and Prometheus refuses a second metric of the same name on it."""
+    with _SHARED_LOCK:
+        metrics = _SHARED.setdefault(registry, {})
+        if name not in metrics:
+            metrics[name] = make(registry)
+        return metrics[name]  # type: ignore[no-any-return]
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +78,7 @@ from yidi_core.codes import check_region
 from yidi_core.errors import DomainError
 from yidi_runtime.db import Database
 from yidi_runtime.logs import get_logger
+from yidi_runtime.metrics import shared_metric
 from yidi_runtime.resilience import Backoff
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import Clock, as_utc, wall_clock
@@ -271,23 +271,19 @@ class Outbox:
 
 _WAKE_ON_COMMIT = "yidi_outbox_wake_on_commit"
 
-_gauges: weakref.WeakKeyDictionary[CollectorRegistry, Gauge] = weakref.WeakKeyDictionary()
-_gauges_lock = threading.Lock()
-
 
 def backlog_gauge(registry: CollectorRegistry) -> Gauge:
     """The node's ``yidi_outbox_backlog`` gauge (one per registry, shared by its services)."""
-    with _gauges_lock:
-        gauge = _gauges.get(registry)
-        if gauge is None:
-            gauge = Gauge(
-                "yidi_outbox_backlog",
-                "Messages in a service's outbox not yet delivered, per destination region.",
-                ("service", "destination"),
-                registry=registry,
-            )
-            _gauges[registry] = gauge
-        return gauge
+    return shared_metric(
+        registry,
+        "yidi_outbox_backlog",
+        lambda into: Gauge(
+            "yidi_outbox_backlog",
+            "Messages in a service's outbox not yet delivered, per destination region.",
+            ("service", "destination"),
+            registry=into,
+        ),
+    )
 
 
 @dataclass(frozen=True)
