@@ -11,7 +11,11 @@ before any node starts so that parents and children can name each other.
 With ``hop_delay_ms`` every link between nodes (the parent and child addresses written in
 the configurations) passes through a :class:`DelayProxy`, a small asyncio TCP forwarder in a
 process of its own that holds each chunk for that long in each direction: the round trip
-of a wide-area link, on one machine. Calls from a HIS (or a test) to its node are direct.
+of a wide-area link, on one machine. With ``lose_answer_every`` the same proxy can also lose
+answers, between :meth:`DelayProxy.lose_answers` and :meth:`DelayProxy.heal`: every n-th
+chunk coming back from a callee is not delivered, the connection is cut instead, so the
+caller cannot tell whether its request took effect (fault tests). Calls from a HIS (or a
+test) to its node are direct.
 
 :class:`ProcessFederation` offers the client side of the in-process federation (channels
 per caller, ``topology``, ``host_of``), so :func:`~yidi_cli.federation.load_sample_data` and
@@ -19,13 +23,14 @@ the HIS helpers of :mod:`yidi_cli.stories` work against it unchanged.
 
 Run as a script, the module is the delay proxy itself::
 
-    python -m yidi_cli.processes --delay-ms 15 PORT=HOST:PORT ...
+    python -m yidi_cli.processes --delay-ms 15 [--lose-answer-every N] PORT=HOST:PORT ...
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import selectors
@@ -33,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +70,7 @@ _POLL_S = 0.1
 READY = "ready"
 """What a helper process prints once it listens."""
 _CHUNK = 64 * 1024
+_LOST = "answer lost"
 
 
 # -- the delay proxy ------------------------------------------------------------------------------
@@ -75,12 +81,18 @@ class DelayProxy:
 
     One process of its own (``python -m yidi_cli.processes``) serves every link, so the
     forwarding never runs on a measured process's threads. ``listen(target)`` plans a port forwarding to
-    ``target``; :meth:`start` opens them all at once.
+    ``target``; :meth:`start` opens them all at once. With ``lose_answer_every`` n, from
+    :meth:`lose_answers` until :meth:`heal` every n-th chunk from a callee (across all
+    links) is lost and its connection cut; each loss is a line in ``log`` (:meth:`answers_lost`).
     """
 
-    def __init__(self, delay_ms: float, host: str = LOOPBACK) -> None:
+    def __init__(
+        self, delay_ms: float, host: str = LOOPBACK, *, lose_answer_every: int = 0, log: Path | None = None
+    ) -> None:
         self.delay_ms = delay_ms
         self.host = host
+        self.lose_answer_every = lose_answer_every
+        self.log = log
         self._routes: dict[int, str] = {}
         self._process: subprocess.Popen[str] | None = None
 
@@ -94,17 +106,33 @@ class DelayProxy:
         """Start the proxy process; return once every port listens (bounded)."""
         routes = [f"{port}={target}" for port, target in self._routes.items()]
         command = [sys.executable, "-m", "yidi_cli.processes", "--host", self.host, "--delay-ms"]
-        self._process = subprocess.Popen(
-            [*command, str(self.delay_ms), *routes],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_clean_environment(),
-        )
+        command += [str(self.delay_ms), "--lose-answer-every", str(self.lose_answer_every)]
+        with self.log.open("a") if self.log is not None else open(os.devnull, "w") as log:
+            self._process = subprocess.Popen(
+                [*command, *routes], stdout=subprocess.PIPE, stderr=log, text=True, env=_clean_environment()
+            )
         try:
             await_ready(self._process, time.monotonic() + timeout_s, "the delay proxy")
         except BaseException:
             self.stop()
             raise
+
+    def lose_answers(self) -> None:
+        """Start losing every ``lose_answer_every``-th answer chunk."""
+        self._signal(signal.SIGUSR1)
+
+    def heal(self) -> None:
+        """Stop losing answers (the links stay up)."""
+        self._signal(signal.SIGUSR2)
+
+    def _signal(self, signum: int) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError("the proxy is not running")
+        self._process.send_signal(signum)
+
+    def answers_lost(self) -> int:
+        """How many answers the proxy has lost so far (lines of its log)."""
+        return self.log.read_text().count(_LOST) if self.log is not None and self.log.is_file() else 0
 
     def stop(self) -> None:
         """Stop the proxy process (bounded). Safe to call twice."""
@@ -125,11 +153,16 @@ def await_ready(process: subprocess.Popen[str], deadline: float, what: str) -> N
         raise RuntimeError(f"{what} did not start: {line!r}")
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay_s: float,
+    lost: Callable[[], bool] = lambda: False,
+) -> None:
     """Copy one direction of a connection, each chunk delivered ``delay_s`` after it arrived.
 
     Chunks queue rather than wait for each other, so the delay is added to latency only and
-    the link keeps its bandwidth, as a long cable does.
+    the link keeps its bandwidth, as a long cable does. A chunk ``lost`` says is lost ends the copy.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -149,7 +182,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
 
     delivering = asyncio.create_task(deliver())
     try:
-        while chunk := await reader.read(_CHUNK):
+        while (chunk := await reader.read(_CHUNK)) and not lost():
             queue.put_nowait((loop.time() + delay_s, chunk))
     except ConnectionError:
         pass
@@ -158,7 +191,10 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         await delivering
 
 
-async def _serve_proxy(host: str, routes: Mapping[int, str], delay_s: float) -> None:
+async def _serve_proxy(host: str, routes: Mapping[int, str], delay_s: float, lose_every: int) -> None:
+    answers = itertools.count(1)
+    losing = asyncio.Event()
+
     async def forward(target: str, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
         target_host, _, target_port = target.rpartition(":")
         try:
@@ -166,9 +202,19 @@ async def _serve_proxy(host: str, routes: Mapping[int, str], delay_s: float) -> 
         except OSError:
             client.close()
             return
+
+        def lost() -> bool:
+            """Every ``lose_every``-th answer chunk: cut both sides at once, as a broken link does."""
+            if not lose_every or not losing.is_set() or next(answers) % lose_every:
+                return False
+            for writer in (client, upstream):
+                writer.transport.abort()
+            print(_LOST, target, file=sys.stderr, flush=True)
+            return True
+
         await asyncio.gather(
             _pump(client_reader, upstream, delay_s),
-            _pump(upstream_reader, client, delay_s),
+            _pump(upstream_reader, client, delay_s, lost),
             return_exceptions=True,
         )
         for writer in (client, upstream):
@@ -185,6 +231,8 @@ async def _serve_proxy(host: str, routes: Mapping[int, str], delay_s: float) -> 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, losing.set)
+    loop.add_signal_handler(signal.SIGUSR2, losing.clear)
     await stop.wait()
     for server in servers:
         server.close()
@@ -194,10 +242,16 @@ def _proxy_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Loopback TCP forwarders adding a one-way delay.")
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--delay-ms", type=float, required=True)
+    parser.add_argument(
+        "--lose-answer-every",
+        type=int,
+        default=0,
+        help="after SIGUSR1 (until SIGUSR2), cut the link at every n-th answer chunk (0: never)",
+    )
     parser.add_argument("routes", nargs="+", help="PORT=HOST:PORT")
     args = parser.parse_args(argv)
     routes = {int(port): target for port, _, target in (route.partition("=") for route in args.routes)}
-    asyncio.run(_serve_proxy(args.host, routes, args.delay_ms / 1000))
+    asyncio.run(_serve_proxy(args.host, routes, args.delay_ms / 1000, args.lose_answer_every))
 
 
 # -- the federation ---------------------------------------------------------------------------------
@@ -227,7 +281,8 @@ class ProcessFederation(Federation):
     restarted node keeps its database). With ``pki`` the nodes serve mutual TLS with their
     node certificates; without, they run insecure. ``config`` adds TOML sections to every
     node's file (e.g. ``{"settlement": {"hold_timeout_s": 5}}``). Logs go to
-    ``data_dir/<region>-<name>.log`` (:meth:`log_of`).
+    ``data_dir/<region>-<name>.log`` (:meth:`log_of`). ``lose_answer_every`` makes the links'
+    proxy lose answers (:class:`DelayProxy`; its log is ``data_dir/proxy.log``).
 
     Clients open channels with :meth:`channel` as in the in-process federation; the
     ``nodes`` mapping of that class stays empty, the processes are in :attr:`processes`.
@@ -245,6 +300,7 @@ class ProcessFederation(Federation):
         host: str = LOOPBACK,
         log_level: str = "warning",
         config: Mapping[str, Mapping[str, Any]] | None = None,
+        lose_answer_every: int = 0,
     ) -> None:
         super().__init__(topology, {}, pki)
         self.data_dir = Path(data_dir)
@@ -254,7 +310,13 @@ class ProcessFederation(Federation):
         self._extra = dict(config or {})
         ports = plan_ports(topology, base_port, host)
         direct = {region: f"{host}:{port}" for region, port in ports.items()}
-        self.proxy = DelayProxy(hop_delay_ms, host) if hop_delay_ms > 0 else None
+        self.proxy = (
+            DelayProxy(
+                hop_delay_ms, host, lose_answer_every=lose_answer_every, log=self.data_dir / "proxy.log"
+            )
+            if hop_delay_ms > 0 or lose_answer_every > 0
+            else None
+        )
         self._links = self._plan_links(direct, ports.values())
         self.processes = {
             spec.region: NodeProcess(
