@@ -125,6 +125,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "参保地系统无响应，未产生结算",
     ),
     (
+        "DATABASE_UNAVAILABLE",
+        "UNAVAILABLE",
+        "This node's database did not answer; resend the same request (it takes effect at most once).",
+        "本节点数据库暂不可用，请以相同流水号重试",
+    ),
+    (
         "NODE_UNREACHABLE",
         "UNAVAILABLE",
         "Another node this answer depends on did not answer in time; retry later.",

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import grpc
 import structlog
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from yidi_core.errors import DomainError
 from yidi_runtime import identity
@@ -41,6 +42,7 @@ _HANDLER_FACTORIES = {
 }
 _INTERNAL = DomainError("INTERNAL")
 _UNIMPLEMENTED = DomainError("NOT_IMPLEMENTED")
+_DATABASE_UNAVAILABLE = DomainError("DATABASE_UNAVAILABLE")
 
 
 def rpc_kind(request_streaming: bool, response_streaming: bool) -> str:
@@ -99,6 +101,11 @@ class _Call:
             domain_error = error
         elif isinstance(error, NotImplementedError):
             domain_error = _UNIMPLEMENTED
+        elif isinstance(error, OperationalError | DisconnectionError):
+            # The database went away (a restart, a failover, a lock held too long): a retry of the
+            # same request is safe, so the caller must hear UNAVAILABLE, not INTERNAL.
+            get_logger().warning("database unavailable", exc_info=error)
+            domain_error = _DATABASE_UNAVAILABLE
         elif context.code() not in (None, grpc.StatusCode.OK):
             self.code = context.code()
             raise error

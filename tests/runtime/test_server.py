@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi_core.errors import invalid
@@ -54,6 +55,9 @@ class _ScriptedFiling(filing_service_pb2_grpc.FilingServiceServicer):
 
     def ListFilings(self, request: Any, context: grpc.ServicerContext) -> Any:
         raise RuntimeError("driver exploded at 10.0.0.7 with secret token")
+
+    def ListPendingReviews(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
     def CreateFiling(self, request: Any, context: grpc.ServicerContext) -> Any:
         get_logger().info("application received", certno="11010519491231002X", note="id 11010519491231002X")
@@ -108,6 +112,18 @@ def test_unexpected_exception_becomes_internal_and_is_logged_once(scripted: Any)
     assert error_details(caught.value)["ErrorInfo"].reason == "INTERNAL"
     unhandled = [line for line in lines() if line["event"] == "unhandled exception"]
     assert len(unhandled) == 1 and "RuntimeError" in unhandled[0]["exception"]
+
+
+def test_a_database_that_went_away_is_unavailable_so_the_caller_retries(scripted: Any) -> None:
+    stub, lines = scripted
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListPendingReviews(filing_service_pb2.ListPendingReviewsRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_details(caught.value)["ErrorInfo"].reason == "DATABASE_UNAVAILABLE"
+    assert "closed the connection" not in (caught.value.details() or "")
+    assert [line["event"] for line in lines() if line["event"] == "database unavailable"] == [
+        "database unavailable"
+    ]
 
 
 def test_one_canonical_log_line_per_rpc_with_personal_ids_masked(scripted: Any) -> None:
