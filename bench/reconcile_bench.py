@@ -22,14 +22,13 @@ import argparse
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import insert, update
 
 from measure import machine
 from yidi.clearing.v1 import clearing_service_pb2 as api
@@ -37,6 +36,7 @@ from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import statement_pb2
 from yidi.type.v1 import settlement_result_pb2
 from yidi_cli.federation import Federation, NodeSpec, Topology, start_federation
+from yidi_cli.postgres_server import fresh_databases
 from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.config import Role
 from yidi_runtime.db import Database
@@ -208,23 +208,8 @@ def _databases(postgres_url: str | None) -> Iterator[Callable[[], str | None] | 
     if postgres_url is None:
         yield None
         return
-    admin = create_engine(f"{postgres_url.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
-    names: list[str] = []
-
-    def create() -> str:
-        name = f"yidi_bench_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        names.append(name)
-        return f"{postgres_url.rstrip('/')}/{name}"
-
-    try:
+    with fresh_databases(postgres_url, "yidi_bench") as create:
         yield create
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import argparse
 import itertools
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,7 +52,6 @@ import grpc
 from echo_chain import EchoChain, client_tls
 from echo_server import ECHO_METHOD
 from filing_bench import certno
-from postgres_server import fresh_databases, postgres_server
 from rich.console import Console
 from rich.table import Table
 
@@ -60,6 +60,7 @@ from yidi.filing.v1 import filing_pb2, filing_service_pb2, insured_person_pb2
 from yidi.type.v1 import filing_category_pb2
 from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
 from yidi_cli.node_client import open_channel
+from yidi_cli.postgres_server import fresh_databases, postgres_server
 from yidi_cli.processes import ProcessFederation
 from yidi_cli.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_core.codes import NATIONAL_REGION
@@ -67,7 +68,8 @@ from yidi_runtime.config import Role
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import date_message
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
 TOPOLOGY = Topology(
     (
         NodeSpec(NATIONAL_REGION, Role.NATIONAL, "national"),
@@ -454,8 +456,10 @@ def databases(kind: str, server_url: str | None) -> Iterator[Callable[[], str | 
         yield None
         return
     with ExitStack() as stack:
-        url = server_url or stack.enter_context(postgres_server())
-        yield stack.enter_context(fresh_databases(url))
+        if server_url is None:
+            subprocess.run([str(REPO / "scripts" / "ensure-postgres")], check=True)
+        url = server_url or stack.enter_context(postgres_server(max_connections=400)).url
+        yield stack.enter_context(fresh_databases(url, "yidi_bench"))
 
 
 def _arguments() -> argparse.Namespace:

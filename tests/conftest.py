@@ -8,41 +8,19 @@ tests run against both SQLite and PostgreSQL through the ``database_url`` fixtur
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
 
-from yidi_cli.federation import free_port
+from yidi_cli.postgres_server import fresh_databases
+from yidi_cli.postgres_server import postgres_server as throwaway_postgres
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
 from yidi_testing import settings_for
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _postgres_bin() -> Path:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not candidates:
-        raise RuntimeError(
-            "PostgreSQL server binaries not found: install Debian's postgresql package "
-            "(scripts/test does) or set YIDI_TEST_POSTGRES_URL"
-        )
-    return candidates[-1].parent
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    """initdb refuses to run as root; run the server as the postgres user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
 @pytest.fixture(scope="session")
@@ -52,67 +30,15 @@ def postgres_server() -> Iterator[str]:
     if external:
         yield external.rstrip("/")
         return
-    binaries = _postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="yidi-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", free_port()
-    subprocess.run(
-        _as_postgres_user(
-            [
-                str(binaries / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "yidi",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-    subprocess.run(
-        _as_postgres_user(
-            [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://yidi@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            _as_postgres_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres() as server:
+        yield server.url
 
 
 @pytest.fixture
 def postgres_databases(postgres_server: str) -> Iterator[Callable[[], str]]:
     """Makes fresh, empty PostgreSQL databases for one test (one per node of a tree); all dropped afterwards."""
-    names: list[str] = []
-    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-
-    def create() -> str:
-        name = f"yidi_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        names.append(name)
-        return f"{postgres_server}/{name}"
-
-    try:
+    with fresh_databases(postgres_server, "yidi_test") as create:
         yield create
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -17,13 +17,8 @@ the national node's view.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +46,6 @@ from yidi_cli.federation import (
     NATIONAL_OPERATOR,
     NodeSpec,
     Topology,
-    free_port,
     init_demo_pki,
     load_sample_data,
     region_operator,
@@ -570,103 +564,6 @@ def ledger_balances(federation: ProcessFederation) -> None:
 def kinds(found: Sequence[reconciliation_pb2.Discrepancy]) -> set[tuple[str, str]]:
     """(msgid, kind name) of each discrepancy."""
     return {(d.msgid, reconciliation_pb2.DiscrepancyKind.Name(d.kind)) for d in found}
-
-
-# -- a PostgreSQL server of one test's own -----------------------------------------------------------
-
-
-def _postgres_binaries() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return candidates[-1].parent if candidates else None
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    """initdb refuses to run as root; the server runs as the postgres user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-class PostgresServer:
-    """A throwaway PostgreSQL server (loopback, trust, fsync off) that a test may restart under load.
-
-    The session's shared server (tests/conftest.py) must not be restarted: other tests use it.
-    """
-
-    def __init__(self) -> None:
-        binaries = _postgres_binaries()
-        if binaries is None:
-            raise RuntimeError("PostgreSQL server binaries not found (scripts/ensure-postgres installs them)")
-        self._pg_ctl = str(binaries / "pg_ctl")
-        self._initdb = str(binaries / "initdb")
-        self.root = Path(tempfile.mkdtemp(prefix="yidi-faults-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://yidi@127.0.0.1:{self.port}"
-
-    def _ctl(self, *arguments: str) -> None:
-        subprocess.run(
-            _as_postgres_user([self._pg_ctl, "-D", str(self.data), *arguments]),
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        """initdb and start; return once it accepts connections."""
-        subprocess.run(
-            _as_postgres_user(
-                [self._initdb, "-D", str(self.data), "-U", "yidi", "--auth=trust", "-E", "UTF8", "--no-sync"]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._ctl("-o", options, "-l", str(self.root / "log"), "-w", "start")
-
-    def restart(self) -> None:
-        """``pg_ctl restart -m fast``: every connection is cut, the server is back once this returns."""
-        self._ctl("-m", "fast", "-l", str(self.root / "log"), "-w", "restart")  # -l: not remembered
-
-    def stop(self) -> None:
-        """Stop at once and remove the files."""
-        subprocess.run(
-            _as_postgres_user([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def database_factory(self) -> Callable[[], str]:
-        """Makes a fresh database per call (one per node)."""
-
-        def create() -> str:
-            name = f"yidi_faults_{uuid.uuid4().hex[:12]}"
-            admin = create_engine(f"{self.url}/postgres", isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as connection:
-                    connection.execute(text(f'CREATE DATABASE "{name}"'))
-            finally:
-                admin.dispose()
-            return f"{self.url}/{name}"
-
-        return create
-
-
-@contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """A :class:`PostgresServer` started for one test and removed afterwards."""
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 # -- a node's own messages, sent again -----------------------------------------------------------------

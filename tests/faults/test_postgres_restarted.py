@@ -22,11 +22,12 @@ from faults_support import (
     fault_federation,
     ledger_balances,
     open_visits,
-    postgres_server,
     reconcile_and_repair,
     stage_of,
     wait_drained,
 )
+
+from yidi_cli.postgres_server import fresh_databases, postgres_server
 
 
 @pytest.mark.postgres
@@ -34,7 +35,8 @@ from faults_support import (
 def test_settlements_across_a_postgresql_restart_settle_exactly_once(tmp_path: Path) -> None:
     with (
         postgres_server() as server,
-        fault_federation(tmp_path, database_url_for=server.database_factory()) as federation,
+        fresh_databases(server.url, "yidi_faults") as database_url_for,
+        fault_federation(tmp_path, database_url_for=database_url_for) as federation,
     ):
         stage = stage_of(federation)
         visits = open_visits(stage, enrol_and_file(stage, 16))
