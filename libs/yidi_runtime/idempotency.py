@@ -24,6 +24,8 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 
 Response = TypeVar("Response", bound=Message)
+MAX_REQUEST_ID = 64
+"""The width of the request log's key column."""
 
 
 def request_model(base: type[DeclarativeBase]) -> type[Any]:
@@ -35,7 +37,7 @@ def request_model(base: type[DeclarativeBase]) -> type[Any]:
 
         __tablename__ = f"{service}_requests"
 
-        request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+        request_id: Mapped[str] = mapped_column(String(MAX_REQUEST_ID), primary_key=True)
         method: Mapped[str] = mapped_column(String(80))
         fingerprint: Mapped[str] = mapped_column(String(64))
         response: Mapped[bytes] = mapped_column(LargeBinary)
@@ -65,8 +67,12 @@ class RequestLog:
         self, session: Session, request_id: str, method: str, digest: str, response_type: type[Response]
     ) -> Response | None:
         """The stored answer to this request, None for a new one; ``DUPLICATE_REQUEST`` on a clash."""
-        if not request_id:
-            raise invalid("INVALID_ARGUMENT", "request_id", "is required on every mutating request")
+        if not request_id or len(request_id) > MAX_REQUEST_ID:
+            raise invalid(
+                "INVALID_ARGUMENT",
+                "request_id",
+                f"is required on every mutating request, at most {MAX_REQUEST_ID} characters",
+            )
         record = session.get(self._model, request_id)
         if record is None:
             return None

@@ -41,11 +41,14 @@ def ancestors(admdvs: str) -> tuple[str, ...]:
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest digit string above every string starting with ``prefix`` (None: no bound)."""
+    """The smallest string above every ``prefix`` followed by digits (None: no bound).
+
+    The prefix may start with a letter (an institution code's type, ``H`` + region digits).
+    """
     stripped = prefix.rstrip("9")
     if not stripped:
         return None
-    return stripped[:-1] + str(int(stripped[-1]) + 1)
+    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
 
 
 def below(column: Any, admdvs: str) -> ColumnElement[bool]:

@@ -22,10 +22,41 @@ def grpc_code(error: DomainError) -> grpc.StatusCode:
     return grpc.StatusCode[error.reason.grpc_code]
 
 
+_MESSAGE_BYTES = 600
+_TEXT_BYTES = 160
+_VIOLATION_BYTES = 2800
+"""Bounds on what a refusal echoes back. The status travels in trailers, which a gRPC client
+drops whole beyond 8–16 KiB (RESOURCE_EXHAUSTED, no reason left), so an error quoting a huge
+input keeps its first bad fields and says how many there were."""
+
+
+def _clip(text: str, limit: int = _TEXT_BYTES) -> str:
+    """``text`` cut to ``limit`` UTF-8 bytes (on a character boundary), marked with … when cut."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
+
+
 def _packed(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+def _violations(error: DomainError) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The error's field violations, each clipped, as many as fit in :data:`_VIOLATION_BYTES`."""
+    kept: list[error_details_pb2.BadRequest.FieldViolation] = []
+    room = _VIOLATION_BYTES
+    for violation in error.violations:
+        clipped = error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(violation.field), description=_clip(violation.description)
+        )
+        room -= clipped.ByteSize() + 3
+        if room < 0:
+            break
+        kept.append(clipped)
+    return kept
 
 
 def to_status(error: DomainError) -> grpc.Status:
@@ -33,16 +64,18 @@ def to_status(error: DomainError) -> grpc.Status:
     details = [
         _packed(
             error_details_pb2.ErrorInfo(
-                reason=error.reason_code, domain=ERROR_DOMAIN, metadata=error.metadata
+                reason=error.reason_code,
+                domain=ERROR_DOMAIN,
+                metadata={key: _clip(value) for key, value in error.metadata.items()},
             )
         ),
         _packed(error_details_pb2.LocalizedMessage(locale="zh-CN", message=error.reason.message_zh)),
     ]
-    if error.violations:
-        violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
+    violations = _violations(error)
+    if violations:
         details.append(_packed(error_details_pb2.BadRequest(field_violations=violations)))
     code = getattr(code_pb2, error.reason.grpc_code)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+    message = _clip(error.message, _MESSAGE_BYTES)
+    if len(violations) < len(error.violations):
+        message = f"{message} ({len(error.violations)} bad fields, the first {len(violations)} listed)"
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))

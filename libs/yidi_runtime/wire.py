@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 
@@ -58,6 +59,17 @@ def required_day(message: Date, field: str) -> date:
     if day is None:
         raise invalid("INVALID_ARGUMENT", field, "is required")
     return day
+
+
+def moment_of(message: Message, field: str) -> datetime | None:
+    """A set ``Timestamp`` field as aware UTC, None when unset; one outside Timestamp's range refused."""
+    if not message.HasField(field):
+        return None
+    stamp: Timestamp = getattr(message, field)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise invalid("INVALID_ARGUMENT", field, "is not a representable time") from None
 
 
 def date_message(day: date | None) -> Date | None:

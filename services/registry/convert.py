@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from google.protobuf.message import Message
 from google.type import date_pb2
 
 from yidi.registry.v1 import institution_pb2 as pb
 from yidi.registry.v1 import institution_registry_service_pb2 as api
-from yidi_runtime.wire import date_message, timestamp_message
+from yidi_runtime.wire import date_message, moment_of, timestamp_message
 from yidi_services.registry.coverage import Coverage
 from yidi_services.registry.institutions import (
     Institution,
@@ -70,11 +71,9 @@ def iso_date(value: date_pb2.Date) -> str:
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
-def moment(message: object, field: str) -> datetime | None:
-    """A set Timestamp field as an aware UTC datetime, None when unset."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)
+def moment(message: Message, field: str) -> datetime | None:
+    """A set Timestamp field as an aware UTC datetime, None when unset (an impossible one refused)."""
+    return moment_of(message, field)
 
 
 def draft(message: pb.Institution) -> InstitutionDraft:

@@ -195,6 +195,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         self, request: api.RevertSettlementRequest, context: grpc.ServicerContext
     ) -> api.RevertSettlementResponse:
         _required_fields(request, "request_id", "original_request_id")
+        for field, limit in (("original_request_id", 64), ("psn_no", 30)):  # the tombstone's columns
+            if len(getattr(request, field).strip()) > limit:
+                raise invalid("INVALID_ARGUMENT", field, f"must be at most {limit} characters")
         restored: list[bool] = []
 
         def effect(session: Session) -> api.RevertSettlementResponse:

@@ -8,8 +8,6 @@ unreachable peer leaves nothing half-written here. The clock is injected.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
 from sqlalchemy.orm import Session
 
@@ -22,7 +20,7 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
-from yidi_runtime.wire import Clock, china_day, date_message, day_of
+from yidi_runtime.wire import Clock, china_day, date_message, day_of, moment_of
 from yidi_services.settlement import treatment_bills, treatment_fees, treatment_listing, treatment_visits
 from yidi_services.settlement.treatment_catalogue import classify, fee_items
 from yidi_services.settlement.treatment_checks import (
@@ -41,13 +39,6 @@ from yidi_services.settlement.treatment_settle import Settlements
 
 GENERAL_OUTPATIENT = "11"
 """The medical type a VerifyPerson without one is checked for (1101 names none)."""
-
-
-def _moment(message: object, field: str) -> datetime | None:
-    """A set Timestamp field as aware UTC, None when unset."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
-        return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 class SettlementServicer(api_grpc.SettlementServiceServicer):
@@ -133,7 +124,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         who = self._caller(request.envelope)
         problems = Problems()
         problems.check(lambda: required_text(request.mdtrt_id, "mdtrt_id"))
-        end_time = _moment(request, "end_time")
+        end_time = moment_of(request, "end_time")
         if end_time is None:
             problems.errors.append(invalid("INVALID_ARGUMENT", "end_time", "is required"))
         diagnoses = problems.check(lambda: treatment_visits.checked_diagnoses(list(request.diagnoses)))
@@ -244,8 +235,8 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             treatment_listing.SettlementQuery(
                 fixmedins_code=request.fixmedins_code.strip(),
                 insuplc_admdvs=request.insuplc_admdvs.strip(),
-                start_time=_moment(request, "start_time"),
-                end_time=_moment(request, "end_time"),
+                start_time=moment_of(request, "start_time"),
+                end_time=moment_of(request, "end_time"),
                 include_reversals=request.include_reversals,
                 audit_flagged_only=request.audit_flagged_only,
             ),
