@@ -17,15 +17,16 @@ def run_node(settings: NodeSettings) -> int:
     from yidi_services.node import start_node
 
     configure_logging(settings.log_level, settings.log_format)
-    node = start_node(settings)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         get_logger(node=settings.label).info("stop requested", signal=signal.Signals(signum).name)
         stop.set()
 
+    # Before the node starts: it reports SERVING while starting, and a supervisor may stop it at once.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    node = start_node(settings)
     stop.wait()
     node.stop(GRACE_SECONDS)
     return 0
