@@ -21,17 +21,16 @@ from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
+from yidi_cli.stories import resident_id
 from yidi_runtime.wire import china_day, date_message, wall_clock
 
 RESULTS = Path(__file__).resolve().parent / "results"
 AUTO, MANUAL = "440300", "131000"
-_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
 _ids = iter(range(10**9))
 
 
 def certno(region: str, serial: int) -> str:
-    body = f"{region}{19400101 + (serial // 1000) * 10000}{serial % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+    return resident_id(region, serial, born=19400101)
 
 
 def request_id() -> str:

@@ -51,13 +51,10 @@ from typing import Any
 import grpc
 from echo_chain import EchoChain, client_tls
 from echo_server import ECHO_METHOD
-from filing_bench import certno
 from rich.console import Console
 from rich.table import Table
 
 from measure import machine, percentiles
-from yidi.filing.v1 import filing_pb2, filing_service_pb2, insured_person_pb2
-from yidi.type.v1 import filing_category_pb2
 from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
 from yidi_cli.node_client import open_channel
 from yidi_cli.postgres_server import fresh_databases, postgres_server
@@ -65,8 +62,6 @@ from yidi_cli.processes import ProcessFederation
 from yidi_cli.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.config import Role
-from yidi_runtime.peers import message_id
-from yidi_runtime.wire import date_message
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -133,54 +128,8 @@ ROUTES = (
 
 
 def enrol_and_file(stage: Stage, route: Route, count: int) -> list[Patient]:
-    """``count`` employees of the route's insured region, enrolled and filed for the treatment place.
-
-    Filing rules of the samples approve these (temporary, other reasons) applications at once.
-    """
-    patients = [
-        Patient(certno(route.insured_region, route.first_serial + n), route.insured_region, f"bench {n}")
-        for n in range(count)
-    ]
-    stub = stage.filing_stub(route.insured_region)
-    stub.ImportInsuredPersons(
-        filing_service_pb2.ImportInsuredPersonsRequest(
-            request_id=message_id(route.insured_region),
-            persons=[
-                insured_person_pb2.InsuredPerson(
-                    certno=patient.certno,
-                    psn_name="样例",
-                    insuplc_admdvs=route.insured_region,
-                    insutype="310",
-                    psn_type="1101",
-                    credential_activated=True,
-                    has_personal_account=True,
-                )
-                for patient in patients
-            ],
-        ),
-        timeout=_DEADLINE_S,
-    )
-
-    def file(patient: Patient) -> None:
-        filing = stub.CreateFiling(
-            filing_service_pb2.CreateFilingRequest(
-                request_id=message_id(route.insured_region),
-                person=insured_person_pb2.PersonLookup(certno=patient.certno),
-                insuplc_admdvs=route.insured_region,
-                treatment_admdvs=route.filed_for,
-                category=filing_category_pb2.FILING_CATEGORY_TEMPORARY_OTHER,
-                channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
-                start_date=date_message(stage.today),
-                materials=filing_pb2.FilingMaterials(personal_commitment=True),
-            ),
-            timeout=_DEADLINE_S,
-        ).filing
-        if filing.state != filing_pb2.FILING_STATE_APPROVED:
-            raise SystemExit(f"the filing of a bench patient was not approved at once: {filing}")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(file, patients))
-    return patients
+    """``count`` employees of the route's insured region, enrolled and filed for the treatment place."""
+    return stage.enrol_and_file(route.insured_region, route.filed_for, count, route.first_serial, "bench")
 
 
 def encounter(stage: Stage, route: Route, patient: Patient) -> Encounter:

@@ -37,11 +37,10 @@ from sqlalchemy import create_engine, text
 from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as clearing_grpc
 from yidi.clearing.v1 import journal_pb2, reconciliation_pb2, statement_pb2
-from yidi.filing.v1 import filing_pb2, filing_service_pb2, insured_person_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
-from yidi.type.v1 import filing_category_pb2, settlement_result_pb2
+from yidi.type.v1 import settlement_result_pb2
 from yidi_cli.federation import (
     NATIONAL_OPERATOR,
     NodeSpec,
@@ -84,7 +83,6 @@ delayed past it exercise the re-apply path)."""
 CALL_DEADLINE_S = 20.0
 HIS_PAUSE_S = 1.0
 _POLL_S = 0.25
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SETTLEMENT = journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT
 UNSURE = frozenset(
     {
@@ -138,52 +136,9 @@ def stage_of(federation: ProcessFederation) -> Stage:
     return Stage(federation, datetime.now(UTC) - timedelta(minutes=1))
 
 
-def certno(region: str, serial: int) -> str:
-    """A valid resident ID number (GB 11643 check digit) born in ``region``."""
-    body = f"{region}{19500101 + (serial // 1000) * 10000}{serial % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
-
-
 def enrol_and_file(stage: Stage, count: int, first_serial: int = 100) -> list[Patient]:
     """``count`` Shenzhen employees, enrolled and filed for Hebei (approved at once by the sample rules)."""
-    patients = [
-        Patient(certno(SHENZHEN, first_serial + n), SHENZHEN, f"fault test {n}") for n in range(count)
-    ]
-    stub = stage.filing_stub(SHENZHEN)
-    stub.ImportInsuredPersons(
-        filing_service_pb2.ImportInsuredPersonsRequest(
-            request_id=message_id(SHENZHEN),
-            persons=[
-                insured_person_pb2.InsuredPerson(
-                    certno=patient.certno,
-                    psn_name="样例",
-                    insuplc_admdvs=SHENZHEN,
-                    insutype="310",
-                    psn_type="1101",
-                    credential_activated=True,
-                    has_personal_account=True,
-                )
-                for patient in patients
-            ],
-        ),
-        timeout=CALL_DEADLINE_S,
-    )
-    for patient in patients:
-        filing = stub.CreateFiling(
-            filing_service_pb2.CreateFilingRequest(
-                request_id=message_id(SHENZHEN),
-                person=insured_person_pb2.PersonLookup(certno=patient.certno),
-                insuplc_admdvs=SHENZHEN,
-                treatment_admdvs=HEBEI,
-                category=filing_category_pb2.FILING_CATEGORY_TEMPORARY_OTHER,
-                channel=filing_pb2.FILING_CHANNEL_NATIONAL_APP,
-                start_date=date_message(stage.today),
-                materials=filing_pb2.FilingMaterials(personal_commitment=True),
-            ),
-            timeout=CALL_DEADLINE_S,
-        ).filing
-        assert filing.state == filing_pb2.FILING_STATE_APPROVED, filing
-    return patients
+    return stage.enrol_and_file(SHENZHEN, HEBEI, count, first_serial, "fault test")
 
 
 @dataclass(frozen=True)
