@@ -7,21 +7,17 @@ rows into messages.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from yidi.audit.v1 import audit_record_pb2 as record_pb
 from yidi.audit.v1 import audit_service_pb2 as api
 from yidi.audit.v1 import audit_service_pb2_grpc as api_grpc
-from yidi_core.errors import invalid
 from yidi_runtime import audit
 from yidi_runtime.audit import AuditEntry, AuditTrail
 from yidi_runtime.authz import OPERATOR, allow, rules
 from yidi_runtime.identity import CallerRole, Via
 from yidi_runtime.service import ServiceGroup
-from yidi_runtime.wire import timestamp_message
+from yidi_runtime.wire import moment_of, timestamp_message
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["AuditService"].full_name
 
@@ -49,16 +45,6 @@ GROUP = ServiceGroup(
     access=ACCESS,
 )
 """The trail's database as the node opens and migrates it; the node serves it with :func:`register_audit_service`."""
-
-
-def _moment(request: api.ListAuditRecordsRequest, field: str) -> datetime | None:
-    if not request.HasField(field):
-        return None
-    stamp: Timestamp = getattr(request, field)
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise invalid("INVALID_ARGUMENT", field, "is not a representable time") from None
 
 
 def record_message(entry: AuditEntry) -> record_pb.AuditRecord:
@@ -91,8 +77,8 @@ class AuditServicer(api_grpc.AuditServiceServicer):
     ) -> api.ListAuditRecordsResponse:
         """One page of the trail in record order."""
         entries, token = self._trail.list(
-            since=_moment(request, "since"),
-            until=_moment(request, "until"),
+            since=moment_of(request, "since"),
+            until=moment_of(request, "until"),
             caller=request.caller.strip(),
             method=request.method.strip(),
             page_size=request.page_size,

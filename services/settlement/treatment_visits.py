@@ -19,10 +19,12 @@ from yidi.type.v1 import visit_pb2
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
-from yidi_runtime.wire import as_utc, china_day, date_message, day_of, timestamp_message
+from yidi_runtime.wire import as_utc, china_day, date_message, day_of, moment_of, timestamp_message
 from yidi_services.settlement.treatment_checks import Caller, Problems, check_credential, required_text
 from yidi_services.settlement.treatment_models import FeeLineRow, VisitRow, VisitState
 
+_UNSET_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""What an unset ``begin_time`` has always meant (the Timestamp default)."""
 _STATES = {
     VisitState.OPEN: settlement_pb2.VISIT_STATE_OPEN,
     VisitState.DISCHARGED: settlement_pb2.VISIT_STATE_DISCHARGED,
@@ -83,7 +85,7 @@ def registration(request: api.RegisterVisitRequest, caller: Caller) -> Registrat
         ipt_otp_no=ipt_otp_no,
         dept_code=request.dept_code.strip()[:30],
         atddr_no=request.atddr_no.strip()[:30],
-        begin_time=request.begin_time.ToDatetime(tzinfo=UTC),
+        begin_time=moment_of(request, "begin_time") or _UNSET_TIME,
     )
 
 
@@ -115,7 +117,7 @@ def _facts(request: api.RegisterVisitRequest, caller: Caller) -> visit_pb2.Visit
             )
     problems.raise_any()
     if day is None and request.HasField("begin_time"):
-        day = china_day(request.begin_time.ToDatetime(tzinfo=UTC))
+        day = china_day(moment_of(request, "begin_time") or _UNSET_TIME)
     return visit_pb2.VisitFacts(
         med_type=med_type,
         service_date=date_message(day),
