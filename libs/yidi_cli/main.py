@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from yidi_cli.audit import audit
 from yidi_cli.catalogue import catalogue_app, policy_app
 from yidi_cli.certs import app as certs_app
 from yidi_cli.clearing import app as clearing_app
@@ -133,6 +134,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(filing_app, name="filing")
 app.add_typer(clearing_app, name="clearing")
 app.command("reconcile")(reconcile)
+app.command("audit")(audit)
 app.add_typer(certs_app, name="certs")
 
 db_app = typer.Typer(

@@ -11,8 +11,9 @@ import typer
 from audit_support import Clock
 from typer.testing import CliRunner
 
-from yidi_cli.audit import audit, parse_moment
+from yidi_cli.audit import parse_moment
 from yidi_cli.federation import free_port
+from yidi_cli.main import app
 from yidi_runtime.audit import AuditTrail
 from yidi_runtime.identity import parse_subject
 
@@ -21,11 +22,8 @@ SETTLEMENT = "yidi.settlement.v1.SettlementService"
 
 @pytest.fixture
 def yidi() -> typer.Typer:
-    """The command registered as `yidi` registers it (main.py)."""
-    cli = typer.Typer()
-    cli.callback()(lambda: None)
-    cli.command("audit")(audit)
-    return cli
+    """The `yidi` command line itself (main.py), with `audit` among its commands."""
+    return app
 
 
 def fill(trail: AuditTrail, clock: Clock) -> None:
