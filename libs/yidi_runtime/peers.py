@@ -194,13 +194,14 @@ class PeerClient:
         while True:
             if self.breaker is not None and not self.breaker.allow():
                 raise self._circuit_open()
+            attempt_started = self.breaker.now() if self.breaker is not None else None
             try:
                 answer = method(request, timeout=max(budget_s - (self._clock() - started), 0.001))
             except grpc.RpcError as error:
                 code, answered = error.code(), _yidi_error(error) is not None
                 if self.breaker is not None:
                     if is_transport_failure(code, answered):
-                        self.breaker.record_failure()
+                        self.breaker.record_failure(attempt_started)
                     else:
                         self.breaker.record_success()
                 failures += 1

@@ -102,8 +102,13 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
+        self._last_failure_at: float | None = None
         self._opened_at: float | None = None
         self._trial_running = False
+
+    def now(self) -> float:
+        """The breaker's clock: when a call starts, for :meth:`record_failure`."""
+        return self._clock()
 
     def _state(self) -> BreakerState:
         if self._opened_at is None:
@@ -148,10 +153,22 @@ class CircuitBreaker:
         with self._lock:
             self._trial_running = False
 
-    def record_failure(self) -> None:
-        """The peer did not answer: count it, and open (again) at the threshold or after a failed trial."""
+    def record_failure(self, started_at: float | None = None) -> None:
+        """The peer did not answer: count it, and open (again) at the threshold or after a failed trial.
+
+        A call that started before the last counted failure (``started_at``) was in flight when
+        the link broke and says nothing new: one dropped connection fails every call on it at
+        once, and must count as one failure, not open the breaker by itself.
+        """
         with self._lock:
-            self._failures += 1
+            overlapping = (
+                started_at is not None
+                and self._last_failure_at is not None
+                and started_at < self._last_failure_at
+            )
+            if not overlapping:
+                self._failures += 1
+                self._last_failure_at = self._clock()
             if self._trial_running or self._failures >= self.failure_threshold:
                 self._opened_at = self._clock()
             self._trial_running = False

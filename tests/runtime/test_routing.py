@@ -268,6 +268,20 @@ def test_retries_stay_within_the_call_deadline() -> None:
     assert sleeps == [0.75, 0.75]
 
 
+def test_calls_in_flight_when_the_link_broke_count_as_one_failure() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, cool_down_s=10.0, clock=clock)
+    started = [breaker.now() for _ in range(20)]  # twenty calls on one connection …
+    clock.now += 1.0
+    for moment in started:  # … all fail when it drops
+        breaker.record_failure(moment)
+    assert breaker.state is BreakerState.CLOSED and breaker.allow()
+    for _ in range(2):  # calls made after each failure still count, one by one
+        clock.now += 0.5
+        breaker.record_failure(breaker.now())
+    assert breaker.state is BreakerState.OPEN
+
+
 def test_the_breaker_fails_calls_fast_while_the_peer_is_down_and_a_trial_closes_it() -> None:
     clock, sleeps = FakeClock(), []
     breaker = CircuitBreaker(failure_threshold=2, cool_down_s=30.0, clock=clock)
