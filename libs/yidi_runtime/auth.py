@@ -42,7 +42,11 @@ class Authenticator:
             Principal(CallerRole.NODE, settings.region, settings.region, Via.LOCAL) if local else None
         )
         self._insecure = settings.insecure
-        self._tokens = TokenVerifier(settings.tls.cert, settings.region) if settings.tls is not None else None
+        self._tokens = (
+            TokenVerifier(settings.tls.cert, settings.region)
+            if settings.tls is not None and not local
+            else None
+        )
 
     def principal(self, context: grpc.ServicerContext) -> Principal:
         """The caller, or UNAUTHENTICATED saying what is missing."""

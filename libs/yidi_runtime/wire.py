@@ -65,7 +65,11 @@ def moment_of(message: Message, field: str) -> datetime | None:
     """A set ``Timestamp`` field as aware UTC, None when unset; one outside Timestamp's range refused."""
     if not message.HasField(field):
         return None
-    stamp: Timestamp = getattr(message, field)
+    return stamp_moment(getattr(message, field), field)
+
+
+def stamp_moment(stamp: Timestamp, field: str) -> datetime:
+    """A wire timestamp as aware UTC; one outside Timestamp's range is refused naming ``field``."""
     try:
         return stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import journal_pb2
@@ -22,7 +19,7 @@ from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.integrity import NodeIntegrity, Origin, Seal
 from yidi_runtime.paging import page_size
-from yidi_runtime.wire import timestamp_message
+from yidi_runtime.wire import moment_of, stamp_moment, timestamp_message
 from yidi_services.clearing.journal import (
     AMOUNT_FIELDS,
     MAX_ENTRIES,
@@ -43,14 +40,6 @@ _KINDS = {
     journal_pb2.JOURNAL_ENTRY_KIND_REVERSAL: Kind.REVERSAL,
 }
 _KIND_MESSAGES = {kind: number for number, kind in _KINDS.items()}
-
-
-def moment_of(stamp: Timestamp, field: str) -> datetime:
-    """A wire timestamp as an aware UTC moment (an impossible one is refused)."""
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise invalid("INVALID_ARGUMENT", field, "is not a representable time") from None
 
 
 def _identifier(value: str, field: str, *, required: bool) -> str:
@@ -189,7 +178,7 @@ def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry 
         insutype=checked(lambda: _optional(message.insutype, _dictionary("insutype"), f"{where}.insutype")),
         clr_type=checked(lambda: _optional(message.clr_type, _dictionary("clr_type"), f"{where}.clr_type")),
         amounts=amounts,
-        setl_time=checked(lambda: moment_of(message.setl_time, f"{where}.setl_time")),
+        setl_time=checked(lambda: stamp_moment(message.setl_time, f"{where}.setl_time")),
         seal=checked(lambda: _seal(message.payload_signature, f"{where}.payload_signature")),
     )
     return (None, problems) if problems else (entry, [])
@@ -250,8 +239,8 @@ def journal_query(request: api.ListJournalEntriesRequest) -> JournalQuery:
         province = check_region(request.admdvs)
         if province_of(province) != province:
             raise invalid("INVALID_CODE", "admdvs", f"must be a province (PP0000), got {province}")
-    start = moment_of(request.start_time, "start_time") if request.HasField("start_time") else None
-    end = moment_of(request.end_time, "end_time") if request.HasField("end_time") else None
+    start = moment_of(request, "start_time")
+    end = moment_of(request, "end_time")
     if start is not None and end is not None and end < start:
         raise invalid("INVALID_ARGUMENT", "end_time", "must not be before start_time")
     return JournalQuery(province, start, end, page_size(request.page_size), request.page_token)

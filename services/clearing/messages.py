@@ -11,13 +11,12 @@ from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import ledger_pb2, statement_pb2
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
 from yidi_core.errors import DomainError, combine, invalid
-from yidi_runtime.wire import date_message, timestamp_message
+from yidi_runtime.wire import date_message, stamp_moment, timestamp_message
 from yidi_services.clearing.advances import AdvanceStatus
 from yidi_services.clearing.alerts import Alert, AlertKind, AlertLevel
 from yidi_services.clearing.calendar import ClearingCalendar
 from yidi_services.clearing.clawbacks import Clawback
 from yidi_services.clearing.clearing_runs import Run
-from yidi_services.clearing.convert import moment_of
 from yidi_services.clearing.jobs import JOB_STATES
 from yidi_services.clearing.ledger import AccountKind, Entry, Ledger
 from yidi_services.clearing.periods import Period
@@ -144,7 +143,7 @@ def transfer(request: api.RecordTransferRequest, now: datetime) -> Transfer:
         raise invalid("INVALID_ARGUMENT", "transfer", "is required")
     message = request.transfer
     moved_at = (
-        moment_of(message.transfer_time, "transfer.transfer_time")
+        stamp_moment(message.transfer_time, "transfer.transfer_time")
         if message.HasField("transfer_time")
         else now
     )

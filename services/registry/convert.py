@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.message import Message
 from google.type import date_pb2
 
 from yidi.registry.v1 import institution_pb2 as pb
@@ -71,11 +68,6 @@ def iso_date(value: date_pb2.Date) -> str:
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
-def moment(message: Message, field: str) -> datetime | None:
-    """A set Timestamp field as an aware UTC datetime, None when unset (an impossible one refused)."""
-    return moment_of(message, field)
-
-
 def draft(message: pb.Institution) -> InstitutionDraft:
     """An institution message as given, for validation (version/update time kept for sync)."""
     return InstitutionDraft(
@@ -98,7 +90,7 @@ def draft(message: pb.Institution) -> InstitutionDraft:
         accepts_cross_province=message.accepts_cross_province,
         accepts_in_province=message.accepts_in_province,
         version=message.version,
-        update_time=moment(message, "update_time"),
+        update_time=moment_of(message, "update_time"),
     )
 
 

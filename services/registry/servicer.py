@@ -21,7 +21,7 @@ from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.peers import PeerClient, message_id
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
-from yidi_runtime.wire import Clock, china_day, day_of, wall_clock
+from yidi_runtime.wire import Clock, china_day, day_of, moment_of, wall_clock
 from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
 from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import RequestRecord
@@ -145,8 +145,8 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
         draft = suspensions.SuspensionDraft(
             fixmedins_code=notice.fixmedins_code if scope == "fixmedins_code" else "",
             admdvs=notice.admdvs if scope == "admdvs" else "",
-            start_time=convert.moment(notice, "start_time"),
-            end_time=convert.moment(notice, "end_time"),
+            start_time=moment_of(notice, "start_time"),
+            end_time=moment_of(notice, "end_time"),
             reason=notice.reason,
             publisher=notice.publisher,
         )
@@ -179,7 +179,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
         self, request: api.ListSuspensionsRequest, context: grpc.ServicerContext
     ) -> api.ListSuspensionsResponse:
         query = suspensions.SuspensionQuery(
-            active_at=convert.moment(request, "active_at"),
+            active_at=moment_of(request, "active_at"),
             admdvs=request.admdvs,
             fixmedins_code=request.fixmedins_code,
             include_revoked=request.include_revoked,
@@ -204,7 +204,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             chronic_disease=request.chronic_disease,
             service_date=day_of(request.service_date, "service_date"),
             insured_region=request.insuplc_admdvs,
-            at=convert.moment(request, "at_time") or self._clock(),
+            at=moment_of(request, "at_time") or self._clock(),
         )
         with self._database.unit_of_work() as uow:
             found, service = handlers.check(uow.session, query)
