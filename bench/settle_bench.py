@@ -3,10 +3,10 @@
 Starts a federation of real processes (:class:`yidi_cli.processes.ProcessFederation`: each
 node is `yidi serve` in its own process on loopback, SQLite files by default, mutual TLS
 with a development PKI made for the run), loads the sample data, enrols and files
-``--persons`` insured persons per route, then drives whole hospital visits through the HIS
-stub — VerifyPerson, RegisterVisit, UploadFeeItems, DischargeVisit, Settle, each worker
-with its own patients so concurrent settlements do not queue on one person's row — timing
-Settle alone and the whole visit. Routes, by node-to-node hops (the HIS's call to its own
+``--persons`` insured persons per route, then, at each concurrency, prepares visits through
+the HIS stub — VerifyPerson, RegisterVisit, UploadFeeItems, DischargeVisit, timed as one
+figure — and settles them, timing Settle alone: each worker settles its own patients, so
+concurrent settlements do not queue on one person's row. Routes, by node-to-node hops (the HIS's call to its own
 node is not a hop):
 
 * **1 hop** (in-province) — a Langfang insured in a Shijiazhuang hospital: Hebei → Langfang;
@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from measure import machine, percentiles
+from yidi.settlement.v1 import settlement_service_pb2
 from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
 from yidi_cli.node_client import open_channel
 from yidi_cli.postgres_server import fresh_databases, postgres_server
@@ -146,18 +147,22 @@ def encounter(stage: Stage, route: Route, patient: Patient) -> Encounter:
     )
 
 
-def visit(window: Window, stay: Encounter) -> tuple[float, float, int, int]:
-    """One whole visit at the window: (Settle ms, visit ms, Settle request bytes, response bytes)."""
+def prepare(window: Window, stay: Encounter) -> tuple[settlement_service_pb2.SettleRequest, float]:
+    """A visit ready to settle — VerifyPerson, RegisterVisit, UploadFeeItems, DischargeVisit — and its ms."""
     started = time.perf_counter()
     person = window.verify(stay)
     registered = window.register(stay, person)
     window.upload(stay, registered)
     registered = window.discharge(stay, registered)
     request = window.settle_request(stay, registered, window.request_id())
-    settling = time.perf_counter()
+    return request, (time.perf_counter() - started) * 1000
+
+
+def settle_once(window: Window, request: settlement_service_pb2.SettleRequest) -> tuple[float, int]:
+    """Settle a prepared visit: (ms, response bytes)."""
+    started = time.perf_counter()
     response = window.stub.Settle(request, timeout=_DEADLINE_S)
-    ended = time.perf_counter()
-    return (ended - settling) * 1000, (ended - started) * 1000, request.ByteSize(), response.ByteSize()
+    return (time.perf_counter() - started) * 1000, response.ByteSize()
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -237,19 +242,37 @@ def drive(
 def settle_load(
     stage: Stage, federation: ProcessFederation, route: Route, patients: list[Patient], load: Load
 ) -> dict[str, Any]:
-    """Whole visits of the route at ``load``; worker ``w`` treats patients w, w + c, w + 2c, …"""
+    """The route's settlements at ``load``: ``load.count`` visits prepared first, then only Settle timed.
+
+    Preparing (VerifyPerson … DischargeVisit) runs at the same concurrency and is reported as
+    its own figure. Worker ``w`` settles patients w, w + c, w + 2c, …, so concurrent
+    settlements do not queue on one person's row at the insured node.
+    """
     window = stage.window(route.hospital)
-    stays = [encounter(stage, route, patient) for patient in patients]
-    done_by: Counter[int] = Counter()
-
-    def one(worker: int, _index: int) -> dict[str, float]:
-        turn = done_by[worker]
-        done_by[worker] += 1
-        settle_ms, visit_ms, _, _ = visit(window, stays[(worker + turn * load.concurrency) % len(stays)])
-        return {"settle": settle_ms, "visit": visit_ms}
-
     nodes = {TOPOLOGY[region].name: federation.pid(region) for region in federation.processes}
-    return drive(load, one, nodes)
+    ready: dict[int, list[settlement_service_pb2.SettleRequest]] = {}
+    ready_lock = threading.Lock()
+
+    def prepare_one(worker: int, index: int) -> dict[str, float]:
+        request, elapsed_ms = prepare(window, encounter(stage, route, patients[index % len(patients)]))
+        with ready_lock:
+            ready.setdefault(index % load.concurrency, []).append(request)
+        return {"prepare": elapsed_ms}
+
+    prepared = drive(Load(load.count, _DEADLINE_S * 5, load.concurrency), prepare_one, nodes)
+
+    def settle_one(worker: int, _index: int) -> dict[str, float]:
+        with ready_lock:
+            queue = ready.get(worker) or next((q for q in ready.values() if q), [])
+            if not queue:
+                raise LookupError("no prepared visit left")
+            request = queue.pop()
+        elapsed_ms, _ = settle_once(window, request)
+        return {"settle": elapsed_ms}
+
+    total = sum(len(queue) for queue in ready.values())
+    settled = drive(Load(total, load.seconds, load.concurrency), settle_one, nodes)
+    return {**settled, "prepare": prepared}
 
 
 def chain_load(chain: EchoChain, client: grpc.Channel, request_bytes: int, load: Load) -> dict[str, Any]:
@@ -268,13 +291,12 @@ def chain_load(chain: EchoChain, client: grpc.Channel, request_bytes: int, load:
 
 
 def ratios(settle: dict[str, Any], chain: dict[str, Any]) -> dict[str, float]:
-    """Settlements per second as a share of chain calls per second; Settle's and the visit's p99 as multiples."""
+    """Settlements per second as a share of chain calls per second; Settle's p99 as a multiple of the chain's."""
     if "settle" not in settle or "call" not in chain:
         return {}
     return {
         "throughput": round(settle["per_second"] / chain["per_second"], 3),
         "settle_p99": round(settle["settle"]["p99_ms"] / chain["call"]["p99_ms"], 2),
-        "visit_p99": round(settle["visit"]["p99_ms"] / chain["call"]["p99_ms"], 2),
         "server_cpu": round(
             settle["cpu_ms_per_call"]["servers"] / max(chain["cpu_ms_per_call"]["servers"], 0.01), 1
         ),
@@ -291,7 +313,9 @@ def measure_route(
 ) -> dict[str, Any]:
     """The route's visits at each load, then the echo chain of its shape at the same concurrencies."""
     window = stage.window(route.hospital)
-    _, _, request_bytes, response_bytes = visit(window, encounter(stage, route, patients[-1]))  # warm-up
+    request, _ = prepare(window, encounter(stage, route, patients[-1]))  # warm-up
+    _, response_bytes = settle_once(window, request)
+    request_bytes = request.ByteSize()
     figures: dict[str, Any] = {
         "path": [TOPOLOGY[region].name for region in route.path],
         "request_bytes": request_bytes,
@@ -331,12 +355,12 @@ def _ms(figure: dict[str, Any], name: str, key: str) -> str:
 
 
 def table(routes: dict[str, dict[str, Any]]) -> Table:
-    """Per route and concurrency: Settle, the whole visit, the bare chain; ratios of the federation to the chain."""
+    """Per route and concurrency: Settle, the visit's preparation, the bare chain; Settle's ratios to the chain."""
     grid = Table(
         title="Settle through the HIS stub against a bare gRPC echo chain",
         caption="; ".join(f"{name}: {' → '.join(route['path'])}" for name, route in routes.items())
-        + ". /s: settlements (whole visits) or echo calls per second; latencies in ms; "
-        "ratios: federation ÷ chain; CPU ms: CPU time all server processes spent per settlement or call.",
+        + ". /s: settlements, prepared visits (VerifyPerson … DischargeVisit) or echo calls per second; "
+        "latencies in ms; ratios: Settle ÷ chain; CPU ms: CPU time all server processes spent per call.",
     )
     headings = (
         "route",
@@ -369,16 +393,17 @@ def table(routes: dict[str, dict[str, Any]]) -> Table:
                 f"{settle['cpu_ms_per_call']['servers']:.1f}",
                 refused,
             )
+            prepared = settle["prepare"]
             grid.add_row(
                 "",
                 "",
-                "visit",
-                "",
-                *(_ms(settle, "visit", p) for p in ("p50_ms", "p95_ms", "p99_ms")),
-                "",
-                f"{ratio.get('visit_p99', 0):.1f}×",
+                "prepare",
+                f"{prepared['per_second']:.1f}",
+                *(_ms(prepared, "prepare", p) for p in ("p50_ms", "p95_ms", "p99_ms")),
                 "",
                 "",
+                f"{prepared['cpu_ms_per_call']['servers']:.1f}",
+                ", ".join(f"{reason} {n}" for reason, n in prepared["refused"].items()) or "0",
             )
             grid.add_row(
                 "",

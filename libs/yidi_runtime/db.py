@@ -8,9 +8,10 @@ so one service's writes never wait on another's lock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -89,12 +90,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 @dataclass
 class Database:
-    """One service's database on one node: engine, sessions and health probe."""
+    """One service's database on one node: engine, sessions and health probe.
+
+    On SQLite the node's own writers also queue on an in-process lock before ``BEGIN
+    IMMEDIATE``: SQLite's busy handler waits by sleeping and polling (up to 100 ms a
+    turn), so under load the file would sit unlocked while writers slept; the lock hands it
+    straight to the next writer. Other processes on the file (CLI commands) still meet the
+    busy timeout.
+    """
 
     service: str
     url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    _writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
     def open(cls, service: str, url: str) -> Database:
@@ -118,7 +127,8 @@ class Database:
 
     def unit_of_work(self, *, write: bool = False) -> UnitOfWork:
         """A transaction scope; ``write=True`` takes SQLite's write lock at BEGIN."""
-        return UnitOfWork(self.sessions, write=write)
+        serialized = write and self.dialect == "sqlite"
+        return UnitOfWork(self.sessions, write=write, writer=self._writer if serialized else None)
 
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown)."""
@@ -132,9 +142,16 @@ class UnitOfWork:
     half-written.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], *, write: bool = False) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        write: bool = False,
+        writer: AbstractContextManager[object] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._write = write
+        self._writer = writer or nullcontext()
         self._session: Session | None = None
 
     @property
@@ -145,9 +162,17 @@ class UnitOfWork:
         return self._session
 
     def __enter__(self) -> Self:
-        self._session = self._sessions()
-        if self._write:
-            self._session.connection(execution_options={_IMMEDIATE: True})
+        self._writer.__enter__()
+        try:
+            self._session = self._sessions()
+            if self._write:
+                self._session.connection(execution_options={_IMMEDIATE: True})
+        except BaseException:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+            self._writer.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(
@@ -162,6 +187,7 @@ class UnitOfWork:
         finally:
             session.close()
             self._session = None
+            self._writer.__exit__(None, None, None)
 
     def commit(self) -> None:
         """Make the work durable."""

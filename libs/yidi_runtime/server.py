@@ -274,7 +274,9 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
             )
         )
     audit_name = audit_service.register_audit_service(server, trail)
-    services.append(_HealthedService(audit_service.GROUP, databases[audit_service.GROUP.name], (audit_name,)))
+    services.append(
+        _HealthedService(audit_service.GROUP, databases[audit_service.GROUP.name], (audit_name,), (trail,))
+    )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for service in services for name in service.grpc_names]

@@ -186,6 +186,66 @@ def test_a_write_that_fails_is_logged_and_counted_never_raised(tmp_path: Path) -
     ]
 
 
+def test_a_started_trail_writes_queued_rows_in_the_background_and_reads_them_back(
+    audit_database: Database, registry: CollectorRegistry
+) -> None:
+    trail = AuditTrail(audit_database, NODE, REGION, registry=registry)
+    trail.start()
+    try:
+        for number in range(1200):  # more than one batch
+            trail.record(HOSPITAL, SETTLEMENT, "Settle", f"r{number}", grpc.StatusCode.OK, "")
+        page, token = trail.list(page_size=1000)  # reading writes what has queued first
+        assert [entry.request_id for entry in page] == [f"r{number}" for number in range(1000)]
+        assert token
+        trail.record(OPERATOR, FILING, "ReviewFiling", "last", grpc.StatusCode.OK, "")
+    finally:
+        trail.stop(timeout_s=5)
+    with audit_database.engine.connect() as connection:  # stopping wrote the rest
+        assert connection.execute(text("SELECT count(*) FROM audit_records")).scalar() == 1201
+    trail.record(HOSPITAL, SETTLEMENT, "Settle", "after", grpc.StatusCode.OK, "")  # stopped: written at once
+    assert trail.list(page_size=1000, page_token=token)[0][-1].request_id == "after"
+    assert registry.get_sample_value("yidi_audit_write_failures_total") == 0
+
+
+def test_rows_wait_for_a_database_that_refuses_them_and_are_written_once_it_answers(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    database = Database.open(SERVICE, f"sqlite:///{tmp_path / 'audit.db'}")
+    trail = AuditTrail(database, NODE, REGION, registry=registry)
+    trail.start()
+    try:
+        trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
+        assert not trail.flush(timeout_s=0.3)  # no table yet: the row waits
+        upgrade(database, VERSIONS, Base.metadata)
+        assert trail.flush(timeout_s=10)
+        assert [entry.request_id for entry in trail.list()[0]] == ["r1"]
+    finally:
+        trail.stop(timeout_s=5)
+        database.dispose()
+    assert registry.get_sample_value("yidi_audit_write_failures_total") == 0
+
+
+def test_rows_still_unwritten_when_the_trail_stops_are_logged_and_counted(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    unmigrated = Database.open(SERVICE, f"sqlite:///{tmp_path / 'audit.db'}")
+    trail = AuditTrail(unmigrated, NODE, REGION, registry=registry)
+    trail.start()
+    try:
+        with capture_logs() as logs:
+            trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
+            trail.record(HOSPITAL, SETTLEMENT, "Settle", "r2", grpc.StatusCode.OK, "")
+            trail.flush(timeout_s=0.3)
+            trail.stop(timeout_s=5)
+    finally:
+        unmigrated.dispose()
+    assert registry.get_sample_value("yidi_audit_write_failures_total") == 2
+    assert sorted(line["request_id"] for line in logs if line["event"] == "audit record not written") == [
+        "r1",
+        "r2",
+    ]
+
+
 def test_the_model_matches_its_migration(audit_database: Database) -> None:
     with audit_database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": version_table(SERVICE)})

@@ -155,6 +155,7 @@ def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> N
     for route in report["routes"].values():
         figure = route["c1"]
         assert figure["settle"]["completed"] == 3 and not figure["settle"]["refused"]
+        assert figure["settle"]["prepare"]["completed"] == 3 and not figure["settle"]["prepare"]["refused"]
         assert figure["ratios"]["throughput"] > 0 and figure["ratios"]["settle_p99"] > 0
 
 
