@@ -463,6 +463,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--hop-delay-ms", type=float, default=0.0, help="one-way delay per node-to-node link")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run every node under py-spy and write its speedscope profile to this folder "
+        "(sampling slows the nodes: read where the time goes, not the figures)",
+    )
+    parser.add_argument(
         "--json", type=Path, help="where to write the figures (default bench/results/settle-<time>.json)"
     )
     return parser.parse_args()
@@ -507,6 +513,7 @@ def main() -> None:
             pki=pki,
             hop_delay_ms=args.hop_delay_ms,
             log_level=args.log_level,
+            profile_dir=args.profile,
         ) as federation:
             console.print(
                 f"{len(TOPOLOGY.nodes)} node processes serving in {time.perf_counter() - started:.1f} s"
@@ -523,6 +530,8 @@ def main() -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**facts, "routes": figures}, indent=2, ensure_ascii=False))
     console.print(f"written to {target}")
+    if args.profile is not None:
+        console.print(f"node profiles (open in https://www.speedscope.app) in {args.profile}")
 
 
 if __name__ == "__main__":

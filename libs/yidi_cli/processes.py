@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,7 +283,10 @@ class ProcessFederation(Federation):
     node certificates; without, they run insecure. ``config`` adds TOML sections to every
     node's file (e.g. ``{"settlement": {"hold_timeout_s": 5}}``). Logs go to
     ``data_dir/<region>-<name>.log`` (:meth:`log_of`). ``lose_answer_every`` makes the links'
-    proxy lose answers (:class:`DelayProxy`; its log is ``data_dir/proxy.log``).
+    proxy lose answers (:class:`DelayProxy`; its log is ``data_dir/proxy.log``). With
+    ``profile_dir`` every node runs under ``py-spy record`` and leaves a speedscope profile
+    there when it stops (py-spy cannot attach to a running process in every sandbox, so it
+    starts the node).
 
     Clients open channels with :meth:`channel` as in the in-process federation; the
     ``nodes`` mapping of that class stays empty, the processes are in :attr:`processes`.
@@ -301,9 +305,11 @@ class ProcessFederation(Federation):
         log_level: str = "warning",
         config: Mapping[str, Mapping[str, Any]] | None = None,
         lose_answer_every: int = 0,
+        profile_dir: Path | None = None,
     ) -> None:
         super().__init__(topology, {}, pki)
         self.data_dir = Path(data_dir)
+        self.profile_dir = profile_dir
         self.hop_delay_ms = hop_delay_ms
         self._database_url_for = database_url_for
         self._log_level = log_level
@@ -400,10 +406,31 @@ class ProcessFederation(Federation):
             raise
         return self
 
+    def _profiler(self, node: NodeProcess) -> list[str]:
+        """``py-spy record … --`` before the node's command when profiling, else nothing."""
+        if self.profile_dir is None:
+            return []
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        target = self.profile_dir / f"{node.spec.region}-{node.spec.name}-{time.time_ns()}.speedscope.json"
+        return [  # --nonblocking: a node paused by ptrace while sampled could miss its SIGTERM
+            py_spy,
+            "record",
+            "--nonblocking",
+            "--rate",
+            "100",
+            "--format",
+            "speedscope",
+            "--output",
+            str(target),
+            "--",
+        ]
+
     def _spawn(self, node: NodeProcess) -> None:
         with node.log.open("ab") as log:
             node.process = subprocess.Popen(
                 [
+                    *self._profiler(node),
                     sys.executable,
                     "-c",
                     "from yidi_cli.main import main; main()",
@@ -455,11 +482,20 @@ class ProcessFederation(Federation):
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
 
     def pid(self, region: str) -> int:
-        """The process id of the running node of ``region``."""
+        """The process id of the running node of ``region`` (under a profiler, the node's, not py-spy's)."""
         process = self.processes[region].process
         if process is None or process.poll() is not None:
             raise RuntimeError(f"node {region} is not running")
-        return process.pid
+        if self.profile_dir is None:
+            return process.pid
+        children = [
+            child
+            for task in Path(f"/proc/{process.pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        if not children:
+            raise RuntimeError(f"node {region} has not started under its profiler")
+        return int(children[0])
 
     def kill(self, region: str, sig: int = signal.SIGKILL, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """Send ``sig`` to the node of ``region`` and wait for it to exit (bounded); its exit status."""
@@ -487,6 +523,14 @@ class ProcessFederation(Federation):
         Safe to call twice.
         """
         super().stop(grace)
+        if self.profile_dir is not None:  # py-spy writes its profile once the node it watches has exited
+            for region, node in self.processes.items():
+                if node.running:
+                    os.kill(self.pid(region), signal.SIGTERM)
+            for node in self.processes.values():
+                if node.process is not None:
+                    with suppress(subprocess.TimeoutExpired):
+                        node.process.wait(grace)
         terminate_all([node.process for node in self.processes.values() if node.process is not None], grace)
         if self.proxy is not None:
             self.proxy.stop()

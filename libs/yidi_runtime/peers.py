@@ -12,12 +12,14 @@ breaker (:mod:`yidi_runtime.resilience`).
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import random
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -47,6 +49,22 @@ CHANNEL_OPTIONS = (
 )
 Answer = TypeVar("Answer")  # a response message, or bytes from a raw method
 Stub = TypeVar("Stub")
+Result = TypeVar("Result")
+
+_ALONGSIDE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="peer-call")
+
+
+def alongside(call: Callable[[], Result]) -> Future[Result]:
+    """Start ``call`` (a call to a peer, say) now in another thread; ``.result()`` gives its answer or raises.
+
+    A handler that needs two independent answers asks for both at once and so waits for the
+    slower, not their sum: each call waits on the network with the GIL released. The call
+    runs in a copy of the caller's context (its log fields, its principal). The caller
+    decides when to read the outcome, so refusals still surface in the order they would
+    have one after the other.
+    """
+    return _ALONGSIDE.submit(contextvars.copy_context().run, call)
+
 
 # A random start keeps two processes (two CLI runs in one second) from issuing the same id.
 _sequence = itertools.count(secrets.randbelow(10_000))

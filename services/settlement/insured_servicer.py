@@ -26,6 +26,7 @@ from yidi_core.errors import invalid
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
+from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
 from yidi_runtime.wire import Clock, as_utc
@@ -96,12 +97,11 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         )
 
     def _answered(
-        self, request_id: str, method: str, request: Message, response_type: type[Response]
+        self, session: Session, request_id: str, method: str, request: Message, response_type: type[Response]
     ) -> Response | None:
         """The stored answer to a repeat (DUPLICATE_REQUEST for other content), None for a new request."""
-        with self._database.unit_of_work() as uow:
-            digest = fingerprint([_content(request)])
-            return self._requests.replay(uow.session, request_id, method, digest, response_type)
+        digest = fingerprint([_content(request)])
+        return self._requests.replay(session, request_id, method, digest, response_type)
 
     @routed
     def ResolvePerson(
@@ -134,15 +134,23 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         if not request.dry_run:
             with self._database.unit_of_work() as uow:
                 insured_holds.ensure_not_corrected(uow.session, request.request_id)
-            answered = self._answered(request.request_id, method, request, response_type)
+                answered = self._answered(uow.session, request.request_id, method, request, response_type)
             if answered is not None:
                 return answered
-        snapshot = self._place.eligibility(
-            insured_apply.eligibility_question(request, request.route.destination_admdvs)
+        # The policy of the region and insurance the bill names is asked alongside eligibility; a
+        # person filing places elsewhere (a county below this node) has it asked again.
+        destination, insutype, day = (
+            request.route.destination_admdvs,
+            request.insutype.strip(),
+            command.visit.service_date,
         )
+        expected_policy = alongside(lambda: self._place.policy(destination, insutype, day))
+        snapshot = self._place.eligibility(insured_apply.eligibility_question(request, destination))
         insured_apply.check_insutype(command, snapshot)
-        version, policy = self._place.policy(
-            snapshot.insuplc_admdvs, snapshot.insutype, command.visit.service_date
+        version, policy = (
+            expected_policy.result()
+            if (snapshot.insuplc_admdvs, snapshot.insutype) == (destination, insutype)
+            else self._place.policy(snapshot.insuplc_admdvs, snapshot.insutype, day)
         )
         terms = insured_apply.Terms(snapshot, version, policy)
         if request.dry_run:
@@ -158,7 +166,8 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 lambda session: insured_apply.apply(session, command, terms, now, now + self._hold),
             )
         except insured_holds.AlreadyApplied:
-            answered = self._answered(request.request_id, method, request, response_type)
+            with self._database.unit_of_work() as uow:
+                answered = self._answered(uow.session, request.request_id, method, request, response_type)
             if answered is None:
                 raise RuntimeError(f"application {request.request_id} exists without its answer") from None
             return answered
@@ -223,7 +232,10 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
     ) -> api.CreditAccountResponse:
         _required_fields(request, "request_id", "psn_no")
         region = check_region(request.insuplc_admdvs, "insuplc_admdvs")
-        answered = self._answered(request.request_id, "CreditAccount", request, api.CreditAccountResponse)
+        with self._database.unit_of_work() as uow:
+            answered = self._answered(
+                uow.session, request.request_id, "CreditAccount", request, api.CreditAccountResponse
+            )
         if answered is not None:
             return answered
         self._place.ensure_person(request.psn_no.strip(), region)

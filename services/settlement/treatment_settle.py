@@ -23,12 +23,14 @@ reversing record. The visit is not reopened.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
+from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import visit_pb2
@@ -37,6 +39,7 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
+from yidi_runtime.peers import alongside
 from yidi_runtime.wire import Clock
 from yidi_services.settlement.ids import derived_id
 from yidi_services.settlement.insured_forwarding import ROUTED
@@ -88,11 +91,13 @@ APPEND_JOURNAL = clearing_api.DESCRIPTOR.services_by_name["ClearingService"].met
 
 @dataclass(frozen=True)
 class Bill:
-    """A visit read for settlement: the visit, its facts, and its current lines classified."""
+    """A visit read for settlement: the visit, its facts, its current lines classified, and the
+    institution check, asked alongside the classification (``institution.result()`` raises its refusal)."""
 
     visit: VisitRow
     facts: visit_pb2.VisitFacts
     classified: Classified
+    institution: Future[registry_api.CheckInstitutionResponse]
 
 
 def _settle_fields(mdtrt_id: str, mid_setl_flag: bool) -> None:
@@ -141,7 +146,8 @@ class Settlements:
         self._region = peers.region
 
     def _bill(self, mdtrt_id: str, caller: Caller) -> Bill:
-        """The caller's open visit and its current lines, classified with the catalogue in force now."""
+        """The caller's open visit and its current lines, classified with the catalogue in force now,
+        while the province checks the institution."""
         with reading(self._database) as session:
             visit = load(session, mdtrt_id, caller)
             ensure_open(visit)
@@ -151,7 +157,11 @@ class Settlements:
                 "INVALID_ARGUMENT", "mdtrt_id", f"visit {visit.mdtrt_id} has no fee lines: upload them first"
             )
         facts = facts_of(visit)
-        return Bill(visit, facts, classify(self._peers, facts, fee_items(items, one_call=False)))
+        institution = alongside(
+            lambda: self._peers.check_institution(facts, visit.insuplc_admdvs, self._clock())
+        )
+        classified = classify(self._peers, facts, fee_items(items, one_call=False))
+        return Bill(visit, facts, classified, institution)
 
     def _apply_request(
         self, request_id: str, bill: Bill, use_account: bool, *, setl_id: str = ""
@@ -188,7 +198,7 @@ class Settlements:
         bill = self._bill(request.mdtrt_id, caller)
         if request.medfee_sumamt_fen:
             _ensure_total(bill.classified, request.medfee_sumamt_fen, "medfee_sumamt_fen")
-        self._peers.check_institution(bill.facts, bill.visit.insuplc_admdvs, self._clock())
+        bill.institution.result()
         dry_run_id = derived_id(bill.visit.mdtrt_id, f"presettle-{uuid.uuid4().hex[:12]}")
         answer = self._peers.insured(
             bill.visit.insuplc_admdvs,
@@ -221,7 +231,7 @@ class Settlements:
                 "INVALID_ARGUMENT", "mdtrt_id", f"inpatient stay {bill.visit.mdtrt_id} is not discharged yet"
             )
         _ensure_total(bill.classified, request.medfee_sumamt_fen, "medfee_sumamt_fen")
-        self._peers.check_institution(bill.facts, bill.visit.insuplc_admdvs, self._clock())
+        bill.institution.result()
         setl_id = record_id(self._region, request_id)
         applied = self._peers.insured(
             bill.visit.insuplc_admdvs,

@@ -188,3 +188,15 @@ def test_the_soak_reports_memory_and_latency_drift_per_window(tmp_path: Path) ->
         "langfang",
         "jiaxing",
     }
+
+
+def test_a_profiled_federation_leaves_a_speedscope_profile_per_node(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    with ProcessFederation(TOPOLOGY, tmp_path, profile_dir=profiles) as federation:
+        pids = {region: federation.pid(region) for region in federation.processes}
+        for pid in pids.values():  # the node itself, not its profiler
+            assert "serve" in Path(f"/proc/{pid}/cmdline").read_text()
+    written = sorted(profiles.glob("*.speedscope.json"))
+    assert [path.name.split("-")[0] for path in written] == sorted(pids)
+    for path in written:
+        assert json.loads(path.read_text())["profiles"][0]["samples"]
