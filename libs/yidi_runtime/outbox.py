@@ -334,28 +334,47 @@ class OutboxDeliverer:
 
     def deliver_pending(self) -> PassResult:
         """Send what is due now, destination by destination; update the backlog gauge."""
+        result = self._pass()
+        self.refresh_gauge()
+        return result
+
+    def _pass(self) -> PassResult:
+        """One pass over every destination with a backlog; what it sent is recorded in one transaction.
+
+        Recording after sending is what makes delivery at-least-once; recording the pass's
+        sends together (rather than one transaction per message) only widens the window in
+        which a crash has a message sent again, and receivers answer a repeat from their
+        request log.
+        """
         with self._database.unit_of_work() as uow:
             destinations = sorted(self._outbox.backlog(uow.session))
         self._destinations.update(destinations)
+        outcomes: list[tuple[QueuedMessage, DomainError | None]] = []
         delivered = failed = 0
-        for destination in destinations:
-            sent, ok = self._deliver_to(destination)
-            delivered += sent
-            failed += 0 if ok else 1
-        self.refresh_gauge()
+        try:
+            for destination in destinations:
+                sent, ok = self._deliver_to(destination, outcomes)
+                delivered += sent
+                failed += 0 if ok else 1
+        finally:
+            self._record(outcomes)
         return PassResult(delivered, failed)
 
-    def _deliver_to(self, destination: str) -> tuple[int, bool]:
+    def _deliver_to(
+        self, destination: str, outcomes: list[tuple[QueuedMessage, DomainError | None]]
+    ) -> tuple[int, bool]:
         """Send the queue of one destination until it is empty, a message is not due, or one fails."""
         sent = 0
         while not self._stopping.is_set():
+            if sent:
+                self._record(outcomes)  # before reading this queue again, so nothing sent is read as unsent
             with self._database.unit_of_work() as uow:
                 queue = self._outbox.queue(uow.session, destination, self._batch_size)
             for message in queue:
                 if self._stopping.is_set() or message.next_attempt_at > self._outbox.clock():
                     return sent, True
                 error = self._send(message)
-                self._record(message, error)
+                outcomes.append((message, error))
                 if error is not None and not _already_held(error):
                     return sent, False
                 sent += 1
@@ -371,8 +390,21 @@ class OutboxDeliverer:
             return refusal
         return None
 
-    def _record(self, message: QueuedMessage, error: DomainError | None) -> None:
-        """Mark the message delivered, or count the failure and set its next attempt."""
+    def _record(self, outcomes: list[tuple[QueuedMessage, DomainError | None]]) -> None:
+        """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``."""
+        if not outcomes:
+            return
+        model = self._outbox.model
+        with self._database.unit_of_work(write=True) as uow:
+            for message, error in outcomes:
+                uow.session.execute(
+                    sa.update(model).where(model.id == message.id).values(**self._outcome(message, error))
+                )
+            uow.commit()
+        outcomes.clear()
+
+    def _outcome(self, message: QueuedMessage, error: DomainError | None) -> dict[str, Any]:
+        """The columns that record one send: delivered, or failed and when to try again."""
         now = self._outbox.clock()
         attempts = message.attempts + 1
         if error is None or _already_held(error):
@@ -385,23 +417,19 @@ class OutboxDeliverer:
                     message_id=message.message_id,
                     reason=error.reason_code,
                 )
-        else:
-            pause = timedelta(seconds=self._backoff.delay_s(attempts, self._jitter()))
-            values = {"attempts": attempts, "next_attempt_at": now + pause, "last_error": _described(error)}
-            self._log.warning(
-                "outbox delivery failed",
-                destination=message.destination,
-                method=message.method,
-                message_id=message.message_id,
-                attempts=attempts,
-                retry_in_s=round(pause.total_seconds(), 3),
-                reason=error.reason_code,
-                error=error.message,
-            )
-        model = self._outbox.model
-        with self._database.unit_of_work(write=True) as uow:
-            uow.session.execute(sa.update(model).where(model.id == message.id).values(**values))
-            uow.commit()
+            return values
+        pause = timedelta(seconds=self._backoff.delay_s(attempts, self._jitter()))
+        self._log.warning(
+            "outbox delivery failed",
+            destination=message.destination,
+            method=message.method,
+            message_id=message.message_id,
+            attempts=attempts,
+            retry_in_s=round(pause.total_seconds(), 3),
+            reason=error.reason_code,
+            error=error.message,
+        )
+        return {"attempts": attempts, "next_attempt_at": now + pause, "last_error": _described(error)}
 
     def refresh_gauge(self) -> None:
         """Set the backlog gauge from the table (destinations that drained read 0)."""
@@ -419,9 +447,15 @@ class OutboxDeliverer:
         return purged
 
     def _run(self) -> None:
+        gauge_set = float("-inf")
         while not self._stopping.is_set():
             try:
-                self.deliver_pending()
+                result = self._pass()
+                # The gauge is for dashboards: once a poll interval is fresh enough, and spares a
+                # query per pass when settlements arrive many a second.
+                if result.failed or time.monotonic() - gauge_set >= self._poll_interval_s:
+                    self.refresh_gauge()
+                    gauge_set = time.monotonic()
                 if time.monotonic() - self._last_purge >= _PURGE_EVERY_S:
                     self.purge_delivered()
                     self._last_purge = time.monotonic()
@@ -445,7 +479,10 @@ class OutboxDeliverer:
         self._outbox.wake()
         if self._thread is not None:
             self._thread.join(timeout_s)
-            self._thread = None
+            finishing, self._thread = self._thread.is_alive(), None
+            if finishing:
+                return  # still in its send: it stops before the next one
+        self._stopping.clear()  # stopped: a synchronous pass (deliver_pending) may run
 
 
 _PURGE_EVERY_S = 3600.0

@@ -19,7 +19,7 @@ import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from yidi.filing.v1 import filing_service_pb2 as filing_api
@@ -321,3 +321,22 @@ def test_add_checks_the_method_the_message_id_and_the_destination(pair: Pair) ->
         with pytest.raises(DomainError) as refused:
             pair.outbox.add(uow.session, "33", CREATE_FILING, filing_api.CreateFilingRequest(request_id="x"))
         assert [v.field for v in refused.value.violations] == ["destination"]
+
+
+def test_a_pass_records_what_it_sent_in_one_transaction_per_batch_read(pair: Pair) -> None:
+    deliverer: OutboxDeliverer = pair.parts["deliverer"]
+    deliverer.stop()
+    ids = pair.commit(250)  # more than one batch (100) of the queue
+    commits: list[int] = []
+
+    def count(_connection: object) -> None:
+        commits.append(1)
+
+    event.listen(pair.database.engine, "commit", count)
+    result = deliverer.deliver_pending()
+    event.remove(pair.database.engine, "commit", count)
+    assert (result.delivered, result.failed) == (250, 0)
+    assert pair.receiver.calls == pair.receiver.applied == ids
+    assert all(row.delivered_at is not None and row.attempts == 1 for row in pair.rows())
+    assert len(commits) <= 3  # not one per message
+    assert pair.backlog_gauge() == 0
