@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -207,38 +208,38 @@ def test_a_started_trail_writes_queued_rows_in_the_background_and_reads_them_bac
     assert registry.get_sample_value("yidi_audit_write_failures_total") == 0
 
 
-def test_rows_wait_for_a_database_that_refuses_them_and_are_written_once_it_answers(
-    tmp_path: Path, registry: CollectorRegistry
-) -> None:
+@pytest.fixture
+def unmigrated_trail(tmp_path: Path, registry: CollectorRegistry) -> Iterator[tuple[Database, AuditTrail]]:
+    """A started trail on a database without its table yet; stopped (and the database closed) afterwards."""
     database = Database.open(SERVICE, f"sqlite:///{tmp_path / 'audit.db'}")
     trail = AuditTrail(database, NODE, REGION, registry=registry)
     trail.start()
-    try:
-        trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
-        assert not trail.flush(timeout_s=0.3)  # no table yet: the row waits
-        upgrade(database, VERSIONS, Base.metadata)
-        assert trail.flush(timeout_s=10)
-        assert [entry.request_id for entry in trail.list()[0]] == ["r1"]
-    finally:
-        trail.stop(timeout_s=5)
-        database.dispose()
+    yield database, trail
+    trail.stop(timeout_s=5)
+    database.dispose()
+
+
+def test_rows_wait_for_a_database_that_refuses_them_and_are_written_once_it_answers(
+    unmigrated_trail: tuple[Database, AuditTrail], registry: CollectorRegistry
+) -> None:
+    database, trail = unmigrated_trail
+    trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
+    assert not trail.flush(timeout_s=0.3)  # no table yet: the row waits
+    upgrade(database, VERSIONS, Base.metadata)
+    assert trail.flush(timeout_s=10)
+    assert [entry.request_id for entry in trail.list()[0]] == ["r1"]
     assert registry.get_sample_value("yidi_audit_write_failures_total") == 0
 
 
 def test_rows_still_unwritten_when_the_trail_stops_are_logged_and_counted(
-    tmp_path: Path, registry: CollectorRegistry
+    unmigrated_trail: tuple[Database, AuditTrail], registry: CollectorRegistry
 ) -> None:
-    unmigrated = Database.open(SERVICE, f"sqlite:///{tmp_path / 'audit.db'}")
-    trail = AuditTrail(unmigrated, NODE, REGION, registry=registry)
-    trail.start()
-    try:
-        with capture_logs() as logs:
-            trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
-            trail.record(HOSPITAL, SETTLEMENT, "Settle", "r2", grpc.StatusCode.OK, "")
-            trail.flush(timeout_s=0.3)
-            trail.stop(timeout_s=5)
-    finally:
-        unmigrated.dispose()
+    _, trail = unmigrated_trail
+    with capture_logs() as logs:
+        trail.record(HOSPITAL, SETTLEMENT, "Settle", "r1", grpc.StatusCode.OK, "")
+        trail.record(HOSPITAL, SETTLEMENT, "Settle", "r2", grpc.StatusCode.OK, "")
+        trail.flush(timeout_s=0.3)
+        trail.stop(timeout_s=5)
     assert registry.get_sample_value("yidi_audit_write_failures_total") == 2
     assert sorted(line["request_id"] for line in logs if line["event"] == "audit record not written") == [
         "r1",
