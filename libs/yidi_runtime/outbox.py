@@ -50,6 +50,14 @@ where ``APPEND_JOURNAL = clearing_service_pb2.DESCRIPTOR.services_by_name["Clear
 for a region below or beyond it forwards it the same way, through its own outbox in the
 transaction that records the request, so every hop is exactly-once.
 
+A method may be sent in **batches**: the deliverer is given a :class:`Batching` for it (a
+method that takes many such requests at once, and how to pack the payloads and unpack one
+outcome per message). Consecutive due messages of that method to one destination then
+leave as one call — under load, one call crosses the nodes between instead of one per
+message. Each message keeps its own id and outcome: those refused are tried again, the
+others are delivered; the rest of the destination's queue waits for a batch with a refusal
+as it waits for a single message.
+
 Order is the order of the outbox ids: on SQLite (serialized writers) that is commit order;
 on PostgreSQL two *concurrent* transactions may commit in the other order, which only
 matters for messages no one ordered. One node process delivers a service's outbox; two
@@ -61,7 +69,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -286,6 +294,24 @@ def backlog_gauge(registry: CollectorRegistry) -> Gauge:
     )
 
 
+Outcome = DomainError | None
+"""How the receiver took one message: None (done) or its refusal."""
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How to send queued messages of one method together, as one call of ``method``.
+
+    ``pack`` turns the messages' payloads (oldest first) into the batch request; ``unpack``
+    turns the batch's encoded answer into one outcome per message, in the same order.
+    """
+
+    method: MethodDescriptor
+    pack: Callable[[list[bytes]], Message]
+    unpack: Callable[[bytes], list[Outcome]]
+    limit: int = 100
+
+
 @dataclass(frozen=True)
 class PassResult:
     """What one delivery pass did: messages delivered, destinations left waiting on a failed message."""
@@ -315,6 +341,7 @@ class OutboxDeliverer:
         batch_size: int = 100,
         retention: timedelta = timedelta(days=7),
         jitter: Callable[[], float] = random.random,
+        batching: Mapping[MethodDescriptor, Batching] | None = None,
     ) -> None:
         self._outbox = outbox
         self._database = database
@@ -325,12 +352,18 @@ class OutboxDeliverer:
         self._batch_size = batch_size
         self._retention = retention
         self._jitter = jitter
+        self._batching = {method_path(method): batch for method, batch in (batching or {}).items()}
         self._gauge = backlog_gauge(metrics_registry)
         self._destinations: set[str] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = float("-inf")
         self._log = get_logger(service=outbox.service, node=router.settings.label)
+
+    @property
+    def service(self) -> str:
+        """The service whose outbox this delivers."""
+        return self._outbox.service
 
     def deliver_pending(self) -> PassResult:
         """Send what is due now, destination by destination; update the backlog gauge."""
@@ -370,17 +403,56 @@ class OutboxDeliverer:
                 self._record(outcomes)  # before reading this queue again, so nothing sent is read as unsent
             with self._database.unit_of_work() as uow:
                 queue = self._outbox.queue(uow.session, destination, self._batch_size)
-            for message in queue:
-                if self._stopping.is_set() or message.next_attempt_at > self._outbox.clock():
+            due = 0
+            while due < len(queue):
+                if self._stopping.is_set() or queue[due].next_attempt_at > self._outbox.clock():
                     return sent, True
-                error = self._send(message)
-                outcomes.append((message, error))
-                if error is not None and not _already_held(error):
+                group = self._group(queue, due)
+                errors = self._send_batch(group) if len(group) > 1 else [self._send(group[0])]
+                due += len(group)
+                outcomes.extend(zip(group, errors, strict=True))
+                delivered = [error is None or _already_held(error) for error in errors]
+                sent += sum(delivered)
+                if not all(delivered):
                     return sent, False
-                sent += 1
             if len(queue) < self._batch_size:
                 return sent, True
         return sent, True
+
+    def _group(self, queue: list[QueuedMessage], start: int) -> list[QueuedMessage]:
+        """The message at ``start``, with the due messages after it of the same batched method."""
+        first = queue[start]
+        batching = self._batching.get(first.method)
+        if batching is None:
+            return [first]
+        now = self._outbox.clock()
+        group = [first]
+        for message in queue[start + 1 : start + batching.limit]:
+            if message.method != first.method or message.next_attempt_at > now:
+                break
+            group.append(message)
+        return group
+
+    def _send_batch(self, group: list[QueuedMessage]) -> list[Outcome]:
+        """Send a group as one call of its batch method; an outcome per message (the call's refusal for all)."""
+        batching = self._batching[group[0].method]
+        try:
+            request = batching.pack([message.payload for message in group])
+            client = self._router.toward(group[0].destination, "destination")
+            answer = client.call(
+                client.raw(method_path(batching.method)),
+                request.SerializeToString(deterministic=True),
+                deadline_s=self._deadline_s,
+            )
+        except DomainError as refusal:
+            return [refusal] * len(group)
+        errors = batching.unpack(answer)
+        if len(errors) != len(group):
+            unanswered = DomainError(
+                "INTERNAL", f"{len(errors)} outcomes for a batch of {len(group)}: every message is sent again"
+            )
+            return [unanswered] * len(group)
+        return errors
 
     def _send(self, message: QueuedMessage) -> DomainError | None:
         try:

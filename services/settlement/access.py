@@ -34,6 +34,7 @@ ACCESS: dict[str, Access] = rules(
     ResolvePerson=allow(NODE, origin=(*_ORIGIN, "treatment_admdvs", "fixmedins_code")),
     ApplySettlement=allow(NODE, origin=(*_ORIGIN, "facts.fixmedins_code", "facts.mdtrtarea_admvs")),
     ConfirmSettlement=allow(NODE, origin=_ORIGIN),
+    ConfirmSettlements=allow(NODE, origin=_ORIGIN),
     RevertSettlement=allow(NODE, origin=_ORIGIN),
     CreditAccount=allow(NODE, OPERATOR, origin=_ORIGIN),
     ListSettlementRecords=allow(NODE, OPERATOR, origin=_ORIGIN),

@@ -22,7 +22,7 @@ from yidi.filing.v1 import filing_service_pb2, insured_person_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi_core.codes import check_region
-from yidi_core.errors import invalid
+from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
@@ -55,6 +55,35 @@ def _required_fields(request: Message, *fields: str) -> None:
     problems = Problems()
     for field in fields:
         problems.checked(lambda f=field: required(getattr(request, f), f))
+    problems.raise_any()
+
+
+MAX_CONFIRMATIONS = 500
+"""Confirmations one ConfirmSettlements call may carry."""
+
+
+def _check_batch(request: api.ConfirmSettlementsRequest) -> None:
+    """A batch names itself, holds 1 to MAX_CONFIRMATIONS confirmations, all for its own destination."""
+    problems = Problems()
+    problems.checked(lambda: required(request.request_id, "request_id"))
+    count = len(request.confirmations)
+    if not 1 <= count <= MAX_CONFIRMATIONS:
+        problems.add(
+            invalid(
+                "INVALID_ARGUMENT", "confirmations", f"1 to {MAX_CONFIRMATIONS} confirmations, not {count}"
+            )
+        )
+    destination = request.route.destination_admdvs
+    for index, confirmation in enumerate(request.confirmations[:MAX_CONFIRMATIONS]):
+        own = confirmation.route.destination_admdvs
+        if own and own != destination:
+            problems.add(
+                invalid(
+                    "INVALID_ARGUMENT",
+                    f"confirmations[{index}].route.destination_admdvs",
+                    f"{own} is not the batch's destination {destination}",
+                )
+            )
     problems.raise_any()
 
 
@@ -176,6 +205,27 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
     def ConfirmSettlement(
         self, request: api.ConfirmSettlementRequest, context: grpc.ServicerContext
     ) -> api.ConfirmSettlementResponse:
+        return self._confirm(request)
+
+    @routed
+    def ConfirmSettlements(
+        self, request: api.ConfirmSettlementsRequest, context: grpc.ServicerContext
+    ) -> api.ConfirmSettlementsResponse:
+        _check_batch(request)
+        outcomes = []
+        for confirmation in request.confirmations:
+            outcome = api.ConfirmOutcome(request_id=confirmation.request_id)
+            try:
+                outcome.answer.CopyFrom(self._confirm(confirmation))
+            except DomainError as refusal:
+                outcome.refusal.CopyFrom(
+                    api.ConfirmRefusal(reason=refusal.reason_code, message=refusal.message)
+                )
+            outcomes.append(outcome)
+        return api.ConfirmSettlementsResponse(outcomes=outcomes)
+
+    def _confirm(self, request: api.ConfirmSettlementRequest) -> api.ConfirmSettlementResponse:
+        """Make one applied settlement final, once per confirmation request id."""
         _required_fields(request, "request_id", "original_request_id", "setl_id")
 
         def effect(session: Session) -> api.ConfirmSettlementResponse:

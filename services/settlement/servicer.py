@@ -18,6 +18,7 @@ from yidi_runtime.outbox import Outbox, OutboxDeliverer
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
+from yidi_services.settlement.confirm_batches import BATCHING
 from yidi_services.settlement.insured_servicer import InsuredSettlementServicer
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.treatment_servicer import SettlementServicer
@@ -30,7 +31,7 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     insured = InsuredSettlementServicer(context, router, clock)
     treatment = SettlementServicer(context, router, outbox, clock)
     for worker in (
-        OutboxDeliverer(outbox, context.database, router, context.metrics_registry),
+        OutboxDeliverer(outbox, context.database, router, context.metrics_registry, batching=BATCHING),
         *insured.workers(),
         router,
     ):

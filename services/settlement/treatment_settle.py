@@ -41,6 +41,7 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
 from yidi_runtime.wire import Clock
+from yidi_services.settlement.confirm_batches import CONFIRM_SETTLEMENT
 from yidi_services.settlement.ids import derived_id
 from yidi_services.settlement.insured_forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
@@ -81,9 +82,6 @@ from yidi_services.settlement.treatment_records import (
 from yidi_services.settlement.treatment_visits import clr_type, ensure_open, facts_of, is_inpatient, load
 
 SETTLE = "Settle"
-CONFIRM_SETTLEMENT = insured_api.DESCRIPTOR.services_by_name["InsuredSettlementService"].methods_by_name[
-    "ConfirmSettlement"
-]
 APPEND_JOURNAL = clearing_api.DESCRIPTOR.services_by_name["ClearingService"].methods_by_name[
     "AppendJournalEntries"
 ]

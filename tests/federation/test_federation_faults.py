@@ -54,6 +54,7 @@ from yidi_cli.stories import (
     treat,
 )
 from yidi_core.money import round_fen, to_fen
+from yidi_runtime.outbox import OutboxDeliverer
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME
 
@@ -145,6 +146,56 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
         [entry] = journal_entries(federation, msgid, HEBEI)
         assert (entry.kind, entry.setl_id) == (SETTLEMENT, cross.settlement.setl_id)
         assert [entry.msgid for entry in journal(federation, HEBEI)] == [msgid]
+
+
+def test_confirmations_queued_for_one_region_leave_together_and_each_is_confirmed_once(
+    tmp_path: Path, database_factory: DatabaseFactory
+) -> None:
+    """Three settlements of a Langfang retiree in Shijiazhuang while Hebei's outbox is paused.
+
+    Their confirmations wait in the outbox; when it delivers again they leave as one
+    ConfirmSettlements call, and the Langfang node confirms each.
+    """
+    regions = (NATIONAL, HEBEI, LANGFANG)
+    with loaded_federation(tmp_path, database_factory, regions, metrics_port=0) as federation:
+        stage = stage_of(federation)
+        _file_temporary(stage, HEBEI, SHIJIAZHUANG_HOSPITAL)
+        hebei, langfang = federation.nodes[HEBEI], federation.nodes[LANGFANG]
+        [deliverer] = [
+            worker
+            for service in hebei.services
+            for worker in service.workers
+            if isinstance(worker, OutboxDeliverer) and worker.service == "settlement"
+        ]
+        deliverer.stop()
+        settled = []
+        for _ in range(3):
+            record = record_for(LANGFANG_RETIREE, SHIJIAZHUANG_HOSPITAL)
+            treat(
+                stage,
+                record,
+                _inpatient_today(
+                    stage, SHIJIAZHUANG_HOSPITAL, (BillLine("001102000010000", "床位费", "1", "40.00"),)
+                ),
+            )
+            assert record.settlement is not None, (record.failure, record.steps)
+            settled.append(record.settlement)
+
+        deliverer.start()
+        wait_until(lambda: outbox_backlog(hebei).get(LANGFANG) == 0, "the confirmations are delivered")
+
+        def handled(method: str) -> float:
+            labels = {
+                "grpc_type": "unary",
+                "grpc_service": "yidi.settlement.v1.InsuredSettlementService",
+                "grpc_method": method,
+                "grpc_code": "OK",
+            }
+            return langfang.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+
+        # One call carried all three, and each was answered (a refused one would still wait).
+        assert (handled("ConfirmSettlements"), handled("ConfirmSettlement")) == (1.0, 0.0)
+        assert len({settlement.setl_id for settlement in settled}) == 3
 
 
 @pytest.mark.timeout(60)

@@ -19,6 +19,7 @@ import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from prometheus_client import CollectorRegistry
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings, Peer
 from yidi_runtime.db import Database, service_base
 from yidi_runtime.idempotency import RequestLog
-from yidi_runtime.outbox import Outbox, OutboxDeliverer, outbox_model
+from yidi_runtime.outbox import Batching, Outbox, OutboxDeliverer, outbox_model
 from yidi_runtime.peers import message_id
 from yidi_runtime.resilience import Backoff, RetryPolicy
 from yidi_runtime.routing import Router
@@ -340,3 +341,64 @@ def test_a_pass_records_what_it_sent_in_one_transaction_per_batch_read(pair: Pai
     assert all(row.delivered_at is not None and row.attempts == 1 for row in pair.rows())
     assert len(commits) <= 3  # not one per message
     assert pair.backlog_gauge() == 0
+
+
+class ScriptedPeer:
+    """A router with one peer, which answers every batch with the next list of outcomes of a script."""
+
+    def __init__(self, settings: NodeSettings, script: list[list[DomainError | None]]) -> None:
+        self.settings = settings
+        self.script = script
+        self.sent: list[tuple[str, int]] = []  # (method, messages in the call)
+
+    def toward(self, _destination: str, _field: str) -> ScriptedPeer:
+        return self
+
+    def raw(self, method: str) -> Callable[[bytes], bytes]:
+        def send(payload: bytes) -> bytes:
+            batch = filing_api.ImportInsuredPersonsRequest.FromString(payload) if "Import" in method else None
+            self.sent.append((method, len(batch.persons) if batch else 1))
+            return b""
+
+        return send
+
+    def call(self, method: Callable[[bytes], bytes], payload: bytes, *, deadline_s: float) -> bytes:
+        return method(payload)
+
+
+def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_sent_again(pair: Pair) -> None:
+    """CreateFiling batched as one (stand-in) call: four messages, the second refused in the batch."""
+    pair.parts["deliverer"].stop()
+    ids = pair.commit(4)
+    script: list[list[DomainError | None]] = [[None, DomainError("NOT_FOUND"), None, None]]
+    peer = ScriptedPeer(pair.sender.settings, script)
+    import_persons = filing_api.DESCRIPTOR.services_by_name["FilingService"].methods_by_name[
+        "ImportInsuredPersons"
+    ]
+
+    def pack(payloads: list[bytes]) -> filing_api.ImportInsuredPersonsRequest:
+        return filing_api.ImportInsuredPersonsRequest(persons=[{} for _ in payloads])
+
+    batching = {CREATE_FILING: Batching(import_persons, pack, lambda _answer: script.pop(0))}
+    deliverer = OutboxDeliverer(
+        pair.outbox,
+        pair.database,
+        peer,  # type: ignore[arg-type]
+        CollectorRegistry(),
+        backoff=Backoff(0.05, 0.05),
+        batching=batching,
+    )
+
+    first = deliverer.deliver_pending()
+    assert (first.delivered, first.failed) == (3, 1)
+    assert peer.sent == [("/yidi.filing.v1.FilingService/ImportInsuredPersons", 4)]
+    rows = pair.rows()
+    assert [row.message_id for row in rows] == ids
+    assert [row.delivered_at is not None for row in rows] == [True, False, True, True]
+    assert (rows[1].attempts, (rows[1].last_error or "").split(":")[0]) == (1, "NOT_FOUND")
+
+    time.sleep(0.06)  # the refused one's pause passes; it goes again, alone
+    second = deliverer.deliver_pending()
+    assert (second.delivered, second.failed) == (1, 0)
+    assert peer.sent[1:] == [("/yidi.filing.v1.FilingService/CreateFiling", 1)]
+    assert all(row.delivered_at is not None for row in pair.rows())

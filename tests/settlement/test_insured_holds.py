@@ -152,3 +152,67 @@ def test_concurrent_applies_never_overrun_the_cap_and_an_apply_racing_its_revert
         ]
     assert set(outcomes) <= {("APPLIED", True), ("CORRECTED", False)}
     assert set(accumulators(stub, insured.retiree).values()) <= {0}
+
+
+def confirmation(request: api.ApplySettlementRequest) -> api.ConfirmSettlementRequest:
+    return api.ConfirmSettlementRequest(
+        request_id=message_id(),
+        route=route(),
+        original_request_id=request.request_id,
+        setl_id=request.setl_id,
+    )
+
+
+def test_a_batch_of_confirmations_answers_each_on_its_own_and_once(insured: Insured) -> None:
+    stub = insured.stub
+    first, second = apply_request(insured.retiree), apply_request(insured.employee)
+    for request in (first, second):
+        stub.ApplySettlement(request)
+    applied = accumulators(stub, insured.employee)
+    never_applied = api.ConfirmSettlementRequest(
+        request_id=message_id(), route=route(), original_request_id=message_id(), setl_id="330402" + "1" * 24
+    )
+    batch = api.ConfirmSettlementsRequest(
+        request_id=message_id(),
+        route=route(),
+        confirmations=[confirmation(first), never_applied, confirmation(second)],
+    )
+
+    for _ in range(2):  # a batch sent again is answered the same, each confirmation once
+        outcomes = stub.ConfirmSettlements(batch).outcomes
+        assert [outcome.request_id for outcome in outcomes] == [c.request_id for c in batch.confirmations]
+        assert [outcome.WhichOneof("outcome") for outcome in outcomes] == ["answer", "refusal", "answer"]
+        assert {outcomes[0].answer.state, outcomes[2].answer.state} == {api.HOLD_STATE_CONFIRMED}
+        assert outcomes[1].refusal.reason == "NOT_FOUND" and outcomes[1].refusal.message
+    assert metric(insured, "yidi_settlement_holds_pending") in (None, 0.0)
+    insured.clock.advance(10 * HOLD_S)
+    time.sleep(HOLD_S / 2)  # worker passes: nothing the batch confirmed may be voided
+    assert accumulators(stub, insured.employee) == applied
+
+
+@pytest.mark.parametrize(
+    ("confirmations", "field"),
+    [
+        (0, "confirmations"),
+        (501, "confirmations"),
+        (-1, "confirmations[1].route.destination_admdvs"),
+    ],
+)
+def test_a_malformed_batch_is_refused_whole_and_confirms_nothing(
+    insured: Insured, confirmations: int, field: str
+) -> None:
+    stub = insured.stub
+    applied = apply_request(insured.employee)
+    stub.ApplySettlement(applied)
+    items = [confirmation(applied) for _ in range(max(confirmations, 0))]
+    if confirmations < 0:  # the second one is routed to another region
+        items = [confirmation(applied), confirmation(applied)]
+        items[1].route.destination_admdvs = "650000"
+    batch = api.ConfirmSettlementsRequest(request_id=message_id(), route=route(), confirmations=items)
+    assert refusal(lambda: stub.ConfirmSettlements(batch)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        [field],
+    )
+    insured.clock.advance(HOLD_S + 1)  # unconfirmed, the hold expires and is voided
+    eventually(lambda: set(accumulators(stub, insured.employee).values()) == {0})

@@ -381,6 +381,126 @@ class ConfirmSettlementResponse(_message.Message):
 Global___ConfirmSettlementResponse: _TypeAlias = ConfirmSettlementResponse  # noqa: Y015
 
 @_typing.final
+class ConfirmSettlementsRequest(_message.Message):
+    """Request of ConfirmSettlements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    CONFIRMATIONS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id of the batch: its first confirmation's (each confirmation keeps its own)."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing, shared by every confirmation of the batch."""
+
+    @_builtins.property
+    def confirmations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfirmSettlementRequest]:
+        """The confirmations, 1 to 500, each with the same destination as `route`."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        confirmations: _abc.Iterable[Global___ConfirmSettlementRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmations", b"confirmations", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSettlementsRequest: _TypeAlias = ConfirmSettlementsRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmOutcome(_message.Message):
+    """How one confirmation of a batch ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The confirmation's `request_id`."""
+    @_builtins.property
+    def answer(self) -> Global___ConfirmSettlementResponse:
+        """Confirmed (or already confirmed)."""
+
+    @_builtins.property
+    def refusal(self) -> Global___ConfirmRefusal:
+        """Refused: the stable reason (codes.md) and its message."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        answer: Global___ConfirmSettlementResponse | None = ...,
+        refusal: Global___ConfirmRefusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "outcome", b"outcome", "refusal", b"refusal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "outcome", b"outcome", "refusal", b"refusal", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["answer", "refusal"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ConfirmOutcome: _TypeAlias = ConfirmOutcome  # noqa: Y015
+
+@_typing.final
+class ConfirmRefusal(_message.Message):
+    """A confirmation of a batch that was refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Stable reason, e.g. NOT_FOUND, CORRECTED, DUPLICATE_REQUEST."""
+    message: _builtins.str
+    """What was wrong."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmRefusal: _TypeAlias = ConfirmRefusal  # noqa: Y015
+
+@_typing.final
+class ConfirmSettlementsResponse(_message.Message):
+    """Response of ConfirmSettlements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfirmOutcome]:
+        """One outcome per confirmation, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___ConfirmOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSettlementsResponse: _TypeAlias = ConfirmSettlementsResponse  # noqa: Y015
+
+@_typing.final
 class CreditAccountRequest(_message.Message):
     """Request of CreditAccount."""
 

@@ -58,6 +58,11 @@ class InsuredSettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.FromString,
                 _registered_method=True)
+        self.ConfirmSettlements = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/ConfirmSettlements',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsResponse.FromString,
+                _registered_method=True)
         self.CreditAccount = channel.unary_unary(
                 '/yidi.settlement.v1.InsuredSettlementService/CreditAccount',
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.CreditAccountRequest.SerializeToString,
@@ -138,6 +143,21 @@ class InsuredSettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmSettlements(self, request, context):
+        """Confirms many applied settlements in one call: a treatment node's outbox sends the
+        confirmations it has queued for one insured region together, so under load one call,
+        not one per settlement, crosses the nodes between them. Each confirmation is applied
+        exactly as ConfirmSettlement would apply it — once per its own `request_id`, in its own
+        transaction — and answered on its own: an outcome per confirmation, in order, holds its
+        answer or its refusal (reason and message). The call itself is refused only when the
+        batch is malformed (no confirmations, more than 500, or one routed elsewhere).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreditAccount(self, request, context):
         """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
         monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
@@ -193,6 +213,11 @@ def add_InsuredSettlementServiceServicer_to_server(servicer, server):
                     servicer.ConfirmSettlement,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.SerializeToString,
+            ),
+            'ConfirmSettlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSettlements,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsResponse.SerializeToString,
             ),
             'CreditAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.CreditAccount,
@@ -322,6 +347,33 @@ class InsuredSettlementService:
             '/yidi.settlement.v1.InsuredSettlementService/ConfirmSettlement',
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSettlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/ConfirmSettlements',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ConfirmSettlementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

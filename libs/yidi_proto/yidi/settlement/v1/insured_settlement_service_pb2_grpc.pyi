@@ -77,6 +77,17 @@ class InsuredSettlementServiceStub:
     FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
+    ConfirmSettlements: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementsRequest, _insured_settlement_service_pb2.ConfirmSettlementsResponse]
+    """Confirms many applied settlements in one call: a treatment node's outbox sends the
+    confirmations it has queued for one insured region together, so under load one call,
+    not one per settlement, crosses the nodes between them. Each confirmation is applied
+    exactly as ConfirmSettlement would apply it — once per its own `request_id`, in its own
+    transaction — and answered on its own: an outcome per confirmation, in order, holds its
+    answer or its refusal (reason and message). The call itself is refused only when the
+    batch is malformed (no confirmations, more than 500, or one routed elsewhere).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
     CreditAccount: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.CreditAccountRequest, _insured_settlement_service_pb2.CreditAccountResponse]
     """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
     monthly allocation; idempotent on `request_id`. A debit below zero is INVALID_ARGUMENT
@@ -147,6 +158,17 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ConfirmSettlements: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementsRequest, _insured_settlement_service_pb2.ConfirmSettlementsResponse]  # type: ignore[assignment]
+    """Confirms many applied settlements in one call: a treatment node's outbox sends the
+    confirmations it has queued for one insured region together, so under load one call,
+    not one per settlement, crosses the nodes between them. Each confirmation is applied
+    exactly as ConfirmSettlement would apply it — once per its own `request_id`, in its own
+    transaction — and answered on its own: an outcome per confirmation, in order, holds its
+    answer or its refusal (reason and message). The call itself is refused only when the
+    batch is malformed (no confirmations, more than 500, or one routed elsewhere).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     CreditAccount: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.CreditAccountRequest, _insured_settlement_service_pb2.CreditAccountResponse]  # type: ignore[assignment]
     """Credits (or, negative, debits) a person's personal account (个人账户划入), e.g. the
@@ -239,6 +261,23 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmSettlements(
+        self,
+        request: _insured_settlement_service_pb2.ConfirmSettlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.ConfirmSettlementsResponse, _abc.Awaitable[_insured_settlement_service_pb2.ConfirmSettlementsResponse]]:
+        """Confirms many applied settlements in one call: a treatment node's outbox sends the
+        confirmations it has queued for one insured region together, so under load one call,
+        not one per settlement, crosses the nodes between them. Each confirmation is applied
+        exactly as ConfirmSettlement would apply it — once per its own `request_id`, in its own
+        transaction — and answered on its own: an outcome per confirmation, in order, holds its
+        answer or its refusal (reason and message). The call itself is refused only when the
+        batch is malformed (no confirmations, more than 500, or one routed elsewhere).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
