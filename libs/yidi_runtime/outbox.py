@@ -303,12 +303,13 @@ class Batching:
     """How to send queued messages of one method together, as one call of ``method``.
 
     ``pack`` turns the messages' payloads (oldest first) into the batch request; ``unpack``
-    turns the batch's encoded answer into one outcome per message, in the same order.
+    turns the batch's encoded answer (and how many messages it carried) into one outcome
+    per message, in the same order.
     """
 
     method: MethodDescriptor
     pack: Callable[[list[bytes]], Message]
-    unpack: Callable[[bytes], list[Outcome]]
+    unpack: Callable[[bytes, int], list[Outcome]]
     limit: int = 100
 
 
@@ -446,7 +447,7 @@ class OutboxDeliverer:
             )
         except DomainError as refusal:
             return [refusal] * len(group)
-        errors = batching.unpack(answer)
+        errors = batching.unpack(answer, len(group))
         if len(errors) != len(group):
             unanswered = DomainError(
                 "INTERNAL", f"{len(errors)} outcomes for a batch of {len(group)}: every message is sent again"

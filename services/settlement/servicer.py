@@ -18,9 +18,9 @@ from yidi_runtime.outbox import Outbox, OutboxDeliverer
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
-from yidi_services.settlement.confirm_batches import BATCHING
 from yidi_services.settlement.insured_servicer import InsuredSettlementServicer
 from yidi_services.settlement.models import OutboxMessage
+from yidi_services.settlement.outbox_batches import BATCHING
 from yidi_services.settlement.treatment_servicer import SettlementServicer
 
 

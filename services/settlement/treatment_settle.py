@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
@@ -41,10 +40,10 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.confirm_batches import CONFIRM_SETTLEMENT
 from yidi_services.settlement.ids import derived_id
 from yidi_services.settlement.insured_forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
+from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
 from yidi_services.settlement.treatment_catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment_checks import (
     Caller,
@@ -82,9 +81,6 @@ from yidi_services.settlement.treatment_records import (
 from yidi_services.settlement.treatment_visits import clr_type, ensure_open, facts_of, is_inpatient, load
 
 SETTLE = "Settle"
-APPEND_JOURNAL = clearing_api.DESCRIPTOR.services_by_name["ClearingService"].methods_by_name[
-    "AppendJournalEntries"
-]
 
 
 @dataclass(frozen=True)

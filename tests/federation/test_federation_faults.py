@@ -148,54 +148,53 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
         assert [entry.msgid for entry in journal(federation, HEBEI)] == [msgid]
 
 
-def test_confirmations_queued_for_one_region_leave_together_and_each_is_confirmed_once(
+def test_what_waits_in_the_outbox_leaves_in_batches_and_each_message_takes_effect_once(
     tmp_path: Path, database_factory: DatabaseFactory
 ) -> None:
-    """Three settlements of a Langfang retiree in Shijiazhuang while Hebei's outbox is paused.
+    """Three settlements of a Langfang retiree in a Beijing hospital while Beijing's outbox is paused.
 
-    Their confirmations wait in the outbox; when it delivers again they leave as one
-    ConfirmSettlements call, and the Langfang node confirms each.
+    Their confirmations (for Langfang, three hops away) and journal entries (for the
+    national node) wait; when the outbox delivers again each kind leaves as one call —
+    ConfirmSettlements, and one AppendJournalEntries of three entries — and each settlement
+    is confirmed and journalled once.
     """
-    regions = (NATIONAL, HEBEI, LANGFANG)
+    regions = (NATIONAL, BEIJING, HEBEI, LANGFANG)
     with loaded_federation(tmp_path, database_factory, regions, metrics_port=0) as federation:
         stage = stage_of(federation)
-        _file_temporary(stage, HEBEI, SHIJIAZHUANG_HOSPITAL)
-        hebei, langfang = federation.nodes[HEBEI], federation.nodes[LANGFANG]
+        _file_temporary(stage, BEIJING, BEIJING_HOSPITAL)
+        beijing = federation.nodes[BEIJING]
         [deliverer] = [
             worker
-            for service in hebei.services
+            for service in beijing.services
             for worker in service.workers
             if isinstance(worker, OutboxDeliverer) and worker.service == "settlement"
         ]
         deliverer.stop()
         settled = []
         for _ in range(3):
-            record = record_for(LANGFANG_RETIREE, SHIJIAZHUANG_HOSPITAL)
-            treat(
-                stage,
-                record,
-                _inpatient_today(
-                    stage, SHIJIAZHUANG_HOSPITAL, (BillLine("001102000010000", "床位费", "1", "40.00"),)
-                ),
-            )
+            record = record_for(LANGFANG_RETIREE, BEIJING_HOSPITAL)
+            bill = (BillLine("001102000010000", "床位费", "1", "40.00"),)
+            treat(stage, record, _inpatient_today(stage, BEIJING_HOSPITAL, bill))
             assert record.settlement is not None, (record.failure, record.steps)
-            settled.append(record.settlement)
+            settled.append(record.settlement.medins_setl_id)
 
         deliverer.start()
-        wait_until(lambda: outbox_backlog(hebei).get(LANGFANG) == 0, "the confirmations are delivered")
+        wait_until(
+            lambda: outbox_backlog(beijing).get(LANGFANG) == 0 and outbox_backlog(beijing).get(NATIONAL) == 0,
+            "the confirmations and the journal entries are delivered",
+        )
 
-        def handled(method: str) -> float:
-            labels = {
-                "grpc_type": "unary",
-                "grpc_service": "yidi.settlement.v1.InsuredSettlementService",
-                "grpc_method": method,
-                "grpc_code": "OK",
-            }
-            return langfang.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+        def handled(region: str, service: str, method: str) -> float:
+            labels = {"grpc_type": "unary", "grpc_service": service, "grpc_method": method, "grpc_code": "OK"}
+            registry = federation.nodes[region].metrics.registry
+            return registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
 
-        # One call carried all three, and each was answered (a refused one would still wait).
-        assert (handled("ConfirmSettlements"), handled("ConfirmSettlement")) == (1.0, 0.0)
-        assert len({settlement.setl_id for settlement in settled}) == 3
+        insured = "yidi.settlement.v1.InsuredSettlementService"
+        # One call of each kind carried all three, and each was answered (a refused one would still wait).
+        assert handled(LANGFANG, insured, "ConfirmSettlements") == 1.0
+        assert handled(LANGFANG, insured, "ConfirmSettlement") == 0.0
+        assert handled(NATIONAL, "yidi.clearing.v1.ClearingService", "AppendJournalEntries") == 1.0
+        assert sorted(entry.msgid for entry in journal(federation, BEIJING)) == sorted(settled)
 
 
 @pytest.mark.timeout(60)

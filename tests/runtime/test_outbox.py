@@ -379,7 +379,7 @@ def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_s
     def pack(payloads: list[bytes]) -> filing_api.ImportInsuredPersonsRequest:
         return filing_api.ImportInsuredPersonsRequest(persons=[{} for _ in payloads])
 
-    batching = {CREATE_FILING: Batching(import_persons, pack, lambda _answer: script.pop(0))}
+    batching = {CREATE_FILING: Batching(import_persons, pack, lambda _answer, _count: script.pop(0))}
     deliverer = OutboxDeliverer(
         pair.outbox,
         pair.database,
