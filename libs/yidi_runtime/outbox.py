@@ -56,7 +56,8 @@ outcome per message). Consecutive due messages of that method to one destination
 leave as one call — under load, one call crosses the nodes between instead of one per
 message. Each message keeps its own id and outcome: those refused are tried again, the
 others are delivered; the rest of the destination's queue waits for a batch with a refusal
-as it waits for a single message.
+as it waits for a single message. Where a node on the way does not know the batch method
+yet (a federation mid-upgrade), the messages go one call each, as before.
 
 Order is the order of the outbox ids: on SQLite (serialized writers) that is commit order;
 on PostgreSQL two *concurrent* transactions may commit in the other order, which only
@@ -410,6 +411,7 @@ class OutboxDeliverer:
                     return sent, True
                 group = self._group(queue, due)
                 errors = self._send_batch(group) if len(group) > 1 else [self._send(group[0])]
+                group = group[: len(errors)]  # a batch sent one by one stops at its first refusal
                 due += len(group)
                 outcomes.extend(zip(group, errors, strict=True))
                 delivered = [error is None or _already_held(error) for error in errors]
@@ -446,6 +448,8 @@ class OutboxDeliverer:
                 deadline_s=self._deadline_s,
             )
         except DomainError as refusal:
+            if _unimplemented(refusal):  # a node on the way runs a version without the batch method
+                return self._send_each(group)
             return [refusal] * len(group)
         errors = batching.unpack(answer, len(group))
         if len(errors) != len(group):
@@ -453,6 +457,15 @@ class OutboxDeliverer:
                 "INTERNAL", f"{len(errors)} outcomes for a batch of {len(group)}: every message is sent again"
             )
             return [unanswered] * len(group)
+        return errors
+
+    def _send_each(self, group: list[QueuedMessage]) -> list[Outcome]:
+        """The group's messages one call each, up to and including the first refused."""
+        errors: list[Outcome] = []
+        for message in group:
+            errors.append(self._send(message))
+            if errors[-1] is not None and not _already_held(errors[-1]):
+                break
         return errors
 
     def _send(self, message: QueuedMessage) -> DomainError | None:
@@ -564,6 +577,11 @@ _PURGE_EVERY_S = 3600.0
 def _already_held(error: DomainError) -> bool:
     """The receiver answered ALREADY_EXISTS: it holds this message's id (or record) already."""
     return error.reason.grpc_code == "ALREADY_EXISTS" or error.metadata.get("grpc_code") == "ALREADY_EXISTS"
+
+
+def _unimplemented(error: DomainError) -> bool:
+    """The receiver (or a node relaying to it) does not know the method called."""
+    return error.reason_code == "NOT_IMPLEMENTED" or error.metadata.get("grpc_code") == "UNIMPLEMENTED"
 
 
 def _described(error: DomainError) -> str:

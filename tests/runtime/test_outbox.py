@@ -346,9 +346,12 @@ def test_a_pass_records_what_it_sent_in_one_transaction_per_batch_read(pair: Pai
 class ScriptedPeer:
     """A router with one peer, which answers every batch with the next list of outcomes of a script."""
 
-    def __init__(self, settings: NodeSettings, script: list[list[DomainError | None]]) -> None:
+    def __init__(
+        self, settings: NodeSettings, script: list[list[DomainError | None]], *, knows_batches: bool = True
+    ) -> None:
         self.settings = settings
         self.script = script
+        self.knows_batches = knows_batches
         self.sent: list[tuple[str, int]] = []  # (method, messages in the call)
 
     def toward(self, _destination: str, _field: str) -> ScriptedPeer:
@@ -357,6 +360,8 @@ class ScriptedPeer:
     def raw(self, method: str) -> Callable[[bytes], bytes]:
         def send(payload: bytes) -> bytes:
             batch = filing_api.ImportInsuredPersonsRequest.FromString(payload) if "Import" in method else None
+            if batch is not None and not self.knows_batches:
+                raise DomainError("NODE_UNREACHABLE", metadata={"grpc_code": "UNIMPLEMENTED"})
             self.sent.append((method, len(batch.persons) if batch else 1))
             return b""
 
@@ -366,12 +371,9 @@ class ScriptedPeer:
         return method(payload)
 
 
-def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_sent_again(pair: Pair) -> None:
-    """CreateFiling batched as one (stand-in) call: four messages, the second refused in the batch."""
+def batching_deliverer(pair: Pair, peer: ScriptedPeer) -> OutboxDeliverer:
+    """A deliverer of the pair's outbox to ``peer`` that sends CreateFiling in (stand-in) batches."""
     pair.parts["deliverer"].stop()
-    ids = pair.commit(4)
-    script: list[list[DomainError | None]] = [[None, DomainError("NOT_FOUND"), None, None]]
-    peer = ScriptedPeer(pair.sender.settings, script)
     import_persons = filing_api.DESCRIPTOR.services_by_name["FilingService"].methods_by_name[
         "ImportInsuredPersons"
     ]
@@ -379,8 +381,8 @@ def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_s
     def pack(payloads: list[bytes]) -> filing_api.ImportInsuredPersonsRequest:
         return filing_api.ImportInsuredPersonsRequest(persons=[{} for _ in payloads])
 
-    batching = {CREATE_FILING: Batching(import_persons, pack, lambda _answer, _count: script.pop(0))}
-    deliverer = OutboxDeliverer(
+    batching = {CREATE_FILING: Batching(import_persons, pack, lambda _answer, _count: peer.script.pop(0))}
+    return OutboxDeliverer(
         pair.outbox,
         pair.database,
         peer,  # type: ignore[arg-type]
@@ -388,6 +390,13 @@ def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_s
         backoff=Backoff(0.05, 0.05),
         batching=batching,
     )
+
+
+def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_sent_again(pair: Pair) -> None:
+    """CreateFiling batched as one (stand-in) call: four messages, the second refused in the batch."""
+    peer = ScriptedPeer(pair.sender.settings, [[None, DomainError("NOT_FOUND"), None, None]])
+    deliverer = batching_deliverer(pair, peer)
+    ids = pair.commit(4)
 
     first = deliverer.deliver_pending()
     assert (first.delivered, first.failed) == (3, 1)
@@ -402,3 +411,15 @@ def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_s
     assert (second.delivered, second.failed) == (1, 0)
     assert peer.sent[1:] == [("/yidi.filing.v1.FilingService/CreateFiling", 1)]
     assert all(row.delivered_at is not None for row in pair.rows())
+
+
+def test_a_batch_a_node_on_the_way_does_not_know_goes_one_message_a_call(pair: Pair) -> None:
+    peer = ScriptedPeer(pair.sender.settings, [], knows_batches=False)
+    deliverer = batching_deliverer(pair, peer)
+    pair.commit(3)
+
+    result = deliverer.deliver_pending()
+
+    assert (result.delivered, result.failed) == (3, 0)
+    assert peer.sent == [("/yidi.filing.v1.FilingService/CreateFiling", 1)] * 3
+    assert all(row.delivered_at is not None and row.attempts == 1 for row in pair.rows())
