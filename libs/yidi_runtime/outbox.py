@@ -384,7 +384,7 @@ class OutboxDeliverer:
         with self._database.unit_of_work() as uow:
             destinations = sorted(self._outbox.backlog(uow.session))
         self._destinations.update(destinations)
-        outcomes: list[tuple[QueuedMessage, DomainError | None]] = []
+        outcomes: list[tuple[QueuedMessage, Outcome]] = []
         delivered = failed = 0
         try:
             for destination in destinations:
@@ -396,7 +396,7 @@ class OutboxDeliverer:
         return PassResult(delivered, failed)
 
     def _deliver_to(
-        self, destination: str, outcomes: list[tuple[QueuedMessage, DomainError | None]]
+        self, destination: str, outcomes: list[tuple[QueuedMessage, Outcome]]
     ) -> tuple[int, bool]:
         """Send the queue of one destination until it is empty, a message is not due, or one fails."""
         sent = 0
@@ -476,7 +476,7 @@ class OutboxDeliverer:
             return refusal
         return None
 
-    def _record(self, outcomes: list[tuple[QueuedMessage, DomainError | None]]) -> None:
+    def _record(self, outcomes: list[tuple[QueuedMessage, Outcome]]) -> None:
         """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``."""
         if not outcomes:
             return
