@@ -4,8 +4,8 @@
   the TLS handshake) names the caller in its ``yidi://`` URI subjectAltName.
 - On the token port (TLS without client certificates), ``authorization: Bearer <token>``
   carries a token this node issued (:mod:`yidi_runtime.tokens`).
-- On the internal Unix socket, which only this node's own processes reach, the caller is
-  the node itself.
+- On a call between this node's own services (in process, :mod:`yidi_runtime.local_calls`),
+  the caller is the node itself.
 - On a node explicitly run insecure for development, ``x-yidi-principal: institution/H…``
   may name a caller (so the rules can be tried without certificates); anyone else is the
   developer, who may do everything.

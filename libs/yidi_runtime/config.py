@@ -103,8 +103,9 @@ class NodeSettings:
     def self_address(self) -> str:
         """The address a service dials to call another service of this same node.
 
-        The node's internal listener once it runs (its own thread pool, so calls between
-        services never wait behind the outside calls that caused them), else its public port.
+        The node's in-process address once it runs (:mod:`yidi_runtime.local_calls`: no
+        transport, and calls between services never wait behind the outside calls that
+        caused them), else its public port.
         """
         if self.internal_address:
             return self.internal_address

@@ -45,7 +45,7 @@ class Via(StrEnum):
     CERTIFICATE = "certificate"
     TOKEN = "token"
     LOCAL = "local"
-    """The node's own internal socket: a service calling another service of the same node."""
+    """In process (:mod:`yidi_runtime.local_calls`): a service calling another service of the same node."""
     INSECURE = "insecure"
 
 

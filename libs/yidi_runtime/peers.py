@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -30,6 +30,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from yidi_core.errors import REASONS, DomainError, FieldViolation
+from yidi_runtime import local_calls
 from yidi_runtime.config import Peer, TlsFiles
 from yidi_runtime.resilience import (
     NO_RETRY,
@@ -146,13 +147,15 @@ class PeerClient:
         self._sleep = sleep
         self._jitter = jitter
         self._channel: grpc.Channel | None = None
+        self._stubs: dict[Callable[[grpc.Channel], Any], Any] = {}
         self._lock = threading.Lock()
 
     def _opened(self) -> grpc.Channel:
         with self._lock:
             if self._channel is None:
-                # The node's own internal socket needs no TLS: only this node can reach it.
-                if self._tls is None or self.peer.address.startswith("unix:"):
+                if self.peer.address.startswith(local_calls.SCHEME):
+                    self._channel = local_calls.LocalChannel(self.peer.address)
+                elif self._tls is None:
                     self._channel = grpc.insecure_channel(self.peer.address, options=CHANNEL_OPTIONS)
                 else:
                     credentials = grpc.ssl_channel_credentials(
@@ -166,8 +169,13 @@ class PeerClient:
             return self._channel
 
     def stub(self, stub_type: Callable[[grpc.Channel], Stub]) -> Stub:
-        """A generated stub on the peer's channel."""
-        return stub_type(self._opened())
+        """A generated stub on the peer's channel, made once per channel (a stub makes a callable per method)."""
+        channel = self._opened()
+        with self._lock:
+            stub = self._stubs.get(stub_type)
+            if stub is None or self._channel is not channel:
+                stub = self._stubs[stub_type] = stub_type(channel)
+            return stub
 
     def raw(self, method: str) -> Callable[..., bytes]:
         """A unary method by full name (``/pkg.Service/Method``) taking and returning encoded bytes."""
@@ -243,3 +251,4 @@ class PeerClient:
             if self._channel is not None:
                 self._channel.close()
                 self._channel = None
+                self._stubs.clear()

@@ -7,14 +7,11 @@ database answers; shutdown flips every status to NOT_SERVING before draining cal
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import cast
 
 import grpc
@@ -22,13 +19,14 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from yidi_runtime import audit_service
+from yidi_runtime import audit_service, local_calls
 from yidi_runtime.audit import AuditTrail, mutating_methods
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
 from yidi_runtime.config import NodeSettings, check_transport
 from yidi_runtime.db import Database, service_url
 from yidi_runtime.interceptor import Guard, ServerInterceptor, rpc_kind, split_method
+from yidi_runtime.local_calls import LocalServer
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
@@ -75,8 +73,6 @@ class Node:
     metrics_endpoint: MetricsEndpoint | None
     health: health.HealthServicer
     services: list[_HealthedService]
-    internal_server: grpc.Server | None = None
-    socket_dir: Path | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
 
@@ -133,10 +129,8 @@ class Node:
         self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
-        if self.internal_server is not None:
-            self.internal_server.stop(grace).wait()
-        if self.socket_dir is not None:
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.settings.internal_address:
+            local_calls.unregister(self.settings.internal_address)
         for service in self.services:
             for worker in service.workers:
                 worker.stop(timeout_s=5.0)
@@ -201,7 +195,7 @@ def _grpc_server(
 class _BothServers:
     """What a service registers its handlers on: the public listener and the internal one alike."""
 
-    def __init__(self, *servers: grpc.Server) -> None:
+    def __init__(self, *servers: grpc.Server | LocalServer) -> None:
         self._servers = servers
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
@@ -248,20 +242,17 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         Guard(Authenticator(settings), authorizer, trail, audited),
     )
     port = _bind(server, settings)
-    # Calls between this node's own services get a listener and a thread pool of their own: a
-    # burst of outside calls that each call another service here must never take every thread
-    # and leave those inner calls waiting until their deadlines pass. Each outside call waits
-    # on at most one inner call at a time, and an inner call on at most one more.
-    # It listens on a Unix socket in a folder only this node's user may enter: no TCP port to
-    # collide, no TLS handshake, and whoever connects is this node itself.
-    local_guard = Guard(Authenticator(settings, local=True), authorizer, trail, audited)
-    internal = _grpc_server(settings, metrics, 2 * settings.max_workers, "grpc-internal", local_guard)
-    socket_dir = Path(tempfile.mkdtemp(prefix="yidi-node-"))
-    internal_address = f"unix:{socket_dir / 'services.sock'}"
-    internal.add_insecure_port(internal_address)
-    # Services see the port actually bound (port 0 picks one) and the internal listener.
+    # Calls between this node's own services run in process, behind the same interceptor
+    # (the caller is this node itself): no socket, no second thread, nothing to wait behind.
+    local_server = LocalServer(
+        ServerInterceptor(
+            settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, audited)
+        )
+    )
+    internal_address = local_calls.register(local_server)
+    # Services see the port actually bound (port 0 picks one) and the local address.
     settings = replace(settings, grpc_port=port, internal_address=internal_address)
-    both = _BothServers(server, internal)
+    both = _BothServers(server, local_server)
     services = []
     for group in groups:
         context = ServiceContext(
@@ -285,13 +276,12 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     _initialize_method_metrics(metrics, names)
     server.start()
-    internal.start()
     endpoint = (
         serve_metrics(metrics.registry, settings.host, settings.metrics_port)
         if settings.metrics_port is not None
         else None
     )
-    node = Node(settings, server, port, metrics, endpoint, health_servicer, services, internal, socket_dir)
+    node = Node(settings, server, port, metrics, endpoint, health_servicer, services)
     node.check_health()
     node.start_watching()
     node.start_workers()

@@ -1,9 +1,9 @@
 """What the insured side asks the other services of its own node: persons and policies.
 
 The filing service owns persons and filings and the catalogue service owns policies
-(DESIGN.md principle 2), so the insured side asks them through their RPCs on this node's
-own port, never reading their tables. A refusal passes through with its reason
-(NOT_FILED, CONTRIBUTION_INTERRUPTED, NO_POLICY_VERSION …). Parsed policies are cached by
+(DESIGN.md principle 2), so the insured side asks them through their RPCs, on this node
+itself (in process: :mod:`yidi_runtime.local_calls`), never reading their tables. A refusal
+passes through with its reason (NOT_FILED, CONTRIBUTION_INTERRUPTED, NO_POLICY_VERSION …). Parsed policies are cached by
 version id (the catalogue service's own :class:`~yidi_services.catalogue.remote.ParsedPolicies`,
 which reads them as Estimate does): a version never changes once imported.
 """

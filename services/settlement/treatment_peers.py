@@ -2,8 +2,8 @@
 the insured side wherever the insured region is hosted.
 
 Registry and catalogue are asked at the treatment province (``PP0000``), which may be this
-node itself (its own port) or its parent. The insured side is reached one hop toward the
-insured region; a request handled here goes to this node's own port, so both halves of the
+node itself (an in-process call) or its parent. The insured side is reached one hop toward the
+insured region; a request handled here goes to this node itself, so both halves of the
 settlement service meet only through RPCs. Every call keeps the peer's refusal reason; an
 insured node that does not answer is INSURED_REGION_UNREACHABLE, nothing applied.
 """

@@ -65,7 +65,7 @@ class _ViaEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Via.ValueType], _
     VIA_INSECURE: _Via.ValueType  # 3
     """An insecure development node: nobody was authenticated."""
     VIA_LOCAL: _Via.ValueType  # 4
-    """The node's own internal socket: one of its services calling another."""
+    """In process: one of the node's services calling another of its services."""
 
 class Via(_Via, metaclass=_ViaEnumTypeWrapper):
     """How a caller was authenticated."""
@@ -79,7 +79,7 @@ VIA_TOKEN: Via.ValueType  # 2
 VIA_INSECURE: Via.ValueType  # 3
 """An insecure development node: nobody was authenticated."""
 VIA_LOCAL: Via.ValueType  # 4
-"""The node's own internal socket: one of its services calling another."""
+"""In process: one of the node's services calling another of its services."""
 Global___Via: _TypeAlias = Via  # noqa: Y015
 
 @_typing.final
