@@ -10,13 +10,13 @@ reach it, so no personal ID number or name can. Writing a row must never fail th
 describes: a database error is logged and counted in ``yidi_audit_write_failures_total``.
 
 A node starts its trail as a background worker: a call then only queues its row, and a
-writer thread appends what has queued in one transaction, a few milliseconds later. Every
+writer thread appends what has queued in one transaction, within a fifth of a second. Every
 node writes a row per mutating call it serves or relays, so one transaction per row would
 be a second commit on every call; batched, the rows cost a fraction of that. A database
 that refuses a batch is retried (the rows wait, up to :data:`QUEUE_LIMIT` of them; beyond
 that the oldest are dropped and counted), reading the trail first writes what has queued,
-and stopping the node writes the rest. What a crash of the process loses is the last few
-milliseconds' rows. A trail that was never started writes each row at once.
+and stopping the node writes the rest. What a crash of the process loses is the last
+fifth of a second's rows. A trail that was never started writes each row at once.
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ QUEUE_LIMIT = 100_000
 """Rows a started trail keeps waiting for its database at most; beyond, the oldest are dropped (and counted)."""
 _BATCH = 500
 _RETRY_S = 1.0
+_LINGER_S = 0.2
 
 
 def _fit(value: str, column: str) -> str:
@@ -189,6 +190,7 @@ class AuditTrail:
         self._queued: deque[dict[str, Any]] = deque()
         self._changed = threading.Condition()
         self._writing = 0
+        self._flushing = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -225,7 +227,8 @@ class AuditTrail:
             self._queued.append(row)
             if len(self._queued) > QUEUE_LIMIT:
                 self._lost([self._queued.popleft()], "audit queue full: oldest record dropped")
-            self._changed.notify_all()
+            if len(self._queued) in (1, _BATCH):  # the writer waits for the first row, then a batch
+                self._changed.notify_all()
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         with self._database.unit_of_work(write=True) as uow:
@@ -255,6 +258,10 @@ class AuditTrail:
             with self._changed:
                 while not self._queued and not self._stopping:
                     self._changed.wait()
+                # Rows that arrive in the next moments go in the same transaction.
+                self._changed.wait_for(
+                    lambda: self._stopping or self._flushing or len(self._queued) >= _BATCH, _LINGER_S
+                )
                 if not self._queued:
                     return
                 batch = [self._queued.popleft() for _ in range(min(_BATCH, len(self._queued)))]
@@ -285,11 +292,16 @@ class AuditTrail:
         """Wait until every row queued so far is written; whether it was within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
-            while self._queued or self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return not (self._queued or self._writing)
-                self._changed.wait(left)
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                while self._queued or self._writing:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None:
+                        return not (self._queued or self._writing)
+                    self._changed.wait(left)
+            finally:
+                self._flushing -= 1
         return True
 
     def start(self) -> None:

@@ -5,7 +5,7 @@ same transaction as the local effect it announces: if that transaction rolls bac
 message never existed; once it commits, the message will be delivered however often the
 network, the peer or this node fails. A background deliverer sends the messages of each
 destination region strictly in the order they were added, through the node's router (next
-hop up or down the tree, or this node's own port for its own region), and marks one
+hop up or down the tree, or this node itself, in process, for its own region), and marks one
 delivered only after the receiver answered OK. A failed send is tried again after an
 exponential, jittered pause, and nothing later for that destination goes out before it.
 
@@ -327,7 +327,9 @@ class OutboxDeliverer:
 
     ``start``/``stop`` run a pass whenever a message commits and every ``poll_interval_s``
     (also how soon a message whose pause has passed goes again); ``deliver_pending`` is one
-    synchronous pass, for a tool or test to call while the thread is not running.
+    synchronous pass, for a tool or test to call while the thread is not running. A pass
+    waits ``linger_s`` after the commit that woke it, so that messages committed meanwhile
+    leave in the same batch (:class:`Batching`) instead of one call each.
     """
 
     def __init__(
@@ -344,8 +346,10 @@ class OutboxDeliverer:
         retention: timedelta = timedelta(days=7),
         jitter: Callable[[], float] = random.random,
         batching: Mapping[MethodDescriptor, Batching] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self._outbox = outbox
+        self._linger_s = linger_s
         self._database = database
         self._router = router
         self._deadline_s = deadline_s
@@ -548,6 +552,8 @@ class OutboxDeliverer:
             except Exception:  # the database may be down for a while; the next pass tries again
                 self._log.exception("outbox delivery pass failed")
             self._outbox.wait_for_commit(self._poll_interval_s)
+            # Messages committed in the next moments go with this one: one call for several.
+            self._stopping.wait(self._linger_s)
 
     def start(self) -> None:
         """Deliver in a daemon thread until :meth:`stop`."""

@@ -23,6 +23,10 @@ from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import BATCHING
 from yidi_services.settlement.treatment_servicer import SettlementServicer
 
+OUTBOX_LINGER_S = 0.1
+"""How long confirmations and journal entries wait for company: a busy window's settlements then
+leave as one batched call, at the price of 100 ms more in a hold that lasts minutes."""
+
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
     """Add both settlement services to a node's server; returns the gRPC service names."""
@@ -31,7 +35,14 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     insured = InsuredSettlementServicer(context, router, clock)
     treatment = SettlementServicer(context, router, outbox, clock)
     for worker in (
-        OutboxDeliverer(outbox, context.database, router, context.metrics_registry, batching=BATCHING),
+        OutboxDeliverer(
+            outbox,
+            context.database,
+            router,
+            context.metrics_registry,
+            batching=BATCHING,
+            linger_s=OUTBOX_LINGER_S,
+        ),
         *insured.workers(),
         router,
     ):

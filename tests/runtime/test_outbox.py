@@ -371,7 +371,7 @@ class ScriptedPeer:
         return method(payload)
 
 
-def batching_deliverer(pair: Pair, peer: ScriptedPeer) -> OutboxDeliverer:
+def batching_deliverer(pair: Pair, peer: ScriptedPeer, linger_s: float = 0.0) -> OutboxDeliverer:
     """A deliverer of the pair's outbox to ``peer`` that sends CreateFiling in (stand-in) batches."""
     pair.parts["deliverer"].stop()
     import_persons = filing_api.DESCRIPTOR.services_by_name["FilingService"].methods_by_name[
@@ -389,6 +389,7 @@ def batching_deliverer(pair: Pair, peer: ScriptedPeer) -> OutboxDeliverer:
         CollectorRegistry(),
         backoff=Backoff(0.05, 0.05),
         batching=batching,
+        linger_s=linger_s,
     )
 
 
@@ -423,3 +424,15 @@ def test_a_batch_a_node_on_the_way_does_not_know_goes_one_message_a_call(pair: P
     assert (result.delivered, result.failed) == (3, 0)
     assert peer.sent == [("/yidi.filing.v1.FilingService/CreateFiling", 1)] * 3
     assert all(row.delivered_at is not None and row.attempts == 1 for row in pair.rows())
+
+
+def test_messages_committed_while_the_deliverer_lingers_leave_in_one_batch(pair: Pair) -> None:
+    peer = ScriptedPeer(pair.sender.settings, [[None] * 4])
+    deliverer = batching_deliverer(pair, peer, linger_s=1.0)
+    deliverer.start()
+    try:
+        pair.commit(4)  # the first commit wakes the deliverer; the others arrive while it lingers
+        wait_until(lambda: all(row.delivered_at is not None for row in pair.rows()), "all four are delivered")
+    finally:
+        deliverer.stop()
+    assert peer.sent == [("/yidi.filing.v1.FilingService/ImportInsuredPersons", 4)]
