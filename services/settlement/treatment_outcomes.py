@@ -129,9 +129,13 @@ class Requests:
     ) -> Response | None:
         """The original answer to an answered request (DUPLICATE_REQUEST on other content), else None."""
         with self._database.unit_of_work() as uow:
-            return self._log.replay(
-                uow.session, request_id, method, fingerprint([_content(request)]), response_type
-            )
+            return self.replayed_in(uow.session, request_id, method, request, response_type)
+
+    def replayed_in(
+        self, session: Session, request_id: str, method: str, request: Message, response_type: type[Response]
+    ) -> Response | None:
+        """:meth:`replayed`, read in the caller's unit of work."""
+        return self._log.replay(session, request_id, method, fingerprint([_content(request)]), response_type)
 
     def run_once(
         self,

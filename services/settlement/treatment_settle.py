@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
-from yidi.type.v1 import visit_pb2
+from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
@@ -119,6 +119,20 @@ def _ensure_total(classified: Classified, given_fen: int, field_path: str) -> No
         )
 
 
+def _open_visit(
+    session: Session, mdtrt_id: str, caller: Caller
+) -> tuple[VisitRow, list[fee_item_pb2.FeeItem]]:
+    """The caller's open visit and its current lines; a visit without lines cannot be settled."""
+    visit = load(session, mdtrt_id, caller)
+    ensure_open(visit)
+    items = active_items(session, visit.mdtrt_id)
+    if not items:
+        raise invalid(
+            "INVALID_ARGUMENT", "mdtrt_id", f"visit {visit.mdtrt_id} has no fee lines: upload them first"
+        )
+    return visit, items
+
+
 class Settlements:
     """Pre-settles, settles, reverses and corrects the settlements of this node's institutions."""
 
@@ -143,13 +157,10 @@ class Settlements:
         """The caller's open visit and its current lines, classified with the catalogue in force now,
         while the province checks the institution."""
         with reading(self._database) as session:
-            visit = load(session, mdtrt_id, caller)
-            ensure_open(visit)
-            items = active_items(session, visit.mdtrt_id)
-        if not items:
-            raise invalid(
-                "INVALID_ARGUMENT", "mdtrt_id", f"visit {visit.mdtrt_id} has no fee lines: upload them first"
-            )
+            visit, items = _open_visit(session, mdtrt_id, caller)
+        return self._classified(visit, items)
+
+    def _classified(self, visit: VisitRow, items: list[fee_item_pb2.FeeItem]) -> Bill:
         facts = facts_of(visit)
         institution = alongside(
             lambda: self._peers.check_institution(facts, visit.insuplc_admdvs, self._clock())
@@ -207,19 +218,20 @@ class Settlements:
     def settle(self, request: api.SettleRequest, caller: Caller) -> api.SettleResponse:
         """Settle the visit (2207 / 2304) exactly once per request id."""
         request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(request_id, SETTLE, request, api.SettleResponse)
-        if replayed is not None:
-            return replayed
-        _settle_fields(request.mdtrt_id, request.mid_setl_flag)
-        if request.medfee_sumamt_fen <= 0:
-            raise invalid("INVALID_ARGUMENT", "medfee_sumamt_fen", "is required: the bill's total in fen")
-        if len(request.invono) > 64:
-            raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
-        with reading(self._database) as session:
+        with reading(self._database) as session:  # one read: the request log, the outcome, the visit
+            replayed = self._requests.replayed_in(session, request_id, SETTLE, request, api.SettleResponse)
+            if replayed is not None:
+                return replayed
+            _settle_fields(request.mdtrt_id, request.mid_setl_flag)
+            if request.medfee_sumamt_fen <= 0:
+                raise invalid("INVALID_ARGUMENT", "medfee_sumamt_fen", "is required: the bill's total in fen")
+            if len(request.invono) > 64:
+                raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
             outcome = session.get(OutcomeRow, request_id)
-        if outcome is not None and outcome.outcome == Outcome.CORRECTED:
-            raise corrected_refusal(request_id)
-        bill = self._bill(request.mdtrt_id, caller)
+            if outcome is not None and outcome.outcome == Outcome.CORRECTED:
+                raise corrected_refusal(request_id)
+            visit, items = _open_visit(session, request.mdtrt_id, caller)
+        bill = self._classified(visit, items)
         if is_inpatient(bill.facts.med_type) and bill.visit.state != VisitState.DISCHARGED:
             raise invalid(
                 "INVALID_ARGUMENT", "mdtrt_id", f"inpatient stay {bill.visit.mdtrt_id} is not discharged yet"
