@@ -11,9 +11,10 @@ lets one win, and the loser answers with the winner's response.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import DateTime, LargeBinary, String
@@ -55,6 +56,17 @@ def fingerprint(messages: Iterable[Message]) -> str:
         digest.update(len(encoded).to_bytes(8, "big"))
         digest.update(encoded)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Once(Generic[Response]):
+    """One request of a batch run by :meth:`RequestLog.run_each`, as :meth:`RequestLog.run_once` takes it."""
+
+    request_id: str
+    method: str
+    requests: Sequence[Message]
+    response_type: type[Response]
+    effect: Callable[[Session], Response]
 
 
 class RequestLog:
@@ -130,3 +142,38 @@ class RequestLog:
         if replayed is None:
             raise RuntimeError(f"request {request_id} neither committed nor recorded")
         return replayed
+
+    def run_each(self, database: Database, calls: Sequence[Once[Response]]) -> list[Response | DomainError]:
+        """:meth:`run_once` for each of ``calls`` in one transaction: each answer, or each refusal.
+
+        Every call runs in a savepoint of its own, so a refused one leaves no trace and the
+        others commit together: one commit for the batch instead of one per request.
+        """
+        outcomes: dict[int, Response | DomainError] = {}
+        raced: list[int] = []
+        with database.unit_of_work(write=True) as uow:
+            session = uow.session
+            for index, call in enumerate(calls):
+                digest = fingerprint(call.requests)
+                try:
+                    replayed = self.replay(session, call.request_id, call.method, digest, call.response_type)
+                    if replayed is not None:
+                        outcomes[index] = replayed
+                        continue
+                    with session.begin_nested():
+                        response = call.effect(session)
+                        session.flush()
+                        self.record(session, call.request_id, call.method, digest, response)
+                        session.flush()
+                    outcomes[index] = response
+                except DomainError as refusal:
+                    outcomes[index] = refusal
+                except IntegrityError:  # a concurrent attempt with this id is committing
+                    raced.append(index)
+            uow.commit()
+        for index in raced:
+            call = calls[index]
+            outcomes[index] = self.run_once(
+                database, call.request_id, call.method, call.requests, call.response_type, call.effect
+            )
+        return [outcomes[index] for index in range(len(calls))]

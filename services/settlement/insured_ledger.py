@@ -55,13 +55,17 @@ def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any])
 
 def lock_person(session: Session, psn_no: str) -> AccountRow:
     """The person's account row, created at zero if missing, locked until the transaction ends."""
-    insert_if_absent(session, AccountRow, {"psn_no": psn_no, "balance_fen": 0})
-    return session.scalars(
+    locking = (
         select(AccountRow)
         .where(AccountRow.psn_no == psn_no)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).one()
+    )
+    account = session.scalars(locking).one_or_none()
+    if account is None:  # the person's first settlement here
+        insert_if_absent(session, AccountRow, {"psn_no": psn_no, "balance_fen": 0})
+        account = session.scalars(locking).one()
+    return account
 
 
 def credit(session: Session, psn_no: str, amount_fen: int) -> int:

@@ -23,7 +23,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
-from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
 from yidi_runtime.peers import alongside
@@ -59,6 +59,9 @@ def _required_fields(request: Message, *fields: str) -> None:
 
 
 MAX_CONFIRMATIONS = 500
+_CONFIRMATIONS_PER_TRANSACTION = 50
+"""A batch commits in transactions of this many confirmations: one commit for many, while
+the write lock is never held long enough to stall the applications waiting behind it."""
 """Confirmations one ConfirmSettlements call may carry."""
 
 
@@ -212,20 +215,42 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         self, request: api.ConfirmSettlementsRequest, context: grpc.ServicerContext
     ) -> api.ConfirmSettlementsResponse:
         _check_batch(request)
-        outcomes = []
+        confirmations: list[Once[api.ConfirmSettlementResponse] | DomainError] = []
         for confirmation in request.confirmations:
-            outcome = api.ConfirmOutcome(request_id=confirmation.request_id)
             try:
-                outcome.answer.CopyFrom(self._confirm(confirmation))
+                confirmations.append(self._confirmation(confirmation))
             except DomainError as refusal:
+                confirmations.append(refusal)
+        runnable = [item for item in confirmations if isinstance(item, Once)]
+        answers = iter(
+            answer
+            for start in range(0, len(runnable), _CONFIRMATIONS_PER_TRANSACTION)
+            for answer in self._requests.run_each(
+                self._database, runnable[start : start + _CONFIRMATIONS_PER_TRANSACTION]
+            )
+        )
+        outcomes = []
+        for confirmation, item in zip(request.confirmations, confirmations, strict=True):
+            outcome = api.ConfirmOutcome(request_id=confirmation.request_id)
+            answer = next(answers) if isinstance(item, Once) else item
+            if isinstance(answer, DomainError):
                 outcome.refusal.CopyFrom(
-                    api.ConfirmRefusal(reason=refusal.reason_code, message=refusal.message)
+                    api.ConfirmRefusal(reason=answer.reason_code, message=answer.message)
                 )
+            else:
+                outcome.answer.CopyFrom(answer)
             outcomes.append(outcome)
         return api.ConfirmSettlementsResponse(outcomes=outcomes)
 
     def _confirm(self, request: api.ConfirmSettlementRequest) -> api.ConfirmSettlementResponse:
         """Make one applied settlement final, once per confirmation request id."""
+        once = self._confirmation(request)
+        return self._requests.run_once(
+            self._database, once.request_id, once.method, once.requests, once.response_type, once.effect
+        )
+
+    def _confirmation(self, request: api.ConfirmSettlementRequest) -> Once[api.ConfirmSettlementResponse]:
+        """A confirmation checked and ready to run once (alone, or in a batch's transaction)."""
         _required_fields(request, "request_id", "original_request_id", "setl_id")
 
         def effect(session: Session) -> api.ConfirmSettlementResponse:
@@ -245,8 +270,12 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 reapplied=done.reapplied,
             )
 
-        return self._once(
-            request.request_id, "ConfirmSettlement", request, api.ConfirmSettlementResponse, effect
+        return Once(
+            request.request_id,
+            "ConfirmSettlement",
+            [_content(request)],
+            api.ConfirmSettlementResponse,
+            effect,
         )
 
     @routed

@@ -172,22 +172,40 @@ def test_a_batch_of_confirmations_answers_each_on_its_own_and_once(insured: Insu
     never_applied = api.ConfirmSettlementRequest(
         request_id=message_id(), route=route(), original_request_id=message_id(), setl_id="330402" + "1" * 24
     )
+    wrong_settlement = confirmation(second)  # refused after it took the person's lock
+    wrong_settlement.setl_id = "330402" + "2" * 24
     batch = api.ConfirmSettlementsRequest(
         request_id=message_id(),
         route=route(),
-        confirmations=[confirmation(first), never_applied, confirmation(second)],
+        confirmations=[confirmation(first), never_applied, wrong_settlement, confirmation(second)],
     )
 
     for _ in range(2):  # a batch sent again is answered the same, each confirmation once
         outcomes = stub.ConfirmSettlements(batch).outcomes
         assert [outcome.request_id for outcome in outcomes] == [c.request_id for c in batch.confirmations]
-        assert [outcome.WhichOneof("outcome") for outcome in outcomes] == ["answer", "refusal", "answer"]
-        assert {outcomes[0].answer.state, outcomes[2].answer.state} == {api.HOLD_STATE_CONFIRMED}
+        assert [outcome.WhichOneof("outcome") for outcome in outcomes] == [
+            "answer",
+            "refusal",
+            "refusal",
+            "answer",
+        ]
+        assert {outcomes[0].answer.state, outcomes[3].answer.state} == {api.HOLD_STATE_CONFIRMED}
         assert outcomes[1].refusal.reason == "NOT_FOUND" and outcomes[1].refusal.message
+        assert outcomes[2].refusal.reason == "INVALID_ARGUMENT"
     assert metric(insured, "yidi_settlement_holds_pending") in (None, 0.0)
     insured.clock.advance(10 * HOLD_S)
     time.sleep(HOLD_S / 2)  # worker passes: nothing the batch confirmed may be voided
     assert accumulators(stub, insured.employee) == applied
+
+
+def test_a_batch_longer_than_one_transaction_confirms_every_item(insured: Insured) -> None:
+    applied = apply_request(insured.employee)
+    insured.stub.ApplySettlement(applied)
+    repeats = [confirmation(applied) for _ in range(120)]  # several transactions' worth
+    batch = api.ConfirmSettlementsRequest(request_id=message_id(), route=route(), confirmations=repeats)
+    outcomes = insured.stub.ConfirmSettlements(batch).outcomes
+    assert [outcome.request_id for outcome in outcomes] == [c.request_id for c in repeats]
+    assert {outcome.answer.state for outcome in outcomes} == {api.HOLD_STATE_CONFIRMED}
 
 
 @pytest.mark.parametrize(
