@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings, Peer, Role
+from yidi_runtime.local_calls import LocalRpcError
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.resilience import Backoff, BreakerState, CircuitBreaker, RetryPolicy
 from yidi_runtime.routing import Hop, Router, route
@@ -160,38 +160,12 @@ def test_backoff_doubles_with_jitter_between_half_and_the_full_ceiling_and_is_ca
         assert ceiling / 2 < backoff.delay_s(failures, 0.999) < ceiling
 
 
-class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+def rpc_failure(code: grpc.StatusCode, refusal: DomainError | None = None) -> LocalRpcError:
     """What a stub raises: a status code, details and trailing metadata (rich status, if any)."""
-
-    def __init__(self, code: grpc.StatusCode, refusal: DomainError | None = None) -> None:
-        status = to_status(refusal) if refusal is not None else None
-        self._code = status.code if status is not None else code
-        self._details = status.details if status is not None else f"fake {code.name}"
-        self._trailing = status.trailing_metadata if status is not None else None
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> Any:
-        return self._trailing
-
-    def initial_metadata(self) -> Any:
-        return None
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        return False
+    if refusal is None:
+        return LocalRpcError(code, f"fake {code.name}")
+    status = to_status(refusal)
+    return LocalRpcError(status.code, status.details, status.trailing_metadata)
 
 
 @dataclass
@@ -219,7 +193,7 @@ def client_for(clock: FakeClock, sleeps: list[float], **options: Any) -> PeerCli
 def test_unavailable_is_retried_with_backoff_within_the_attempt_limit() -> None:
     clock, sleeps = FakeClock(), []
     client = client_for(clock, sleeps, retry=RetryPolicy(3, Backoff(0.1, 1.0)))
-    unavailable = FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+    unavailable = rpc_failure(grpc.StatusCode.UNAVAILABLE)
     method = ScriptedMethod([unavailable, unavailable, "answer"], clock)
     assert client.call(method, b"") == "answer"
     assert sleeps == pytest.approx([0.075, 0.15])
@@ -235,17 +209,17 @@ def test_unavailable_is_retried_with_backoff_within_the_attempt_limit() -> None:
 @pytest.mark.parametrize(
     ("failure", "reason"),
     [
-        (FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED), "NODE_UNREACHABLE"),  # may still be running there
-        (FakeRpcError(grpc.StatusCode.INTERNAL), "NODE_UNREACHABLE"),
-        (FakeRpcError(grpc.StatusCode.UNAVAILABLE, DomainError("NODE_UNREACHABLE")), "NODE_UNREACHABLE"),
-        (FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, DomainError("NOT_FILED")), "NOT_FILED"),
+        (rpc_failure(grpc.StatusCode.DEADLINE_EXCEEDED), "NODE_UNREACHABLE"),  # may still be running there
+        (rpc_failure(grpc.StatusCode.INTERNAL), "NODE_UNREACHABLE"),
+        (rpc_failure(grpc.StatusCode.UNAVAILABLE, DomainError("NODE_UNREACHABLE")), "NODE_UNREACHABLE"),
+        (rpc_failure(grpc.StatusCode.FAILED_PRECONDITION, DomainError("NOT_FILED")), "NOT_FILED"),
         (
-            FakeRpcError(grpc.StatusCode.UNAVAILABLE, DomainError("INSTITUTION_SUSPENDED")),
+            rpc_failure(grpc.StatusCode.UNAVAILABLE, DomainError("INSTITUTION_SUSPENDED")),
             "INSTITUTION_SUSPENDED",
         ),
     ],
 )
-def test_nothing_but_a_bare_unavailable_is_retried(failure: FakeRpcError, reason: str) -> None:
+def test_nothing_but_a_bare_unavailable_is_retried(failure: LocalRpcError, reason: str) -> None:
     clock, sleeps = FakeClock(), []
     client = client_for(clock, sleeps, retry=RetryPolicy(3))
     method = ScriptedMethod([failure, "answer"], clock)
@@ -258,7 +232,7 @@ def test_nothing_but_a_bare_unavailable_is_retried(failure: FakeRpcError, reason
 def test_retries_stay_within_the_call_deadline() -> None:
     clock, sleeps = FakeClock(), []
     client = client_for(clock, sleeps, retry=RetryPolicy(5, Backoff(1.0, 1.0)))
-    unavailable = FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+    unavailable = rpc_failure(grpc.StatusCode.UNAVAILABLE)
     method = ScriptedMethod([unavailable] * 5, clock, seconds_per_call=2.0)
     with pytest.raises(DomainError):
         client.call(method, b"", deadline_s=5.0)
@@ -286,7 +260,7 @@ def test_the_breaker_fails_calls_fast_while_the_peer_is_down_and_a_trial_closes_
     clock, sleeps = FakeClock(), []
     breaker = CircuitBreaker(failure_threshold=2, cool_down_s=30.0, clock=clock)
     client = client_for(clock, sleeps, breaker=breaker)
-    unavailable = FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+    unavailable = rpc_failure(grpc.StatusCode.UNAVAILABLE)
     method = ScriptedMethod([unavailable, unavailable, "answer"], clock)
     for _ in range(2):
         with pytest.raises(DomainError):
@@ -306,7 +280,7 @@ def test_a_peer_that_answers_with_a_refusal_is_up_for_the_breaker() -> None:
     clock, sleeps = FakeClock(), []
     breaker = CircuitBreaker(failure_threshold=1, cool_down_s=30.0, clock=clock)
     client = client_for(clock, sleeps, breaker=breaker)
-    relayed = FakeRpcError(grpc.StatusCode.UNAVAILABLE, DomainError("NODE_UNREACHABLE"))
+    relayed = rpc_failure(grpc.StatusCode.UNAVAILABLE, DomainError("NODE_UNREACHABLE"))
     with pytest.raises(DomainError):
         client.call(ScriptedMethod([relayed], clock), b"")
     assert breaker.state is BreakerState.CLOSED
