@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -267,6 +268,7 @@ class NodeProcess:
     config: Path
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    metrics_port: int | None = None
 
     @property
     def running(self) -> bool:
@@ -286,7 +288,8 @@ class ProcessFederation(Federation):
     proxy lose answers (:class:`DelayProxy`; its log is ``data_dir/proxy.log``). With
     ``profile_dir`` every node runs under ``py-spy record`` and leaves a speedscope profile
     there when it stops (py-spy cannot attach to a running process in every sandbox, so it
-    starts the node).
+    starts the node). With ``metrics`` every node serves ``/metrics`` on a port of its own
+    (:meth:`metrics_of`).
 
     Clients open channels with :meth:`channel` as in the in-process federation; the
     ``nodes`` mapping of that class stays empty, the processes are in :attr:`processes`.
@@ -306,6 +309,7 @@ class ProcessFederation(Federation):
         config: Mapping[str, Mapping[str, Any]] | None = None,
         lose_answer_every: int = 0,
         profile_dir: Path | None = None,
+        metrics: bool = False,
     ) -> None:
         super().__init__(topology, {}, pki)
         self.data_dir = Path(data_dir)
@@ -333,6 +337,11 @@ class ProcessFederation(Federation):
             )
             for spec in topology.nodes
         }
+        if metrics:
+            taken = {*ports.values(), *(int(address.rpartition(":")[2]) for address in self._links.values())}
+            for node in self.processes.values():
+                node.metrics_port = free_port(host, avoid=taken)
+                taken.add(node.metrics_port)
 
     def _plan_links(self, direct: Mapping[str, str], taken: Iterable[int]) -> dict[tuple[str, str], str]:
         """The address each node dials for each of its peers: direct, or through the delay proxy."""
@@ -360,7 +369,11 @@ class ProcessFederation(Federation):
                 "data_dir": str(self.data_dir / f"{spec.region}-{spec.name}"),
                 "services": list(spec.services),
             },
-            "listen": {"host": host, "grpc_port": int(port), "metrics_port": "off"},
+            "listen": {
+                "host": host,
+                "grpc_port": int(port),
+                "metrics_port": node.metrics_port if node.metrics_port is not None else "off",
+            },
             "database": {"auto_migrate": True, **({"url": database_url} if database_url else {})},
             "log": {"level": self._log_level, "format": "json"},
             "tls": _tls_table(self.pki.node(spec.region) if self.pki is not None else None),
@@ -480,6 +493,15 @@ class ProcessFederation(Federation):
         """The last lines of a node's log, for error messages."""
         log = self.log_of(region)
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
+
+    def metrics_of(self, region: str) -> str:
+        """The node's ``/metrics`` exposition now (the federation must run with ``metrics``)."""
+        node = self.processes[region]
+        if node.metrics_port is None:
+            raise RuntimeError("the federation serves no metrics: start it with metrics=True")
+        host = node.address.rpartition(":")[0]
+        with urllib.request.urlopen(f"http://{host}:{node.metrics_port}/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
 
     def pid(self, region: str) -> int:
         """The process id of the running node of ``region`` (under a profiler, the node's, not py-spy's)."""

@@ -76,6 +76,7 @@ class _Call:
         self.request_id = ""
         self.principal: Principal | None = None
         self.started = time.perf_counter()
+        self.cpu_started = time.thread_time()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(node=node, grpc_service=service, grpc_method=method)
 
@@ -118,7 +119,8 @@ class _Call:
 
     def finish(self, metrics: ServerMetrics) -> None:
         seconds = time.perf_counter() - self.started
-        metrics.record(self.kind, self.service, self.method, self.code, seconds)
+        cpu_seconds = time.thread_time() - self.cpu_started
+        metrics.record(self.kind, self.service, self.method, self.code, seconds, cpu_seconds)
         if self.reason:
             metrics.failures.labels(self.service, self.method, self.reason).inc()
         get_logger().info(

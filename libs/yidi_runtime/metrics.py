@@ -63,6 +63,13 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.handling_cpu = Counter(
+            "yidi_rpc_cpu_seconds",
+            "CPU time the handler's thread spent on RPCs (in-process calls to this node's own "
+            "services included in their caller's); gRPC's own threads are not counted.",
+            ("grpc_service", "grpc_method"),
+            registry=self.registry,
+        )
         self.failures = Counter(
             "yidi_refusals_total",
             "RPCs refused with a stable failure reason (google.rpc.ErrorInfo.reason).",
@@ -87,13 +94,21 @@ class ServerMetrics:
         self.started.labels(grpc_type, service, method)
         self.handled.labels(grpc_type, service, method, grpc.StatusCode.OK.name)
         self.handling_seconds.labels(grpc_type, service, method)
+        self.handling_cpu.labels(service, method)
 
     def record(
-        self, grpc_type: str, service: str, method: str, code: grpc.StatusCode, seconds: float
+        self,
+        grpc_type: str,
+        service: str,
+        method: str,
+        code: grpc.StatusCode,
+        seconds: float,
+        cpu_seconds: float = 0.0,
     ) -> None:
-        """Count a completed RPC and observe its latency."""
+        """Count a completed RPC and observe its latency and the CPU its handler's thread spent."""
         self.handled.labels(grpc_type, service, method, code.name).inc()
         self.handling_seconds.labels(grpc_type, service, method).observe(seconds)
+        self.handling_cpu.labels(service, method).inc(cpu_seconds)
 
 
 @dataclass

@@ -150,6 +150,7 @@ def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> N
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "p99 ratio" in run.stdout and "echo chain" in run.stdout
+    assert "Handler CPU per settlement" in run.stdout
     report = json.loads(written.read_text())
     assert set(report["routes"]) == {"1-hop", "2-hop", "4-hop"}
     for route in report["routes"].values():
@@ -157,6 +158,9 @@ def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> N
         assert figure["settle"]["completed"] == 3 and not figure["settle"]["refused"]
         assert figure["settle"]["prepare"]["completed"] == 3 and not figure["settle"]["prepare"]["refused"]
         assert figure["ratios"]["throughput"] > 0 and figure["ratios"]["settle_p99"] > 0
+    by_node = report["routes"]["4-hop"]["c1"]["settle"]["handler_cpu_ms_per_call"]
+    assert by_node["jiaxing"]["Settle"] > 0 and by_node["langfang"]["ApplySettlement"] > 0
+    assert by_node["zhejiang"]["ApplySettlement"] > 0  # relayed on the way
 
 
 @pytest.mark.timeout(120)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
+from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi_core.errors import invalid
 from yidi_runtime.logs import configure_logging, get_logger
 from yidi_runtime.server import create_server
@@ -58,6 +59,15 @@ class _ScriptedFiling(filing_service_pb2_grpc.FilingServiceServicer):
 
     def ListPendingReviews(self, request: Any, context: grpc.ServicerContext) -> Any:
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    def GetInsuredPerson(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.person.psn_no == "burn":  # spend at least 50 ms of this thread's CPU
+            started = time.thread_time()
+            while time.thread_time() - started < 0.05:
+                pass
+        else:
+            time.sleep(0.3)  # waiting is not CPU
+        return filing_service_pb2.GetInsuredPersonResponse()
 
     def CreateFiling(self, request: Any, context: grpc.ServicerContext) -> Any:
         get_logger().info("application received", certno="11010519491231002X", note="id 11010519491231002X")
@@ -223,3 +233,32 @@ def test_unimplemented_method_says_so_and_is_counted_in_metrics(tmp_path: Path) 
     # Methods never called are exposed at zero so dashboards show them from the start.
     assert 'grpc_method="ReviewFiling",grpc_service="yidi.filing.v1.FilingService"' in exposition
     assert 'yidi_service_serving{grpc_service="yidi.filing.v1.FilingService"} 1.0' in exposition
+
+
+def test_the_cpu_a_handler_spends_is_counted_by_method(tmp_path: Path) -> None:
+    started = create_server(settings_for(tmp_path, services="filing"), [scripted_group(GROUPS["filing"])])
+
+    def cpu_seconds() -> float:
+        value = started.metrics.registry.get_sample_value(
+            "yidi_rpc_cpu_seconds_total",
+            {"grpc_service": "yidi.filing.v1.FilingService", "grpc_method": "GetInsuredPerson"},
+        )
+        return float(value if value is not None else -1.0)
+
+    def lookup(psn_no: str) -> filing_service_pb2.GetInsuredPersonRequest:
+        return filing_service_pb2.GetInsuredPersonRequest(
+            person=insured_person_pb2.PersonLookup(psn_no=psn_no)
+        )
+
+    try:
+        assert cpu_seconds() == 0.0  # exposed from the start
+        with grpc.insecure_channel(started.address) as channel:
+            stub = filing_service_pb2_grpc.FilingServiceStub(channel)
+            stub.GetInsuredPerson(lookup("burn"), timeout=5)
+            burnt = cpu_seconds()
+            stub.GetInsuredPerson(lookup("wait"), timeout=5)
+            waited = cpu_seconds() - burnt
+    finally:
+        started.stop(0)
+    assert 0.05 <= burnt < 1.0
+    assert waited < 0.15  # 300 ms asleep and a few milliseconds of work
