@@ -21,6 +21,10 @@ of that destination waits rather than skip a message that money may depend on, a
 backlog gauge ``yidi_outbox_backlog{service, destination}`` and the ``last_error`` column
 tell an operator why.
 
+Replicas of a node on one PostgreSQL database each run a deliverer; a destination's queue
+is sent by whichever holds its advisory lock at the time, so two replicas never send the
+same messages side by side or out of order.
+
 Using it in a service::
 
     # models.py
@@ -67,10 +71,12 @@ processes on one database would still deliver every message, but not in order.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -378,26 +384,51 @@ class OutboxDeliverer:
         return result
 
     def _pass(self) -> PassResult:
-        """One pass over every destination with a backlog; what it sent is recorded in one transaction.
+        """One pass over every destination with a backlog; what it sent is recorded in one transaction per destination.
 
-        Recording after sending is what makes delivery at-least-once; recording the pass's
-        sends together (rather than one transaction per message) only widens the window in
-        which a crash has a message sent again, and receivers answer a repeat from their
-        request log.
+        Recording after sending is what makes delivery at-least-once; recording a
+        destination's sends together (rather than one transaction per message) only widens
+        the window in which a crash has a message sent again, and receivers answer a repeat
+        from their request log.
         """
         with self._database.unit_of_work() as uow:
             destinations = sorted(self._outbox.backlog(uow.session))
         self._destinations.update(destinations)
         outcomes: list[tuple[QueuedMessage, Outcome]] = []
         delivered = failed = 0
-        try:
-            for destination in destinations:
-                sent, ok = self._deliver_to(destination, outcomes)
-                delivered += sent
-                failed += 0 if ok else 1
-        finally:
-            self._record(outcomes)
+        for destination in destinations:
+            with self._claimed(destination) as mine:
+                if not mine:
+                    continue
+                try:
+                    sent, ok = self._deliver_to(destination, outcomes)
+                finally:
+                    self._record(outcomes)  # while the claim holds, so no other replica reads them as unsent
+            delivered += sent
+            failed += 0 if ok else 1
         return PassResult(delivered, failed)
+
+    @contextmanager
+    def _claimed(self, destination: str) -> Iterator[bool]:
+        """Whether this deliverer may send ``destination``'s queue now.
+
+        Replicas of a node share its PostgreSQL outbox; the one holding the destination's
+        advisory lock sends it, in order, and the others pass it by (SQLite has one process).
+        """
+        if self._database.dialect != "postgresql":
+            yield True
+            return
+        key = _lock_key(self._outbox.model.__tablename__, destination)
+        connection = self._database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with connection:  # the lock is the session's: it outlives each statement until unlocked
+            held = bool(
+                connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+            )
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
     def _deliver_to(
         self, destination: str, outcomes: list[tuple[QueuedMessage, Outcome]]
@@ -578,6 +609,12 @@ class OutboxDeliverer:
 
 
 _PURGE_EVERY_S = 3600.0
+
+
+def _lock_key(table: str, destination: str) -> int:
+    """The advisory lock of one outbox's destination: a signed 64-bit number from its names."""
+    digest = hashlib.sha256(f"{table}:{destination}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _already_held(error: DomainError) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -436,3 +437,25 @@ def test_messages_committed_while_the_deliverer_lingers_leave_in_one_batch(pair:
     finally:
         deliverer.stop()
     assert peer.sent == [("/yidi.filing.v1.FilingService/ImportInsuredPersons", 4)]
+
+
+def test_replicas_on_one_postgresql_outbox_never_send_a_message_twice(pair: Pair) -> None:
+    if pair.database.dialect != "postgresql":
+        pytest.skip("replicas share a PostgreSQL outbox; an embedded node is one process")
+    pair.parts["deliverer"].stop()
+    replicas = [
+        OutboxDeliverer(pair.outbox, pair.database, pair.parts["router"], CollectorRegistry())
+        for _ in range(3)
+    ]
+    ids = pair.commit(30)
+    start = threading.Barrier(len(replicas))
+
+    def deliver(replica: OutboxDeliverer) -> None:
+        start.wait()
+        for _ in range(20):  # bounded: each pass sends what it claims
+            replica.deliver_pending()
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        list(pool.map(deliver, replicas))
+    assert all(row.delivered_at is not None for row in pair.rows())
+    assert pair.receiver.calls == pair.receiver.applied == ids  # each sent once, in order
