@@ -182,18 +182,16 @@ def _bind(server: grpc.Server, settings: NodeSettings) -> int:
     )
 
 
-def _grpc_server(
-    settings: NodeSettings, metrics: ServerMetrics, workers: int, name: str, guard: Guard
-) -> grpc.Server:
+def _grpc_server(settings: NodeSettings, metrics: ServerMetrics, guard: Guard) -> grpc.Server:
     return grpc.server(
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-{settings.label}"),
+        ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"grpc-{settings.label}"),
         interceptors=[ServerInterceptor(settings.label, metrics, guard)],
         options=[("grpc.so_reuseport", 0)],
     )
 
 
 class _BothServers:
-    """What a service registers its handlers on: the public listener and the internal one alike."""
+    """What a service registers its handlers on: the public listener and the in-process one alike."""
 
     def __init__(self, *servers: grpc.Server | LocalServer) -> None:
         self._servers = servers
@@ -234,13 +232,7 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         access |= group.access
     authorizer = Authorizer(settings, access)
     audited = mutating_methods({split_method(method)[0] for method in access})
-    server = _grpc_server(
-        settings,
-        metrics,
-        settings.max_workers,
-        "grpc",
-        Guard(Authenticator(settings), authorizer, trail, audited),
-    )
+    server = _grpc_server(settings, metrics, Guard(Authenticator(settings), authorizer, trail, audited))
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
     # (the caller is this node itself): no socket, no second thread, nothing to wait behind.
