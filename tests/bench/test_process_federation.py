@@ -204,3 +204,34 @@ def test_a_profiled_federation_leaves_a_speedscope_profile_per_node(tmp_path: Pa
     assert [path.name.split("-")[0] for path in written] == sorted(pids)
     for path in written:
         assert json.loads(path.read_text())["profiles"][0]["samples"]
+
+
+@pytest.mark.timeout(240)
+def test_comparing_two_revisions_alternates_their_own_benches_and_prints_the_change() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "compare_revisions.py"),
+            "HEAD~0",
+            "HEAD",
+            "--rounds",
+            "1",
+            "--count",
+            "3",
+            "--concurrency",
+            "1",
+            "--echo-count",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "round 1: HEAD~0 measured" in run.stdout and "round 1: HEAD measured" in run.stdout
+    assert "all nodes" in run.stdout and "settlements/s" in run.stdout
+    worktrees = subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "yidi-compare-" not in worktrees  # both checkouts removed
