@@ -126,27 +126,23 @@ def test_stop_ends_every_node_gracefully(tmp_path: Path) -> None:
     assert "stop requested" in federation.log_of(NATIONAL_REGION).read_text()
 
 
+def bench_script(name: str, *arguments: str, timeout_s: float = 110) -> subprocess.CompletedProcess[str]:
+    """Run a script of ``bench/`` to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / name), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 @pytest.mark.timeout(120)
 def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> None:
     written = tmp_path / "settle.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "settle_bench.py"),
-            "--quick",
-            "--count",
-            "3",
-            "--concurrency",
-            "1",
-            "--echo-count",
-            "20",
-            "--json",
-            str(written),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    run = bench_script(
+        "settle_bench.py",
+        *("--quick", "--count", "3", "--concurrency", "1", "--echo-count", "20", "--json", str(written)),
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "p99 ratio" in run.stdout and "echo chain" in run.stdout
@@ -166,17 +162,10 @@ def test_the_settle_benchmark_prints_ratios_and_writes_json(tmp_path: Path) -> N
 @pytest.mark.timeout(120)
 def test_the_soak_reports_memory_and_latency_drift_per_window(tmp_path: Path) -> None:
     written = tmp_path / "soak.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "soak.py"),
-            *("--minutes", "0.2", "--window", "4", "--concurrency", "3", "--persons", "3"),
-            *("--insecure", "--json", str(written)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    run = bench_script(
+        "soak.py",
+        *("--minutes", "0.2", "--window", "4", "--concurrency", "3", "--persons", "3"),
+        *("--insecure", "--json", str(written)),
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "soak drift" in run.stdout
@@ -208,25 +197,10 @@ def test_a_profiled_federation_leaves_a_speedscope_profile_per_node(tmp_path: Pa
 
 @pytest.mark.timeout(240)
 def test_comparing_two_revisions_alternates_their_own_benches_and_prints_the_change() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "compare_revisions.py"),
-            "HEAD~0",
-            "HEAD",
-            "--rounds",
-            "1",
-            "--count",
-            "3",
-            "--concurrency",
-            "1",
-            "--echo-count",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=230,
-        check=False,
+    run = bench_script(
+        "compare_revisions.py",
+        *("HEAD~0", "HEAD", "--rounds", "1", "--count", "3", "--concurrency", "1", "--echo-count", "20"),
+        timeout_s=230,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "round 1: HEAD~0 measured" in run.stdout and "round 1: HEAD measured" in run.stdout
