@@ -197,6 +197,9 @@ def test_a_profiled_federation_leaves_a_speedscope_profile_per_node(tmp_path: Pa
 
 @pytest.mark.timeout(240)
 def test_comparing_two_revisions_alternates_their_own_benches_and_prints_the_change() -> None:
+    inside = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, check=False)
+    if inside.returncode != 0:
+        pytest.skip("comparing revisions needs a git checkout")
     run = bench_script(
         "compare_revisions.py",
         *("HEAD~0", "HEAD", "--rounds", "1", "--count", "3", "--concurrency", "1", "--echo-count", "20"),
