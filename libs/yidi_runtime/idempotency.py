@@ -143,6 +143,12 @@ class RequestLog:
             raise RuntimeError(f"request {request_id} neither committed nor recorded")
         return replayed
 
+    def run(self, database: Database, call: Once[Response]) -> Response:
+        """:meth:`run_once` of a request given as a :class:`Once`."""
+        return self.run_once(
+            database, call.request_id, call.method, call.requests, call.response_type, call.effect
+        )
+
     def run_each(self, database: Database, calls: Sequence[Once[Response]]) -> list[Response | DomainError]:
         """:meth:`run_once` for each of ``calls`` in one transaction: each answer, or each refusal.
 
@@ -172,8 +178,5 @@ class RequestLog:
                     raced.append(index)
             uow.commit()
         for index in raced:
-            call = calls[index]
-            outcomes[index] = self.run_once(
-                database, call.request_id, call.method, call.requests, call.response_type, call.effect
-            )
+            outcomes[index] = self.run(database, calls[index])
         return [outcomes[index] for index in range(len(calls))]

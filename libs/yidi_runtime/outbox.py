@@ -65,8 +65,7 @@ yet (a federation mid-upgrade), the messages go one call each, as before.
 
 Order is the order of the outbox ids: on SQLite (serialized writers) that is commit order;
 on PostgreSQL two *concurrent* transactions may commit in the other order, which only
-matters for messages no one ordered. One node process delivers a service's outbox; two
-processes on one database would still deliver every message, but not in order.
+matters for messages no one ordered.
 """
 
 from __future__ import annotations
@@ -449,7 +448,7 @@ class OutboxDeliverer:
                 group = group[: len(errors)]  # a batch sent one by one stops at its first refusal
                 due += len(group)
                 outcomes.extend(zip(group, errors, strict=True))
-                delivered = [error is None or _already_held(error) for error in errors]
+                delivered = [_delivered(error) for error in errors]
                 sent += sum(delivered)
                 if not all(delivered):
                     return sent, False
@@ -499,7 +498,7 @@ class OutboxDeliverer:
         errors: list[Outcome] = []
         for message in group:
             errors.append(self._send(message))
-            if errors[-1] is not None and not _already_held(errors[-1]):
+            if not _delivered(errors[-1]):
                 break
         return errors
 
@@ -528,7 +527,7 @@ class OutboxDeliverer:
         """The columns that record one send: delivered, or failed and when to try again."""
         now = self._outbox.clock()
         attempts = message.attempts + 1
-        if error is None or _already_held(error):
+        if _delivered(error):
             values: dict[str, Any] = {"attempts": attempts, "delivered_at": now}
             if error is not None:
                 values["last_error"] = _described(error)
@@ -615,6 +614,11 @@ def _lock_key(table: str, destination: str) -> int:
     """The advisory lock of one outbox's destination: a signed 64-bit number from its names."""
     digest = hashlib.sha256(f"{table}:{destination}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _delivered(outcome: Outcome) -> bool:
+    """The receiver has the message: it took it now, or held it already."""
+    return outcome is None or _already_held(outcome)
 
 
 def _already_held(error: DomainError) -> bool:

@@ -59,10 +59,10 @@ def _required_fields(request: Message, *fields: str) -> None:
 
 
 MAX_CONFIRMATIONS = 500
+"""Confirmations one ConfirmSettlements call may carry."""
 _CONFIRMATIONS_PER_TRANSACTION = 50
 """A batch commits in transactions of this many confirmations: one commit for many, while
 the write lock is never held long enough to stall the applications waiting behind it."""
-"""Confirmations one ConfirmSettlements call may carry."""
 
 
 def _check_batch(request: api.ConfirmSettlementsRequest) -> None:
@@ -244,10 +244,7 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
 
     def _confirm(self, request: api.ConfirmSettlementRequest) -> api.ConfirmSettlementResponse:
         """Make one applied settlement final, once per confirmation request id."""
-        once = self._confirmation(request)
-        return self._requests.run_once(
-            self._database, once.request_id, once.method, once.requests, once.response_type, once.effect
-        )
+        return self._requests.run(self._database, self._confirmation(request))
 
     def _confirmation(self, request: api.ConfirmSettlementRequest) -> Once[api.ConfirmSettlementResponse]:
         """A confirmation checked and ready to run once (alone, or in a batch's transaction)."""
