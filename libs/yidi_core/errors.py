@@ -204,6 +204,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "该交易已冲正，不再生效",
     ),
     (
+        "HOLD_VOIDED",
+        "FAILED_PRECONDITION",
+        "The insured place voided this settlement: it was not recorded in time. Settle again with a new msgid.",
+        "参保地已撤销该结算的预占（超时未确认），请以新的报文ID重新结算",
+    ),
+    (
         "ALREADY_REVERSED",
         "FAILED_PRECONDITION",
         "The settlement is already reversed.",

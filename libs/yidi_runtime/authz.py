@@ -1,19 +1,24 @@
 """Who may call what: each service declares an :class:`Access` rule per method; the interceptor enforces it.
 
 The rule is checked before the handler runs, so a caller that may not act gets
-PERMISSION_DENIED whether or not the record it names exists. What each kind of caller may
-do (issue 9):
+PERMISSION_DENIED whether or not the record it names exists. A call is checked against the
+principal it acts for (:data:`yidi_runtime.identity.current`): the authenticated caller
+itself, or, for a call a neighbour node forwarded, the original principal that node's vouch
+names (:mod:`yidi_runtime.vouches`); the neighbour itself must be this node's parent or a
+child. What each kind of principal may do:
 
-- an **institution** acts only as itself (every field of the request naming an institution
-  must name its own code) and only at its region's node (the node a request for its region
-  stops at);
+- an **institution** acts only as itself (every field of the request a rule names as its
+  own must be present and hold its own code) and only at its region's node (the node a
+  request for its region stops at);
 - an **operator** acts at nodes within the region the operator works for (a national
-  operator anywhere); review, suspension, imports, clearing and repair are operators' work;
-- a **node** is accepted only from this node's parent, its children and itself, and a child
-  acts only within its subtree: every origin field of its request (the treatment region, the
-  sending institution) must lie below it. The parent relays for the rest of the tree.
+  operator anywhere), at every hop of a forwarded call; review, suspension, imports,
+  clearing and repair are operators' work;
+- a **node** acts only within its subtree: every origin field a rule names (the treatment
+  region, the sending institution, the route's origin) must be present and lie below it;
+  a rule marked ``from_above`` (reading a node's records) admits only this node's ancestors;
 - the **developer** (an insecure development node) may do everything.
 
+A rule that names a field refuses when the field is absent or empty: checks fail closed.
 A method without a rule is refused: a new RPC is closed until someone decides who may call it.
 """
 
@@ -38,17 +43,22 @@ class Access:
 
     ``own`` are request fields (dotted paths; repeated fields are followed) that must hold
     the calling institution's own code. ``origin`` are fields naming a region or an
-    institution that must lie in a calling child node's subtree.
+    institution that must lie in the calling node's subtree. ``from_above``: a node may call
+    only if it is this node or one of its ancestors (it reads what this node recorded).
+    Every field named must be present.
     """
 
     roles: frozenset[CallerRole]
     own: tuple[str, ...] = ()
     origin: tuple[str, ...] = ()
+    from_above: bool = False
 
 
-def allow(*roles: CallerRole, own: Iterable[str] = (), origin: Iterable[str] = ()) -> Access:
+def allow(
+    *roles: CallerRole, own: Iterable[str] = (), origin: Iterable[str] = (), from_above: bool = False
+) -> Access:
     """An :class:`Access` rule for ``roles``."""
-    return Access(frozenset(roles), tuple(own), tuple(origin))
+    return Access(frozenset(roles), tuple(own), tuple(origin), from_above)
 
 
 NODE = CallerRole.NODE
@@ -88,6 +98,19 @@ def _denied(reason: str, message: str, principal: Principal, **metadata: str) ->
     return DomainError(reason, message, metadata={"caller": principal.subject, **metadata})
 
 
+def _named(request: Message | None, path: str, principal: Principal) -> list[str]:
+    """The values of a field a rule names; refused when there are none (the check fails closed)."""
+    values = [] if request is None else list(_values(request, path))
+    if not values:
+        raise _denied(
+            "PERMISSION_DENIED_REGION",
+            f"{path} is required: it names whose record this is, and a check on it fails closed",
+            principal,
+            field=path,
+        )
+    return values
+
+
 class Authorizer:
     """One node's enforcement of the rules of the services it serves."""
 
@@ -98,48 +121,73 @@ class Authorizer:
         self._neighbours |= {child.region for child in settings.children}
         if settings.parent is not None:
             self._neighbours.add(settings.parent.region)
-        self._parent = settings.parent.region if settings.parent is not None else None
 
-    def check(self, principal: Principal, service: str, method: str, request: Message | None) -> None:
-        """Raise PERMISSION_DENIED_* unless ``principal`` may call ``method`` with ``request``.
+    def check(
+        self,
+        caller: Principal,
+        service: str,
+        method: str,
+        request: Message | None,
+        acting: Principal | None = None,
+    ) -> None:
+        """Raise PERMISSION_DENIED_* unless ``acting`` (by default the ``caller``) may call ``method`` with ``request``.
 
-        ``request`` is None for a streamed request, whose fields cannot be checked up front;
-        such methods are granted by role alone.
+        ``caller`` is who is on the line: for a forwarded call, the neighbour node that
+        relays it for ``acting``. ``request`` is None for a streamed request, whose fields
+        cannot be checked up front; a rule for such a method names no field.
         """
-        if service in PUBLIC_SERVICES or principal.role is CallerRole.DEVELOPER:
+        acting = acting or caller
+        if service in PUBLIC_SERVICES or caller.role is CallerRole.DEVELOPER:
+            return
+        if caller.role is CallerRole.NODE:
+            self._check_neighbour(caller)
+        if acting.role is CallerRole.DEVELOPER:
             return
         full = f"/{service}/{method}"
         rule = self._access.get(full)
-        if rule is None or principal.role not in rule.roles:
+        if rule is None or acting.role not in rule.roles:
             allowed = ", ".join(sorted(role.value for role in rule.roles)) if rule else "nobody yet"
             raise _denied(
                 "PERMISSION_DENIED_ROLE",
-                f"{principal.role.value} callers may not call {method} (allowed: {allowed})",
-                principal,
+                f"{acting.role.value} callers may not call {method} (allowed: {allowed})",
+                acting,
                 method=full,
             )
-        if principal.role is CallerRole.INSTITUTION:
-            self._check_institution(principal, rule, request)
-        elif principal.role is CallerRole.OPERATOR:
-            self._check_operator(principal)
+        if acting.role is CallerRole.INSTITUTION:
+            self._check_institution(acting, rule, request, relayed=acting is not caller)
+        elif acting.role is CallerRole.OPERATOR:
+            self._check_operator(acting)
         else:
-            self._check_node(principal, rule, request)
+            self._check_node(acting, rule, request)
 
-    def _check_institution(self, principal: Principal, rule: Access, request: Message | None) -> None:
-        try:
-            here = route(self._settings, principal.region).hop is Hop.HERE
-        except DomainError:
-            here = False
-        if not here:
+    def _check_neighbour(self, caller: Principal) -> None:
+        if caller.region not in self._neighbours:
             raise _denied(
                 "PERMISSION_DENIED_REGION",
-                f"institution {principal.name} is served by its own region's node, not by node "
-                f"{self._settings.region}",
-                principal,
+                f"node {self._settings.region} accepts calls only from its parent and children, "
+                f"not from node {caller.region}",
+                caller,
                 node_region=self._settings.region,
             )
-        for path in rule.own if request is not None else ():
-            for value in _values(request, path):
+
+    def _check_institution(
+        self, principal: Principal, rule: Access, request: Message | None, *, relayed: bool
+    ) -> None:
+        if not relayed:
+            try:
+                here = route(self._settings, principal.region).hop is Hop.HERE
+            except DomainError:
+                here = False
+            if not here:
+                raise _denied(
+                    "PERMISSION_DENIED_REGION",
+                    f"institution {principal.name} is served by its own region's node, not by node "
+                    f"{self._settings.region}",
+                    principal,
+                    node_region=self._settings.region,
+                )
+        for path in rule.own:
+            for value in _named(request, path, principal):
                 if value != principal.name:
                     raise _denied(
                         "PERMISSION_DENIED_REGION",
@@ -158,18 +206,18 @@ class Authorizer:
             )
 
     def _check_node(self, principal: Principal, rule: Access, request: Message | None) -> None:
-        if principal.region not in self._neighbours:
+        here = self._settings.region
+        if principal.region == here:
+            return  # the node itself, in process
+        if rule.from_above and not region_contains(principal.region, here):
             raise _denied(
                 "PERMISSION_DENIED_REGION",
-                f"node {self._settings.region} accepts calls only from its parent and children, "
-                f"not from node {principal.region}",
+                f"node {principal.region} may not read what node {here} recorded: only its ancestors may",
                 principal,
-                node_region=self._settings.region,
+                node_region=here,
             )
-        if principal.region in (self._parent, self._settings.region) or request is None:
-            return
         for path in rule.origin:
-            for value in _values(request, path):
+            for value in _named(request, path, principal):
                 if not region_contains(principal.region, _region_of(value)):
                     raise _denied(
                         "PERMISSION_DENIED_REGION",

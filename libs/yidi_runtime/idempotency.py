@@ -6,6 +6,13 @@ row recording its answer commit in one transaction, so a repeat of the same requ
 the original answer, byte for byte, and the same id with different content is refused
 with ``DUPLICATE_REQUEST``. Two racing first attempts cannot both commit: the primary key
 lets one win, and the loser answers with the winner's response.
+
+Request ids are unique per sender, not across senders (DESIGN.md principle 8): the log is
+keyed by the id's *owner* and the id, so no caller can take another's next id or read its
+answer. The owner is the principal the call acts for (:func:`yidi_runtime.identity.acting`:
+the institution, the operator, or the node whose vouch a forwarded call carries) unless the
+service names it. Rows written before owners were recorded carry :data:`LEGACY_OWNER` and
+still answer a repeat whose content matches.
 """
 
 from __future__ import annotations
@@ -16,17 +23,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
+from alembic.operations import Operations
 from google.protobuf.message import Message
-from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy import DateTime, LargeBinary, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from yidi_core.errors import DomainError, invalid
+from yidi_runtime import identity
 from yidi_runtime.db import Database
 
 Response = TypeVar("Response", bound=Message)
 MAX_REQUEST_ID = 64
 """The width of the request log's key column."""
+MAX_OWNER = 100
+"""The width of the owner column: a principal's subject (``operator/110000/<64 characters>``)."""
+LEGACY_OWNER = ""
+"""The owner of rows logged before request ids were kept per owner."""
+
+
+def owner_of_call() -> str:
+    """Whose request ids a call uses: the subject of the principal it acts for."""
+    return identity.acting().subject
 
 
 def request_model(base: type[DeclarativeBase]) -> type[Any]:
@@ -34,10 +53,11 @@ def request_model(base: type[DeclarativeBase]) -> type[Any]:
     service = base.metadata.info["service"]
 
     class RequestRecord(base):  # type: ignore[valid-type, misc]
-        """One answered mutating request: its id, method, content fingerprint and response."""
+        """One answered mutating request: whose, its id, method, content fingerprint and response."""
 
         __tablename__ = f"{service}_requests"
 
+        owner: Mapped[str] = mapped_column(String(MAX_OWNER), primary_key=True)
         request_id: Mapped[str] = mapped_column(String(MAX_REQUEST_ID), primary_key=True)
         method: Mapped[str] = mapped_column(String(80))
         fingerprint: Mapped[str] = mapped_column(String(64))
@@ -46,6 +66,29 @@ def request_model(base: type[DeclarativeBase]) -> type[Any]:
 
     RequestRecord.__name__ = RequestRecord.__qualname__ = f"{service.title()}RequestRecord"
     return RequestRecord
+
+
+def key_requests_by_owner(op: Operations, service: str) -> None:
+    """Migration step: add ``owner`` to ``<service>_requests`` and key the log by (owner, request id).
+
+    Rows already logged get :data:`LEGACY_OWNER`; a repeat of one still finds its answer.
+    """
+    table = f"{service}_requests"
+    with op.batch_alter_table(table, recreate="always") as batch:
+        batch.add_column(
+            sa.Column("owner", sa.String(MAX_OWNER), nullable=False, server_default=LEGACY_OWNER)
+        )
+        batch.drop_constraint(f"pk_{table}", type_="primary")
+        batch.create_primary_key(f"pk_{table}", ["owner", "request_id"])
+
+
+def key_requests_by_id(op: Operations, service: str) -> None:
+    """The downgrade of :func:`key_requests_by_owner` (fails if two owners used one id)."""
+    table = f"{service}_requests"
+    with op.batch_alter_table(table, recreate="always") as batch:
+        batch.drop_constraint(f"pk_{table}", type_="primary")
+        batch.drop_column("owner")
+        batch.create_primary_key(f"pk_{table}", ["request_id"])
 
 
 def fingerprint(messages: Iterable[Message]) -> str:
@@ -67,6 +110,7 @@ class Once(Generic[Response]):
     requests: Sequence[Message]
     response_type: type[Response]
     effect: Callable[[Session], Response]
+    owner: str | None = None
 
 
 class RequestLog:
@@ -76,16 +120,29 @@ class RequestLog:
         self._model = model
 
     def replay(
-        self, session: Session, request_id: str, method: str, digest: str, response_type: type[Response]
+        self,
+        session: Session,
+        request_id: str,
+        method: str,
+        digest: str,
+        response_type: type[Response],
+        owner: str | None = None,
     ) -> Response | None:
-        """The stored answer to this request, None for a new one; ``DUPLICATE_REQUEST`` on a clash."""
+        """The stored answer to this request of ``owner`` (default: the call's), None for a new one;
+        ``DUPLICATE_REQUEST`` on a clash."""
         if not request_id or len(request_id) > MAX_REQUEST_ID:
             raise invalid(
                 "INVALID_ARGUMENT",
                 "request_id",
                 f"is required on every mutating request, at most {MAX_REQUEST_ID} characters",
             )
-        record = session.get(self._model, request_id)
+        model = self._model
+        record = session.scalars(
+            select(model)
+            .where(model.request_id == request_id, model.owner.in_((owner or owner_of_call(), LEGACY_OWNER)))
+            .order_by(model.owner.desc())
+            .limit(1)
+        ).first()
         if record is None:
             return None
         if record.method != method or record.fingerprint != digest:
@@ -96,10 +153,19 @@ class RequestLog:
             )
         return response_type.FromString(record.response)
 
-    def record(self, session: Session, request_id: str, method: str, digest: str, response: Message) -> None:
+    def record(
+        self,
+        session: Session,
+        request_id: str,
+        method: str,
+        digest: str,
+        response: Message,
+        owner: str | None = None,
+    ) -> None:
         """Store the answer with the effect (the caller commits both together)."""
         session.add(
             self._model(
+                owner=owner or owner_of_call(),
                 request_id=request_id,
                 method=method,
                 fingerprint=digest,
@@ -116,20 +182,23 @@ class RequestLog:
         requests: Iterable[Message],
         response_type: type[Response],
         effect: Callable[[Session], Response],
+        owner: str | None = None,
     ) -> Response:
-        """Apply ``effect`` at most once for ``request_id`` and return its (original) answer.
+        """Apply ``effect`` at most once for ``owner``'s ``request_id`` and return its (original) answer.
 
         ``effect`` does its work in the given session and returns the response; nothing is
         committed if it raises, so a refused request leaves no trace and may be retried.
+        ``owner`` defaults to the call's (:func:`owner_of_call`).
         """
+        owner = owner or owner_of_call()
         digest = fingerprint(requests)
         with database.unit_of_work(write=True) as uow:
-            replayed = self.replay(uow.session, request_id, method, digest, response_type)
+            replayed = self.replay(uow.session, request_id, method, digest, response_type, owner)
             if replayed is not None:
                 return replayed
             response = effect(uow.session)
             uow.session.flush()  # the effect's own constraint errors surface here, as its own
-            self.record(uow.session, request_id, method, digest, response)
+            self.record(uow.session, request_id, method, digest, response, owner)
             try:
                 uow.session.flush()
             except IntegrityError:
@@ -138,7 +207,7 @@ class RequestLog:
                 uow.commit()
                 return response
         with database.unit_of_work() as uow:
-            replayed = self.replay(uow.session, request_id, method, digest, response_type)
+            replayed = self.replay(uow.session, request_id, method, digest, response_type, owner)
         if replayed is None:
             raise RuntimeError(f"request {request_id} neither committed nor recorded")
         return replayed
@@ -146,7 +215,7 @@ class RequestLog:
     def run(self, database: Database, call: Once[Response]) -> Response:
         """:meth:`run_once` of a request given as a :class:`Once`."""
         return self.run_once(
-            database, call.request_id, call.method, call.requests, call.response_type, call.effect
+            database, call.request_id, call.method, call.requests, call.response_type, call.effect, call.owner
         )
 
     def run_each(self, database: Database, calls: Sequence[Once[Response]]) -> list[Response | DomainError]:
@@ -161,15 +230,18 @@ class RequestLog:
             session = uow.session
             for index, call in enumerate(calls):
                 digest = fingerprint(call.requests)
+                owner = call.owner or owner_of_call()
                 try:
-                    replayed = self.replay(session, call.request_id, call.method, digest, call.response_type)
+                    replayed = self.replay(
+                        session, call.request_id, call.method, digest, call.response_type, owner
+                    )
                     if replayed is not None:
                         outcomes[index] = replayed
                         continue
                     with session.begin_nested():
                         response = call.effect(session)
                         session.flush()
-                        self.record(session, call.request_id, call.method, digest, response)
+                        self.record(session, call.request_id, call.method, digest, response, owner)
                         session.flush()
                     outcomes[index] = response
                 except DomainError as refusal:

@@ -46,6 +46,8 @@ class Via(StrEnum):
     TOKEN = "token"
     LOCAL = "local"
     """In process (:mod:`yidi_runtime.local_calls`): a service calling another service of the same node."""
+    VOUCHED = "vouched"
+    """Forwarded by a neighbour node, vouched for by the node that authenticated it (:mod:`yidi_runtime.vouches`)."""
     INSECURE = "insecure"
 
 
@@ -98,4 +100,19 @@ def parse_subject(subject: str, via: Via = Via.CERTIFICATE) -> Principal | None:
 
 
 current: ContextVar[Principal | None] = ContextVar("yidi_principal", default=None)
-"""The principal of the call this thread is serving (None outside a call)."""
+"""The principal the call this thread is serving acts for (None outside a call): the caller
+itself, or for a call a neighbour node forwarded, the original principal it vouched for."""
+
+relay: ContextVar[Principal | None] = ContextVar("yidi_relay", default=None)
+"""The neighbour node that forwarded the call being served (None when the caller acts for itself)."""
+
+vouch: ContextVar[bytes | None] = ContextVar("yidi_vouch", default=None)
+"""The encoded vouch the call being served arrived with, passed on unchanged when it is forwarded."""
+
+
+def acting() -> Principal:
+    """The principal of the running call; outside a call there is none, and nothing may act."""
+    principal = current.get()
+    if principal is None:
+        raise RuntimeError("no principal: this runs only inside a call the interceptor admitted")
+    return principal

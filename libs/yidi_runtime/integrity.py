@@ -67,6 +67,7 @@ class Cause(StrEnum):
     DIGEST_MISMATCH = "digest_mismatch"
     BAD_SIGNATURE = "bad_signature"
     NOT_ORIGIN = "not_origin"
+    OTHER_REQUEST = "other_request"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Sealed:
 PAYLOAD = Sealed()
 """A message whose seal is its ``payload_signature`` and that nothing rewrites in transit."""
 
+RECEIPT = Sealed(field="receipt")
+"""An answer's receipt (回执): the receiver's seal over all it answered, ``request_digest`` included."""
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -91,7 +95,8 @@ class Origin:
 
     The signer must be the node named by every ``node`` value (e.g. the route's origin, the
     region a settlement id starts with) and its subtree must hold every ``within`` value
-    (the treatment region, the institution's region). Empty values are skipped.
+    (the treatment region, the institution's region). A value that is empty fails: a rule
+    that names a field refuses when the field is absent (leave out what a message may lack).
     """
 
     node: Mapping[str, str] = field(default_factory=dict)
@@ -100,11 +105,11 @@ class Origin:
     def problem(self, signer: str) -> str | None:
         """Why ``signer`` is not the origin, or None when it is."""
         for path, region in self.node.items():
-            if region and region != signer:
-                return f"{path} names node {region}, not the signer {signer}"
+            if region != signer:
+                return f"{path} names node {region or 'none'}, not the signer {signer}"
         for path, region in self.within.items():
-            if region and not region_contains(signer, region):
-                return f"{path} ({region}) lies outside the signer {signer}'s region"
+            if not region or not region_contains(signer, region):
+                return f"{path} ({region or 'none'}) lies outside the signer {signer}'s region"
         return None
 
 
@@ -272,10 +277,10 @@ class NodeIntegrity:
     CA once and remembered (its validity period is checked on every message).
     """
 
-    def __init__(self, settings: NodeSettings, registry: CollectorRegistry) -> None:
+    def __init__(self, settings: NodeSettings, registry: CollectorRegistry | None = None) -> None:
         self._identity = None if settings.tls is None else _Identity.load(settings.tls)
         self._ca = None if settings.tls is None else _certificate(settings.tls.ca.read_bytes())
-        self._refusals = refusals_counter(registry)
+        self._refusals = refusals_counter(registry if registry is not None else CollectorRegistry())
         self._log = get_logger(node=settings.label)
         self._warned = False
         self._signer = functools.lru_cache(maxsize=_TRUSTED_CERTIFICATES)(self._issued_signer)
@@ -304,11 +309,12 @@ class NodeIntegrity:
 
     def verify(
         self, method: str, message: Message, origin: Origin, sealed: Sealed = PAYLOAD, where: str = ""
-    ) -> None:
+    ) -> str:
         """Accept ``message`` only if sealed, unaltered, by a node of our CA that is its ``origin``.
 
-        Raises ``SIGNATURE_INVALID`` naming the cause; ``where`` prefixes the seal's field path
-        (``entries[3].``). An insecure node accepts anything, with a warning the first time.
+        Returns the signer's region ("" on an insecure node). Raises ``SIGNATURE_INVALID``
+        naming the cause; ``where`` prefixes the seal's field path (``entries[3].``). An
+        insecure node accepts anything, with a warning the first time.
         """
         if self._identity is None:
             if not self._warned:
@@ -317,11 +323,11 @@ class NodeIntegrity:
                     "INSECURE: messages are accepted without checking their seals (tls.insecure = true)",
                     method=method,
                 )
-            return
+            return ""
         path = f"{where}{sealed.field}"
         seal: PayloadSignature = getattr(message, sealed.field)
         try:
-            self._check(message, seal, origin, sealed)
+            return self._check(message, seal, origin, sealed)
         except _Refused as refusal:
             self._refusals.labels(method, refusal.cause.value).inc()
             metadata = {"cause": refusal.cause.value, "field": path, "method": method}
@@ -329,7 +335,42 @@ class NodeIntegrity:
                 metadata["signer_admdvs"] = seal.signer_admdvs
             raise DomainError("SIGNATURE_INVALID", f"{path}: {refusal}", metadata=metadata) from None
 
-    def _check(self, message: Message, seal: PayloadSignature, origin: Origin, sealed: Sealed) -> None:
+    def receipt(self, answer: Message, request_seal: PayloadSignature) -> None:
+        """Sign ``answer`` as the receipt for the sealed request whose seal is ``request_seal`` (in place).
+
+        The answer names the request's digest (``request_digest``), so the receipt shows what
+        this node acknowledged, and to which request. Nothing on an insecure node or for an
+        unsealed request.
+        """
+        if self._identity is None or not request_seal.digest:
+            return
+        answer.request_digest = request_seal.digest  # type: ignore[attr-defined]
+        self.seal(answer, RECEIPT)
+
+    def check_receipt(
+        self, method: str, answer: Message, request_seal: PayloadSignature, origin: Origin
+    ) -> str:
+        """The signer of ``answer``'s receipt for our sealed request, which must be ``origin``.
+
+        SIGNATURE_INVALID for a missing, altered or foreign receipt, or one for another
+        request; "" on an insecure node, which seals nothing.
+        """
+        if self._identity is None:
+            return ""
+        if answer.request_digest != request_seal.digest:  # type: ignore[attr-defined]
+            self._refusals.labels(method, Cause.OTHER_REQUEST.value).inc()
+            raise DomainError(
+                "SIGNATURE_INVALID",
+                "answer.receipt: the answer is not for the request sent",
+                metadata={
+                    "cause": Cause.OTHER_REQUEST.value,
+                    "field": "answer.request_digest",
+                    "method": method,
+                },
+            )
+        return self.verify(method, answer, origin, RECEIPT, where="answer.")
+
+    def _check(self, message: Message, seal: PayloadSignature, origin: Origin, sealed: Sealed) -> str:
         if not (seal.signature and seal.digest and seal.signer_certificate):
             raise _Refused(Cause.MISSING, "the message is not sealed by the node that made it")
         if not _supported(seal.digest_algorithm):
@@ -352,6 +393,7 @@ class NodeIntegrity:
         problem = origin.problem(signer.region)
         if problem is not None:
             raise _Refused(Cause.NOT_ORIGIN, f"node {signer.region} did not make this: {problem}")
+        return signer.region
 
     def _issued_signer(self, data: bytes) -> _Signer:
         """The signer a certificate names, once it is shown to be issued by our CA to a node."""

@@ -20,13 +20,14 @@ import structlog
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from yidi_core.errors import DomainError
-from yidi_runtime import identity
+from yidi_runtime import identity, vouches
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Authorizer
-from yidi_runtime.identity import Principal
+from yidi_runtime.identity import CallerRole, Principal, Via
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import ServerMetrics
 from yidi_runtime.status import grpc_code, to_status
+from yidi_runtime.vouches import Vouches
 
 _KINDS = {
     (False, False): "unary",
@@ -92,9 +93,11 @@ class _Call:
                 self.bind_request(message)
             yield message
 
-    def bind_principal(self, principal: Principal) -> None:
+    def bind_principal(self, principal: Principal, relay: Principal | None = None) -> None:
         self.principal = principal
         structlog.contextvars.bind_contextvars(caller=principal.subject)
+        if relay is not None:
+            structlog.contextvars.bind_contextvars(relay=relay.subject)
 
     def fail(self, context: grpc.ServicerContext, error: Exception) -> None:
         """Record why the call failed and abort it with the right status (this raises)."""
@@ -153,13 +156,15 @@ class AuditHook(Protocol):
 class Guard:
     """Who is calling and may they: a listener's authenticator and the node's authorizer.
 
-    ``audit`` (optional) receives every call of a method in ``audited``.
+    ``audit`` (optional) receives every call of a method in ``audited``. ``vouches`` (optional)
+    reads whom a neighbour node's call acts for; without it a node acts for itself.
     """
 
     authenticator: Authenticator
     authorizer: Authorizer
     audit: AuditHook | None = None
     audited: frozenset[str] = frozenset()
+    vouches: Vouches | None = None
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -195,11 +200,26 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
 
     def _admit(self, call: _Call, context: grpc.ServicerContext, request: Any) -> None:
-        """Authenticate and authorize (raising DomainError), and publish the principal."""
-        principal = self._guard.authenticator.principal(context)
-        call.bind_principal(principal)
-        identity.current.set(principal)
-        self._guard.authorizer.check(principal, call.service, call.method, request)
+        """Authenticate, find whom the call acts for, authorize (raising DomainError), publish the principal."""
+        caller = self._guard.authenticator.principal(context)
+        call.bind_principal(caller)
+        identity.current.set(caller)
+        acting, relay = caller, None
+        raw = vouches.arrived_with(context)
+        if (
+            raw is not None
+            and request is not None
+            and self._guard.vouches is not None
+            and caller.role is CallerRole.NODE
+            and caller.via is not Via.LOCAL
+        ):
+            acting, relayed = self._guard.vouches.acting(raw, request, caller)
+            relay = caller if relayed else None
+            identity.vouch.set(raw)
+            call.bind_principal(acting, relay)
+            identity.current.set(acting)
+            identity.relay.set(relay)
+        self._guard.authorizer.check(caller, call.service, call.method, request, acting)
 
     def _close(self, call: _Call, context: grpc.ServicerContext) -> None:
         call.finish(self._metrics)
@@ -215,6 +235,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 context.peer(),
             )
         identity.current.set(None)
+        identity.relay.set(None)
+        identity.vouch.set(None)
 
     def _single(
         self, behavior: Callable[..., Any], kind: str, service: str, method: str, unary_request: bool

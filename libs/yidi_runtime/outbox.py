@@ -300,8 +300,12 @@ def backlog_gauge(registry: CollectorRegistry) -> Gauge:
     )
 
 
-Outcome = DomainError | None
-"""How the receiver took one message: None (done) or its refusal."""
+Outcome = DomainError | bytes
+"""How the receiver took one message: its encoded answer (done) or its refusal."""
+
+Delivered = Callable[[Session, "QueuedMessage", bytes], None]
+"""Called in the transaction that marks a message delivered, with the receiver's answer (e.g. to
+keep the receipt it signed); the answer is empty when the receiver held the message already."""
 
 
 @dataclass(frozen=True)
@@ -352,7 +356,9 @@ class OutboxDeliverer:
         jitter: Callable[[], float] = random.random,
         batching: Mapping[MethodDescriptor, Batching] | None = None,
         linger_s: float = 0.0,
+        on_delivered: Delivered | None = None,
     ) -> None:
+        self._on_delivered = on_delivered
         self._outbox = outbox
         self._linger_s = linger_s
         self._database = database
@@ -502,13 +508,15 @@ class OutboxDeliverer:
                 break
         return errors
 
-    def _send(self, message: QueuedMessage) -> DomainError | None:
+    def _send(self, message: QueuedMessage) -> Outcome:
         try:
             client = self._router.toward(message.destination, "destination")
-            client.call(client.raw(message.method), message.payload, deadline_s=self._deadline_s)
+            answer: bytes = client.call(
+                client.raw(message.method), message.payload, deadline_s=self._deadline_s
+            )
         except DomainError as refusal:
             return refusal
-        return None
+        return answer
 
     def _record(self, outcomes: list[tuple[QueuedMessage, Outcome]]) -> None:
         """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``."""
@@ -516,18 +524,21 @@ class OutboxDeliverer:
             return
         model = self._outbox.model
         with self._database.unit_of_work(write=True) as uow:
-            for message, error in outcomes:
+            for message, outcome in outcomes:
                 uow.session.execute(
-                    sa.update(model).where(model.id == message.id).values(**self._outcome(message, error))
+                    sa.update(model).where(model.id == message.id).values(**self._outcome(message, outcome))
                 )
+                if self._on_delivered is not None and _delivered(outcome):
+                    self._on_delivered(uow.session, message, outcome if isinstance(outcome, bytes) else b"")
             uow.commit()
         outcomes.clear()
 
-    def _outcome(self, message: QueuedMessage, error: DomainError | None) -> dict[str, Any]:
+    def _outcome(self, message: QueuedMessage, outcome: Outcome) -> dict[str, Any]:
         """The columns that record one send: delivered, or failed and when to try again."""
         now = self._outbox.clock()
         attempts = message.attempts + 1
-        if _delivered(error):
+        error = outcome if isinstance(outcome, DomainError) else None
+        if _delivered(outcome):
             values: dict[str, Any] = {"attempts": attempts, "delivered_at": now}
             if error is not None:
                 values["last_error"] = _described(error)
@@ -538,6 +549,7 @@ class OutboxDeliverer:
                     reason=error.reason_code,
                 )
             return values
+        assert error is not None
         pause = timedelta(seconds=self._backoff.delay_s(attempts, self._jitter()))
         self._log.warning(
             "outbox delivery failed",
@@ -618,7 +630,7 @@ def _lock_key(table: str, destination: str) -> int:
 
 def _delivered(outcome: Outcome) -> bool:
     """The receiver has the message: it took it now, or held it already."""
-    return outcome is None or _already_held(outcome)
+    return not isinstance(outcome, DomainError) or _already_held(outcome)
 
 
 def _already_held(error: DomainError) -> bool:

@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -41,6 +42,7 @@ from yidi_runtime.resilience import (
     is_transport_failure,
 )
 from yidi_runtime.status import ERROR_DOMAIN
+from yidi_runtime.vouches import VOUCH_HEADER
 
 DEFAULT_DEADLINE_S = 5.0
 CHANNEL_OPTIONS = (
@@ -99,6 +101,25 @@ def _yidi_error(error: grpc.RpcError) -> DomainError | None:
     return DomainError(info.reason, status.message, violations, dict(info.metadata))
 
 
+@dataclass(frozen=True)
+class RawMethod:
+    """A unary method called with encoded bytes, which knows its path (to decode what it is vouched for)."""
+
+    path: str
+    send: Callable[..., bytes]
+
+    def __call__(self, request: bytes, **options: Any) -> bytes:
+        return self.send(request, **options)
+
+
+def _decoded(method: Callable[..., Any], request: bytes) -> Message:
+    """The message an encoded request of a :class:`RawMethod` is."""
+    if not isinstance(method, RawMethod):
+        raise TypeError("an encoded request is sent through PeerClient.raw")
+    described = descriptor_pool.Default().FindMethodByName(method.path.strip("/").replace("/", "."))
+    return message_factory.GetMessageClass(described.input_type).FromString(request)
+
+
 def peer_refusal(error: grpc.RpcError, peer: Peer) -> DomainError:
     """A failed call to ``peer`` as the error our own caller should see."""
     refusal = _yidi_error(error)
@@ -137,9 +158,11 @@ class PeerClient:
         clock: Monotonic = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        voucher: Callable[[Message], bytes] | None = None,
     ) -> None:
         self.peer = peer
         self.breaker = breaker
+        self._voucher = voucher
         self._tls = tls
         self._deadline_s = deadline_s
         self._retry = retry
@@ -177,9 +200,9 @@ class PeerClient:
                 stub = self._stubs[stub_type] = stub_type(channel)
             return stub
 
-    def raw(self, method: str) -> Callable[..., bytes]:
+    def raw(self, method: str) -> RawMethod:
         """A unary method by full name (``/pkg.Service/Method``) taking and returning encoded bytes."""
-        return self._opened().unary_unary(method)
+        return RawMethod(method, self._opened().unary_unary(method))
 
     def _circuit_open(self) -> DomainError:
         assert self.breaker is not None
@@ -203,18 +226,29 @@ class PeerClient:
         *,
         deadline_s: float | None = None,
         unreachable: str = "NODE_UNREACHABLE",
+        vouch: bytes | None = None,
     ) -> Answer:
         """``method(request)`` within the deadline, retried per policy; a failure raised as :func:`peer_refusal`.
 
         ``unreachable`` is the reason the caller's own client should see when the peer, or
-        a node behind it, does not answer.
+        a node behind it, does not answer. The call carries ``vouch`` (:mod:`yidi_runtime.vouches`),
+        by default this node's own, when the client has a voucher.
         """
+        if vouch is None and self._voucher is not None:
+            vouch = self._voucher(request if isinstance(request, Message) else _decoded(method, request))
+        metadata = () if vouch is None else ((VOUCH_HEADER, vouch),)
         try:
-            return self._call(method, request, deadline_s or self._deadline_s)
+            return self._call(method, request, deadline_s or self._deadline_s, metadata)
         except DomainError as refusal:
             raise unreachable_as(refusal, unreachable) from None
 
-    def _call(self, method: Callable[..., Answer], request: Message | bytes, budget_s: float) -> Answer:
+    def _call(
+        self,
+        method: Callable[..., Answer],
+        request: Message | bytes,
+        budget_s: float,
+        metadata: tuple[tuple[str, bytes], ...],
+    ) -> Answer:
         started = self._clock()
         failures = 0
         while True:
@@ -222,7 +256,9 @@ class PeerClient:
                 raise self._circuit_open()
             attempt_started = self.breaker.now() if self.breaker is not None else None
             try:
-                answer = method(request, timeout=max(budget_s - (self._clock() - started), 0.001))
+                answer = method(
+                    request, timeout=max(budget_s - (self._clock() - started), 0.001), metadata=metadata
+                )
             except grpc.RpcError as error:
                 code, answered = error.code(), _yidi_error(error) is not None
                 if self.breaker is not None:

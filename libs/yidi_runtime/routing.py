@@ -34,9 +34,11 @@ from enum import StrEnum
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
 from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings, Peer, region_contains
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.peers import DEFAULT_DEADLINE_S, PeerClient
 from yidi_runtime.regions import region_prefix
 from yidi_runtime.resilience import Backoff, CircuitBreaker, Monotonic, RetryPolicy
+from yidi_runtime.vouches import Vouches
 
 PEER_RETRY = RetryPolicy(attempts=3, backoff=Backoff(base_s=0.05, max_s=1.0))
 """Node-to-node calls: up to three tries, pausing 25–50 ms, then 50–100 ms."""
@@ -115,6 +117,8 @@ class Router:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
+        self.vouches = Vouches(settings, NodeIntegrity(settings))
+        """Every call to a peer carries this node's vouch, unless the caller passes one it relays."""
         self._deadline_s = deadline_s
         self._retry = retry
         self._failure_threshold = failure_threshold
@@ -143,6 +147,7 @@ class Router:
                     clock=self._clock,
                     sleep=self._sleep,
                     jitter=self._jitter,
+                    voucher=self.vouches.own,
                 )
                 self._clients[peer] = client
             return client

@@ -25,12 +25,14 @@ from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
 from yidi_runtime.config import NodeSettings, check_transport
 from yidi_runtime.db import Database, service_url
+from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.interceptor import Guard, ServerInterceptor, rpc_kind, split_method
 from yidi_runtime.local_calls import LocalServer
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
 from yidi_runtime.service import BackgroundWorker, ServiceContext, ServiceGroup
+from yidi_runtime.vouches import Vouches
 
 
 def _package_version() -> str:
@@ -232,7 +234,10 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         access |= group.access
     authorizer = Authorizer(settings, access)
     audited = mutating_methods({split_method(method)[0] for method in access})
-    server = _grpc_server(settings, metrics, Guard(Authenticator(settings), authorizer, trail, audited))
+    vouches = Vouches(settings, NodeIntegrity(settings, metrics.registry))
+    server = _grpc_server(
+        settings, metrics, Guard(Authenticator(settings), authorizer, trail, audited, vouches)
+    )
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
     # (the caller is this node itself): no socket, no second thread, nothing to wait behind.

@@ -1,6 +1,8 @@
 """Who may call the clearing service (see :mod:`yidi_runtime.authz`).
 
-Nodes append to the journal for settlements made in their subtree; advances, clearing,
+Nodes append to the journal for settlements made in their subtree and read only their own part
+of it (entries whose insured or treatment region lies in their subtree) and their own
+provinces' advances; advances, clearing,
 statements, clawbacks and reconciliation with repair are operators' work; an institution
 may check its own reconciliation totals and details (national transactions 3201/3202).
 """
@@ -20,7 +22,7 @@ ACCESS: dict[str, Access] = rules(
     ListJournalEntries=allow(OPERATOR, NODE),
     SetAdvance=_OPERATOR,
     TopUpAdvance=_OPERATOR,
-    GetAdvanceStatus=allow(OPERATOR, NODE),
+    GetAdvanceStatus=allow(OPERATOR, NODE, origin=("admdvs",)),
     ListAlerts=_OPERATOR,
     RunClearing=_OPERATOR,
     GetClearingRun=_OPERATOR,

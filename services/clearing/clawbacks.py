@@ -6,7 +6,10 @@ else the month after the last one cleared — and appears there as an adjustment
 (the treatment province gives back, the insured province owes less), naming the period
 the settlement was cleared in and the supervision's reason. The ledger sees it when that
 run posts its lines. A settlement's clawbacks never exceed its fund payment, and a
-reversed settlement cannot be clawed back (the reversal already undid all of it).
+reversed settlement cannot be clawed back (the reversal already undid all of it). A
+settlement reversed *after* a clawback is refunded exactly once: its reversal gives back the
+whole payment, so the run that clears the reversal returns its clawbacks
+(:func:`returned`) — clawback, return and reversal together undo the payment once.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Clawback:
     msgid: str
     amount_fen: int
     reason: str
+    fixmedins_code: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,12 @@ def clawback_id(seq: int) -> str:
 def record(session: Session, clawback: Clawback, closed: Period | None, now: datetime) -> Recorded:
     """Record a clawback against a journalled settlement, for the first clearing after ``closed``."""
     settlement = session.scalars(
-        select(JournalEntryRecord).where(JournalEntryRecord.msgid == clawback.msgid).with_for_update()
+        select(JournalEntryRecord)
+        .where(
+            JournalEntryRecord.fixmedins_code == clawback.fixmedins_code,
+            JournalEntryRecord.msgid == clawback.msgid,
+        )
+        .with_for_update()
     ).one_or_none()
     if settlement is None:
         raise DomainError(
@@ -61,7 +70,10 @@ def record(session: Session, clawback: Clawback, closed: Period | None, now: dat
     if settlement.kind != Kind.SETTLEMENT.value:
         raise invalid("INVALID_ARGUMENT", "msgid", f"{clawback.msgid} is a reversal, not a settlement")
     reversal = session.scalar(
-        select(JournalEntryRecord.msgid).where(JournalEntryRecord.reverses_msgid == clawback.msgid)
+        select(JournalEntryRecord.msgid).where(
+            JournalEntryRecord.fixmedins_code == clawback.fixmedins_code,
+            JournalEntryRecord.reverses_msgid == clawback.msgid,
+        )
     )
     if reversal is not None:
         raise DomainError(
@@ -71,7 +83,7 @@ def record(session: Session, clawback: Clawback, closed: Period | None, now: dat
         )
     taken = session.scalar(
         select(func.coalesce(func.sum(ClawbackRecord.amount_fen), 0)).where(
-            ClawbackRecord.msgid == clawback.msgid
+            ClawbackRecord.fixmedins_code == clawback.fixmedins_code, ClawbackRecord.msgid == clawback.msgid
         )
     )
     left = settlement.fund_pay_sumamt_fen - int(taken or 0)
@@ -85,6 +97,7 @@ def record(session: Session, clawback: Clawback, closed: Period | None, now: dat
     settled_in = Period.of(as_utc(settlement.setl_time))
     adjustment = settled_in if closed is None or closed < settled_in else closed.next()
     row = ClawbackRecord(
+        fixmedins_code=clawback.fixmedins_code,
         msgid=clawback.msgid,
         insured_province=settlement.insured_province,
         treatment_province=settlement.treatment_province,
@@ -129,4 +142,50 @@ def carried(session: Session, period: Period) -> list[Line]:
             ),
         )
         for record in records
+    ]
+
+
+def returned(session: Session, period: Period) -> list[Line]:
+    """The lines returning the clawbacks of settlements whose reversals the run of ``period`` clears.
+
+    Call once the run has marked its journal entries: a reversal cleared by this run undoes
+    the whole payment, so what supervision already took back from the treatment province
+    goes back to it, once (each reversal is cleared once).
+    """
+    journal, clawback = JournalEntryRecord, ClawbackRecord
+    rows = session.execute(
+        select(
+            journal.insured_province,
+            journal.treatment_province,
+            journal.reverses_msgid,
+            journal.fixmedins_code,
+            func.sum(clawback.amount_fen),
+        )
+        .join(
+            clawback,
+            (clawback.fixmedins_code == journal.fixmedins_code) & (clawback.msgid == journal.reverses_msgid),
+        )
+        .where(journal.cleared_period == str(period), journal.kind == Kind.REVERSAL.value)
+        .group_by(
+            journal.insured_province,
+            journal.treatment_province,
+            journal.reverses_msgid,
+            journal.fixmedins_code,
+        )
+        .order_by(journal.reverses_msgid)
+    )
+    return [
+        Line(
+            insured,
+            treatment,
+            0,
+            0,
+            int(total),
+            adjustment=True,
+            origin_period=str(period),
+            adjustment_note=(
+                f"{period}: clawbacks of settlement {code}/{msgid} returned, its reversal refunds all of it"
+            ),
+        )
+        for insured, treatment, msgid, code, total in rows
     ]

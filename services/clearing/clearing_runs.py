@@ -18,7 +18,9 @@ number of rows than it counted fails the run rather than clear anything twice or
 Lines: entries settled in P net into one line per (insured, treatment) pair; entries of
 an earlier month (journalled after that month was cleared) and reversals of settlements
 cleared in an earlier period become adjustment lines naming their origin period, and so
-do clawbacks. A closed period never changes: periods are cleared in order, a period at or
+do clawbacks — and so does the return of a reversed settlement's clawbacks, since its
+reversal gives back the whole payment (the clawed-back part must not be refunded twice). A
+closed period never changes: periods are cleared in order, a period at or
 before the latest cleared one is closed, and running a period again answers its run.
 """
 
@@ -213,7 +215,11 @@ def _aggregate(session: Session, period: Period, window: _Window, tally: _Tally)
     reversed_from = case(
         (journal.c.reverses_msgid.is_(None), null()),
         else_=select(target.c.cleared_period)
-        .where(target.c.msgid == journal.c.reverses_msgid, target.c.cleared_period != str(period))
+        .where(
+            target.c.fixmedins_code == journal.c.fixmedins_code,
+            target.c.msgid == journal.c.reverses_msgid,
+            target.c.cleared_period != str(period),
+        )
         .scalar_subquery(),
     )
     rows = select(
@@ -341,7 +347,8 @@ def clear(
         _mark(session, period, window, counted)
         tally.entries += counted
         progress(tally.entries)
-    lines = _lines(tally, _cleared_periods(session), clawbacks.carried(session, period))
+    carried = clawbacks.carried(session, period) + clawbacks.returned(session, period)
+    lines = _lines(tally, _cleared_periods(session), carried)
     statements.issue(session, run_id, str(period), lines, calendar.deadlines(period, china_day(now)), now)
     payable, receivable = statements.totals(lines)
     ledger.post(

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import statement_pb2
+from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog
+from yidi_runtime.identity import CallerRole
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
 from yidi_runtime.paging import page_size
@@ -55,6 +57,7 @@ class Clearing:
         self._clock = clock
         self._log = RequestLog(RequestRecord)
         self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
+        self._region = context.settings.region
         self.calendar = ClearingCalendar.of(context.settings)
         self.metrics = ClearingMetrics(context.metrics_registry)
         self.watch = AlertWatch(
@@ -110,11 +113,18 @@ class Clearing:
         )
         return response
 
+    def _journal_part(self) -> str:
+        """The region whose part of the journal the caller may read: another node's own; "" for all."""
+        principal = identity.acting()
+        if principal.role is CallerRole.NODE and principal.region != self._region:
+            return principal.region
+        return ""
+
     def list_journal_entries(self, request: api.ListJournalEntriesRequest) -> api.ListJournalEntriesResponse:
-        """A page of the journal in record order."""
+        """A page of the journal in record order (a child node's own part only)."""
         query = convert.journal_query(request)
         with self._database.unit_of_work() as uow:
-            page, token = journal.list_entries(uow.session, query)
+            page, token = journal.list_entries(uow.session, query, self._journal_part())
         return api.ListJournalEntriesResponse(
             entries=[convert.entry_message(recorded) for recorded in page], next_page_token=token
         )

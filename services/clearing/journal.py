@@ -1,9 +1,10 @@
 """The national settlement journal (跨省结算流水): every cross-province settlement and reversal, once.
 
 Treatment nodes deliver entries through their durable outboxes, so the same entry may
-arrive again, alone or inside another batch: an entry whose ``msgid`` is recorded with the
-same content is a repeat (counted, not written), with other content it is
-``DUPLICATE_REQUEST``. A reversal undoes exactly one recorded settlement: it names it,
+arrive again, alone or inside another batch: an entry whose institution and ``msgid`` are
+recorded with the same content is a repeat (counted, not written), with other content it is
+``DUPLICATE_REQUEST``. A msgid is unique per institution, the one that sent it (so no
+institution can take another's), and a reversal names a settlement of its own institution. A reversal undoes exactly one recorded settlement: it names it,
 mirrors its regions and amounts negated, and a settlement is reversed at most once — so
 clearing, which sums the journal, can never pay a settlement twice or undo one twice.
 
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.config import region_contains
 from yidi_runtime.integrity import Seal
 from yidi_runtime.paging import bad_token, decode_token, encode_token
+from yidi_runtime.regions import below
 from yidi_runtime.wire import as_utc
 from yidi_services.clearing.models import JournalEntryRecord
 
@@ -56,6 +58,10 @@ class Amounts:
         return Amounts(*(-fen for fen in self.by_field().values()))
 
 
+Key = tuple[str, str]
+"""An entry's identity: the institution whose msgid it is, and the msgid."""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One checked journal entry as plain values; ``content_sha256`` fingerprints what the sender said.
@@ -79,6 +85,16 @@ class Entry:
     amounts: Amounts
     setl_time: datetime
     seal: Seal
+
+    @property
+    def key(self) -> Key:
+        """Whose msgid this is and the msgid: the entry's identity in the journal."""
+        return (self.fixmedins_code, self.msgid)
+
+    @property
+    def reverses_key(self) -> Key | None:
+        """The key of the settlement a reversal undoes (of the same institution)."""
+        return None if self.reverses_msgid is None else (self.fixmedins_code, self.reverses_msgid)
 
     @property
     def insured_province(self) -> str:
@@ -171,25 +187,29 @@ def ensure_sent_by_treatment_node(source_admdvs: str, entries: Sequence[Entry]) 
             )
 
 
-def _recorded(session: Session, msgids: Iterable[str]) -> dict[str, Entry]:
-    wanted = sorted(set(msgids))
+def _recorded(session: Session, keys: Iterable[Key]) -> dict[Key, Entry]:
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    records = session.scalars(select(JournalEntryRecord).where(JournalEntryRecord.msgid.in_(wanted)))
-    return {record.msgid: Entry.of(record) for record in records}
+    records = session.scalars(
+        select(JournalEntryRecord).where(
+            tuple_(JournalEntryRecord.fixmedins_code, JournalEntryRecord.msgid).in_(wanted)
+        )
+    )
+    return {(record.fixmedins_code, record.msgid): Entry.of(record) for record in records}
 
 
-def _reversals_of(session: Session, targets: Iterable[str]) -> dict[str, str]:
-    """Settlement msgid → the msgid of the recorded reversal that undid it."""
+def _reversals_of(session: Session, targets: Iterable[Key]) -> dict[Key, str]:
+    """Settlement key → the msgid of the recorded reversal that undid it."""
     wanted = sorted(set(targets))
     if not wanted:
         return {}
     rows = session.execute(
-        select(JournalEntryRecord.reverses_msgid, JournalEntryRecord.msgid).where(
-            JournalEntryRecord.reverses_msgid.in_(wanted)
-        )
+        select(
+            JournalEntryRecord.fixmedins_code, JournalEntryRecord.reverses_msgid, JournalEntryRecord.msgid
+        ).where(tuple_(JournalEntryRecord.fixmedins_code, JournalEntryRecord.reverses_msgid).in_(wanted))
     )
-    return {target: msgid for target, msgid in rows if target is not None}
+    return {(code, target): msgid for code, target, msgid in rows if target is not None}
 
 
 def _reversal_problems(
@@ -237,14 +257,14 @@ def _reversal_problems(
 
 def append(session: Session, source_admdvs: str, entries: Sequence[Entry], now: datetime) -> Appended:
     """Record the entries not yet recorded, all or none; repeats are counted, conflicts refused."""
-    targets = [entry.reverses_msgid for entry in entries if entry.reverses_msgid]
-    known = _recorded(session, [entry.msgid for entry in entries] + targets)
+    targets = [key for entry in entries if (key := entry.reverses_key) is not None]
+    known = _recorded(session, [entry.key for entry in entries] + targets)
     reversed_by = _reversals_of(session, targets)
-    batch: dict[str, Entry] = {}
+    batch: dict[Key, Entry] = {}
     new: list[Entry] = []
     problems: list[DomainError] = []
     for index, entry in enumerate(entries):
-        earlier = batch.get(entry.msgid) or known.get(entry.msgid)
+        earlier = batch.get(entry.key) or known.get(entry.key)
         if earlier is not None:
             if earlier.content_sha256 != entry.content_sha256:
                 raise invalid(
@@ -254,13 +274,14 @@ def append(session: Session, source_admdvs: str, entries: Sequence[Entry], now: 
                     metadata={"msgid": entry.msgid},
                 )
             continue
-        if entry.kind is Kind.REVERSAL and entry.reverses_msgid is not None:
-            target = batch.get(entry.reverses_msgid) or known.get(entry.reverses_msgid)
-            found = _reversal_problems(entry, index, target, reversed_by.get(entry.reverses_msgid))
+        reverses = entry.reverses_key
+        if entry.kind is Kind.REVERSAL and reverses is not None:
+            target = batch.get(reverses) or known.get(reverses)
+            found = _reversal_problems(entry, index, target, reversed_by.get(reverses))
             problems += found
             if not found:
-                reversed_by[entry.reverses_msgid] = entry.msgid
-        batch[entry.msgid] = entry
+                reversed_by[reverses] = entry.msgid
+        batch[entry.key] = entry
         new.append(entry)
     error = combine(problems)
     if error is not None:
@@ -295,10 +316,14 @@ class Recorded:
         return cls(Entry.of(record), as_utc(record.record_time), record.cleared_period or "")
 
 
-def list_entries(session: Session, query: JournalQuery) -> tuple[list[Recorded], str]:
-    """One page of entries in record order; the token resumes after the last entry served."""
+def list_entries(session: Session, query: JournalQuery, within: str = "") -> tuple[list[Recorded], str]:
+    """One page of entries in record order; the token resumes after the last entry served.
+
+    ``within``: only entries whose insured or treatment region lies in that region (a child
+    node reads only its own part of the journal).
+    """
     bounds = [moment.isoformat() if moment else "" for moment in (query.start_time, query.end_time)]
-    key = f"journal:{query.province}:{bounds[0]}:{bounds[1]}"
+    key = f"journal:{query.province}:{bounds[0]}:{bounds[1]}:{within}"
     after = decode_token(query.page_token, key, 1)
     statement = select(JournalEntryRecord)
     if after is not None:
@@ -309,6 +334,11 @@ def list_entries(session: Session, query: JournalQuery) -> tuple[list[Recorded],
         statement = statement.where(
             (JournalEntryRecord.insured_province == query.province)
             | (JournalEntryRecord.treatment_province == query.province)
+        )
+    if within:
+        statement = statement.where(
+            below(JournalEntryRecord.insuplc_admdvs, within)
+            | below(JournalEntryRecord.mdtrtarea_admvs, within)
         )
     if query.start_time is not None:
         statement = statement.where(JournalEntryRecord.setl_time >= as_utc(query.start_time))

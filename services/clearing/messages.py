@@ -161,6 +161,7 @@ def clawback(request: api.RecordClawbackRequest) -> Clawback:
             lambda: text(request.msgid, "msgid", required=True, limit=MAX_REFERENCE),
             lambda: amount(request.amount_fen),
             lambda: text(request.reason, "reason", required=True),
+            lambda: text(request.fixmedins_code, "fixmedins_code", required=True, limit=12),
         )
     )
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -58,6 +59,10 @@ class JournalEntryRecord(Base):
 
     __tablename__ = "clearing_journal"
     __table_args__ = (
+        # A msgid is unique per institution (the one that sent it); a settlement is reversed at
+        # most once (NULL for a settlement).
+        UniqueConstraint("fixmedins_code", "msgid"),
+        UniqueConstraint("fixmedins_code", "reverses_msgid"),
         Index("ix_clearing_journal_setl_time", "setl_time"),
         Index("ix_clearing_journal_insured_province_setl_time", "insured_province", "setl_time"),
         Index("ix_clearing_journal_treatment_province_setl_time", "treatment_province", "setl_time"),
@@ -66,13 +71,12 @@ class JournalEntryRecord(Base):
     )
 
     seq: Mapped[int] = mapped_column(SEQUENCE, primary_key=True, autoincrement=True)
-    msgid: Mapped[str] = mapped_column(String(64), unique=True)
+    msgid: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str] = mapped_column(String(64))
     source_admdvs: Mapped[str] = mapped_column(REGION)
     setl_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(12))
-    # Unique: a settlement is reversed at most once (NULL for a settlement).
-    reverses_msgid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reverses_msgid: Mapped[str | None] = mapped_column(String(64))
     mdtrt_id: Mapped[str] = mapped_column(String(64))
     psn_no: Mapped[str] = mapped_column(String(64))
     fixmedins_code: Mapped[str] = mapped_column(String(12))
@@ -229,6 +233,7 @@ class ClawbackRecord(Base):
     __tablename__ = "clearing_clawbacks"
 
     seq: Mapped[int] = mapped_column(SEQUENCE, primary_key=True, autoincrement=True)
+    fixmedins_code: Mapped[str] = mapped_column(String(12), default="")
     msgid: Mapped[str] = mapped_column(String(64), index=True)
     insured_province: Mapped[str] = mapped_column(REGION)
     treatment_province: Mapped[str] = mapped_column(REGION)

@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as settlement_api
@@ -33,6 +33,9 @@ from yidi_runtime.routing import Router
 from yidi_runtime.wire import as_utc, timestamp_message
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.clearing.reconciliation_compare import Seen, SettlementRecord, Sides
+from yidi_services.settlement.ids import settlement_key
+
+T = TypeVar("T")
 
 PAGE_SIZE = 5_000
 """Records per ListSettlementRecords page: well inside gRPC's 4 MB message limit."""
@@ -85,7 +88,7 @@ class TreeWalker:
                 return records, list(page.child_regions)
 
     def collect(self, window: Window) -> tuple[dict[str, Seen], dict[str, Seen]]:
-        """Every treatment record and every insured record in the window, by msgid, with its node."""
+        """Every treatment record and every insured record in the window, by key, with its node."""
         treatment: dict[str, Seen] = {}
         insured: dict[str, Seen] = {}
         queue = deque(child.region for child in self._router.settings.children)
@@ -96,17 +99,23 @@ class TreeWalker:
                 continue
             asked.add(region)
             records, children = self._records(region, settlement_api.RECORD_SIDE_TREATMENT, window)
-            treatment.update((record.msgid, Seen(record, region)) for record in records)
+            treatment.update((record_key(record), Seen(record, region)) for record in records)
             records, _ = self._records(region, settlement_api.RECORD_SIDE_INSURED, window)
-            insured.update((record.msgid, Seen(record, region)) for record in records)
+            insured.update((record_key(record), Seen(record, region)) for record in records)
             queue.extend(children)
         return treatment, insured
 
-    def insured_record(self, region: str, msgid: str, recorded_at: datetime) -> SettlementRecord | None:
-        """The insured node's record of one msgid as it stands now (read again after a repair)."""
+    def insured_record(self, region: str, key: str, recorded_at: datetime) -> SettlementRecord | None:
+        """The insured node's record of one key as it stands now (read again after a repair)."""
         window = Window(recorded_at, recorded_at + timedelta(milliseconds=1))
         records, _ = self._records(region, settlement_api.RECORD_SIDE_INSURED, window)
-        return next((record for record in records if record.msgid == msgid), None)
+        return next((record for record in records if record_key(record) == key), None)
+
+
+def record_key(record: SettlementRecord) -> str:
+    """What the sides of a settlement are matched by: its institution and msgid (:func:`settlement_key`),
+    since a msgid is unique per institution only; a record naming no institution by its msgid alone."""
+    return settlement_key(record.fixmedins_code, record.msgid) if record.fixmedins_code else record.msgid
 
 
 def journal_record(row: Any, reversed_: bool) -> SettlementRecord:
@@ -135,44 +144,55 @@ def journal_record(row: Any, reversed_: bool) -> SettlementRecord:
     )
 
 
-def _chunks(values: list[str]) -> Iterator[list[str]]:
+def _chunks(values: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
 
-def reversed_in_journal(session: Session, msgids: list[str]) -> set[str]:
-    """Which of these settlements the journal holds a reversal of, recorded at any time since.
+def reversed_in_journal(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these settlements (institution, msgid) the journal holds a reversal of, recorded at any time since.
 
-    Looked up through the unique index on ``reverses_msgid``, so the cost does not depend
-    on how long ago the settlements were made.
+    Looked up through the unique index on (institution, ``reverses_msgid``), so the cost does
+    not depend on how long ago the settlements were made.
     """
-    found: set[str] = set()
-    for chunk in _chunks(msgids):
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(keys):
         found.update(
-            session.scalars(
-                select(JournalEntryRecord.reverses_msgid).where(JournalEntryRecord.reverses_msgid.in_(chunk))
+            (code, msgid)
+            for code, msgid in session.execute(
+                select(JournalEntryRecord.fixmedins_code, JournalEntryRecord.reverses_msgid).where(
+                    tuple_(JournalEntryRecord.fixmedins_code, JournalEntryRecord.reverses_msgid).in_(chunk)
+                )
             )
+            if msgid is not None
         )
     return found
 
 
 def journal_records(session: Session, window: Window) -> dict[str, Seen]:
-    """The journal's entries settled in the window, by msgid, each settlement marked reversed or not."""
+    """The journal's entries settled in the window, by key, each settlement marked reversed or not."""
     # Plain rows, not mapped instances: a day holds many thousands, read once.
     rows = session.execute(
         select(JournalEntryRecord.__table__)
         .where(JournalEntryRecord.setl_time >= window.start, JournalEntryRecord.setl_time < window.end)
         .order_by(JournalEntryRecord.seq)
     ).all()
-    reversed_ = reversed_in_journal(session, [row.msgid for row in rows if row.reverses_msgid is None])
-    return {row.msgid: Seen(journal_record(row, row.msgid in reversed_)) for row in rows}
+    reversed_ = reversed_in_journal(
+        session, [(row.fixmedins_code, row.msgid) for row in rows if row.reverses_msgid is None]
+    )
+    return {
+        settlement_key(row.fixmedins_code, row.msgid): Seen(
+            journal_record(row, (row.fixmedins_code, row.msgid) in reversed_)
+        )
+        for row in rows
+    }
 
 
 def merged(
     treatment: dict[str, Seen], national: dict[str, Seen], insured: dict[str, Seen]
 ) -> dict[str, Sides]:
-    """The three sides of every msgid any of them recorded."""
+    """The three sides of every settlement (by key) any of them recorded."""
     return {
-        msgid: Sides(treatment.get(msgid), national.get(msgid), insured.get(msgid))
-        for msgid in treatment.keys() | national.keys() | insured.keys()
+        key: Sides(treatment.get(key), national.get(key), insured.get(key))
+        for key in treatment.keys() | national.keys() | insured.keys()
     }

@@ -11,12 +11,13 @@ What the treatment node recorded (the patient was told "settled") is the truth:
   with the same regions and the amounts mirrored. Settlements are replayed before the
   reversals of the same request, so a settlement lost together with its reversal
   returns first.
-- MISSING_AT_INSURED: the settlement is confirmed at the insured node
-  (``ConfirmSettlement`` of the derived apply id), which re-applies a hold that expired.
-  An insured node with no application at all, or one that reverted it, is left to an
-  operator.
-- MISSING_AT_TREATMENT, held only by the insured node (the patient was told "failed"):
-  voided there (``RevertSettlement``). Held by the journal too: an operator decides.
+- MISSING_AT_INSURED and MISSING_AT_TREATMENT, held only by the insured node: the insured
+  node resolves the hold now (``ResolveHold``) the way its timeout would, by asking the
+  treatment node that applied it, which alone decides (DESIGN.md principle 9; the national
+  node may neither confirm nor void another node's application): a recorded settlement is
+  confirmed, one never recorded is fenced there and voided. An insured node with no
+  application at all, or one that voided it while the treatment node holds it settled, is
+  left to an operator; so is a record the journal holds but the treatment node lacks.
 - AMOUNT_DIFFERS, REVERSAL_MISMATCH: never guessed; left open for an operator with the
   records side by side.
 
@@ -123,7 +124,9 @@ def append_to_journal(session: Session, row: DiscrepancyRow, now: datetime) -> O
     except DomainError as refusal:
         return Outcome(False, f"needs an operator: the journal refused the treatment record: {refusal}")
     recorded = session.scalars(
-        select(JournalEntryRecord).where(JournalEntryRecord.msgid == entry.msgid)
+        select(JournalEntryRecord).where(
+            JournalEntryRecord.fixmedins_code == entry.fixmedins_code, JournalEntryRecord.msgid == entry.msgid
+        )
     ).first()
     if recorded is None or journal_amounts(recorded) != treatment.amounts:
         return Outcome(False, "needs an operator: the journal holds other amounts under this msgid")
@@ -191,20 +194,26 @@ class InsuredRepairs:
     def _current(self, insured: Seen, msgid: str) -> SettlementRecord | None:
         return self._walker.insured_record(insured.node, msgid, insured.moment)
 
-    def _confirm(self, row: DiscrepancyRow, treatment: Seen, insured: Seen) -> Outcome:
+    def _resolved(
+        self, row: DiscrepancyRow, insured: Seen
+    ) -> settlement_api.ResolveHoldResponse | DomainError:
+        """The insured node's hold resolved by its treatment node's answer (``ResolveHold``)."""
         answer = self._call(
             insured.node,
-            lambda stub: stub.ConfirmSettlement,
-            settlement_api.ConfirmSettlementRequest(
-                request_id=derived_id(row.discrepancy_id, "confirm"),
+            lambda stub: stub.ResolveHold,
+            settlement_api.ResolveHoldRequest(
+                request_id=derived_id(row.discrepancy_id, "resolve"),
                 route=self._route(insured.node),
-                original_request_id=derived_id(row.msgid, "apply"),
-                setl_id=treatment.record.setl_id,
+                application_request_id=derived_id(row.msgid, "apply"),
             ),
         )
+        assert isinstance(answer, settlement_api.ResolveHoldResponse | DomainError)
+        return answer
+
+    def _confirm(self, row: DiscrepancyRow, treatment: Seen, insured: Seen) -> Outcome:
+        answer = self._resolved(row, insured)
         if isinstance(answer, DomainError):
-            return Outcome(False, f"needs an operator: the insured node refused the confirmation: {answer}")
-        assert isinstance(answer, settlement_api.ConfirmSettlementResponse)
+            return Outcome(False, f"needs an operator: the insured node could not resolve its hold: {answer}")
         if answer.state == settlement_api.HOLD_STATE_VOIDED:
             return Outcome(
                 False,
@@ -220,22 +229,18 @@ class InsuredRepairs:
             return Outcome(
                 False, "needs an operator: the insured node holds other amounts than the treatment node"
             )
-        how = "its expired hold re-applied" if answer.reapplied else "confirmed"
-        return Outcome(True, f"re-sent to the insured node {insured.node} from the treatment record: {how}")
+        return Outcome(
+            True, f"confirmed at the insured node {insured.node}: its treatment node answered it recorded it"
+        )
 
     def _void(self, row: DiscrepancyRow, insured: Seen) -> Outcome:
-        answer = self._call(
-            insured.node,
-            lambda stub: stub.RevertSettlement,
-            settlement_api.RevertSettlementRequest(
-                request_id=derived_id(row.discrepancy_id, "revert"),
-                route=self._route(insured.node),
-                original_request_id=derived_id(row.msgid, "apply"),
-                psn_no=insured.record.psn_no,
-            ),
-        )
+        answer = self._resolved(row, insured)
         if isinstance(answer, DomainError):
-            return Outcome(False, f"needs an operator: the insured node refused to void it: {answer}")
+            return Outcome(False, f"needs an operator: the insured node could not resolve its hold: {answer}")
+        if answer.state == settlement_api.HOLD_STATE_CONFIRMED:
+            return Outcome(
+                False, "needs an operator: the treatment node answered it recorded this settlement"
+            )
         current = self._current(insured, row.msgid)
         if current is not None and not current.reversed:
             return Outcome(False, "the revert was answered but the insured node still holds the settlement")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_id_number, check_region, institution_region
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime import identity
 from yidi_runtime.config import region_contains
 from yidi_runtime.logs import get_logger
 from yidi_services.filing import persons, rules
@@ -323,7 +324,9 @@ def _store(
         materials = replace(
             materials, complete_by=region_rules.calendar.add(today, region_rules.complete_later_working_days)
         )
+    principal = identity.current.get()
     row = FilingRow(
+        entered_by=principal.subject if principal is not None else "",
         filing_id=new_filing_id(person.insuplc_admdvs, now),
         psn_no=person.psn_no,
         insuplc_admdvs=person.insuplc_admdvs,

@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
+from yidi_runtime import identity
+from yidi_runtime.identity import CallerRole
 from yidi_runtime.wire import CHINA_STANDARD_TIME, as_utc
 from yidi_services.filing.models import FilingRow, PersonRow
 
@@ -218,9 +220,18 @@ def applicant_document(applicant: Applicant) -> dict[str, Any]:
     }
 
 
+def entering_institution() -> str | None:
+    """The subject of the institution calling (its filings are the ones it entered), None for anyone else."""
+    principal = identity.current.get()
+    return principal.subject if principal is not None and principal.role is CallerRole.INSTITUTION else None
+
+
 def load_row(session: Session, filing_id: str, *, lock: bool = False) -> FilingRow:
-    """A stored filing by id, or NOT_FOUND."""
+    """A stored filing by id, or NOT_FOUND; an institution finds only the filings it entered."""
     query = select(FilingRow).where(FilingRow.filing_id == filing_id.strip())
+    institution = entering_institution()
+    if institution is not None:
+        query = query.where(FilingRow.entered_by == institution)
     row = session.scalars(query.with_for_update() if lock else query).one_or_none()
     if row is None:
         raise DomainError(

@@ -14,7 +14,16 @@ from yidi_core.errors import invalid
 from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_runtime.regions import below
 from yidi_services.filing import persons
-from yidi_services.filing.filings import Category, Channel, Filing, State, in_states, load_row, read
+from yidi_services.filing.filings import (
+    Category,
+    Channel,
+    Filing,
+    State,
+    entering_institution,
+    in_states,
+    load_row,
+    read,
+)
 from yidi_services.filing.models import FilingRow
 from yidi_services.filing.persons import PersonRef
 
@@ -54,6 +63,10 @@ def list_filings(session: Session, query: FilingQuery, today: date) -> tuple[lis
     limit = page_size(query.page_size)
     statement = select(FilingRow).order_by(FilingRow.filing_id.desc()).limit(limit + 1)
     key: dict[str, object] = {}
+    institution = entering_institution()
+    if institution is not None:  # an institution lists only the filings it entered
+        statement = statement.where(FilingRow.entered_by == institution)
+        key["entered_by"] = institution
     if query.insuplc_admdvs:
         region = check_region(query.insuplc_admdvs, "insuplc_admdvs")
         statement = statement.where(below(FilingRow.insuplc_admdvs, region))

@@ -87,6 +87,8 @@ class FilingRow(Base):
     submit_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decide_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reviewer: Mapped[str] = mapped_column(String(100))
+    # Who entered it (the caller's subject): an institution sees and changes only its own.
+    entered_by: Mapped[str] = mapped_column(String(100), default="", index=True)
 
     __table_args__ = (
         Index("ix_filing_filings_person", "psn_no", "state"),

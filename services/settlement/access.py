@@ -1,8 +1,15 @@
 """Who may call the settlement services (see :mod:`yidi_runtime.authz`).
 
-The HIS-facing service is the institutions' own: each acts only as the institution of its
-envelope. Operators may read. The insured-side service is for nodes only; a node's request
-must start in its subtree (its route's origin, the treatment place and institution).
+The HIS-facing service is the institutions' own: each acts only as itself, and its envelope
+must name it (an institution's list is its own records, whatever filter it sends). Operators
+may read.
+
+The node-to-node service is checked against the principal each call acts for (the vouch it
+carries): a node's request must start in its subtree (its route's origin, the treatment place
+and institution), and the seal of an application's messages must be the node that applied
+it (checked by the handler against the stored application). Only this node's ancestors read
+its settlement records (the national reconciliation); a person's accumulators and account are
+operators' business, within their region at every hop.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ ACCESS: dict[str, Access] = rules(
     Correct=_HIS,
     UploadSelfPayBill=_HIS,
     GetSettlement=_HIS_READ,
-    ListSettlements=allow(INSTITUTION, OPERATOR, own=("envelope.fixmedins_code", "fixmedins_code")),
+    ListSettlements=_HIS_READ,
     GetSelfPayBill=_HIS_READ,
 ) | rules(
     "yidi.settlement.v1.InsuredSettlementService",
@@ -36,7 +43,9 @@ ACCESS: dict[str, Access] = rules(
     ConfirmSettlement=allow(NODE, origin=_ORIGIN),
     ConfirmSettlements=allow(NODE, origin=_ORIGIN),
     RevertSettlement=allow(NODE, origin=_ORIGIN),
-    CreditAccount=allow(NODE, OPERATOR, origin=_ORIGIN),
-    ListSettlementRecords=allow(NODE, OPERATOR, origin=_ORIGIN),
-    GetAccumulators=allow(NODE, OPERATOR, origin=_ORIGIN),
+    CreditAccount=allow(OPERATOR),
+    ListSettlementRecords=allow(NODE, OPERATOR, origin=_ORIGIN, from_above=True),
+    GetAccumulators=allow(OPERATOR),
+    FenceSettlement=allow(NODE, origin=_ORIGIN),
+    ResolveHold=allow(NODE, OPERATOR, origin=_ORIGIN, from_above=True),
 )

@@ -90,8 +90,11 @@ def origin(request: api.ApplySettlementRequest) -> Origin:
     """Who must have sealed the request: the treatment node it started at, which issued the settlement
     id and hosts the treatment place and the institution."""
     facts = request.facts
+    node = {"route.origin_admdvs": request.route.origin_admdvs}
+    if not request.dry_run:  # a pre-settlement has no settlement id yet
+        node["setl_id"] = request.setl_id[:6]
     return Origin(
-        node={"route.origin_admdvs": request.route.origin_admdvs, "setl_id": request.setl_id[:6]},
+        node=node,
         within={
             "facts.mdtrtarea_admvs": facts.mdtrtarea_admvs,
             "facts.fixmedins_code": facts.fixmedins_code[1:7],
@@ -208,6 +211,8 @@ def apply(
             psn_cash_pay_fen=to_fen(settlement.psn_cash_pay),
             created_at=now,
             hold_expires_at=hold_expires_at,
+            origin_admdvs=request.route.origin_admdvs,
+            resolve_attempts=0,
             **_seal_columns(Seal.of(request.payload_signature)),
         ),
     )

@@ -80,6 +80,7 @@ class Forwarder:
             forwarded,
             deadline_s=None if remaining is None or remaining > _NO_DEADLINE_S else max(remaining, 0.001),
             unreachable=UNREACHABLE,
+            vouch=self._router.vouches.for_relay(forwarded),
         )
         return answer
 

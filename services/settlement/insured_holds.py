@@ -4,9 +4,16 @@ The insured node applies a settlement before the treatment node has recorded it.
 treatment node never records it (it crashed, the answer was lost and the HIS gave up), the
 insured place would have paid a settlement nobody else knows: a one-sided settlement. So
 an application is a *hold*: the treatment node confirms it through its outbox once its own
-record commits, and a hold still unconfirmed when it expires is voided, restoring the
-accumulators and account exactly. A confirmation that arrives after the void re-applies
-the same changes, because the treatment record is the truth.
+record commits. A hold still unconfirmed when it times out is not voided blindly: the
+insured node asks the treatment node (:mod:`~.insured_expiry`), which answers from its own
+commit record and fences a settlement it never recorded, so it never will; only then is the
+hold voided, restoring the accumulators and account exactly. A confirmation can therefore
+never legitimately follow a void, and one that does changes nothing: re-applying it could
+push an accumulator past its cap or the account below zero, which no treatment record can
+justify after the fence.
+
+An application belongs to the node that applied it (its ``origin_admdvs``): only that node
+confirms or reverts it, and a revert that arrives first leaves a tombstone naming it.
 
 Every transition locks the person first (:func:`~.insured_ledger.lock_person`) and then
 re-reads the application, so the expiry worker, a confirmation and a revert of one hold
@@ -24,7 +31,8 @@ from sqlalchemy.orm import Session
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_changes
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import from_fen
-from yidi_runtime.wire import as_utc
+from yidi_runtime.config import region_contains
+from yidi_services.settlement.ids import KEY_SEPARATOR, origin_id, split_key
 from yidi_services.settlement.insured_ledger import Movement, insert_if_absent, lock_person, move
 from yidi_services.settlement.insured_models import AccountRow, ApplicationRow, ApplicationState
 
@@ -41,7 +49,6 @@ class Transition:
 
     state: ApplicationState
     movements: tuple[Movement, ...] = ()
-    reapplied: bool = False
     year: int = 0
 
 
@@ -66,6 +73,37 @@ def refuse_taken(row: ApplicationRow) -> None:
     if row.state in _REFUSED_FOR_EVER:
         raise corrected(row.request_id)
     raise AlreadyApplied(row.request_id)
+
+
+def check_application_id(request_id: str, field: str, *, within: str = "", origin: str = "") -> None:
+    """An application id names its institution's request (``<fixmedins_code>/<msgid>:apply``, :mod:`~.ids`),
+    so no node can take or touch another's: ``within`` is the institution it must name, ``origin``
+    the node whose region must hold it. An id of before this scheme names none (and no new
+    application can take such an id)."""
+    key = origin_id(request_id, "apply")
+    code, msgid = split_key(key or "")
+    if within and (code != within or not msgid):
+        raise invalid(
+            "INVALID_ARGUMENT",
+            field,
+            f"must name the application as {within}{KEY_SEPARATOR}<msgid>:apply, not {request_id!r}",
+        )
+    if code and origin and not region_contains(origin, code[1:7]):
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"node {origin} may act only on applications of its own institutions, not on {request_id}",
+            metadata={"field": field, "origin_admdvs": origin},
+        )
+
+
+def check_origin(row: ApplicationRow, origin: str) -> None:
+    """Only the node that applied an application (or left its tombstone) acts on it."""
+    if row.origin_admdvs and row.origin_admdvs != origin:
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"application {row.request_id} belongs to node {row.origin_admdvs}, not to node {origin}",
+            metadata={"request_id": row.request_id, "origin_admdvs": row.origin_admdvs},
+        )
 
 
 def ensure_not_corrected(session: Session, request_id: str) -> None:
@@ -101,11 +139,10 @@ def record(session: Session, row: ApplicationRow) -> None:
         refuse_taken(taken)
 
 
-def confirm(session: Session, request_id: str, setl_id: str, now: datetime) -> Transition:
-    """Make the hold final; re-apply it if it had expired; a no-op once reverted. NOT_FOUND or CORRECTED otherwise.
+def confirm(session: Session, request_id: str, setl_id: str, now: datetime, origin: str) -> Transition:
+    """Make the hold final; a no-op once reverted or voided. NOT_FOUND, CORRECTED or PERMISSION_DENIED otherwise.
 
-    A re-application adds back exactly what the hold had changed, even if a cap or the
-    balance moved since: the patient already paid what the treatment record says.
+    ``origin`` is the node confirming: only the node that applied the hold may.
     """
     row = session.get(ApplicationRow, request_id)
     if row is None:
@@ -114,37 +151,35 @@ def confirm(session: Session, request_id: str, setl_id: str, now: datetime) -> T
             f"no settlement was applied here with request id {request_id}",
             metadata={"request_id": request_id},
         )
+    check_origin(row, origin)
     if row.state == ApplicationState.TOMBSTONE.value:
         raise corrected(request_id)
-    account, row = _locked(session, row)
-    if row.state == ApplicationState.REVERTED.value:
-        # Reversed (a refund or correction) before this confirmation arrived: the settlement
-        # existed and is undone, so the confirmation has nothing left to do — and must not be
-        # refused, or the treatment node's outbox would send it for ever.
-        return Transition(ApplicationState.REVERTED, year=row.year or 0)
+    _, row = _locked(session, row)
+    if row.state in (ApplicationState.REVERTED.value, ApplicationState.EXPIRED.value):
+        # Undone before this confirmation arrived (a refund, a correction, or a void the
+        # treatment node agreed to by fencing the settlement): nothing is left to do — and it
+        # must not be refused, or the treatment node's outbox would send it for ever.
+        return Transition(ApplicationState(row.state), year=row.year or 0)
     if row.setl_id and setl_id != row.setl_id:
         raise invalid(
             "INVALID_ARGUMENT", "setl_id", f"request {request_id} was applied for settlement {row.setl_id}"
         )
     if row.state == ApplicationState.CONFIRMED:
         return Transition(ApplicationState.CONFIRMED)
-    reapplied = row.state == ApplicationState.EXPIRED
-    movements = ()
-    if reapplied:
-        assert row.year is not None
-        movements = tuple(move(session, account, row.year, changes_of(row), row.account_delta_fen))
-        row.voided_at = None
     row.state, row.setl_id, row.confirmed_at = ApplicationState.CONFIRMED.value, setl_id, now
-    return Transition(ApplicationState.CONFIRMED, movements, reapplied, row.year or 0)
+    return Transition(ApplicationState.CONFIRMED, year=row.year or 0)
 
 
-def revert(session: Session, request_id: str, psn_no: str, now: datetime) -> Transition:
+def revert(session: Session, request_id: str, psn_no: str, now: datetime, origin: str) -> Transition:
     """Undo the application exactly; one never applied gets a tombstone (refused for ever after).
 
     The tombstone is inserted first: if an apply of that id is committing at this moment,
-    the insert waits for it and finds the application, which is then reverted.
+    the insert waits for it and finds the application, which is then reverted. ``origin`` is
+    the node reverting: only the node that applied it may, and its tombstone names it.
     """
     tombstone = {
+        "origin_admdvs": origin,
+        "resolve_attempts": 0,
         "request_id": request_id,
         "state": ApplicationState.TOMBSTONE.value,
         "psn_no": psn_no,
@@ -164,6 +199,7 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime) -> Tra
         return Transition(ApplicationState.TOMBSTONE)
     row = session.get(ApplicationRow, request_id)
     assert row is not None
+    check_origin(row, origin)
     if row.state in _REFUSED_FOR_EVER:
         return Transition(ApplicationState(row.state), year=row.year or 0)
     account, row = _locked(session, row)
@@ -175,29 +211,44 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime) -> Tra
     return Transition(ApplicationState.REVERTED, movements, year=row.year or 0)
 
 
-def expire(session: Session, request_id: str, now: datetime) -> bool:
-    """Void one hold if it is still unconfirmed and expired at ``now``; True when it was voided."""
+def void(session: Session, request_id: str, now: datetime) -> bool:
+    """Void one hold the treatment node said it never recorded (and fenced); True when it was voided."""
     row = session.get(ApplicationRow, request_id)
     if row is None or row.state != ApplicationState.HELD:
         return False
     account, row = _locked(session, row)
-    if row.state != ApplicationState.HELD or row.hold_expires_at is None or as_utc(row.hold_expires_at) > now:
+    if row.state != ApplicationState.HELD:
         return False
     _restore(session, account, row)
     row.state, row.voided_at = ApplicationState.EXPIRED.value, now
     return True
 
 
-def expired_holds(session: Session, now: datetime, limit: int) -> list[str]:
-    """Ids of held applications whose hold expired by ``now``, oldest first."""
-    return list(
-        session.scalars(
-            select(ApplicationRow.request_id)
-            .where(ApplicationRow.state == ApplicationState.HELD.value, ApplicationRow.hold_expires_at <= now)
-            .order_by(ApplicationRow.hold_expires_at)
-            .limit(limit)
-        )
+def postpone(session: Session, request_id: str, until: datetime) -> None:
+    """The treatment node did not answer about a timed-out hold: ask again at ``until``."""
+    row = session.get(ApplicationRow, request_id, with_for_update=True)
+    if row is not None and row.state == ApplicationState.HELD:
+        row.hold_expires_at, row.resolve_attempts = until, row.resolve_attempts + 1
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """A hold whose time is up: its application id, the node to ask about it, how often it was asked."""
+
+    request_id: str
+    origin_admdvs: str
+    attempts: int
+
+
+def expired_holds(session: Session, now: datetime, limit: int) -> list[TimedOut]:
+    """Held applications whose hold timed out by ``now``, oldest first."""
+    rows = session.execute(
+        select(ApplicationRow.request_id, ApplicationRow.origin_admdvs, ApplicationRow.resolve_attempts)
+        .where(ApplicationRow.state == ApplicationState.HELD.value, ApplicationRow.hold_expires_at <= now)
+        .order_by(ApplicationRow.hold_expires_at)
+        .limit(limit)
     )
+    return [TimedOut(request_id, origin, attempts) for request_id, origin, attempts in rows]
 
 
 def pending_count(session: Session) -> int:

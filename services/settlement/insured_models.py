@@ -28,7 +28,7 @@ class ApplicationState(StrEnum):
     HELD = "held"
     CONFIRMED = "confirmed"
     EXPIRED = "expired"
-    """Voided because its hold expired unconfirmed; a late confirmation re-applies it."""
+    """Voided: its hold timed out and the treatment node answered that it never recorded it (and never will)."""
     REVERTED = "reverted"
     """Voided by RevertSettlement; refused (CORRECTED) for ever after."""
     TOMBSTONE = "tombstone"
@@ -88,6 +88,11 @@ class ApplicationRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     signer_certificate: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     signer_admdvs: Mapped[str] = mapped_column(String(6), default="")
+    # The node that applied it (the route's origin, its seal's signer between mTLS nodes): the
+    # only node that may confirm or revert it, and the one asked when its hold times out.
+    origin_admdvs: Mapped[str] = mapped_column(String(6), default="")
+    # Times the treatment node was asked about the timed-out hold without an answer.
+    resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),

@@ -24,20 +24,23 @@ from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
-from yidi_runtime.integrity import NodeIntegrity
+from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
 from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.settlement import insured_apply, insured_holds, insured_ledger
+from yidi_services.settlement import insured_apply, insured_holds, insured_ledger, treatment_fences
+from yidi_services.settlement.ids import origin_id
 from yidi_services.settlement.insured_convert import Problems, change_message, kind_number, required
 from yidi_services.settlement.insured_expiry import HoldExpiry, HoldMetrics
 from yidi_services.settlement.insured_forwarding import ROUTED, Forwarder, routed
+from yidi_services.settlement.insured_holds import check_application_id
 from yidi_services.settlement.insured_lookups import InsuredPlace
 from yidi_services.settlement.insured_models import AccountRow, ApplicationState
 from yidi_services.settlement.models import RequestRecord
 from yidi_services.settlement.records_listing import RecordsListing
+from yidi_services.settlement.treatment_outcomes import retried
 
 
 def _content(request: Message) -> Message:
@@ -57,6 +60,12 @@ def _required_fields(request: Message, *fields: str) -> None:
         problems.checked(lambda f=field: required(getattr(request, f), f))
     problems.raise_any()
 
+
+_HOLD_STATES = {
+    ApplicationState.HELD: api.HOLD_STATE_HELD,
+    ApplicationState.CONFIRMED: api.HOLD_STATE_CONFIRMED,
+}
+"""Application states as the wire names them; every other state is voided."""
 
 MAX_CONFIRMATIONS = 500
 """Confirmations one ConfirmSettlements call may carry."""
@@ -100,15 +109,17 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         self._requests = RequestLog(RequestRecord)
         self._place = InsuredPlace(router)
         self._metrics = HoldMetrics(context.metrics_registry)
+        self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
         self._expiry = HoldExpiry(
             context.database,
+            router,
+            self._integrity,
             clock,
             context.settings.settlement_hold_timeout_s,
             self._metrics,
-            context.settings.label,
         )
         self._log = get_logger(service="settlement", node=context.settings.label)
-        self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
+        self._region = context.settings.region
         self.forwarder = Forwarder(router)
         self._records = RecordsListing(context.database, context.settings)
 
@@ -134,6 +145,18 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         """The stored answer to a repeat (DUPLICATE_REQUEST for other content), None for a new request."""
         digest = fingerprint([_content(request)])
         return self._requests.replay(session, request_id, method, digest, response_type)
+
+    def _origin(self, method: str, request: Message) -> str:
+        """The node that sealed a request naming an application: its seal's signer, which must be the
+        route's origin (on an insecure node, which checks no seal, the route's origin)."""
+        origin = request.route.origin_admdvs  # type: ignore[attr-defined]
+        signer = self._integrity.verify(method, request, Origin(node={"route.origin_admdvs": origin}), ROUTED)
+        return signer or origin
+
+    def _receipted(self, answer: Response, request: Message) -> Response:
+        """``answer`` with this node's receipt for the sealed ``request`` (stored with it in the request log)."""
+        self._integrity.receipt(answer, request.payload_signature)  # type: ignore[attr-defined]
+        return answer
 
     @routed
     def ResolvePerson(
@@ -163,6 +186,8 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         method, response_type = "ApplySettlement", api.ApplySettlementResponse
         self._integrity.verify(method, request, insured_apply.origin(request), ROUTED)
         command = insured_apply.command_of(request)
+        if not request.dry_run:
+            check_application_id(request.request_id, "request_id", within=request.facts.fixmedins_code)
         if not request.dry_run:
             with self._database.unit_of_work() as uow:
                 insured_holds.ensure_not_corrected(uow.session, request.request_id)
@@ -195,7 +220,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 method,
                 request,
                 response_type,
-                lambda session: insured_apply.apply(session, command, terms, now, now + self._hold),
+                lambda session: self._receipted(
+                    insured_apply.apply(session, command, terms, now, now + self._hold), request
+                ),
             )
         except insured_holds.AlreadyApplied:
             with self._database.unit_of_work() as uow:
@@ -247,25 +274,28 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         return self._requests.run(self._database, self._confirmation(request))
 
     def _confirmation(self, request: api.ConfirmSettlementRequest) -> Once[api.ConfirmSettlementResponse]:
-        """A confirmation checked and ready to run once (alone, or in a batch's transaction)."""
+        """A confirmation checked (its seal, its origin's right to the application) and ready to run once
+        (alone, or in a batch's transaction)."""
         _required_fields(request, "request_id", "original_request_id", "setl_id")
+        origin = self._origin("ConfirmSettlement", request)
+        check_application_id(request.original_request_id, "original_request_id", origin=origin)
 
         def effect(session: Session) -> api.ConfirmSettlementResponse:
             done = insured_holds.confirm(
-                session, request.original_request_id, request.setl_id, as_utc(self._clock())
+                session, request.original_request_id, request.setl_id, as_utc(self._clock()), origin
             )
-            if done.reapplied:
-                self._log.warning(
-                    "confirmation arrived after the hold expired: settlement re-applied",
+            if done.state == ApplicationState.EXPIRED:
+                self._log.error(
+                    "confirmation of a voided hold: not applied again (the treatment node had fenced it)",
                     request_id=request.original_request_id,
                     setl_id=request.setl_id,
                 )
-            return api.ConfirmSettlementResponse(
-                state=api.HOLD_STATE_VOIDED
-                if done.state == ApplicationState.REVERTED
-                else api.HOLD_STATE_CONFIRMED,
-                reapplied=done.reapplied,
+            answer = api.ConfirmSettlementResponse(
+                state=api.HOLD_STATE_CONFIRMED
+                if done.state == ApplicationState.CONFIRMED
+                else api.HOLD_STATE_VOIDED
             )
+            return self._receipted(answer, request)
 
         return Once(
             request.request_id,
@@ -283,17 +313,20 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         for field, limit in (("original_request_id", 64), ("psn_no", 30)):  # the tombstone's columns
             if len(getattr(request, field).strip()) > limit:
                 raise invalid("INVALID_ARGUMENT", field, f"must be at most {limit} characters")
+        origin = self._origin("RevertSettlement", request)
+        check_application_id(request.original_request_id, "original_request_id", origin=origin)
         restored: list[bool] = []
 
         def effect(session: Session) -> api.RevertSettlementResponse:
             done = insured_holds.revert(
-                session, request.original_request_id, request.psn_no.strip(), as_utc(self._clock())
+                session, request.original_request_id, request.psn_no.strip(), as_utc(self._clock()), origin
             )
             restored.append(bool(done.movements))
-            return api.RevertSettlementResponse(
+            answer = api.RevertSettlementResponse(
                 reverted=done.state == ApplicationState.REVERTED,
                 accumulator_changes=[change_message(movement, done.year) for movement in done.movements],
             )
+            return self._receipted(answer, request)
 
         answer = self._once(
             request.request_id, "RevertSettlement", request, api.RevertSettlementResponse, effect
@@ -331,6 +364,35 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         self, request: api.ListSettlementRecordsRequest, context: grpc.ServicerContext
     ) -> api.ListSettlementRecordsResponse:
         return self._records.answer(request)
+
+    @routed
+    def FenceSettlement(
+        self, request: api.FenceSettlementRequest, context: grpc.ServicerContext
+    ) -> api.FenceSettlementResponse:
+        """At the treatment node: what became of the settlement whose hold timed out (:mod:`~.treatment_fences`)."""
+        _required_fields(request, "request_id", "application_request_id")
+        fenced_by = self._origin("FenceSettlement", request)
+        check_application_id(request.application_request_id, "application_request_id", origin=self._region)
+        key = origin_id(request.application_request_id, "apply") or request.application_request_id
+
+        def effect(session: Session) -> api.FenceSettlementResponse:
+            answer = treatment_fences.fence(session, key, fenced_by, as_utc(self._clock()))
+            return self._receipted(answer, request)
+
+        return retried(
+            lambda: self._once(
+                request.request_id, "FenceSettlement", request, api.FenceSettlementResponse, effect
+            )
+        )
+
+    @routed
+    def ResolveHold(
+        self, request: api.ResolveHoldRequest, context: grpc.ServicerContext
+    ) -> api.ResolveHoldResponse:
+        """Resolve a hold now, as its timeout would (:meth:`~.insured_expiry.HoldExpiry.resolve_now`)."""
+        _required_fields(request, "request_id", "application_request_id")
+        state = self._expiry.resolve_now(request.application_request_id.strip())
+        return api.ResolveHoldResponse(state=_HOLD_STATES.get(state, api.HOLD_STATE_VOIDED))
 
     @routed
     def GetAccumulators(

@@ -41,9 +41,11 @@ def pack_confirmations(payloads: list[bytes]) -> insured_api.ConfirmSettlementsR
 
 
 def unpack_confirmations(answer: bytes, _count: int) -> list[Outcome]:
-    """Each confirmation's outcome: None when confirmed, else its refusal."""
+    """Each confirmation's outcome: its own answer (with its receipt) when confirmed, else its refusal."""
     return [
-        _refusal(outcome.refusal) if outcome.HasField("refusal") else None
+        _refusal(outcome.refusal)
+        if outcome.HasField("refusal")
+        else outcome.answer.SerializeToString(deterministic=True)
         for outcome in insured_api.ConfirmSettlementsResponse.FromString(answer).outcomes
     ]
 
@@ -67,7 +69,7 @@ def pack_journal(payloads: list[bytes]) -> clearing_api.AppendJournalEntriesRequ
 
 def unpack_journal(_answer: bytes, count: int) -> list[Outcome]:
     """Answered OK, the journal holds every entry of the batch (newly or already): all delivered."""
-    return [None] * count
+    return [b""] * count
 
 
 BATCHING = {

@@ -11,14 +11,14 @@ terms the three share (:class:`SettlementRecord`):
   the original additionally says ``reversed``, and the reversing record names the msgid
   of the settlement it undoes (``reverses_msgid``), so a lost journal entry of a reversal
   can be replayed exactly.
-- **insured side**: every application this node applied, keyed by the msgid of the Settle
-  that caused it (the application id without its ``:apply`` suffix, :func:`~.ids.origin_id`;
-  any other id stands as it is), timed by when it was applied, with its hold state —
-  voided (``reversed``) when it expired unconfirmed or was reverted. Tombstones (a revert
-  that arrived before its application) are not applications and are not listed. The
-  insured node does not know the institution or the clearing type; its treatment region
-  is the region of the treatment node that assigned the ``setl_id`` (its prefix), and
-  the insured region and insurance type are those of the policy version applied.
+- **insured side**: every application this node applied, keyed by the institution and msgid
+  of the Settle that caused it (the application id ``<fixmedins_code>/<msgid>:apply``,
+  :mod:`~.ids`; an id of before that scheme gives its msgid alone), timed by when it was
+  applied, with its hold state — voided (``reversed``) when it timed out unrecorded or was
+  reverted. Tombstones (a revert that arrived before its application) are not applications
+  and are not listed. The insured node does not know the clearing type; its treatment
+  region is the region of the treatment node that assigned the ``setl_id`` (its prefix),
+  and the insured region and insurance type are those of the policy version applied.
 
 Pages are keyset pages over (time, row key), so records added while a caller pages are
 neither repeated nor skipped.
@@ -40,7 +40,7 @@ from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
 from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_runtime.wire import as_utc, timestamp_message
-from yidi_services.settlement.ids import origin_id
+from yidi_services.settlement.ids import origin_id, split_key
 from yidi_services.settlement.insured_models import ApplicationRow, ApplicationState
 from yidi_services.settlement.treatment_models import SettlementRow
 from yidi_services.settlement.treatment_records import result_of
@@ -139,8 +139,10 @@ def treatment_record(row: Any) -> api.SettlementRecord:
 def insured_record(row: Any) -> api.SettlementRecord:
     """An application (a ``settlement_insured_applications`` row) as the insured side lists it."""
     region, insutype = _policy_terms(row.policy_version)
+    fixmedins_code, msgid = split_key(origin_id(row.request_id, "apply") or row.request_id)
     return api.SettlementRecord(
-        msgid=origin_id(row.request_id, "apply") or row.request_id,
+        msgid=msgid,
+        fixmedins_code=fixmedins_code,
         setl_id=row.setl_id,
         insuplc_admdvs=region or row.psn_no[:6],
         mdtrtarea_admvs=row.setl_id[:6],

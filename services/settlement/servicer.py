@@ -42,6 +42,7 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
             context.metrics_registry,
             batching=BATCHING,
             linger_s=OUTBOX_LINGER_S,
+            on_delivered=treatment.receipts.on_delivered,
         ),
         *insured.workers(),
         router,

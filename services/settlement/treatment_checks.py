@@ -18,7 +18,10 @@ from yidi.type.v1 import person_pb2
 from yidi_core.codes import check_id_number, check_institution, check_region, institution_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime import identity
 from yidi_runtime.config import region_contains
+from yidi_runtime.identity import CallerRole
+from yidi_services.settlement.ids import settlement_key
 
 T = TypeVar("T")
 
@@ -73,6 +76,11 @@ def record_id(region: str, request_id: str) -> str:
     return f"{region}{digest % 10 ** (RECORD_ID_LENGTH - 6):0{RECORD_ID_LENGTH - 6}d}"
 
 
+def institution_owner(fixmedins_code: str) -> str:
+    """The owner of an institution's request ids in the request log: its principal's subject."""
+    return f"institution/{fixmedins_code}"
+
+
 @dataclass(frozen=True)
 class Caller:
     """The institution calling and the treatment region it acts in, both within this node's region."""
@@ -80,6 +88,15 @@ class Caller:
     fixmedins_code: str
     mdtrtarea_admvs: str
     insuplc_admdvs: str
+
+    @property
+    def owner(self) -> str:
+        """Whose request ids these are: the institution's (its principal's subject)."""
+        return institution_owner(self.fixmedins_code)
+
+    def key(self, request_id: str) -> str:
+        """The institution's ``request_id`` as named across nodes (:func:`~.ids.settlement_key`)."""
+        return settlement_key(self.fixmedins_code, request_id)
 
     def owns(self, fixmedins_code: str, what: str) -> None:
         """Refuse access to a record another institution created."""
@@ -92,7 +109,8 @@ class Caller:
 
 
 def caller(envelope: settlement_pb2.Envelope, node_region: str, field_path: str = "envelope") -> Caller:
-    """The envelope checked: well-formed codes, the treatment region and institution within this node."""
+    """The envelope checked: well-formed codes, the calling institution's own, the treatment region and
+    institution within this node (only the developer of an insecure node may name any institution)."""
     problems = Problems()
     code = problems.check(lambda: check_institution(envelope.fixmedins_code, f"{field_path}.fixmedins_code"))
     area = problems.check(lambda: check_region(envelope.mdtrtarea_admvs, f"{field_path}.mdtrtarea_admvs"))
@@ -101,6 +119,13 @@ def caller(envelope: settlement_pb2.Envelope, node_region: str, field_path: str 
         problems.check(lambda: check_region(insured, f"{field_path}.insuplc_admdvs"))
     problems.raise_any()
     assert code is not None and area is not None
+    principal = identity.acting()
+    if principal.role is not CallerRole.DEVELOPER and code != principal.name:
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"{principal.subject} may act only as itself, not as institution {code}",
+            metadata={"field": f"{field_path}.fixmedins_code", "caller": principal.subject},
+        )
     for region, what in ((area, "treatment region"), (institution_region(code), "institution's region")):
         if not region_contains(node_region, region):
             raise DomainError(

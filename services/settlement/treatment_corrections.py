@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi_core.errors import invalid
 from yidi_runtime.db import Database
@@ -63,7 +62,7 @@ class Corrections:
     def correct(self, request: api.CorrectRequest, caller: Caller) -> api.CorrectResponse:
         """Correct the call ``omsgid`` once per correction request id."""
         request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(request_id, CORRECT, request, api.CorrectResponse)
+        replayed = self._requests.replayed(caller.owner, request_id, CORRECT, request, api.CorrectResponse)
         if replayed is not None:
             return replayed
         check_request_id(request.omsgid, "omsgid")
@@ -80,6 +79,7 @@ class Corrections:
         if operation is None:
             raise invalid("INVALID_ARGUMENT", "oinfno", "name the original operation")
         return self._requests.run_once(
+            caller.owner,
             request_id,
             CORRECT,
             request,
@@ -90,7 +90,7 @@ class Corrections:
     def _undo_locally(
         self, session: Session, request: api.CorrectRequest, operation: str, caller: Caller
     ) -> api.CorrectResponse:
-        outcome = bar(session, request.omsgid, operation, request.request_id, self._clock())
+        outcome = bar(session, caller.owner, request.omsgid, operation, request.request_id, self._clock())
         _ensure_operation(outcome, operation)
         if outcome.outcome == Outcome.CORRECTED:
             return _barred(outcome, request.request_id)
@@ -109,10 +109,10 @@ class Corrections:
 
         def decide() -> tuple[OutcomeRow, SettlementRow | None]:
             with self._database.unit_of_work(write=True) as uow:
-                outcome = bar(uow.session, omsgid, SETTLE, request_id, self._clock())
+                outcome = bar(uow.session, caller.owner, omsgid, SETTLE, request_id, self._clock())
                 _ensure_operation(outcome, SETTLE)
                 if outcome.outcome == Outcome.APPLIED:
-                    original = find(uow.session, medins_setl_id=omsgid)
+                    original = find(uow.session, medins_setl_id=omsgid, fixmedins_code=caller.fixmedins_code)
                     uow.session.expunge_all()
                     return outcome, original
                 if outcome.correction_id == request_id and not caller.insuplc_admdvs:
@@ -130,22 +130,28 @@ class Corrections:
         if outcome.correction_id != request_id:
             answer = _barred(outcome, request_id)
         else:
-            reverted = self._peers.insured(
+            reverted = self._settlements.revert_application(
                 caller.insuplc_admdvs,
-                lambda stub: stub.RevertSettlement,
-                insured_api.RevertSettlementRequest(
-                    request_id=derived_id(request_id, "revert"),
-                    route=self._peers.route(caller.insuplc_admdvs),
-                    original_request_id=derived_id(omsgid, "apply"),
-                    psn_no=request.psn_no,
-                ),
+                caller.key(request_id),
+                derived_id(caller.key(omsgid), "apply"),
+                request.psn_no,
             )
             answer = api.CorrectResponse(
                 outcome=api.CORRECTION_OUTCOME_REVERSED
-                if reverted.reverted
+                if reverted.answer.reverted
                 else api.CORRECTION_OUTCOME_NOTHING_TO_UNDO
             )
-        return self._requests.run_once(request_id, CORRECT, request, api.CorrectResponse, lambda _: answer)
+
+            def kept(session: Session) -> api.CorrectResponse:
+                self._settlements.receipts.keep(session, reverted.request, reverted.answer)
+                return answer
+
+            return self._requests.run_once(
+                caller.owner, request_id, CORRECT, request, api.CorrectResponse, kept
+            )
+        return self._requests.run_once(
+            caller.owner, request_id, CORRECT, request, api.CorrectResponse, lambda _: answer
+        )
 
     def _recorded(
         self, request: api.CorrectRequest, caller: Caller, original: SettlementRow
@@ -162,9 +168,12 @@ class Corrections:
                     reversal=settlement_message(reversal) if reversal is not None else None,
                 )
 
-            return self._requests.run_once(request_id, CORRECT, request, api.CorrectResponse, already)
+            return self._requests.run_once(
+                caller.owner, request_id, CORRECT, request, api.CorrectResponse, already
+            )
         undone = self._settlements.revert(original, request_id)
         return self._requests.run_once(
+            caller.owner,
             request_id,
             CORRECT,
             request,

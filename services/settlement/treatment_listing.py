@@ -28,7 +28,12 @@ def get(
     """One record by ``setl_id`` or ``medins_setl_id``."""
     if not (setl_id or medins_setl_id):
         raise invalid("INVALID_ARGUMENT", "key", "name the settlement by setl_id or medins_setl_id")
-    row = find(session, setl_id=setl_id.strip(), medins_setl_id=medins_setl_id.strip())
+    row = find(
+        session,
+        setl_id=setl_id.strip(),
+        medins_setl_id=medins_setl_id.strip(),
+        fixmedins_code=caller.fixmedins_code if caller is not None else "",
+    )
     if row is None:
         key = (setl_id or medins_setl_id)[:64]
         raise DomainError("NOT_FOUND", f"no settlement {key!r} on this node", metadata={"key": key})

@@ -28,10 +28,12 @@ class VisitState(StrEnum):
 
 
 class Outcome(StrEnum):
-    """What became of a correctable request id: it took effect, or a correction (冲正) barred it."""
+    """What became of a correctable request id: it took effect, a correction (冲正) barred it, or the
+    insured node whose hold timed out fenced it (it is then never recorded)."""
 
     APPLIED = "applied"
     CORRECTED = "corrected"
+    FENCED = "fenced"
 
 
 class VisitRow(Base):
@@ -83,18 +85,21 @@ class FeeLineRow(Base):
 class OutcomeRow(Base):
     """The fate of a correctable request id (register, upload, settle): applied or corrected.
 
-    One row per id, inserted by whichever of the request and its correction commits first,
+    One row per institution (``owner``) and id, inserted by whichever of the request and its correction commits first,
     so exactly one of them wins; ``mdtrt_id`` is the visit an applied request acted on and
     ``correction_id`` the correction that barred or undid it.
     """
 
     __tablename__ = "settlement_outcomes"
 
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     operation: Mapped[str] = mapped_column(String(24))
     mdtrt_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
     outcome: Mapped[str] = mapped_column(String(12))
     correction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fenced_by: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    """The insured node that fenced a Settle its hold timed out on (FENCED only)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -110,7 +115,7 @@ class SettlementRow(Base):
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     setl_id: Mapped[str] = mapped_column(String(30), unique=True)
-    medins_setl_id: Mapped[str] = mapped_column(String(64), unique=True)
+    medins_setl_id: Mapped[str] = mapped_column(String(64))
     insured_request_id: Mapped[str] = mapped_column(String(64))
     mdtrt_id: Mapped[str] = mapped_column(String(30), index=True)
     psn_no: Mapped[str] = mapped_column(String(30))
@@ -128,8 +133,12 @@ class SettlementRow(Base):
     reversed: Mapped[bool] = mapped_column(Boolean)
     reverses_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
 
-    # ListSettlementRecords pages by settlement time (reconciliation).
-    __table_args__ = (Index("ix_settlement_settlements_setl_time", "setl_time", "id"),)
+    __table_args__ = (
+        # ListSettlementRecords pages by settlement time (reconciliation).
+        Index("ix_settlement_settlements_setl_time", "setl_time", "id"),
+        # A msgid is unique per institution, the one that sent it.
+        UniqueConstraint("fixmedins_code", "medins_setl_id"),
+    )
 
 
 class AuditCaseRow(Base):
@@ -163,3 +172,19 @@ class SelfPayBillRow(Base):
     card_sn: Mapped[str] = mapped_column(String(64))
     bill: Mapped[bytes] = mapped_column(LargeBinary)
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReceiptRow(Base):
+    """An answer another node signed for a sealed message this node sent it (回执), kept for disputes.
+
+    ``answer`` is the receiver's encoded response, its ``receipt`` seal included, so anyone can
+    later check what that node acknowledged (``yidi_runtime.integrity.matches``).
+    """
+
+    __tablename__ = "settlement_receipts"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(40), primary_key=True)
+    signer_admdvs: Mapped[str] = mapped_column(String(6))
+    answer: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

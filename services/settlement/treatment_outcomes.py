@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
+from yidi_runtime.config import region_contains
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_services.settlement.models import RequestRecord
@@ -58,11 +59,48 @@ def corrected_refusal(request_id: str) -> DomainError:
     )
 
 
-def claim(session: Session, request_id: str, operation: str, mdtrt_id: str, now: datetime) -> None:
-    """Record that ``request_id`` takes effect now on visit ``mdtrt_id``, unless a correction barred it."""
-    row = session.get(OutcomeRow, request_id)
-    if row is not None and row.outcome == Outcome.CORRECTED:
+def voided_refusal(request_id: str) -> DomainError:
+    """The refusal of a Settle whose hold the insured node voided after fencing it here."""
+    return DomainError(
+        "HOLD_VOIDED",
+        f"settlement request {request_id} was not recorded in time and the insured place voided its hold",
+        metadata={"request_id": request_id},
+    )
+
+
+def ensure_not_barred(row: OutcomeRow | None, request_id: str, insured_region: str | None) -> bool:
+    """Refuse a request a correction barred, or one the insured node of its visit fenced.
+
+    A fence binds only the node that insures the visit's person (``insured_region``): one
+    that does not cannot stop another's settlement. True when ``row`` is such a powerless
+    fence, which the request then takes over.
+    """
+    if row is None:
+        return False
+    if row.outcome == Outcome.CORRECTED:
         raise corrected_refusal(request_id)
+    if row.outcome == Outcome.FENCED:
+        if insured_region is None or region_contains(row.fenced_by or "", insured_region):
+            raise voided_refusal(request_id)
+        return True
+    return False
+
+
+def claim(
+    session: Session,
+    owner: str,
+    request_id: str,
+    operation: str,
+    mdtrt_id: str,
+    now: datetime,
+    insured_region: str | None = None,
+) -> None:
+    """Record that ``owner``'s ``request_id`` takes effect now on visit ``mdtrt_id`` (insured in
+    ``insured_region``, for a Settle), unless a correction barred it or its insured node fenced it."""
+    row = session.get(OutcomeRow, (owner, request_id), with_for_update=True)
+    if row is not None and ensure_not_barred(row, request_id, insured_region):
+        row.operation, row.mdtrt_id, row.outcome, row.fenced_by = operation, mdtrt_id, Outcome.APPLIED, None
+        return
     if row is not None:
         raise DomainError(
             "DUPLICATE_REQUEST",
@@ -71,6 +109,7 @@ def claim(session: Session, request_id: str, operation: str, mdtrt_id: str, now:
         )
     session.add(
         OutcomeRow(
+            owner=owner,
             request_id=request_id,
             operation=operation,
             mdtrt_id=mdtrt_id,
@@ -84,12 +123,15 @@ def claim(session: Session, request_id: str, operation: str, mdtrt_id: str, now:
         raise Raced(request_id) from None
 
 
-def bar(session: Session, request_id: str, operation: str, correction_id: str, now: datetime) -> OutcomeRow:
-    """The outcome row of ``request_id``: the existing one, or a new one barring it (corrected)."""
-    row = session.get(OutcomeRow, request_id, with_for_update=True)
+def bar(
+    session: Session, owner: str, request_id: str, operation: str, correction_id: str, now: datetime
+) -> OutcomeRow:
+    """The outcome row of ``owner``'s ``request_id``: the existing one, or a new one barring it (corrected)."""
+    row = session.get(OutcomeRow, (owner, request_id), with_for_update=True)
     if row is not None:
         return row
     row = OutcomeRow(
+        owner=owner,
         request_id=request_id,
         operation=operation,
         outcome=Outcome.CORRECTED,
@@ -125,29 +167,37 @@ class Requests:
         self._log = RequestLog(RequestRecord)
 
     def replayed(
-        self, request_id: str, method: str, request: Message, response_type: type[Response]
+        self, owner: str, request_id: str, method: str, request: Message, response_type: type[Response]
     ) -> Response | None:
-        """The original answer to an answered request (DUPLICATE_REQUEST on other content), else None."""
+        """The original answer to ``owner``'s answered request (DUPLICATE_REQUEST on other content), else None."""
         with self._database.unit_of_work() as uow:
-            return self.replayed_in(uow.session, request_id, method, request, response_type)
+            return self.replayed_in(uow.session, owner, request_id, method, request, response_type)
 
     def replayed_in(
-        self, session: Session, request_id: str, method: str, request: Message, response_type: type[Response]
+        self,
+        session: Session,
+        owner: str,
+        request_id: str,
+        method: str,
+        request: Message,
+        response_type: type[Response],
     ) -> Response | None:
         """:meth:`replayed`, read in the caller's unit of work."""
-        return self._log.replay(session, request_id, method, fingerprint([_content(request)]), response_type)
+        digest = fingerprint([_content(request)])
+        return self._log.replay(session, request_id, method, digest, response_type, owner)
 
     def run_once(
         self,
+        owner: str,
         request_id: str,
         method: str,
         request: Message,
         response_type: type[Response],
         effect: Callable[[Session], Response],
     ) -> Response:
-        """Apply ``effect`` at most once; a lost race is run again to answer as the winner decided."""
+        """Apply ``effect`` at most once for ``owner``; a lost race is run again to answer as the winner decided."""
         return retried(
             lambda: self._log.run_once(
-                self._database, request_id, method, [_content(request)], response_type, effect
+                self._database, request_id, method, [_content(request)], response_type, effect, owner
             )
         )

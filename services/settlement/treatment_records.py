@@ -66,11 +66,25 @@ def settlement_message(row: SettlementRow) -> settlement_pb2.Settlement:
 
 
 def find(
-    session: Session, *, setl_id: str = "", medins_setl_id: str = "", lock: bool = False
+    session: Session,
+    *,
+    setl_id: str = "",
+    medins_setl_id: str = "",
+    fixmedins_code: str = "",
+    lock: bool = False,
 ) -> SettlementRow | None:
-    """A record by settlement id or by the msgid of the call that made it."""
-    column = SettlementRow.setl_id if setl_id else SettlementRow.medins_setl_id
-    statement = select(SettlementRow).where(column == (setl_id or medins_setl_id))
+    """A record by settlement id, or by the msgid of the call that made it and that call's institution.
+
+    A msgid is unique per institution only: without ``fixmedins_code`` the oldest record of
+    that msgid is found.
+    """
+    if setl_id:
+        statement = select(SettlementRow).where(SettlementRow.setl_id == setl_id)
+    else:
+        statement = select(SettlementRow).where(SettlementRow.medins_setl_id == medins_setl_id)
+        if fixmedins_code:
+            statement = statement.where(SettlementRow.fixmedins_code == fixmedins_code)
+        statement = statement.order_by(SettlementRow.id)
     return session.scalars(statement.with_for_update() if lock else statement).first()
 
 

@@ -16,12 +16,15 @@ from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi_core.errors import invalid
+from yidi_runtime import identity
+from yidi_runtime.identity import CallerRole
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, china_day, date_message, day_of, moment_of
 from yidi_services.settlement import treatment_bills, treatment_fees, treatment_listing, treatment_visits
+from yidi_services.settlement.receipts import Receipts
 from yidi_services.settlement.treatment_catalogue import classify, fee_items
 from yidi_services.settlement.treatment_checks import (
     Caller,
@@ -50,13 +53,10 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         self._clock = clock
         self._peers = TreatmentPeers(router)
         self._requests = Requests(context.database)
+        integrity = NodeIntegrity(context.settings, context.metrics_registry)
+        self.receipts = Receipts(integrity, clock)
         self._settlements = Settlements(
-            context.database,
-            self._peers,
-            outbox,
-            clock,
-            self._requests,
-            NodeIntegrity(context.settings, context.metrics_registry),
+            context.database, self._peers, outbox, clock, self._requests, integrity, self.receipts
         )
         self._corrections = Corrections(
             context.database, self._peers, clock, self._requests, self._settlements
@@ -66,10 +66,16 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         return caller(envelope, self._region)
 
     def _reader(self, request: object) -> Caller | None:
-        """The institution reading, or None for an operator (no envelope)."""
-        if not request.HasField("envelope"):  # type: ignore[attr-defined]
-            return None
-        return caller(request.envelope, self._region)  # type: ignore[attr-defined]
+        """The institution reading (its envelope is its own), or None for an operator, who reads the node's records.
+
+        Who reads is the caller's authenticated identity, never whether it sent an envelope.
+        """
+        role = identity.acting().role
+        if role is CallerRole.INSTITUTION or (
+            role is CallerRole.DEVELOPER and request.HasField("envelope")  # type: ignore[attr-defined]
+        ):
+            return caller(request.envelope, self._region)  # type: ignore[attr-defined]
+        return None
 
     def VerifyPerson(
         self, request: api.VerifyPersonRequest, context: grpc.ServicerContext
@@ -97,24 +103,27 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         self, request: api.RegisterVisitRequest, context: grpc.ServicerContext
     ) -> api.RegisterVisitResponse:
         request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(request_id, "RegisterVisit", request, api.RegisterVisitResponse)
+        who = self._caller(request.envelope)
+        replayed = self._requests.replayed(
+            who.owner, request_id, "RegisterVisit", request, api.RegisterVisitResponse
+        )
         if replayed is not None:
             return replayed
-        visit = treatment_visits.registration(request, self._caller(request.envelope))
+        visit = treatment_visits.registration(request, who)
         checked = self._peers.check_institution(visit.facts, visit.insuplc_admdvs, self._clock())
         if not visit.facts.institution_level:
             visit.facts.institution_level = checked.institution.level
-        mdtrt_id = record_id(self._region, request_id)
+        mdtrt_id = record_id(self._region, who.key(request_id))
 
         def effect(session: Session) -> api.RegisterVisitResponse:
             now = self._clock()
-            claim(session, request_id, "RegisterVisit", mdtrt_id, now)
+            claim(session, who.owner, request_id, "RegisterVisit", mdtrt_id, now)
             row = treatment_visits.register(session, mdtrt_id, request_id, visit, now)
             session.flush()
             return api.RegisterVisitResponse(visit=treatment_visits.visit_message(session, row))
 
         return self._requests.run_once(
-            request_id, "RegisterVisit", request, api.RegisterVisitResponse, effect
+            who.owner, request_id, "RegisterVisit", request, api.RegisterVisitResponse, effect
         )
 
     def DischargeVisit(
@@ -138,7 +147,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             return api.DischargeVisitResponse(visit=treatment_visits.visit_message(session, row))
 
         return self._requests.run_once(
-            request_id, "DischargeVisit", request, api.DischargeVisitResponse, effect
+            who.owner, request_id, "DischargeVisit", request, api.DischargeVisitResponse, effect
         )
 
     def CancelVisit(
@@ -154,16 +163,20 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             session.flush()
             return api.CancelVisitResponse(visit=treatment_visits.visit_message(session, row))
 
-        return self._requests.run_once(request_id, "CancelVisit", request, api.CancelVisitResponse, effect)
+        return self._requests.run_once(
+            who.owner, request_id, "CancelVisit", request, api.CancelVisitResponse, effect
+        )
 
     def UploadFeeItems(
         self, request: api.UploadFeeItemsRequest, context: grpc.ServicerContext
     ) -> api.UploadFeeItemsResponse:
         request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse)
+        who = self._caller(request.envelope)
+        replayed = self._requests.replayed(
+            who.owner, request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse
+        )
         if replayed is not None:
             return replayed
-        who = self._caller(request.envelope)
         required_text(request.mdtrt_id, "mdtrt_id")
         items = fee_items(request.items)
         with reading(self._database) as session:
@@ -173,14 +186,14 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
 
         def effect(session: Session) -> api.UploadFeeItemsResponse:
             now = self._clock()
-            claim(session, request_id, "UploadFeeItems", visit.mdtrt_id, now)
+            claim(session, who.owner, request_id, "UploadFeeItems", visit.mdtrt_id, now)
             row = treatment_visits.load(session, visit.mdtrt_id, who, lock=True)
             treatment_visits.ensure_open(row)
             results = treatment_fees.store(session, row.mdtrt_id, request_id, request.items, classified, now)
             return api.UploadFeeItemsResponse(results=results, catalogue_version=classified.catalogue_version)
 
         return self._requests.run_once(
-            request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse, effect
+            who.owner, request_id, "UploadFeeItems", request, api.UploadFeeItemsResponse, effect
         )
 
     def CancelFeeItems(
@@ -201,7 +214,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             return api.CancelFeeItemsResponse(cancelled_count=count)
 
         return self._requests.run_once(
-            request_id, "CancelFeeItems", request, api.CancelFeeItemsResponse, effect
+            who.owner, request_id, "CancelFeeItems", request, api.CancelFeeItemsResponse, effect
         )
 
     def PreSettle(
@@ -252,9 +265,11 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         self, request: api.UploadSelfPayBillRequest, context: grpc.ServicerContext
     ) -> api.UploadSelfPayBillResponse:
         request_id = check_request_id(request.request_id)
-        bill = treatment_bills.checked_bill(request.bill, self._caller(request.envelope))
-        bill_id = record_id(self._region, request_id)
+        who = self._caller(request.envelope)
+        bill = treatment_bills.checked_bill(request.bill, who)
+        bill_id = record_id(self._region, who.key(request_id))
         return self._requests.run_once(
+            who.owner,
             request_id,
             "UploadSelfPayBill",
             request,

@@ -40,10 +40,11 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.ids import derived_id
+from yidi_services.settlement.ids import derived_id, settlement_key
 from yidi_services.settlement.insured_forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
+from yidi_services.settlement.receipts import Receipts
 from yidi_services.settlement.treatment_catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment_checks import (
     Caller,
@@ -55,7 +56,6 @@ from yidi_services.settlement.treatment_checks import (
 from yidi_services.settlement.treatment_fees import active_items
 from yidi_services.settlement.treatment_models import (
     AuditCaseRow,
-    Outcome,
     OutcomeRow,
     SettlementRow,
     VisitRow,
@@ -64,7 +64,7 @@ from yidi_services.settlement.treatment_models import (
 from yidi_services.settlement.treatment_outcomes import (
     Requests,
     claim,
-    corrected_refusal,
+    ensure_not_barred,
     reading,
 )
 from yidi_services.settlement.treatment_peers import TreatmentPeers
@@ -84,6 +84,14 @@ SETTLE = "Settle"
 
 
 @dataclass(frozen=True)
+class Reverted:
+    """A RevertSettlement the insured node answered (its receipt checked), to keep with the reversal."""
+
+    request: insured_api.RevertSettlementRequest
+    answer: insured_api.RevertSettlementResponse
+
+
+@dataclass(frozen=True)
 class Bill:
     """A visit read for settlement: the visit, its facts, its current lines classified, and the
     institution check, asked alongside the classification (``institution.result()`` raises its refusal)."""
@@ -92,6 +100,11 @@ class Bill:
     facts: visit_pb2.VisitFacts
     classified: Classified
     institution: Future[registry_api.CheckInstitutionResponse]
+
+
+def _key_of(row: SettlementRow) -> str:
+    """The key of the institution's call that made a record."""
+    return settlement_key(row.fixmedins_code, row.medins_setl_id)
 
 
 def _settle_fields(mdtrt_id: str, mid_setl_flag: bool) -> None:
@@ -144,6 +157,7 @@ class Settlements:
         clock: Clock,
         requests: Requests,
         integrity: NodeIntegrity,
+        receipts: Receipts,
     ) -> None:
         self._database = database
         self._peers = peers
@@ -151,6 +165,7 @@ class Settlements:
         self._clock = clock
         self._requests = requests
         self._integrity = integrity
+        self.receipts = receipts
         self._region = peers.region
 
     def _bill(self, mdtrt_id: str, caller: Caller) -> Bill:
@@ -219,7 +234,9 @@ class Settlements:
         """Settle the visit (2207 / 2304) exactly once per request id."""
         request_id = check_request_id(request.request_id)
         with reading(self._database) as session:  # one read: the request log, the outcome, the visit
-            replayed = self._requests.replayed_in(session, request_id, SETTLE, request, api.SettleResponse)
+            replayed = self._requests.replayed_in(
+                session, caller.owner, request_id, SETTLE, request, api.SettleResponse
+            )
             if replayed is not None:
                 return replayed
             _settle_fields(request.mdtrt_id, request.mid_setl_flag)
@@ -227,10 +244,10 @@ class Settlements:
                 raise invalid("INVALID_ARGUMENT", "medfee_sumamt_fen", "is required: the bill's total in fen")
             if len(request.invono) > 64:
                 raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
-            outcome = session.get(OutcomeRow, request_id)
-            if outcome is not None and outcome.outcome == Outcome.CORRECTED:
-                raise corrected_refusal(request_id)
             visit, items = _open_visit(session, request.mdtrt_id, caller)
+            ensure_not_barred(
+                session.get(OutcomeRow, (caller.owner, request_id)), request_id, visit.insuplc_admdvs
+            )
         bill = self._classified(visit, items)
         if is_inpatient(bill.facts.med_type) and bill.visit.state != VisitState.DISCHARGED:
             raise invalid(
@@ -238,18 +255,18 @@ class Settlements:
             )
         _ensure_total(bill.classified, request.medfee_sumamt_fen, "medfee_sumamt_fen")
         bill.institution.result()
-        setl_id = record_id(self._region, request_id)
-        applied = self._peers.insured(
-            bill.visit.insuplc_admdvs,
-            lambda stub: stub.ApplySettlement,
-            self._apply_request(
-                derived_id(request_id, "apply"), bill, request.acct_used_flag, setl_id=setl_id
-            ),
-        )
+        key = caller.key(request_id)
+        setl_id = record_id(self._region, key)
+        apply = self._apply_request(derived_id(key, "apply"), bill, request.acct_used_flag, setl_id=setl_id)
+        applied = self._peers.insured(bill.visit.insuplc_admdvs, lambda stub: stub.ApplySettlement, apply)
+        self.receipts.checked(apply, applied, bill.visit.insuplc_admdvs)
 
         def effect(session: Session) -> api.SettleResponse:
             now = self._clock()
-            claim(session, request_id, SETTLE, bill.visit.mdtrt_id, now)
+            claim(
+                session, caller.owner, request_id, SETTLE, bill.visit.mdtrt_id, now, bill.visit.insuplc_admdvs
+            )
+            self.receipts.keep(session, apply, applied)
             visit = load(session, bill.visit.mdtrt_id, caller, lock=True)
             ensure_open(visit)  # a concurrent Settle of another id won: this hold expires unconfirmed
             result = applied.result
@@ -262,7 +279,7 @@ class Settlements:
             row = SettlementRow(
                 setl_id=setl_id,
                 medins_setl_id=request_id,
-                insured_request_id=derived_id(request_id, "apply"),
+                insured_request_id=derived_id(key, "apply"),
                 mdtrt_id=visit.mdtrt_id,
                 psn_no=visit.psn_no,
                 fixmedins_code=visit.fixmedins_code,
@@ -293,18 +310,21 @@ class Settlements:
                 )
             self._outbox.add(session, visit.insuplc_admdvs, CONFIRM_SETTLEMENT, self._confirm_request(row))
             if location == "4":
-                self._queue_journal(session, derived_id(request_id, "journal"), row)
+                self._queue_journal(session, derived_id(key, "journal"), row)
             return api.SettleResponse(settlement=settlement_message(row))
 
-        return self._requests.run_once(request_id, SETTLE, request, api.SettleResponse, effect)
+        return self._requests.run_once(caller.owner, request_id, SETTLE, request, api.SettleResponse, effect)
 
     def _confirm_request(self, row: SettlementRow) -> insured_api.ConfirmSettlementRequest:
-        return insured_api.ConfirmSettlementRequest(
-            request_id=derived_id(row.medins_setl_id, "confirm"),
+        """The confirmation of a recorded settlement, sealed (the same bytes however often it is sent)."""
+        request = insured_api.ConfirmSettlementRequest(
+            request_id=derived_id(_key_of(row), "confirm"),
             route=self._peers.route(row.insuplc_admdvs),
             original_request_id=row.insured_request_id,
             setl_id=row.setl_id,
         )
+        self._integrity.seal(request, ROUTED)
+        return request
 
     def _confirm_pending(self, row: SettlementRow) -> bool:
         """Whether the outbox still has the settlement's confirmation to deliver."""
@@ -312,41 +332,59 @@ class Settlements:
             pending = uow.session.scalar(
                 select(OutboxMessage.id).where(
                     OutboxMessage.destination == row.insuplc_admdvs,
-                    OutboxMessage.message_id == derived_id(row.medins_setl_id, "confirm"),
+                    OutboxMessage.message_id == derived_id(_key_of(row), "confirm"),
                     OutboxMessage.delivered_at.is_(None),
                 )
             )
         return pending is not None
 
-    def revert(self, original: SettlementRow, reverse_id: str) -> insured_api.RevertSettlementResponse:
-        """Have the insured node undo a recorded settlement, confirmed first so no confirmation follows the revert."""
+    def revert(self, original: SettlementRow, reverse_id: str) -> Reverted:
+        """Have the insured node undo a recorded settlement, confirmed first so no confirmation follows the revert.
+
+        ``reverse_id`` is the msgid of the institution's call that reverses it (a reversal or a correction).
+        """
         if self._confirm_pending(original):
-            self._peers.insured(
-                original.insuplc_admdvs, lambda stub: stub.ConfirmSettlement, self._confirm_request(original)
+            confirm = self._confirm_request(original)
+            confirmed = self._peers.insured(
+                original.insuplc_admdvs, lambda stub: stub.ConfirmSettlement, confirm
             )
-        return self._peers.insured(
+            self.receipts.checked(confirm, confirmed, original.insuplc_admdvs)
+        return self.revert_application(
             original.insuplc_admdvs,
-            lambda stub: stub.RevertSettlement,
-            insured_api.RevertSettlementRequest(
-                request_id=derived_id(reverse_id, "revert"),
-                route=self._peers.route(original.insuplc_admdvs),
-                original_request_id=original.insured_request_id,
-                psn_no=original.psn_no,
-            ),
+            settlement_key(original.fixmedins_code, reverse_id),
+            original.insured_request_id,
+            original.psn_no,
         )
 
+    def revert_application(
+        self, insured_region: str, reverse_key: str, application_id: str, psn_no: str
+    ) -> Reverted:
+        """RevertSettlement of an application, sealed, its receipt checked."""
+        request = insured_api.RevertSettlementRequest(
+            request_id=derived_id(reverse_key, "revert"),
+            route=self._peers.route(insured_region),
+            original_request_id=application_id,
+            psn_no=psn_no,
+        )
+        self._integrity.seal(request, ROUTED)
+        answer = self._peers.insured(insured_region, lambda stub: stub.RevertSettlement, request)
+        self.receipts.checked(request, answer, insured_region)
+        return Reverted(request, answer)
+
     def record_reversal(
-        self, session: Session, setl_id: str, reverse_id: str, undone: insured_api.RevertSettlementResponse
+        self, session: Session, setl_id: str, reverse_id: str, undone: Reverted
     ) -> SettlementRow:
         """The reversing record, the original marked reversed, the journal told (cross-province)."""
         original = find(session, setl_id=setl_id, lock=True)
         assert original is not None
         ensure_not_reversed(original)
-        result = reversed_result(result_of(original), undone.accumulator_changes, original.setl_id)
+        self.receipts.keep(session, undone.request, undone.answer)
+        result = reversed_result(result_of(original), undone.answer.accumulator_changes, original.setl_id)
+        key = settlement_key(original.fixmedins_code, reverse_id)
         reversal = SettlementRow(
-            setl_id=record_id(self._region, reverse_id),
+            setl_id=record_id(self._region, key),
             medins_setl_id=reverse_id,
-            insured_request_id=derived_id(reverse_id, "revert"),
+            insured_request_id=derived_id(key, "revert"),
             mdtrt_id=original.mdtrt_id,
             psn_no=original.psn_no,
             fixmedins_code=original.fixmedins_code,
@@ -367,7 +405,7 @@ class Settlements:
         original.reversed = True
         if original.pay_loc == "4":
             self._queue_journal(
-                session, derived_id(reverse_id, "journal"), reversal, reverses_msgid=original.medins_setl_id
+                session, derived_id(key, "journal"), reversal, reverses_msgid=original.medins_setl_id
             )
         return reversal
 
@@ -375,7 +413,7 @@ class Settlements:
         """Reverse a settlement (2208 / 2305) for a refund; the visit is not reopened."""
         request_id = check_request_id(request.request_id)
         replayed = self._requests.replayed(
-            request_id, "ReverseSettlement", request, api.ReverseSettlementResponse
+            caller.owner, request_id, "ReverseSettlement", request, api.ReverseSettlementResponse
         )
         if replayed is not None:
             return replayed
@@ -398,6 +436,7 @@ class Settlements:
         ensure_not_reversed(original)
         undone = self.revert(original, request_id)
         return self._requests.run_once(
+            caller.owner,
             request_id,
             "ReverseSettlement",
             request,

@@ -7,6 +7,7 @@ classified, as the treatment node sends them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -29,7 +30,6 @@ from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import fee_item_pb2, person_pb2, settlement_result_pb2, visit_pb2
 from yidi_cli.filing_client import read_persons
 from yidi_runtime.server import Node, create_server
-from yidi_runtime.service import ServiceGroup
 from yidi_services.node import GROUPS
 from yidi_services.settlement.servicer import register as register_settlement
 from yidi_testing import error_details, settings_for
@@ -101,12 +101,8 @@ def start_insured_node(
     settings = settings_for(
         folder, database_url, auto_migrate=True, role="province", region=region, **overrides
     )
-    settlement = GROUPS["settlement"]
-    timed = ServiceGroup(
-        settlement.name,
-        settlement.metadata,
-        settlement.versions,
-        functools.partial(register_settlement, clock=clock),
+    timed = dataclasses.replace(
+        GROUPS["settlement"], register=functools.partial(register_settlement, clock=clock)
     )
     return create_server(settings, [GROUPS["filing"], GROUPS["catalogue"], timed])
 
@@ -205,8 +201,12 @@ class Line:
         )
 
 
-def route(destination: str = QINGHAI, hops: tuple[str, ...] = ()) -> settlement_pb2.Route:
-    return settlement_pb2.Route(origin_admdvs=REMOTE_TREATMENT, destination_admdvs=destination, hops=hops)
+def route(
+    destination: str = QINGHAI, hops: tuple[str, ...] = (), origin: str = LOCAL_TREATMENT
+) -> settlement_pb2.Route:
+    """A route from the treatment node ``origin`` (by default this insured node's own region, where the
+    institution of :func:`facts` is)."""
+    return settlement_pb2.Route(origin_admdvs=origin, destination_admdvs=destination, hops=hops)
 
 
 def facts(
@@ -234,18 +234,23 @@ def apply_request(
         inscp_scp_amt_fen=sum(item.inscp_scp_amt_fen for item in items),
     )
     values: dict[str, Any] = {
-        "request_id": message_id(),
         "route": route(),
         "psn_no": psn_no,
         "insutype": "310",
         "facts": facts(),
         "items": items,
         "totals": totals,
-        "setl_id": f"{REMOTE_TREATMENT}{next(_ids):024d}",
+        "setl_id": f"{LOCAL_TREATMENT}{next(_ids):024d}",
         "catalogue_version": "330000@2022-01-01#1",
         **fields,
     }
+    values.setdefault("request_id", application_id(values["facts"].fixmedins_code))
     return api.ApplySettlementRequest(**values)
+
+
+def application_id(fixmedins_code: str = "H63010200001", msgid: str = "") -> str:
+    """The id of an institution's ApplySettlement: ``<fixmedins_code>/<msgid>:apply``."""
+    return f"{fixmedins_code}/{msgid or message_id()}:apply"
 
 
 def credential(certno: str) -> person_pb2.Credential:

@@ -1,7 +1,8 @@
 """Holds (no 单边账) and concurrency at the insured node, on SQLite and PostgreSQL.
 
-An applied settlement is a hold: confirmed, it stays; unconfirmed when its hold expires,
-the worker voids it and restores the accumulators; a late confirmation re-applies it.
+An applied settlement is a hold: confirmed, it stays; unconfirmed when its hold times out,
+the worker asks its treatment node, and voids it (restoring the accumulators) only once that
+node answered it never recorded it; a confirmation after a void changes nothing.
 Concurrent applies for one person never overrun a cap, and an apply racing a revert of the
 same id ends with exactly one winner.
 """
@@ -16,10 +17,13 @@ from pathlib import Path
 import grpc
 import pytest
 from insured_builders import (
+    LOCAL_TREATMENT,
+    REMOTE_TREATMENT,
     Insured,
     Line,
     accumulators,
     apply_request,
+    facts,
     insured_node,
     message_id,
     refusal,
@@ -61,20 +65,22 @@ def metric(insured: Insured, name: str, **labels: str) -> float | None:
     return insured.node.metrics.registry.get_sample_value(name, labels)
 
 
-def test_an_unconfirmed_hold_is_voided_and_a_late_confirmation_reapplies_it(insured: Insured) -> None:
+def test_a_timed_out_hold_is_voided_only_once_its_treatment_node_fenced_it_and_never_comes_back(
+    insured: Insured,
+) -> None:
+    """The node applied the holds as its own treatment node, which never recorded them: it answers
+    NOT_RECORDED (fencing them), so they are voided; a confirmation after that changes nothing."""
     stub = insured.stub
     kept = apply_request(insured.retiree)
     stub.ApplySettlement(kept)
-    assert (confirm(insured, kept).state, confirm(insured, kept).reapplied) == (
-        api.HOLD_STATE_CONFIRMED,
-        False,
-    )
+    assert confirm(insured, kept).state == api.HOLD_STATE_CONFIRMED
     kept_values = accumulators(stub, insured.retiree)
 
     lost = apply_request(insured.employee)
     held = stub.ApplySettlement(lost)
-    applied_values = accumulators(stub, insured.employee)
-    assert applied_values["cap:outpatient"] == held.result.amounts.hifp_pay_fen == 10_000
+    assert (
+        accumulators(stub, insured.employee)["cap:outpatient"] == held.result.amounts.hifp_pay_fen == 10_000
+    )
     dropped = apply_request(insured.retiree)
     stub.ApplySettlement(dropped)
     eventually(lambda: metric(insured, "yidi_settlement_holds_pending") == 2)
@@ -91,27 +97,44 @@ def test_an_unconfirmed_hold_is_voided_and_a_late_confirmation_reapplies_it(insu
         )
     )
     assert (undone.reverted, list(undone.accumulator_changes)) == (True, [])
-    # A confirmation overtaken by a reversal is answered, not refused (the outbox moves on).
+    # A confirmation overtaken by a reversal or a void is answered, not refused (the outbox moves
+    # on), and never applies anything again: no cap or balance can be pushed past its limit.
     assert confirm(insured, dropped).state == api.HOLD_STATE_VOIDED
     assert accumulators(stub, insured.retiree) == kept_values
-
     late = confirm(insured, lost)
-    assert (late.state, late.reapplied) == (api.HOLD_STATE_CONFIRMED, True)
-    assert accumulators(stub, insured.employee) == applied_values
-    again = confirm(insured, lost)
-    assert (again.state, again.reapplied) == (api.HOLD_STATE_CONFIRMED, False)
-    other_settlement = api.ConfirmSettlementRequest(
-        request_id=message_id(),
-        route=route(),
-        original_request_id=lost.request_id,
-        setl_id="330402" + "9" * 24,
-    )
-    assert refusal(lambda: stub.ConfirmSettlement(other_settlement))[1:] == ("INVALID_ARGUMENT", ["setl_id"])
+    assert (late.state, late.reapplied) == (api.HOLD_STATE_VOIDED, False)
+    assert set(accumulators(stub, insured.employee).values()) == {0}
 
     insured.clock.advance(10 * HOLD_S)
     time.sleep(HOLD_S / 2)  # a few worker passes: nothing confirmed may be voided
-    assert accumulators(stub, insured.employee) == applied_values
     assert accumulators(stub, insured.retiree) == kept_values
+
+
+def test_a_hold_whose_treatment_node_does_not_answer_is_kept_and_asked_about_again(insured: Insured) -> None:
+    """Not voided blindly: while its treatment node (Jiaxing, no route from here) cannot answer, the hold
+    stays applied and each unanswered question is counted."""
+    stub = insured.stub
+    remote = apply_request(
+        insured.employee,
+        route=route(origin=REMOTE_TREATMENT),
+        facts=facts(treatment=REMOTE_TREATMENT, emergency=True, fixmedins_code="H33040200001"),
+    )
+    held = stub.ApplySettlement(remote)
+    applied = accumulators(stub, insured.employee)
+    assert applied["cap:outpatient"] == held.result.amounts.hifp_pay_fen > 0
+
+    insured.clock.advance(HOLD_S + 1)
+    eventually(lambda: (metric(insured, "yidi_settlement_holds_unresolved_total") or 0) >= 1)
+    assert accumulators(stub, insured.employee) == applied
+    assert metric(insured, "yidi_settlement_holds_pending") == 1
+    assert metric(insured, "yidi_settlement_holds_voided_total", cause="expired") == 0
+    other = confirmation(remote)
+    other.route.origin_admdvs = LOCAL_TREATMENT  # a node that did not apply it may not confirm it
+    assert refusal(lambda: stub.ConfirmSettlement(other))[1] == "PERMISSION_DENIED_REGION"
+    mine = confirmation(remote)
+    mine.route.origin_admdvs = REMOTE_TREATMENT
+    assert stub.ConfirmSettlement(mine).state == api.HOLD_STATE_CONFIRMED
+    assert accumulators(stub, insured.employee) == applied
 
 
 def test_concurrent_applies_never_overrun_the_cap_and_an_apply_racing_its_revert_has_one_winner(

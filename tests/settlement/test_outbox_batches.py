@@ -6,6 +6,7 @@ from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.clearing.v1 import journal_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_pb2
+from yidi_core.errors import DomainError
 from yidi_runtime.idempotency import MAX_REQUEST_ID
 from yidi_services.settlement.outbox_batches import (
     pack_confirmations,
@@ -34,10 +35,7 @@ def test_a_journal_batch_carries_its_members_entries_in_order_under_an_id_of_its
     assert pack_journal([second]).request_id != batch.request_id
     assert unpack_journal(
         clearing_api.AppendJournalEntriesResponse(appended_count=1).SerializeToString(), 2
-    ) == [
-        None,
-        None,
-    ]
+    ) == [b"", b""]
 
 
 def test_confirmations_travel_under_their_first_ones_route_and_come_back_one_outcome_each() -> None:
@@ -50,9 +48,10 @@ def test_confirmations_travel_under_their_first_ones_route_and_come_back_one_out
     assert (batch.request_id, batch.route) == ("c0", route)
     assert list(batch.confirmations) == confirmations
 
+    confirmed = insured_api.ConfirmSettlementResponse(state=insured_api.HOLD_STATE_CONFIRMED)
     answer = insured_api.ConfirmSettlementsResponse(
         outcomes=[
-            insured_api.ConfirmOutcome(request_id="c0", answer=insured_api.ConfirmSettlementResponse()),
+            insured_api.ConfirmOutcome(request_id="c0", answer=confirmed),
             insured_api.ConfirmOutcome(
                 request_id="c1", refusal=insured_api.ConfirmRefusal(reason="CORRECTED")
             ),
@@ -60,6 +59,10 @@ def test_confirmations_travel_under_their_first_ones_route_and_come_back_one_out
         ]
     ).SerializeToString()
     done, corrected, unknown = unpack_confirmations(answer, 3)
-    assert done is None
-    assert corrected is not None and corrected.reason_code == "CORRECTED"
-    assert unknown is not None and unknown.reason_code == "INTERNAL" and "NO_SUCH" in unknown.message
+    assert isinstance(done, bytes) and insured_api.ConfirmSettlementResponse.FromString(done) == confirmed
+    assert isinstance(corrected, DomainError) and corrected.reason_code == "CORRECTED"
+    assert (
+        isinstance(unknown, DomainError)
+        and unknown.reason_code == "INTERNAL"
+        and "NO_SUCH" in unknown.message
+    )

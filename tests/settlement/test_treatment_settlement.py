@@ -43,7 +43,7 @@ from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import settlement_result_pb2, visit_pb2
 from yidi_runtime.server import Node
-from yidi_services.settlement.ids import derived_id
+from yidi_services.settlement.ids import derived_id, settlement_key
 from yidi_services.settlement.models import OutboxMessage
 from yidi_testing import error_details
 
@@ -164,14 +164,15 @@ def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(
         assert stub.GetSettlement(by_msgid, timeout=10).settlement == settlement
 
         # The outbox confirms the hold at the insured node: it outlives its timeout.
-        confirm_id = derived_id(request.request_id, "confirm")
+        key = settlement_key(HOSPITAL, request.request_id)
+        confirm_id = derived_id(key, "confirm")
         wait_until(
             lambda: outbox(nodes[BEIJING])[confirm_id].delivered_at is not None,
             "the confirmation is delivered",
         )
         time.sleep(HOLD_S + 1.5)
         assert accumulators(nodes[LANGFANG], psn_no)[CAP] == 4889
-        assert outbox(nodes[BEIJING])[derived_id(request.request_id, "journal")].destination == NATIONAL
+        assert outbox(nodes[BEIJING])[derived_id(key, "journal")].destination == NATIONAL
         wait_until(lambda: request.request_id in journal(nodes[NATIONAL]), "the journal entry reaches 000000")
         entry = journal(nodes[NATIONAL])[request.request_id]
         assert (entry.kind, entry.setl_id, entry.fund_pay_sumamt_fen) == (
@@ -366,7 +367,8 @@ def test_corrections_before_after_and_instead_of_a_settlement_and_a_suspended_in
 
 
 def apply_lost(insured: Node, request_id: str, psn_no: str, bill: api.UploadFeeItemsResponse) -> None:
-    """What the Beijing node sends for Settle ``request_id`` (ApplySettlement ``<id>:apply``), its answer lost."""
+    """What the Beijing node sends for Settle ``request_id`` (ApplySettlement ``<institution>/<id>:apply``),
+    its answer lost."""
     facts = diabetes_visit(psn_no).facts
     facts.institution_level, facts.fixmedins_code, facts.mdtrtarea_admvs = "3", HOSPITAL, "110101"
     items = bill.results
@@ -378,7 +380,7 @@ def apply_lost(insured: Node, request_id: str, psn_no: str, bill: api.UploadFeeI
     with grpc.insecure_channel(insured.address) as channel:
         insured_grpc.InsuredSettlementServiceStub(channel).ApplySettlement(
             insured_api.ApplySettlementRequest(
-                request_id=derived_id(request_id, "apply"),
+                request_id=derived_id(settlement_key(HOSPITAL, request_id), "apply"),
                 route=settlement_pb2.Route(
                     origin_admdvs=BEIJING, destination_admdvs=LANGFANG, hops=[BEIJING]
                 ),

@@ -754,6 +754,7 @@ class RecordClawbackRequest(_message.Message):
     MSGID_FIELD_NUMBER: _builtins.int
     AMOUNT_FEN_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Message id (msgid)."""
     msgid: _builtins.str
@@ -762,6 +763,8 @@ class RecordClawbackRequest(_message.Message):
     """Amount of fund payment clawed back, in fen, positive."""
     reason: _builtins.str
     """Supervision's reason."""
+    fixmedins_code: _builtins.str
+    """The institution that sent the settlement's msgid (a msgid is unique per institution)."""
     def __init__(
         self,
         *,
@@ -769,10 +772,11 @@ class RecordClawbackRequest(_message.Message):
         msgid: _builtins.str = ...,
         amount_fen: _builtins.int = ...,
         reason: _builtins.str = ...,
+        fixmedins_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "msgid", b"msgid", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "fixmedins_code", b"fixmedins_code", "msgid", b"msgid", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,30 @@ HOLD_STATE_VOIDED: HoldState.ValueType  # 3
 """Voided (hold expired, or reverted)."""
 Global___HoldState: _TypeAlias = HoldState  # noqa: Y015
 
+class _SettlementOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettlementOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettlementOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLEMENT_OUTCOME_UNSPECIFIED: _SettlementOutcome.ValueType  # 0
+    """Unknown."""
+    SETTLEMENT_OUTCOME_RECORDED: _SettlementOutcome.ValueType  # 1
+    """The settlement committed at the treatment node: the hold is to be confirmed."""
+    SETTLEMENT_OUTCOME_NOT_RECORDED: _SettlementOutcome.ValueType  # 2
+    """It did not, and never will (fenced, or corrected): the hold is to be voided."""
+
+class SettlementOutcome(_SettlementOutcome, metaclass=_SettlementOutcomeEnumTypeWrapper):
+    """What became of a settlement at its treatment node."""
+
+SETTLEMENT_OUTCOME_UNSPECIFIED: SettlementOutcome.ValueType  # 0
+"""Unknown."""
+SETTLEMENT_OUTCOME_RECORDED: SettlementOutcome.ValueType  # 1
+"""The settlement committed at the treatment node: the hold is to be confirmed."""
+SETTLEMENT_OUTCOME_NOT_RECORDED: SettlementOutcome.ValueType  # 2
+"""It did not, and never will (fenced, or corrected): the hold is to be voided."""
+Global___SettlementOutcome: _TypeAlias = SettlementOutcome  # noqa: Y015
+
 class _RecordSide:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -286,8 +310,12 @@ class ApplySettlementResponse(_message.Message):
     PERSON_FIELD_NUMBER: _builtins.int
     HOLD_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     policy_version: _builtins.str
     """Policy version applied (`insuplc_admdvs` region, insutype and version id)."""
+    request_digest: _builtins.bytes
+    """The digest of the request's seal this answers (empty for a dry run or an unsealed request)."""
     @_builtins.property
     def result(self) -> _settlement_result_pb2.SettlementResult:
         """The result under the insured policy, with the accumulator changes applied (or that
@@ -302,6 +330,12 @@ class ApplySettlementResponse(_message.Message):
     def hold_expires_at(self) -> _timestamp_pb2.Timestamp:
         """When the hold is voided unless ConfirmSettlement arrives first (unset for a dry run)."""
 
+    @_builtins.property
+    def receipt(self) -> _payload_signature_pb2.PayloadSignature:
+        """The insured node's receipt: its seal over this answer (everything but this field), which
+        the treatment node keeps with its record (unset for a dry run and on insecure nodes).
+        """
+
     def __init__(
         self,
         *,
@@ -309,10 +343,12 @@ class ApplySettlementResponse(_message.Message):
         person: _person_pb2.PersonSnapshot | None = ...,
         hold_expires_at: _timestamp_pb2.Timestamp | None = ...,
         policy_version: _builtins.str = ...,
+        request_digest: _builtins.bytes = ...,
+        receipt: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "receipt", b"receipt", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "policy_version", b"policy_version", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_expires_at", b"hold_expires_at", "person", b"person", "policy_version", b"policy_version", "receipt", b"receipt", "request_digest", b"request_digest", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -328,6 +364,7 @@ class ConfirmSettlementRequest(_message.Message):
     ROUTE_FIELD_NUMBER: _builtins.int
     ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
     SETL_ID_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SIGNATURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Message id (msgid) of the confirmation, derived from the settlement's."""
     original_request_id: _builtins.str
@@ -338,6 +375,12 @@ class ConfirmSettlementRequest(_message.Message):
     def route(self) -> _settlement_pb2.Route:
         """Routing."""
 
+    @_builtins.property
+    def payload_signature(self) -> _payload_signature_pb2.PayloadSignature:
+        """The treatment node's seal over this request (everything but `route.hops`), as on
+        ApplySettlement.
+        """
+
     def __init__(
         self,
         *,
@@ -345,10 +388,11 @@ class ConfirmSettlementRequest(_message.Message):
         route: _settlement_pb2.Route | None = ...,
         original_request_id: _builtins.str = ...,
         setl_id: _builtins.str = ...,
+        payload_signature: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload_signature", b"payload_signature", "route", b"route"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["original_request_id", b"original_request_id", "request_id", b"request_id", "route", b"route", "setl_id", b"setl_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["original_request_id", b"original_request_id", "payload_signature", b"payload_signature", "request_id", b"request_id", "route", b"route", "setl_id", b"setl_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,19 +406,29 @@ class ConfirmSettlementResponse(_message.Message):
 
     STATE_FIELD_NUMBER: _builtins.int
     REAPPLIED_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     state: Global___HoldState.ValueType
     """The state after the confirmation (CONFIRMED)."""
     reapplied: _builtins.bool
-    """True when the hold had expired and the confirmation applied it again."""
+    """Always false: a voided hold is never applied again (kept for wire compatibility)."""
+    request_digest: _builtins.bytes
+    """The digest of the request's seal this answers."""
+    @_builtins.property
+    def receipt(self) -> _payload_signature_pb2.PayloadSignature:
+        """The insured node's receipt (see ApplySettlementResponse.receipt)."""
+
     def __init__(
         self,
         *,
         state: Global___HoldState.ValueType = ...,
         reapplied: _builtins.bool = ...,
+        request_digest: _builtins.bytes = ...,
+        receipt: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reapplied", b"reapplied", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reapplied", b"reapplied", "receipt", b"receipt", "request_digest", b"request_digest", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -576,6 +630,7 @@ class RevertSettlementRequest(_message.Message):
     ROUTE_FIELD_NUMBER: _builtins.int
     ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
     PSN_NO_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SIGNATURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Message id (msgid) of the revert itself."""
     original_request_id: _builtins.str
@@ -586,6 +641,12 @@ class RevertSettlementRequest(_message.Message):
     def route(self) -> _settlement_pb2.Route:
         """Routing."""
 
+    @_builtins.property
+    def payload_signature(self) -> _payload_signature_pb2.PayloadSignature:
+        """The treatment node's seal over this request (everything but `route.hops`), as on
+        ApplySettlement.
+        """
+
     def __init__(
         self,
         *,
@@ -593,10 +654,11 @@ class RevertSettlementRequest(_message.Message):
         route: _settlement_pb2.Route | None = ...,
         original_request_id: _builtins.str = ...,
         psn_no: _builtins.str = ...,
+        payload_signature: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload_signature", b"payload_signature", "route", b"route"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["original_request_id", b"original_request_id", "psn_no", b"psn_no", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["original_request_id", b"original_request_id", "payload_signature", b"payload_signature", "psn_no", b"psn_no", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -610,27 +672,113 @@ class RevertSettlementResponse(_message.Message):
 
     REVERTED_FIELD_NUMBER: _builtins.int
     ACCUMULATOR_CHANGES_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     reverted: _builtins.bool
     """True when the original had been applied and is now undone; false when it had never
     been applied (it is now refused forever).
     """
+    request_digest: _builtins.bytes
+    """The digest of the request's seal this answers."""
     @_builtins.property
     def accumulator_changes(self) -> _containers.RepeatedCompositeFieldContainer[_settlement_result_pb2.AccumulatorChange]:
         """The accumulator changes undone (negated deltas)."""
+
+    @_builtins.property
+    def receipt(self) -> _payload_signature_pb2.PayloadSignature:
+        """The insured node's receipt (see ApplySettlementResponse.receipt)."""
 
     def __init__(
         self,
         *,
         reverted: _builtins.bool = ...,
         accumulator_changes: _abc.Iterable[_settlement_result_pb2.AccumulatorChange] | None = ...,
+        request_digest: _builtins.bytes = ...,
+        receipt: _payload_signature_pb2.PayloadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accumulator_changes", b"accumulator_changes", "reverted", b"reverted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accumulator_changes", b"accumulator_changes", "receipt", b"receipt", "request_digest", b"request_digest", "reverted", b"reverted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevertSettlementResponse: _TypeAlias = RevertSettlementResponse  # noqa: Y015
+
+@_typing.final
+class FenceSettlementRequest(_message.Message):
+    """Request of FenceSettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    APPLICATION_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SIGNATURE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id of this question, derived from the application's."""
+    application_request_id: _builtins.str
+    """Request id of the ApplySettlement whose hold timed out (`<fixmedins_code>/<msgid>:apply`)."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing: from the insured node (`origin_admdvs`) to the treatment node that sealed the
+        application (`destination_admdvs`).
+        """
+
+    @_builtins.property
+    def payload_signature(self) -> _payload_signature_pb2.PayloadSignature:
+        """The insured node's seal over this request (everything but `route.hops`)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        application_request_id: _builtins.str = ...,
+        payload_signature: _payload_signature_pb2.PayloadSignature | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload_signature", b"payload_signature", "route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_request_id", b"application_request_id", "payload_signature", b"payload_signature", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FenceSettlementRequest: _TypeAlias = FenceSettlementRequest  # noqa: Y015
+
+@_typing.final
+class FenceSettlementResponse(_message.Message):
+    """Response of FenceSettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    outcome: Global___SettlementOutcome.ValueType
+    """What became of it."""
+    setl_id: _builtins.str
+    """The settlement id it was recorded with (RECORDED only)."""
+    request_digest: _builtins.bytes
+    """The digest of the request's seal this answers."""
+    @_builtins.property
+    def receipt(self) -> _payload_signature_pb2.PayloadSignature:
+        """The treatment node's receipt: its seal over this answer (everything but this field)."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___SettlementOutcome.ValueType = ...,
+        setl_id: _builtins.str = ...,
+        request_digest: _builtins.bytes = ...,
+        receipt: _payload_signature_pb2.PayloadSignature | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "receipt", b"receipt", "request_digest", b"request_digest", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FenceSettlementResponse: _TypeAlias = FenceSettlementResponse  # noqa: Y015
 
 @_typing.final
 class GetAccumulatorsRequest(_message.Message):
@@ -891,3 +1039,59 @@ class ListSettlementRecordsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSettlementRecordsResponse: _TypeAlias = ListSettlementRecordsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveHoldRequest(_message.Message):
+    """Request of ResolveHold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    APPLICATION_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid) of the request."""
+    application_request_id: _builtins.str
+    """Request id of the ApplySettlement whose hold to resolve."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing, to the node hosting the insured region."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        application_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_request_id", b"application_request_id", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveHoldRequest: _TypeAlias = ResolveHoldRequest  # noqa: Y015
+
+@_typing.final
+class ResolveHoldResponse(_message.Message):
+    """Response of ResolveHold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    state: Global___HoldState.ValueType
+    """The application's state after: CONFIRMED, VOIDED, or HELD when it was neither held nor
+    resolvable (a tombstone is VOIDED).
+    """
+    def __init__(
+        self,
+        *,
+        state: Global___HoldState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveHoldResponse: _TypeAlias = ResolveHoldResponse  # noqa: Y015

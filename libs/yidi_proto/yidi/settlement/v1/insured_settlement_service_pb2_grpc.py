@@ -78,6 +78,16 @@ class InsuredSettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsResponse.FromString,
                 _registered_method=True)
+        self.FenceSettlement = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/FenceSettlement',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementResponse.FromString,
+                _registered_method=True)
+        self.ResolveHold = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/ResolveHold',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.FromString,
+                _registered_method=True)
 
 
 class InsuredSettlementServiceServicer:
@@ -120,9 +130,12 @@ class InsuredSettlementServiceServicer:
     def RevertSettlement(self, request, context):
         """Undoes an applied settlement by its original request id: restores accumulators and
         account exactly. Idempotent; reverting one never applied marks it so that it is
-        refused forever (CORRECTED) if it arrives later.
+        refused forever (CORRECTED) if it arrives later. Sealed like ApplySettlement: only the
+        node that applied it (the route's origin) may revert an application, and only one of an
+        institution in its region; the answer carries the insured node's receipt.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,13 +144,17 @@ class InsuredSettlementServiceServicer:
     def ConfirmSettlement(self, request, context):
         """Makes an applied settlement final once the treatment node recorded it (sent through the
         treatment node's outbox in the transaction that records the settlement). An applied
-        settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
-        account restored) so that no one-sided settlement (单边账) remains. A confirmation that
-        finds its hold already voided re-applies it: the treatment record is the truth.
+        settlement is a hold: when its hold times out unconfirmed, the insured node asks the
+        treatment node what became of it (FenceSettlement) and confirms or voids it by that
+        answer, never by guessing. A confirmation that finds its hold voided changes nothing
+        (answered VOIDED): the treatment node fenced that settlement before the void.
+        Sealed like ApplySettlement: only the node that applied it may confirm an application;
+        the answer carries the insured node's receipt.
         Idempotent; confirming one that was never applied or was reverted is refused.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,6 +208,33 @@ class InsuredSettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FenceSettlement(self, request, context):
+        """Asked by the insured node of a hold that timed out, answered by the treatment node
+        that sealed the application (this request travels the other way: `route.destination_admdvs`
+        is the treatment node): RECORDED when its settlement committed, with its settlement id;
+        otherwise NOT_RECORDED, and the Settle is fenced first, so that it can never be recorded
+        afterwards (it is refused HOLD_VOIDED), for a visit of a person the asking node insures.
+        Sealed by the insured node; the answer carries the treatment node's receipt.
+        Idempotent on `request_id`.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/NODE_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveHold(self, request, context):
+        """Resolves a hold now rather than at its timeout, the same way (asking the treatment node
+        that applied it, which alone decides): for the national reconciliation's repairs and the
+        insured region's operators. A hold already resolved is answered as it stands.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsuredSettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +277,16 @@ def add_InsuredSettlementServiceServicer_to_server(servicer, server):
                     servicer.GetAccumulators,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsResponse.SerializeToString,
+            ),
+            'FenceSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.FenceSettlement,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementResponse.SerializeToString,
+            ),
+            'ResolveHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveHold,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -455,6 +509,60 @@ class InsuredSettlementService:
             '/yidi.settlement.v1.InsuredSettlementService/GetAccumulators',
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetAccumulatorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FenceSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/FenceSettlement',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.FenceSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/ResolveHold',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

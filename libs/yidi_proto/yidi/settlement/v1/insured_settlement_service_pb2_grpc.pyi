@@ -62,20 +62,27 @@ class InsuredSettlementServiceStub:
     RevertSettlement: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.RevertSettlementRequest, _insured_settlement_service_pb2.RevertSettlementResponse]
     """Undoes an applied settlement by its original request id: restores accumulators and
     account exactly. Idempotent; reverting one never applied marks it so that it is
-    refused forever (CORRECTED) if it arrives later.
+    refused forever (CORRECTED) if it arrives later. Sealed like ApplySettlement: only the
+    node that applied it (the route's origin) may revert an application, and only one of an
+    institution in its region; the answer carries the insured node's receipt.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ConfirmSettlement: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementRequest, _insured_settlement_service_pb2.ConfirmSettlementResponse]
     """Makes an applied settlement final once the treatment node recorded it (sent through the
     treatment node's outbox in the transaction that records the settlement). An applied
-    settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
-    account restored) so that no one-sided settlement (单边账) remains. A confirmation that
-    finds its hold already voided re-applies it: the treatment record is the truth.
+    settlement is a hold: when its hold times out unconfirmed, the insured node asks the
+    treatment node what became of it (FenceSettlement) and confirms or voids it by that
+    answer, never by guessing. A confirmation that finds its hold voided changes nothing
+    (answered VOIDED): the treatment node fenced that settlement before the void.
+    Sealed like ApplySettlement: only the node that applied it may confirm an application;
+    the answer carries the insured node's receipt.
     Idempotent; confirming one that was never applied or was reverted is refused.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ConfirmSettlements: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementsRequest, _insured_settlement_service_pb2.ConfirmSettlementsResponse]
     """Confirms many applied settlements in one call: a treatment node's outbox sends the
@@ -108,6 +115,25 @@ class InsuredSettlementServiceStub:
     """A person's annual accumulators and account balance.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    FenceSettlement: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.FenceSettlementRequest, _insured_settlement_service_pb2.FenceSettlementResponse]
+    """Asked by the insured node of a hold that timed out, answered by the treatment node
+    that sealed the application (this request travels the other way: `route.destination_admdvs`
+    is the treatment node): RECORDED when its settlement committed, with its settlement id;
+    otherwise NOT_RECORDED, and the Settle is fenced first, so that it can never be recorded
+    afterwards (it is refused HOLD_VOIDED), for a visit of a person the asking node insures.
+    Sealed by the insured node; the answer carries the treatment node's receipt.
+    Idempotent on `request_id`.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/NODE_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
+    """
+    ResolveHold: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ResolveHoldRequest, _insured_settlement_service_pb2.ResolveHoldResponse]
+    """Resolves a hold now rather than at its timeout, the same way (asking the treatment node
+    that applied it, which alone decides): for the national reconciliation's repairs and the
+    insured region's operators. A hold already resolved is answered as it stands.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
 
 @_typing.type_check_only
@@ -144,20 +170,27 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     RevertSettlement: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.RevertSettlementRequest, _insured_settlement_service_pb2.RevertSettlementResponse]  # type: ignore[assignment]
     """Undoes an applied settlement by its original request id: restores accumulators and
     account exactly. Idempotent; reverting one never applied marks it so that it is
-    refused forever (CORRECTED) if it arrives later.
+    refused forever (CORRECTED) if it arrives later. Sealed like ApplySettlement: only the
+    node that applied it (the route's origin) may revert an application, and only one of an
+    institution in its region; the answer carries the insured node's receipt.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ConfirmSettlement: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementRequest, _insured_settlement_service_pb2.ConfirmSettlementResponse]  # type: ignore[assignment]
     """Makes an applied settlement final once the treatment node recorded it (sent through the
     treatment node's outbox in the transaction that records the settlement). An applied
-    settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
-    account restored) so that no one-sided settlement (单边账) remains. A confirmation that
-    finds its hold already voided re-applies it: the treatment record is the truth.
+    settlement is a hold: when its hold times out unconfirmed, the insured node asks the
+    treatment node what became of it (FenceSettlement) and confirms or voids it by that
+    answer, never by guessing. A confirmation that finds its hold voided changes nothing
+    (answered VOIDED): the treatment node fenced that settlement before the void.
+    Sealed like ApplySettlement: only the node that applied it may confirm an application;
+    the answer carries the insured node's receipt.
     Idempotent; confirming one that was never applied or was reverted is refused.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
     """
     ConfirmSettlements: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ConfirmSettlementsRequest, _insured_settlement_service_pb2.ConfirmSettlementsResponse]  # type: ignore[assignment]
     """Confirms many applied settlements in one call: a treatment node's outbox sends the
@@ -190,6 +223,25 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     """A person's annual accumulators and account balance.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    FenceSettlement: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.FenceSettlementRequest, _insured_settlement_service_pb2.FenceSettlementResponse]  # type: ignore[assignment]
+    """Asked by the insured node of a hold that timed out, answered by the treatment node
+    that sealed the application (this request travels the other way: `route.destination_admdvs`
+    is the treatment node): RECORDED when its settlement committed, with its settlement id;
+    otherwise NOT_RECORDED, and the Settle is fenced first, so that it can never be recorded
+    afterwards (it is refused HOLD_VOIDED), for a visit of a person the asking node insures.
+    Sealed by the insured node; the answer carries the treatment node's receipt.
+    Idempotent on `request_id`.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/NODE_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAUTHENTICATED/SIGNATURE_INVALID.
+    """
+    ResolveHold: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ResolveHoldRequest, _insured_settlement_service_pb2.ResolveHoldResponse]  # type: ignore[assignment]
+    """Resolves a hold now rather than at its timeout, the same way (asking the treatment node
+    that applied it, which alone decides): for the national reconciliation's repairs and the
+    insured region's operators. A hold already resolved is answered as it stands.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
 
 class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -241,9 +293,12 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_insured_settlement_service_pb2.RevertSettlementResponse, _abc.Awaitable[_insured_settlement_service_pb2.RevertSettlementResponse]]:
         """Undoes an applied settlement by its original request id: restores accumulators and
         account exactly. Idempotent; reverting one never applied marks it so that it is
-        refused forever (CORRECTED) if it arrives later.
+        refused forever (CORRECTED) if it arrives later. Sealed like ApplySettlement: only the
+        node that applied it (the route's origin) may revert an application, and only one of an
+        institution in its region; the answer carries the insured node's receipt.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
 
     @_abc_1.abstractmethod
@@ -254,13 +309,17 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_insured_settlement_service_pb2.ConfirmSettlementResponse, _abc.Awaitable[_insured_settlement_service_pb2.ConfirmSettlementResponse]]:
         """Makes an applied settlement final once the treatment node recorded it (sent through the
         treatment node's outbox in the transaction that records the settlement). An applied
-        settlement is a hold: unconfirmed when its hold expires, it is voided (accumulators and
-        account restored) so that no one-sided settlement (单边账) remains. A confirmation that
-        finds its hold already voided re-applies it: the treatment record is the truth.
+        settlement is a hold: when its hold times out unconfirmed, the insured node asks the
+        treatment node what became of it (FenceSettlement) and confirms or voids it by that
+        answer, never by guessing. A confirmation that finds its hold voided changes nothing
+        (answered VOIDED): the treatment node fenced that settlement before the void.
+        Sealed like ApplySettlement: only the node that applied it may confirm an application;
+        the answer carries the insured node's receipt.
         Idempotent; confirming one that was never applied or was reverted is refused.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
         """
 
     @_abc_1.abstractmethod
@@ -317,6 +376,37 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """A person's annual accumulators and account balance.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/PERSON_NOT_FOUND,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def FenceSettlement(
+        self,
+        request: _insured_settlement_service_pb2.FenceSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.FenceSettlementResponse, _abc.Awaitable[_insured_settlement_service_pb2.FenceSettlementResponse]]:
+        """Asked by the insured node of a hold that timed out, answered by the treatment node
+        that sealed the application (this request travels the other way: `route.destination_admdvs`
+        is the treatment node): RECORDED when its settlement committed, with its settlement id;
+        otherwise NOT_RECORDED, and the Settle is fenced first, so that it can never be recorded
+        afterwards (it is refused HOLD_VOIDED), for a visit of a person the asking node insures.
+        Sealed by the insured node; the answer carries the treatment node's receipt.
+        Idempotent on `request_id`.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, UNAVAILABLE/NODE_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAUTHENTICATED/SIGNATURE_INVALID.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveHold(
+        self,
+        request: _insured_settlement_service_pb2.ResolveHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.ResolveHoldResponse, _abc.Awaitable[_insured_settlement_service_pb2.ResolveHoldResponse]]:
+        """Resolves a hold now rather than at its timeout, the same way (asking the treatment node
+        that applied it, which alone decides): for the national reconciliation's repairs and the
+        insured region's operators. A hold already resolved is answered as it stands.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
 def add_InsuredSettlementServiceServicer_to_server(servicer: InsuredSettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
