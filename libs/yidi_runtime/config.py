@@ -92,6 +92,8 @@ class NodeSettings:
     clearing_advance_yellow_ratio: Decimal = Decimal("0.70")
     clearing_advance_red_ratio: Decimal = Decimal("0.90")
     clearing_alert_interval_s: float = 60.0
+    clearing_stale_hold_s: float = 3600.0
+    """Reconciliation reports a hold still unconfirmed after this long as STALE_HOLD."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -324,6 +326,13 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         "YIDI_CLEARING_ALERT_INTERVAL_S",
         _float_positive,
         "clearing_alert_interval_s",
+    ),
+    (
+        "clearing",
+        "stale_hold_s",
+        "YIDI_CLEARING_STALE_HOLD_S",
+        _float_positive,
+        "clearing_stale_hold_s",
     ),
 )
 _KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls", "settlement", "clearing"}

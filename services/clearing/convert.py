@@ -170,8 +170,8 @@ def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry 
         reverses_msgid=reverses or None,
         mdtrt_id=checked(lambda: _identifier(message.mdtrt_id, f"{where}.mdtrt_id", required=False)),
         psn_no=checked(lambda: _identifier(message.psn_no, f"{where}.psn_no", required=False)),
-        fixmedins_code=checked(
-            lambda: _optional(message.fixmedins_code, check_institution, f"{where}.fixmedins_code")
+        fixmedins_code=checked(  # required: a msgid is unique per institution, the one that sent it
+            lambda: check_institution(message.fixmedins_code, f"{where}.fixmedins_code")
         ),
         insuplc_admdvs=insured,
         mdtrtarea_admvs=treatment,

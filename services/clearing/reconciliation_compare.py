@@ -13,7 +13,10 @@ what differs for each, and the run's report lines. The rules, per msgid:
 - with **no treatment record**, a journal entry is MISSING_AT_TREATMENT, and so is an
   insured application still in force — unless it is a hold younger than the hold timeout,
   whose treatment record is on its way (in flight, skipped). An application the insured
-  node voided itself (expired or reverted) is consistent with a settlement that failed.
+  node voided itself (expired or reverted) is consistent with a settlement that failed;
+- whatever the other sides hold, an insured application still **held** longer than the
+  stale-hold age is also STALE_HOLD: its insured node has asked its treatment node what
+  became of it, and had no answer for that long.
 
 A msgid belongs to the run when its first-known record (treatment, else journal, else
 insured) falls on one of the run's China calendar days; records are read over a wider
@@ -43,6 +46,7 @@ class Kind(StrEnum):
     MISSING_AT_TREATMENT = "missing_at_treatment"
     AMOUNT_DIFFERS = "amount_differs"
     REVERSAL_MISMATCH = "reversal_mismatch"
+    STALE_HOLD = "stale_hold"
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,21 @@ def _kinds_with_treatment(sides: Sides) -> list[Kind]:
     return kinds
 
 
-def kinds_of(sides: Sides, in_flight_since: datetime) -> list[Kind] | None:
-    """What differs for one msgid; None when it is in flight (a young hold) and not compared now."""
+def kinds_of(sides: Sides, in_flight_since: datetime, stale_since: datetime) -> list[Kind] | None:
+    """What differs for one settlement; None when it is in flight (a young hold) and not compared now."""
+    kinds = _kinds(sides, in_flight_since)
+    insured = sides.insured
+    if (
+        kinds is not None
+        and insured is not None
+        and insured.record.hold_state == settlement_api.HOLD_STATE_HELD
+        and insured.moment <= stale_since
+    ):
+        return [*kinds, Kind.STALE_HOLD]
+    return kinds
+
+
+def _kinds(sides: Sides, in_flight_since: datetime) -> list[Kind] | None:
     if sides.treatment is not None:
         return _kinds_with_treatment(sides)
     if sides.national is not None:
@@ -219,7 +236,7 @@ def line_of(sides: Sides) -> LineKey:
 
 
 def compare(
-    records: Mapping[str, Sides], period: Period, admdvs: str, in_flight_since: datetime
+    records: Mapping[str, Sides], period: Period, admdvs: str, in_flight_since: datetime, stale_since: datetime
 ) -> Comparison:
     """Compare every msgid of the period (of province ``admdvs`` as either side, when given)."""
     compared = 0
@@ -232,7 +249,7 @@ def compare(
         line = line_of(sides)
         if admdvs and admdvs not in (line.insured_province, line.treatment_province):
             continue
-        kinds = kinds_of(sides, in_flight_since)
+        kinds = kinds_of(sides, in_flight_since, stale_since)
         if kinds is None:
             continue
         compared += 1

@@ -11,6 +11,7 @@ from yidi_runtime.wire import date_message, day_of, required_day, timestamp_mess
 from yidi_services.clearing.jobs import JOB_STATES, RunState
 from yidi_services.clearing.reconciliation_compare import Kind, Period, SettlementRecord
 from yidi_services.clearing.reconciliation_models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
+from yidi_services.settlement.ids import split_key
 
 MAX_DAYS = 31
 """Days one run may compare: a month at most, so a run's records fit the node's memory."""
@@ -21,6 +22,7 @@ _KINDS = {
     Kind.MISSING_AT_TREATMENT: reconciliation_pb2.DISCREPANCY_KIND_MISSING_AT_TREATMENT,
     Kind.AMOUNT_DIFFERS: reconciliation_pb2.DISCREPANCY_KIND_AMOUNT_DIFFERS,
     Kind.REVERSAL_MISMATCH: reconciliation_pb2.DISCREPANCY_KIND_REVERSAL_MISMATCH,
+    Kind.STALE_HOLD: reconciliation_pb2.DISCREPANCY_KIND_STALE_HOLD,
 }
 
 
@@ -102,11 +104,13 @@ def side_record(data: bytes | None) -> reconciliation_pb2.SideRecord:
 
 def discrepancy_message(row: DiscrepancyRow) -> reconciliation_pb2.Discrepancy:
     """A discrepancy for the wire, its three sides side by side."""
+    fixmedins_code, msgid = split_key(row.msgid)
     return reconciliation_pb2.Discrepancy(
         discrepancy_id=row.discrepancy_id,
         run_id=row.run_id,
         kind=_KINDS[Kind(row.kind)],
-        msgid=row.msgid,
+        msgid=msgid,
+        fixmedins_code=fixmedins_code,
         setl_id=row.setl_id,
         treatment=side_record(row.treatment_record),
         national=side_record(row.national_record),

@@ -122,12 +122,19 @@ class ReconciliationJobs:
     """Works through PENDING runs one at a time in a daemon thread; :meth:`wake` after creating one."""
 
     def __init__(
-        self, database: Database, walker: TreeWalker, clock: Clock, in_flight: timedelta, node: str
+        self,
+        database: Database,
+        walker: TreeWalker,
+        clock: Clock,
+        in_flight: timedelta,
+        node: str,
+        stale: timedelta = timedelta(hours=1),
     ) -> None:
         self._database = database
         self._walker = walker
         self._clock = clock
         self._in_flight = in_flight
+        self._stale = stale
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -185,7 +192,9 @@ class ReconciliationJobs:
         treatment, insured = self._walker.collect(window)
         with self._database.unit_of_work() as uow:
             national = journal_records(uow.session, window)
-        return compare(merged(treatment, national, insured), period, admdvs, now - self._in_flight)
+        return compare(
+            merged(treatment, national, insured), period, admdvs, now - self._in_flight, now - self._stale
+        )
 
     def _store(self, run_id: str, comparison: Comparison) -> None:
         now = as_utc(self._clock())

@@ -189,7 +189,20 @@ class InsuredRepairs:
                     False, "needs an operator: the national journal holds a record the treatment node lacks"
                 )
             return self._void(row, insured)
+        if kind is Kind.STALE_HOLD:
+            assert insured is not None, "a stale hold is the insured node's"
+            return self._settled_hold(row, insured)
         return Outcome(False, OPERATOR_NOTES[kind])
+
+    def _settled_hold(self, row: DiscrepancyRow, insured: Seen) -> Outcome:
+        """A stale hold resolved now by its treatment node's answer, whichever way it goes."""
+        answer = self._resolved(row, insured)
+        if isinstance(answer, DomainError):
+            return Outcome(False, f"needs an operator: the insured node could not resolve its hold: {answer}")
+        if answer.state == settlement_api.HOLD_STATE_HELD:
+            return Outcome(False, "the insured node still holds it: its treatment node did not answer")
+        how = "confirmed" if answer.state == settlement_api.HOLD_STATE_CONFIRMED else "voided"
+        return Outcome(True, f"{how} at the insured node {insured.node} by its treatment node's answer")
 
     def _current(self, insured: Seen, msgid: str) -> SettlementRecord | None:
         return self._walker.insured_record(insured.node, msgid, insured.moment)

@@ -99,7 +99,14 @@ class Reconciliation:
         self._requests = RequestLog(RequestRecord)
         walker = TreeWalker(router)
         hold = timedelta(seconds=context.settings.settlement_hold_timeout_s)
-        self.jobs = ReconciliationJobs(context.database, walker, clock, hold, context.settings.label)
+        self.jobs = ReconciliationJobs(
+            context.database,
+            walker,
+            clock,
+            hold,
+            context.settings.label,
+            timedelta(seconds=context.settings.clearing_stale_hold_s),
+        )
         self._insured = InsuredRepairs(router, walker)
         if context.settings.region == NATIONAL_REGION:
             context.run_in_background(self.jobs)

@@ -90,6 +90,7 @@ def reversal_of(original: journal_pb2.JournalEntry, at: datetime) -> journal_pb2
         setl_id=next_id("SETL"),
         kind=REVERSAL,
         reverses_msgid=original.msgid,
+        fixmedins_code=original.fixmedins_code,
         insuplc_admdvs=original.insuplc_admdvs,
         mdtrtarea_admvs=original.mdtrtarea_admvs,
         medfee_sumamt_fen=-original.medfee_sumamt_fen,

@@ -160,6 +160,7 @@ def test_late_entries_and_clawbacks_become_adjustment_lines_and_the_closed_perio
         api.RecordClawbackRequest(
             request_id=next_id("CB"),
             msgid=clawed.msgid,
+            fixmedins_code=clawed.fixmedins_code,
             amount_fen=20_000,
             reason="虚假住院 (fictitious stay)",
         ),
@@ -214,7 +215,13 @@ def test_clawbacks_are_refused_for_unknown_reversed_or_exhausted_settlements(nat
     claw = national.stub.RecordClawback
 
     def request(msgid: str, fen: int, reason: str = "超标准收费") -> api.RecordClawbackRequest:
-        return api.RecordClawbackRequest(request_id=next_id("CB"), msgid=msgid, amount_fen=fen, reason=reason)
+        return api.RecordClawbackRequest(
+            request_id=next_id("CB"),
+            msgid=msgid,
+            fixmedins_code="H11010500001",
+            amount_fen=fen,
+            reason=reason,
+        )
 
     assert refusal(claw, request("H00000000", 1))[:2] == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
     assert refusal(claw, request(refunded.msgid, 1))[1] == "ALREADY_REVERSED"

@@ -138,7 +138,11 @@ class ClearingMachine(RuleBasedStateMachine):
         amount = data.draw(st.integers(1, known.entry.fund_pay_sumamt_fen - self.clawed[msgid]))
         answer = self.national.stub.RecordClawback(
             api.RecordClawbackRequest(
-                request_id=next_id("CB"), msgid=msgid, amount_fen=amount, reason="追回"
+                request_id=next_id("CB"),
+                msgid=msgid,
+                fixmedins_code=known.entry.fixmedins_code,
+                amount_fen=amount,
+                reason="追回",
             ),
             timeout=30,
         )

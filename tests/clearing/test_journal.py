@@ -81,6 +81,7 @@ def reversal_of(original: journal_pb2.JournalEntry, **fields: object) -> journal
         "setl_id": f"110000SETL{next(_SEQUENCE):020d}",
         "kind": REVERSAL,
         "reverses_msgid": original.msgid,
+        "fixmedins_code": original.fixmedins_code,
         "insuplc_admdvs": original.insuplc_admdvs,
         "mdtrtarea_admvs": original.mdtrtarea_admvs,
         "medfee_sumamt_fen": -original.medfee_sumamt_fen,

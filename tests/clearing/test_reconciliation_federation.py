@@ -10,14 +10,16 @@ direct SQL on one node's database, each said where it is done:
 
 - a journal row deleted at the national node (MISSING_AT_NATIONAL), for a settlement, for a
   reversal whose settlement the journal holds, and for both a settlement and its reversal;
-- at the Qinghai node, a confirmed application put back to an unconfirmed hold already due,
-  as if the Jiaxing node's confirmation had never arrived; the node's own hold worker then
-  voids it (the Qinghai–Jiaxing hole: MISSING_AT_INSURED);
+- at the Qinghai node, a confirmed application put back to an unconfirmed hold that will not
+  time out for years, as if the Jiaxing node's confirmation had never arrived and the hold
+  worker could not reach it (the Qinghai–Jiaxing hole: STALE_HOLD, resolved by repair through
+  the Jiaxing node's answer, never by the national node's say);
 - a journal row's amounts changed at the national node (AMOUNT_DIFFERS).
 
 An application only the insured node holds (MISSING_AT_TREATMENT) is made through the public
 InsuredSettlementService (ApplySettlement and ConfirmSettlement with no Settle behind them),
-and so is a young hold, which is in flight and not a discrepancy. The run's report is read
+and so is a young hold, which is in flight and not a discrepancy. The national node may not
+void the confirmed one (it is not the node that applied it): that is left to an operator. The run's report is read
 through ListReconciliationLines.
 """
 
@@ -76,6 +78,7 @@ TOPOLOGY = Topology(
 JIAXING_HOSPITAL = "H33040200001"
 SHIJIAZHUANG_HOSPITAL = "H13010500001"
 DEADLINE_S = 20.0
+STALE_HOLD_S = 1.0
 _SETL_SEQUENCE = itertools.count(1)
 KINDS = reconciliation_pb2.DiscrepancyKind
 
@@ -83,7 +86,9 @@ KINDS = reconciliation_pb2.DiscrepancyKind
 @pytest.fixture
 def federation(tmp_path: Path, database_factory: Callable[[], str | None]) -> Iterator[Federation]:
     """The tree loaded with the samples; the Qinghai resident enrolled and filed for Jiaxing, the Langfang retiree for Shijiazhuang."""
-    with start_federation(TOPOLOGY, tmp_path, database_factory) as started:
+    with start_federation(
+        TOPOLOGY, tmp_path, database_factory, clearing_stale_hold_s=STALE_HOLD_S
+    ) as started:
         load_sample_data(started)
         stage = Stage(started, datetime.now(UTC))
         stage.filing_stub("630000").ImportInsuredPersons(
@@ -189,7 +194,7 @@ def insured_only(federation: Federation, like: Settled, *, confirm: bool) -> str
         totals.inscp_scp_amt_fen += line.inscp_scp_amt_fen
     stub.ApplySettlement(
         insured_api.ApplySettlementRequest(
-            request_id=f"{msgid}:apply",
+            request_id=f"{JIAXING_HOSPITAL}/{msgid}:apply",
             route=route,
             psn_no=like.settlement.psn_no,
             insutype=like.settlement.insutype,
@@ -206,7 +211,7 @@ def insured_only(federation: Federation, like: Settled, *, confirm: bool) -> str
             insured_api.ConfirmSettlementRequest(
                 request_id=f"{msgid}:confirm",
                 route=route,
-                original_request_id=f"{msgid}:apply",
+                original_request_id=f"{JIAXING_HOSPITAL}/{msgid}:apply",
                 setl_id=setl_id,
             ),
             timeout=DEADLINE_S,
@@ -414,13 +419,11 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
     with qinghai.engine.begin() as connection:  # SQL: the Jiaxing node's confirmation never arrived
         connection.execute(
             update(ApplicationRow)
-            .where(ApplicationRow.request_id == f"{hole.msgid}:apply")
-            .values(state="held", confirmed_at=None, hold_expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+            .where(ApplicationRow.request_id == f"{JIAXING_HOSPITAL}/{hole.msgid}:apply")
+            .values(state="held", confirmed_at=None, hold_expires_at=datetime(2100, 1, 1, tzinfo=UTC))
         )
-    eventually(
-        lambda: held_at_qinghai(federation)[hole.msgid].hold_state == insured_api.HOLD_STATE_VOIDED,
-        "the Qinghai node voiding the unconfirmed hold",
-    )
+    assert held_at_qinghai(federation)[hole.msgid].hold_state == insured_api.HOLD_STATE_HELD
+    time.sleep(STALE_HOLD_S)  # the hold is now older than the stale-hold age
 
     last_day = china_day(datetime.now(UTC))
     run = reconcile(federation, first_day, last_day)
@@ -431,7 +434,7 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
         (reversal.medins_setl_id, "DISCREPANCY_KIND_MISSING_AT_NATIONAL"),
         (refunded_unjournalled.msgid, "DISCREPANCY_KIND_MISSING_AT_NATIONAL"),
         (reversal_unjournalled.medins_setl_id, "DISCREPANCY_KIND_MISSING_AT_NATIONAL"),
-        (hole.msgid, "DISCREPANCY_KIND_MISSING_AT_INSURED"),
+        (hole.msgid, "DISCREPANCY_KIND_STALE_HOLD"),
         (tweaked.msgid, "DISCREPANCY_KIND_AMOUNT_DIFFERS"),
         (only_insured, "DISCREPANCY_KIND_MISSING_AT_TREATMENT"),
     }
@@ -457,7 +460,7 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
     assert amounts.insured.HasField("record_time") and amounts.national.HasField("record_time")
     missing_hold = next(d for d in found if d.msgid == hole.msgid)
     assert missing_hold.treatment.present and missing_hold.national.present
-    assert missing_hold.insured.reversed and not missing_hold.insured.confirmed
+    assert not missing_hold.insured.reversed and not missing_hold.insured.confirmed
     assert missing_hold.setl_id == hole.settlement.setl_id
     assert not any(d.repaired or d.HasField("repair_time") for d in found)
 
@@ -466,7 +469,7 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
     assert {(line.day.year, line.day.month, line.day.day) for line in lines} <= days
     treatment_fees = [money(s) for s in (consistent, unjournalled, hole, tweaked)]
     journalled_fees = [money(s) for s in (consistent, hole, tweaked, refunded)]
-    insured_fees = [money(s) for s in (consistent, unjournalled, tweaked)]
+    insured_fees = [money(s) for s in (consistent, unjournalled, hole, tweaked)]
     only_insured_fees = held_at_qinghai(federation)[only_insured]
     # Net as 3201 counts: a reversing record takes one off, a voided application is left out.
     assert per_pair(lines) == {
@@ -477,7 +480,7 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
             4,
             sum(fee for fee, _ in journalled_fees) + 100,
             sum(fund for _, fund in journalled_fees),
-            4,
+            5,
             sum(fee for fee, _ in insured_fees) + only_insured_fees.medfee_sumamt_fen,
             sum(fund for _, fund in insured_fees) + only_insured_fees.fund_pay_sumamt_fen,
             7,
@@ -499,12 +502,12 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
     )
     repaired = clearing(federation).RepairDiscrepancies(request, timeout=60)
     notes = [(KINDS.Name(d.kind), d.repair_note) for d in repaired.discrepancies]
-    assert (repaired.repaired_count, repaired.failed_count) == (6, 1), notes
+    assert (repaired.repaired_count, repaired.failed_count) == (5, 2), notes
     assert [d.discrepancy_id for d in repaired.discrepancies] == [d.discrepancy_id for d in found]
     assert clearing(federation).RepairDiscrepancies(request, timeout=60) == repaired
-    [left] = [d for d in repaired.discrepancies if not d.repaired]
-    assert left.msgid == tweaked.msgid and "needs an operator" in left.repair_note
-    assert not left.HasField("repair_time")
+    left = [d for d in repaired.discrepancies if not d.repaired]
+    assert {d.msgid for d in left} == {tweaked.msgid, only_insured}
+    assert all("needs an operator" in d.repair_note and not d.HasField("repair_time") for d in left)
     assert all(d.HasField("repair_time") for d in repaired.discrepancies if d.repaired)
 
     entries = journal(federation)
@@ -523,19 +526,20 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
         assert replayed == original
     held = held_at_qinghai(federation)
     assert held[hole.msgid].hold_state == insured_api.HOLD_STATE_CONFIRMED
-    assert held[only_insured].hold_state == insured_api.HOLD_STATE_VOIDED
+    assert held[only_insured].hold_state == insured_api.HOLD_STATE_CONFIRMED
 
     again = reconcile(federation, first_day, china_day(datetime.now(UTC)))
-    assert per_pair(report(federation, again.run_id)[0])[("630000", "330000", "390")][-1] == 1
+    assert per_pair(report(federation, again.run_id)[0])[("630000", "330000", "390")][-1] == 2
     assert by_kind(discrepancies(federation, again.run_id)) == {
-        (tweaked.msgid, "DISCREPANCY_KIND_AMOUNT_DIFFERS")
+        (tweaked.msgid, "DISCREPANCY_KIND_AMOUNT_DIFFERS"),
+        (only_insured, "DISCREPANCY_KIND_MISSING_AT_TREATMENT"),
     }
     retried = clearing(federation).RepairDiscrepancies(
         clearing_api.RepairDiscrepanciesRequest(request_id=message_id(NATIONAL_REGION), run_id=again.run_id),
         timeout=60,
     )
-    assert (retried.repaired_count, retried.failed_count) == (0, 1)
-    assert discrepancies(federation, run.run_id, open_only=True) == [left]
+    assert (retried.repaired_count, retried.failed_count) == (0, 2)
+    assert discrepancies(federation, run.run_id, open_only=True) == left
 
 
 def test_each_node_lists_its_own_records_of_either_side_page_by_page(federation: Federation) -> None:

@@ -150,7 +150,7 @@ class Played:
         )
         serial = next(_serials)
         return api.ApplySettlementRequest(
-            request_id=f"H33040200001{datetime.now(UTC):%Y%m%d%H%M%S}{serial:04d}:apply",
+            request_id=f"H33040200001/H33040200001{datetime.now(UTC):%Y%m%d%H%M%S}{serial:04d}:apply",
             route={
                 "origin_admdvs": JIAXING,
                 "destination_admdvs": QINGHAI,
@@ -177,7 +177,7 @@ class Played:
         now = datetime.now(UTC)
         records = self.insured.ListSettlementRecords(
             api.ListSettlementRecordsRequest(
-                route={"destination_admdvs": QINGHAI},
+                route={"origin_admdvs": NATIONAL, "destination_admdvs": QINGHAI},
                 side=api.RECORD_SIDE_INSURED,
                 start_time=timestamp_message(now - timedelta(days=1)),
                 end_time=timestamp_message(now + timedelta(days=1)),

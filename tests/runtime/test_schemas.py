@@ -19,7 +19,9 @@ from yidi_testing import settings_for
 
 
 @pytest.mark.parametrize("service", sorted(GROUPS))
-def test_the_migrated_schema_matches_the_models(tmp_path: Path, database_url: str | None, service: str) -> None:
+def test_the_migrated_schema_matches_the_models(
+    tmp_path: Path, database_url: str | None, service: str
+) -> None:
     group = GROUPS[service]
     database = Database.open(service, service_url(settings_for(tmp_path, database_url), service))
     try:

@@ -38,6 +38,10 @@ class _DiscrepancyKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Discr
     """Amounts differ between sides."""
     DISCREPANCY_KIND_REVERSAL_MISMATCH: _DiscrepancyKind.ValueType  # 5
     """One side holds it reversed, another not."""
+    DISCREPANCY_KIND_STALE_HOLD: _DiscrepancyKind.ValueType  # 6
+    """The insured node still holds it unconfirmed long after its hold timed out: its treatment
+    node has not answered what became of it (older than the configured stale-hold age).
+    """
 
 class DiscrepancyKind(_DiscrepancyKind, metaclass=_DiscrepancyKindEnumTypeWrapper):
     """Kind of discrepancy."""
@@ -54,6 +58,10 @@ DISCREPANCY_KIND_AMOUNT_DIFFERS: DiscrepancyKind.ValueType  # 4
 """Amounts differ between sides."""
 DISCREPANCY_KIND_REVERSAL_MISMATCH: DiscrepancyKind.ValueType  # 5
 """One side holds it reversed, another not."""
+DISCREPANCY_KIND_STALE_HOLD: DiscrepancyKind.ValueType  # 6
+"""The insured node still holds it unconfirmed long after its hold timed out: its treatment
+node has not answered what became of it (older than the configured stale-hold age).
+"""
 Global___DiscrepancyKind: _TypeAlias = DiscrepancyKind  # noqa: Y015
 
 @_typing.final
@@ -201,6 +209,7 @@ class Discrepancy(_message.Message):
     TREATMENT_PROVINCE_FIELD_NUMBER: _builtins.int
     INSUTYPE_FIELD_NUMBER: _builtins.int
     REPAIR_TIME_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     discrepancy_id: _builtins.str
     """Discrepancy id."""
     run_id: _builtins.str
@@ -208,7 +217,9 @@ class Discrepancy(_message.Message):
     kind: Global___DiscrepancyKind.ValueType
     """Kind."""
     msgid: _builtins.str
-    """Settlement message id (`medins_setl_id`): the msgid to correct or replay."""
+    """Settlement message id (`medins_setl_id`): the msgid to correct or replay, unique per
+    institution (`fixmedins_code`).
+    """
     setl_id: _builtins.str
     """Settlement id."""
     repaired: _builtins.bool
@@ -221,6 +232,8 @@ class Discrepancy(_message.Message):
     """Treatment province."""
     insutype: _builtins.str
     """Insurance type."""
+    fixmedins_code: _builtins.str
+    """The institution that sent the msgid."""
     @_builtins.property
     def treatment(self) -> Global___SideRecord:
         """Treatment node's record."""
@@ -259,10 +272,11 @@ class Discrepancy(_message.Message):
         treatment_province: _builtins.str = ...,
         insutype: _builtins.str = ...,
         repair_time: _timestamp_pb2.Timestamp | None = ...,
+        fixmedins_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "insured", b"insured", "national", b"national", "repair_time", b"repair_time", "treatment", b"treatment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "discrepancy_id", b"discrepancy_id", "insured", b"insured", "insured_province", b"insured_province", "insutype", b"insutype", "kind", b"kind", "msgid", b"msgid", "national", b"national", "repair_note", b"repair_note", "repair_time", b"repair_time", "repaired", b"repaired", "run_id", b"run_id", "setl_id", b"setl_id", "treatment", b"treatment", "treatment_province", b"treatment_province"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "discrepancy_id", b"discrepancy_id", "fixmedins_code", b"fixmedins_code", "insured", b"insured", "insured_province", b"insured_province", "insutype", b"insutype", "kind", b"kind", "msgid", b"msgid", "national", b"national", "repair_note", b"repair_note", "repair_time", b"repair_time", "repaired", b"repaired", "run_id", b"run_id", "setl_id", b"setl_id", "treatment", b"treatment", "treatment_province", b"treatment_province"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
