@@ -1,10 +1,12 @@
 """`yidi certs`: a development CA and certificates, and tokens for HIS platforms without client certificates.
 
 `init` writes the layout of :mod:`yidi_runtime.certs` (keeping a CA already there, so a
-folder can grow); ``--demo`` covers everyone `yidi demo` needs. `token` signs a token with a
-node's key for one institution or operator, valid at that node only. Both are for
-development and tests: a production federation's certificates come from its own CA.
-The cryptography machinery loads only when one of these commands runs.
+folder can grow); ``--demo`` covers everyone `yidi demo` needs. It is for development and
+tests: a production federation's certificates come from its own CA. `token` signs a token
+with a node's key for one institution or operator of its region, valid at that node only,
+and `revoke` adds a token's id to the node's revocation list: that is how a node's
+operators hand out and withdraw tokens (:mod:`yidi_runtime.tokens`). The cryptography
+machinery loads only when one of these commands runs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ HostsOption = typer.Option(
 )
 KeyOption = typer.Option(
     ..., "--key", exists=True, dir_okay=False, help="The issuing node's private key (PEM)."
+)
+ListOption = typer.Option(
+    ..., "--list", dir_okay=False, help="The node's revocation list ([tokens] revoked), created if missing."
 )
 _WARNING = (
     "[bold yellow]development only:[/] these keys are unencrypted files signed by a throwaway CA; "
@@ -100,14 +105,26 @@ def token(
         ..., "--node", help="The region of the node whose key this is; the token is valid there only."
     ),
     subject: str = typer.Option(
-        ..., "--subject", help="Who the token names: institution/H… or operator/REGION/NAME."
+        ...,
+        "--subject",
+        help="Who the token names, within the node's region: institution/H… or operator/REGION/NAME.",
     ),
-    days: int = typer.Option(30, "--days", min=1, max=366, help="Days until the token expires."),
+    ttl_hours: int = typer.Option(
+        8,
+        "--ttl-hours",
+        help="Hours until the token expires (at most 24; the HIS refreshes it).",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the token with its id, subject and times as one JSON object."
+    ),
 ) -> None:
     """Print a signed token for a HIS without a client certificate, valid at one node's token port.
 
-    The HIS sends it as `authorization: Bearer …` over TLS.
+    The HIS sends it as `authorization: Bearer …` over TLS and refreshes it with
+    yidi.auth.v1.TokenService/RefreshToken. Its id (printed on stderr, or in the JSON) is
+    what `yidi certs revoke` takes; revoking it also stops every token refreshed from it.
     """
+    import json
     from datetime import timedelta
 
     from yidi_runtime.identity import parse_subject
@@ -116,7 +133,44 @@ def token(
     if parse_subject(f"node/{node}") is None:
         raise _fail(f"--node {node!r} is not a region code")
     try:
-        signed = issue_token(key, node, subject, timedelta(days=days))
+        signed = issue_token(key, node, subject, timedelta(hours=ttl_hours))
     except ValueError as error:
         raise _fail(str(error)) from None
-    typer.echo(signed)
+    if as_json:
+        record = {
+            "token": signed.token,
+            "token_id": signed.jti,
+            "node": signed.issuer,
+            "subject": signed.principal.subject,
+            "issued_at": signed.issued_at.isoformat(),
+            "expires_at": signed.expires_at.isoformat(),
+        }
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    typer.echo(signed.token)
+    typer.echo(
+        f"token id {signed.jti} for {signed.principal.subject} at node {signed.issuer}, "
+        f"expires {signed.expires_at.isoformat()} (revoke: yidi certs revoke --list FILE {signed.jti})",
+        err=True,
+    )
+
+
+@app.command("revoke")
+def revoke(
+    list_file: Path = ListOption,
+    token_id: str = typer.Argument(..., help="The token id `yidi certs token` printed (32 hex digits)."),
+    reason: str = typer.Option("", "--reason", help="Why, kept as a comment on the line."),
+) -> None:
+    """Add a token id to a node's revocation list: the node refuses that token and every token refreshed from it.
+
+    Nodes notice the change within [tokens] revoked_check_s seconds, without a restart;
+    give every replica of the node the same file.
+    """
+    from yidi_runtime.tokens import append_revocation
+
+    token_id = token_id.strip().lower()
+    try:
+        added = append_revocation(list_file, token_id, reason=reason)
+    except (ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"{'revoked' if added else 'already revoked'}: {token_id} in {list_file}", err=True)

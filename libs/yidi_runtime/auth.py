@@ -20,11 +20,10 @@ import grpc
 from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.identity import DEVELOPER, CallerRole, Principal, Via, parse_subject
-from yidi_runtime.tokens import TokenVerifier
+from yidi_runtime.tokens import TokenVerifier, bearer_token
 
 PRINCIPAL_HEADER = "x-yidi-principal"
 """Development only: the caller an insecure node should assume."""
-_BEARER = "bearer "
 
 
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
@@ -35,18 +34,16 @@ def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
 
 
 class Authenticator:
-    """Finds the principal of a call on one of a node's listeners."""
+    """Finds the principal of a call on one of a node's listeners; ``tokens`` checks bearer tokens (None: refused)."""
 
-    def __init__(self, settings: NodeSettings, *, local: bool = False) -> None:
+    def __init__(
+        self, settings: NodeSettings, *, local: bool = False, tokens: TokenVerifier | None = None
+    ) -> None:
         self._local = (
             Principal(CallerRole.NODE, settings.region, settings.region, Via.LOCAL) if local else None
         )
         self._insecure = settings.insecure
-        self._tokens = (
-            TokenVerifier(settings.tls.cert, settings.region)
-            if settings.tls is not None and not local
-            else None
-        )
+        self._tokens = tokens
 
     def principal(self, context: grpc.ServicerContext) -> Principal:
         """The caller, or UNAUTHENTICATED saying what is missing."""
@@ -57,9 +54,7 @@ class Authenticator:
             return self._from_certificate([uri.decode() for uri in uris])
         authorization = _metadata(context, "authorization")
         if authorization is not None and self._tokens is not None:
-            if not authorization.lower().startswith(_BEARER):
-                raise DomainError("UNAUTHENTICATED", "the authorization header must be 'Bearer <token>'")
-            return self._tokens.principal(authorization[len(_BEARER) :].strip())
+            return self._tokens.principal(bearer_token(authorization))
         if self._insecure:
             claimed = _metadata(context, PRINCIPAL_HEADER)
             if claimed is None:

@@ -7,6 +7,7 @@ naming the offending key, so an operator never discovers a typo from a stack tra
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -78,6 +79,12 @@ class NodeSettings:
     """Plaintext without authentication, for local development only; must be asked for explicitly."""
     token_port: int | None = None
     """A second listener (server-side TLS only) for HIS platforms that authenticate with a signed token."""
+    tokens_revoked: Path | None = None
+    """The node's list of revoked token ids (:class:`yidi_runtime.tokens.RevocationList`); None: none."""
+    tokens_revoked_check_s: float = 5.0
+    """How often the node looks for changes to that list (0: on every call)."""
+    tokens_refresh_max_days: int = 30
+    """For how long after an operator issued a token its chain may be refreshed (0: never)."""
     max_workers: int = 32
     health_interval_s: float = 5.0
     log_level: str = "info"
@@ -150,14 +157,20 @@ def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
     return parse
 
 
-def _float_positive(key: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"must be a number of seconds, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(key, f"must be positive, got {number}")
-    return number
+def _seconds(*, zero: bool) -> Callable[[str, Any], float]:
+    def parse(key: str, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"must be a number of seconds, got {value!r}") from None
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+            raise ConfigError(key, f"must be {'zero or more' if zero else 'positive'}, got {number}")
+        return number
+
+    return parse
+
+
+_float_positive = _seconds(zero=False)
 
 
 def _ratio(key: str, value: Any) -> Decimal:
@@ -184,6 +197,19 @@ def _bool(key: str, value: Any) -> bool:
 
 def _port(key: str, value: Any) -> int:
     return _int_in(0, 65535)(key, value)
+
+
+def _revocation_list(key: str, value: Any) -> Path | None:
+    """A file that exists (a mistyped path must not silently revoke nothing); empty: no list."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    path = _path(key, value)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(
+            key,
+            f"file not found or not readable: {path} (an empty file revokes nothing; `yidi certs revoke` creates it)",
+        )
+    return path
 
 
 def _optional_port(key: str, value: Any) -> int | None:
@@ -279,6 +305,21 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
     ("listen", "metrics_port", "YIDI_METRICS_PORT", _optional_port, "metrics_port"),
     ("listen", "token_port", "YIDI_TOKEN_PORT", _optional_port, "token_port"),
     ("tls", "insecure", "YIDI_TLS_INSECURE", _bool, "insecure"),
+    ("tokens", "revoked", "YIDI_TOKENS_REVOKED", _revocation_list, "tokens_revoked"),
+    (
+        "tokens",
+        "revoked_check_s",
+        "YIDI_TOKENS_REVOKED_CHECK_S",
+        _seconds(zero=True),
+        "tokens_revoked_check_s",
+    ),
+    (
+        "tokens",
+        "refresh_max_days",
+        "YIDI_TOKENS_REFRESH_MAX_DAYS",
+        _int_in(0, 366),
+        "tokens_refresh_max_days",
+    ),
     ("database", "url", "YIDI_DATABASE_URL", _database_url, "database_url"),
     ("database", "auto_migrate", "YIDI_AUTO_MIGRATE", _bool, "auto_migrate"),
     ("log", "level", "YIDI_LOG_LEVEL", _log_level, "log_level"),
@@ -335,7 +376,18 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         "clearing_stale_hold_s",
     ),
 )
-_KNOWN_SECTIONS = {"node", "listen", "database", "log", "parent", "children", "tls", "settlement", "clearing"}
+_KNOWN_SECTIONS = {
+    "node",
+    "listen",
+    "database",
+    "log",
+    "parent",
+    "children",
+    "tls",
+    "tokens",
+    "settlement",
+    "clearing",
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

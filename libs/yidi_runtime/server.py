@@ -19,7 +19,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from yidi_runtime import audit_service, local_calls
+from yidi_runtime import audit_service, local_calls, token_service
 from yidi_runtime.audit import AuditTrail, mutating_methods
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
@@ -32,6 +32,7 @@ from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
 from yidi_runtime.service import BackgroundWorker, ServiceContext, ServiceGroup
+from yidi_runtime.tokens import TokenVerifier
 from yidi_runtime.vouches import Vouches
 
 
@@ -75,6 +76,8 @@ class Node:
     metrics_endpoint: MetricsEndpoint | None
     health: health.HealthServicer
     services: list[_HealthedService]
+    stateless: tuple[str, ...] = ()
+    """gRPC services without a database (the token service): SERVING while the node runs."""
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
 
@@ -86,7 +89,7 @@ class Node:
     @property
     def service_names(self) -> list[str]:
         """Fully qualified names of the gRPC services this node serves."""
-        return [name for service in self.services for name in service.grpc_names]
+        return [*(name for service in self.services for name in service.grpc_names), *self.stateless]
 
     def check_health(self) -> None:
         """Set each service's health from whether its database answers now."""
@@ -100,6 +103,9 @@ class Node:
             for name in service.grpc_names:
                 self.health.set(name, status)
                 self.metrics.service_up.labels(name).set(1 if up else 0)
+        for name in self.stateless:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.metrics.service_up.labels(name).set(1)
         overall = (
             health_pb2.HealthCheckResponse.SERVING
             if everything_up
@@ -229,14 +235,15 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     trail = AuditTrail(
         databases[audit_service.GROUP.name], settings.label, settings.region, registry=metrics.registry
     )
-    access: dict[str, Access] = dict(audit_service.GROUP.access)
+    access: dict[str, Access] = dict(audit_service.GROUP.access) | token_service.ACCESS
     for group in groups:
         access |= group.access
     authorizer = Authorizer(settings, access)
     audited = mutating_methods({split_method(method)[0] for method in access})
     vouches = Vouches(settings, NodeIntegrity(settings, metrics.registry))
+    tokens = TokenVerifier.for_node(settings, metrics.registry)
     server = _grpc_server(
-        settings, metrics, Guard(Authenticator(settings), authorizer, trail, audited, vouches)
+        settings, metrics, Guard(Authenticator(settings, tokens=tokens), authorizer, trail, audited, vouches)
     )
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
@@ -265,9 +272,10 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     services.append(
         _HealthedService(audit_service.GROUP, databases[audit_service.GROUP.name], (audit_name,), (trail,))
     )
+    stateless = (token_service.register_token_service(server, settings, tokens),)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [name for service in services for name in service.grpc_names]
+    names = [*(name for service in services for name in service.grpc_names), *stateless]
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -278,7 +286,7 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
         if settings.metrics_port is not None
         else None
     )
-    node = Node(settings, server, port, metrics, endpoint, health_servicer, services)
+    node = Node(settings, server, port, metrics, endpoint, health_servicer, services, stateless)
     node.check_health()
     node.start_watching()
     node.start_workers()

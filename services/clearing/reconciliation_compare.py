@@ -236,7 +236,11 @@ def line_of(sides: Sides) -> LineKey:
 
 
 def compare(
-    records: Mapping[str, Sides], period: Period, admdvs: str, in_flight_since: datetime, stale_since: datetime
+    records: Mapping[str, Sides],
+    period: Period,
+    admdvs: str,
+    in_flight_since: datetime,
+    stale_since: datetime,
 ) -> Comparison:
     """Compare every msgid of the period (of province ``admdvs`` as either side, when given)."""
     compared = 0

@@ -61,6 +61,7 @@ SERVICES = {
         "UploadSelfPayBill",
     },
     "yidi.settlement.v1.InsuredSettlementService": {"ApplySettlement"},
+    "yidi.auth.v1.TokenService": {"RefreshToken"},
     "yidi.clearing.v1.ClearingService": {
         "SetAdvance",
         "TopUpAdvance",
@@ -87,6 +88,7 @@ READ_ONLY_VERBS = (
     "PreSettle",
     "Coverage",
     "Resolve",
+    "Refresh",  # a new token for the one presented: stateless, nothing on the node changes
 )
 PROTO_FILE = descriptor_pb2.FieldDescriptorProto
 

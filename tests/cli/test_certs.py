@@ -2,16 +2,21 @@
 
 A node started with the PKI's files answers a client presenting a certificate of the same CA
 and refuses, in the TLS handshake, a client without one or with one from another CA. A token
-from `yidi certs token` is accepted on the node's token port.
+from `yidi certs token` is accepted on the node's token port; the command prints the id
+`yidi certs revoke` takes, and refuses a lifetime over a day or a subject outside the node's
+region.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
+import jwt
 import pytest
 from cryptography import x509
 from typer.testing import CliRunner
@@ -186,7 +191,7 @@ def token_of(key: Path, region: str, subject: str, *more: str) -> str:
 def test_a_token_from_yidi_certs_token_is_accepted_on_the_token_port_only_from_its_node(
     beijing: Node, pki: Pki, token_port: int, tmp_path: Path
 ) -> None:
-    token = token_of(pki.node("110000").key, "110000", f"institution/{BEIJING_HOSPITAL}", "--days", "1")
+    token = token_of(pki.node("110000").key, "110000", f"institution/{BEIJING_HOSPITAL}", "--ttl-hours", "1")
     coverage = ["registry", "coverage", "--region", "110000", "--address", f"127.0.0.1:{token_port}"]
     accepted = runner.invoke(app, [*coverage, "--token", token, "--ca", str(pki.ca)])
     assert accepted.exit_code == 0, accepted.output
@@ -213,3 +218,55 @@ def test_certs_token_refuses_a_node_subject(pki: Pki) -> None:
     )
     assert result.exit_code == 2
     assert "institution or an operator" in result.stderr
+
+
+def test_certs_token_prints_the_id_an_operator_revokes_it_by(pki: Pki) -> None:
+    command = ["certs", "token", "--key", str(pki.node("110000").key), "--node", "110000"]
+    command += ["--subject", f"institution/{BEIJING_HOSPITAL}", "--ttl-hours", "12"]
+    printed = runner.invoke(app, command)
+    assert printed.exit_code == 0, printed.output
+    claims = jwt.decode(printed.stdout.strip(), options={"verify_signature": False})
+    assert f"token id {claims['jti']}" in printed.stderr
+    assert f"yidi certs revoke --list FILE {claims['jti']}" in printed.stderr
+    as_json = runner.invoke(app, [*command, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    record = json.loads(as_json.stdout)
+    claims = jwt.decode(record["token"], options={"verify_signature": False})
+    assert record["token_id"] == claims["jti"] and record["subject"] == f"institution/{BEIJING_HOSPITAL}"
+    issued, expires = (datetime.fromisoformat(record[name]) for name in ("issued_at", "expires_at"))
+    assert expires - issued == timedelta(hours=12) and claims["exp"] - claims["iat"] == 12 * 3600
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (["--ttl-hours", "25"], "at most 24 hours"),
+        (["--ttl-hours", "0"], "above zero"),
+        (["--subject", "operator/000000/root"], "outside region 110000"),
+        (["--subject", "institution/H13010200001"], "outside region 110000"),
+    ],
+)
+def test_certs_token_refuses_a_long_life_or_a_subject_outside_the_nodes_region(
+    pki: Pki, arguments: list[str], problem: str
+) -> None:
+    command = ["certs", "token", "--key", str(pki.node("110000").key), "--node", "110000"]
+    subject = [] if "--subject" in arguments else ["--subject", f"institution/{BEIJING_HOSPITAL}"]
+    result = runner.invoke(app, [*command, *subject, *arguments])
+    assert result.exit_code == 2
+    assert problem in result.stderr and not result.stdout
+
+
+def test_certs_revoke_adds_an_id_once_and_refuses_what_is_no_token_id(tmp_path: Path) -> None:
+    listed = tmp_path / "revoked-tokens"
+    token_id = "0123456789abcdef0123456789abcdef"
+    first = runner.invoke(
+        app, ["certs", "revoke", "--list", str(listed), token_id.upper(), "--reason", "lost"]
+    )
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["certs", "revoke", "--list", str(listed), token_id])
+    assert again.exit_code == 0 and "already revoked" in again.stderr
+    [line] = listed.read_text().splitlines()
+    assert line.startswith(f"{token_id}  # revoked ") and line.endswith(": lost")
+    wrong = runner.invoke(app, ["certs", "revoke", "--list", str(listed), "institution/H11010100001"])
+    assert wrong.exit_code == 2 and "not a token id" in wrong.stderr
+    assert listed.read_text().splitlines() == [line]

@@ -96,6 +96,10 @@ def test_children_from_environment() -> None:
         ({"YIDI_CHILDREN": "630100=127.0.0.1:1"}, "children[0].region"),
         ({"YIDI_CHILDREN": "630100"}, "YIDI_CHILDREN"),
         ({"YIDI_TLS_CERT": "/nonexistent.pem"}, "tls.key"),
+        ({"YIDI_TOKENS_REVOKED": "/nonexistent/revoked-tokens"}, "YIDI_TOKENS_REVOKED"),
+        ({"YIDI_TOKENS_REVOKED_CHECK_S": "-1"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
+        ({"YIDI_TOKENS_REVOKED_CHECK_S": "nan"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
+        ({"YIDI_TOKENS_REFRESH_MAX_DAYS": "400"}, "YIDI_TOKENS_REFRESH_MAX_DAYS"),
     ],
 )
 def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str], key: str) -> None:
@@ -113,6 +117,8 @@ def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str]
         ("[listen]\ngrpc_port = true\n", "listen.grpc_port"),
         ("[[children]]\nregion = '120000'\n", "children[0].address"),
         ("[node\n", "node.toml"),
+        ("[tokens]\nrevoked = '/nonexistent/revoked-tokens'\n", "tokens.revoked"),
+        ("[tokens]\nrefresh_max_days = 'a month'\n", "tokens.refresh_max_days"),
     ],
 )
 def test_invalid_toml_names_the_key(tmp_path: Path, body: str, key: str) -> None:
@@ -128,6 +134,23 @@ def test_tls_files_must_exist_together(tmp_path: Path) -> None:
         environ={f"YIDI_TLS_{n.upper()}": str(tmp_path / f"{n}.pem") for n in ("cert", "key", "ca")}
     )
     assert settings.tls is not None and settings.tls.ca == tmp_path / "ca.pem"
+
+
+def test_tokens_section_names_the_revocation_list_and_the_refresh_limit(tmp_path: Path) -> None:
+    listed = tmp_path / "revoked-tokens"
+    listed.touch()
+    body = f"[tokens]\nrevoked = '{listed}'\nrevoked_check_s = 0\nrefresh_max_days = 7\n"
+    settings = load_settings(write(tmp_path, body), environ={})
+    assert (settings.tokens_revoked, settings.tokens_revoked_check_s) == (listed, 0)
+    assert settings.tokens_refresh_max_days == 7
+    unset = load_settings(write(tmp_path, body), environ={"YIDI_TOKENS_REVOKED": ""})
+    assert unset.tokens_revoked is None
+    defaults = load_settings(environ={})
+    assert (defaults.tokens_revoked, defaults.tokens_revoked_check_s, defaults.tokens_refresh_max_days) == (
+        None,
+        5.0,
+        30,
+    )
 
 
 def test_missing_file_is_reported() -> None:

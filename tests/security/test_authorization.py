@@ -17,6 +17,7 @@ from yidi.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
+from yidi_runtime import token_service
 from yidi_runtime.audit_service import GROUP as AUDIT
 from yidi_runtime.auth import PRINCIPAL_HEADER
 from yidi_runtime.authz import PUBLIC_SERVICES
@@ -75,7 +76,11 @@ def reason(error: grpc.RpcError | None) -> str:
     return error_details(error)["ErrorInfo"].reason
 
 
-ALL_RULES = {method: rule for group in [*GROUPS.values(), AUDIT] for method, rule in group.access.items()}
+ALL_RULES = {
+    method: rule
+    for access in [*(group.access for group in [*GROUPS.values(), AUDIT]), token_service.ACCESS]
+    for method, rule in access.items()
+}
 
 
 def test_every_method_of_every_served_service_has_a_rule(beijing: Node) -> None:

@@ -121,7 +121,7 @@ def bearer(token: str) -> list[tuple[str, str]]:
 
 
 def test_a_token_from_this_node_names_the_caller_on_the_token_port(beijing: Node, pki: Pki) -> None:
-    token = issue_token(pki.node(BEIJING).key, BEIJING, f"institution/{HOSPITAL}", HOUR)
+    token = issue_token(pki.node(BEIJING).key, BEIJING, f"institution/{HOSPITAL}", HOUR).token
     with token_channel(beijing, pki.ca) as channel:
         assert get_settlement(channel, HOSPITAL, bearer(token)).code() is grpc.StatusCode.NOT_FOUND
         assert reason(get_settlement(channel, OTHER_HOSPITAL, bearer(token))) == "PERMISSION_DENIED_REGION"
@@ -132,7 +132,7 @@ def test_a_bad_token_is_unauthenticated(beijing: Node, pki: Pki, problem: str) -
     subject = f"institution/{HOSPITAL}"
     metadata = {
         "missing": [],
-        "other node's key": bearer(issue_token(pki.node("130000").key, BEIJING, subject, HOUR)),
+        "other node's key": bearer(issue_token(pki.node("130000").key, BEIJING, subject, HOUR).token),
         "expired": bearer(
             issue_token(
                 pki.node(BEIJING).key,
@@ -140,7 +140,7 @@ def test_a_bad_token_is_unauthenticated(beijing: Node, pki: Pki, problem: str) -
                 subject,
                 HOUR,
                 now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2),
-            )
+            ).token
         ),
         "garbage": bearer("not.a.token"),
         "not bearer": [("authorization", "Basic dXNlcjpwYXNz")],
