@@ -26,6 +26,7 @@ from yidi_runtime.authz import Authorizer
 from yidi_runtime.identity import Principal
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import ServerMetrics
+from yidi_runtime.quotas import Quotas
 from yidi_runtime.status import grpc_code, to_status
 
 _KINDS = {
@@ -153,13 +154,15 @@ class AuditHook(Protocol):
 class Guard:
     """Who is calling and may they: a listener's authenticator and the node's authorizer.
 
-    ``audit`` (optional) receives every call of a method in ``audited``.
+    ``audit`` (optional) receives every call of a method in ``audited``; ``quotas`` (optional)
+    refuses a caller's calls beyond its rate limit before they are authorized.
     """
 
     authenticator: Authenticator
     authorizer: Authorizer
     audit: AuditHook | None = None
     audited: frozenset[str] = frozenset()
+    quotas: Quotas | None = None
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -195,10 +198,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
 
     def _admit(self, call: _Call, context: grpc.ServicerContext, request: Any) -> None:
-        """Authenticate and authorize (raising DomainError), and publish the principal."""
+        """Authenticate, apply the quota and authorize (raising DomainError); publish the principal."""
         principal = self._guard.authenticator.principal(context)
         call.bind_principal(principal)
         identity.current.set(principal)
+        if self._guard.quotas is not None:
+            self._guard.quotas.admit(principal, call.service)
         self._guard.authorizer.check(principal, call.service, call.method, request)
 
     def _close(self, call: _Call, context: grpc.ServicerContext) -> None:
