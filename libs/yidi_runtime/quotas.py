@@ -71,7 +71,7 @@ class _Shard:
                 bucket.tokens = tokens - 1.0
                 return 0.0
             bucket.tokens = tokens
-            return (1.0 - tokens) / limit.rate_per_s
+            return (1.0 - tokens) / bucket.limit.rate_per_s
 
     def sweep(self, now: float) -> None:
         """Forget the full buckets: their callers would start afresh with exactly as much."""
