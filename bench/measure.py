@@ -24,6 +24,9 @@ from yidi_runtime.server import Node
 from yidi_services.node import start_node
 
 _ECHO = "/yidi.bench.Echo/Echo"
+NO_QUOTAS = {"quotas": {"enabled": False}}
+"""Configuration for benchmark node processes: one HIS at dozens of windows measures what the nodes
+can do, which a production quota (50 calls a second per institution) would cap instead."""
 
 
 def machine() -> str:

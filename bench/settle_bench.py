@@ -55,7 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from measure import machine, percentiles
+from measure import NO_QUOTAS, machine, percentiles
 from yidi.settlement.v1 import settlement_service_pb2
 from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
 from yidi_cli.node_client import open_channel
@@ -575,6 +575,7 @@ def main() -> None:
             log_level=args.log_level,
             profile_dir=args.profile,
             metrics=True,
+            config=NO_QUOTAS,
         ) as federation:
             console.print(
                 f"{len(TOPOLOGY.nodes)} node processes serving in {time.perf_counter() - started:.1f} s"

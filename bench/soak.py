@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 from settle_bench import RESULTS, ROUTES, TOPOLOGY, Route, databases, encounter, enrol_and_file
 
-from measure import machine, percentiles
+from measure import NO_QUOTAS, machine, percentiles
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi_cli.federation import init_demo_pki, load_sample_data
 from yidi_cli.processes import ProcessFederation
@@ -311,7 +311,7 @@ def main() -> None:
     ):
         pki = None if args.insecure else init_demo_pki(Path(folder) / "certs", TOPOLOGY)
         with ProcessFederation(
-            TOPOLOGY, Path(folder), database_url_for, pki=pki, log_level="warning"
+            TOPOLOGY, Path(folder), database_url_for, pki=pki, log_level="warning", config=NO_QUOTAS
         ) as federation:
             load_sample_data(federation)
             stage = Stage(federation, datetime.now(UTC) - timedelta(minutes=1))

@@ -48,6 +48,16 @@ def settings_for(
     )
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test sets or advances ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def error_details(error: grpc.RpcError) -> dict[str, Any]:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, "the status carries no rich details"
@@ -57,6 +67,7 @@ def error_details(error: grpc.RpcError) -> dict[str, Any]:
             error_details_pb2.ErrorInfo,
             error_details_pb2.BadRequest,
             error_details_pb2.LocalizedMessage,
+            error_details_pb2.RetryInfo,
         ):
             if detail.Is(kind.DESCRIPTOR):
                 message = kind()

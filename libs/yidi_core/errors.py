@@ -137,6 +137,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "上级或相关节点无响应，请稍后重试",
     ),
     (
+        "RATE_LIMITED",
+        "RESOURCE_EXHAUSTED",
+        "A caller made too many calls; resend the same request after the retry delay.",
+        "调用过于频繁，已被限流，请按提示的等待时间后以相同流水号重试",
+    ),
+    (
         "PERMISSION_DENIED_REGION",
         "PERMISSION_DENIED",
         "The caller acts outside its institution or region.",
@@ -250,13 +256,15 @@ class DomainError(Exception):
     """A refusal with a stable reason; the only exception the core raises on bad input.
 
     ``metadata`` names the record or value involved (never a personal ID number);
-    ``violations`` lists the bad fields for input errors.
+    ``violations`` lists the bad fields for input errors; ``retry_delay_s``, when set, is how
+    long the caller should wait before sending the request again (``google.rpc.RetryInfo``).
     """
 
     reason_code: str
     message: str = ""
     violations: tuple[FieldViolation, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    retry_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.reason_code not in REASONS:

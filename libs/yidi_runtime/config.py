@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from yidi_runtime.identity import parse_subject
+
 NATIONAL_REGION = "000000"
 SERVICE_NAMES: tuple[str, ...] = ("filing", "registry", "catalogue", "settlement", "clearing")
 
@@ -57,6 +59,14 @@ class TlsFiles:
     cert: Path
     key: Path
     ca: Path
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A caller's token bucket: refilled at ``rate_per_s`` calls a second, holding at most ``burst``."""
+
+    rate_per_s: float
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,16 @@ class NodeSettings:
     clearing_alert_interval_s: float = 60.0
     clearing_stale_hold_s: float = 3600.0
     """Reconciliation reports a hold still unconfirmed after this long as STALE_HOLD."""
+    quota_enabled: bool = True
+    """Per-caller rate limits (:mod:`yidi_runtime.quotas`); the defaults are far above any honest caller."""
+    quota_institution_rate: float = 50.0
+    quota_institution_burst: int = 200
+    quota_node_rate: float = 2000.0
+    quota_node_burst: int = 4000
+    quota_operator_rate: float = 20.0
+    quota_operator_burst: int = 50
+    quota_callers: Mapping[str, RateLimit] = field(default_factory=dict)
+    """Limits for named callers (by subject, ``institution/H…``) instead of their role's."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -182,6 +202,54 @@ def _ratio(key: str, value: Any) -> Decimal:
     if not (number.is_finite() and 0 < number <= 1):
         raise ConfigError(key, f"must be above 0 and at most 1, got {value!r}")
     return number
+
+
+def _rate(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"must be a number of calls per second, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"must be a number of calls per second, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(key, f"must be a positive number of calls per second, got {value!r}")
+    return number
+
+
+_burst = _int_in(1, 1_000_000)
+
+
+def _quota_callers(key: str, value: Any) -> dict[str, RateLimit]:
+    """Limits by caller subject: a TOML table of ``"institution/H…" = { rate = 200, burst = 400 }``,
+    or ``SUBJECT=RATE:BURST,…`` in the environment."""
+    if isinstance(value, str):
+        entries: dict[str, Any] = {}
+        for part in filter(str.strip, value.split(",")):
+            subject, equals, limit = part.partition("=")
+            rate, colon, burst = limit.partition(":")
+            if not (equals and colon):
+                raise ConfigError(key, f"each caller must be SUBJECT=RATE:BURST, got {part.strip()!r}")
+            entries[subject.strip()] = {"rate": rate, "burst": burst}
+    elif isinstance(value, Mapping):
+        entries = dict(value)
+    else:
+        raise ConfigError(key, f"must be a table of caller subjects, got {value!r}")
+    limits: dict[str, RateLimit] = {}
+    for subject, raw in entries.items():
+        where = f"{key}.{subject}"
+        principal = parse_subject(str(subject))
+        if principal is None:
+            raise ConfigError(
+                where, "names no caller: node/<region>, institution/<code> or operator/<region>/<name>"
+            )
+        if principal.subject in limits:
+            raise ConfigError(where, f"{principal.subject} is given twice")
+        if not isinstance(raw, Mapping) or set(raw) != {"rate", "burst"}:
+            raise ConfigError(where, f"must be {{ rate = …, burst = … }}, got {raw!r}")
+        limits[principal.subject] = RateLimit(
+            _rate(f"{where}.rate", raw["rate"]), _burst(f"{where}.burst", raw["burst"])
+        )
+    return limits
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -375,19 +443,18 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         _float_positive,
         "clearing_stale_hold_s",
     ),
+    ("quotas", "enabled", "YIDI_QUOTA_ENABLED", _bool, "quota_enabled"),
+    *(
+        entry
+        for role in ("institution", "node", "operator")
+        for entry in (
+            ("quotas", f"{role}_rate", f"YIDI_QUOTA_{role.upper()}_RATE", _rate, f"quota_{role}_rate"),
+            ("quotas", f"{role}_burst", f"YIDI_QUOTA_{role.upper()}_BURST", _burst, f"quota_{role}_burst"),
+        )
+    ),
+    ("quotas", "callers", "YIDI_QUOTA_CALLERS", _quota_callers, "quota_callers"),
 )
-_KNOWN_SECTIONS = {
-    "node",
-    "listen",
-    "database",
-    "log",
-    "parent",
-    "children",
-    "tls",
-    "tokens",
-    "settlement",
-    "clearing",
-}
+_KNOWN_SECTIONS = {section for section, *_ in _SCALARS} | {"parent", "children"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

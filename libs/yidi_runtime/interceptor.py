@@ -26,6 +26,7 @@ from yidi_runtime.authz import Authorizer
 from yidi_runtime.identity import CallerRole, Principal, Via
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import ServerMetrics
+from yidi_runtime.quotas import Quotas
 from yidi_runtime.status import grpc_code, to_status
 from yidi_runtime.vouches import Vouches
 
@@ -157,7 +158,8 @@ class Guard:
     """Who is calling and may they: a listener's authenticator and the node's authorizer.
 
     ``audit`` (optional) receives every call of a method in ``audited``. ``vouches`` (optional)
-    reads whom a neighbour node's call acts for; without it a node acts for itself.
+    reads whom a neighbour node's call acts for; without it a node acts for itself. ``quotas``
+    (optional) refuses a caller's calls beyond its rate limit before they are authorized.
     """
 
     authenticator: Authenticator
@@ -165,6 +167,7 @@ class Guard:
     audit: AuditHook | None = None
     audited: frozenset[str] = frozenset()
     vouches: Vouches | None = None
+    quotas: Quotas | None = None
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -200,10 +203,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
 
     def _admit(self, call: _Call, context: grpc.ServicerContext, request: Any) -> None:
-        """Authenticate, find whom the call acts for, authorize (raising DomainError), publish the principal."""
+        """Authenticate, apply the caller's quota, find whom the call acts for, authorize (raising
+        DomainError), publish the principal."""
         caller = self._guard.authenticator.principal(context)
         call.bind_principal(caller)
         identity.current.set(caller)
+        if self._guard.quotas is not None:
+            self._guard.quotas.admit(caller, call.service)
         acting, relay = caller, None
         raw = vouches.arrived_with(context)
         if (

@@ -40,6 +40,7 @@ from yidi_runtime.resilience import (
     RetryPolicy,
     is_retryable,
     is_transport_failure,
+    rate_limit_delay_s,
 )
 from yidi_runtime.status import ERROR_DOMAIN
 from yidi_runtime.vouches import VOUCH_HEADER
@@ -88,6 +89,7 @@ def _yidi_error(error: grpc.RpcError) -> DomainError | None:
         return None
     info: error_details_pb2.ErrorInfo | None = None
     violations: tuple[FieldViolation, ...] = ()
+    retry_delay_s: float | None = None
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -96,9 +98,13 @@ def _yidi_error(error: grpc.RpcError) -> DomainError | None:
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
             violations = tuple(FieldViolation(v.field, v.description) for v in bad.field_violations)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_delay_s = retry.retry_delay.ToNanoseconds() / 1e9
     if info is None or info.domain != ERROR_DOMAIN or info.reason not in REASONS:
         return None
-    return DomainError(info.reason, status.message, violations, dict(info.metadata))
+    return DomainError(info.reason, status.message, violations, dict(info.metadata), retry_delay_s)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,8 @@ class PeerClient:
     """A persistent, lazily opened channel to one peer (mutual TLS when the node has TLS files).
 
     ``deadline_s`` bounds a whole call, retries included. ``retry`` repeats a call the peer
-    was unavailable for, after a jittered pause; ``breaker`` (optional) refuses calls at
+    was unavailable for, after a jittered pause, and one the peer refused ``RATE_LIMITED``
+    once its retry delay has passed as well; ``breaker`` (optional) refuses calls at
     once while the peer is known to be down. ``clock``, ``sleep`` and ``jitter`` are for tests.
     """
 
@@ -260,18 +267,17 @@ class PeerClient:
                     request, timeout=max(budget_s - (self._clock() - started), 0.001), metadata=metadata
                 )
             except grpc.RpcError as error:
-                code, answered = error.code(), _yidi_error(error) is not None
+                code, refusal = error.code(), _yidi_error(error)
                 if self.breaker is not None:
-                    if is_transport_failure(code, answered):
+                    if is_transport_failure(code, refusal is not None):
                         self.breaker.record_failure(attempt_started)
                     else:
                         self.breaker.record_success()
                 failures += 1
-                if failures < self._retry.attempts and is_retryable(code, answered):
-                    pause_s = self._retry.backoff.delay_s(failures, self._jitter())
-                    if self._clock() - started + pause_s < budget_s:
-                        self._sleep(pause_s)
-                        continue
+                pause_s = self._pause_s(code, refusal, failures)
+                if pause_s is not None and self._clock() - started + pause_s < budget_s:
+                    self._sleep(pause_s)
+                    continue
                 raise peer_refusal(error, self.peer) from None
             except BaseException:
                 if self.breaker is not None:
@@ -280,6 +286,19 @@ class PeerClient:
             if self.breaker is not None:
                 self.breaker.record_success()
             return answer
+
+    def _pause_s(self, code: grpc.StatusCode, refusal: DomainError | None, failures: int) -> float | None:
+        """How long to wait before trying again after ``failures`` failed tries; None: do not.
+
+        The jittered backoff, and for the peer's rate limit at least the delay it asked for
+        (the jitter keeps this node's waiting calls from all coming back at once).
+        """
+        if failures >= self._retry.attempts:
+            return None
+        asked_s = rate_limit_delay_s(refusal, self.peer.region)
+        if asked_s is None and not is_retryable(code, refusal is not None):
+            return None
+        return max(asked_s or 0.0, self._retry.backoff.delay_s(failures, self._jitter()))
 
     def close(self) -> None:
         """Close the channel (it reopens on the next call)."""

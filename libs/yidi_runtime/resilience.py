@@ -10,7 +10,9 @@ retried nor held against it; retrying at every hop would multiply attempts along
 Only UNAVAILABLE is retried: the request did not get through, and even when it did, every
 mutating receiver answers a repeated ``request_id`` with its original answer.
 A DEADLINE_EXCEEDED call may still be running at the peer, so it is left to the caller
-(or the outbox) to repeat later.
+(or the outbox) to repeat later. The one refusal retried is the peer's own ``RATE_LIMITED``
+of this node (:mod:`yidi_runtime.quotas`): nothing was done, and the peer said when to come
+back. Like every refusal it says the peer is up.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import grpc
+
+from yidi_core.errors import DomainError
 
 Monotonic = Callable[[], float]
 """Seconds from an arbitrary origin that never goes backwards (``time.monotonic``)."""
@@ -37,6 +41,21 @@ def is_transport_failure(code: grpc.StatusCode, has_yidi_reason: bool) -> bool:
 def is_retryable(code: grpc.StatusCode, has_yidi_reason: bool) -> bool:
     """Whether to send the same request again at once: the peer was unavailable, nothing more."""
     return code is grpc.StatusCode.UNAVAILABLE and not has_yidi_reason
+
+
+def rate_limit_delay_s(refusal: DomainError | None, peer_region: str) -> float | None:
+    """The wait the peer asked for when it refused this node for its rate, else None.
+
+    Only a limit the peer itself applied (``node_region`` is the peer's) is waited out here:
+    a relayed ``RATE_LIMITED`` was met further along the tree, where the node that met it
+    already waited; retrying it at every hop would multiply the calls toward a node that is
+    refusing them.
+    """
+    if refusal is None or refusal.reason_code != "RATE_LIMITED":
+        return None
+    if refusal.metadata.get("node_region") != peer_region:
+        return None
+    return refusal.retry_delay_s or 0.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ database answers; shutdown flips every status to NOT_SERVING before draining cal
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,8 @@ from yidi_runtime.local_calls import LocalServer
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
+from yidi_runtime.quotas import Quotas
+from yidi_runtime.resilience import Monotonic
 from yidi_runtime.service import BackgroundWorker, ServiceContext, ServiceGroup
 from yidi_runtime.tokens import TokenVerifier
 from yidi_runtime.vouches import Vouches
@@ -225,8 +228,13 @@ def _initialize_method_metrics(metrics: ServerMetrics, names: Sequence[str]) -> 
             metrics.initialize(kind, name, method.name)
 
 
-def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Node:
-    """Open and migrate the databases, register the services, start serving, report health."""
+def create_server(
+    settings: NodeSettings, groups: Sequence[ServiceGroup], *, quota_clock: Monotonic = time.monotonic
+) -> Node:
+    """Open and migrate the databases, register the services, start serving, report health.
+
+    ``quota_clock`` is the clock the callers' rate limits refill by (tests move it by hand).
+    """
     check_transport(settings)
     log = get_logger(node=settings.label)
     metrics = ServerMetrics()
@@ -242,12 +250,13 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     audited = mutating_methods({split_method(method)[0] for method in access})
     vouches = Vouches(settings, NodeIntegrity(settings, metrics.registry))
     tokens = TokenVerifier.for_node(settings, metrics.registry)
-    server = _grpc_server(
-        settings, metrics, Guard(Authenticator(settings, tokens=tokens), authorizer, trail, audited, vouches)
-    )
+    quotas = Quotas.from_settings(settings, metrics.registry, quota_clock)
+    guard = Guard(Authenticator(settings, tokens=tokens), authorizer, trail, audited, vouches, quotas)
+    server = _grpc_server(settings, metrics, guard)
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
-    # (the caller is this node itself): no socket, no second thread, nothing to wait behind.
+    # (the caller is this node itself, never rate limited): no socket, no second thread,
+    # nothing to wait behind.
     local_server = LocalServer(
         ServerInterceptor(
             settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, audited)

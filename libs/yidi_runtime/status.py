@@ -1,14 +1,15 @@
 """Turns a :class:`~yidi_core.errors.DomainError` into a rich gRPC status (AIP-193).
 
 Clients read ``google.rpc.ErrorInfo`` (stable reason, domain ``yidi``, metadata),
-``google.rpc.BadRequest`` (field violations) and a Chinese ``LocalizedMessage`` for the
-window clerk; the status message itself is English.
+``google.rpc.BadRequest`` (field violations), ``google.rpc.RetryInfo`` (when to send the
+request again, for a refusal that says) and a Chinese ``LocalizedMessage`` for the window
+clerk; the status message itself is English.
 """
 
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -74,6 +75,10 @@ def to_status(error: DomainError) -> grpc.Status:
     violations = _violations(error)
     if violations:
         details.append(_packed(error_details_pb2.BadRequest(field_violations=violations)))
+    if error.retry_delay_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(round(error.retry_delay_s * 1e9))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     code = getattr(code_pb2, error.reason.grpc_code)
     message = _clip(error.message, _MESSAGE_BYTES)
     if len(violations) < len(error.violations):

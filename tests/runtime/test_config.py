@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from yidi_runtime.config import ConfigError, Peer, Role, load_settings, region_contains
+from yidi_runtime.config import ConfigError, Peer, RateLimit, Role, load_settings, region_contains
 
 CITY_TOML = """
 [node]
@@ -100,6 +100,18 @@ def test_children_from_environment() -> None:
         ({"YIDI_TOKENS_REVOKED_CHECK_S": "-1"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
         ({"YIDI_TOKENS_REVOKED_CHECK_S": "nan"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
         ({"YIDI_TOKENS_REFRESH_MAX_DAYS": "400"}, "YIDI_TOKENS_REFRESH_MAX_DAYS"),
+        ({"YIDI_QUOTA_ENABLED": "maybe"}, "YIDI_QUOTA_ENABLED"),
+        ({"YIDI_QUOTA_INSTITUTION_RATE": "0"}, "YIDI_QUOTA_INSTITUTION_RATE"),
+        ({"YIDI_QUOTA_NODE_RATE": "fast"}, "YIDI_QUOTA_NODE_RATE"),
+        ({"YIDI_QUOTA_OPERATOR_RATE": "inf"}, "YIDI_QUOTA_OPERATOR_RATE"),
+        ({"YIDI_QUOTA_OPERATOR_BURST": "0"}, "YIDI_QUOTA_OPERATOR_BURST"),
+        ({"YIDI_QUOTA_CALLERS": "institution/H11010500001=50"}, "YIDI_QUOTA_CALLERS"),
+        ({"YIDI_QUOTA_CALLERS": "hospital/H11010500001=5:10"}, "YIDI_QUOTA_CALLERS.hospital/H11010500001"),
+        ({"YIDI_QUOTA_CALLERS": "node/110000=5:0.5"}, "YIDI_QUOTA_CALLERS.node/110000.burst"),
+        (
+            {"YIDI_QUOTA_CALLERS": "node/110000=1:2,yidi://node/110000=3:4"},
+            "YIDI_QUOTA_CALLERS.yidi://node/110000",
+        ),
     ],
 )
 def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str], key: str) -> None:
@@ -119,12 +131,58 @@ def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str]
         ("[node\n", "node.toml"),
         ("[tokens]\nrevoked = '/nonexistent/revoked-tokens'\n", "tokens.revoked"),
         ("[tokens]\nrefresh_max_days = 'a month'\n", "tokens.refresh_max_days"),
+        ("[quotas]\nnode_rate = true\n", "quotas.node_rate"),
+        ("[quotas]\ncallers = 5\n", "quotas.callers"),
+        (
+            '[quotas.callers]\n"institution/H11010500001" = { rate = 5 }\n',
+            "quotas.callers.institution/H11010500001",
+        ),
+        (
+            '[quotas.callers]\n"operator/110000/ops" = { rate = -1, burst = 5 }\n',
+            "quotas.callers.operator/110000/ops.rate",
+        ),
     ],
 )
 def test_invalid_toml_names_the_key(tmp_path: Path, body: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, body), environ={})
     assert key in caught.value.key
+
+
+def test_quotas_default_to_limits_no_honest_caller_meets() -> None:
+    settings = load_settings(environ={})
+    assert settings.quota_enabled and settings.quota_callers == {}
+    assert (settings.quota_institution_rate, settings.quota_institution_burst) == (50, 200)
+    assert (settings.quota_node_rate, settings.quota_node_burst) == (2000, 4000)
+    assert (settings.quota_operator_rate, settings.quota_operator_burst) == (20, 50)
+
+
+QUOTAS_TOML = """
+[quotas]
+institution_rate = 10
+institution_burst = 20
+node_rate = 0.5
+
+[quotas.callers]
+"institution/H11010500001" = { rate = 200, burst = 400 }
+"yidi://operator/110000/batch.import" = { rate = 1.5, burst = 3 }
+"""
+
+
+def test_quotas_from_toml_with_callers_of_their_own_and_environment_overrides(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, QUOTAS_TOML), environ={"YIDI_QUOTA_NODE_BURST": "7"})
+    assert (settings.quota_institution_rate, settings.quota_institution_burst) == (10, 20)
+    assert (settings.quota_node_rate, settings.quota_node_burst) == (0.5, 7)
+    assert settings.quota_callers == {
+        "institution/H11010500001": RateLimit(200, 400),
+        "operator/110000/batch.import": RateLimit(1.5, 3),
+    }
+    replaced = load_settings(
+        write(tmp_path, QUOTAS_TOML),
+        environ={"YIDI_QUOTA_CALLERS": " node/330000=5000:10000 , ", "YIDI_QUOTA_ENABLED": "0"},
+    )
+    assert replaced.quota_callers == {"node/330000": RateLimit(5000, 10000)}
+    assert not replaced.quota_enabled
 
 
 def test_tls_files_must_exist_together(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from yidi_runtime.peers import PeerClient
 from yidi_runtime.resilience import Backoff, BreakerState, CircuitBreaker, RetryPolicy
 from yidi_runtime.routing import Hop, Router, route
 from yidi_runtime.status import to_status
+from yidi_testing import FakeClock
 
 NATIONAL = Peer("000000", "national:50051")
 BEIJING = Peer("110000", "beijing:50051")
@@ -112,14 +113,6 @@ def test_router_keeps_one_client_per_peer_and_reaches_its_own_region_through_its
     assert router.toward("330402").peer == JIAXING
     assert up.breaker is not None and router.client(JIAXING).breaker is not up.breaker
     router.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_breaker_opens_after_consecutive_failures_and_half_opens_after_the_cool_down() -> None:
@@ -284,3 +277,43 @@ def test_a_peer_that_answers_with_a_refusal_is_up_for_the_breaker() -> None:
     with pytest.raises(DomainError):
         client.call(ScriptedMethod([relayed], clock), b"")
     assert breaker.state is BreakerState.CLOSED
+
+
+def rate_limited(at: str, delay_s: float) -> LocalRpcError:
+    """A RATE_LIMITED refusal by the node of region ``at``, of the Beijing node, with its retry delay."""
+    refusal = DomainError(
+        "RATE_LIMITED", metadata={"caller": "node/110000", "node_region": at}, retry_delay_s=delay_s
+    )
+    return rpc_failure(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+
+
+def test_the_peers_own_rate_limit_is_waited_out_and_retried_without_opening_the_breaker() -> None:
+    clock, sleeps = FakeClock(), []
+    breaker = CircuitBreaker(failure_threshold=1, cool_down_s=30.0, clock=clock)
+    client = client_for(clock, sleeps, retry=RetryPolicy(3, Backoff(0.05, 1.0)), breaker=breaker)
+    method = ScriptedMethod([rate_limited("000000", 0.2), rate_limited("000000", 0.01), "answer"], clock)
+    assert client.call(method, b"") == "answer"
+    # At least the delay the peer asked for, at least the jittered backoff (0.0375 s, then 0.075 s).
+    assert sleeps == pytest.approx([0.2, 0.075])
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_rate_limit_met_further_along_the_tree_is_passed_back_with_its_delay_not_retried() -> None:
+    clock, sleeps = FakeClock(), []
+    client = client_for(clock, sleeps, retry=RetryPolicy(3))
+    method = ScriptedMethod([rate_limited("630000", 0.2), "answer"], clock)
+    with pytest.raises(DomainError) as refused:
+        client.call(method, b"")
+    assert (len(method.timeouts), sleeps) == (1, [])
+    assert refused.value.reason_code == "RATE_LIMITED"
+    assert refused.value.retry_delay_s == 0.2
+    assert refused.value.metadata == {"caller": "node/110000", "node_region": "630000"}
+
+
+def test_a_rate_limit_longer_than_the_calls_deadline_is_not_waited_for() -> None:
+    clock, sleeps = FakeClock(), []
+    client = client_for(clock, sleeps, retry=RetryPolicy(3))
+    method = ScriptedMethod([rate_limited("000000", 30.0), "answer"], clock)
+    with pytest.raises(DomainError) as refused:
+        client.call(method, b"", deadline_s=5.0)
+    assert refused.value.reason_code == "RATE_LIMITED" and sleeps == []
