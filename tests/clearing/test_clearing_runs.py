@@ -207,6 +207,42 @@ def test_late_entries_and_clawbacks_become_adjustment_lines_and_the_closed_perio
     assert all(entry.cleared_period for entry in national.journal())
 
 
+def test_a_settlement_reversed_after_a_clawback_is_refunded_exactly_once(national: National) -> None:
+    """Clawed back 20,000 of 60,000 and cleared in June, then refunded in full in July: July returns the
+    clawback, so over the two months the insured province pays nothing for it and is paid nothing back twice."""
+    clawed = settlement("131000", "110105", 60_000, beijing(2026, 5, 4))
+    national.deliver(clawed)
+    national.clock.now = beijing(2026, 6, 2)
+    national.clear("2026-05")
+    national.clock.now = beijing(2026, 6, 10)
+    national.stub.RecordClawback(
+        api.RecordClawbackRequest(
+            request_id=next_id("CB"),
+            msgid=clawed.msgid,
+            fixmedins_code=clawed.fixmedins_code,
+            amount_fen=20_000,
+            reason="超标准收费",
+        ),
+        timeout=10,
+    )
+    national.clock.now = beijing(2026, 7, 1)
+    national.clear("2026-06")
+    national.deliver(reversal_of(clawed, beijing(2026, 7, 3)))
+    national.clock.now = beijing(2026, 8, 1)
+    national.clear("2026-07")
+
+    paid = {
+        period: {s.admdvs: s.payable_fen for s in national.statements(period=period)}
+        for period in ("2026-05", "2026-06", "2026-07")
+    }
+    assert [paid[period].get(HEBEI, 0) for period in paid] == [60_000, -20_000, -40_000]
+    july = next(s for s in national.statements(period="2026-07") if s.admdvs == HEBEI)
+    notes = {line.adjustment_note.split(":")[0]: line.fund_pay_sumamt_fen for line in july.lines}
+    assert notes == {"2026-05": -60_000, "2026-07": 20_000}  # the reversal, and the clawback returned
+    assert sum(s.net_fen for s in national.statements(period="2026-07")) == 0
+    national.balances()
+
+
 def test_clawbacks_are_refused_for_unknown_reversed_or_exhausted_settlements(national: National) -> None:
     paid = settlement("630100", "330400", 10_000, beijing(2026, 5, 3))
     refunded = settlement("630100", "330400", 10_000, beijing(2026, 5, 3))

@@ -1,5 +1,9 @@
 """Any sequence of settle / reverse / clear / claw back / top up / confirm keeps the money right.
 
+A settlement may be reversed after part of it was clawed back: its reversal refunds all of
+it, and the run that clears the reversal returns the clawbacks, so the settlement is undone
+exactly once (a clawback returned appears in the model as a negative clawback).
+
 A hypothesis state machine drives a national node through the stub, month after month,
 with a model of what each journal entry's clearing period must be. After every step: the
 ledger sums to zero, every period's statements net to zero, each statement's payable and
@@ -105,9 +109,7 @@ class ClearingMachine(RuleBasedStateMachine):
         return sorted(
             msgid
             for msgid, known in self.entries.items()
-            if known.entry.kind == journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT
-            and msgid not in self.reversed
-            and msgid not in self.clawed
+            if known.entry.kind == journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT and msgid not in self.reversed
         )
 
     @precondition(lambda self: self._reversible())
@@ -167,6 +169,14 @@ class ClearingMachine(RuleBasedStateMachine):
         for clawback in self.clawbacks:
             if not clawback.cleared and clawback.adjustment <= str(period):
                 clawback.cleared = str(period)
+        for known in self.entries.values():  # a reversal cleared now returns its settlement's clawbacks
+            target = known.entry.reverses_msgid
+            if known.cleared == str(period) and target and self.clawed[target]:
+                self.clawbacks.append(
+                    ModelledClawback(
+                        known.insured, known.treatment, -self.clawed[target], str(period), str(period)
+                    )
+                )
         assert run.entries_counted == counted
         self.cleared_periods.append(str(period))
         self.month = period.next()
