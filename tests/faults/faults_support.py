@@ -78,8 +78,8 @@ BILL = (
 """A short stay's bill, in the Hebei sample catalogue: above the deductible, so the fund pays
 and the accumulators move (a settlement that moved nothing would prove nothing)."""
 HOLD_TIMEOUT_S = 8.0
-"""Short, so a hold the HIS never saw confirmed is voided within a test (and confirmations
-delayed past it exercise the re-apply path)."""
+"""Short, so a hold the HIS never saw confirmed times out within a test, and is resolved by
+asking its treatment node (confirmed if it recorded it, voided once it fenced it)."""
 CALL_DEADLINE_S = 20.0
 HIS_PAUSE_S = 1.0
 _POLL_S = 0.25
@@ -205,11 +205,13 @@ def _describe(error: grpc.RpcError) -> str:
     return f"{refusal_reason(error)}: {error.details()}"  # type: ignore[attr-defined]
 
 
-def settle_as_his(window: Window, visit: Visit, within_s: float) -> Outcome:
+def settle_as_his(
+    window: Window, visit: Visit, within_s: float, correct_within_s: float | None = None
+) -> Outcome:
     """Settle, sending the same request again while answers leave the outcome unknown (bounded).
 
     Gives up after ``within_s`` and corrects the request id (冲正), itself retried while
-    unsure; a correction must get an answer within another ``within_s``.
+    unsure; a correction must get an answer within ``correct_within_s`` (default ``within_s``).
     """
     outcome = Outcome(visit)
     deadline = time.monotonic() + within_s
@@ -225,7 +227,7 @@ def settle_as_his(window: Window, visit: Visit, within_s: float) -> Outcome:
         if time.monotonic() >= deadline:
             break
         time.sleep(HIS_PAUSE_S)
-    outcome.correction = correct(window, visit, within_s)
+    outcome.correction = correct(window, visit, within_s if correct_within_s is None else correct_within_s)
     return outcome
 
 
@@ -256,6 +258,7 @@ def burst(
     fault: Callable[[], None] | None = None,
     fault_after: int = 0,
     within_s: float = 45.0,
+    correct_within_s: float | None = None,
 ) -> list[Outcome]:
     """Settle every visit from ``concurrency`` HIS threads; ``fault`` runs once ``fault_after`` visits settled.
 
@@ -266,7 +269,7 @@ def burst(
 
     def one(visit: Visit) -> Outcome:
         try:
-            return settle_as_his(window, visit, within_s)
+            return settle_as_his(window, visit, within_s, correct_within_s)
         finally:
             done.release()
 
