@@ -13,6 +13,8 @@ from yidi_services.clearing.reconciliation_compare import Kind, Period, Seen, Si
 NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 """Noon of 2 March 2026 in China."""
 LONG_AGO = NOON - timedelta(days=1)
+STALE = NOON - timedelta(days=3)
+STALE_SINCE = NOON - timedelta(days=2)
 HELD, CONFIRMED, VOIDED = (
     settlement_api.HOLD_STATE_HELD,
     settlement_api.HOLD_STATE_CONFIRMED,
@@ -71,12 +73,16 @@ def seen(
         (Sides(None, seen(), None), [Kind.MISSING_AT_TREATMENT]),
         (Sides(None, None, seen(hold=CONFIRMED)), [Kind.MISSING_AT_TREATMENT]),
         (Sides(None, None, seen(hold=HELD, at=LONG_AGO)), [Kind.MISSING_AT_TREATMENT]),
+        (Sides(None, None, seen(hold=HELD, at=STALE)), [Kind.MISSING_AT_TREATMENT, Kind.STALE_HOLD]),
+        (Sides(seen(), seen(), seen(hold=HELD, at=STALE)), [Kind.STALE_HOLD]),
+        (Sides(seen(), seen(), seen(hold=HELD, at=LONG_AGO)), []),
         (Sides(None, None, seen(hold=VOIDED, reversed_=True)), []),
         (Sides(None, None, seen(hold=HELD)), None),
     ],
 )
 def test_each_difference_is_classified_by_its_rule(sides: Sides, kinds: list[Kind] | None) -> None:
-    assert kinds_of(sides, in_flight_since=NOON - timedelta(minutes=5)) == kinds
+    """A hold older than the hold timeout is compared; one older than the stale-hold age is also STALE_HOLD."""
+    assert kinds_of(sides, NOON - timedelta(minutes=5), stale_since=STALE_SINCE) == kinds
 
 
 def test_a_run_owns_the_msgids_whose_first_record_falls_on_its_days_and_reports_them_per_pair() -> None:
@@ -93,7 +99,7 @@ def test_a_run_owns_the_msgids_whose_first_record_falls_on_its_days_and_reports_
             seen(insured="131000", treatment="130105"), None, seen(insured="131000", hold=CONFIRMED)
         ),
     }
-    everything = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "", NOON)
+    everything = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "", NOON, STALE_SINCE)
     assert everything.compared == 3
     assert [(found.msgid, found.kinds) for found in everything.found] == [
         ("today", (Kind.MISSING_AT_NATIONAL,))
@@ -102,7 +108,7 @@ def test_a_run_owns_the_msgids_whose_first_record_falls_on_its_days_and_reports_
     assert pairs[("630000", "330000")].counts == [2, 1, 2]
     assert pairs[("630000", "330000")].discrepancy_count == 1
     assert pairs[("130000", "130000")].fund_fen == [4889, 0, 4889]
-    only_zhejiang = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "330000", NOON)
+    only_zhejiang = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "330000", NOON, STALE_SINCE)
     assert only_zhejiang.compared == 2
 
 
@@ -116,7 +122,7 @@ def test_report_lines_count_settlements_net_of_reversals_on_every_side() -> None
             None,
         ),
     }
-    comparison = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "", NOON)
+    comparison = compare(records, Period(date(2026, 3, 2), date(2026, 3, 2)), "", NOON, STALE_SINCE)
     assert (comparison.compared, comparison.found) == (3, [])
     [sums] = comparison.lines.values()
     assert (sums.counts, sums.medfee_fen, sums.fund_fen) == ([1, 1, 1], [6429] * 3, [4889] * 3)
