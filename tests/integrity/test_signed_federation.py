@@ -24,6 +24,7 @@ from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, jo
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import fee_item_pb2
+from yidi.type.v1.vouch_pb2 import Vouch
 from yidi_cli.federation import (
     DEMO_TOPOLOGY,
     Federation,
@@ -35,11 +36,14 @@ from yidi_cli.federation import (
 from yidi_cli.stories import STORIES, Stage, StoryResult, journal_entries
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import NodeSettings
-from yidi_runtime.identity import CallerRole, Principal
-from yidi_runtime.integrity import NodeIntegrity, Sealed, matches, node_region
+from yidi_runtime.identity import CallerRole, Principal, parse_subject
+from yidi_runtime.integrity import RECEIPT, NodeIntegrity, Sealed, matches, node_region
 from yidi_runtime.peers import message_id
+from yidi_runtime.vouches import VOUCH_HEADER, Vouches, request_digest
 from yidi_runtime.wire import timestamp_message
 from yidi_services.settlement.insured_models import ApplicationRow
+from yidi_services.settlement.models import RequestRecord
+from yidi_services.settlement.treatment_models import ReceiptRow
 from yidi_testing import error_details
 
 NATIONAL, ZHEJIANG, JIAXING, QINGHAI = "000000", "330000", "330400", "630000"
@@ -252,3 +256,133 @@ def test_a_relay_sealing_a_settlement_it_did_not_make_is_refused(played: Played,
     metadata = refused(lambda: played.apply(request))
     assert (metadata["cause"], metadata["signer_admdvs"]) == ("not_origin", relay)
     assert request.setl_id not in played.applied_setl_ids()
+
+
+def settlement_db(played: Played, region: str) -> object:
+    return next(s.database for s in played.federation.nodes[region].services if s.group.name == "settlement")
+
+
+def test_receipts_of_the_insured_node_are_kept_on_both_sides(played: Played) -> None:
+    """The Qinghai node answered the Jiaxing node's sealed ApplySettlement and ConfirmSettlement with
+    receipts it signed: Jiaxing keeps them with its record, Qinghai in its request log."""
+    assert played.result.settlement is not None
+    msgid = played.result.settlement.medins_setl_id
+    wanted = {
+        ("ApplySettlement", f"H33040200001/{msgid}:apply"),
+        ("ConfirmSettlement", f"H33040200001/{msgid}:confirm"),
+    }
+    jiaxing = settlement_db(played, JIAXING)
+    deadline = datetime.now(UTC) + timedelta(seconds=DEADLINE_S)
+    while True:
+        with jiaxing.unit_of_work() as uow:  # type: ignore[attr-defined]
+            kept = {(row.method, row.request_id): row for row in uow.session.scalars(select(ReceiptRow))}
+            uow.session.expunge_all()
+        if wanted <= kept.keys() or datetime.now(UTC) > deadline:
+            break
+    assert wanted <= kept.keys(), sorted(kept)
+    answers = {
+        "ApplySettlement": api.ApplySettlementResponse,
+        "ConfirmSettlement": api.ConfirmSettlementResponse,
+    }
+    for method, request_id in wanted:
+        row = kept[method, request_id]
+        answer = answers[method].FromString(row.answer)
+        assert row.signer_admdvs == answer.receipt.signer_admdvs == QINGHAI
+        assert len(answer.request_digest) == 32 and matches(answer, answer.receipt, RECEIPT)
+        tampered = answers[method]()
+        tampered.CopyFrom(answer)
+        tampered.request_digest = b"\0" * 32
+        assert not matches(tampered, answer.receipt, RECEIPT)
+    with settlement_db(played, QINGHAI).unit_of_work() as uow:  # type: ignore[attr-defined]
+        logged = uow.session.scalars(
+            select(RequestRecord).where(RequestRecord.request_id == f"H33040200001/{msgid}:apply")
+        ).one()
+        assert logged.owner == f"node/{JIAXING}"
+        stored = api.ApplySettlementResponse.FromString(logged.response)
+    assert (
+        stored.receipt
+        == api.ApplySettlementResponse.FromString(
+            kept["ApplySettlement", f"H33040200001/{msgid}:apply"].answer
+        ).receipt
+    )
+
+
+def test_only_the_node_that_applied_a_settlement_confirms_or_reverts_it(played: Played) -> None:
+    applied = played.sealed()
+    played.apply(applied)
+    for request in (
+        api.ConfirmSettlementRequest(
+            request_id=message_id(NATIONAL), original_request_id=applied.request_id, setl_id=applied.setl_id
+        ),
+        api.RevertSettlementRequest(request_id=message_id(NATIONAL), original_request_id=applied.request_id),
+    ):
+        request.route.origin_admdvs, request.route.destination_admdvs = JIAXING, QINGHAI
+        sealer(played.pki, NATIONAL).seal(request, ROUTED)  # the relay seals what it did not make
+        method = getattr(played.insured, request.DESCRIPTOR.name.removesuffix("Request"))
+        assert refused(lambda r=request, m=method: m(r, timeout=DEADLINE_S))["cause"] == "not_origin"
+        request.route.origin_admdvs = NATIONAL  # its own name: sealed rightly, but not its application
+        sealer(played.pki, NATIONAL).seal(request, ROUTED)
+        with pytest.raises(grpc.RpcError) as raised:
+            method(request, timeout=DEADLINE_S)
+        assert error_details(raised.value)["ErrorInfo"].reason == "PERMISSION_DENIED_REGION"
+    assert applied.setl_id in played.applied_setl_ids()
+
+
+def vouched(played: Played, region: str, principal: str, request: object) -> tuple[tuple[str, bytes]]:
+    """The metadata of a call carrying the node of ``region``'s vouch for ``principal``."""
+    settings = NodeSettings(region=region, tls=played.pki.node(region))
+    vouches = Vouches(settings, sealer(played.pki, region))
+    subject = parse_subject(principal)
+    assert subject is not None
+    return ((VOUCH_HEADER, vouches.issue(subject, request)),)  # type: ignore[arg-type]
+
+
+def test_a_vouch_is_checked_at_every_hop(played: Played, tmp_path: Path) -> None:
+    """The national node relays an operator's read: the Qinghai node checks who vouched, for whom, for what."""
+    assert played.result.person is not None
+    request = api.GetAccumulatorsRequest(
+        route={"origin_admdvs": NATIONAL, "destination_admdvs": QINGHAI},
+        psn_no=played.result.person.psn_no,
+        year=2026,
+    )
+    read = played.insured.GetAccumulators
+    read(request, metadata=vouched(played, NATIONAL, "operator/630000/auditor", request), timeout=DEADLINE_S)
+
+    def reason(metadata: tuple[tuple[str, bytes]], call: object = request) -> tuple[str, str]:
+        with pytest.raises(grpc.RpcError) as raised:
+            read(call, metadata=metadata, timeout=DEADLINE_S)
+        info = error_details(raised.value)["ErrorInfo"]
+        return info.reason, info.metadata.get("cause", "")
+
+    # A vouch must come the way its node lies: this node's own, back through its parent, is a loop.
+    assert (
+        reason(vouched(played, QINGHAI, "operator/630000/auditor", request))[0] == "PERMISSION_DENIED_REGION"
+    )
+    # A node's key cannot name an operator beyond its own region, nor another node.
+    assert (
+        reason(vouched(played, JIAXING, "operator/630000/auditor", request))[0] == "PERMISSION_DENIED_REGION"
+    )
+    assert reason(vouched(played, JIAXING, f"node/{NATIONAL}", request))[0] == "PERMISSION_DENIED_REGION"
+    # An operator of another region, vouched rightly, is refused here as the operator.
+    assert (
+        reason(vouched(played, NATIONAL, "operator/330000/auditor", request))[0] == "PERMISSION_DENIED_REGION"
+    )
+    # A vouch given for another request, or not sealed by a node of this federation, is no vouch.
+    other = api.GetAccumulatorsRequest()
+    other.CopyFrom(request)
+    other.year = 2025
+    assert reason(vouched(played, NATIONAL, "operator/630000/auditor", other)) == (
+        "SIGNATURE_INVALID",
+        "request",
+    )
+    foreign = init_pki(tmp_path / "elsewhere", nodes=[NATIONAL])
+    forged = Vouches(NodeSettings(region=NATIONAL, tls=foreign.node(NATIONAL)), sealer(foreign, NATIONAL))
+    metadata = ((VOUCH_HEADER, forged.issue(parse_subject("operator/630000/auditor"), request)),)  # type: ignore[arg-type]
+    assert reason(metadata) == ("SIGNATURE_INVALID", "unknown_signer")
+    unsealed = Vouch(
+        subject="operator/630000/auditor",
+        request_type=request.DESCRIPTOR.full_name,
+        request_digest=request_digest(request),
+        expire_time=timestamp_message(datetime.now(UTC) + timedelta(minutes=1)),
+    )
+    assert reason(((VOUCH_HEADER, unsealed.SerializeToString()),)) == ("SIGNATURE_INVALID", "missing")
