@@ -1,6 +1,7 @@
 """The one server interceptor: who calls, may they, log context, one canonical log line, metrics, audit.
 
-Each call is authenticated (:mod:`yidi_runtime.auth`) and authorized
+Each call is authenticated (:mod:`yidi_runtime.auth`), its request checked for undecodable
+bytes and control characters (:mod:`yidi_runtime.text_checks`) and authorized
 (:mod:`yidi_runtime.authz`) before its handler runs, and its principal is made available in
 :data:`yidi_runtime.identity.current`. Handlers raise :class:`~yidi_core.errors.DomainError`;
 this turns it into a status with ``ErrorInfo``/``BadRequest``. Anything unexpected becomes
@@ -20,7 +21,7 @@ import structlog
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from yidi_core.errors import DomainError
-from yidi_runtime import identity
+from yidi_runtime import identity, text_checks
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Authorizer
 from yidi_runtime.identity import Principal
@@ -90,6 +91,7 @@ class _Call:
         for index, message in enumerate(requests):
             if index == 0:
                 self.bind_request(message)
+            text_checks.ensure_sound(message)
             yield message
 
     def bind_principal(self, principal: Principal) -> None:
@@ -190,7 +192,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
         return _HANDLER_FACTORIES[kind](
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=text_checks.checked(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -199,6 +201,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         principal = self._guard.authenticator.principal(context)
         call.bind_principal(principal)
         identity.current.set(principal)
+        text_checks.ensure_sound(request)
         self._guard.authorizer.check(principal, call.service, call.method, request)
 
     def _close(self, call: _Call, context: grpc.ServicerContext) -> None:
