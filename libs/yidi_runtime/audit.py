@@ -485,6 +485,62 @@ def _carries_request_id(message: Descriptor) -> bool:
     )
 
 
+def _reads(service: str, *methods: str) -> frozenset[str]:
+    return frozenset(f"/{service}/{method}" for method in methods)
+
+
+PERSONAL_DATA_READS: frozenset[str] = (
+    _reads(
+        "yidi.settlement.v1.SettlementService",
+        "VerifyPerson",
+        "PreSettle",
+        "GetSettlement",
+        "ListSettlements",
+        "GetSelfPayBill",
+    )
+    | _reads(
+        "yidi.settlement.v1.InsuredSettlementService",
+        "ResolvePerson",
+        "GetAccumulators",
+        "ListSettlementRecords",
+    )
+    | _reads(
+        "yidi.filing.v1.FilingService",
+        "GetInsuredPerson",
+        "ListInsuredPersons",
+        "GetFiling",
+        "ListFilings",
+        "ListPendingReviews",
+        "CheckEligibility",
+    )
+    | _reads(
+        "yidi.clearing.v1.ClearingService",
+        "ListJournalEntries",
+        "GetAdvanceStatus",
+        "ListAlerts",
+        "GetClearingRun",
+        "ListStatements",
+        "GetStatement",
+        "GetLedger",
+        "ListLedgerEntries",
+        "GetReconciliationRun",
+        "ListDiscrepancies",
+        "ListReconciliationLines",
+        "CheckInstitutionTotals",
+        "CheckInstitutionDetails",
+    )
+    | _reads("yidi.audit.v1.AuditService", "ListAuditRecords")
+)
+"""The reads the trail records besides every mutating call: those answering with personal data
+(a person, a filing, a visit's settlement, accumulators and account) or money data (journal,
+ledger, advances, statements, reconciliation). Who read whose data is the auditors' business as
+much as who changed it; reading the trail itself is recorded too. Reads by nodes count (they
+carry persons and amounts between regions); a node's in-process calls to its own services do
+not, being part of a call recorded already. Reads of public reference data (catalogues,
+policies, institutions, suspensions) and estimates on data the caller supplies are not recorded.
+"""
+
+
 def mutating_methods(service_names: Iterable[str]) -> frozenset[str]:
     """Full names (``/pkg.Service/Method``) of the methods whose request carries a ``request_id``.
 

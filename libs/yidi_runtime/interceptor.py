@@ -6,7 +6,8 @@ bytes and control characters (:mod:`yidi_runtime.text_checks`) and authorized
 :data:`yidi_runtime.identity.current`. Handlers raise :class:`~yidi_core.errors.DomainError`;
 this turns it into a status with ``ErrorInfo``/``BadRequest``. Anything unexpected becomes
 INTERNAL, logged once with its traceback, and the client never sees internals. Every call of
-a mutating method, refused or not, goes to the audit trail.
+an audited method (mutating, or reading personal or money data), refused or not, goes to the
+audit trail.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class _Call:
 
 
 class AuditHook(Protocol):
-    """Where the interceptor records mutating calls (:class:`yidi_runtime.audit.AuditTrail`)."""
+    """Where the interceptor records audited calls (:class:`yidi_runtime.audit.AuditTrail`)."""
 
     def record(
         self,

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from yidi_runtime import audit_service, local_calls
-from yidi_runtime.audit import AuditTrail, mutating_methods
+from yidi_runtime.audit import PERSONAL_DATA_READS, AuditTrail, mutating_methods
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
 from yidi_runtime.config import NodeSettings, check_transport
@@ -231,14 +231,19 @@ def create_server(settings: NodeSettings, groups: Sequence[ServiceGroup]) -> Nod
     for group in groups:
         access |= group.access
     authorizer = Authorizer(settings, access)
-    audited = mutating_methods({split_method(method)[0] for method in access})
-    server = _grpc_server(settings, metrics, Guard(Authenticator(settings), authorizer, trail, audited))
+    mutating = mutating_methods({split_method(method)[0] for method in access})
+    server = _grpc_server(
+        settings,
+        metrics,
+        Guard(Authenticator(settings), authorizer, trail, mutating | PERSONAL_DATA_READS),
+    )
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
     # (the caller is this node itself): no socket, no second thread, nothing to wait behind.
+    # Their reads are part of a call the public listener recorded already: only changes are audited.
     local_server = LocalServer(
         ServerInterceptor(
-            settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, audited)
+            settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, mutating)
         )
     )
     internal_address = local_calls.register(local_server)
