@@ -18,6 +18,7 @@ from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi_core.errors import invalid
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
+from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, china_day, date_message, day_of, ensure_not_future, moment_of
@@ -103,7 +104,13 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         if replayed is not None:
             return replayed
         visit = treatment_visits.registration(request, self._caller(request.envelope), self._clock())
+        person = alongside(
+            lambda: self._peers.ensure_person(
+                visit.facts, visit.insuplc_admdvs, request.credential, visit.psn_no
+            )
+        )
         checked = self._peers.check_institution(visit.facts, visit.insuplc_admdvs, self._clock())
+        person.result()
         if not visit.facts.institution_level:
             visit.facts.institution_level = checked.institution.level
         mdtrt_id = record_id(self._region, request_id)

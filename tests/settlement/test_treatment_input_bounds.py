@@ -1,5 +1,5 @@
 """What a HIS may not send, refused with the field on SQLite and PostgreSQL alike: a time or date
-not come yet, amounts beyond MAX_AMOUNT_FEN.
+not come yet, a person number the credential does not name, amounts beyond MAX_AMOUNT_FEN.
 
 A Beijing hospital, on the worked example's morning (2022-07-01 10:00 in China): every
 node's settlement service runs on a clock the test sets.
@@ -31,6 +31,7 @@ from yidi_runtime.server import Node, create_server
 from yidi_services.node import groups_for
 
 NOW = datetime(2022, 7, 1, 2, 0, tzinfo=UTC)  # 10:00 in China, half an hour after the visit began
+RESIDENT_CERTNO = "131000198309180289"  # 样例廊二: insured in Langfang, filed nowhere
 BAD = (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
 
 
@@ -100,6 +101,40 @@ def test_times_and_dates_not_come_yet_are_refused_naming_the_field(
 
     bill = _bill(service_date=tomorrow)
     assert refusal(lambda: _upload_bill(stub, bill)) == (*BAD, ["bill.service_date"])
+
+
+def test_a_person_number_the_credential_does_not_name_is_refused(
+    his: tuple[api_grpc.SettlementServiceStub, str],
+) -> None:
+    stub, retiree = his
+    someone_else = diabetes_visit(retiree, credential=id_card(RESIDENT_CERTNO))
+    assert refusal(lambda: stub.RegisterVisit(someone_else, timeout=20)) == (*BAD, ["psn_no"])
+    nobody = diabetes_visit(retiree, credential=id_card("131000199001010018"))
+    assert refusal(lambda: stub.RegisterVisit(nobody, timeout=20))[:2] == (
+        grpc.StatusCode.NOT_FOUND,
+        "PERSON_NOT_FOUND",
+    )
+    assert stub.RegisterVisit(diabetes_visit(retiree), timeout=20).visit.psn_no == retiree
+
+
+def test_a_person_not_filed_may_still_be_registered_under_their_own_number(
+    tmp_path: Path, database_factory: Callable[[], str | None]
+) -> None:
+    """Registration asks who the credential names, not whether they may settle (出院结算前补办备案)."""
+    start = functools.partial(_on_clock, clock=lambda: NOW)
+    with (
+        beijing_tree(tmp_path, database_factory, start=start) as nodes,
+        grpc.insecure_channel(nodes[BEIJING].address) as channel,
+    ):
+        resident = psn_no_of(nodes, RESIDENT_CERTNO)
+        admission = diabetes_visit(
+            resident,
+            insutype="390",
+            credential=id_card(RESIDENT_CERTNO),
+            facts=visit_pb2.VisitFacts(med_type="21", diagnoses=["E11.900"]),
+        )
+        visit = api_grpc.SettlementServiceStub(channel).RegisterVisit(admission, timeout=20).visit
+        assert (visit.psn_no, visit.insuplc_admdvs) == (resident, LANGFANG)
 
 
 def test_amounts_beyond_the_maximum_are_refused_and_a_visit_never_totals_more(
