@@ -17,7 +17,8 @@ The refused characters are the C0 control characters but tab, line feed and carr
 (U+0080–U+009F). No identifier, code, name or note of this API holds one; PostgreSQL
 refuses NUL in text outright while SQLite stores it, and the others garble logs, terminals
 and the files exported from them. Tab and line breaks stay allowed for free text. Bytes
-fields (CSV chunks, policy documents) are not looked into: their own parsers check them.
+fields are not looked into here: an imported CSV file is checked whole once decoded
+(:func:`ensure_sound_file`), and a policy document's TOML parser refuses control characters.
 
 The walk visits only the fields a request sets (``ListFields``), skips messages that cannot
 hold a string (timestamps, dates) and formats a path only for a refusal: a small request
@@ -95,6 +96,21 @@ def refusal(message: Message) -> DomainError | None:
         invalid("INVALID_ARGUMENT", _formatted(path), _described(text))
         for path, text in _refused_in(message, None)
     )
+
+
+def ensure_sound_file(text: str, field: str) -> None:
+    """Refuse an uploaded text file (a CSV import) holding a refused character, naming ``field`` and the line.
+
+    Its cells become the same stored strings a request's fields do, so they meet the same rule.
+    """
+    found = _search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise invalid(
+            "INVALID_ARGUMENT",
+            field,
+            f"line {line} holds U+{ord(found.group()):04X}, a control character no text may hold",
+        )
 
 
 def _undecodable() -> DomainError:

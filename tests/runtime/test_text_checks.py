@@ -102,6 +102,29 @@ def test_a_streamed_request_is_checked_message_by_message(channel: grpc.Channel)
     assert violations(error) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", ["header.admdvs"])
 
 
+INSTITUTIONS_CSV = (
+    "fixmedins_code,fixmedins_name,type,level,admdvs,address,status,accepts_cross_province,"
+    "accepts_in_province,services\n"
+    "H11010100099,样例医院,medical,3,110101,北京,active,true,true,inpatient@2019-01-01\n"
+    "H11010100098,样例\x00医院,medical,3,110101,北京,active,true,true,inpatient@2019-01-01\n"
+)
+
+
+def test_a_nul_in_an_imported_csv_file_is_refused_naming_its_line(channel: grpc.Channel) -> None:
+    """A CSV file travels as bytes; its cells would reach the same tables as strings do."""
+    stub = registry_grpc.InstitutionRegistryServiceStub(channel)
+    header = registry_api.ImportInstitutionsHeader(request_id="import-nul-1", admdvs="110000")
+    stream = [
+        registry_api.ImportInstitutionsRequest(header=header),
+        registry_api.ImportInstitutionsRequest(csv_chunk=INSTITUTIONS_CSV.encode()),
+    ]
+    error = refused(stub.ImportInstitutions, iter(stream))
+    assert violations(error) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", ["csv_chunk"])
+    assert "line 3 holds U+0000" in error_details(error)["BadRequest"].field_violations[0].description
+    lookup = registry_api.GetInstitutionRequest(fixmedins_code="H11010100099")
+    assert refused(stub.GetInstitution, lookup).code() == grpc.StatusCode.NOT_FOUND  # nothing stored
+
+
 @pytest.mark.parametrize(
     "payload",
     [b"\xff\xff\xff\xff", b"\x12\x02\xff\xfe"],  # not protobuf; setl_id (field 2) not UTF-8
