@@ -43,7 +43,7 @@ class InsuredPlace:
         return answer.person
 
     def _person(
-        self, lookup: insured_person_pb2.PersonLookup, insuplc_admdvs: str, described: str
+        self, lookup: insured_person_pb2.PersonLookup, insuplc_admdvs: str, described: str, **metadata: str
     ) -> insured_person_pb2.InsuredPerson:
         """The person filing knows by ``lookup``, insured in ``insuplc_admdvs`` when given (else PERSON_NOT_FOUND)."""
         client = self._own()
@@ -55,13 +55,14 @@ class InsuredPlace:
             raise DomainError(
                 "PERSON_NOT_FOUND",
                 f"{described} is not insured in {insuplc_admdvs}",
-                metadata={"insuplc_admdvs": insuplc_admdvs},
+                metadata={**metadata, "insuplc_admdvs": insuplc_admdvs},
             )
         return found.person
 
     def ensure_person(self, psn_no: str, insuplc_admdvs: str = "") -> None:
         """PERSON_NOT_FOUND unless filing knows ``psn_no`` (insured in ``insuplc_admdvs``, when given)."""
-        self._person(insured_person_pb2.PersonLookup(psn_no=psn_no), insuplc_admdvs, f"person {psn_no}")
+        lookup = insured_person_pb2.PersonLookup(psn_no=psn_no)
+        self._person(lookup, insuplc_admdvs, f"person {psn_no}", psn_no=psn_no)
 
     def identify(
         self, credential: person_pb2.Credential, insuplc_admdvs: str, psn_no: str
