@@ -1,4 +1,4 @@
-"""`yidi audit`: read a node's audit trail — who made which mutating call, when, and how it ended.
+"""`yidi audit`: read a node's audit trail — who changed or read what, when, and how it ended.
 
 Times are UTC unless they carry an offset; relative forms (``30m``, ``1h``, ``2d``) count
 back from now. Output is a table, or one JSON object per line with ``--json``. Exit codes:
@@ -144,7 +144,7 @@ def audit(
     *,
     tls: ClientTls,
 ) -> None:
-    """Who made which mutating call at a node, when, and how it ended (its append-only audit trail)."""
+    """Who made which change or read of personal or money data at a node, when, and how it ended (its audit trail)."""
     now = datetime.now(UTC)
     start = parse_moment(since, "--since", now)
     end = parse_moment(until, "--until", now) if until is not None else None

@@ -19,6 +19,10 @@ ONE = Decimal(1)
 # int64 fen, the wire's limit, is far above any real bill; bounding inputs well below it keeps
 # every intermediate product exact within Decimal's default 28 significant digits.
 MAX_AMOUNT = Decimal("999999999999.99")
+MAX_AMOUNT_FEN = int(MAX_AMOUNT * 100)
+"""MAX_AMOUNT in the wire's fen: the largest fee line, and the largest total of a visit's or a
+bill's lines. Any sum over one visit stays 92,000 times below int64 (the wire's and
+PostgreSQL's BIGINT limit), so no total of a visit, nor of a month of them, can overflow."""
 _DECIMAL = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,8}))?")
 
 
@@ -52,6 +56,13 @@ def parse_money(value: object, field: str, *, signed: bool = False) -> Decimal:
     if abs(amount) > MAX_AMOUNT:
         raise invalid("INVALID_ARGUMENT", field, f"must not exceed {MAX_AMOUNT}, got {value!r}")
     return amount.quantize(FEN)
+
+
+def check_fen(amount: int, field: str, what: str = "the amount") -> int:
+    """An amount in fen from 0 to :data:`MAX_AMOUNT_FEN`, else INVALID_ARGUMENT naming ``field``."""
+    if not 0 <= amount <= MAX_AMOUNT_FEN:
+        raise invalid("INVALID_ARGUMENT", field, f"{what} must be 0 to {MAX_AMOUNT_FEN} fen, got {amount}")
+    return amount
 
 
 def parse_ratio(value: object, field: str, *, signed: bool = False) -> Decimal:

@@ -1,4 +1,5 @@
-"""The audit trail (审计日志): every mutating call a node served — who, as what, which method, how it ended.
+"""The audit trail (审计日志): every mutating call a node served, and every read of personal or
+money data — who, as what, which method, how it ended.
 
 The trail lives in a database of its own, opened and migrated like a service's (service
 name ``audit``, table ``audit_records``, history in ``audit_migrations/versions``). It is
@@ -6,21 +7,33 @@ append-only: this module offers no update or delete, and on PostgreSQL a trigger
 UPDATE, DELETE and TRUNCATE, so even a mistaken statement cannot rewrite history.
 
 A row names the caller by its certificate or token subject only; request contents never
-reach it, so no personal ID number or name can. Writing a row must never fail the call it
-describes: a database error is logged and counted in ``yidi_audit_write_failures_total``.
+reach it, so no personal ID number or name can. Its text is kept as the trail shows it:
+control characters (a request id with a NUL byte, say) escaped as ``\\x00``, each value cut
+to its column. Writing a row must never fail the call it describes.
 
 A node starts its trail as a background worker: a call then only queues its row, and a
 writer thread appends what has queued in one transaction, within a fifth of a second. Every
-node writes a row per mutating call it serves or relays, so one transaction per row would
-be a second commit on every call; batched, the rows cost a fraction of that. A database
-that refuses a batch is retried (the rows wait, up to :data:`QUEUE_LIMIT` of them; beyond
-that the oldest are dropped and counted), reading the trail first writes what has queued,
-and stopping the node writes the rest. What a crash of the process loses is the last
-fifth of a second's rows. A trail that was never started writes each row at once.
+node writes a row per audited call it serves or relays, so one transaction per row would
+be a second commit on every call; batched, the rows cost a fraction of that. A batch the
+database refuses is one of two things:
+
+- **the database fails** (down, restarting, locked; or it does not even take a blank row):
+  the batch waits and is retried, up to :data:`QUEUE_LIMIT` rows (beyond, the oldest are
+  dropped, logged and counted in ``yidi_audit_write_failures_total``);
+- **a row is bad** (the database takes a blank row but not the batch): the batch is split
+  until each row it refuses is alone; such a row is stored with every character outside
+  printable ASCII escaped, and if even that is refused it is dead-lettered — logged whole
+  at error level and counted in ``yidi_audit_dead_letters_total`` — while every row behind
+  it is written.
+
+Reading the trail first writes what has queued, and stopping the node writes the rest. What
+a crash of the process loses is the last fifth of a second's rows. A trail that was never
+started writes each row at once.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -35,6 +48,8 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, insert, select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_core.errors import invalid
@@ -73,7 +88,7 @@ _LENGTHS = {
 
 
 class AuditRecord(Base):
-    """One mutating call, as the node that served it saw it (never updated, never deleted)."""
+    """One audited call, as the node that served it saw it (never updated, never deleted)."""
 
     __tablename__ = "audit_records"
 
@@ -161,13 +176,45 @@ _RETRY_S = 1.0
 _LINGER_S = 0.2
 
 
-def _fit(value: str, column: str) -> str:
-    """Cut an over-long value (a bad request id, say) to its column, so the row is still written."""
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters and lone surrogates: kept escaped, so the trail reads the same on every backend and terminal."""
+_TEXT_COLUMNS = tuple(_LENGTHS)
+
+Row = dict[str, Any]
+
+
+def _kept(value: str, column: str) -> str:
+    """A value as the trail keeps it: control characters escaped (``\\x00``), cut to its column."""
+    if _UNPRINTABLE.search(value):
+        value = _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), value)
     return value[: _LENGTHS[column]]
 
 
+def _ascii(row: Row) -> Row:
+    """The row with every character outside printable ASCII escaped: what a database refusing its text may still take."""
+    return row | {
+        column: row[column].encode("ascii", "backslashreplace").decode()[: _LENGTHS[column]]
+        for column in _TEXT_COLUMNS
+    }
+
+
+def _database_failed(error: Exception) -> bool:
+    """The database or the connection to it failed (down, restarting, locked), whatever the rows held."""
+    return isinstance(
+        error, OperationalError | InterfaceError | DisconnectionError | PoolTimeoutError
+    ) or bool(getattr(error, "connection_invalidated", False))
+
+
+class _Unwritten(Exception):
+    """The database failed: ``rows`` (in record order) are still to be written."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        super().__init__(f"{len(rows)} audit rows not written")
+        self.rows = rows
+
+
 class AuditTrail:
-    """Appends one row per mutating call and reads them back a page at a time."""
+    """Appends one row per audited call and reads them back a page at a time."""
 
     def __init__(
         self,
@@ -187,7 +234,12 @@ class AuditTrail:
             "Audit records that could not be written (the calls they describe went ahead).",
             registry=registry,
         )
-        self._queued: deque[dict[str, Any]] = deque()
+        self._dead_letters = Counter(
+            "yidi_audit_dead_letters",
+            "Audit records the database refused even escaped: logged whole at error level instead.",
+            registry=registry,
+        )
+        self._queued: deque[Row] = deque()
         self._changed = threading.Condition()
         self._writing = 0
         self._flushing = 0
@@ -205,7 +257,7 @@ class AuditTrail:
         peer: str = "",
     ) -> None:
         """Append one call (``principal`` None: refused before anyone was authenticated); never raises."""
-        row: dict[str, Any] = {
+        row: Row = {
             "recorded_at": self._clock(),
             "node": self._node,
             "node_region": self._region,
@@ -219,7 +271,7 @@ class AuditTrail:
             "reason": reason,
             "peer": peer,
         }
-        row |= {column: _fit(value, column) for column, value in row.items() if column in _LENGTHS}
+        row |= {column: _kept(row[column], column) for column in _TEXT_COLUMNS}
         if self._thread is None:
             self._write_or_count([row])
             return
@@ -230,18 +282,73 @@ class AuditTrail:
             if len(self._queued) in (1, _BATCH):  # the writer waits for the first row, then a batch
                 self._changed.notify_all()
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         with self._database.unit_of_work(write=True) as uow:
             uow.session.execute(insert(AuditRecord), rows)
             uow.commit()
 
-    def _write_or_count(self, rows: list[dict[str, Any]]) -> None:
-        try:
-            self._write(rows)
-        except Exception:
-            self._lost(rows, "audit record not written", failed=True)
+    def _takes_blank_row(self, row: Row) -> bool:
+        """Whether the database takes a row like ``row`` with every text emptied (tried, then rolled back).
 
-    def _lost(self, rows: list[dict[str, Any]], event: str, *, failed: bool = False) -> None:
+        A database that refuses even that is failing itself (a table missing, a schema
+        out of date), whatever the rows hold: they wait rather than being dead-lettered.
+        """
+        try:
+            with self._database.unit_of_work(write=True) as uow:
+                uow.session.execute(insert(AuditRecord), [row | dict.fromkeys(_TEXT_COLUMNS, "")])
+        except Exception:
+            return False
+        return True
+
+    def _store(self, rows: list[Row]) -> None:
+        """Write ``rows`` in order, isolating each the database refuses: stored escaped, else dead-lettered.
+
+        Raises :class:`_Unwritten` with the rows not yet written when the database itself fails.
+        """
+        pending = [rows]  # a stack: the next rows to write last
+        database_answers = False
+        while pending:
+            chunk = pending.pop()
+            try:
+                self._write(chunk)
+                continue
+            except Exception as error:
+                if _database_failed(error) or not (database_answers or self._takes_blank_row(chunk[0])):
+                    raise _Unwritten(
+                        [*chunk, *(row for part in reversed(pending) for row in part)]
+                    ) from error
+                refusal = error
+            database_answers = True
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                pending += [chunk[middle:], chunk[:middle]]
+                continue
+            (row,) = chunk
+            escaped = _ascii(row)
+            if escaped != row:
+                self._log_row(row, "audit record refused: storing it escaped", refusal, level="warning")
+                pending.append([escaped])
+            else:
+                self._dead_letters.inc()
+                self._log_row(row, "audit record dead-lettered", refusal, level="error")
+
+    def _log_row(self, row: Row, event: str, error: Exception, *, level: str) -> None:
+        """One log line holding the whole row, so that it survives in the logs whatever the trail took."""
+        cause = getattr(error, "orig", None) or error
+        getattr(get_logger(node=self._node), level)(
+            event,
+            audit_recorded_at=as_utc(row["recorded_at"]).isoformat(),
+            refusal=f"{type(cause).__name__}: {cause}".splitlines()[0],
+            **{f"audit_{column}": row[column] for column in _TEXT_COLUMNS},
+        )
+
+    def _write_or_count(self, rows: list[Row]) -> None:
+        try:
+            self._store(rows)
+        except _Unwritten as unwritten:
+            self._lost(unwritten.rows, "audit record not written", failed=True)
+
+    def _lost(self, rows: list[Row], event: str, *, failed: bool = False) -> None:
         self._failures.inc(len(rows))
         log = get_logger(node=self._node)
         for row in rows:
@@ -266,25 +373,24 @@ class AuditTrail:
                     return
                 batch = [self._queued.popleft() for _ in range(min(_BATCH, len(self._queued)))]
                 self._writing = len(batch)
+            left: list[Row] = []
             try:
-                self._write(batch)
-                written = True
-            except Exception:
-                written = False
+                self._store(batch)
+            except _Unwritten as unwritten:
+                left = unwritten.rows
                 get_logger(node=self._node).warning(
-                    "audit rows waiting for their database", rows=len(batch), exc_info=True
+                    "audit rows waiting for their database", rows=len(left), exc_info=True
                 )
             with self._changed:
                 self._writing = 0
-                if not written:
-                    self._queued.extendleft(reversed(batch))
+                self._queued.extendleft(reversed(left))
                 self._changed.notify_all()
-            if not written:
+            if left:
                 if self._stopping:
                     with self._changed:
-                        left = list(self._queued)
+                        lost = list(self._queued)
                         self._queued.clear()
-                    self._lost(left, "audit record not written")
+                    self._lost(lost, "audit record not written")
                     return
                 time.sleep(_RETRY_S)
 
@@ -377,6 +483,62 @@ def _carries_request_id(message: Descriptor) -> bool:
         and header.message_type is not None
         and _REQUEST_ID in header.message_type.fields_by_name
     )
+
+
+def _reads(service: str, *methods: str) -> frozenset[str]:
+    return frozenset(f"/{service}/{method}" for method in methods)
+
+
+PERSONAL_DATA_READS: frozenset[str] = (
+    _reads(
+        "yidi.settlement.v1.SettlementService",
+        "VerifyPerson",
+        "PreSettle",
+        "GetSettlement",
+        "ListSettlements",
+        "GetSelfPayBill",
+    )
+    | _reads(
+        "yidi.settlement.v1.InsuredSettlementService",
+        "ResolvePerson",
+        "GetAccumulators",
+        "ListSettlementRecords",
+    )
+    | _reads(
+        "yidi.filing.v1.FilingService",
+        "GetInsuredPerson",
+        "ListInsuredPersons",
+        "GetFiling",
+        "ListFilings",
+        "ListPendingReviews",
+        "CheckEligibility",
+    )
+    | _reads(
+        "yidi.clearing.v1.ClearingService",
+        "ListJournalEntries",
+        "GetAdvanceStatus",
+        "ListAlerts",
+        "GetClearingRun",
+        "ListStatements",
+        "GetStatement",
+        "GetLedger",
+        "ListLedgerEntries",
+        "GetReconciliationRun",
+        "ListDiscrepancies",
+        "ListReconciliationLines",
+        "CheckInstitutionTotals",
+        "CheckInstitutionDetails",
+    )
+    | _reads("yidi.audit.v1.AuditService", "ListAuditRecords")
+)
+"""The reads the trail records besides every mutating call: those answering with personal data
+(a person, a filing, a visit's settlement, accumulators and account) or money data (journal,
+ledger, advances, statements, reconciliation). Who read whose data is the auditors' business as
+much as who changed it; reading the trail itself is recorded too. Reads by nodes count (they
+carry persons and amounts between regions); a node's in-process calls to its own services do
+not, being part of a call recorded already. Reads of public reference data (catalogues,
+policies, institutions, suspensions) and estimates on data the caller supplies are not recorded.
+"""
 
 
 def mutating_methods(service_names: Iterable[str]) -> frozenset[str]:

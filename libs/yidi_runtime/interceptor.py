@@ -1,11 +1,13 @@
 """The one server interceptor: who calls, may they, log context, one canonical log line, metrics, audit.
 
-Each call is authenticated (:mod:`yidi_runtime.auth`) and authorized
+Each call is authenticated (:mod:`yidi_runtime.auth`), its request checked for undecodable
+bytes and control characters (:mod:`yidi_runtime.text_checks`) and authorized
 (:mod:`yidi_runtime.authz`) before its handler runs, and its principal is made available in
 :data:`yidi_runtime.identity.current`. Handlers raise :class:`~yidi_core.errors.DomainError`;
 this turns it into a status with ``ErrorInfo``/``BadRequest``. Anything unexpected becomes
 INTERNAL, logged once with its traceback, and the client never sees internals. Every call of
-a mutating method, refused or not, goes to the audit trail.
+an audited method (mutating, or reading personal or money data), refused or not, goes to the
+audit trail.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import structlog
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from yidi_core.errors import DomainError
-from yidi_runtime import identity, vouches
+from yidi_runtime import identity, text_checks, vouches
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Authorizer
 from yidi_runtime.identity import CallerRole, Principal, Via
@@ -92,6 +94,7 @@ class _Call:
         for index, message in enumerate(requests):
             if index == 0:
                 self.bind_request(message)
+            text_checks.ensure_sound(message)
             yield message
 
     def bind_principal(self, principal: Principal, relay: Principal | None = None) -> None:
@@ -138,7 +141,7 @@ class _Call:
 
 
 class AuditHook(Protocol):
-    """Where the interceptor records mutating calls (:class:`yidi_runtime.audit.AuditTrail`)."""
+    """Where the interceptor records audited calls (:class:`yidi_runtime.audit.AuditTrail`)."""
 
     def record(
         self,
@@ -198,18 +201,19 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
         return _HANDLER_FACTORIES[kind](
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=text_checks.checked(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
     def _admit(self, call: _Call, context: grpc.ServicerContext, request: Any) -> None:
-        """Authenticate, apply the caller's quota, find whom the call acts for, authorize (raising
-        DomainError), publish the principal."""
+        """Authenticate, apply the caller's quota, refuse unsound text, find whom the call acts for,
+        authorize (raising DomainError), publish the principal."""
         caller = self._guard.authenticator.principal(context)
         call.bind_principal(caller)
         identity.current.set(caller)
         if self._guard.quotas is not None:
             self._guard.quotas.admit(caller, call.service)
+        text_checks.ensure_sound(request)
         acting, relay = caller, None
         raw = vouches.arrived_with(context)
         if (

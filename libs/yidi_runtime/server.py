@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from yidi_runtime import audit_service, local_calls, token_service
-from yidi_runtime.audit import AuditTrail, mutating_methods
+from yidi_runtime.audit import PERSONAL_DATA_READS, AuditTrail, mutating_methods
 from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Access, Authorizer
 from yidi_runtime.config import NodeSettings, check_transport
@@ -247,19 +247,27 @@ def create_server(
     for group in groups:
         access |= group.access
     authorizer = Authorizer(settings, access)
-    audited = mutating_methods({split_method(method)[0] for method in access})
+    mutating = mutating_methods({split_method(method)[0] for method in access})
     vouches = Vouches(settings, NodeIntegrity(settings, metrics.registry))
     tokens = TokenVerifier.for_node(settings, metrics.registry)
     quotas = Quotas.from_settings(settings, metrics.registry, quota_clock)
-    guard = Guard(Authenticator(settings, tokens=tokens), authorizer, trail, audited, vouches, quotas)
+    guard = Guard(
+        Authenticator(settings, tokens=tokens),
+        authorizer,
+        trail,
+        mutating | PERSONAL_DATA_READS,
+        vouches,
+        quotas,
+    )
     server = _grpc_server(settings, metrics, guard)
     port = _bind(server, settings)
     # Calls between this node's own services run in process, behind the same interceptor
     # (the caller is this node itself, never rate limited): no socket, no second thread,
-    # nothing to wait behind.
+    # nothing to wait behind. Their reads are part of a call the public listener recorded
+    # already: only changes are audited.
     local_server = LocalServer(
         ServerInterceptor(
-            settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, audited)
+            settings.label, metrics, Guard(Authenticator(settings, local=True), authorizer, trail, mutating)
         )
     )
     internal_address = local_calls.register(local_server)

@@ -21,6 +21,9 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 Clock = Callable[[], datetime]
 """Returns the current moment as an aware datetime."""
 
+CLOCK_TOLERANCE = timedelta(minutes=5)
+"""How far past this node's clock a time a HIS sends may lie: the HIS's clock may run a little fast."""
+
 
 def wall_clock() -> datetime:
     """The real clock (UTC); servicers default to it, tests pass their own."""
@@ -74,6 +77,28 @@ def stamp_moment(stamp: Timestamp, field: str) -> datetime:
         return stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise invalid("INVALID_ARGUMENT", field, "is not a representable time") from None
+
+
+def ensure_not_future(value: date | None, now: datetime, field: str) -> None:
+    """Refuse a time, or a calendar day, that has not come yet, naming ``field`` (None passes).
+
+    A time may lie up to :data:`CLOCK_TOLERANCE` past ``now``; a day may be at most China's
+    calendar day at that moment (a service date after today is refused).
+    """
+    if value is None:
+        return
+    latest = now + CLOCK_TOLERANCE
+    if isinstance(value, datetime):
+        if value > latest:
+            raise invalid(
+                "INVALID_ARGUMENT",
+                field,
+                f"{as_utc(value).isoformat()} has not come yet (it is {as_utc(now).isoformat()})",
+            )
+    elif value > china_day(latest):
+        raise invalid(
+            "INVALID_ARGUMENT", field, f"{value.isoformat()} is after today ({china_day(now)} in China)"
+        )
 
 
 def date_message(day: date | None) -> Date | None:

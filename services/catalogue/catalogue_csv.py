@@ -18,6 +18,7 @@ from yidi_core.codes import ItemKind, check_item_code
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, FieldViolation, invalid
 from yidi_core.money import ZERO, parse_decimal, parse_ratio
+from yidi_runtime.text_checks import ensure_sound_file
 from yidi_services.catalogue.items import CLASS_BY_LEVEL, LIST_SEPARATOR, CatalogueRow
 
 COLUMNS = (
@@ -164,11 +165,13 @@ def _refusal(violations: list[tuple[str, FieldViolation]], total: int) -> Domain
 
 def _text(content: bytes) -> str:
     try:
-        return content.decode("utf-8-sig")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise invalid(
             "INVALID_ARGUMENT", "csv_chunk", f"the file is not UTF-8 (byte {error.start} is not)"
         ) from None
+    ensure_sound_file(text, "csv_chunk")
+    return text
 
 
 def parse_catalogue_csv(content: bytes) -> tuple[CatalogueRow, ...]:

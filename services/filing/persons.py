@@ -351,6 +351,15 @@ def update_status(session: Session, node_region: str, change: StatusChange, now:
                 "interrupted_from",
                 f"contributions are already interrupted since {open_gap.start}",
             )
+        overlapped = next(
+            (gap for gap in person.gaps if gap.end and gap.end >= change.interrupted_from), None
+        )
+        if overlapped is not None:  # a gap still open from that day would overlap one recorded
+            raise invalid(
+                "INVALID_ARGUMENT",
+                "interrupted_from",
+                f"must be after the recorded gap {overlapped.start} to {overlapped.end}",
+            )
         session.add(
             ContributionGapRow(psn_no=person.psn_no, start_date=change.interrupted_from, end_date=None)
         )

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 
 from yidi_core.errors import DomainError, FieldViolation, combine, invalid
+from yidi_runtime.text_checks import ensure_sound_file
 from yidi_services.registry.institutions import InstitutionDraft, ServiceDraft
 
 COLUMNS = (
@@ -131,6 +132,7 @@ def parse(data: bytes) -> list[CsvRow]:
         raise invalid(
             "INVALID_ARGUMENT", "csv_chunk", f"must be UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
+    ensure_sound_file(text, "csv_chunk")
     records = csv.reader(io.StringIO(text, newline=""))
     header = next(records, None)
     if header is None:

@@ -15,7 +15,7 @@ from datetime import date
 from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.type.v1 import person_pb2
-from yidi_core.errors import DomainError
+from yidi_core.errors import DomainError, invalid
 from yidi_core.policy import Policy
 from yidi_runtime.config import region_contains
 from yidi_runtime.peers import PeerClient
@@ -42,20 +42,51 @@ class InsuredPlace:
         answer: filing_service_pb2.CheckEligibilityResponse = client.call(stub.CheckEligibility, request)
         return answer.person
 
-    def ensure_person(self, psn_no: str, insuplc_admdvs: str = "") -> None:
-        """PERSON_NOT_FOUND unless filing knows ``psn_no`` (insured in ``insuplc_admdvs``, when given)."""
+    def _person(
+        self, lookup: insured_person_pb2.PersonLookup, insuplc_admdvs: str, described: str, **metadata: str
+    ) -> insured_person_pb2.InsuredPerson:
+        """The person filing knows by ``lookup``, insured in ``insuplc_admdvs`` when given (else PERSON_NOT_FOUND)."""
         client = self._own()
         stub = client.stub(filing_service_pb2_grpc.FilingServiceStub)
         found: filing_service_pb2.GetInsuredPersonResponse = client.call(
-            stub.GetInsuredPerson,
-            filing_service_pb2.GetInsuredPersonRequest(person=insured_person_pb2.PersonLookup(psn_no=psn_no)),
+            stub.GetInsuredPerson, filing_service_pb2.GetInsuredPersonRequest(person=lookup)
         )
         if insuplc_admdvs and not region_contains(insuplc_admdvs, found.person.insuplc_admdvs):
             raise DomainError(
                 "PERSON_NOT_FOUND",
-                f"person {psn_no} is not insured in {insuplc_admdvs}",
-                metadata={"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs},
+                f"{described} is not insured in {insuplc_admdvs}",
+                metadata={**metadata, "insuplc_admdvs": insuplc_admdvs},
             )
+        return found.person
+
+    def ensure_person(self, psn_no: str, insuplc_admdvs: str = "") -> None:
+        """PERSON_NOT_FOUND unless filing knows ``psn_no`` (insured in ``insuplc_admdvs``, when given)."""
+        lookup = insured_person_pb2.PersonLookup(psn_no=psn_no)
+        self._person(lookup, insuplc_admdvs, f"person {psn_no}", psn_no=psn_no)
+
+    def identify(
+        self, credential: person_pb2.Credential, insuplc_admdvs: str, psn_no: str
+    ) -> person_pb2.PersonSnapshot:
+        """Who the credential names, if it is ``psn_no`` (else INVALID_ARGUMENT naming ``psn_no``).
+
+        Only identity: no filing or contribution is asked, as a stay may be registered before
+        it is filed. The answer says which person, not where they may settle.
+        """
+        person = self._person(
+            insured_person_pb2.PersonLookup(credential=credential), insuplc_admdvs, "the credential's holder"
+        )
+        if person.psn_no != psn_no.strip():
+            raise invalid(
+                "INVALID_ARGUMENT",
+                "psn_no",
+                "is not the person the credential names: take the person number from VerifyPerson",
+            )
+        return person_pb2.PersonSnapshot(
+            psn_no=person.psn_no,
+            insuplc_admdvs=person.insuplc_admdvs,
+            insutype=person.insutype,
+            psn_type=person.psn_type,
+        )
 
     def policy(self, insuplc_admdvs: str, insutype: str, day: date) -> tuple[str, Policy]:
         """The policy version in force on ``day`` (NO_POLICY_VERSION when none): its id and value."""

@@ -162,6 +162,11 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
     def ResolvePerson(
         self, request: api.ResolvePersonRequest, context: grpc.ServicerContext
     ) -> api.ResolvePersonResponse:
+        if request.psn_no:
+            person = self._place.identify(
+                request.credential, request.route.destination_admdvs, request.psn_no
+            )
+            return api.ResolvePersonResponse(person=person)
         snapshot = self._place.eligibility(
             filing_service_pb2.CheckEligibilityRequest(
                 person=insured_person_pb2.PersonLookup(credential=request.credential),

@@ -16,22 +16,35 @@ from yidi.type.v1 import person_pb2, visit_pb2
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region, mask_id_number
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import REASONS, DomainError, invalid
-from yidi_runtime.wire import day_of, timestamp_message
+from yidi_core.money import check_fen
+from yidi_runtime.wire import day_of, ensure_not_future, timestamp_message
 from yidi_services.settlement.treatment_catalogue import fee_items, line_amounts_fen
 from yidi_services.settlement.treatment_checks import Caller, Problems, check_credential
+from yidi_services.settlement.treatment_fees import ensure_times_past
 from yidi_services.settlement.treatment_models import SelfPayBillRow
 
 
-def checked_bill(bill: settlement_pb2.SelfPayBill, caller: Caller) -> settlement_pb2.SelfPayBill:
-    """The bill as it will be stored: checked field by field, line amounts filled in, institution the caller."""
+def checked_bill(
+    bill: settlement_pb2.SelfPayBill, caller: Caller, now: datetime
+) -> settlement_pb2.SelfPayBill:
+    """The bill as it will be stored: checked field by field, line amounts filled in, institution the caller.
+
+    Its service date and fee times may not lie in the future; its lines may not total more than
+    :data:`~yidi_core.money.MAX_AMOUNT_FEN`.
+    """
     if bill.fixmedins_code:
         caller.owns(bill.fixmedins_code, "the bill")
     problems = Problems()
     problems.check(lambda: check_credential(bill.credential, "bill.credential"))
     problems.check(lambda: check_region(bill.insuplc_admdvs, "bill.insuplc_admdvs"))
     facts = problems.check(lambda: _facts(bill.facts, caller))
-    problems.check(lambda: day_of(bill.service_date, "bill.service_date"))
+    problems.check(
+        lambda: ensure_not_future(day_of(bill.service_date, "bill.service_date"), now, "bill.service_date")
+    )
     amounts = problems.check(lambda: line_amounts_fen(fee_items(bill.items, "bill.items"), "bill.items"))
+    problems.check(lambda: ensure_times_past(bill.items, now, "bill.items"))
+    if amounts is not None:
+        problems.check(lambda: check_fen(sum(amounts), "bill.items", "the bill's lines together"))
     for index, number in enumerate(bill.invoice_numbers):
         if not number.strip() or len(number) > 64:
             problems.errors.append(

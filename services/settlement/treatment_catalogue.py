@@ -18,7 +18,7 @@ from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemClass, Restriction, line_amount
 from yidi_core.codes import check_item_code
 from yidi_core.errors import DomainError, FieldViolation, combine, error_class, invalid
-from yidi_core.money import from_fen, parse_decimal, to_fen
+from yidi_core.money import check_fen, from_fen, parse_decimal, to_fen
 from yidi_core.settlement import Visit, classify_bill
 from yidi_runtime.wire import required_day
 from yidi_services.results import item_result_message
@@ -92,10 +92,7 @@ def _fee_item(message: fee_item_pb2.FeeItem, where: str) -> FeeItem:
     code = problems.check(lambda: check_item_code(message.med_list_codg, f"{where}.med_list_codg")[0])
     qty = problems.check(lambda: _positive(message.cnt, f"{where}.cnt", 4))
     price = problems.check(lambda: _positive(message.pric, f"{where}.pric", 6))
-    if message.det_item_fee_sumamt_fen < 0:
-        problems.errors.append(
-            invalid("INVALID_ARGUMENT", f"{where}.det_item_fee_sumamt_fen", "must not be negative")
-        )
+    problems.check(lambda: check_fen(message.det_item_fee_sumamt_fen, f"{where}.det_item_fee_sumamt_fen"))
     problems.raise_any()
     assert code is not None and qty is not None and price is not None
     amount = from_fen(message.det_item_fee_sumamt_fen) if message.det_item_fee_sumamt_fen else None

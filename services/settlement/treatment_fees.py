@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
 from yidi_core.errors import DomainError
+from yidi_core.money import check_fen
+from yidi_runtime.wire import ensure_not_future, stamp_moment
 from yidi_services.settlement.treatment_catalogue import Classified
+from yidi_services.settlement.treatment_checks import Problems
 from yidi_services.settlement.treatment_models import FeeLineRow
 
 
@@ -40,6 +43,36 @@ def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
     return [fee_item_pb2.FeeItem.FromString(item) for item in rows]
 
 
+def ensure_times_past(
+    messages: Sequence[fee_item_pb2.FeeItem], now: datetime, field_path: str = "items"
+) -> None:
+    """Refuse lines whose fee time (``fee_ocur_time``, optional) is not a time or has not come yet."""
+    problems = Problems()
+    for index, message in enumerate(messages):
+        if message.HasField("fee_ocur_time"):
+            where = f"{field_path}[{index}].fee_ocur_time"
+            problems.check(
+                lambda m=message, w=where: ensure_not_future(stamp_moment(m.fee_ocur_time, w), now, w)
+            )
+    problems.raise_any()
+
+
+def _total_fen(
+    existing: dict[str, FeeLineRow], messages: Sequence[fee_item_pb2.FeeItem], classified: Classified
+) -> int:
+    """What the visit's active lines total once ``messages`` are stored (a line uploaded again counts once)."""
+    total = sum(
+        fee_item_pb2.ItemResult.FromString(row.result).det_item_fee_sumamt_fen
+        for row in existing.values()
+        if row.active
+    )
+    for message, result in zip(messages, classified.results, strict=True):
+        row = existing.get(message.feedetl_sn.strip())
+        if row is None or not row.active:
+            total += result.det_item_fee_sumamt_fen
+    return total
+
+
 def store(
     session: Session,
     mdtrt_id: str,
@@ -48,8 +81,12 @@ def store(
     classified: Classified,
     now: datetime,
 ) -> list[fee_item_pb2.ItemResult]:
-    """Store new lines with their classification; a repeated identical line answers as stored."""
+    """Store new lines with their classification; a repeated identical line answers as stored.
+
+    The visit's lines together may not exceed :data:`~yidi_core.money.MAX_AMOUNT_FEN`.
+    """
     existing = _lines(session, mdtrt_id)
+    check_fen(_total_fen(existing, messages, classified), "items", "the visit's lines together")
     answers = []
     for message, result in zip(messages, classified.results, strict=True):
         serial, digest = message.feedetl_sn.strip(), line_fingerprint(message)

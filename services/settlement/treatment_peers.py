@@ -21,8 +21,10 @@ from yidi.catalogue.v1 import catalogue_service_pb2_grpc as catalogue_grpc
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
 from yidi.settlement.v1 import settlement_pb2
+from yidi.settlement.v1.insured_settlement_service_pb2 import ResolvePersonRequest
 from yidi.settlement.v1.insured_settlement_service_pb2_grpc import InsuredSettlementServiceStub as InsuredStub
 from yidi.type.v1 import visit_pb2
+from yidi.type.v1.person_pb2 import Credential
 from yidi_core.codes import province_of
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.routing import Router
@@ -69,6 +71,24 @@ class TreatmentPeers:
         """The route of a message this node sends to the insured region."""
         return settlement_pb2.Route(
             origin_admdvs=self.region, destination_admdvs=insuplc_admdvs, hops=[self.region]
+        )
+
+    def ensure_person(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, credential: Credential, psn_no: str
+    ) -> None:
+        """The insured node confirms that ``credential`` names ``psn_no`` (refusals pass through)."""
+        self.insured(
+            insuplc_admdvs,
+            lambda stub: stub.ResolvePerson,
+            ResolvePersonRequest(
+                route=self.route(insuplc_admdvs),
+                credential=credential,
+                treatment_admdvs=facts.mdtrtarea_admvs,
+                service_date=facts.service_date,
+                med_type=facts.med_type,
+                fixmedins_code=facts.fixmedins_code,
+                psn_no=psn_no,
+            ),
         )
 
     def _insured(self, insuplc_admdvs: str) -> PeerClient:

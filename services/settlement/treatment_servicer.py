@@ -20,9 +20,10 @@ from yidi_runtime import identity
 from yidi_runtime.identity import CallerRole
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
+from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
-from yidi_runtime.wire import Clock, china_day, date_message, day_of, moment_of
+from yidi_runtime.wire import Clock, china_day, date_message, day_of, ensure_not_future, moment_of
 from yidi_services.settlement import treatment_bills, treatment_fees, treatment_listing, treatment_visits
 from yidi_services.settlement.receipts import Receipts
 from yidi_services.settlement.treatment_catalogue import classify, fee_items
@@ -82,7 +83,9 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
     ) -> api.VerifyPersonResponse:
         who = self._caller(request.envelope)
         insured = insured_region(request, who)
-        day = day_of(request.service_date, "service_date") or china_day(self._clock())
+        now = self._clock()
+        day = day_of(request.service_date, "service_date") or china_day(now)
+        ensure_not_future(day, now, "service_date")
         answer = self._peers.insured(
             insured,
             lambda stub: stub.ResolvePerson,
@@ -109,8 +112,14 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         )
         if replayed is not None:
             return replayed
-        visit = treatment_visits.registration(request, who)
+        visit = treatment_visits.registration(request, who, self._clock())
+        person = alongside(
+            lambda: self._peers.ensure_person(
+                visit.facts, visit.insuplc_admdvs, request.credential, visit.psn_no
+            )
+        )
         checked = self._peers.check_institution(visit.facts, visit.insuplc_admdvs, self._clock())
+        person.result()
         if not visit.facts.institution_level:
             visit.facts.institution_level = checked.institution.level
         mdtrt_id = record_id(self._region, who.key(request_id))
@@ -136,6 +145,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         end_time = moment_of(request, "end_time")
         if end_time is None:
             problems.errors.append(invalid("INVALID_ARGUMENT", "end_time", "is required"))
+        problems.check(lambda: ensure_not_future(end_time, self._clock(), "end_time"))
         diagnoses = problems.check(lambda: treatment_visits.checked_diagnoses(list(request.diagnoses)))
         problems.raise_any()
         assert end_time is not None and diagnoses is not None
@@ -179,6 +189,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             return replayed
         required_text(request.mdtrt_id, "mdtrt_id")
         items = fee_items(request.items)
+        treatment_fees.ensure_times_past(request.items, self._clock())
         with reading(self._database) as session:
             visit = treatment_visits.load(session, request.mdtrt_id, who)
             treatment_visits.ensure_open(visit)
@@ -266,7 +277,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
     ) -> api.UploadSelfPayBillResponse:
         request_id = check_request_id(request.request_id)
         who = self._caller(request.envelope)
-        bill = treatment_bills.checked_bill(request.bill, who)
+        bill = treatment_bills.checked_bill(request.bill, who, self._clock())
         bill_id = record_id(self._region, who.key(request_id))
         return self._requests.run_once(
             who.owner,

@@ -35,6 +35,7 @@ from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
+from yidi_core.money import MAX_AMOUNT_FEN
 from yidi_runtime.db import Database
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
@@ -240,8 +241,12 @@ class Settlements:
             if replayed is not None:
                 return replayed
             _settle_fields(request.mdtrt_id, request.mid_setl_flag)
-            if request.medfee_sumamt_fen <= 0:
-                raise invalid("INVALID_ARGUMENT", "medfee_sumamt_fen", "is required: the bill's total in fen")
+            if not 0 < request.medfee_sumamt_fen <= MAX_AMOUNT_FEN:
+                raise invalid(
+                    "INVALID_ARGUMENT",
+                    "medfee_sumamt_fen",
+                    f"is required: the bill's total in fen, at most {MAX_AMOUNT_FEN}",
+                )
             if len(request.invono) > 64:
                 raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
             visit, items = _open_visit(session, request.mdtrt_id, caller)

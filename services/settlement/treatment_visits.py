@@ -19,7 +19,15 @@ from yidi.type.v1 import visit_pb2
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
-from yidi_runtime.wire import as_utc, china_day, date_message, day_of, moment_of, timestamp_message
+from yidi_runtime.wire import (
+    as_utc,
+    china_day,
+    date_message,
+    day_of,
+    ensure_not_future,
+    moment_of,
+    timestamp_message,
+)
 from yidi_services.settlement.treatment_checks import Caller, Problems, check_credential, required_text
 from yidi_services.settlement.treatment_models import FeeLineRow, VisitRow, VisitState
 
@@ -59,8 +67,11 @@ class Registration:
     begin_time: datetime
 
 
-def registration(request: api.RegisterVisitRequest, caller: Caller) -> Registration:
-    """The request checked field by field; the facts take the envelope's institution and region."""
+def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetime) -> Registration:
+    """The request checked field by field; the facts take the envelope's institution and region.
+
+    The admission time and service date may not lie in the future (``now``, wire.CLOCK_TOLERANCE).
+    """
     problems = Problems()
     insured = problems.check(lambda: check_region(caller.insuplc_admdvs, "envelope.insuplc_admdvs"))
     psn_no = problems.check(lambda: required_text(request.psn_no, "psn_no"))
@@ -74,7 +85,8 @@ def registration(request: api.RegisterVisitRequest, caller: Caller) -> Registrat
     ipt_otp_no = problems.check(lambda: required_text(request.ipt_otp_no, "ipt_otp_no"))
     if not request.HasField("begin_time"):
         problems.errors.append(invalid("INVALID_ARGUMENT", "begin_time", "is required"))
-    facts = problems.check(lambda: _facts(request, caller))
+    problems.check(lambda: ensure_not_future(moment_of(request, "begin_time"), now, "begin_time"))
+    facts = problems.check(lambda: _facts(request, caller, now))
     problems.raise_any()
     assert insured and psn_no and ipt_otp_no and facts is not None
     return Registration(
@@ -89,7 +101,7 @@ def registration(request: api.RegisterVisitRequest, caller: Caller) -> Registrat
     )
 
 
-def _facts(request: api.RegisterVisitRequest, caller: Caller) -> visit_pb2.VisitFacts:
+def _facts(request: api.RegisterVisitRequest, caller: Caller, now: datetime) -> visit_pb2.VisitFacts:
     given = request.facts
     problems = Problems()
     med_type = given.med_type.strip()
@@ -97,6 +109,7 @@ def _facts(request: api.RegisterVisitRequest, caller: Caller) -> visit_pb2.Visit
         lambda: NATIONAL.check("med_type", med_type, "facts.med_type", region=caller.mdtrtarea_admvs)
     )
     day = problems.check(lambda: day_of(given.service_date, "facts.service_date"))
+    problems.check(lambda: ensure_not_future(day, now, "facts.service_date"))
     if given.institution_level:
         problems.check(
             lambda: NATIONAL.check("institution_level", given.institution_level, "facts.institution_level")

@@ -209,9 +209,12 @@ def test_a_started_trail_writes_queued_rows_in_the_background_and_reads_them_bac
 
 
 @pytest.fixture
-def unmigrated_trail(tmp_path: Path, registry: CollectorRegistry) -> Iterator[tuple[Database, AuditTrail]]:
-    """A started trail on a database without its table yet; stopped (and the database closed) afterwards."""
-    database = Database.open(SERVICE, f"sqlite:///{tmp_path / 'audit.db'}")
+def unmigrated_trail(
+    tmp_path: Path, database_url: str | None, registry: CollectorRegistry
+) -> Iterator[tuple[Database, AuditTrail]]:
+    """A started trail on a database without its table yet (SQLite: no such table, an OperationalError;
+    PostgreSQL: an undefined table, which the trail must tell from a bad row); stopped and closed afterwards."""
+    database = Database.open(SERVICE, database_url or f"sqlite:///{tmp_path / 'audit.db'}")
     trail = AuditTrail(database, NODE, REGION, registry=registry)
     trail.start()
     yield database, trail
@@ -229,6 +232,7 @@ def test_rows_wait_for_a_database_that_refuses_them_and_are_written_once_it_answ
     assert trail.flush(timeout_s=10)
     assert [entry.request_id for entry in trail.list()[0]] == ["r1"]
     assert registry.get_sample_value("yidi_audit_write_failures_total") == 0
+    assert registry.get_sample_value("yidi_audit_dead_letters_total") == 0  # waited, not taken for a bad row
 
 
 def test_rows_still_unwritten_when_the_trail_stops_are_logged_and_counted(

@@ -3,21 +3,23 @@
 A node under fuzzing is one in-process node with every service, reached through a plain
 channel as the insecure development caller. Each call is checked against the contract of
 every RPC: no INTERNAL, UNKNOWN or UNIMPLEMENTED; every refusal names a ``yidi`` reason
-with ``ErrorInfo`` (and input refusals name their fields); a refused mutating call leaves
-every table of the node's databases as it found it.
+with ``ErrorInfo`` (and input refusals name their fields); a request holding a control
+character in any string is refused INVALID_ARGUMENT naming such strings; a refused mutating
+call leaves every table of the node's databases as it found it.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
@@ -134,6 +136,17 @@ class Target:
             answer = factory(name, serialize, deserialize)(messages[0], timeout=CALL_TIMEOUT_S)
         return list(answer) if method.server_streaming else answer
 
+    def call_raw(self, method: MethodDescriptor, payload: bytes) -> Any:
+        """Send ``payload`` as the request's bytes (the one message of a client stream); the answer, or raise."""
+        name, identity = full_name(method), (lambda data: data)
+        if method.client_streaming:
+            factory = self.channel.stream_stream if method.server_streaming else self.channel.stream_unary
+            answer = factory(name, identity, identity)(iter([payload]), timeout=CALL_TIMEOUT_S)
+        else:
+            factory = self.channel.unary_stream if method.server_streaming else self.channel.unary_unary
+            answer = factory(name, identity, identity)(payload, timeout=CALL_TIMEOUT_S)
+        return list(answer) if method.server_streaming else answer
+
 
 def check_refusal(method: MethodDescriptor, error: grpc.RpcError) -> str:
     """Assert a refusal keeps the error contract; its reason."""
@@ -161,15 +174,68 @@ def check_refusal(method: MethodDescriptor, error: grpc.RpcError) -> str:
     return str(info.reason)
 
 
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""The characters every string of a request is refused for (docs/integration.md)."""
+
+
+def controlled_strings(message: Message, prefix: str = "") -> Iterator[str]:
+    """The paths of the strings in ``message`` (at any depth, map keys and values too) holding a control character."""
+    for descriptor, value in message.ListFields():
+        name = f"{prefix}{descriptor.name}"
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                texts = [text for text in (key, item) if isinstance(text, str)]
+                if any(CONTROLS.search(text) for text in texts):
+                    yield f"{name}[{key!r}]"
+                if isinstance(item, Message):
+                    yield from controlled_strings(item, f"{name}[{key!r}].")
+        elif descriptor.type == FieldDescriptor.TYPE_STRING:
+            texts = list(value) if descriptor.is_repeated else [value]
+            for index, text in enumerate(texts):
+                if CONTROLS.search(text):
+                    yield f"{name}[{index}]" if descriptor.is_repeated else name
+        elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+            items = list(value) if descriptor.is_repeated else [value]
+            for index, item in enumerate(items):
+                yield from controlled_strings(
+                    item, f"{name}[{index}]." if descriptor.is_repeated else f"{name}."
+                )
+
+
+def check_controls_refused(method: MethodDescriptor, message: Message, error: grpc.RpcError | None) -> None:
+    """A request with a control character in a string was refused INVALID_ARGUMENT naming (some of) them."""
+    expected = set(controlled_strings(message))
+    if not expected:
+        return
+    assert error is not None, f"{full_name(method)} accepted control characters in {sorted(expected)[:5]}"
+    details = error_details(error)
+    fields = [violation.field for violation in details["BadRequest"].field_violations]
+    assert (error.code(), details["ErrorInfo"].reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    assert fields and set(fields) <= expected, (
+        f"{full_name(method)} named {fields[:5]}, not {sorted(expected)[:5]}"
+    )
+
+
 def check_call(target: Target, method: MethodDescriptor, messages: Sequence[Message]) -> str:
-    """Call once and check the contract; ``"OK"`` or the refusal's reason."""
+    """Call once and check the contract; ``"OK"`` or the refusal's reason.
+
+    The first message of a request is checked for control characters (a stream's later
+    messages may be refused for their order before they are read).
+    """
     mutating = is_mutating(method)
     before = target.counts.snapshot() if mutating else {}
     try:
         target.call(method, messages)
     except grpc.RpcError as error:
         reason = check_refusal(method, error)
+        if messages:
+            check_controls_refused(method, messages[0], error)
     else:
+        if messages:
+            check_controls_refused(method, messages[0], None)
         return "OK"
     if mutating:
         after = target.counts.snapshot()

@@ -2,9 +2,9 @@
 
 Values are drawn from a mix a clerk's or a broken HIS's input could hold: codes that look
 valid (the samples' regions, institutions, items and persons), codes that are almost valid,
-empty and very long strings, unicode, integers at their type's bounds, dates that do not
-exist, enum numbers no enum defines, lists from empty to thousands of items, and any field
-left out. Field names choose the pool (``*_admdvs`` draws regions, ``*_fen`` money, …), so
+empty and very long strings, unicode, values with a NUL byte or another control character
+slipped in, integers at their type's bounds, dates that do not exist, enum numbers no enum
+defines, lists from empty to thousands of items, and any field left out. Field names choose the pool (``*_admdvs`` draws regions, ``*_fen`` money, …), so
 part of every run looks right enough to reach the code behind the first check.
 """
 
@@ -88,6 +88,9 @@ _WRONG_CODES = [
     "\x00",
 ]
 
+CONTROL_CHARACTERS = ["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x1f", "\x7f", "\x85", "\x9b"]
+"""Characters no string of a request may hold (yidi_runtime.text_checks): NUL, C0, DEL, C1."""
+
 _DECIMALS = ["0", "1", "0.5", "12.50", "-1", "-0.01", "1e308", "1E+30", "NaN", "sNaN", "Infinity", "-inf"]
 _DECIMALS += ["0.0000001", "99999999999999999999.99", "1,5", "abc", " 3 ", "1.2.3"]
 
@@ -135,6 +138,18 @@ def _long_text() -> st.SearchStrategy[str]:
     )
 
 
+def _with_control(values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A value with one control character slipped in anywhere (a NUL byte from a C string, an ESC from a terminal)."""
+    return st.builds(
+        lambda value, character, at: (
+            value[: at % (len(value) + 1)] + character + value[at % (len(value) + 1) :]
+        ),
+        values,
+        st.sampled_from(CONTROL_CHARACTERS),
+        st.integers(0, 64),
+    )
+
+
 def _msgids(institutions: list[str] = INSTITUTIONS) -> st.SearchStrategy[str]:
     """National message ids: an institution, ``yyyyMMddHHmmss`` and a 4-digit sequence (30 characters)."""
     return st.builds(
@@ -179,6 +194,7 @@ def string_strategy(name: str, mode: Mode) -> st.SearchStrategy[str]:
         st.just(""),
         st.text(max_size=20),
     ]
+    branches.append(_with_control(st.one_of(branches)))
     if mode is Mode.WILD:
         branches.append(_long_text())
     return st.one_of(branches)

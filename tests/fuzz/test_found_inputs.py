@@ -12,6 +12,7 @@ from fuzz_support import check_refusal
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
 
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
@@ -21,6 +22,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_gr
 from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as settlement_api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as settlement_grpc
+from yidi_testing import error_details
 
 AFTER_9999 = Timestamp(seconds=253_402_300_800)
 BAD_NANOS = Timestamp(seconds=0, nanos=-1)
@@ -88,6 +90,30 @@ def test_an_identifier_wider_than_its_column_is_refused(channel: grpc.Channel, r
     """SQLite ignores a column's width and PostgreSQL refuses it: both must answer INVALID_ARGUMENT."""
     error = _refusal(insured_grpc.InsuredSettlementServiceStub(channel).RevertSettlement, request_)
     assert check_refusal(_method(request_), error) == "INVALID_ARGUMENT"
+
+
+def test_a_contribution_gap_overlapping_a_recorded_one_is_refused(channel: grpc.Channel) -> None:
+    """Reopening a gap on the day a closed one began broke a unique key (INTERNAL)."""
+    stub = filing_service_pb2_grpc.FilingServiceStub(channel)
+    person = insured_person_pb2.InsuredPerson(
+        certno="110101195001010017", psn_name="样例", insuplc_admdvs="110101", insutype="310", psn_type="1201"
+    )
+    stub.ImportInsuredPersons(
+        filing_service_pb2.ImportInsuredPersonsRequest(request_id="gap-import", persons=[person]), timeout=30
+    )
+    lookup = insured_person_pb2.PersonLookup(certno=person.certno)
+    first, resumed = Date(year=2022, month=7, day=1), Date(year=2022, month=8, day=1)
+    for number, change in enumerate([{"interrupted_from": first}, {"resumed_on": resumed}]):
+        request = filing_service_pb2.UpdateInsuredStatusRequest(
+            request_id=f"gap-{number}", person=lookup, **change
+        )
+        stub.UpdateInsuredStatus(request, timeout=30)
+    again = filing_service_pb2.UpdateInsuredStatusRequest(
+        request_id="gap-2", person=lookup, interrupted_from=first
+    )
+    error = _refusal(stub.UpdateInsuredStatus, again)
+    assert check_refusal(_method(again), error) == "INVALID_ARGUMENT"
+    assert error_details(error)["BadRequest"].field_violations[0].field == "interrupted_from"
 
 
 def _method(request: Message) -> MethodDescriptor:

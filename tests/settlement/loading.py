@@ -69,3 +69,18 @@ def load_insured(nodes: dict[str, Node]) -> str:
             .filing
         )
     return filing.psn_no
+
+
+def psn_no_of(nodes: dict[str, Node], certno: str = RETIREE_CERTNO) -> str:
+    """A Langfang person's number, as the HIS gets it from 1101 (asked at the Langfang node)."""
+    with grpc.insecure_channel(nodes[LANGFANG].address) as channel:
+        return str(
+            filing_service_pb2_grpc.FilingServiceStub(channel)
+            .GetInsuredPerson(
+                filing_service_pb2.GetInsuredPersonRequest(
+                    person=insured_person_pb2.PersonLookup(certno=certno)
+                ),
+                timeout=30,
+            )
+            .person.psn_no
+        )

@@ -1,9 +1,9 @@
 """The treatment node before any settlement: visits, fee lines, corrections, permissions, self-pay bills.
 
-None of this asks the insured node: a Beijing hospital registers a Langfang retiree's
-visit (the HIS already knows the person number), uploads and cancels fee lines classified
-with Beijing's catalogue, corrects calls whose fate it does not know, and uploads a full
-bill for manual reimbursement.
+The insured node is asked only who the credential names: a Beijing hospital registers a
+Langfang retiree's visit (the HIS knows the person number from 1101), uploads and cancels
+fee lines classified with Beijing's catalogue, corrects calls whose fate it does not know,
+and uploads a full bill for manual reimbursement.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from loading import BEIJING, LANGFANG, RETIREE_CERTNO, SERVICE_DAY, beijing_tree
+from loading import BEIJING, LANGFANG, RETIREE_CERTNO, SERVICE_DAY, beijing_tree, psn_no_of
 from treatment_his import (
     DRUGS,
     DRUGS_FEN,
@@ -37,7 +37,6 @@ from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_runtime.server import Node
 from yidi_services.settlement import treatment_models
 
-PSN_NO = "13100000000000000001"  # as the HIS got it from 1101; the treatment node does not check it
 UNLISTED = ("3", "XA10BFA022A001010199999", "2", "5.00")
 CONFLICT, FAILED, NOT_FOUND = (
     grpc.StatusCode.ALREADY_EXISTS,
@@ -54,7 +53,8 @@ def test_visits_and_fee_lines_are_idempotent_classified_and_correctable(
         grpc.insecure_channel(nodes[BEIJING].address) as channel,
     ):
         stub = api_grpc.SettlementServiceStub(channel)
-        register = diabetes_visit(PSN_NO)
+        psn_no = psn_no_of(nodes)
+        register = diabetes_visit(psn_no)
         visit = stub.RegisterVisit(register, timeout=20).visit
         assert (visit.mdtrt_id[:6], len(visit.mdtrt_id), visit.state) == (
             BEIJING,
@@ -71,7 +71,7 @@ def test_visits_and_fee_lines_are_idempotent_classified_and_correctable(
         changed.CopyFrom(register)
         changed.ipt_otp_no = "MZ-OTHER"
         assert refusal(lambda: stub.RegisterVisit(changed))[:2] == (CONFLICT, "DUPLICATE_REQUEST")
-        dialysis = diabetes_visit(PSN_NO, facts=visit_pb2.VisitFacts(med_type="14", chronic_disease="M07800"))
+        dialysis = diabetes_visit(psn_no, facts=visit_pb2.VisitFacts(med_type="14", chronic_disease="M07800"))
         assert refusal(lambda: stub.RegisterVisit(dialysis))[1] == "SERVICE_NOT_ENABLED"
         assert refusal(lambda: stub.RegisterVisit(diabetes_visit(" ", insutype="999")))[2] == [
             "psn_no",
@@ -136,14 +136,14 @@ def test_visits_and_fee_lines_are_idempotent_classified_and_correctable(
 
         # 冲正 of a registration: the visit is cancelled; a registration that never arrived is barred.
         registered = msgid()
-        second_visit = stub.RegisterVisit(diabetes_visit(PSN_NO, registered), timeout=20).visit
+        second_visit = stub.RegisterVisit(diabetes_visit(psn_no, registered), timeout=20).visit
         correction = correct_request(registered, api.CORRECTED_OPERATION_REGISTER_VISIT)
         assert stub.Correct(correction, timeout=20).outcome == api.CORRECTION_OUTCOME_REVERSED
         assert refusal(lambda: upload(stub, second_visit.mdtrt_id))[1] == "NOT_FOUND"
         never = msgid()
         correction = correct_request(never, api.CORRECTED_OPERATION_REGISTER_VISIT)
         assert stub.Correct(correction, timeout=20).outcome == api.CORRECTION_OUTCOME_NOTHING_TO_UNDO
-        assert refusal(lambda: stub.RegisterVisit(diabetes_visit(PSN_NO, never)))[:2] == (FAILED, "CORRECTED")
+        assert refusal(lambda: stub.RegisterVisit(diabetes_visit(psn_no, never)))[:2] == (FAILED, "CORRECTED")
 
 
 def test_callers_act_only_within_their_region_and_institution_and_bills_are_masked(
@@ -154,17 +154,18 @@ def test_callers_act_only_within_their_region_and_institution_and_bills_are_mask
         grpc.insecure_channel(nodes[BEIJING].address) as channel,
     ):
         stub = api_grpc.SettlementServiceStub(channel)
+        psn_no = psn_no_of(nodes)
         denied = grpc.StatusCode.PERMISSION_DENIED
-        tianjin_area = diabetes_visit(PSN_NO, envelope=envelope(area="120101"))
+        tianjin_area = diabetes_visit(psn_no, envelope=envelope(area="120101"))
         assert refusal(lambda: stub.RegisterVisit(tianjin_area))[:2] == (denied, "PERMISSION_DENIED_REGION")
-        tianjin_hospital = diabetes_visit(PSN_NO, envelope=envelope(institution="H12011200001"))
+        tianjin_hospital = diabetes_visit(psn_no, envelope=envelope(institution="H12011200001"))
         assert refusal(lambda: stub.RegisterVisit(tianjin_hospital))[1] == "PERMISSION_DENIED_REGION"
-        malformed = diabetes_visit(PSN_NO, envelope=envelope(institution="H1101"))
+        malformed = diabetes_visit(psn_no, envelope=envelope(institution="H1101"))
         assert refusal(lambda: stub.RegisterVisit(malformed))[1:] == (
             "INVALID_CODE",
             ["envelope.fixmedins_code"],
         )
-        visit = stub.RegisterVisit(diabetes_visit(PSN_NO), timeout=20).visit
+        visit = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit
         neighbour = envelope(institution=NEIGHBOUR)
         assert (
             refusal(lambda: upload(stub, visit.mdtrt_id, envelope=neighbour))[1] == "PERMISSION_DENIED_REGION"

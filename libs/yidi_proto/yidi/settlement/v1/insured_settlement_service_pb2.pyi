@@ -117,6 +117,7 @@ class ResolvePersonRequest(_message.Message):
     EMERGENCY_FIELD_NUMBER: _builtins.int
     CHRONIC_DISEASE_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     treatment_admdvs: _builtins.str
     """Treatment region."""
     med_type: _builtins.str
@@ -127,6 +128,11 @@ class ResolvePersonRequest(_message.Message):
     """Chronic disease code (`opsp_dise_code`) for med_type "14"."""
     fixmedins_code: _builtins.str
     """Treating institution, checked against outpatient designations where the filing requires."""
+    psn_no: _builtins.str
+    """The person number the caller holds for this credential (RegisterVisit sends the HIS's):
+    when set, the credential must name this person, and eligibility is not asked (a stay
+    may be registered before it is filed, 出院结算前补办备案).
+    """
     @_builtins.property
     def route(self) -> _settlement_pb2.Route:
         """Routing."""
@@ -150,10 +156,11 @@ class ResolvePersonRequest(_message.Message):
         emergency: _builtins.bool = ...,
         chronic_disease: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "route", b"route", "service_date", b"service_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "credential", b"credential", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "med_type", b"med_type", "route", b"route", "service_date", b"service_date", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "credential", b"credential", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "med_type", b"med_type", "psn_no", b"psn_no", "route", b"route", "service_date", b"service_date", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

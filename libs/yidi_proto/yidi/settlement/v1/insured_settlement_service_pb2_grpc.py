@@ -99,7 +99,10 @@ class InsuredSettlementServiceServicer:
 
     def ResolvePerson(self, request, context):
         """Resolves a credential to the person's snapshot for a treatment region and date,
-        checking eligibility there (contributions, credential, filing).
+        checking eligibility there (contributions, credential, filing). With `psn_no` set it
+        only identifies: INVALID_ARGUMENT naming `psn_no` when the credential names another
+        person, PERSON_NOT_FOUND when it names no one insured in the destination region, and
+        otherwise a snapshot of who the person is (no filing, no eligibility asked).
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,

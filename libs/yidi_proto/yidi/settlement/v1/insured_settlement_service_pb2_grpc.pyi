@@ -39,7 +39,10 @@ class InsuredSettlementServiceStub:
     def __new__(cls, channel: _aio.Channel) -> InsuredSettlementServiceAsyncStub: ...
     ResolvePerson: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ResolvePersonRequest, _insured_settlement_service_pb2.ResolvePersonResponse]
     """Resolves a credential to the person's snapshot for a treatment region and date,
-    checking eligibility there (contributions, credential, filing).
+    checking eligibility there (contributions, credential, filing). With `psn_no` set it
+    only identifies: INVALID_ARGUMENT naming `psn_no` when the credential names another
+    person, PERSON_NOT_FOUND when it names no one insured in the destination region, and
+    otherwise a snapshot of who the person is (no filing, no eligibility asked).
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
@@ -147,7 +150,10 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ResolvePerson: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ResolvePersonRequest, _insured_settlement_service_pb2.ResolvePersonResponse]  # type: ignore[assignment]
     """Resolves a credential to the person's snapshot for a treatment region and date,
-    checking eligibility there (contributions, credential, filing).
+    checking eligibility there (contributions, credential, filing). With `psn_no` set it
+    only identifies: INVALID_ARGUMENT naming `psn_no` when the credential names another
+    person, PERSON_NOT_FOUND when it names no one insured in the destination region, and
+    otherwise a snapshot of who the person is (no filing, no eligibility asked).
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
@@ -258,7 +264,10 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insured_settlement_service_pb2.ResolvePersonResponse, _abc.Awaitable[_insured_settlement_service_pb2.ResolvePersonResponse]]:
         """Resolves a credential to the person's snapshot for a treatment region and date,
-        checking eligibility there (contributions, credential, filing).
+        checking eligibility there (contributions, credential, filing). With `psn_no` set it
+        only identifies: INVALID_ARGUMENT naming `psn_no` when the credential names another
+        person, PERSON_NOT_FOUND when it names no one insured in the destination region, and
+        otherwise a snapshot of who the person is (no filing, no eligibility asked).
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,

@@ -183,7 +183,9 @@ class RegisterVisitRequest(_message.Message):
     request_id: _builtins.str
     """Message id (msgid)."""
     psn_no: _builtins.str
-    """Person number from VerifyPerson (`psn_no`)."""
+    """Person number from VerifyPerson (`psn_no`): the person the credential names
+    (INVALID_ARGUMENT naming `psn_no` otherwise).
+    """
     insutype: _builtins.str
     """Insurance type (`insutype`)."""
     ipt_otp_no: _builtins.str

@@ -134,10 +134,13 @@ class SettlementServiceServicer:
 
     def RegisterVisit(self, request, context):
         """Registers an outpatient visit (2201) or an inpatient admission (2401); returns `mdtrt_id`.
+        The insured node confirms that the credential names `psn_no` (it does not ask for a
+        filing: a stay may be filed before discharge).
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-        FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, FAILED_PRECONDITION/SERVICE_NOT_ENABLED,
-        FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSTITUTION_SUSPENDED,
-        UNAVAILABLE/NODE_UNREACHABLE (the treatment province's registry),
+        NOT_FOUND/PERSON_NOT_FOUND, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, FAILED_PRECONDITION/CORRECTED,
+        UNAVAILABLE/INSTITUTION_SUSPENDED, UNAVAILABLE/NODE_UNREACHABLE (the treatment
+        province's registry), UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

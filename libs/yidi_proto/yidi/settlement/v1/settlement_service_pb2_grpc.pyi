@@ -49,10 +49,13 @@ class SettlementServiceStub:
     """
     RegisterVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.RegisterVisitRequest, _settlement_service_pb2.RegisterVisitResponse]
     """Registers an outpatient visit (2201) or an inpatient admission (2401); returns `mdtrt_id`.
+    The insured node confirms that the credential names `psn_no` (it does not ask for a
+    filing: a stay may be filed before discharge).
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-    FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, FAILED_PRECONDITION/SERVICE_NOT_ENABLED,
-    FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSTITUTION_SUSPENDED,
-    UNAVAILABLE/NODE_UNREACHABLE (the treatment province's registry),
+    NOT_FOUND/PERSON_NOT_FOUND, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, FAILED_PRECONDITION/CORRECTED,
+    UNAVAILABLE/INSTITUTION_SUSPENDED, UNAVAILABLE/NODE_UNREACHABLE (the treatment
+    province's registry), UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     DischargeVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.DischargeVisitRequest, _settlement_service_pb2.DischargeVisitResponse]
@@ -167,10 +170,13 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """
     RegisterVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.RegisterVisitRequest, _settlement_service_pb2.RegisterVisitResponse]  # type: ignore[assignment]
     """Registers an outpatient visit (2201) or an inpatient admission (2401); returns `mdtrt_id`.
+    The insured node confirms that the credential names `psn_no` (it does not ask for a
+    filing: a stay may be filed before discharge).
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-    FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, FAILED_PRECONDITION/SERVICE_NOT_ENABLED,
-    FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSTITUTION_SUSPENDED,
-    UNAVAILABLE/NODE_UNREACHABLE (the treatment province's registry),
+    NOT_FOUND/PERSON_NOT_FOUND, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+    FAILED_PRECONDITION/SERVICE_NOT_ENABLED, FAILED_PRECONDITION/CORRECTED,
+    UNAVAILABLE/INSTITUTION_SUSPENDED, UNAVAILABLE/NODE_UNREACHABLE (the treatment
+    province's registry), UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     DischargeVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.DischargeVisitRequest, _settlement_service_pb2.DischargeVisitResponse]  # type: ignore[assignment]
@@ -294,10 +300,13 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_service_pb2.RegisterVisitResponse, _abc.Awaitable[_settlement_service_pb2.RegisterVisitResponse]]:
         """Registers an outpatient visit (2201) or an inpatient admission (2401); returns `mdtrt_id`.
+        The insured node confirms that the credential names `psn_no` (it does not ask for a
+        filing: a stay may be filed before discharge).
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
-        FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, FAILED_PRECONDITION/SERVICE_NOT_ENABLED,
-        FAILED_PRECONDITION/CORRECTED, UNAVAILABLE/INSTITUTION_SUSPENDED,
-        UNAVAILABLE/NODE_UNREACHABLE (the treatment province's registry),
+        NOT_FOUND/PERSON_NOT_FOUND, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
+        FAILED_PRECONDITION/SERVICE_NOT_ENABLED, FAILED_PRECONDITION/CORRECTED,
+        UNAVAILABLE/INSTITUTION_SUSPENDED, UNAVAILABLE/NODE_UNREACHABLE (the treatment
+        province's registry), UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
