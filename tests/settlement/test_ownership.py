@@ -29,6 +29,7 @@ from treatment_his import (
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
+from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi_runtime.auth import PRINCIPAL_HEADER
@@ -115,3 +116,38 @@ def test_request_ids_and_records_are_the_institutions_own(
         again = stub.Settle(settle_request(mine.mdtrt_id, settle_id), metadata=AS_HOSPITAL, timeout=30)
         assert again.settlement == settlement
         assert settlement.result.amounts.medfee_sumamt_fen == DRUGS_FEN
+
+
+def test_only_the_insured_node_of_a_visit_can_fence_its_settlement(
+    tmp_path: Path, database_factory: Callable[[], str | None]
+) -> None:
+    """A fence from a node that does not insure the visit's person binds nothing; the insurer's does."""
+    with (
+        beijing_tree(tmp_path, database_factory) as nodes,
+        grpc.insecure_channel(nodes[BEIJING].address) as channel,
+    ):
+        psn_no = load_insured(nodes)
+        stub = api_grpc.SettlementServiceStub(channel)
+        insured = insured_grpc.InsuredSettlementServiceStub(channel)
+
+        def fence(settle_id: str, by: str) -> int:
+            return insured.FenceSettlement(
+                insured_api.FenceSettlementRequest(
+                    request_id=msgid(),
+                    route=settlement_pb2.Route(origin_admdvs=by, destination_admdvs=BEIJING),
+                    application_request_id=f"{HOSPITAL}/{settle_id}:apply",
+                ),
+                timeout=20,
+            ).outcome
+
+        stranger, insurer = msgid(), msgid()
+        assert fence(stranger, "630000") == insured_api.SETTLEMENT_OUTCOME_NOT_RECORDED
+        assert fence(insurer, LANGFANG) == insured_api.SETTLEMENT_OUTCOME_NOT_RECORDED
+        first = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
+        upload(stub, first)
+        settled = stub.Settle(settle_request(first, stranger), timeout=30).settlement
+        assert settled.medins_setl_id == stranger
+        assert fence(stranger, LANGFANG) == insured_api.SETTLEMENT_OUTCOME_RECORDED
+        second = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
+        upload(stub, second)
+        assert refusal(lambda: stub.Settle(settle_request(second, insurer), timeout=30))[1] == "HOLD_VOIDED"
