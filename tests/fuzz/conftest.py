@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import grpc
 import pytest
 import structlog
-from fuzz_support import RowCounts, Target
+from fuzz_support import TableDigests, Target
 from sqlalchemy import create_engine, text
 
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
@@ -110,5 +110,5 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             if contents == "loaded":
                 load_sample_data(federation)
                 _file_retiree(channel)
-            yield Target(node, channel, RowCounts.of(node), str(request.param))
+            yield Target(node, channel, TableDigests.of(node), str(request.param))
     structlog.reset_defaults()

@@ -5,11 +5,14 @@ channel as the insecure development caller. Each call is checked against the con
 every RPC: no INTERNAL, UNKNOWN or UNIMPLEMENTED; every refusal names a ``yidi`` reason
 with ``ErrorInfo`` (and input refusals name their fields); a request holding a control
 character in any string is refused INVALID_ARGUMENT naming such strings; a refused mutating
-call leaves every table of the node's databases as it found it.
+call leaves every row of every table of the node's databases as it found it (a digest of
+their contents), and the audit trail only gains rows; an answered mutating call sent again is
+answered the same and changes nothing more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 import re
@@ -79,9 +82,15 @@ def is_mutating(method: MethodDescriptor) -> bool:
     )
 
 
+VOLATILE = frozenset(
+    {"settlement_outbox", "registry_outbox", "filing_outbox", "catalogue_outbox", "clearing_outbox"}
+)
+"""Tables background workers rewrite on their own (delivery attempts): compared by row count only."""
+
+
 @dataclass
-class RowCounts:
-    """Counts every table of a node's databases in one statement per database."""
+class TableDigests:
+    """A digest of every row of every table of a node's databases (the audit trail apart: see :class:`AuditTail`)."""
 
     engines: list[Engine]
     tables: dict[int, list[str]] = field(default_factory=dict)
@@ -89,10 +98,10 @@ class RowCounts:
     def __post_init__(self) -> None:
         for index, engine in enumerate(self.engines):
             names = sorted(set(inspect(engine).get_table_names()) - GROWS_ON_REFUSAL)
-            self.tables[index] = names
+            self.tables[index] = [name for name in names if not name.startswith("alembic")]
 
     @classmethod
-    def of(cls, node: Node) -> RowCounts:
+    def of(cls, node: Node) -> TableDigests:
         """Every distinct database of ``node`` (on PostgreSQL the services share one)."""
         distinct: dict[str, Engine] = {}
         for service in node.services:
@@ -100,18 +109,60 @@ class RowCounts:
             distinct.setdefault(str(engine.url), engine)
         return cls(list(distinct.values()))
 
-    def snapshot(self) -> dict[str, int]:
-        """Table name → row count, across the node's databases (each service's tables have their own names)."""
-        counts: dict[str, int] = {}
+    def snapshot(self) -> dict[str, str]:
+        """Table name → a digest of its rows' contents (of its row count, for a :data:`VOLATILE` table)."""
+        digests: dict[str, str] = {}
         for index, engine in enumerate(self.engines):
             names = self.tables[index]
             if not names:
                 continue
-            selects = ", ".join(f'(SELECT count(*) FROM "{name}")' for name in names)
             with engine.connect() as connection:
-                row = connection.execute(text(f"SELECT {selects}")).one()
-            counts |= {name: int(value) for name, value in zip(names, row, strict=True)}
-        return counts
+                if engine.dialect.name == "postgresql":
+                    selects = ", ".join(
+                        f'(SELECT count(*)::text FROM "{name}")'
+                        if name in VOLATILE
+                        else f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{name}\" t)"
+                        for name in names
+                    )
+                    row = connection.execute(text(f"SELECT {selects}")).one()
+                    digests |= dict(zip(names, map(str, row), strict=True))
+                    continue
+                for name in names:
+                    rows = connection.execute(text(f'SELECT * FROM "{name}"')).all()
+                    content = str(len(rows)) if name in VOLATILE else "|".join(sorted(map(repr, rows)))
+                    digests[name] = hashlib.sha256(content.encode()).hexdigest()
+        return digests
+
+
+@dataclass
+class AuditTail:
+    """The audit trail is append-only: what a call may do to it is add rows describing itself."""
+
+    node: Node
+
+    def _database(self) -> Any:
+        return next(service for service in self.node.services if service.group.name == "audit")
+
+    def mark(self) -> tuple[int, str]:
+        """The last row's id now, and a digest of every row up to it."""
+        service = self._database()
+        for worker in service.workers:
+            worker.flush()  # type: ignore[attr-defined]
+        with service.database.engine.connect() as connection:
+            rows = connection.execute(text("SELECT * FROM audit_records ORDER BY id")).all()
+        return (rows[-1].id if rows else 0), hashlib.sha256(repr(rows).encode()).hexdigest()
+
+    def added_since(self, mark: tuple[int, str]) -> list[Any]:
+        """The rows added since ``mark``; the rows before it must be as they were."""
+        last, digest = mark
+        service = self._database()
+        for worker in service.workers:
+            worker.flush()  # type: ignore[attr-defined]
+        with service.database.engine.connect() as connection:
+            rows = connection.execute(text("SELECT * FROM audit_records ORDER BY id")).all()
+        before = [row for row in rows if row.id <= last]
+        assert hashlib.sha256(repr(before).encode()).hexdigest() == digest, "the audit trail was rewritten"
+        return [row for row in rows if row.id > last]
 
 
 @dataclass
@@ -120,8 +171,12 @@ class Target:
 
     node: Node
     channel: grpc.Channel
-    counts: RowCounts
+    tables: TableDigests
     label: str
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Sent with every call: e.g. the development header naming the caller (default: the developer)."""
+    audit: AuditTail | None = None
+    """When given, each call's audit rows are checked: only added, each the caller's or the node's own."""
 
     def call(self, method: MethodDescriptor, messages: Sequence[Message]) -> Any:
         """Send ``messages`` (one, or a client stream) to ``method``; the answer, or raise RpcError."""
@@ -130,10 +185,14 @@ class Target:
         name = full_name(method)
         if method.client_streaming:
             factory = self.channel.stream_stream if method.server_streaming else self.channel.stream_unary
-            answer = factory(name, serialize, deserialize)(iter(messages), timeout=CALL_TIMEOUT_S)
+            answer = factory(name, serialize, deserialize)(
+                iter(messages), timeout=CALL_TIMEOUT_S, metadata=self.metadata
+            )
         else:
             factory = self.channel.unary_stream if method.server_streaming else self.channel.unary_unary
-            answer = factory(name, serialize, deserialize)(messages[0], timeout=CALL_TIMEOUT_S)
+            answer = factory(name, serialize, deserialize)(
+                messages[0], timeout=CALL_TIMEOUT_S, metadata=self.metadata
+            )
         return list(answer) if method.server_streaming else answer
 
     def call_raw(self, method: MethodDescriptor, payload: bytes) -> Any:
@@ -208,6 +267,8 @@ def check_controls_refused(method: MethodDescriptor, message: Message, error: gr
     if not expected:
         return
     assert error is not None, f"{full_name(method)} accepted control characters in {sorted(expected)[:5]}"
+    if method.client_streaming and error.code() is grpc.StatusCode.PERMISSION_DENIED:
+        return  # a caller who may not call it at all is refused before its stream is read
     details = error_details(error)
     fields = [violation.field for violation in details["BadRequest"].field_violations]
     assert (error.code(), details["ErrorInfo"].reason) == (
@@ -223,12 +284,38 @@ def check_call(target: Target, method: MethodDescriptor, messages: Sequence[Mess
     """Call once and check the contract; ``"OK"`` or the refusal's reason.
 
     The first message of a request is checked for control characters (a stream's later
-    messages may be refused for their order before they are read).
+    messages may be refused for their order before they are read). A refused mutating call
+    must leave every row of every table as it was; an answered one, sent again, must be
+    answered the same and change nothing more.
     """
     mutating = is_mutating(method)
-    before = target.counts.snapshot() if mutating else {}
+    before = target.tables.snapshot() if mutating else {}
+    mark = target.audit.mark() if target.audit is not None else None
     try:
-        target.call(method, messages)
+        reason = _checked_call(target, method, messages, mutating, before)
+    finally:
+        if target.audit is not None and mark is not None:
+            _check_audit_rows(target, method, target.audit.added_since(mark))
+    return reason
+
+
+def _check_audit_rows(target: Target, method: MethodDescriptor, added: list[Any]) -> None:
+    """The rows a call added to the audit trail are the caller's own calls, or the node's in-process ones."""
+    callers = {value for key, value in target.metadata if key == "x-yidi-principal"}
+    callers.add(f"node/{target.node.settings.region}")
+    strangers = [(row.caller, row.method) for row in added if row.caller not in callers]
+    assert not strangers, f"{full_name(method)} left audit rows of other callers: {strangers[:3]}"
+
+
+def _checked_call(
+    target: Target,
+    method: MethodDescriptor,
+    messages: Sequence[Message],
+    mutating: bool,
+    before: dict[str, str],
+) -> str:
+    try:
+        answer = target.call(method, messages)
     except grpc.RpcError as error:
         reason = check_refusal(method, error)
         if messages:
@@ -236,17 +323,24 @@ def check_call(target: Target, method: MethodDescriptor, messages: Sequence[Mess
     else:
         if messages:
             check_controls_refused(method, messages[0], None)
+        if mutating and not method.client_streaming:
+            changed = target.tables.snapshot()
+            assert target.call(method, messages) == answer, f"{full_name(method)} answered a repeat otherwise"
+            again = target.tables.snapshot()
+            assert again == changed, f"{full_name(method)} changed {_changed(changed, again)} on a repeat"
         return "OK"
     if mutating:
-        after = target.counts.snapshot()
+        after = target.tables.snapshot()
         allowed = RECORDED_ON_REFUSAL.get(full_name(method), frozenset())
-        changed = {
-            name: (count, after[name])
-            for name, count in before.items()
-            if count != after[name] and name not in allowed
-        }
-        assert not changed, f"{full_name(method)} refused {reason} but wrote rows (before, after): {changed}"
+        changed_tables = {name for name in _changed(before, after) if name not in allowed}
+        assert not changed_tables, (
+            f"{full_name(method)} refused {reason} but changed {sorted(changed_tables)}"
+        )
     return reason
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
 def fits(messages: Iterable[Message]) -> bool:
