@@ -13,28 +13,15 @@ broken tags, a string that is not UTF-8) are refused INVALID_ARGUMENT by every R
 
 from __future__ import annotations
 
-import zlib
-from collections import Counter
-
 import grpc
 import pytest
-from fuzz_support import Target, check_call, check_refusal, fits, full_name, proto_methods, served_methods
+from fuzz_support import Target, check_refusal, full_name, fuzz_method, proto_methods, served_methods
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
-from google.protobuf.message import Message
-from hypothesis import HealthCheck, assume, given, seed, settings
-from hypothesis import strategies as st
-from proto_strategies import request_strategy, stream_strategy
 
 from yidi_testing import error_details
 
 METHODS = proto_methods()
 EXAMPLES = {"sqlite": 25, "postgresql": 5}
-
-
-def _requests(method: MethodDescriptor) -> st.SearchStrategy[list[Message]]:
-    if method.client_streaming:
-        return stream_strategy(method.input_type)
-    return request_strategy(method.input_type).map(lambda request: [request])
 
 
 def test_every_served_rpc_is_fuzzed(target: Target) -> None:
@@ -49,21 +36,7 @@ def test_rpc_refuses_bad_input_with_a_reason_and_no_partial_write(
 ) -> None:
     if method.containing_service.full_name not in target.node.service_names:
         pytest.skip(f"{method.containing_service.full_name} is not served by a node")
-    answers: Counter[str] = Counter()
-
-    @seed(zlib.crc32(f"{target.label}{full_name(method)}".encode()))
-    @settings(
-        max_examples=EXAMPLES[target.label.split("-")[1]],
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
-    @given(_requests(method))
-    def fuzz(messages: list[Message]) -> None:
-        assume(fits(messages))
-        answers[check_call(target, method, messages)] += 1
-
-    fuzz()
+    answers = fuzz_method(target, method, EXAMPLES[target.label.split("-")[1]])
     assert answers, "no request was sent"
 
 

@@ -11,19 +11,13 @@ gains rows, each the caller's own call or the node's in-process one.
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 import structlog
 from conftest import HEBEI, _database, _file_retiree
-from fuzz_support import AuditTail, TableDigests, Target, check_call, fits, full_name, served_methods
-from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.message import Message
-from hypothesis import HealthCheck, assume, given, seed, settings
-from hypothesis import strategies as st
-from proto_strategies import request_strategy, stream_strategy
+from fuzz_support import AuditTail, TableDigests, Target, fuzz_method, served_methods
 
 from yidi_cli.federation import Federation, NodeSpec, Topology, load_sample_data
 from yidi_runtime.config import Peer, Role
@@ -70,33 +64,9 @@ def principal_target(
     structlog.reset_defaults()
 
 
-def _requests(method: MethodDescriptor) -> st.SearchStrategy[list[Message]]:
-    if method.client_streaming:
-        return stream_strategy(method.input_type)
-    return request_strategy(method.input_type).map(lambda request: [request])
-
-
-def _fuzz(target: Target, method: MethodDescriptor, answers: Counter[str]) -> None:
-    """Send one method its generated requests as the target's principal, checking each answer."""
-
-    @seed(zlib.crc32(f"{target.label}{full_name(method)}".encode()))
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
-    @given(_requests(method))
-    def fuzz(messages: list[Message]) -> None:
-        assume(fits(messages))
-        answers[check_call(target, method, messages)] += 1
-
-    fuzz()
-
-
 @pytest.mark.postgres
 def test_every_rpc_fuzzed_as_a_principal_writes_nothing_it_may_not(principal_target: Target) -> None:
     answers: Counter[str] = Counter()
     for method in served_methods(principal_target.node):
-        _fuzz(principal_target, method, answers)
+        answers += fuzz_method(principal_target, method, EXAMPLES)
     assert answers["PERMISSION_DENIED_ROLE"] > 0 and answers["INVALID_ARGUMENT"] > 0, answers

@@ -22,6 +22,7 @@ from treatment_his import (
     diabetes_visit,
     envelope,
     msgid,
+    open_visit,
     refusal,
     settle_request,
     upload,
@@ -143,11 +144,8 @@ def test_only_the_insured_node_of_a_visit_can_fence_its_settlement(
         stranger, insurer = msgid(), msgid()
         assert fence(stranger, "630000") == insured_api.SETTLEMENT_OUTCOME_NOT_RECORDED
         assert fence(insurer, LANGFANG) == insured_api.SETTLEMENT_OUTCOME_NOT_RECORDED
-        first = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
-        upload(stub, first)
-        settled = stub.Settle(settle_request(first, stranger), timeout=30).settlement
+        settled = stub.Settle(settle_request(open_visit(stub, psn_no), stranger), timeout=30).settlement
         assert settled.medins_setl_id == stranger
         assert fence(stranger, LANGFANG) == insured_api.SETTLEMENT_OUTCOME_RECORDED
-        second = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
-        upload(stub, second)
+        second = open_visit(stub, psn_no)
         assert refusal(lambda: stub.Settle(settle_request(second, insurer), timeout=30))[1] == "HOLD_VOIDED"

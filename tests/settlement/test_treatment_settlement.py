@@ -27,6 +27,7 @@ from treatment_his import (
     envelope,
     id_card,
     msgid,
+    open_visit,
     refusal,
     settle_request,
     upload,
@@ -94,13 +95,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.05)
-
-
-def open_visit(stub: api_grpc.SettlementServiceStub, psn_no: str) -> str:
-    """A registered diabetes visit with the worked example's two drugs uploaded."""
-    mdtrt_id = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
-    upload(stub, mdtrt_id)
-    return mdtrt_id
 
 
 def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(

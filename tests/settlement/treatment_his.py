@@ -126,3 +126,10 @@ def refusal(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str, list[str]]:
         details["ErrorInfo"].reason,
         [violation.field for violation in bad.field_violations] if bad else [],
     )
+
+
+def open_visit(stub: api_grpc.SettlementServiceStub, psn_no: str, **fields: Any) -> str:
+    """A registered diabetes visit (``fields`` for RegisterVisit) with the worked example's two drugs uploaded."""
+    mdtrt_id = stub.RegisterVisit(diabetes_visit(psn_no, **fields), timeout=20).visit.mdtrt_id
+    upload(stub, mdtrt_id, envelope=fields.get("envelope", envelope()))
+    return mdtrt_id
