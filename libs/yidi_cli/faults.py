@@ -8,13 +8,16 @@ the journal entry and the confirmation exactly once — so the demo makes one by
 two messages had been lost on the way after the treatment node recorded the settlement:
 
 - the national journal never received the entry: its row is deleted at the national node;
+  the reconciliation has to find that from the records alone, and repair it from the
+  treatment node's durable record;
 - the insured node never received the confirmation: its application is put back to an
-  unconfirmed hold that is already due, and the insured node's own hold worker voids it,
-  restoring the patient's accumulators, exactly as it does for any hold left unconfirmed.
+  unconfirmed hold that is already due. The insured node's own hold worker then does what
+  it does for any hold left unconfirmed: it asks the treatment node that applied it, which
+  answers from its commit record that it recorded the settlement — so the hold is confirmed
+  again, never voided by guessing (DESIGN.md principle 9).
 
 Both are done with SQLAlchemy Core against the tables of the service that owns them,
-through that node's own database handle; the reconciliation then has to find the hole from
-the records alone, and repair it from the treatment node's durable record.
+through that node's own database handle.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from yidi_cli.federation import Federation
 from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.db import Database
 from yidi_services.clearing.models import JournalEntryRecord
+from yidi_services.settlement.ids import settlement_key
 from yidi_services.settlement.insured_models import ApplicationRow, ApplicationState
 
 _LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -37,12 +41,12 @@ _POLL_S = 0.1
 
 
 class FaultNotPlanted(RuntimeError):
-    """The hole could not be planted (the settlement never reached a side, or was not voided in time)."""
+    """The hole could not be planted (the settlement never reached a side, or its hold was not resolved in time)."""
 
 
 @dataclass(frozen=True)
 class LostSettlement:
-    """The hole planted: the settlement's msgid and the insured node that voided its application."""
+    """The hole planted: the settlement's msgid and the insured node that lost (and resolved) its confirmation."""
 
     msgid: str
     insured_node: str
@@ -72,19 +76,19 @@ def _application(database: Database, request_id: str) -> str | None:
 
 
 def lose_settlement_on_the_way(
-    federation: Federation, msgid: str, insured_region: str, timeout_s: float = 20.0
+    federation: Federation, fixmedins_code: str, msgid: str, insured_region: str, timeout_s: float = 20.0
 ) -> LostSettlement:
     """Plant the Qinghai–Jiaxing hole for one cross-province settlement, once both deliveries arrived.
 
     Waits (bounded) for the insured node to confirm the application and for the national
     journal to hold the entry, then loses both as the module docstring says, and waits for
-    the insured node's hold worker to void the application.
+    the insured node's hold worker to resolve the hold by asking the treatment node.
     """
     insured_node = federation.host_of(insured_region, "settlement")
     insured = service_database(federation, insured_node, "settlement")
     national = service_database(federation, NATIONAL_REGION, "clearing")
     applications, journal = ApplicationRow.__table__, JournalEntryRecord.__table__
-    request_id = f"{msgid}:apply"
+    request_id = f"{settlement_key(fixmedins_code, msgid)}:apply"
 
     def confirmation_lost() -> bool:
         # Only a confirmed application is put back, so a confirmation still on its way cannot undo the fault.
@@ -103,13 +107,14 @@ def lose_settlement_on_the_way(
 
     def entry_lost() -> bool:
         with national.engine.begin() as connection:
-            return connection.execute(delete(journal).where(journal.c.msgid == msgid)).rowcount == 1
+            lost = delete(journal).where(journal.c.fixmedins_code == fixmedins_code, journal.c.msgid == msgid)
+            return connection.execute(lost).rowcount == 1
 
     _until(confirmation_lost, f"the confirmation of {msgid} at {insured_node}", timeout_s)
     _until(entry_lost, f"the national journal entry {msgid}", timeout_s)
     _until(
-        lambda: _application(insured, request_id) == ApplicationState.EXPIRED.value,
-        f"{insured_node} voiding the unconfirmed hold of {msgid}",
+        lambda: _application(insured, request_id) == ApplicationState.CONFIRMED.value,
+        f"{insured_node} resolving the unconfirmed hold of {msgid} by asking its treatment node",
         timeout_s,
     )
     return LostSettlement(msgid, insured_node)

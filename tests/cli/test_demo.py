@@ -69,11 +69,12 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     msgid = re.search(r"the national journal lost the entry (H33040200001\d+)", reconciliation)
     assert msgid, reconciliation
     assert re.search(rf"MISSING_AT_NATIONAL\s*│ {msgid[1]}", reconciliation)
-    assert re.search(rf"MISSING_AT_INSURED\s*│ {msgid[1]}", reconciliation)
+    assert "MISSING_AT_INSURED" not in reconciliation  # the Qinghai node asked Jiaxing and confirmed it
+    assert "asked the Jiaxing node, which had recorded the settlement: confirmed, not voided" in reconciliation
     assert (
         "✓ the hole is found" in reconciliation and "✓ reconciled again: no difference open" in reconciliation
     )
-    assert "RepairDiscrepancies: 2 repaired, 0 left for an operator" in reconciliation
+    assert "RepairDiscrepancies: 1 repaired, 0 left for an operator" in reconciliation
 
     clearing = _ending(out, "Monthly clearing (清算) ·", "The seed stories")
     period = re.search(
@@ -90,7 +91,7 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     summary = out.split("The seed stories", 1)[1]
     assert re.search(r"│ 1 │.*│ settled\s*│\s*48\.89 │\s*15\.40 │ 110000", summary)
     assert re.search(r"│ 3 │.*│ refused NOT_FILED → settled", summary)
-    assert re.search(r"│ reconciliation [\d-]+.*│ 2 differences found, 2 repaired, none left", summary)
+    assert re.search(r"│ reconciliation [\d-]+.*│ 1 differences found, 1 repaired, none left", summary)
     assert re.search(rf"│ clearing {period[1]}\s*│ 7 statements, nets sum to 0\.00\s*│", summary)
     assert "every story behaved as the domain brief says it must" in out
     assert "reconciliation found and repaired the Qinghai hole, and the month cleared to zero" in out
