@@ -70,7 +70,9 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     assert msgid, reconciliation
     assert re.search(rf"MISSING_AT_NATIONAL\s*│ {msgid[1]}", reconciliation)
     assert "MISSING_AT_INSURED" not in reconciliation  # the Qinghai node asked Jiaxing and confirmed it
-    assert "asked the Jiaxing node, which had recorded the settlement: confirmed, not voided" in reconciliation
+    assert (
+        "asked the Jiaxing node, which had recorded the settlement: confirmed, not voided" in reconciliation
+    )
     assert (
         "✓ the hole is found" in reconciliation and "✓ reconciled again: no difference open" in reconciliation
     )
