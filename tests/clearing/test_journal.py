@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import journal_pb2
+from yidi_runtime.auth import PRINCIPAL_HEADER
+from yidi_runtime.config import Peer
 from yidi_runtime.server import Node, create_server
-from yidi_runtime.service import ServiceGroup
 from yidi_services.clearing import servicer as clearing_servicer
 from yidi_services.clearing.models import Base
 from yidi_services.node import GROUPS
@@ -122,19 +124,18 @@ class National:
 @pytest.fixture
 def national(tmp_path: Path, database_url: str | None) -> Iterator[National]:
     """A national node serving the clearing service with a fixed clock."""
-    group = GROUPS["clearing"]
+    group = dataclasses.replace(
+        GROUPS["clearing"],
+        register=lambda server, context: clearing_servicer.register(
+            server, context, clock=lambda: RECORDED_AT
+        ),
+    )
+    children = [Peer("110000", "127.0.0.1:9"), Peer("330000", "127.0.0.1:9")]
     started = create_server(
-        settings_for(tmp_path, database_url, role="national", region="000000", auto_migrate=True),
-        [
-            ServiceGroup(
-                group.name,
-                group.metadata,
-                group.versions,
-                lambda server, context: clearing_servicer.register(
-                    server, context, clock=lambda: RECORDED_AT
-                ),
-            )
-        ],
+        settings_for(
+            tmp_path, database_url, children=children, role="national", region="000000", auto_migrate=True
+        ),
+        [group],
     )
     try:
         with grpc.insecure_channel(started.address) as channel:
@@ -387,3 +388,35 @@ def test_a_city_node_reaches_the_national_journal_through_its_province(
             )
     assert [listed.msgid for listed in at_home.entries] == [entry.msgid]
     assert via_city == at_home
+
+
+def test_a_province_node_reads_only_its_own_part_of_the_journal(national: National) -> None:
+    """Entries whose insured or treatment region lies in the caller's subtree; nothing of other provinces'."""
+    beijing_for_hebei = settlement(at=JANUARY)
+    zhejiang_for_qinghai = settlement(insured="630100", treatment="330402", at=JANUARY)
+    qinghai_in_beijing = settlement(insured="630100", treatment="110101", at=JANUARY)
+    national.stub.AppendJournalEntries(batch(beijing_for_hebei, qinghai_in_beijing), timeout=10)
+    national.stub.AppendJournalEntries(batch(zhejiang_for_qinghai, source="330000"), timeout=10)
+
+    def listed_by(node: str, **filters: object) -> list[str]:
+        answer = national.stub.ListJournalEntries(
+            api.ListJournalEntriesRequest(page_size=100, **filters),  # type: ignore[arg-type]
+            metadata=[(PRINCIPAL_HEADER, f"node/{node}")],
+            timeout=10,
+        )
+        return [entry.msgid for entry in answer.entries]
+
+    assert listed_by("330000") == [zhejiang_for_qinghai.msgid]
+    assert listed_by("330000", admdvs="630000") == [zhejiang_for_qinghai.msgid]
+    assert listed_by("110000") == [beijing_for_hebei.msgid, qinghai_in_beijing.msgid]
+    assert listed_by("110000", admdvs="130000") == [beijing_for_hebei.msgid]
+    everything = national.stub.ListJournalEntries(api.ListJournalEntriesRequest(page_size=100), timeout=10)
+    assert len(everything.entries) == 3  # the national node's own (here: the developer) see it all
+    advance = api.GetAdvanceStatusRequest(admdvs="110000", year=2026)
+    error = refusal(
+        lambda request, timeout: national.stub.GetAdvanceStatus(
+            request, metadata=[(PRINCIPAL_HEADER, "node/330000")], timeout=timeout
+        ),
+        advance,
+    )
+    assert error[:2] == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED_REGION")
