@@ -39,6 +39,7 @@ KINDS = {
     "missing_at_treatment",
     "amount_differs",
     "reversal_mismatch",
+    "stale_hold",
 }
 _SEQUENCE = itertools.count(1)
 _REQUESTS = itertools.count(1)

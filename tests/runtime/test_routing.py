@@ -170,7 +170,7 @@ class ScriptedMethod:
     seconds_per_call: float = 0.0
     timeouts: list[float] = field(default_factory=list)
 
-    def __call__(self, request: Any, timeout: float) -> str:
+    def __call__(self, request: Any, timeout: float, metadata: Any = ()) -> str:
         self.timeouts.append(timeout)
         self.clock.now += self.seconds_per_call
         outcome = self.script.pop(0)
