@@ -74,7 +74,7 @@ def key_requests_by_owner(op: Operations, service: str) -> None:
     Rows already logged get :data:`LEGACY_OWNER`; a repeat of one still finds its answer.
     """
     table = f"{service}_requests"
-    with op.batch_alter_table(table, recreate="always") as batch:
+    with op.batch_alter_table(table) as batch:
         batch.add_column(
             sa.Column("owner", sa.String(MAX_OWNER), nullable=False, server_default=LEGACY_OWNER)
         )
@@ -85,7 +85,7 @@ def key_requests_by_owner(op: Operations, service: str) -> None:
 def key_requests_by_id(op: Operations, service: str) -> None:
     """The downgrade of :func:`key_requests_by_owner` (fails if two owners used one id)."""
     table = f"{service}_requests"
-    with op.batch_alter_table(table, recreate="always") as batch:
+    with op.batch_alter_table(table) as batch:
         batch.drop_constraint(f"pk_{table}", type_="primary")
         batch.drop_column("owner")
         batch.create_primary_key(f"pk_{table}", ["request_id"])

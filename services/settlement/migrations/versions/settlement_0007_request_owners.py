@@ -34,7 +34,7 @@ _RECEIPTS = "settlement_receipts"
 def upgrade() -> None:
     """Owners on the request log and the outcomes; (institution, msgid) unique on settlements."""
     key_requests_by_owner(op, "settlement")
-    with op.batch_alter_table(_OUTCOMES, recreate="always") as batch:
+    with op.batch_alter_table(_OUTCOMES) as batch:
         batch.add_column(
             sa.Column("owner", sa.String(MAX_OWNER), nullable=False, server_default=LEGACY_OWNER)
         )
@@ -48,7 +48,7 @@ def upgrade() -> None:
         )
     )
     op.add_column(_OUTCOMES, sa.Column("fenced_by", sa.String(6), nullable=True))
-    with op.batch_alter_table(_SETTLEMENTS, recreate="always") as batch:
+    with op.batch_alter_table(_SETTLEMENTS) as batch:
         batch.drop_constraint(f"uq_{_SETTLEMENTS}_medins_setl_id", type_="unique")
         batch.create_unique_constraint(
             f"uq_{_SETTLEMENTS}_fixmedins_code_medins_setl_id", ["fixmedins_code", "medins_setl_id"]
@@ -77,10 +77,10 @@ def downgrade() -> None:
     with op.batch_alter_table(_APPLICATIONS) as batch:
         batch.drop_column("resolve_attempts")
         batch.drop_column("origin_admdvs")
-    with op.batch_alter_table(_SETTLEMENTS, recreate="always") as batch:
+    with op.batch_alter_table(_SETTLEMENTS) as batch:
         batch.drop_constraint(f"uq_{_SETTLEMENTS}_fixmedins_code_medins_setl_id", type_="unique")
         batch.create_unique_constraint(f"uq_{_SETTLEMENTS}_medins_setl_id", ["medins_setl_id"])
-    with op.batch_alter_table(_OUTCOMES, recreate="always") as batch:
+    with op.batch_alter_table(_OUTCOMES) as batch:
         batch.drop_constraint(f"pk_{_OUTCOMES}", type_="primary")
         batch.drop_column("fenced_by")
         batch.drop_column("owner")
