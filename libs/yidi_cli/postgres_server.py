@@ -94,8 +94,14 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
 
 
 @contextmanager
-def fresh_databases(server_url: str, prefix: str = "yidi") -> Iterator[Callable[[], str]]:
-    """A factory of new, empty databases on ``server_url`` (e.g. one per node); all dropped afterwards."""
+def fresh_databases(
+    server_url: str, prefix: str = "yidi", template: str | None = None
+) -> Iterator[Callable[[], str]]:
+    """A factory of new databases on ``server_url`` (e.g. one per node); all dropped afterwards.
+
+    Empty, or copies of the database ``template`` (which no one may be connected to), e.g.
+    one already migrated to the code's head: a copy is made in the time an empty one is.
+    """
     base = server_url.rstrip("/")
     # A connection per statement: the server may have been restarted in between.
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -103,8 +109,9 @@ def fresh_databases(server_url: str, prefix: str = "yidi") -> Iterator[Callable[
 
     def create() -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        copied = f' TEMPLATE "{template}"' if template else ""
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{copied}'))
         names.append(name)
         return f"{base}/{name}"
 

@@ -32,9 +32,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def audit_database(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
-    """The trail's database, migrated to head: SQLite in the test's folder, or PostgreSQL."""
-    database = Database.open(SERVICE, database_url or f"sqlite:///{tmp_path / 'audit.db'}")
+def audit_database(tmp_path: Path, empty_database_url: str | None) -> Iterator[Database]:
+    """The trail's own database, migrated from empty to head: SQLite in the test's folder, or PostgreSQL."""
+    database = Database.open(SERVICE, empty_database_url or f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(database, VERSIONS, Base.metadata)
     yield database
     database.dispose()

@@ -210,11 +210,11 @@ def test_a_started_trail_writes_queued_rows_in_the_background_and_reads_them_bac
 
 @pytest.fixture
 def unmigrated_trail(
-    tmp_path: Path, database_url: str | None, registry: CollectorRegistry
+    tmp_path: Path, empty_database_url: str | None, registry: CollectorRegistry
 ) -> Iterator[tuple[Database, AuditTrail]]:
     """A started trail on a database without its table yet (SQLite: no such table, an OperationalError;
     PostgreSQL: an undefined table, which the trail must tell from a bad row); stopped and closed afterwards."""
-    database = Database.open(SERVICE, database_url or f"sqlite:///{tmp_path / 'audit.db'}")
+    database = Database.open(SERVICE, empty_database_url or f"sqlite:///{tmp_path / 'audit.db'}")
     trail = AuditTrail(database, NODE, REGION, registry=registry)
     trail.start()
     yield database, trail

@@ -30,7 +30,8 @@ def run_yidi(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url: str | None) -> None:
+def test_node_start_migrates_every_service_to_head(tmp_path: Path, empty_database_url: str | None) -> None:
+    database_url = empty_database_url
     environ = {"YIDI_DATABASE_URL": database_url} if database_url else {}
     settings = load_settings(
         environ=environ,
@@ -58,8 +59,10 @@ def test_node_start_migrates_every_service_to_head(tmp_path: Path, database_url:
 
 
 @pytest.mark.postgres
-def test_production_node_refuses_an_old_schema_until_db_upgrade(tmp_path: Path, postgres_url: str) -> None:
-    env = {"YIDI_DATABASE_URL": postgres_url, "YIDI_DATA_DIR": str(tmp_path)}
+def test_production_node_refuses_an_old_schema_until_db_upgrade(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
+    env = {"YIDI_DATABASE_URL": empty_postgres_url, "YIDI_DATA_DIR": str(tmp_path)}
     settings = load_settings(environ=env, overrides={"grpc_port": 0, "metrics_port": "off", "insecure": True})
     assert not settings.migrate_on_start
     with pytest.raises(SchemaOutOfDate, match="yidi db upgrade"):
