@@ -1,8 +1,10 @@
 """The one server interceptor: who calls, may they, log context, one canonical log line, metrics, audit.
 
-Each call is authenticated (:mod:`yidi_runtime.auth`), its request checked for undecodable
-bytes and control characters (:mod:`yidi_runtime.text_checks`) and authorized
-(:mod:`yidi_runtime.authz`) before its handler runs, and its principal is made available in
+Each call is authenticated (:mod:`yidi_runtime.auth`), held to its caller's quota
+(:mod:`yidi_runtime.quotas`), its request checked for undecodable bytes and control
+characters (:mod:`yidi_runtime.text_checks`), the principal it acts for found — a neighbour
+node's vouch names the original one (:mod:`yidi_runtime.vouches`) — and authorized
+(:mod:`yidi_runtime.authz`) before its handler runs; that principal is made available in
 :data:`yidi_runtime.identity.current`. Handlers raise :class:`~yidi_core.errors.DomainError`;
 this turns it into a status with ``ErrorInfo``/``BadRequest``. Anything unexpected becomes
 INTERNAL, logged once with its traceback, and the client never sees internals. Every call of

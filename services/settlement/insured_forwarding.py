@@ -3,8 +3,11 @@
 Every method of InsuredSettlementService is handled only by the destination node; a node on
 the way forwards the request unchanged (its seal too) but for its own region appended to ``route.hops``,
 within what is left of its caller's deadline, and returns the next node's answer (or its
-refusal, with the same reason) as is. A forwarding node applies nothing and logs no
-request, so a retry simply travels again to the one node that remembers it.
+refusal, with the same reason) as is. The forwarded call carries the vouch it arrived with,
+or at its first hop this node's vouch for whoever it authenticated (:mod:`yidi_runtime.vouches`),
+so the destination authorizes the original principal, not the relay. A forwarding node
+applies nothing and logs no request, so a retry simply travels again to the one node that
+remembers it.
 """
 
 from __future__ import annotations
