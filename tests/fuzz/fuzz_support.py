@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import pkgutil
 import re
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,8 +58,8 @@ FIELD_REASONS = {"INVALID_ARGUMENT", "INVALID_CODE"}
 STARTS_A_JOB = frozenset(
     {"/yidi.clearing.v1.ClearingService/Reconcile", "/yidi.clearing.v1.ClearingService/RunClearing"}
 )
-"""Methods whose answer starts background work that goes on writing (a run's progress): a repeat is
-answered with the progress so far and the tables move on meanwhile, so no repeat is compared."""
+"""Methods whose answer starts background work that goes on writing (a run's progress): no repeat is
+compared, and the next call waits until that work is done."""
 
 
 def full_name(method: MethodDescriptor) -> str:
@@ -118,6 +119,18 @@ class TableDigests:
             engine = service.database.engine
             distinct.setdefault(str(engine.url), engine)
         return cls(list(distinct.values()))
+
+    def settled(self, within_s: float = 20.0) -> None:
+        """Wait (bounded) until background work a call started stops writing: two snapshots alike."""
+        deadline = time.monotonic() + within_s
+        last = self.snapshot()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.snapshot()
+            if now == last:
+                return
+            last = now
+        raise AssertionError(f"the node kept writing for {within_s:.0f} s")
 
     def snapshot(self) -> dict[str, str]:
         """Table name → a digest of its rows' contents (of its row count, for a :data:`VOLATILE` table)."""
@@ -333,7 +346,9 @@ def _checked_call(
     else:
         if messages:
             check_controls_refused(method, messages[0], None)
-        if mutating and not method.client_streaming and full_name(method) not in STARTS_A_JOB:
+        if full_name(method) in STARTS_A_JOB:
+            target.tables.settled()
+        elif mutating and not method.client_streaming:
             changed = target.tables.snapshot()
             assert target.call(method, messages) == answer, f"{full_name(method)} answered a repeat otherwise"
             again = target.tables.snapshot()
