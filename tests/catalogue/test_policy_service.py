@@ -17,7 +17,7 @@ from yidi_core.codes import check_item_code
 from yidi_core.money import parse_money, to_fen
 from yidi_testing import error_details
 
-CASES = sorted(Path("/work/shared/cases").glob("*.json"))
+CASES = sorted((Path(__file__).resolve().parents[2] / "examples" / "cases" / "golden").glob("*.json"))
 REPO = Path(__file__).resolve().parents[2]
 CHRONIC = json.dumps(
     {

@@ -1,4 +1,4 @@
-"""Every golden case in ../shared/cases/ (read at test time, so new cases are picked up),
+"""Every golden case in examples/cases/golden/ (read at test time, so new cases are picked up),
 through the core's API and through `yidi calc` as a user runs it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from yidi_core.case_format import error_document, parse_case, result_document
 from yidi_core.errors import DomainError
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = sorted((REPO.parent / "shared" / "cases").glob("*.json"))
+CASES = sorted((REPO / "examples" / "cases" / "golden").glob("*.json"))
 YIDI = Path(sys.executable).with_name("yidi")
 
 
@@ -35,7 +35,7 @@ def assert_matches(result: dict[str, Any], expected: dict[str, Any]) -> None:
 
 
 def test_the_shared_cases_are_there() -> None:
-    assert len(CASES) >= 6, "expected the public golden cases in ../shared/cases"
+    assert len(CASES) >= 6, "expected the public golden cases in examples/cases/golden"
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -59,7 +59,9 @@ def test_golden_case_through_yidi_calc(path: Path, tmp_path: Path) -> None:
 
 
 def test_calc_reads_standard_input_and_explains() -> None:
-    case, expected = load(REPO.parent / "shared" / "cases" / "inpatient-deductible-segments-account.json")
+    case, expected = load(
+        REPO / "examples" / "cases" / "golden" / "inpatient-deductible-segments-account.json"
+    )
     run = subprocess.run(
         [str(YIDI), "calc", "--explain", "-"],
         input=json.dumps(case),
@@ -122,7 +124,7 @@ def test_calc_reads_standard_input_and_explains() -> None:
 def test_calc_refuses_bad_input_naming_the_field(
     mutate: Any, reason: str, field: str, tmp_path: Path
 ) -> None:
-    case, _ = load(REPO.parent / "shared" / "cases" / "seed-chronic-outpatient-beijing.json")
+    case, _ = load(REPO / "examples" / "cases" / "golden" / "seed-chronic-outpatient-beijing.json")
     mutate(case)
     run = subprocess.run(
         [str(YIDI), "calc", "-"], input=json.dumps(case), capture_output=True, text=True, timeout=60
@@ -142,6 +144,6 @@ def test_calc_refuses_a_file_that_is_not_json(tmp_path: Path) -> None:
 
 
 def test_whole_json_numbers_are_exact_and_accepted_where_decimal_strings_are_expected() -> None:
-    case, expected = load(REPO.parent / "shared" / "cases" / "seed-chronic-outpatient-beijing.json")
+    case, expected = load(REPO / "examples" / "cases" / "golden" / "seed-chronic-outpatient-beijing.json")
     case["items"][0]["qty"] = 1
     assert_matches(result_document(parse_case(case).settle()), expected)

@@ -31,7 +31,7 @@ from yidi_core.money import from_fen, to_fen
 from yidi_core.policy import DeductibleScope, Policy, Rule, Segment
 from yidi_core.settlement import Person, Settlement, Visit, settle
 
-CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cases"
+CASES_DIR = Path(__file__).resolve().parents[2] / "examples" / "cases" / "golden"
 
 ZERO = Decimal("0.00")
 ONE = Decimal(1)
