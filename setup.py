@@ -1,32 +1,17 @@
-"""Maps import names to the DESIGN.md folders; every folder below one holding Python files is a package."""
+"""Every import name is a folder of ``libs/``: ``yidi_services.settlement.insured`` is
+``libs/yidi_services/settlement/insured``. Every folder below one holding Python files is a
+package (migration folders have no ``__init__.py``)."""
 
 from pathlib import Path
 
 from setuptools import setup
 
-ROOTS = {
-    "yidi_core": "libs/yidi_core",
-    "yidi_runtime": "libs/yidi_runtime",
-    "yidi_cli": "libs/yidi_cli",
-    "yidi": "libs/yidi_proto/yidi",
-    "yidi_services": "services",
-}
-
-
-def _packages() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name, root in ROOTS.items():
-        folders = {source.parent for source in Path(root).rglob("*.py")} | {Path(root)}
-        for folder in sorted(folders):
-            rel = folder.relative_to(root).parts
-            found[".".join((name, *rel))] = folder.as_posix()
-    return found
-
-
-PACKAGES = _packages()
+ROOT = Path("libs")
+FOLDERS = sorted({source.parent for source in ROOT.rglob("*.py")})
+PACKAGES = [".".join(folder.relative_to(ROOT).parts) for folder in FOLDERS]
 
 setup(
-    packages=list(PACKAGES),
-    package_dir=PACKAGES,
+    packages=PACKAGES,
+    package_dir={"": "libs"},
     package_data={"": ["*.mako", "*.toml", "*.json", "*.csv", "py.typed", "*.pyi"]},
 )

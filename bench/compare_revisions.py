@@ -29,14 +29,21 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = {
+OLD_LAYOUT = {
     "yidi": "libs/yidi_proto/yidi",
     "yidi_cli": "libs/yidi_cli",
     "yidi_core": "libs/yidi_core",
     "yidi_runtime": "libs/yidi_runtime",
     "yidi_services": "services",
 }
-"""Each importable package and where it lives in a checkout (the editable install's mapping)."""
+"""Where each package lived before every import name became a folder of ``libs/``."""
+
+
+def packages(tree: Path) -> dict[str, Path]:
+    """Each importable package of a checkout and its folder, in either layout."""
+    if (tree / "services").is_dir():
+        return {package: tree / path for package, path in OLD_LAYOUT.items()}
+    return {folder.name: folder for folder in (tree / "libs").iterdir() if folder.is_dir()}
 
 
 def checkout(revision: str, folder: Path) -> Path:
@@ -47,8 +54,8 @@ def checkout(revision: str, folder: Path) -> Path:
     )
     overlay = folder / "packages"
     overlay.mkdir()
-    for package, path in PACKAGES.items():
-        (overlay / package).symlink_to(tree / path, target_is_directory=True)
+    for package, path in packages(tree).items():
+        (overlay / package).symlink_to(path, target_is_directory=True)
     return tree
 
 

@@ -44,8 +44,8 @@ from yidi_runtime.logs import configure_logging
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import china_day, date_message
 from yidi_services.clearing.models import JournalEntryRecord
-from yidi_services.settlement.insured_models import ApplicationRow
-from yidi_services.settlement.treatment_models import SettlementRow
+from yidi_services.settlement.insured.models import ApplicationRow
+from yidi_services.settlement.treatment.models import SettlementRow
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOPOLOGY = Topology(

@@ -34,7 +34,7 @@ from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.db import Database
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.settlement.ids import settlement_key
-from yidi_services.settlement.insured_models import ApplicationRow, ApplicationState
+from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 
 _LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 _POLL_S = 0.1

@@ -8,7 +8,7 @@ import pytest
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as settlement_api
 from yidi_runtime.wire import timestamp_message
-from yidi_services.clearing.reconciliation_compare import Kind, Period, Seen, Sides, compare, kinds_of
+from yidi_services.clearing.reconciliation.compare import Kind, Period, Seen, Sides, compare, kinds_of
 
 NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 """Noon of 2 March 2026 in China."""

@@ -62,7 +62,7 @@ from yidi_runtime.db import Database
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import china_day, date_message, timestamp_message
 from yidi_services.clearing.models import JournalEntryRecord
-from yidi_services.settlement.insured_models import ApplicationRow
+from yidi_services.settlement.insured.models import ApplicationRow
 from yidi_testing import error_details
 
 TOPOLOGY = Topology(

@@ -58,7 +58,7 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import method_path
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import china_day, date_message, timestamp_message
-from yidi_services.settlement.insured_forwarding import ROUTED
+from yidi_services.settlement.insured.forwarding import ROUTED
 
 HEBEI, GUANGDONG = "130000", "440000"
 SHENZHEN = "440300"

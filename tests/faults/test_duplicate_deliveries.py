@@ -50,7 +50,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.peers import message_id
-from yidi_services.settlement.treatment_settle import APPEND_JOURNAL, CONFIRM_SETTLEMENT
+from yidi_services.settlement.treatment.settle import APPEND_JOURNAL, CONFIRM_SETTLEMENT
 
 APPLY_SETTLEMENT = CONFIRM_SETTLEMENT.containing_service.methods_by_name["ApplySettlement"]
 

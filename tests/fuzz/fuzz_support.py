@@ -53,7 +53,7 @@ RECORDED_ON_REFUSAL = {"/yidi.settlement.v1.SettlementService/Correct": frozense
 """Rows a refusal leaves on purpose, by method. A correction (冲正) commits its bar on the
 original request before it asks the insured node, so a Settle racing it can never record;
 when that node is unreachable the bar stays and a retried correction finds it
-(services/settlement/treatment_corrections.py)."""
+(libs/yidi_services/settlement/treatment/corrections.py)."""
 FIELD_REASONS = {"INVALID_ARGUMENT", "INVALID_CODE"}
 STARTS_A_JOB = frozenset(
     {"/yidi.clearing.v1.ClearingService/Reconcile", "/yidi.clearing.v1.ClearingService/RunClearing"}

@@ -41,9 +41,9 @@ from yidi_runtime.integrity import RECEIPT, NodeIntegrity, Sealed, matches, node
 from yidi_runtime.peers import message_id
 from yidi_runtime.vouches import VOUCH_HEADER, Vouches, request_digest
 from yidi_runtime.wire import timestamp_message
-from yidi_services.settlement.insured_models import ApplicationRow
+from yidi_services.settlement.insured.models import ApplicationRow
 from yidi_services.settlement.models import RequestRecord
-from yidi_services.settlement.treatment_models import ReceiptRow
+from yidi_services.settlement.treatment.models import ReceiptRow
 from yidi_testing import error_details
 
 NATIONAL, ZHEJIANG, JIAXING, QINGHAI = "000000", "330000", "330400", "630000"

@@ -35,7 +35,7 @@ from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_runtime.server import Node
-from yidi_services.settlement import treatment_models
+from yidi_services.settlement.treatment import models as treatment_models
 
 UNLISTED = ("3", "XA10BFA022A001010199999", "2", "5.00")
 CONFLICT, FAILED, NOT_FOUND = (

@@ -1,0 +1,146 @@
+"""Fee lines of a visit (费用明细, 2204/2301 upload, 2205/2302 cancel), idempotent per serial.
+
+A serial (``feedetl_sn``) is unique within its visit: the same line uploaded again is a
+no-op answered with its stored classification, the same serial with other content is
+DUPLICATE_REQUEST, and a cancelled serial may be uploaded anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yidi.type.v1 import fee_item_pb2
+from yidi_core.errors import DomainError
+from yidi_core.money import check_fen
+from yidi_runtime.wire import ensure_not_future, stamp_moment
+from yidi_services.settlement.treatment.catalogue import Classified
+from yidi_services.settlement.treatment.checks import Problems
+from yidi_services.settlement.treatment.models import FeeLineRow
+
+
+def line_fingerprint(message: fee_item_pb2.FeeItem) -> str:
+    """The digest a repeated upload of a serial is compared by."""
+    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
+    rows = session.scalars(select(FeeLineRow).where(FeeLineRow.mdtrt_id == mdtrt_id).order_by(FeeLineRow.id))
+    return {row.feedetl_sn: row for row in rows}
+
+
+def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
+    """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
+    rows = session.scalars(
+        select(FeeLineRow.item)
+        .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active)
+        .order_by(FeeLineRow.id)
+    )
+    return [fee_item_pb2.FeeItem.FromString(item) for item in rows]
+
+
+def ensure_times_past(
+    messages: Sequence[fee_item_pb2.FeeItem], now: datetime, field_path: str = "items"
+) -> None:
+    """Refuse lines whose fee time (``fee_ocur_time``, optional) is not a time or has not come yet."""
+    problems = Problems()
+    for index, message in enumerate(messages):
+        if message.HasField("fee_ocur_time"):
+            where = f"{field_path}[{index}].fee_ocur_time"
+            problems.check(
+                lambda m=message, w=where: ensure_not_future(stamp_moment(m.fee_ocur_time, w), now, w)
+            )
+    problems.raise_any()
+
+
+def _total_fen(
+    existing: dict[str, FeeLineRow], messages: Sequence[fee_item_pb2.FeeItem], classified: Classified
+) -> int:
+    """What the visit's active lines total once ``messages`` are stored (a line uploaded again counts once)."""
+    total = sum(
+        fee_item_pb2.ItemResult.FromString(row.result).det_item_fee_sumamt_fen
+        for row in existing.values()
+        if row.active
+    )
+    for message, result in zip(messages, classified.results, strict=True):
+        row = existing.get(message.feedetl_sn.strip())
+        if row is None or not row.active:
+            total += result.det_item_fee_sumamt_fen
+    return total
+
+
+def store(
+    session: Session,
+    mdtrt_id: str,
+    request_id: str,
+    messages: Sequence[fee_item_pb2.FeeItem],
+    classified: Classified,
+    now: datetime,
+) -> list[fee_item_pb2.ItemResult]:
+    """Store new lines with their classification; a repeated identical line answers as stored.
+
+    The visit's lines together may not exceed :data:`~yidi_core.money.MAX_AMOUNT_FEN`.
+    """
+    existing = _lines(session, mdtrt_id)
+    check_fen(_total_fen(existing, messages, classified), "items", "the visit's lines together")
+    answers = []
+    for message, result in zip(messages, classified.results, strict=True):
+        serial, digest = message.feedetl_sn.strip(), line_fingerprint(message)
+        row = existing.get(serial)
+        if row is not None and row.active:
+            if row.fingerprint != digest:
+                raise DomainError(
+                    "DUPLICATE_REQUEST",
+                    f"fee line {serial} of visit {mdtrt_id} was uploaded with other content; cancel it first",
+                    metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": serial},
+                )
+            answers.append(fee_item_pb2.ItemResult.FromString(row.result))
+            continue
+        if row is None:
+            row = FeeLineRow(mdtrt_id=mdtrt_id, feedetl_sn=serial, created_at=now)
+            session.add(row)
+        row.upload_request_id = request_id
+        row.fingerprint = digest
+        row.item = message.SerializeToString(deterministic=True)
+        row.result = result.SerializeToString(deterministic=True)
+        row.catalogue_version = classified.catalogue_version
+        row.active = True
+        answers.append(result)
+    return answers
+
+
+def cancel(session: Session, mdtrt_id: str, serials: Sequence[str], everything: bool) -> int:
+    """Cancel the named serials (NOT_FOUND for one never uploaded) or every line; returns how many."""
+    lines = _lines(session, mdtrt_id)
+    if everything:
+        targets = [row for row in lines.values() if row.active]
+    else:
+        unknown = [serial for serial in serials if serial.strip() not in lines]
+        if unknown:
+            raise DomainError(
+                "NOT_FOUND",
+                f"visit {mdtrt_id} has no fee line {unknown[0][:64]!r}",
+                metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": unknown[0][:64]},
+            )
+        targets = [lines[serial.strip()] for serial in dict.fromkeys(serials) if lines[serial.strip()].active]
+    for row in targets:
+        row.active = False
+    return len(targets)
+
+
+def cancel_upload(session: Session, mdtrt_id: str, upload_request_id: str) -> int:
+    """Cancel the lines one upload brought that are still active (its correction); returns how many."""
+    rows = session.scalars(
+        select(FeeLineRow).where(
+            FeeLineRow.mdtrt_id == mdtrt_id,
+            FeeLineRow.upload_request_id == upload_request_id,
+            FeeLineRow.active,
+        )
+    ).all()
+    for row in rows:
+        row.active = False
+    return len(rows)
