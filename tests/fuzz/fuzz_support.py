@@ -120,16 +120,20 @@ class TableDigests:
             distinct.setdefault(str(engine.url), engine)
         return cls(list(distinct.values()))
 
-    def settled(self, within_s: float = 20.0) -> None:
-        """Wait (bounded) until background work a call started stops writing: two snapshots alike."""
+    def settled(self, within_s: float = 30.0, quiet_s: float = 1.0) -> None:
+        """Wait (bounded) until background work a call started stops writing: no change for ``quiet_s``.
+
+        A job on a loaded machine may pause between two writes, so one equal pair of snapshots is not enough.
+        """
         deadline = time.monotonic() + within_s
-        last = self.snapshot()
+        last, quiet_since = self.snapshot(), time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.1)
             now = self.snapshot()
-            if now == last:
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
                 return
-            last = now
         raise AssertionError(f"the node kept writing for {within_s:.0f} s")
 
     def snapshot(self) -> dict[str, str]:
