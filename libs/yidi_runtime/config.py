@@ -101,6 +101,8 @@ class NodeSettings:
     log_format: str = "auto"
     auto_migrate: bool | None = None
     settlement_hold_timeout_s: float = 300.0
+    settlement_province_cache_s: float = 30.0
+    """How long a city node keeps its province's institution checks and catalogue entries (0: never)."""
     internal_address: str | None = None
     """Where this node's services answer each other (set by the server at start, not configured)."""
     clearing_issue_day: int = 10
@@ -398,6 +400,13 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         "YIDI_SETTLEMENT_HOLD_TIMEOUT_S",
         _float_positive,
         "settlement_hold_timeout_s",
+    ),
+    (
+        "settlement",
+        "province_cache_s",
+        "YIDI_SETTLEMENT_PROVINCE_CACHE_S",
+        _seconds(zero=True),
+        "settlement_province_cache_s",
     ),
     # Days of the month stop at 28 so that every month has them.
     ("clearing", "issue_day", "YIDI_CLEARING_ISSUE_DAY", _int_in(1, 28), "clearing_issue_day"),

@@ -29,6 +29,7 @@ from yidi_core.codes import province_of
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message, timestamp_message
+from yidi_services.settlement.treatment.province_cache import ProvinceAnswers
 
 INSURED_UNREACHABLE = "INSURED_REGION_UNREACHABLE"
 Answer = TypeVar("Answer")
@@ -40,15 +41,20 @@ class TreatmentPeers:
     def __init__(self, router: Router) -> None:
         self._router = router
         self.region = router.settings.region
+        self._kept = ProvinceAnswers(router.settings.settlement_province_cache_s)
+        self._nothing_kept = ProvinceAnswers(0)
 
-    def _province(self, admdvs: str) -> PeerClient:
-        return self._router.toward(province_of(admdvs))
+    def _province(self, admdvs: str) -> tuple[PeerClient, ProvinceAnswers]:
+        """The client of the province of ``admdvs``, and what is kept of its answers (nothing when it is this node)."""
+        province = province_of(admdvs)
+        remote = self._router.route(province).peer is not None
+        return self._router.toward(province), self._kept if remote else self._nothing_kept
 
     def check_institution(
         self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
     ) -> registry_api.CheckInstitutionResponse:
         """Is the institution networked and open for this care now? (refusals pass through)."""
-        client = self._province(facts.mdtrtarea_admvs)
+        client, kept = self._province(facts.mdtrtarea_admvs)
         stub = client.stub(registry_grpc.InstitutionRegistryServiceStub)
         request = registry_api.CheckInstitutionRequest(
             fixmedins_code=facts.fixmedins_code,
@@ -58,14 +64,21 @@ class TreatmentPeers:
             insuplc_admdvs=insuplc_admdvs,
             at_time=timestamp_message(at),
         )
-        return client.call(stub.CheckInstitution, request)
+        return kept.check_institution(request, lambda asked: client.call(stub.CheckInstitution, asked))
 
     def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:
         """The treatment catalogue's entries in force on ``day`` for ``codes``, and its versions."""
-        client = self._province(admdvs)
+        client, kept = self._province(admdvs)
         stub = client.stub(catalogue_grpc.CatalogueServiceStub)
-        request = catalogue_api.LookupItemsRequest(admdvs=admdvs, codes=codes, date=date_message(day))
-        return client.call(stub.LookupItems, request)
+        return kept.lookup_items(
+            admdvs,
+            codes,
+            day,
+            lambda asked: client.call(
+                stub.LookupItems,
+                catalogue_api.LookupItemsRequest(admdvs=admdvs, codes=asked, date=date_message(day)),
+            ),
+        )
 
     def route(self, insuplc_admdvs: str) -> settlement_pb2.Route:
         """The route of a message this node sends to the insured region."""
