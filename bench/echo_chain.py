@@ -5,7 +5,7 @@ next with the same bytes, and the last answers with a response of a given size â
 of a Settle crossing the region tree, with no work done anywhere. Same server shape as a
 node (the synchronous grpcio server with a pool of 32 threads), same transport security
 (mutual TLS with node certificates when the federation uses it) and, with a delay, the
-links between servers pass through the same :class:`~yidi_cli.processes.DelayProxy`.
+links between servers pass through the same :class:`~yidi_harness.processes.DelayProxy`.
 
 Each server is ``echo_server.py``, which imports nothing but grpc.
 """
@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import Self
 
 from yidi_cli.client_tls import ClientTls
-from yidi_cli.federation import LOOPBACK, free_port
-from yidi_cli.processes import DelayProxy, await_ready, terminate_all
+from yidi_harness.federation import LOOPBACK, free_port
+from yidi_harness.processes import DelayProxy, await_ready, terminate_all
 from yidi_runtime.config import TlsFiles
 
 SERVER = Path(__file__).resolve().with_name("echo_server.py")

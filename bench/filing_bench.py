@@ -21,7 +21,7 @@ from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.stories import resident_id
+from yidi_harness.stories import resident_id
 from yidi_runtime.wire import china_day, date_message, wall_clock
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -35,9 +35,9 @@ from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import statement_pb2
 from yidi.type.v1 import settlement_result_pb2
-from yidi_cli.federation import Federation, NodeSpec, Topology, start_federation
-from yidi_cli.postgres_server import fresh_databases
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import Federation, NodeSpec, Topology, start_federation
+from yidi_harness.postgres_server import fresh_databases
 from yidi_runtime.config import Role
 from yidi_runtime.db import Database
 from yidi_runtime.logs import configure_logging

@@ -1,6 +1,6 @@
 """Settlement across the region tree, node per process: throughput and latency per route, against a bare chain.
 
-Starts a federation of real processes (:class:`yidi_cli.processes.ProcessFederation`: each
+Starts a federation of real processes (:class:`yidi_harness.processes.ProcessFederation`: each
 node is `yidi serve` in its own process on loopback, SQLite files by default, mutual TLS
 with a development PKI made for the run), loads the sample data, enrols and files
 ``--persons`` insured persons per route, then, at each concurrency, prepares visits through
@@ -57,12 +57,12 @@ from rich.table import Table
 
 from measure import NO_QUOTAS, machine, percentiles
 from yidi.settlement.v1 import settlement_service_pb2
-from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
 from yidi_cli.node_client import open_channel
-from yidi_cli.postgres_server import fresh_databases, postgres_server
-from yidi_cli.processes import ProcessFederation
-from yidi_cli.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
+from yidi_harness.postgres_server import fresh_databases, postgres_server
+from yidi_harness.processes import ProcessFederation
+from yidi_harness.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_runtime.config import Role
 
 REPO = Path(__file__).resolve().parents[1]

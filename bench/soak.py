@@ -41,9 +41,9 @@ from settle_bench import RESULTS, ROUTES, TOPOLOGY, Route, databases, encounter,
 
 from measure import NO_QUOTAS, machine, percentiles
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
-from yidi_cli.federation import init_demo_pki, load_sample_data
-from yidi_cli.processes import ProcessFederation
-from yidi_cli.stories import Patient, Stage, Window, refusal_reason
+from yidi_harness.federation import init_demo_pki, load_sample_data
+from yidi_harness.processes import ProcessFederation
+from yidi_harness.stories import Patient, Stage, Window, refusal_reason
 
 _DEADLINE_S = 60.0
 _MAX_MINUTES = 60.0

@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from yidi_cli.postgres_server import fresh_databases
-from yidi_cli.postgres_server import postgres_server as throwaway_postgres
+from yidi_harness.postgres_server import fresh_databases
+from yidi_harness.postgres_server import postgres_server as throwaway_postgres
 from yidi_runtime.audit_service import GROUP as AUDIT
 from yidi_runtime.db import Database
 from yidi_runtime.migrate import upgrade

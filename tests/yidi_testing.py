@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from yidi_cli.federation import free_port
+from yidi_harness.federation import free_port
 from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, TlsFiles, load_settings
 from yidi_runtime.server import Node
 from yidi_services.node import start_node

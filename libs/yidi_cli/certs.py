@@ -1,10 +1,11 @@
 """`yidi certs`: a development CA and certificates, and tokens for HIS platforms without client certificates.
 
 `init` writes the layout of :mod:`yidi_runtime.certs` (keeping a CA already there, so a
-folder can grow); ``--demo`` covers everyone `yidi demo` needs. It is for development and
-tests: a production federation's certificates come from its own CA. `token` signs a token
-with a node's key for one institution or operator of its region, valid at that node only,
-and `revoke` adds a token's id to the node's revocation list: that is how a node's
+folder can grow); ``--demo`` covers everyone `yidi demo` needs, as the demo's harness names
+them (:mod:`yidi_harness.federation`, loaded with ``--demo`` only). It is for development
+and tests: a production federation's certificates come from its own CA. `token` signs a
+token with a node's key for one institution or operator of its region, valid at that node
+only, and `revoke` adds a token's id to the node's revocation list: that is how a node's
 operators hand out and withdraw tokens (:mod:`yidi_runtime.tokens`). The cryptography
 machinery loads only when one of these commands runs.
 """
@@ -64,11 +65,14 @@ def init(
     from rich.console import Console
     from rich.table import Table
 
-    from yidi_cli.federation import demo_principals
     from yidi_runtime.certs import DEFAULT_HOSTS, Pki, init_pki
     from yidi_runtime.identity import CallerRole, Principal, parse_subject
 
-    wanted: list[Principal] = demo_principals() if demo else []
+    wanted: list[Principal] = []
+    if demo:
+        from yidi_harness.federation import demo_principals
+
+        wanted += demo_principals()
     for kind, values in (("node", nodes), ("institution", institutions), ("operator", operators)):
         for value in values or ():
             principal = parse_subject(f"{kind}/{value}")

@@ -121,7 +121,9 @@ def demo(
 
     The nodes talk mutual TLS: every HIS, operator and node presents its own certificate.
     """
-    from yidi_cli.demo import run_demo
+    # The demo is harness (federations, seed stories, fault injection), not product: it loads
+    # only when this command runs (`yidi certs init --demo` is the product's one other door to it).
+    from yidi_harness.demo import run_demo
 
     raise typer.Exit(
         run_demo(data_dir, keep_running=keep_running, base_port=base_port, certs=certs, insecure=insecure)

@@ -17,8 +17,8 @@ from audit_support import NODE, REGION, Clock
 from prometheus_client import CollectorRegistry
 
 from yidi.audit.v1 import audit_service_pb2_grpc as api_grpc
-from yidi_cli.federation import free_port
 from yidi_core.errors import DomainError
+from yidi_harness.federation import free_port
 from yidi_runtime.audit import SERVICE, VERSIONS, AuditTrail, Base
 from yidi_runtime.audit_service import register_audit_service
 from yidi_runtime.db import Database

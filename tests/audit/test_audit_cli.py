@@ -12,8 +12,8 @@ from audit_support import Clock
 from typer.testing import CliRunner
 
 from yidi_cli.audit import parse_moment
-from yidi_cli.federation import free_port
 from yidi_cli.main import app
+from yidi_harness.federation import free_port
 from yidi_runtime.audit import AuditTrail
 from yidi_runtime.identity import parse_subject
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from yidi_cli.federation import NodeSpec, Topology, load_sample_data, start_federation
-from yidi_cli.stories import LANGFANG_RETIREE, STORIES, TAIYUAN_EMPLOYEE, Stage
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import NodeSpec, Topology, load_sample_data, start_federation
+from yidi_harness.stories import LANGFANG_RETIREE, STORIES, TAIYUAN_EMPLOYEE, Stage
 from yidi_runtime.config import Role
 from yidi_runtime.logs import configure_logging, mask_id_number
 

@@ -23,10 +23,10 @@ from grpc_health.v1 import health_pb2
 
 from yidi.filing.v1 import filing_pb2
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
-from yidi_cli.processes import ProcessFederation
-from yidi_cli.stories import LANGFANG_RETIREE, BillLine, Encounter, Stage, StoryResult, file_for, treat
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
+from yidi_harness.processes import ProcessFederation
+from yidi_harness.stories import LANGFANG_RETIREE, BillLine, Encounter, Stage, StoryResult, file_for, treat
 from yidi_runtime.config import Role
 from yidi_testing import health_of
 

@@ -2,7 +2,7 @@
 
 The tree is the national node, Zhejiang with the Jiaxing city node, Qinghai, and Hebei with
 the Langfang city node; settlements are made at the hospitals' windows through the HIS stubs
-(``yidi_cli.stories.Window``): a Qinghai resident at a Jiaxing hospital (cross-province) and
+(``yidi_harness.stories.Window``): a Qinghai resident at a Jiaxing hospital (cross-province) and
 a Langfang retiree at a Shijiazhuang hospital (in-province, never journalled).
 
 Holes the public API cannot make — a delivered message lost on the way — are planted with
@@ -44,8 +44,9 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.federation import Federation, NodeSpec, Topology, load_sample_data, start_federation
-from yidi_cli.stories import (
+from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import Federation, NodeSpec, Topology, load_sample_data, start_federation
+from yidi_harness.stories import (
     LANGFANG_RETIREE,
     QINGHAI_RESIDENT,
     QINGHAI_RESIDENT_ENROLMENT,
@@ -56,7 +57,6 @@ from yidi_cli.stories import (
     StoryResult,
     file_for,
 )
-from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.config import Role
 from yidi_runtime.db import Database
 from yidi_runtime.peers import message_id

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
-from yidi_cli.federation import DEMO_TOPOLOGY, free_port, sample_institutions
 from yidi_cli.main import app
+from yidi_harness.federation import DEMO_TOPOLOGY, free_port, sample_institutions
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import TlsFiles
 from yidi_runtime.identity import CallerRole, Principal, parse_subject

@@ -4,7 +4,7 @@ The clearing commands run against a national node whose journal is fed through
 AppendJournalEntries, as treatment nodes' outboxes feed it, with settlements of last month
 (China time) so the month has ended and may be cleared. `yidi reconcile` runs on a small
 federation where the Qinghai story's settlement was made at a Jiaxing hospital's window and
-then lost on its way to the national journal and to the Qinghai node (``yidi_cli.faults``).
+then lost on its way to the national journal and to the Qinghai node (``yidi_harness.faults``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typer.testing import CliRunner, Result
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import journal_pb2
-from yidi_cli.faults import lose_settlement_on_the_way
-from yidi_cli.federation import Federation, NodeSpec, Topology, load_sample_data, start_federation
 from yidi_cli.main import app
-from yidi_cli.stories import STORIES, Stage
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.faults import lose_settlement_on_the_way
+from yidi_harness.federation import Federation, NodeSpec, Topology, load_sample_data, start_federation
+from yidi_harness.stories import STORIES, Stage
 from yidi_runtime.config import Role
 from yidi_runtime.logs import configure_logging
 from yidi_runtime.server import Node

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from yidi_cli.federation import DEMO_TOPOLOGY, free_base_port
+from yidi_harness.federation import DEMO_TOPOLOGY, free_base_port
 
 YIDI = Path(sys.executable).with_name("yidi")
 HIS_CLIENT = Path(__file__).resolve().parents[2] / "examples" / "his_client.py"

@@ -9,8 +9,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from yidi_cli.federation import DEMO_TOPOLOGY, load_sample_data, start_federation
-from yidi_cli.stories import STORIES, Stage
+from yidi_harness.federation import DEMO_TOPOLOGY, load_sample_data, start_federation
+from yidi_harness.stories import STORIES, Stage
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "his_client.py"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from deploy_support import DEPLOY, development_pki
 from grpc_health.v1 import health_pb2
 
-from yidi_cli.federation import free_port
+from yidi_harness.federation import free_port
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
 from yidi_testing import settings_for

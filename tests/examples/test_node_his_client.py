@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from yidi_cli.federation import DEMO_TOPOLOGY, free_base_port
+from yidi_harness.federation import DEMO_TOPOLOGY, free_base_port
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = REPO / "examples" / "node-his-client"
 YIDI = Path(sys.executable).with_name("yidi")
 NODES = len(DEMO_TOPOLOGY.nodes)
 PORT_CEILING = 32_000
-"""Every demo port stays below Linux's ephemeral range (see yidi_cli.federation._PLANNED_PORTS)."""
+"""Every demo port stays below Linux's ephemeral range (see yidi_harness.federation._PLANNED_PORTS)."""
 READY_WITHIN_S = 180
 INSTITUTION = "H11010100001"
 OTHER_INSTITUTION = "H11010200001"

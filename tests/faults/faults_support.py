@@ -1,7 +1,7 @@
 """What the fault tests share: a small federation of node processes, a HIS that retries, and the audit.
 
 The federation is the national node with Hebei and Guangdong, each `yidi serve` in its own
-process (:class:`~yidi_cli.processes.ProcessFederation`), loaded with the samples. The route
+process (:class:`~yidi_harness.processes.ProcessFederation`), loaded with the samples. The route
 under test is cross-province: Shenzhen employees (insured at 440300, hosted by the Guangdong
 node) treated at a Shijiazhuang hospital (the Hebei node), Hebei → national → Guangdong, so
 every settlement touches three processes: the treatment record at Hebei, the hold at
@@ -41,7 +41,8 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
 from yidi.type.v1 import settlement_result_pb2
-from yidi_cli.federation import (
+from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import (
     NATIONAL_OPERATOR,
     NodeSpec,
     Topology,
@@ -49,9 +50,8 @@ from yidi_cli.federation import (
     load_sample_data,
     region_operator,
 )
-from yidi_cli.processes import ProcessFederation
-from yidi_cli.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
-from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.processes import ProcessFederation
+from yidi_harness.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_runtime.config import Role, TlsFiles, load_settings
 from yidi_runtime.identity import CallerRole, Principal
 from yidi_runtime.integrity import NodeIntegrity

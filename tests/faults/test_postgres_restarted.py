@@ -27,7 +27,7 @@ from faults_support import (
     wait_drained,
 )
 
-from yidi_cli.postgres_server import fresh_databases, postgres_server
+from yidi_harness.postgres_server import fresh_databases, postgres_server
 
 
 @pytest.mark.postgres

@@ -1,7 +1,7 @@
 """What the federation fault and version tests share: small trees cut from the demo tree, a node's
 restart, and reading what the nodes hold through their public surface (stubs and /metrics).
 
-The HIS side is `yidi_cli.stories` (Window, Encounter, file_for, treat); this module only adds
+The HIS side is `yidi_harness.stories` (Window, Encounter, file_for, treat); this module only adds
 what a test needs around it.
 """
 
@@ -23,9 +23,9 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import settlement_result_pb2
-from yidi_cli.federation import DEMO_TOPOLOGY, Federation, Topology, load_sample_data, start_federation
-from yidi_cli.stories import Encounter, Patient, Stage, StoryResult, Window
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import DEMO_TOPOLOGY, Federation, Topology, load_sample_data, start_federation
+from yidi_harness.stories import Encounter, Patient, Stage, StoryResult, Window
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
 

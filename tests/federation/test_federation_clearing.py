@@ -1,8 +1,8 @@
 """How `yidi demo` ends, on the demo's federation: the Qinghai hole found and repaired, the month cleared to zero.
 
-The five seed stories are played through the HIS stubs; then ``yidi_cli.month_end`` loses the
+The five seed stories are played through the HIS stubs; then ``yidi_harness.month_end`` loses the
 Qinghai story's settlement on its way to the national journal and to the Qinghai node
-(``yidi_cli.faults``: the Qinghai node resolves the lost confirmation by asking Jiaxing),
+(``yidi_harness.faults``: the Qinghai node resolves the lost confirmation by asking Jiaxing),
 reconciles the day, repairs the journal's hole, reconciles again, and clears the month with
 the national node's clearing clock moved to the month's end. The assertions read what the nodes
 hold through the public stubs, on SQLite files and on PostgreSQL.
@@ -21,10 +21,10 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_pb2
 from yidi_cli.clearing_client import ClearingClient
-from yidi_cli.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
-from yidi_cli.month_end import ClearingClock, clear_the_month, month_of, reconcile_the_day
-from yidi_cli.stories import StoryResult, journal_entries, play_all
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
+from yidi_harness.month_end import ClearingClock, clear_the_month, month_of, reconcile_the_day
+from yidi_harness.stories import StoryResult, journal_entries, play_all
 from yidi_runtime.wire import timestamp_message
 
 KINDS = reconciliation_pb2.DiscrepancyKind

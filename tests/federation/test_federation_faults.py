@@ -2,7 +2,7 @@
 
 Each test starts the smallest part of the demo tree it needs (on SQLite files and on
 PostgreSQL), loads the samples through the stubs, and plays the hospital's window with
-`yidi_cli.stories` (Window, Encounter, file_for, treat). Assertions read only what the stubs
+`yidi_harness.stories` (Window, Encounter, file_for, treat). Assertions read only what the stubs
 answer and what the nodes show on their public surface (ListSettlements, GetAccumulators,
 ListJournalEntries, /metrics).
 """
@@ -39,7 +39,8 @@ from yidi.clearing.v1 import journal_pb2
 from yidi.filing.v1 import filing_pb2, filing_service_pb2
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.stories import (
+from yidi_core.money import round_fen, to_fen
+from yidi_harness.stories import (
     LANGFANG_RETIREE,
     QINGHAI_RESIDENT,
     QINGHAI_RESIDENT_ENROLMENT,
@@ -53,7 +54,6 @@ from yidi_cli.stories import (
     refusal_reason,
     treat,
 )
-from yidi_core.money import round_fen, to_fen
 from yidi_runtime.outbox import OutboxDeliverer
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME

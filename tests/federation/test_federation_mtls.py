@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from yidi_cli.federation import (
+from yidi_harness.federation import (
     DEMO_TOPOLOGY,
     Federation,
     init_demo_pki,
@@ -23,7 +23,7 @@ from yidi_cli.federation import (
     load_sample_data,
     start_federation,
 )
-from yidi_cli.stories import LANGFANG_RETIREE, STORIES, Encounter, Window, play_all
+from yidi_harness.stories import LANGFANG_RETIREE, STORIES, Encounter, Window, play_all
 
 BEIJING_HOSPITAL = "H11010100001"
 OTHER_BEIJING_HOSPITAL = "H11010200001"

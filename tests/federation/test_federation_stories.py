@@ -17,8 +17,8 @@ from yidi.clearing.v1 import journal_pb2
 from yidi.filing.v1 import filing_pb2
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
 from yidi.type.v1 import fee_item_pb2, filing_category_pb2
-from yidi_cli.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
-from yidi_cli.stories import STORIES, Stage, StoryResult
+from yidi_harness.federation import DEMO_TOPOLOGY, Federation, load_sample_data, start_federation
+from yidi_harness.stories import STORIES, Stage, StoryResult
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ from yidi.catalogue.v1 import (
 from yidi.filing.v1 import filing_pb2
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import filing_category_pb2, person_pb2
-from yidi_cli.federation import SAMPLE_DATA, Federation
-from yidi_cli.stories import LANGFANG_RETIREE, BillLine, Encounter, Window, file_for
 from yidi_core.case_format import parse_case
 from yidi_core.money import from_fen, to_fen
+from yidi_harness.federation import SAMPLE_DATA, Federation
+from yidi_harness.stories import LANGFANG_RETIREE, BillLine, Encounter, Window, file_for
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME
 

@@ -14,7 +14,7 @@ from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
-from yidi_cli.federation import (
+from yidi_harness.federation import (
     DEMO_TOPOLOGY,
     Federation,
     NodeSpec,

@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.federation import Federation, NodeSpec, Topology, load_sample_data
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import Federation, NodeSpec, Topology, load_sample_data
 from yidi_runtime.config import Role
 from yidi_runtime.logs import configure_logging
 from yidi_runtime.peers import message_id

@@ -19,7 +19,7 @@ import structlog
 from conftest import HEBEI, _database, _file_retiree
 from fuzz_support import AuditTail, TableDigests, Target, fuzz_method, served_methods
 
-from yidi_cli.federation import Federation, NodeSpec, Topology, load_sample_data
+from yidi_harness.federation import Federation, NodeSpec, Topology, load_sample_data
 from yidi_runtime.config import Peer, Role
 from yidi_runtime.logs import configure_logging
 from yidi_services.node import start_node

@@ -25,7 +25,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import fee_item_pb2
 from yidi.type.v1.vouch_pb2 import Vouch
-from yidi_cli.federation import (
+from yidi_harness.federation import (
     DEMO_TOPOLOGY,
     Federation,
     Topology,
@@ -33,7 +33,7 @@ from yidi_cli.federation import (
     load_sample_data,
     start_federation,
 )
-from yidi_cli.stories import STORIES, Stage, StoryResult, journal_entries
+from yidi_harness.stories import STORIES, Stage, StoryResult, journal_entries
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.identity import CallerRole, Principal, parse_subject

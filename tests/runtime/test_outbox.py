@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from yidi.filing.v1 import filing_service_pb2 as filing_api
 from yidi.filing.v1 import filing_service_pb2_grpc as filing_grpc
-from yidi_cli.federation import free_port
 from yidi_core.errors import DomainError
+from yidi_harness.federation import free_port
 from yidi_runtime.config import NodeSettings, Peer
 from yidi_runtime.db import Database, service_base
 from yidi_runtime.idempotency import RequestLog

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from yidi.auth.v1 import token_service_pb2, token_service_pb2_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
-from yidi_cli.federation import free_port
 from yidi_cli.main import app
 from yidi_core.errors import DomainError
+from yidi_harness.federation import free_port
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import TlsFiles
 from yidi_runtime.server import Node

@@ -11,7 +11,7 @@ import pytest
 
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
-from yidi_cli.federation import free_port
+from yidi_harness.federation import free_port
 from yidi_runtime.auth import PRINCIPAL_HEADER
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import ConfigError, TlsFiles

@@ -2,7 +2,7 @@
 
 The tree: national 000000, Beijing 110000 (treatment province: registry and catalogue),
 Hebei 130000, Langfang city 131000 (insured region: persons, filing rules, policy), started
-and loaded with the samples by `yidi_cli.federation` as `yidi demo` does. The Langfang
+and loaded with the samples by `yidi_harness.federation` as `yidi demo` does. The Langfang
 retiree of the national authority's worked example is filed for Beijing from 2022-07-01,
 the day of the example's visit.
 """
@@ -19,7 +19,7 @@ from google.type.date_pb2 import Date
 
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.type.v1 import filing_category_pb2
-from yidi_cli.federation import NodeSpec, Topology, load_sample_data, start_federation
+from yidi_harness.federation import NodeSpec, Topology, load_sample_data, start_federation
 from yidi_runtime.config import Role
 from yidi_runtime.peers import message_id
 from yidi_runtime.server import Node

@@ -1,6 +1,6 @@
 """A federation of real processes: each node is `yidi serve` in its own process, on loopback.
 
-The in-process :class:`~yidi_cli.federation.Federation` shares one interpreter (one GIL)
+The in-process :class:`~yidi_harness.federation.Federation` shares one interpreter (one GIL)
 between every node, and a node cannot be killed without killing them all. Benchmarks that
 should show what a deployment sees, and fault tests that kill -9 a node in the middle of a
 burst, need each node as its own operating-system process: this module starts the ordinary
@@ -18,12 +18,12 @@ caller cannot tell whether its request took effect (fault tests). Calls from a H
 test) to its node are direct.
 
 :class:`ProcessFederation` offers the client side of the in-process federation (channels
-per caller, ``topology``, ``host_of``), so :func:`~yidi_cli.federation.load_sample_data` and
-the HIS helpers of :mod:`yidi_cli.stories` work against it unchanged.
+per caller, ``topology``, ``host_of``), so :func:`~yidi_harness.federation.load_sample_data` and
+the HIS helpers of :mod:`yidi_harness.stories` work against it unchanged.
 
 Run as a script, the module is the delay proxy itself::
 
-    python -m yidi_cli.processes --delay-ms 15 [--lose-answer-every N] PORT=HOST:PORT ...
+    python -m yidi_harness.processes --delay-ms 15 [--lose-answer-every N] PORT=HOST:PORT ...
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from yidi_cli.client_tls import ClientTls
-from yidi_cli.federation import (
+from yidi_cli.node_client import open_channel
+from yidi_harness.federation import (
     LOOPBACK,
     DatabaseUrlFactory,
     Federation,
@@ -60,7 +61,6 @@ from yidi_cli.federation import (
     free_port,
     plan_ports,
 )
-from yidi_cli.node_client import open_channel
 from yidi_runtime.certs import Pki
 from yidi_runtime.config import TlsFiles, load_settings
 
@@ -81,7 +81,7 @@ _LOST = "answer lost"
 class DelayProxy:
     """Loopback TCP forwarders that delay every chunk by ``delay_ms`` in each direction.
 
-    One process of its own (``python -m yidi_cli.processes``) serves every link, so the
+    One process of its own (``python -m yidi_harness.processes``) serves every link, so the
     forwarding never runs on a measured process's threads. ``listen(target)`` plans a port forwarding to
     ``target``; :meth:`start` opens them all at once. With ``lose_answer_every`` n, from
     :meth:`lose_answers` until :meth:`heal` every n-th chunk from a callee (across all
@@ -107,7 +107,7 @@ class DelayProxy:
     def start(self, timeout_s: float = 20.0) -> None:
         """Start the proxy process; return once every port listens (bounded)."""
         routes = [f"{port}={target}" for port, target in self._routes.items()]
-        command = [sys.executable, "-m", "yidi_cli.processes", "--host", self.host, "--delay-ms"]
+        command = [sys.executable, "-m", "yidi_harness.processes", "--host", self.host, "--delay-ms"]
         command += [str(self.delay_ms), "--lose-answer-every", str(self.lose_answer_every)]
         with self.log.open("a") if self.log is not None else open(os.devnull, "w") as log:
             self._process = subprocess.Popen(

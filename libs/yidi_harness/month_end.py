@@ -1,7 +1,7 @@
 """How the demo ends: the day reconciled with the Qinghai hole found and repaired, then the month cleared.
 
 After the seed stories, the Qinghai story's settlement is lost on its way to the national
-journal and to the Qinghai node (:mod:`yidi_cli.faults` — the hole of domain README §6).
+journal and to the Qinghai node (:mod:`yidi_harness.faults` — the hole of domain README §6).
 The Qinghai node, whose hold of the settlement then times out unconfirmed, asks the Jiaxing
 node what became of it and confirms it again on the answer "recorded" (never voiding it by
 guessing). The national node then reconciles the stories' day: it must find exactly the
@@ -28,10 +28,10 @@ from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import reconciliation_pb2, statement_pb2
 from yidi_cli.clearing_client import ClearingClient, StillRunning
 from yidi_cli.clearing_report import kind_name, nets_sum_fen, yuan
-from yidi_cli.faults import FaultNotPlanted, lose_settlement_on_the_way
-from yidi_cli.federation import NATIONAL_OPERATOR, Federation
-from yidi_cli.stories import Checked, StoryResult, journal_entries, refusal_reason
 from yidi_core.codes import NATIONAL_REGION, province_of
+from yidi_harness.faults import FaultNotPlanted, lose_settlement_on_the_way
+from yidi_harness.federation import NATIONAL_OPERATOR, Federation
+from yidi_harness.stories import Checked, StoryResult, journal_entries, refusal_reason
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceGroup

@@ -40,9 +40,9 @@ from yidi.type.v1 import (
     settlement_result_pb2,
     visit_pb2,
 )
-from yidi_cli.federation import NATIONAL_OPERATOR, Federation, institution, region_operator
 from yidi_core.codes import NATIONAL_REGION, institution_region, province_of
 from yidi_core.money import round_fen, to_fen
+from yidi_harness.federation import NATIONAL_OPERATOR, Federation, institution, region_operator
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
 

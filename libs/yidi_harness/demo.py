@@ -8,8 +8,8 @@ sample institutions, catalogues, policies, persons and filing rules into the nod
 them through the generated stubs, then plays the domain's seed stories through the HIS
 stubs — VerifyPerson, RegisterVisit, UploadFeeItems, PreSettle, Settle at each hospital's
 own node — printing a settlement slip for each. It ends with the month-end of
-:mod:`yidi_cli.month_end`: the Qinghai story's settlement is lost on its way (fault
-injection, :mod:`yidi_cli.faults`), the day's reconciliation finds and repairs the hole, and
+:mod:`yidi_harness.month_end`: the Qinghai story's settlement is lost on its way (fault
+injection, :mod:`yidi_harness.faults`), the day's reconciliation finds and repairs the hole, and
 the month's clearing issues every province's statement, the net positions summing to zero.
 A summary closes it. The exit code says whether every story and both endings behaved as the
 domain brief says they must.
@@ -33,7 +33,8 @@ from rich.text import Text
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import fee_item_pb2
 from yidi_cli import clearing_report
-from yidi_cli.federation import (
+from yidi_core.money import format_money, from_fen
+from yidi_harness.federation import (
     DEMO_TOPOLOGY,
     Federation,
     demo_principals,
@@ -43,7 +44,7 @@ from yidi_cli.federation import (
     missing_files,
     start_federation,
 )
-from yidi_cli.month_end import (
+from yidi_harness.month_end import (
     Cleared,
     ClearingClock,
     Reconciled,
@@ -51,8 +52,7 @@ from yidi_cli.month_end import (
     month_of,
     reconcile_the_day,
 )
-from yidi_cli.stories import Checked, StoryResult, play_all
-from yidi_core.money import format_money, from_fen
+from yidi_harness.stories import Checked, StoryResult, play_all
 from yidi_runtime.certs import Pki
 from yidi_runtime.logs import configure_logging
 from yidi_runtime.wire import day_of

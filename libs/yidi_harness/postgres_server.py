@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from yidi_cli.federation import free_port
+from yidi_harness.federation import free_port
 
 _TIMEOUT_S = 120
 

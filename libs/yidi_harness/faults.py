@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 
-from yidi_cli.federation import Federation
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.federation import Federation
 from yidi_runtime.db import Database
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.settlement.ids import settlement_key
