@@ -18,6 +18,7 @@ answered them; an answer from other versions (one took effect) replaces what was
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +26,7 @@ from datetime import date
 from yidi.catalogue.v1 import catalogue_pb2
 from yidi.catalogue.v1 import catalogue_service_pb2 as catalogue_api
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
-from yidi_runtime.ttl_cache import TtlCache
+from yidi_runtime.ttl_cache import Monotonic, TtlCache
 
 
 @dataclass
@@ -58,9 +59,9 @@ def _versions(answer: catalogue_api.LookupItemsResponse) -> tuple[str, str]:
 class ProvinceAnswers:
     """The province's institution checks and catalogue entries, each kept for ``ttl_s`` seconds."""
 
-    def __init__(self, ttl_s: float) -> None:
-        self._checks: TtlCache[registry_api.CheckInstitutionResponse] = TtlCache(ttl_s)
-        self._days: TtlCache[_CatalogueDay] = TtlCache(ttl_s, max_entries=1_000)
+    def __init__(self, ttl_s: float, clock: Monotonic = time.monotonic) -> None:
+        self._checks: TtlCache[registry_api.CheckInstitutionResponse] = TtlCache(ttl_s, clock=clock)
+        self._days: TtlCache[_CatalogueDay] = TtlCache(ttl_s, max_entries=1_000, clock=clock)
 
     def check_institution(
         self,
