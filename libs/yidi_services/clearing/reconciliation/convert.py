@@ -7,11 +7,11 @@ from yidi.clearing.v1 import reconciliation_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as settlement_api
 from yidi_core.codes import check_region, province_of
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.settlement_keys import split_key
 from yidi_runtime.wire import date_message, day_of, required_day, timestamp_message
 from yidi_services.clearing.jobs import JOB_STATES, RunState
 from yidi_services.clearing.reconciliation.compare import Kind, Period, SettlementRecord
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
-from yidi_services.settlement.ids import split_key
 
 MAX_DAYS = 31
 """Days one run may compare: a month at most, so a run's records fit the node's memory."""

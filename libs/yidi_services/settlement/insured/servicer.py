@@ -31,8 +31,8 @@ from yidi_runtime.logs import get_logger
 from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
+from yidi_runtime.settlement_keys import origin_id
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.settlement.ids import origin_id
 from yidi_services.settlement.insured import apply, holds, ledger
 from yidi_services.settlement.insured.convert import change_message, required
 from yidi_services.settlement.insured.expiry import HoldExpiry, HoldMetrics

@@ -20,7 +20,7 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime import identity
 from yidi_runtime.config import region_contains
 from yidi_runtime.identity import CallerRole
-from yidi_services.settlement.ids import settlement_key
+from yidi_runtime.settlement_keys import settlement_key
 
 MAX_REQUEST_ID = 40
 """Leaves room for the derived ids of the hops (``<id>:journal``) in a 64-character request log key."""
@@ -71,7 +71,7 @@ class Caller:
         return institution_owner(self.fixmedins_code)
 
     def key(self, request_id: str) -> str:
-        """The institution's ``request_id`` as named across nodes (:func:`~.ids.settlement_key`)."""
+        """The institution's ``request_id`` as named across nodes (:func:`~yidi_runtime.settlement_keys.settlement_key`)."""
         return settlement_key(self.fixmedins_code, request_id)
 
     def owns(self, fixmedins_code: str, what: str) -> None:

@@ -41,8 +41,8 @@ from yidi_runtime.db import Database
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
+from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.ids import derived_id, settlement_key
 from yidi_services.settlement.insured.forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
