@@ -32,8 +32,8 @@ from sqlalchemy import delete, select, update
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import Federation
 from yidi_runtime.db import Database
+from yidi_runtime.settlement_keys import settlement_key
 from yidi_services.clearing.models import JournalEntryRecord
-from yidi_services.settlement.ids import settlement_key
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 
 _LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)

@@ -24,11 +24,12 @@ from yidi.catalogue.v1 import (
     policy_service_pb2_grpc,
 )
 from yidi.type.v1 import fee_item_pb2, filing_category_pb2, visit_pb2
-from yidi_core.case_format import parse_policy
+from yidi_codec.catalogue import entry_from_proto
+from yidi_codec.policies import policy_from_proto
 from yidi_runtime.server import Node
 from yidi_services.catalogue.catalogue_csv import parse_catalogue_csv
 from yidi_services.catalogue.catalogues import CatalogueVersion, Found, Layer
-from yidi_services.catalogue.messages import catalogue_entry, item_message, policy_document, policy_message
+from yidi_services.catalogue.messages import item_message, policy_message
 from yidi_services.catalogue.policies import DocumentFormat, PolicyVersion, read_document
 from yidi_testing import NodeSpec, error_details, node_tree
 
@@ -172,7 +173,7 @@ def test_a_policy_read_from_another_node_is_the_policy_stored_there(block: dict)
     version = PolicyVersion(
         1, "131000", "310", date(2022, 1, 1), None, block, datetime(2022, 1, 1, tzinfo=UTC)
     )
-    assert parse_policy(policy_document(policy_message(version))) == version.policy
+    assert policy_from_proto(policy_message(version)) == version.policy
 
 
 def test_a_catalogue_item_read_from_another_node_is_the_entry_stored_there() -> None:
@@ -181,6 +182,6 @@ def test_a_catalogue_item_read_from_another_node_is_the_entry_stored_there() -> 
     )
     rows = parse_catalogue_csv(BEIJING.read_bytes())
     assert rows
-    assert [catalogue_entry(item_message(Found(row, version))) for row in rows] == [
+    assert [entry_from_proto(item_message(Found(row, version))) for row in rows] == [
         row.entry() for row in rows
     ]

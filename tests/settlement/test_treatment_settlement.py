@@ -44,7 +44,7 @@ from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import settlement_result_pb2, visit_pb2
 from yidi_runtime.server import Node
-from yidi_services.settlement.ids import derived_id, settlement_key
+from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_services.settlement.models import OutboxMessage
 from yidi_testing import error_details
 

@@ -19,6 +19,8 @@ from yidi.catalogue.v1 import (
     policy_service_pb2,
     policy_service_pb2_grpc,
 )
+from yidi_codec.fields import proto_paths
+from yidi_codec.results import settlement_result_to_proto
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
@@ -37,13 +39,11 @@ from yidi_services.catalogue.messages import (
     item_message,
     layer_of,
     policy_message,
-    renamed,
     version_message,
 )
 from yidi_services.catalogue.models import RequestRecord
 from yidi_services.catalogue.policies import DocumentFormat
 from yidi_services.catalogue.remote import PeerSources
-from yidi_services.results import settlement_result
 
 _FORMATS = {
     policy_service_pb2.POLICY_FORMAT_JSON: DocumentFormat.JSON,
@@ -235,9 +235,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         try:
             outcome = self._estimator.estimate(command)
         except DomainError as error:
-            raise renamed(error) from None
+            raise proto_paths(error) from None
         return policy_service_pb2.EstimateResponse(
-            result=settlement_result(
+            result=settlement_result_to_proto(
                 outcome.settlement,
                 command.visit.service_date.year,
                 outcome.catalogue_version,

@@ -14,9 +14,10 @@ from typing import TypeVar
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import journal_pb2
 from yidi.type.v1.payload_signature_pb2 import PayloadSignature
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_institution, check_region, province_of
 from yidi_core.dictionaries import NATIONAL
-from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.errors import DomainError, invalid
 from yidi_runtime.integrity import NodeIntegrity, Origin, Seal
 from yidi_runtime.paging import page_size
 from yidi_runtime.wire import moment_of, stamp_moment, timestamp_message
@@ -131,14 +132,8 @@ def _amount_problems(kind: Kind | None, amounts: Amounts, where: str) -> list[Do
 def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry | None, list[DomainError]]:
     """One delivered entry as a checked value, or the violations naming each bad field."""
     where = f"entries[{index}]"
-    problems: list[DomainError] = []
-
-    def checked(build: Callable[[], T]) -> T:
-        try:
-            return build()
-        except DomainError as error:
-            problems.append(error)
-            return None  # type: ignore[return-value]
+    violations = Violations()
+    checked, problems = violations.check, violations.errors
 
     kind = _KINDS.get(message.kind)  # type: ignore[call-overload]
     if kind is None:
@@ -206,14 +201,10 @@ def verify_seals(integrity: NodeIntegrity, request: api.AppendJournalEntriesRequ
 
 def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list[Entry]]:
     """The sender's region and its checked entries; every bad field of the batch named at once."""
-    problems: list[DomainError] = []
-    source = ""
-    try:
-        source = check_region(request.source_admdvs, "source_admdvs")
-    except DomainError as error:
-        problems.append(error)
+    violations = Violations()
+    source = violations.check(lambda: check_region(request.source_admdvs, "source_admdvs")) or ""
     if not request.entries:
-        problems.append(invalid("INVALID_ARGUMENT", "entries", "name at least one entry"))
+        violations.add(invalid("INVALID_ARGUMENT", "entries", "name at least one entry"))
     if len(request.entries) > MAX_ENTRIES:
         raise invalid(
             "INVALID_ARGUMENT",
@@ -223,12 +214,10 @@ def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list
     entries: list[Entry] = []
     for index, message in enumerate(request.entries):
         entry, found = journal_entry(message, index)
-        problems += found
+        violations.errors += found
         if entry is not None:
             entries.append(entry)
-    error = combine(problems)
-    if error is not None:
-        raise error
+    violations.raise_any()
     return source, entries
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import ledger_pb2, statement_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
-from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.errors import invalid
 from yidi_runtime.wire import date_message, stamp_moment, timestamp_message
 from yidi_services.clearing.advances import AdvanceStatus
 from yidi_services.clearing.alerts import Alert, AlertKind, AlertLevel
@@ -95,15 +96,9 @@ def text(value: str, field: str, *, required: bool = False, limit: int = MAX_TEX
 
 def _checked(*checks: Callable[[], Any]) -> list[Any]:
     """Every check's value, or one error naming every bad field."""
-    values, problems = [], []
-    for check in checks:
-        try:
-            values.append(check())
-        except DomainError as error:
-            problems.append(error)
-    error = combine(problems)
-    if error is not None:
-        raise error
+    violations = Violations()
+    values = [violations.check(check) for check in checks]
+    violations.raise_any()
     return values
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from yidi_codec.fields import relabel
 from yidi_core.codes import (
     check_chronic_disease,
     check_institution,
@@ -35,7 +36,6 @@ from yidi_services.registry.institutions import (
     OpenedService,
     ServiceKind,
     parse_enum,
-    relabel,
     validate,
 )
 from yidi_services.registry.med_types import SERVICE_FOR_MED_TYPE

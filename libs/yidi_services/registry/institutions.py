@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from yidi_core.codes import NATIONAL_REGION, check_chronic_disease, check_institution, check_region
-from yidi_core.errors import DomainError, FieldViolation, combine, error_class, invalid
+from yidi_core.errors import DomainError, combine, invalid
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -276,10 +276,3 @@ def validate(draft: InstitutionDraft) -> Institution:
         version=draft.version,
         update_time=draft.update_time,
     )
-
-
-def relabel(error: DomainError, path: Callable[[str], str]) -> DomainError:
-    """The same error with every violation's field rewritten (``services[1].kind`` → ``institution.services[1].kind``)."""
-    violations = tuple(FieldViolation(path(v.field), v.description) for v in error.violations)
-    message = "; ".join(f"{v.field}: {v.description}" for v in violations) or error.message
-    return error_class(error.reason_code)(error.reason_code, message, violations, dict(error.metadata))

@@ -13,7 +13,7 @@ terms the three share (:class:`SettlementRecord`):
   can be replayed exactly.
 - **insured side**: every application this node applied, keyed by the institution and msgid
   of the Settle that caused it (the application id ``<fixmedins_code>/<msgid>:apply``,
-  :mod:`~.ids`; an id of before that scheme gives its msgid alone), timed by when it was
+  :mod:`yidi_runtime.settlement_keys`; an id of before that scheme gives its msgid alone), timed by when it was
   applied, with its hold state — voided (``reversed``) when it timed out unrecorded or was
   reverted. Tombstones (a revert that arrived before its application) are not applications
   and are not listed. The insured node does not know the clearing type; its treatment
@@ -39,8 +39,8 @@ from yidi_core.errors import combine, invalid
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
 from yidi_runtime.paging import bad_token, decode_token, encode_token
+from yidi_runtime.settlement_keys import origin_id, split_key
 from yidi_runtime.wire import as_utc, timestamp_message
-from yidi_services.settlement.ids import origin_id, split_key
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 from yidi_services.settlement.treatment.models import SettlementRow
 from yidi_services.settlement.treatment.records import result_of

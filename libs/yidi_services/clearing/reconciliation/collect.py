@@ -30,10 +30,10 @@ from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as settlement
 from yidi.settlement.v1 import settlement_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime.routing import Router
+from yidi_runtime.settlement_keys import settlement_key
 from yidi_runtime.wire import as_utc, timestamp_message
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.clearing.reconciliation.compare import Seen, SettlementRecord, Sides
-from yidi_services.settlement.ids import settlement_key
 
 T = TypeVar("T")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import reconciliation_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as settlement_api
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_region, province_of
-from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.errors import invalid
+from yidi_runtime.settlement_keys import split_key
 from yidi_runtime.wire import date_message, day_of, required_day, timestamp_message
 from yidi_services.clearing.jobs import JOB_STATES, RunState
 from yidi_services.clearing.reconciliation.compare import Kind, Period, SettlementRecord
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
-from yidi_services.settlement.ids import split_key
 
 MAX_DAYS = 31
 """Days one run may compare: a month at most, so a run's records fit the node's memory."""
@@ -38,19 +39,10 @@ def province_filter(value: str, field: str = "admdvs") -> str:
 
 def checked_days(start: object, end: object, max_days: int, *, end_required: bool) -> Period:
     """A range of days from ``start_date`` to ``end_date``, in order and at most ``max_days`` long."""
-    problems: list[DomainError] = []
-    first = last = None
-    try:
-        first = required_day(start, "start_date")  # type: ignore[arg-type]
-    except DomainError as error:
-        problems.append(error)
-    try:
-        last = day_of(end, "end_date", required=end_required)  # type: ignore[arg-type]
-    except DomainError as error:
-        problems.append(error)
-    error = combine(problems)
-    if error is not None:
-        raise error
+    violations = Violations()
+    first = violations.check(lambda: required_day(start, "start_date"))  # type: ignore[arg-type]
+    last = violations.check(lambda: day_of(end, "end_date", required=end_required))  # type: ignore[arg-type]
+    violations.raise_any()
     assert first is not None
     last = last or first
     if last < first:

@@ -44,12 +44,12 @@ from yidi.settlement.v1 import settlement_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError
 from yidi_runtime.routing import Router
+from yidi_runtime.settlement_keys import derived_id
 from yidi_services.clearing import convert, journal
 from yidi_services.clearing.models import JournalEntryRecord
 from yidi_services.clearing.reconciliation.collect import TreeWalker
 from yidi_services.clearing.reconciliation.compare import Kind, Seen, SettlementRecord
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow
-from yidi_services.settlement.ids import derived_id
 
 UNREACHABLE = "INSURED_REGION_UNREACHABLE"
 _NOT_ANSWERING = frozenset({UNREACHABLE, "NODE_UNREACHABLE"})

@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session
 from yidi.filing.v1 import filing_service_pb2, insured_person_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.type.v1 import person_pb2
+from yidi_codec.fields import Violations, proto_paths
+from yidi_codec.persons import person_from_snapshot
+from yidi_codec.results import item_result_from_proto, settlement_result_to_proto
+from yidi_codec.visits import visit_from_proto
 from yidi_core.accumulators import Accumulators
 from yidi_core.catalogue import ItemResult
 from yidi_core.codes import check_region
@@ -28,18 +32,8 @@ from yidi_core.policy import Policy
 from yidi_core.settlement import Settlement, Visit, settle_classified
 from yidi_runtime.integrity import Origin, Seal
 from yidi_runtime.wire import timestamp_message
-from yidi_services.catalogue.messages import renamed
-from yidi_services.results import settlement_result
 from yidi_services.settlement.insured import holds, ledger
-from yidi_services.settlement.insured.convert import (
-    Problems,
-    change_message,
-    item_result,
-    person_of,
-    required,
-    totals_problems,
-    visit_of,
-)
+from yidi_services.settlement.insured.convert import change_message, required, totals_problems
 from yidi_services.settlement.insured.ledger import ACCOUNT, Movement
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 
@@ -69,21 +63,22 @@ class Terms:
 
 def command_of(request: api.ApplySettlementRequest) -> ApplyCommand:
     """Check the request's shape and the bill's totals; every bad field is named at once."""
-    problems = Problems()
+    violations = Violations()
     for field in ("request_id", "psn_no", "insutype"):
-        problems.checked(lambda f=field: required(getattr(request, f), f))
-    visit = problems.checked(lambda: visit_of(request.facts))
-    problems.checked(lambda: check_region(request.facts.mdtrtarea_admvs, "facts.mdtrtarea_admvs"))
+        violations.check(lambda f=field: required(getattr(request, f), f))
+    visit = violations.check(lambda: visit_from_proto(request.facts))
+    violations.check(lambda: check_region(request.facts.mdtrtarea_admvs, "facts.mdtrtarea_admvs"))
     if not request.items:
-        problems.add(invalid("INVALID_ARGUMENT", "items", "a bill needs at least one classified line"))
-    items = tuple(
-        problems.checked(lambda i=index, line=line: item_result(line, i))
+        violations.add(invalid("INVALID_ARGUMENT", "items", "a bill needs at least one classified line"))
+    items = [
+        violations.check(lambda i=index, line=line: item_result_from_proto(line, i))
         for index, line in enumerate(request.items)
-    )
+    ]
     for problem in totals_problems(request.items, request.totals):
-        problems.add(problem)
-    problems.raise_any()
-    return ApplyCommand(request, visit, items)
+        violations.add(problem)
+    violations.raise_any()
+    assert visit is not None
+    return ApplyCommand(request, visit, tuple(item for item in items if item is not None))
 
 
 def origin(request: api.ApplySettlementRequest) -> Origin:
@@ -130,11 +125,11 @@ def check_insutype(command: ApplyCommand, snapshot: person_pb2.PersonSnapshot) -
 
 
 def _settled(command: ApplyCommand, terms: Terms, balance_fen: int, before: Accumulators) -> Settlement:
-    person = person_of(terms.snapshot, command.request.use_account, balance_fen)
+    person = person_from_snapshot(terms.snapshot, command.request.use_account, balance_fen)
     try:
         return settle_classified(command.visit, person, terms.policy, command.items, before)
     except DomainError as error:
-        raise renamed(error) from None
+        raise proto_paths(error) from None
 
 
 def _response(
@@ -145,7 +140,7 @@ def _response(
     hold_expires_at: datetime | None,
 ) -> api.ApplySettlementResponse:
     """The full result, with the account's movement beside the accumulators' when the account paid."""
-    result = settlement_result(
+    result = settlement_result_to_proto(
         settlement, command.year, command.request.catalogue_version, terms.policy_version
     )
     if settlement.acct_pay:

@@ -33,8 +33,8 @@ from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
 from yidi_runtime.resilience import Backoff
 from yidi_runtime.routing import Router
+from yidi_runtime.settlement_keys import derived_id, origin_id
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.settlement.ids import derived_id, origin_id
 from yidi_services.settlement.insured import holds
 from yidi_services.settlement.insured.forwarding import ROUTED
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState

@@ -32,7 +32,7 @@ from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_c
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import from_fen
 from yidi_runtime.config import region_contains
-from yidi_services.settlement.ids import KEY_SEPARATOR, origin_id, split_key
+from yidi_runtime.settlement_keys import KEY_SEPARATOR, origin_id, split_key
 from yidi_services.settlement.insured.ledger import Movement, insert_if_absent, lock_person, move
 from yidi_services.settlement.insured.models import AccountRow, ApplicationRow, ApplicationState
 
@@ -76,7 +76,7 @@ def refuse_taken(row: ApplicationRow) -> None:
 
 
 def check_application_id(request_id: str, field: str, *, within: str = "", origin: str = "") -> None:
-    """An application id names its institution's request (``<fixmedins_code>/<msgid>:apply``, :mod:`~.ids`),
+    """An application id names its institution's request (``<fixmedins_code>/<msgid>:apply``, :mod:`yidi_runtime.settlement_keys`),
     so no node can take or touch another's: ``within`` is the institution it must name, ``origin``
     the node whose region must hold it. An id of before this scheme names none (and no new
     application can take such an id)."""

@@ -3,9 +3,9 @@
 The filing service owns persons and filings and the catalogue service owns policies
 (DESIGN.md principle 2), so the insured side asks them through their RPCs, on this node
 itself (in process: :mod:`yidi_runtime.local_calls`), never reading their tables. A refusal
-passes through with its reason (NOT_FILED, CONTRIBUTION_INTERRUPTED, NO_POLICY_VERSION …). Parsed policies are cached by
-version id (the catalogue service's own :class:`~yidi_services.catalogue.remote.ParsedPolicies`,
-which reads them as Estimate does): a version never changes once imported.
+passes through with its reason (NOT_FILED, CONTRIBUTION_INTERRUPTED, NO_POLICY_VERSION …). Policies are read once per
+version (:class:`~yidi_codec.policies.ParsedPolicies`, as Estimate reads them): a version never
+changes once imported.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from datetime import date
 from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.type.v1 import person_pb2
+from yidi_codec.policies import ParsedPolicies
 from yidi_core.errors import DomainError, invalid
 from yidi_core.policy import Policy
 from yidi_runtime.config import region_contains
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message
-from yidi_services.catalogue.remote import ParsedPolicies
 
 
 class InsuredPlace:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from yidi.filing.v1 import filing_service_pb2, insured_person_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
+from yidi_codec.fields import Violations
+from yidi_codec.results import accumulator_kind_to_proto
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
@@ -29,10 +31,10 @@ from yidi_runtime.logs import get_logger
 from yidi_runtime.peers import alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
+from yidi_runtime.settlement_keys import origin_id
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.settlement.ids import origin_id
 from yidi_services.settlement.insured import apply, holds, ledger
-from yidi_services.settlement.insured.convert import Problems, change_message, kind_number, required
+from yidi_services.settlement.insured.convert import change_message, required
 from yidi_services.settlement.insured.expiry import HoldExpiry, HoldMetrics
 from yidi_services.settlement.insured.forwarding import ROUTED, Forwarder, routed
 from yidi_services.settlement.insured.holds import check_application_id
@@ -56,9 +58,9 @@ def _content(request: Message) -> Message:
 
 
 def _required_fields(request: Message, *fields: str) -> None:
-    problems = Problems()
+    problems = Violations()
     for field in fields:
-        problems.checked(lambda f=field: required(getattr(request, f), f))
+        problems.check(lambda f=field: required(getattr(request, f), f))
     problems.raise_any()
 
 
@@ -77,8 +79,8 @@ the write lock is never held long enough to stall the applications waiting behin
 
 def _check_batch(request: api.ConfirmSettlementsRequest) -> None:
     """A batch names itself, holds 1 to MAX_CONFIRMATIONS confirmations, all for its own destination."""
-    problems = Problems()
-    problems.checked(lambda: required(request.request_id, "request_id"))
+    problems = Violations()
+    problems.check(lambda: required(request.request_id, "request_id"))
     count = len(request.confirmations)
     if not 1 <= count <= MAX_CONFIRMATIONS:
         problems.add(
@@ -409,7 +411,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
             raise invalid("INVALID_ARGUMENT", "year", f"must be a calendar year, got {request.year}")
         with self._database.unit_of_work() as uow:
             values = [
-                api.AccumulatorValue(kind=kind_number(row.kind), key=row.key, value_fen=row.value_fen)
+                api.AccumulatorValue(
+                    kind=accumulator_kind_to_proto(row.kind), key=row.key, value_fen=row.value_fen
+                )
                 for row in ledger.accumulator_rows(uow.session, psn_no, request.year)
             ]
             account = uow.session.get(AccountRow, psn_no)

@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import person_pb2, visit_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region, mask_id_number
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import REASONS, DomainError, invalid
 from yidi_core.money import check_fen
 from yidi_runtime.wire import day_of, ensure_not_future, timestamp_message
 from yidi_services.settlement.treatment.catalogue import fee_items, line_amounts_fen
-from yidi_services.settlement.treatment.checks import Caller, Problems, check_credential
+from yidi_services.settlement.treatment.checks import Caller, check_credential
 from yidi_services.settlement.treatment.fees import ensure_times_past
 from yidi_services.settlement.treatment.models import SelfPayBillRow
 
@@ -34,7 +35,7 @@ def checked_bill(
     """
     if bill.fixmedins_code:
         caller.owns(bill.fixmedins_code, "the bill")
-    problems = Problems()
+    problems = Violations()
     problems.check(lambda: check_credential(bill.credential, "bill.credential"))
     problems.check(lambda: check_region(bill.insuplc_admdvs, "bill.insuplc_admdvs"))
     facts = problems.check(lambda: _facts(bill.facts, caller))
@@ -47,12 +48,12 @@ def checked_bill(
         problems.check(lambda: check_fen(sum(amounts), "bill.items", "the bill's lines together"))
     for index, number in enumerate(bill.invoice_numbers):
         if not number.strip() or len(number) > 64:
-            problems.errors.append(
+            problems.add(
                 invalid("INVALID_ARGUMENT", f"bill.invoice_numbers[{index}]", "must be 1 to 64 characters")
             )
     reason = bill.direct_settlement_failure_reason
     if reason and reason not in REASONS:
-        problems.errors.append(
+        problems.add(
             invalid(
                 "INVALID_ARGUMENT",
                 "bill.direct_settlement_failure_reason",
@@ -77,7 +78,7 @@ def checked_bill(
 
 
 def _facts(given: visit_pb2.VisitFacts, caller: Caller) -> visit_pb2.VisitFacts:
-    problems = Problems()
+    problems = Violations()
     problems.check(
         lambda: NATIONAL.check(
             "med_type", given.med_type, "bill.facts.med_type", region=caller.mdtrtarea_admvs

@@ -9,46 +9,22 @@ once, one field violation per bad field.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import person_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_id_number, check_institution, check_region, institution_region
 from yidi_core.dictionaries import NATIONAL
-from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.errors import DomainError, invalid
 from yidi_runtime import identity
 from yidi_runtime.config import region_contains
 from yidi_runtime.identity import CallerRole
-from yidi_services.settlement.ids import settlement_key
-
-T = TypeVar("T")
+from yidi_runtime.settlement_keys import settlement_key
 
 MAX_REQUEST_ID = 40
 """Leaves room for the derived ids of the hops (``<id>:journal``) in a 64-character request log key."""
 RECORD_ID_LENGTH = 30
-
-
-@dataclass
-class Problems:
-    """Bad fields found so far; :meth:`raise_any` refuses them together."""
-
-    errors: list[DomainError] = field(default_factory=list)
-
-    def check(self, build: Callable[[], T]) -> T | None:
-        """``build()``, or None with its refusal collected."""
-        try:
-            return build()
-        except DomainError as error:
-            self.errors.append(error)
-            return None
-
-    def raise_any(self) -> None:
-        """Refuse every collected bad field in one error."""
-        error = combine(self.errors)
-        if error is not None:
-            raise error
 
 
 def check_request_id(value: str, field_path: str = "request_id") -> str:
@@ -95,7 +71,7 @@ class Caller:
         return institution_owner(self.fixmedins_code)
 
     def key(self, request_id: str) -> str:
-        """The institution's ``request_id`` as named across nodes (:func:`~.ids.settlement_key`)."""
+        """The institution's ``request_id`` as named across nodes (:func:`~yidi_runtime.settlement_keys.settlement_key`)."""
         return settlement_key(self.fixmedins_code, request_id)
 
     def owns(self, fixmedins_code: str, what: str) -> None:
@@ -111,7 +87,7 @@ class Caller:
 def caller(envelope: settlement_pb2.Envelope, node_region: str, field_path: str = "envelope") -> Caller:
     """The envelope checked: well-formed codes, the calling institution's own, the treatment region and
     institution within this node (only the developer of an insecure node may name any institution)."""
-    problems = Problems()
+    problems = Violations()
     code = problems.check(lambda: check_institution(envelope.fixmedins_code, f"{field_path}.fixmedins_code"))
     area = problems.check(lambda: check_region(envelope.mdtrtarea_admvs, f"{field_path}.mdtrtarea_admvs"))
     insured = envelope.insuplc_admdvs.strip()
@@ -138,7 +114,7 @@ def caller(envelope: settlement_pb2.Envelope, node_region: str, field_path: str 
 
 def check_credential(credential: person_pb2.Credential, field_path: str = "credential") -> None:
     """A credential as presented (1101): known type, a number, a card serial for a card."""
-    problems = Problems()
+    problems = Violations()
     kind = credential.mdtrt_cert_type.strip()
     problems.check(lambda: NATIONAL.check("mdtrt_cert_type", kind, f"{field_path}.mdtrt_cert_type"))
     if kind == "02":
@@ -146,7 +122,7 @@ def check_credential(credential: person_pb2.Credential, field_path: str = "crede
     else:
         problems.check(lambda: required_text(credential.mdtrt_cert_no, f"{field_path}.mdtrt_cert_no", 64))
     if kind == "03" and not credential.card_sn.strip():
-        problems.errors.append(invalid("INVALID_ARGUMENT", f"{field_path}.card_sn", "is required for a card"))
+        problems.add(invalid("INVALID_ARGUMENT", f"{field_path}.card_sn", "is required for a card"))
     problems.raise_any()
 
 

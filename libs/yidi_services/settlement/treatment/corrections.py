@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi_core.errors import invalid
 from yidi_runtime.db import Database
+from yidi_runtime.settlement_keys import derived_id
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.ids import derived_id
 from yidi_services.settlement.treatment.checks import Caller, check_request_id
 from yidi_services.settlement.treatment.fees import cancel_upload
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow, SettlementRow, VisitState

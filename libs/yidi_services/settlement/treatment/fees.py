@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
+from yidi_codec.fields import Violations
 from yidi_core.errors import DomainError
 from yidi_core.money import check_fen
 from yidi_runtime.wire import ensure_not_future, stamp_moment
 from yidi_services.settlement.treatment.catalogue import Classified
-from yidi_services.settlement.treatment.checks import Problems
 from yidi_services.settlement.treatment.models import FeeLineRow
 
 
@@ -47,7 +47,7 @@ def ensure_times_past(
     messages: Sequence[fee_item_pb2.FeeItem], now: datetime, field_path: str = "items"
 ) -> None:
     """Refuse lines whose fee time (``fee_ocur_time``, optional) is not a time or has not come yet."""
-    problems = Problems()
+    problems = Violations()
     for index, message in enumerate(messages):
         if message.HasField("fee_ocur_time"):
             where = f"{field_path}[{index}].fee_ocur_time"

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
-from yidi_services.settlement.ids import split_key
+from yidi_runtime.settlement_keys import split_key
 from yidi_services.settlement.treatment.checks import institution_owner
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow, SettlementRow
 from yidi_services.settlement.treatment.outcomes import Raced

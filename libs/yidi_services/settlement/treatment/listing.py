@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import settlement_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_institution, check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.paging import bad_token, decode_token, encode_token, page_size
 from yidi_runtime.regions import below
-from yidi_services.settlement.treatment.checks import Caller, Problems
+from yidi_services.settlement.treatment.checks import Caller
 from yidi_services.settlement.treatment.models import SettlementRow
 from yidi_services.settlement.treatment.records import find, settlement_message
 
@@ -56,13 +57,13 @@ class SettlementQuery:
 
 def checked_query(query: SettlementQuery, caller: Caller | None) -> SettlementQuery:
     """Codes checked; an institution's listing is limited to itself."""
-    problems = Problems()
+    problems = Violations()
     if query.fixmedins_code:
         problems.check(lambda: check_institution(query.fixmedins_code, "fixmedins_code"))
     if query.insuplc_admdvs:
         problems.check(lambda: check_region(query.insuplc_admdvs, "insuplc_admdvs"))
     if query.start_time and query.end_time and query.start_time >= query.end_time:
-        problems.errors.append(invalid("INVALID_ARGUMENT", "end_time", "must be after start_time"))
+        problems.add(invalid("INVALID_ARGUMENT", "end_time", "must be after start_time"))
     problems.raise_any()
     if caller is None:
         return query

@@ -15,6 +15,7 @@ from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
+from yidi_codec.fields import Violations
 from yidi_core.errors import invalid
 from yidi_runtime import identity
 from yidi_runtime.identity import CallerRole
@@ -29,7 +30,6 @@ from yidi_services.settlement.treatment import bills, fees, listing, visits
 from yidi_services.settlement.treatment.catalogue import classify, fee_items
 from yidi_services.settlement.treatment.checks import (
     Caller,
-    Problems,
     caller,
     check_request_id,
     insured_region,
@@ -140,11 +140,11 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
     ) -> api.DischargeVisitResponse:
         request_id = check_request_id(request.request_id)
         who = self._caller(request.envelope)
-        problems = Problems()
+        problems = Violations()
         problems.check(lambda: required_text(request.mdtrt_id, "mdtrt_id"))
         end_time = moment_of(request, "end_time")
         if end_time is None:
-            problems.errors.append(invalid("INVALID_ARGUMENT", "end_time", "is required"))
+            problems.add(invalid("INVALID_ARGUMENT", "end_time", "is required"))
         problems.check(lambda: ensure_not_future(end_time, self._clock(), "end_time"))
         diagnoses = problems.check(lambda: visits.checked_diagnoses(list(request.diagnoses)))
         problems.raise_any()

@@ -33,6 +33,7 @@ from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import fee_item_pb2, visit_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import MAX_AMOUNT_FEN
@@ -40,8 +41,8 @@ from yidi_runtime.db import Database
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
+from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.ids import derived_id, settlement_key
 from yidi_services.settlement.insured.forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
@@ -49,7 +50,6 @@ from yidi_services.settlement.receipts import Receipts
 from yidi_services.settlement.treatment.catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment.checks import (
     Caller,
-    Problems,
     check_request_id,
     record_id,
     required_text,
@@ -109,10 +109,10 @@ def _key_of(row: SettlementRow) -> str:
 
 
 def _settle_fields(mdtrt_id: str, mid_setl_flag: bool) -> None:
-    problems = Problems()
+    problems = Violations()
     problems.check(lambda: required_text(mdtrt_id, "mdtrt_id"))
     if mid_setl_flag:
-        problems.errors.append(
+        problems.add(
             invalid(
                 "INVALID_ARGUMENT",
                 "mid_setl_flag",
@@ -422,7 +422,7 @@ class Settlements:
         )
         if replayed is not None:
             return replayed
-        problems = Problems()
+        problems = Violations()
         for name in ("setl_id", "mdtrt_id", "psn_no"):
             problems.check(lambda name=name: required_text(getattr(request, name), name))
         problems.raise_any()

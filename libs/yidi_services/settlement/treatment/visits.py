@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import visit_pb2
+from yidi_codec.fields import Violations
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
@@ -28,7 +29,7 @@ from yidi_runtime.wire import (
     moment_of,
     timestamp_message,
 )
-from yidi_services.settlement.treatment.checks import Caller, Problems, check_credential, required_text
+from yidi_services.settlement.treatment.checks import Caller, check_credential, required_text
 from yidi_services.settlement.treatment.models import FeeLineRow, VisitRow, VisitState
 
 _UNSET_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,19 +73,17 @@ def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetim
 
     The admission time and service date may not lie in the future (``now``, wire.CLOCK_TOLERANCE).
     """
-    problems = Problems()
+    problems = Violations()
     insured = problems.check(lambda: check_region(caller.insuplc_admdvs, "envelope.insuplc_admdvs"))
     psn_no = problems.check(lambda: required_text(request.psn_no, "psn_no"))
     insutype = request.insutype.strip()
     entry = problems.check(lambda: NATIONAL.check("insutype", insutype, "insutype"))
     if entry is not None and entry.attributes.get("person") != "true":
-        problems.errors.append(
-            invalid("INVALID_CODE", "insutype", f"{insutype} is not a person's insurance type")
-        )
+        problems.add(invalid("INVALID_CODE", "insutype", f"{insutype} is not a person's insurance type"))
     problems.check(lambda: check_credential(request.credential))
     ipt_otp_no = problems.check(lambda: required_text(request.ipt_otp_no, "ipt_otp_no"))
     if not request.HasField("begin_time"):
-        problems.errors.append(invalid("INVALID_ARGUMENT", "begin_time", "is required"))
+        problems.add(invalid("INVALID_ARGUMENT", "begin_time", "is required"))
     problems.check(lambda: ensure_not_future(moment_of(request, "begin_time"), now, "begin_time"))
     facts = problems.check(lambda: _facts(request, caller, now))
     problems.raise_any()
@@ -103,7 +102,7 @@ def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetim
 
 def _facts(request: api.RegisterVisitRequest, caller: Caller, now: datetime) -> visit_pb2.VisitFacts:
     given = request.facts
-    problems = Problems()
+    problems = Violations()
     med_type = given.med_type.strip()
     problems.check(
         lambda: NATIONAL.check("med_type", med_type, "facts.med_type", region=caller.mdtrtarea_admvs)
@@ -123,7 +122,7 @@ def _facts(request: api.RegisterVisitRequest, caller: Caller, now: datetime) -> 
         ("mdtrtarea_admvs", caller.mdtrtarea_admvs),
     ):
         if getattr(given, name) and getattr(given, name) != expected:
-            problems.errors.append(
+            problems.add(
                 invalid(
                     "INVALID_ARGUMENT", f"facts.{name}", f"must equal the envelope's {expected} when given"
                 )
@@ -223,7 +222,7 @@ def discharge(row: VisitRow, end_time: datetime, diagnoses: list[str]) -> None:
 
 def checked_diagnoses(codes: list[str], field_path: str = "diagnoses") -> list[str]:
     """Diagnosis codes (ICD-10 医保版), every bad one named."""
-    problems = Problems()
+    problems = Violations()
     checked = [
         problems.check(lambda c=c, i=i: check_diagnosis(c, f"{field_path}[{i}]")) for i, c in enumerate(codes)
     ]

@@ -1,36 +1,38 @@
-"""The core's :class:`~yidi_core.settlement.Settlement` as the wire's ``SettlementResult`` (all money in fen)."""
+"""Settlement results: the core's :class:`~yidi_core.settlement.Settlement` as the wire's
+``SettlementResult`` (all money in fen), and classified lines (``ItemResult``) both ways.
+
+The treatment place sends the bill already classified; the insured place reads those lines
+back as the core's and applies its own policy with :func:`~yidi_core.settlement.settle_classified`,
+so both places share one arithmetic.
+"""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
 from yidi.type.v1 import fee_item_pb2, settlement_result_pb2
-from yidi_core.accumulators import AccumulatorKind
-from yidi_core.catalogue import ItemResult, SelfPayReason
-from yidi_core.money import ZERO, format_decimal, format_money, to_fen
+from yidi_codec.catalogue import CLASS_BY_LEVEL
+from yidi_codec.types import SELF_PAY_REASON_OF, SELF_PAY_REASONS
+from yidi_core.catalogue import ItemClass, ItemResult, SelfPayReason
+from yidi_core.errors import invalid
+from yidi_core.money import ZERO, format_decimal, format_money, from_fen, parse_decimal, to_fen
 from yidi_core.policy import Rule
 from yidi_core.settlement import CAP_EXHAUSTED, Settlement
 
 _RATIO_PLACES = Decimal("0.0001")
-_REASONS = {
-    SelfPayReason.NOT_IN_CATALOGUE: (fee_item_pb2.SELF_PAY_REASON_NOT_IN_CATALOGUE, "目录外项目，全自费"),
-    SelfPayReason.CLASS_C: (fee_item_pb2.SELF_PAY_REASON_CLASS_C, "丙类项目，全自费"),
-    SelfPayReason.MED_TYPE_RESTRICTED: (
-        fee_item_pb2.SELF_PAY_REASON_RESTRICTED_MED_TYPE,
-        "限定就医类别，全自费",
-    ),
-    SelfPayReason.DIAGNOSIS_RESTRICTED: (
-        fee_item_pb2.SELF_PAY_REASON_RESTRICTED_DIAGNOSIS,
-        "限定诊断，全自费",
-    ),
-    SelfPayReason.OVER_PRICE_CEILING: (fee_item_pb2.SELF_PAY_REASON_OVER_PRICE_CEILING, "超限价部分自付"),
-    SelfPayReason.FIRST_SELF_PAY: (fee_item_pb2.SELF_PAY_REASON_FIRST_SELF_PAY, "乙类先行自付"),
+_MEMOS = {
+    SelfPayReason.NOT_IN_CATALOGUE: "目录外项目，全自费",
+    SelfPayReason.CLASS_C: "丙类项目，全自费",
+    SelfPayReason.MED_TYPE_RESTRICTED: "限定就医类别，全自费",
+    SelfPayReason.DIAGNOSIS_RESTRICTED: "限定诊断，全自费",
+    SelfPayReason.OVER_PRICE_CEILING: "超限价部分自付",
+    SelfPayReason.FIRST_SELF_PAY: "乙类先行自付",
 }
-_KINDS = {
-    AccumulatorKind.DEDUCTIBLE: settlement_result_pb2.ACCUMULATOR_KIND_DEDUCTIBLE,
-    AccumulatorKind.SEGMENT: settlement_result_pb2.ACCUMULATOR_KIND_SEGMENT,
-    AccumulatorKind.CAP: settlement_result_pb2.ACCUMULATOR_KIND_CAP,
-}
+
+
+def accumulator_kind_to_proto(kind: str) -> settlement_result_pb2.AccumulatorKind.ValueType:
+    """An accumulator kind (the core's, or a stored ``account``) as the wire's enum."""
+    return settlement_result_pb2.AccumulatorKind.Value(f"ACCUMULATOR_KIND_{kind.upper()}")
 
 
 def rule_summary(rule: Rule) -> str:
@@ -48,7 +50,8 @@ def rule_summary(rule: Rule) -> str:
     )
 
 
-def item_result_message(item: ItemResult) -> fee_item_pb2.ItemResult:
+def item_result_to_proto(item: ItemResult) -> fee_item_pb2.ItemResult:
+    """One classified line for the wire, with a memo a window clerk can read out."""
     return fee_item_pb2.ItemResult(
         feedetl_sn=item.sn,
         med_list_codg=item.code,
@@ -60,8 +63,40 @@ def item_result_message(item: ItemResult) -> fee_item_pb2.ItemResult:
         overlmt_amt_fen=to_fen(item.overlmt_selfpay),
         preselfpay_amt_fen=to_fen(item.preselfpay),
         inscp_scp_amt_fen=to_fen(item.inscp),
-        self_pay_reasons=[_REASONS[reason][0] for reason in item.reasons],
-        memo="；".join(_REASONS[reason][1] for reason in item.reasons),
+        self_pay_reasons=[SELF_PAY_REASONS[reason] for reason in item.reasons],
+        memo="；".join(_MEMOS[reason] for reason in item.reasons),
+    )
+
+
+def _optional_decimal(value: str, field: str) -> Decimal | None:
+    return parse_decimal(value, field) if value.strip() else None
+
+
+def item_result_from_proto(line: fee_item_pb2.ItemResult, index: int) -> ItemResult:
+    """One classified line from the wire as the core's line split; bad fields named ``items[index].<field>``."""
+    where = f"items[{index}]"
+    item_class: ItemClass | None = CLASS_BY_LEVEL.get(line.chrgitm_lv)
+    if line.chrgitm_lv and item_class is None:
+        raise invalid("INVALID_CODE", f"{where}.chrgitm_lv", f"must be 01, 02 or 03, got {line.chrgitm_lv!r}")
+    unknown = [reason for reason in line.self_pay_reasons if reason not in SELF_PAY_REASON_OF]
+    if unknown:
+        raise invalid("INVALID_ARGUMENT", f"{where}.self_pay_reasons", f"unknown reasons {unknown}")
+    sn = line.feedetl_sn.strip()
+    if not sn:
+        raise invalid("INVALID_ARGUMENT", f"{where}.feedetl_sn", "is required")
+    return ItemResult(
+        sn=sn,
+        code=line.med_list_codg,
+        name="",
+        amount=from_fen(line.det_item_fee_sumamt_fen),
+        fulamt_ownpay=from_fen(line.fulamt_ownpay_amt_fen),
+        overlmt_selfpay=from_fen(line.overlmt_amt_fen),
+        preselfpay=from_fen(line.preselfpay_amt_fen),
+        inscp=from_fen(line.inscp_scp_amt_fen),
+        item_class=item_class,
+        selfpay_ratio=_optional_decimal(line.selfpay_prop, f"{where}.selfpay_prop") or ZERO,
+        price_ceiling=_optional_decimal(line.pric_uplmt_amt, f"{where}.pric_uplmt_amt"),
+        reasons=tuple(SELF_PAY_REASON_OF[reason] for reason in line.self_pay_reasons),
     )
 
 
@@ -126,7 +161,7 @@ def _explanation(settlement: Settlement) -> settlement_result_pb2.Explanation:
     )
 
 
-def settlement_result(
+def settlement_result_to_proto(
     settlement: Settlement, year: int, catalogue_version: str, policy_version: str
 ) -> settlement_result_pb2.SettlementResult:
     """The full result: amounts, fund lines, items, the accumulator changes it would make, and why.
@@ -155,7 +190,7 @@ def settlement_result(
         after = settlement.accumulators_after[change.kind][change.key]
         changes.append(
             settlement_result_pb2.AccumulatorChange(
-                kind=_KINDS[change.kind],
+                kind=accumulator_kind_to_proto(change.kind),
                 key=change.key,
                 year=year,
                 before_fen=to_fen(after - change.delta),
@@ -166,7 +201,7 @@ def settlement_result(
     return settlement_result_pb2.SettlementResult(
         amounts=amounts,
         fund_lines=_fund_lines(settlement),
-        items=[item_result_message(item) for item in settlement.items],
+        items=[item_result_to_proto(item) for item in settlement.items],
         accumulator_changes=changes,
         explanation=_explanation(settlement),
         catalogue_version=catalogue_version,
