@@ -51,7 +51,8 @@ class Accumulators:
 
     def value(self, kind: AccumulatorKind, key: str) -> Decimal:
         """The amount counted so far (zero for a key never used)."""
-        values: Mapping[str, Decimal] = getattr(self, kind.value)
+        # A StrEnum member is its value: getattr needs no ``.value`` (a slow enum descriptor).
+        values: Mapping[str, Decimal] = getattr(self, kind)
         return values.get(key, ZERO)
 
     def applied(self, changes: Iterable[AccumulatorChange]) -> Accumulators:

@@ -28,7 +28,8 @@ _DECIMAL = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,8}))?")
 
 def round_fen(value: Decimal) -> Decimal:
     """Half up to the fen (四舍五入到分): the only rounding the rules allow."""
-    return value.quantize(FEN, rounding=ROUND_HALF_UP)
+    # Rounding passed positionally: a keyword argument doubles the cost of this hot call.
+    return value.quantize(FEN, ROUND_HALF_UP)
 
 
 def parse_decimal(value: object, field: str, *, max_places: int = 8, signed: bool = False) -> Decimal:

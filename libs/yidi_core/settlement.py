@@ -13,16 +13,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_item, line_amount
-from yidi_core.dictionaries import NATIONAL, psn_type_group
+from yidi_core.dictionaries import NATIONAL, Entry, psn_type_group
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_core.explanation import CapStep, Explanation, SegmentStep
 from yidi_core.money import ONE, ZERO, round_fen
 from yidi_core.policy import Policy, Rule, check_policy, select_rule
 
 CAP_EXHAUSTED = "CAP_EXHAUSTED"
+# Iterating an enum class is slow (a generator over its member map); the hot path uses this tuple.
+_KINDS = tuple(AccumulatorKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +122,12 @@ def classify_bill(
 def _classify(
     visit: Visit, catalogue: Mapping[str, CatalogueEntry], items: Sequence[FeeItem]
 ) -> tuple[ItemResult, ...]:
-    med_type, diagnoses = visit.med_type, visit.diagnoses
+    med_type, diagnoses, entry = visit.med_type, visit.diagnoses, catalogue.get
     return tuple(
-        classify_item(item, line_amount(item, index), catalogue.get(item.code), med_type, diagnoses)
-        for index, item in enumerate(items)
+        [
+            classify_item(item, line_amount(item, index), entry(item.code), med_type, diagnoses)
+            for index, item in enumerate(items)
+        ]
     )
 
 
@@ -169,7 +174,7 @@ def _settle(
     cap_step = _cap_step(rule, accumulators, fund_raw)
     hifp = fund_raw if cap_step is None else min(fund_raw, cap_step.room_before)
     psn_part = medfee - hifp
-    insutype = NATIONAL.lookup("insutype", person.insutype)
+    insutype = _insutype(person.insutype)
     has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
 
@@ -215,6 +220,12 @@ def _settle(
         notices=(CAP_EXHAUSTED,) if cap_step is not None and cap_step.limited else (),
         explanation=explanation,
     )
+
+
+@lru_cache(maxsize=64)
+def _insutype(code: str) -> Entry | None:
+    """The national insurance-type row: the national dictionaries never change while running."""
+    return NATIONAL.lookup("insutype", code)
 
 
 def _totals(results: tuple[ItemResult, ...]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
@@ -282,10 +293,10 @@ def _state_problems(person: Person, accumulators: Accumulators) -> list[DomainEr
     problems = []
     if person.account_balance < ZERO:
         problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
-    for kind in AccumulatorKind:
-        for key, value in getattr(accumulators, kind.value).items():
+    for kind in _KINDS:
+        for key, value in getattr(accumulators, kind).items():
             if value < ZERO:
-                where = f"accumulators.{kind.value}.{key}"
+                where = f"accumulators.{kind}.{key}"
                 problems.append(invalid("INVALID_ARGUMENT", where, "must not be negative"))
     return problems
 
@@ -341,7 +352,7 @@ def _after(
     accumulators: Accumulators, changes: tuple[AccumulatorChange, ...]
 ) -> Mapping[AccumulatorKind, Mapping[str, Decimal]]:
     """Each accumulator the rule touched, with its value after this settlement."""
-    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in AccumulatorKind}
+    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in _KINDS}
     for change in changes:
         touched[change.kind][change.key] = accumulators.value(change.kind, change.key) + change.delta
     return touched
