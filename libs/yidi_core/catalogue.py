@@ -84,9 +84,11 @@ class CatalogueEntry:
     restriction: Restriction | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FeeItem:
-    """One uploaded fee line (费用明细): serial number, national code, quantity, unit price."""
+class FeeItem(NamedTuple):
+    """One uploaded fee line (费用明细): serial number, national code, quantity, unit price.
+
+    A named tuple like :class:`ItemResult`, and for the same reason: a bill reads hundreds.
+    """
 
     sn: str
     code: str

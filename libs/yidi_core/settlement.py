@@ -13,19 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
 
-from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
+from yidi_core.accumulators import KINDS, AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_item, line_amount
-from yidi_core.dictionaries import NATIONAL, Entry, psn_type_group
+from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_core.explanation import CapStep, Explanation, SegmentStep
 from yidi_core.money import ONE, ZERO, round_fen
 from yidi_core.policy import Policy, Rule, check_policy, select_rule
 
 CAP_EXHAUSTED = "CAP_EXHAUSTED"
-# Iterating an enum class is slow (a generator over its member map); the hot path uses this tuple.
-_KINDS = tuple(AccumulatorKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +171,7 @@ def _settle(
     cap_step = _cap_step(rule, accumulators, fund_raw)
     hifp = fund_raw if cap_step is None else min(fund_raw, cap_step.room_before)
     psn_part = medfee - hifp
-    insutype = _insutype(person.insutype)
+    insutype = NATIONAL.lookup("insutype", person.insutype)
     has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
 
@@ -220,12 +217,6 @@ def _settle(
         notices=(CAP_EXHAUSTED,) if cap_step is not None and cap_step.limited else (),
         explanation=explanation,
     )
-
-
-@lru_cache(maxsize=64)
-def _insutype(code: str) -> Entry | None:
-    """The national insurance-type row: the national dictionaries never change while running."""
-    return NATIONAL.lookup("insutype", code)
 
 
 def _totals(results: tuple[ItemResult, ...]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
@@ -293,7 +284,7 @@ def _state_problems(person: Person, accumulators: Accumulators) -> list[DomainEr
     problems = []
     if person.account_balance < ZERO:
         problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
-    for kind in _KINDS:
+    for kind in KINDS:
         for key, value in getattr(accumulators, kind).items():
             if value < ZERO:
                 where = f"accumulators.{kind}.{key}"
@@ -352,7 +343,7 @@ def _after(
     accumulators: Accumulators, changes: tuple[AccumulatorChange, ...]
 ) -> Mapping[AccumulatorKind, Mapping[str, Decimal]]:
     """Each accumulator the rule touched, with its value after this settlement."""
-    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in _KINDS}
+    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in KINDS}
     for change in changes:
         touched[change.kind][change.key] = accumulators.value(change.kind, change.key) + change.delta
     return touched
