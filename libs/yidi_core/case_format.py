@@ -32,6 +32,7 @@ _CLASSES = {
     "02": ItemClass.B,
     "03": ItemClass.C,
 }
+_SCOPES = frozenset(scope.value for scope in DeductibleScope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +243,7 @@ def parse_rule(document: object, path: str) -> Rule:
             for index, segment in enumerate(_list(rule["segments"], f"{path}.segments"))
         )
     scope = rule.get("deductible_scope", DeductibleScope.PER_VISIT.value)
-    if not isinstance(scope, str) or scope not in {s.value for s in DeductibleScope}:
+    if not isinstance(scope, str) or scope not in _SCOPES:
         raise invalid(
             "INVALID_POLICY", f"{path}.deductible_scope", f"must be per_visit or annual, got {scope!r}"
         )
