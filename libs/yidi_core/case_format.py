@@ -311,9 +311,9 @@ def _item(raw: object, path: str, index: int) -> FeeItem:
                 FeeItem,
                 (
                     _sn(get("sn"), ""),
-                    check_item_code(get("code"), "")[0],
-                    parse_decimal(get("qty"), "", max_places=6),
-                    parse_decimal(get("price"), "", max_places=6),
+                    _item_code(get("code"), ""),
+                    _price(get("qty"), ""),
+                    _price(get("price"), ""),
                     None if amount is None else parse_money(amount, ""),
                 ),
             )
