@@ -135,12 +135,15 @@ def line_amount(item: FeeItem, index: int) -> Decimal:
             f"qty {item.qty} × price {item.price} exceeds the largest amount {MAX_AMOUNT}",
             metadata={"sn": item.sn},
         )
-    computed = round_fen(product)
     given = item.amount
+    # A HIS nearly always sends exactly qty × price: that is within a fen of its rounding (which
+    # moves it by half a fen at most), so it is accepted without rounding anything.
+    if given is not None and given == product:
+        return given
+    computed = round_fen(product)
     if given is None:
         return computed
-    # Equality first: a HIS that sends an amount nearly always sends exactly qty × price.
-    if given != computed and abs(given - computed) > AMOUNT_TOLERANCE:
+    if abs(given - computed) > AMOUNT_TOLERANCE:
         raise invalid(
             "AMOUNT_MISMATCH",
             f"items[{index}].amount",
