@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from yidi_core.accumulators import AccumulatorKind, Accumulators
+from yidi_core.accumulators import KINDS, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemClass, Restriction, index_catalogue
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_item_code
 from yidi_core.dictionaries import NATIONAL, psn_type_group
@@ -32,6 +32,7 @@ _CLASSES = {
     "02": ItemClass.B,
     "03": ItemClass.C,
 }
+_SCOPES = frozenset(scope.value for scope in DeductibleScope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,8 @@ class Case:
 
 
 def _object(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    # A JSON object is a dict: the exact-type test spares the slower abstract-class check.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise invalid("INVALID_ARGUMENT", path, f"must be a JSON object, got {type(value).__name__}")
     return value
 
@@ -66,9 +68,10 @@ def _list(value: object, path: str) -> list[Any]:
 
 
 def _required(document: Mapping[str, Any], key: str, path: str) -> Any:
-    if document.get(key) is None:
+    value = document.get(key)
+    if value is None:
         raise invalid("INVALID_ARGUMENT", f"{path}.{key}", "is required")
-    return document[key]
+    return value
 
 
 def _optional(document: Mapping[str, Any], key: str, path: str, parse: Callable[[Any, str], T]) -> T | None:
@@ -187,13 +190,10 @@ def parse_accumulators(document: object, path: str = "accumulators") -> Accumula
         return Accumulators()
     block = _object(document, path)
     tables = []
-    for kind in AccumulatorKind:
-        table = _object(block.get(kind.value) or {}, f"{path}.{kind.value}")
+    for kind in KINDS:
+        table = _object(block.get(kind) or {}, f"{path}.{kind}")
         tables.append(
-            {
-                _text(key, f"{path}.{kind.value}"): parse_money(v, f"{path}.{kind.value}.{key}")
-                for key, v in table.items()
-            }
+            {_text(key, f"{path}.{kind}"): parse_money(v, f"{path}.{kind}.{key}") for key, v in table.items()}
         )
     return Accumulators(*tables)
 
@@ -243,7 +243,7 @@ def parse_rule(document: object, path: str) -> Rule:
             for index, segment in enumerate(_list(rule["segments"], f"{path}.segments"))
         )
     scope = rule.get("deductible_scope", DeductibleScope.PER_VISIT.value)
-    if not isinstance(scope, str) or scope not in {s.value for s in DeductibleScope}:
+    if not isinstance(scope, str) or scope not in _SCOPES:
         raise invalid(
             "INVALID_POLICY", f"{path}.deductible_scope", f"must be per_visit or annual, got {scope!r}"
         )
@@ -297,20 +297,41 @@ def parse_policy(document: object, path: str = "policy") -> Policy:
 
 def parse_items(document: object, path: str = "items") -> tuple[FeeItem, ...]:
     """The ``items`` array: serial number, code, quantity, unit price, optional line amount."""
-    items = []
-    for index, raw in enumerate(_list(document, path)):
-        where = f"{path}[{index}]"
-        item = _object(raw, where)
-        items.append(
-            FeeItem(
-                sn=_sn(_required(item, "sn", where), f"{where}.sn"),
-                code=_item_code(_required(item, "code", where), f"{where}.code"),
-                qty=_price(_required(item, "qty", where), f"{where}.qty"),
-                price=_price(_required(item, "price", where), f"{where}.price"),
-                amount=_optional(item, "amount", where, parse_money),
+    return tuple([_item(raw, path, index) for index, raw in enumerate(_list(document, path))])
+
+
+def _item(raw: object, path: str, index: int) -> FeeItem:
+    # A bill has hundreds of lines, so a line is first read with the same checks but without
+    # the field paths only an error needs; a line they refuse is read again to name its field.
+    if isinstance(raw, dict):
+        get = raw.get
+        amount = get("amount")
+        try:
+            return _new_fee_item(
+                FeeItem,
+                (
+                    _sn(get("sn"), ""),
+                    _item_code(get("code"), ""),
+                    _price(get("qty"), ""),
+                    _price(get("price"), ""),
+                    None if amount is None else parse_money(amount, ""),
+                ),
             )
-        )
-    return tuple(items)
+        except DomainError:
+            pass
+    where = f"{path}[{index}]"
+    item = _object(raw, where)
+    return FeeItem(
+        sn=_sn(_required(item, "sn", where), f"{where}.sn"),
+        code=_item_code(_required(item, "code", where), f"{where}.code"),
+        qty=_price(_required(item, "qty", where), f"{where}.qty"),
+        price=_price(_required(item, "price", where), f"{where}.price"),
+        amount=_optional(item, "amount", where, parse_money),
+    )
+
+
+# A named tuple's own __new__ is a Python function: tuple.__new__ builds one at C speed.
+_new_fee_item = tuple.__new__
 
 
 def parse_case(document: object) -> Case:
@@ -361,7 +382,7 @@ def result_document(settlement: Settlement, *, explain: bool = False) -> dict[st
         for item in settlement.items
     ]
     document["accumulators_after"] = {
-        kind.value: _money_table(settlement.accumulators_after[kind]) for kind in AccumulatorKind
+        kind.value: _money_table(settlement.accumulators_after[kind]) for kind in KINDS
     }
     document["setldetail"] = [
         {

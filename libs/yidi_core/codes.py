@@ -29,6 +29,7 @@ _INSTITUTION = re.compile(rf"[HP]{_LOCAL_REGION_PART}[0-9]{{5}}")
 _DRUG = re.compile(r"[XZ][A-Z0-9]{22}")
 _CONSUMABLE = re.compile(r"C[0-9]{19}")
 _SERVICE_ITEM = re.compile(r"[0-9]{9,15}")
+_ITEM = re.compile(rf"{_DRUG.pattern}|{_CONSUMABLE.pattern}|{_SERVICE_ITEM.pattern}")
 _CHRONIC = re.compile(r"M[0-9]{5}")
 _DIAGNOSIS = re.compile(r"[A-Z][0-9]{2}(?:\.[A-Z0-9]{1,4})?")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
@@ -66,6 +67,15 @@ class ItemKind(StrEnum):
     DRUG = "drug"
     CONSUMABLE = "consumable"
     SERVICE = "service"
+
+
+# An item code's first character names its kind.
+_ITEM_KINDS: Mapping[str, ItemKind] = {
+    "X": ItemKind.DRUG,
+    "Z": ItemKind.DRUG,
+    "C": ItemKind.CONSUMABLE,
+    **{digit: ItemKind.SERVICE for digit in "0123456789"},
+}
 
 
 PILOT_CHRONIC_DISEASES: Mapping[str, str] = MappingProxyType(
@@ -156,6 +166,9 @@ def check_service_item(value: object, field: str = "code") -> str:
 def check_item_code(value: object, field: str = "code") -> tuple[str, ItemKind]:
     """Any fee item code with its kind; the first character picks the kind so errors are specific."""
     text = _text(value, field, _ITEM_SHAPE)
+    # One match accepts a bill line's code; the per-kind checks below only name what is wrong.
+    if _ITEM.fullmatch(text):
+        return text, _ITEM_KINDS[text[0]]
     head = text[:1]
     if head in ("X", "Z"):
         return check_drug(text, field), ItemKind.DRUG

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from types import MappingProxyType
 
 from yidi_core.codes import NATIONAL_REGION, check_region
@@ -149,7 +150,7 @@ class Dictionaries:
 
         With ``on`` given at most one row applies; without it the latest, narrowest row wins.
         """
-        return max(self._rows(dictionary, region, on, code), key=_preference, default=None)
+        return _lookup(self, dictionary, code, region, on)
 
     def check(
         self,
@@ -189,6 +190,14 @@ class Dictionaries:
     ) -> tuple[str, ...]:
         """The sorted codes of ``dictionary`` in force for ``region`` on ``on``."""
         return tuple(sorted({row.code for row in self._rows(dictionary, region, on)}))
+
+
+@lru_cache(maxsize=4096)
+def _lookup(
+    dictionaries: Dictionaries, dictionary: str, code: str, region: str, on: date | None
+) -> Entry | None:
+    """Every case looks up the same few codes, and a collection never changes: remember answers."""
+    return max(dictionaries._rows(dictionary, region, on, code), key=_preference, default=None)
 
 
 def psn_type_group(code_or_group: str, dictionaries: Dictionaries | None = None) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from yidi_core.errors import NoPolicyRule, combine, invalid
+from yidi_core.errors import DomainError, NoPolicyRule, combine, invalid
 from yidi_core.money import ONE, ZERO
 
 ANY = "*"
@@ -84,6 +84,9 @@ class Policy:
 
     rules: tuple[Rule, ...]
     ratio_adjustments: Mapping[str, Decimal] = field(default_factory=dict)
+    # Set by check_policy once the rules (immutable, unlike the adjustments mapping) passed, so
+    # settling many bills under one policy checks its rules once.
+    _rules_checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def adjustment(self, filing_category: str | None) -> Decimal:
         """The ratio adjustment for the category (0 when not filed or not listed)."""
@@ -112,6 +115,18 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
     Segments start at 0.00 and rise strictly; ratios lie in [0, 1]; an annual deductible
     names its accumulator; amounts are non-negative.
     """
+    problems = [] if policy._rules_checked else _rules_problems(policy, path)
+    for category, adjustment in policy.ratio_adjustments.items():
+        if not -ONE <= adjustment <= ONE:
+            where = f"{path}.ratio_adjustments.{category}"
+            problems.append(invalid("INVALID_POLICY", where, f"must lie in [-1, 1], got {adjustment}"))
+    error = combine(problems)
+    if error is not None:
+        raise error
+    object.__setattr__(policy, "_rules_checked", True)
+
+
+def _rules_problems(policy: Policy, path: str) -> list[DomainError]:
     problems = []
     if not policy.rules:
         problems.append(invalid("INVALID_POLICY", f"{path}.rules", "must hold at least one rule"))
@@ -130,16 +145,10 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
                         f"rules sharing cap_key {rule.cap_key!r} set different caps",
                     )
                 )
-    for category, adjustment in policy.ratio_adjustments.items():
-        if not -ONE <= adjustment <= ONE:
-            where = f"{path}.ratio_adjustments.{category}"
-            problems.append(invalid("INVALID_POLICY", where, f"must lie in [-1, 1], got {adjustment}"))
-    error = combine(problems)
-    if error is not None:
-        raise error
+    return problems
 
 
-def _rule_problems(rule: Rule, path: str) -> list:
+def _rule_problems(rule: Rule, path: str) -> list[DomainError]:
     problems = []
     for name in ("med_types", "psn_types", "institution_levels"):
         if not getattr(rule, name):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
+from yidi_core.accumulators import KINDS, AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_item, line_amount
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, combine, invalid
@@ -119,10 +119,12 @@ def classify_bill(
 def _classify(
     visit: Visit, catalogue: Mapping[str, CatalogueEntry], items: Sequence[FeeItem]
 ) -> tuple[ItemResult, ...]:
-    med_type, diagnoses = visit.med_type, visit.diagnoses
+    med_type, diagnoses, entry = visit.med_type, visit.diagnoses, catalogue.get
     return tuple(
-        classify_item(item, line_amount(item, index), catalogue.get(item.code), med_type, diagnoses)
-        for index, item in enumerate(items)
+        [
+            classify_item(item, line_amount(item, index), entry(item.code), med_type, diagnoses)
+            for index, item in enumerate(items)
+        ]
     )
 
 
@@ -282,10 +284,10 @@ def _state_problems(person: Person, accumulators: Accumulators) -> list[DomainEr
     problems = []
     if person.account_balance < ZERO:
         problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
-    for kind in AccumulatorKind:
-        for key, value in getattr(accumulators, kind.value).items():
+    for kind in KINDS:
+        for key, value in getattr(accumulators, kind).items():
             if value < ZERO:
-                where = f"accumulators.{kind.value}.{key}"
+                where = f"accumulators.{kind}.{key}"
                 problems.append(invalid("INVALID_ARGUMENT", where, "must not be negative"))
     return problems
 
@@ -341,7 +343,7 @@ def _after(
     accumulators: Accumulators, changes: tuple[AccumulatorChange, ...]
 ) -> Mapping[AccumulatorKind, Mapping[str, Decimal]]:
     """Each accumulator the rule touched, with its value after this settlement."""
-    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in AccumulatorKind}
+    touched: dict[AccumulatorKind, dict[str, Decimal]] = {kind: {} for kind in KINDS}
     for change in changes:
         touched[change.kind][change.key] = accumulators.value(change.kind, change.key) + change.delta
     return touched
