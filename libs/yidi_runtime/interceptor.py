@@ -182,6 +182,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self._node = node
         self._metrics = metrics
         self._guard = guard
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        """Method → (its handler, that handler wrapped): gRPC asks on every call, the answer never changes."""
 
     def intercept_service(
         self,
@@ -191,7 +193,16 @@ class ServerInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        service, method = split_method(handler_call_details.method)
+        built = self._wrapped.get(handler_call_details.method)
+        if built is not None and built[0] is handler:
+            return built[1]
+        wrapped_handler = self._wrap(handler, handler_call_details.method)
+        self._wrapped[handler_call_details.method] = (handler, wrapped_handler)
+        return wrapped_handler
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        """``handler`` behind admission, metrics, logs and audit (built once per method)."""
+        service, method = split_method(full_method)
         kind = rpc_kind(handler.request_streaming, handler.response_streaming)
         behavior = (
             handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream

@@ -7,6 +7,9 @@ proto's (``items[2].cnt``, ``visit.service_date``).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from yidi.catalogue.v1 import catalogue_pb2, policy_pb2, policy_service_pb2
 from yidi.type.v1 import fee_item_pb2
 from yidi_codec.catalogue import entry_to_proto
@@ -84,6 +87,34 @@ def policy_message(version: PolicyVersion) -> policy_pb2.Policy:
         message.end_date.CopyFrom(date_message(version.end_date))
     message.import_time.CopyFrom(timestamp_message(version.import_time))
     return message
+
+
+class PolicyMessages:
+    """Each stored version's wire message, built once: a version never changes once imported.
+
+    GetPolicy is asked on every settlement at the insured node; building the message reads
+    the stored document into the core's policy and writes it out again, which costs more
+    than finding the version. At most ``size`` versions are kept (the least recently asked go).
+    """
+
+    def __init__(self, size: int = 1_024) -> None:
+        self._size = size
+        self._built: OrderedDict[int, policy_pb2.Policy] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, version: PolicyVersion) -> policy_pb2.Policy:
+        """The message of ``version`` (shared: callers copy it into their responses, never change it)."""
+        with self._lock:
+            built = self._built.get(version.pk)
+            if built is not None:
+                self._built.move_to_end(version.pk)
+                return built
+        built = policy_message(version)
+        with self._lock:
+            self._built[version.pk] = built
+            while len(self._built) > self._size:
+                self._built.popitem(last=False)
+        return built
 
 
 def _psn_type(value: str) -> str:

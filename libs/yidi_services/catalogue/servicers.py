@@ -35,6 +35,7 @@ from yidi_services.catalogue.estimate import Estimator
 from yidi_services.catalogue.hosts import Hosts
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.messages import (
+    PolicyMessages,
     estimate_command,
     item_message,
     layer_of,
@@ -175,6 +176,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         self._database = database
         self._hosts = hosts
         self._estimator = estimator
+        self._messages = PolicyMessages()
 
     def ImportPolicy(
         self, request: policy_service_pb2.ImportPolicyRequest, context: grpc.ServicerContext
@@ -212,7 +214,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
             return peer.call(peer.stub(policy_service_pb2_grpc.PolicyServiceStub).GetPolicy, request)
         with self._database.unit_of_work() as uow:
             version = policies.policy_in_force(uow.session, region, insutype, day)
-        return policy_service_pb2.GetPolicyResponse(policy=policy_message(version))
+        return policy_service_pb2.GetPolicyResponse(policy=self._messages.of(version))
 
     def ListPolicyVersions(
         self, request: policy_service_pb2.ListPolicyVersionsRequest, context: grpc.ServicerContext
