@@ -23,7 +23,6 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
-from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import day_of, required_day
@@ -249,9 +248,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
 def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
     """Add both services to the node's server, sharing one lookup cache and router; return their full names."""
     cache = VersionItemCache()
-    router = Router(context.settings)
-    context.run_in_background(router)
-    hosts = Hosts(router)
+    hosts = Hosts(context.router)
     estimator = Estimator(context.database, cache, hosts, PeerSources())
     catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
         CatalogueServicer(context.database, cache, hosts), server

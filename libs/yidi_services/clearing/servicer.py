@@ -17,7 +17,6 @@ from google.protobuf.message import Message
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi_core.codes import NATIONAL_REGION
-from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
 from yidi_services.clearing import ledger
@@ -126,11 +125,9 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
     """Add the clearing service to a node's server; returns the gRPC service names it serves."""
-    router = Router(context.settings)
-    context.run_in_background(router)
-    home = JournalHome(router)
+    home = JournalHome(context.router)
     servicer = ClearingServicer(context, home, clock)
-    servicer.init_reconciliation(context, router, clock)
+    servicer.init_reconciliation(context, clock)
     context.report_health(lambda: ledger.balanced(context.database))
     api_grpc.add_ClearingServiceServicer_to_server(servicer, server)
     return [api.DESCRIPTOR.services_by_name["ClearingService"].full_name]

@@ -23,7 +23,6 @@ from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import RequestLog, fingerprint
 from yidi_runtime.paging import bad_token, decode_token, encode_token, page_size
-from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, as_utc
 from yidi_services.clearing.home import JournalHome
@@ -91,7 +90,8 @@ def _replay_order(row: DiscrepancyRow) -> tuple[bool, int]:
 class Reconciliation:
     """Runs, their discrepancies and report lines, repairs and institution checks at the national node."""
 
-    def __init__(self, context: ServiceContext, router: Router, clock: Clock) -> None:
+    def __init__(self, context: ServiceContext, clock: Clock) -> None:
+        router = context.router
         self._database = context.database
         self._clock = clock
         self.home = JournalHome(router)
@@ -267,9 +267,9 @@ class ReconciliationMethods:
 
     _reconciliation: Reconciliation
 
-    def init_reconciliation(self, context: ServiceContext, router: Router, clock: Clock) -> None:
+    def init_reconciliation(self, context: ServiceContext, clock: Clock) -> None:
         """Build what the methods need (and register the run worker with the node); call once in ``register``."""
-        self._reconciliation = Reconciliation(context, router, clock)
+        self._reconciliation = Reconciliation(context, clock)
 
     def _at_national(
         self,
