@@ -14,7 +14,8 @@ peer that does not answer, since the caller's remedy is the same.
 circuit breaker, and answers "which client carries a request for this region".
 
 A node builds one router when it starts (:func:`~yidi_runtime.server.create_server`) and
-hands it to every service in its context::
+hands it to every service in its context; a request passed on along the tree goes through
+:mod:`yidi_runtime.relay`, a call a service makes itself straight through the router::
 
     router = context.router
     client = router.next_hop(insured, "insuplc_admdvs", "INSURED_REGION_UNREACHABLE")  # None: here

@@ -38,8 +38,8 @@ class ServiceContext:
 
     ``settings.grpc_port`` is the port the node actually bound (never 0), so a service can
     call another service of its own node through its RPCs. ``router`` is the node's one
-    router: every service reaches its neighbours over the same channels, breakers and retry
-    policy; the node closes it when it stops.
+    router: every service reaches its neighbours (and relays calls, :mod:`yidi_runtime.relay`)
+    over the same channels, breakers and retry policy; the node closes it when it stops.
 
     A service registers its own business metrics on ``metrics_registry`` so they are served
     on the node's ``/metrics`` next to the gRPC families, and hands the node any
