@@ -41,8 +41,7 @@ Using it in a service::
 
     # servicer.py, in register(server, context)
     outbox = Outbox(OutboxMessage)
-    router = Router(context.settings)
-    context.run_in_background(OutboxDeliverer(outbox, context.database, router, context.metrics_registry))
+    context.run_in_background(OutboxDeliverer(outbox, context.database, context.router, context.metrics_registry))
 
     # a handler, inside the unit of work of the local effect (e.g. RequestLog.run_once's effect)
     outbox.add(session, "000000", APPEND_JOURNAL, journal_request)   # request.request_id is the msgid

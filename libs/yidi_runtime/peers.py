@@ -234,18 +234,26 @@ class PeerClient:
         deadline_s: float | None = None,
         unreachable: str = "NODE_UNREACHABLE",
         vouch: bytes | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Answer:
         """``method(request)`` within the deadline, retried per policy; a failure raised as :func:`peer_refusal`.
 
         ``unreachable`` is the reason the caller's own client should see when the peer, or
         a node behind it, does not answer. The call carries ``vouch`` (:mod:`yidi_runtime.vouches`),
-        by default this node's own, when the client has a voucher.
+        by default this node's own, when the client has a voucher. ``retry`` replaces the
+        client's policy for this call (the breaker is the peer's all the same).
         """
         if vouch is None and self._voucher is not None:
             vouch = self._voucher(request if isinstance(request, Message) else _decoded(method, request))
         metadata = () if vouch is None else ((VOUCH_HEADER, vouch),)
         try:
-            return self._call(method, request, deadline_s or self._deadline_s, metadata)
+            return self._call(
+                method,
+                request,
+                deadline_s or self._deadline_s,
+                metadata,
+                retry if retry is not None else self._retry,
+            )
         except DomainError as refusal:
             raise unreachable_as(refusal, unreachable) from None
 
@@ -255,6 +263,7 @@ class PeerClient:
         request: Message | bytes,
         budget_s: float,
         metadata: tuple[tuple[str, bytes], ...],
+        retry: RetryPolicy,
     ) -> Answer:
         started = self._clock()
         failures = 0
@@ -274,7 +283,7 @@ class PeerClient:
                     else:
                         self.breaker.record_success()
                 failures += 1
-                pause_s = self._pause_s(code, refusal, failures)
+                pause_s = self._pause_s(retry, code, refusal, failures)
                 if pause_s is not None and self._clock() - started + pause_s < budget_s:
                     self._sleep(pause_s)
                     continue
@@ -287,18 +296,20 @@ class PeerClient:
                 self.breaker.record_success()
             return answer
 
-    def _pause_s(self, code: grpc.StatusCode, refusal: DomainError | None, failures: int) -> float | None:
-        """How long to wait before trying again after ``failures`` failed tries; None: do not.
+    def _pause_s(
+        self, retry: RetryPolicy, code: grpc.StatusCode, refusal: DomainError | None, failures: int
+    ) -> float | None:
+        """How long to wait before trying again after ``failures`` failed tries under ``retry``; None: do not.
 
         The jittered backoff, and for the peer's rate limit at least the delay it asked for
         (the jitter keeps this node's waiting calls from all coming back at once).
         """
-        if failures >= self._retry.attempts:
+        if failures >= retry.attempts:
             return None
         asked_s = rate_limit_delay_s(refusal, self.peer.region)
         if asked_s is None and not is_retryable(code, refusal is not None):
             return None
-        return max(asked_s or 0.0, self._retry.backoff.delay_s(failures, self._jitter()))
+        return max(asked_s or 0.0, retry.backoff.delay_s(failures, self._jitter()))
 
     def close(self) -> None:
         """Close the channel (it reopens on the next call)."""

@@ -13,9 +13,11 @@ peer that does not answer, since the caller's remedy is the same.
 :class:`~yidi_runtime.peers.PeerClient` per peer, each with its own retry policy and
 circuit breaker, and answers "which client carries a request for this region".
 
-A service builds one router in its ``register`` and keeps it for the node's life::
+A node builds one router when it starts (:func:`~yidi_runtime.server.create_server`) and
+hands it to every service in its context; a request passed on along the tree goes through
+:mod:`yidi_runtime.relay`, a call a service makes itself straight through the router::
 
-    router = Router(context.settings)
+    router = context.router
     client = router.next_hop(insured, "insuplc_admdvs", "INSURED_REGION_UNREACHABLE")  # None: here
     if client is not None:
         stub = client.stub(api_grpc.InsuredSettlementServiceStub)
@@ -169,13 +171,6 @@ class Router:
         if decided.peer is not None:
             return self.client(decided.peer)
         return self.client(Peer(self.settings.region, self.settings.self_address))
-
-    def start(self) -> None:
-        """Nothing to start: channels open on first use (the router is a node background worker)."""
-
-    def stop(self, timeout_s: float) -> None:
-        """Close every channel when the node stops (hand the router to ``run_in_background``)."""
-        self.close()
 
     def close(self) -> None:
         """Close every channel (at node shutdown)."""

@@ -34,6 +34,7 @@ from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
 from yidi_runtime.quotas import Quotas
 from yidi_runtime.resilience import Monotonic
+from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext, ServiceGroup
 from yidi_runtime.tokens import TokenVerifier
 from yidi_runtime.vouches import Vouches
@@ -79,6 +80,8 @@ class Node:
     metrics_endpoint: MetricsEndpoint | None
     health: health.HealthServicer
     services: list[_HealthedService]
+    router: Router
+    """The node's one router, shared by its services; closed once their workers stopped."""
     stateless: tuple[str, ...] = ()
     """gRPC services without a database (the token service): SERVING while the node runs."""
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -145,6 +148,7 @@ class Node:
         for service in self.services:
             for worker in service.workers:
                 worker.stop(timeout_s=5.0)
+        self.router.close()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         if self.metrics_endpoint is not None:
@@ -274,10 +278,14 @@ def create_server(
     # Services see the port actually bound (port 0 picks one) and the local address.
     settings = replace(settings, grpc_port=port, internal_address=internal_address)
     both = _BothServers(server, local_server)
+    router = Router(settings)
     services = []
     for group in groups:
         context = ServiceContext(
-            settings=settings, database=databases[group.name], metrics_registry=metrics.registry
+            settings=settings,
+            database=databases[group.name],
+            router=router,
+            metrics_registry=metrics.registry,
         )
         served = tuple(group.register(cast(grpc.Server, both), context))
         services.append(
@@ -303,7 +311,7 @@ def create_server(
         if settings.metrics_port is not None
         else None
     )
-    node = Node(settings, server, port, metrics, endpoint, health_servicer, services, stateless)
+    node = Node(settings, server, port, metrics, endpoint, health_servicer, services, router, stateless)
     node.check_health()
     node.start_watching()
     node.start_workers()

@@ -19,6 +19,7 @@ from sqlalchemy import MetaData
 from yidi_runtime.authz import Access
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
+from yidi_runtime.routing import Router
 
 
 class BackgroundWorker(Protocol):
@@ -33,10 +34,12 @@ class BackgroundWorker(Protocol):
 
 @dataclass(frozen=True)
 class ServiceContext:
-    """The node's settings, the service's own database and the node's metrics registry.
+    """The node's settings, the service's own database, the node's router and metrics registry.
 
     ``settings.grpc_port`` is the port the node actually bound (never 0), so a service can
-    call another service of its own node through its RPCs.
+    call another service of its own node through its RPCs. ``router`` is the node's one
+    router: every service reaches its neighbours (and relays calls, :mod:`yidi_runtime.relay`)
+    over the same channels, breakers and retry policy; the node closes it when it stops.
 
     A service registers its own business metrics on ``metrics_registry`` so they are served
     on the node's ``/metrics`` next to the gRPC families, and hands the node any
@@ -45,6 +48,7 @@ class ServiceContext:
 
     settings: NodeSettings
     database: Database
+    router: Router
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     workers: list[BackgroundWorker] = field(default_factory=list, compare=False)
     health_checks: list[Callable[[], bool]] = field(default_factory=list, compare=False)

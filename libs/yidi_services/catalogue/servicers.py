@@ -1,7 +1,8 @@
 """The gRPC face of the catalogue service group: proto → command → handler → proto, nothing more.
 
 A lookup or policy read for data another node hosts (:mod:`~yidi_services.catalogue.hosts`)
-is passed one hop toward it unchanged, and its answer or refusal comes back as it was.
+is relayed one hop toward it unchanged (:mod:`yidi_runtime.relay`), and its answer or
+refusal comes back as it was. The node asks as itself, as it does for its own estimates.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
-from yidi_runtime.routing import Router
+from yidi_runtime.relay import Relay, Vouching
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import day_of, required_day
@@ -62,10 +63,11 @@ def _request_id(value: str, field: str = "request_id") -> str:
 class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     """CatalogueService: imports, lookups (cached per version), versions and diffs."""
 
-    def __init__(self, database: Database, cache: VersionItemCache, hosts: Hosts) -> None:
+    def __init__(self, database: Database, cache: VersionItemCache, hosts: Hosts, relay: Relay) -> None:
         self._database = database
         self._cache = cache
         self._hosts = hosts
+        self._relay = relay
 
     def ImportCatalogue(
         self,
@@ -108,7 +110,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         day = required_day(request.date, "date")
         peer = self._hosts.catalogue_peer(request.admdvs, "admdvs")
         if peer is not None:
-            return peer.call(peer.stub(catalogue_service_pb2_grpc.CatalogueServiceStub).LookupItems, request)
+            return self._relay.pass_on(peer, "LookupItems", request, context)  # type: ignore[no-any-return]
         with self._database.unit_of_work() as uow:
             view = catalogues.view_on(uow.session, request.admdvs, day)
             found = catalogues.lookup(uow.session, self._cache, view, codes)
@@ -172,9 +174,10 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     """PolicyService: policy versions and estimates."""
 
-    def __init__(self, database: Database, hosts: Hosts, estimator: Estimator) -> None:
+    def __init__(self, database: Database, hosts: Hosts, estimator: Estimator, relay: Relay) -> None:
         self._database = database
         self._hosts = hosts
+        self._relay = relay
         self._estimator = estimator
         self._messages = PolicyMessages()
 
@@ -211,7 +214,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         day = required_day(request.date, "date")
         peer = self._hosts.policy_peer(region, "insuplc_admdvs")
         if peer is not None:
-            return peer.call(peer.stub(policy_service_pb2_grpc.PolicyServiceStub).GetPolicy, request)
+            return self._relay.pass_on(peer, "GetPolicy", request, context)  # type: ignore[no-any-return]
         with self._database.unit_of_work() as uow:
             version = policies.policy_in_force(uow.session, region, insutype, day)
         return policy_service_pb2.GetPolicyResponse(policy=self._messages.of(version))
@@ -251,15 +254,16 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
 def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
     """Add both services to the node's server, sharing one lookup cache and router; return their full names."""
     cache = VersionItemCache()
-    router = Router(context.settings)
-    context.run_in_background(router)
+    router = context.router
     hosts = Hosts(router)
     estimator = Estimator(context.database, cache, hosts, PeerSources())
+    catalogue_relay = Relay(router, catalogue_service_pb2_grpc.CatalogueServiceStub, vouching=Vouching.NODE)
+    policy_relay = Relay(router, policy_service_pb2_grpc.PolicyServiceStub, vouching=Vouching.NODE)
     catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
-        CatalogueServicer(context.database, cache, hosts), server
+        CatalogueServicer(context.database, cache, hosts, catalogue_relay), server
     )
     policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(context.database, hosts, estimator), server
+        PolicyServicer(context.database, hosts, estimator, policy_relay), server
     )
     return [
         catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,

@@ -2,7 +2,8 @@
 
 Every mutating method runs through the request log, so a repeated ``request_id`` gets the
 original answer and nothing is applied twice. Reads about regions outside this node's go to
-its parent (``upstream``); PushInstitutions sends this node's changes up (``push``).
+its parent (``upstream``); PushInstitutions sends this node's changes up (``push``) through
+the same client of the node's router, once per batch (a lost answer is resent by the next push).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
-from yidi_runtime.peers import PeerClient, message_id
+from yidi_runtime.peers import message_id
+from yidi_runtime.relay import Up
+from yidi_runtime.resilience import NO_RETRY
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import Clock, china_day, day_of, moment_of, wall_clock
@@ -36,8 +39,9 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
         self._region = settings.region
         self._clock = clock
         self._log = RequestLog(RequestRecord)
-        self._parent = PeerClient(settings.parent, settings.tls) if settings.parent else None
-        self._lookups = upstream.ParentLookups(settings.region, self._parent, lookup_cache)
+        relay = upstream.parent_relay(context.router)
+        self._parent = relay.next_hop(Up.PARENT)
+        self._lookups = upstream.ParentLookups(relay, settings.region, lookup_cache)
 
     def _today(self) -> date:
         return china_day(self._clock())
@@ -87,7 +91,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     ) -> api.GetInstitutionResponse:
         region = upstream.institution_region(request.fixmedins_code)
         if not self._lookups.answers_locally(region):
-            return self._lookups.ask("GetInstitution", request)  # type: ignore[return-value]
+            return self._lookups.ask("GetInstitution", request, context)  # type: ignore[return-value]
         with self._database.unit_of_work() as uow:
             found = handlers.get(uow.session, request.fixmedins_code)
         return api.GetInstitutionResponse(institution=convert.institution(found))
@@ -96,7 +100,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
         self, request: api.ListInstitutionsRequest, context: grpc.ServicerContext
     ) -> api.ListInstitutionsResponse:
         if not self._lookups.answers_locally(upstream.listed_region(request.admdvs)):
-            return self._lookups.ask("ListInstitutions", request)  # type: ignore[return-value]
+            return self._lookups.ask("ListInstitutions", request, context)  # type: ignore[return-value]
         query = handlers.ListQuery(
             admdvs=request.admdvs,
             type=convert.type_name(request.type),
@@ -197,7 +201,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     ) -> api.CheckInstitutionResponse:
         region = upstream.institution_region(request.fixmedins_code)
         if not self._lookups.answers_locally(region):
-            return self._lookups.ask("CheckInstitution", request)  # type: ignore[return-value]
+            return self._lookups.ask("CheckInstitution", request, context)  # type: ignore[return-value]
         query = handlers.CheckQuery(
             code=request.fixmedins_code,
             med_type=request.med_type,
@@ -269,7 +273,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             institutions=[convert.institution(institution) for institution in batch],
         )
         stub = self._parent.stub(api_grpc.InstitutionRegistryServiceStub)
-        answer = self._parent.call(stub.SyncInstitutions, request, deadline_s=push.DEADLINE_S)
+        answer = self._parent.call(stub.SyncInstitutions, request, deadline_s=push.DEADLINE_S, retry=NO_RETRY)
         return handlers.SyncResult(answer.applied_count, answer.stale_count)
 
 

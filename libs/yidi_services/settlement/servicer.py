@@ -15,7 +15,6 @@ from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_gr
 from yidi.settlement.v1 import settlement_service_pb2 as treatment_api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as treatment_grpc
 from yidi_runtime.outbox import Outbox, OutboxDeliverer
-from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
 from yidi_services.settlement.insured.servicer import InsuredSettlementServicer
@@ -30,7 +29,7 @@ leave as one batched call, at the price of 100 ms more in a hold that lasts minu
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
     """Add both settlement services to a node's server; returns the gRPC service names."""
-    router = Router(context.settings)
+    router = context.router
     outbox = Outbox(OutboxMessage, clock)
     insured = InsuredSettlementServicer(context, router, clock)
     treatment = SettlementServicer(context, router, outbox, clock)
@@ -45,7 +44,6 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
             on_delivered=treatment.receipts.on_delivered,
         ),
         *insured.workers(),
-        router,
     ):
         context.run_in_background(worker)
     insured_grpc.add_InsuredSettlementServiceServicer_to_server(insured, server)

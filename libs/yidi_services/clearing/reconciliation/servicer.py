@@ -1,7 +1,7 @@
 """ClearingService's reconciliation methods: a mixin the clearing servicer inherits.
 
 Reconciliation is kept at the national node, like the journal it reads: any other node
-passes these calls one hop up (:class:`~.home.JournalHome`), unchanged. At the national
+relays these calls one hop up, as the servicer relays the rest (:mod:`yidi_runtime.relay`). At the national
 node, :class:`Reconciliation` holds what the methods need; the servicer builds it once in
 ``register`` (:meth:`ReconciliationMethods.init_reconciliation`).
 """
@@ -18,15 +18,13 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
-from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import RequestLog, fingerprint
 from yidi_runtime.paging import bad_token, decode_token, encode_token, page_size
-from yidi_runtime.routing import Router
+from yidi_runtime.relay import Relay, Up
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.clearing.home import JournalHome
 from yidi_services.clearing.models import RequestRecord
 from yidi_services.clearing.reconciliation import convert, institutions
 from yidi_services.clearing.reconciliation.collect import TreeWalker
@@ -38,8 +36,6 @@ from yidi_services.clearing.reconciliation.repair import InsuredRepairs, Outcome
 
 Answer = TypeVar("Answer", bound=Message)
 REPAIR = "RepairDiscrepancies"
-_NO_DEADLINE_S = 3600.0
-"""gRPC reports a call without deadline as one far in the future: the router's default applies then."""
 
 
 def _not_found(what: str, key: str) -> DomainError:
@@ -91,10 +87,10 @@ def _replay_order(row: DiscrepancyRow) -> tuple[bool, int]:
 class Reconciliation:
     """Runs, their discrepancies and report lines, repairs and institution checks at the national node."""
 
-    def __init__(self, context: ServiceContext, router: Router, clock: Clock) -> None:
+    def __init__(self, context: ServiceContext, clock: Clock) -> None:
+        router = context.router
         self._database = context.database
         self._clock = clock
-        self.home = JournalHome(router)
         self._requests = RequestLog(RequestRecord)
         walker = TreeWalker(router)
         hold = timedelta(seconds=context.settings.settlement_hold_timeout_s)
@@ -266,10 +262,12 @@ class ReconciliationMethods:
     CheckInstitutionTotals/Details."""
 
     _reconciliation: Reconciliation
+    relay: Relay
+    """The clearing servicer's relay toward the national node."""
 
-    def init_reconciliation(self, context: ServiceContext, router: Router, clock: Clock) -> None:
+    def init_reconciliation(self, context: ServiceContext, clock: Clock) -> None:
         """Build what the methods need (and register the run worker with the node); call once in ``register``."""
-        self._reconciliation = Reconciliation(context, router, clock)
+        self._reconciliation = Reconciliation(context, clock)
 
     def _at_national(
         self,
@@ -279,15 +277,7 @@ class ReconciliationMethods:
         context: grpc.ServicerContext,
     ) -> Message:
         """``handler`` at the national node; elsewhere the parent's answer, within the caller's deadline."""
-        parent = self._reconciliation.home.parent()
-        if parent is None:
-            return handler(request)
-        remaining = context.time_remaining()
-        answer: Message = parent.call(
-            getattr(parent.stub(api_grpc.ClearingServiceStub), method),
-            request,
-            deadline_s=None if remaining is None or remaining > _NO_DEADLINE_S else max(remaining, 0.001),
-        )
+        answer: Message = self.relay.answer(method, request, context, Up.NATIONAL, lambda: handler(request))
         return answer
 
     def Reconcile(self, request: api.ReconcileRequest, context: grpc.ServicerContext) -> Message:

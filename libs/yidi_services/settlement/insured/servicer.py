@@ -29,6 +29,7 @@ from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
 from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
 from yidi_runtime.peers import alongside
+from yidi_runtime.relay import Relay
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
 from yidi_runtime.settlement_keys import origin_id
@@ -36,7 +37,7 @@ from yidi_runtime.wire import Clock, as_utc
 from yidi_services.settlement.insured import apply, holds, ledger
 from yidi_services.settlement.insured.convert import change_message, required
 from yidi_services.settlement.insured.expiry import HoldExpiry, HoldMetrics
-from yidi_services.settlement.insured.forwarding import ROUTED, Forwarder, routed
+from yidi_services.settlement.insured.forwarding import ROUTED, routed
 from yidi_services.settlement.insured.holds import check_application_id
 from yidi_services.settlement.insured.lookups import InsuredPlace
 from yidi_services.settlement.insured.models import AccountRow, ApplicationState
@@ -123,7 +124,7 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         )
         self._log = get_logger(service="settlement", node=context.settings.label)
         self._region = context.settings.region
-        self.forwarder = Forwarder(router)
+        self.relay = Relay(router, api_grpc.InsuredSettlementServiceStub)
         self._records = RecordsListing(context.database, context.settings)
 
     def workers(self) -> list[BackgroundWorker]:
