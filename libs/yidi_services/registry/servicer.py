@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 
 from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
+from yidi_core.errors import DomainError
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_runtime.peers import message_id
 from yidi_runtime.relay import Up
 from yidi_runtime.resilience import NO_RETRY
 from yidi_runtime.service import ServiceContext
+from yidi_runtime.ttl_cache import Monotonic, TtlCache
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import Clock, china_day, day_of, moment_of, wall_clock
 from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
@@ -33,7 +35,9 @@ from yidi_services.registry.models import RequestRecord
 class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     """The registry of networked designated institutions on one node."""
 
-    def __init__(self, context: ServiceContext, clock: Clock, lookup_cache: upstream.TtlCache) -> None:
+    def __init__(
+        self, context: ServiceContext, clock: Clock, lookup_cache: TtlCache[Message | DomainError]
+    ) -> None:
         settings = context.settings
         self._database = context.database
         self._region = settings.region
@@ -278,12 +282,14 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
 
 
 def registrar(
-    clock: Clock = wall_clock, cache_clock: upstream.Monotonic = time.monotonic
+    clock: Clock = wall_clock, cache_clock: Monotonic = time.monotonic
 ) -> Callable[[grpc.Server, ServiceContext], list[str]]:
     """The registry's ``register`` for the composition root; tests pass their own clocks."""
 
     def register(server: grpc.Server, context: ServiceContext) -> list[str]:
-        servicer = RegistryServicer(context, clock, upstream.TtlCache(clock=cache_clock))
+        servicer = RegistryServicer(
+            context, clock, TtlCache(upstream.TTL_S, upstream.MAX_ENTRIES, cache_clock)
+        )
         api_grpc.add_InstitutionRegistryServiceServicer_to_server(servicer, server)
         return [api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name]
 

@@ -18,10 +18,6 @@ most that much later. ``NODE_UNREACHABLE`` is never cached: the next call asks a
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
 from dataclasses import replace
 
 import grpc
@@ -36,11 +32,10 @@ from yidi_runtime.peers import PeerClient
 from yidi_runtime.relay import Relay, Up, Vouching
 from yidi_runtime.resilience import NO_RETRY
 from yidi_runtime.routing import Router
+from yidi_runtime.ttl_cache import TtlCache
 
 TTL_S = 60.0
 MAX_ENTRIES = 10_000
-
-Monotonic = Callable[[], float]
 
 
 def institution_region(code: str) -> str | None:
@@ -61,38 +56,6 @@ def listed_region(admdvs: str) -> str | None:
         return None
 
 
-class TtlCache:
-    """At most ``max_entries`` values, each forgotten ``ttl_s`` after it was stored (oldest evicted first)."""
-
-    def __init__(
-        self, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES, clock: Monotonic = time.monotonic
-    ):
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> object | None:
-        """The value stored under ``key`` if it has not expired."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= self._clock():
-                del self._entries[key]
-                return None
-            return entry[1]
-
-    def put(self, key: Hashable, value: object) -> None:
-        """Store ``value`` for the next ``ttl_s`` seconds."""
-        with self._lock:
-            self._entries.pop(key, None)
-            self._entries[key] = (self._clock() + self._ttl_s, value)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-
-
 def parent_relay(router: Router) -> Relay:
     """The registry's relay to its parent: as the node itself, asking once."""
     return Relay(router, api_grpc.InstitutionRegistryServiceStub, vouching=Vouching.NODE, retry=NO_RETRY)
@@ -101,7 +64,7 @@ def parent_relay(router: Router) -> Relay:
 class ParentLookups:
     """Decides which reads go to the parent, and relays them through the cache."""
 
-    def __init__(self, relay: Relay, node_region: str, cache: TtlCache) -> None:
+    def __init__(self, relay: Relay, node_region: str, cache: TtlCache[Message | DomainError]) -> None:
         self._relay = relay
         self._node_region = node_region
         self._parent: PeerClient | None = relay.next_hop(Up.PARENT)
@@ -119,7 +82,7 @@ class ParentLookups:
         if isinstance(cached, DomainError):
             raise replace(cached)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         try:
             answer: Message = self._relay.pass_on(self._parent, method, request, context)
         except DomainError as refusal:
