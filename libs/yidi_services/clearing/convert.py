@@ -18,6 +18,7 @@ from yidi_codec.fields import Violations
 from yidi_core.codes import check_institution, check_region, province_of
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
+from yidi_core.placement import journaled_nationally, pay_loc
 from yidi_runtime.integrity import NodeIntegrity, Origin, Seal
 from yidi_runtime.paging import page_size
 from yidi_runtime.wire import moment_of, stamp_moment, timestamp_message
@@ -145,7 +146,7 @@ def journal_entry(message: journal_pb2.JournalEntry, index: int) -> tuple[Entry 
         problems.append(invalid("INVALID_ARGUMENT", f"{where}.reverses_msgid", "is only for a reversal"))
     insured = checked(lambda: _local_region(message.insuplc_admdvs, f"{where}.insuplc_admdvs"))
     treatment = checked(lambda: _local_region(message.mdtrtarea_admvs, f"{where}.mdtrtarea_admvs"))
-    if insured and treatment and insured[:2] == treatment[:2]:
+    if insured and treatment and not journaled_nationally(pay_loc(insured, treatment)):
         problems.append(
             invalid(
                 "INVALID_ARGUMENT",

@@ -17,25 +17,12 @@ from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.clearing.v1 import journal_pb2
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import settlement_result_pb2
-from yidi_core.codes import province_of
 from yidi_core.errors import DomainError
 from yidi_runtime.wire import timestamp_message
 from yidi_services.settlement.treatment.models import SettlementRow
 
-AUDIT_THRESHOLD_FEN = 3_000_000
-"""A cross-province inpatient bill of 30,000 yuan or more is audited by the treatment place (费用协查)."""
 _NOT_NEGATED = frozenset({"balc_fen", "crt_payb_lmt_amt_fen"})
 """Balances and cap room are states, not flows: a reversing record leaves them unset."""
-
-
-def pay_loc(insuplc_admdvs: str, mdtrtarea_admvs: str) -> str:
-    """``pay_loc``: 4 cross-province (跨省异地), 3 in-province out-of-area (省内异地)."""
-    return "4" if province_of(insuplc_admdvs) != province_of(mdtrtarea_admvs) else "3"
-
-
-def audit_flagged(clr_type: str, pay_location: str, medfee_sumamt_fen: int) -> bool:
-    """Whether a settlement opens a treatment-place audit case (大额协查)."""
-    return clr_type == "21" and pay_location == "4" and medfee_sumamt_fen >= AUDIT_THRESHOLD_FEN
 
 
 def result_of(row: SettlementRow) -> settlement_result_pb2.SettlementResult:

@@ -37,6 +37,7 @@ from yidi_codec.fields import Violations
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import MAX_AMOUNT_FEN
+from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled_nationally, pay_loc
 from yidi_runtime.db import Database
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
@@ -70,16 +71,14 @@ from yidi_services.settlement.treatment.outcomes import (
 )
 from yidi_services.settlement.treatment.peers import TreatmentPeers
 from yidi_services.settlement.treatment.records import (
-    audit_flagged,
     ensure_not_reversed,
     find,
     journal_request,
-    pay_loc,
     result_of,
     reversed_result,
     settlement_message,
 )
-from yidi_services.settlement.treatment.visits import clr_type, ensure_open, facts_of, is_inpatient, load
+from yidi_services.settlement.treatment.visits import ensure_open, facts_of, load
 
 SETTLE = "Settle"
 
@@ -314,7 +313,7 @@ class Settlements:
                     )
                 )
             self._outbox.add(session, visit.insuplc_admdvs, CONFIRM_SETTLEMENT, self._confirm_request(row))
-            if location == "4":
+            if journaled_nationally(location):
                 self._queue_journal(session, derived_id(key, "journal"), row)
             return api.SettleResponse(settlement=settlement_message(row))
 
@@ -408,7 +407,7 @@ class Settlements:
         )
         session.add(reversal)
         original.reversed = True
-        if original.pay_loc == "4":
+        if journaled_nationally(original.pay_loc):
             self._queue_journal(
                 session, derived_id(key, "journal"), reversal, reverses_msgid=original.medins_setl_id
             )

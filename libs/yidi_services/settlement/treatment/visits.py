@@ -20,6 +20,7 @@ from yidi_codec.fields import Violations
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
+from yidi_core.placement import is_inpatient
 from yidi_runtime.wire import (
     as_utc,
     china_day,
@@ -40,18 +41,6 @@ _STATES = {
     VisitState.SETTLED: settlement_pb2.VISIT_STATE_SETTLED,
     VisitState.CANCELLED: settlement_pb2.VISIT_STATE_CANCELLED,
 }
-
-
-def is_inpatient(med_type: str) -> bool:
-    """Inpatient medical types (21 general, 22 trauma, 24 emergency to inpatient, local 2x extensions)."""
-    return med_type.startswith("2")
-
-
-def clr_type(med_type: str) -> str:
-    """The clearing type (``clr_type``) of a visit: 21 inpatient, 41 pharmacy, 11 outpatient."""
-    if is_inpatient(med_type):
-        return "21"
-    return "41" if med_type == "41" else "11"
 
 
 @dataclass(frozen=True)
