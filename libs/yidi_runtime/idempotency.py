@@ -117,7 +117,18 @@ class RequestLog:
     """Replays answered requests and records new answers, inside the caller's transaction."""
 
     def __init__(self, model: type[Any]) -> None:
-        self._model = model
+        table = model.__table__
+        # Built once: every mutating call of the node looks up and records its request here.
+        self._find = (
+            select(table.c.method, table.c.fingerprint, table.c.response)
+            .where(
+                table.c.request_id == sa.bindparam("request_id"),
+                table.c.owner.in_([sa.bindparam("owner"), LEGACY_OWNER]),
+            )
+            .order_by(table.c.owner.desc())
+            .limit(1)
+        )
+        self._insert = sa.insert(table)
 
     def replay(
         self,
@@ -136,12 +147,8 @@ class RequestLog:
                 "request_id",
                 f"is required on every mutating request, at most {MAX_REQUEST_ID} characters",
             )
-        model = self._model
-        record = session.scalars(
-            select(model)
-            .where(model.request_id == request_id, model.owner.in_((owner or owner_of_call(), LEGACY_OWNER)))
-            .order_by(model.owner.desc())
-            .limit(1)
+        record = session.execute(
+            self._find, {"request_id": request_id, "owner": owner or owner_of_call()}
         ).first()
         if record is None:
             return None
@@ -162,16 +169,18 @@ class RequestLog:
         response: Message,
         owner: str | None = None,
     ) -> None:
-        """Store the answer with the effect (the caller commits both together)."""
-        session.add(
-            self._model(
-                owner=owner or owner_of_call(),
-                request_id=request_id,
-                method=method,
-                fingerprint=digest,
-                response=response.SerializeToString(deterministic=True),
-                created_at=datetime.now(UTC),
-            )
+        """Store the answer with the effect (the caller commits both together); IntegrityError when
+        a concurrent attempt with this id recorded it first."""
+        session.execute(
+            self._insert,
+            {
+                "owner": owner or owner_of_call(),
+                "request_id": request_id,
+                "method": method,
+                "fingerprint": digest,
+                "response": response.SerializeToString(deterministic=True),
+                "created_at": datetime.now(UTC),
+            },
         )
 
     def run_once(
@@ -198,9 +207,8 @@ class RequestLog:
                 return replayed
             response = effect(uow.session)
             uow.session.flush()  # the effect's own constraint errors surface here, as its own
-            self.record(uow.session, request_id, method, digest, response, owner)
             try:
-                uow.session.flush()
+                self.record(uow.session, request_id, method, digest, response, owner)
             except IntegrityError:
                 uow.session.rollback()  # a concurrent attempt with this id committed first
             else:
@@ -242,7 +250,6 @@ class RequestLog:
                         response = call.effect(session)
                         session.flush()
                         self.record(session, call.request_id, call.method, digest, response, owner)
-                        session.flush()
                     outcomes[index] = response
                 except DomainError as refusal:
                     outcomes[index] = refusal
