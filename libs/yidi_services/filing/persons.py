@@ -11,8 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_id_number, check_region, mask_id_number
@@ -117,21 +118,33 @@ def described(ref: PersonRef) -> str:
     return f"person {ref.psn_no}" if ref.psn_no else f"ID number {mask_id_number(ref.certno)}"
 
 
+_PERSONS = PersonRow.__table__
+_GAPS = ContributionGapRow.__table__
+# Built once: eligibility asks for a person and their gaps on every settlement.
+_BY_CERTNO = select(_PERSONS).where(_PERSONS.c.certno == bindparam("key"))
+_BY_PSN_NO = select(_PERSONS).where(_PERSONS.c.psn_no == bindparam("key"))
+_FINDS = {
+    (by_certno, lock): query.with_for_update() if lock else query
+    for by_certno, query in ((True, _BY_CERTNO), (False, _BY_PSN_NO))
+    for lock in (False, True)
+}
+"""(by ID number, locked) → the statement finding a person."""
+_GAPS_OF = (
+    select(_GAPS.c.psn_no, _GAPS.c.start_date, _GAPS.c.end_date)
+    .where(_GAPS.c.psn_no.in_(bindparam("psn_nos", expanding=True)))
+    .order_by(_GAPS.c.start_date)
+)
+
+
 def _gaps_of(session: Session, psn_nos: Sequence[str]) -> dict[str, list[Gap]]:
     gaps: dict[str, list[Gap]] = defaultdict(list)
     for start in range(0, len(psn_nos), _CHUNK):
-        chunk = psn_nos[start : start + _CHUNK]
-        rows = session.scalars(
-            select(ContributionGapRow)
-            .where(ContributionGapRow.psn_no.in_(chunk))
-            .order_by(ContributionGapRow.start_date)
-        )
-        for row in rows:
+        for row in session.execute(_GAPS_OF, {"psn_nos": list(psn_nos[start : start + _CHUNK])}):
             gaps[row.psn_no].append(Gap(row.start_date, row.end_date))
     return gaps
 
 
-def _person(row: PersonRow, gaps: Sequence[Gap]) -> Person:
+def _person(row: PersonRow | Row[Any], gaps: Sequence[Gap]) -> Person:
     return Person(
         psn_no=row.psn_no,
         certno=row.certno,
@@ -151,10 +164,7 @@ def _person(row: PersonRow, gaps: Sequence[Gap]) -> Person:
 
 def find(session: Session, ref: PersonRef, *, lock: bool = False) -> Person | None:
     """The person a checked reference names, or None; ``lock`` serialises applications for them."""
-    query = select(PersonRow).where(
-        PersonRow.certno == ref.certno if ref.certno else PersonRow.psn_no == ref.psn_no
-    )
-    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    row = session.execute(_FINDS[bool(ref.certno), lock], {"key": ref.certno or ref.psn_no}).one_or_none()
     if row is None:
         return None
     return _person(row, _gaps_of(session, [row.psn_no])[row.psn_no])
