@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -202,3 +203,20 @@ def opened(service: str, url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+def upsert_insert(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+    """An ``INSERT`` of ``values`` in the session's dialect, ready for ``on_conflict_do_…``."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).values(**values)
+
+
+def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
+
+    On PostgreSQL an insert racing an uncommitted one with the same key waits for it, so
+    of two racing writers of one key exactly one inserts.
+    """
+    key = model.__table__.primary_key.columns[0]
+    statement = upsert_insert(session, model, values).on_conflict_do_nothing().returning(key)
+    return session.execute(statement).first() is not None

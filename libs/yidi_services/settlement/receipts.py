@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
+from yidi_runtime.db import insert_if_absent
 from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
 from yidi_runtime.outbox import QueuedMessage, method_path
@@ -48,17 +49,19 @@ class Receipts:
         )
 
     def keep(self, session: Session, request: Message, answer: Message) -> None:
-        """Store a receipted answer with the caller's transaction (once per request; nothing without a receipt)."""
+        """Store a receipted answer with the caller's transaction (the first per request; nothing without a receipt)."""
         if not answer.HasField("receipt"):
             return
-        session.merge(
-            ReceiptRow(
-                request_id=request.request_id,  # type: ignore[attr-defined]
-                method=_method_name(request),
-                signer_admdvs=answer.receipt.signer_admdvs,  # type: ignore[attr-defined]
-                answer=answer.SerializeToString(deterministic=True),
-                received_at=self._clock(),
-            )
+        insert_if_absent(
+            session,
+            ReceiptRow,
+            {
+                "request_id": request.request_id,  # type: ignore[attr-defined]
+                "method": _method_name(request),
+                "signer_admdvs": answer.receipt.signer_admdvs,  # type: ignore[attr-defined]
+                "answer": answer.SerializeToString(deterministic=True),
+                "received_at": self._clock(),
+            },
         )
 
     def on_delivered(self, session: Session, message: QueuedMessage, answer: bytes) -> None:

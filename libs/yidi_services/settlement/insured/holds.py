@@ -32,8 +32,9 @@ from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_c
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import from_fen
 from yidi_runtime.config import region_contains
+from yidi_runtime.db import insert_if_absent
 from yidi_runtime.settlement_keys import KEY_SEPARATOR, origin_id, split_key
-from yidi_services.settlement.insured.ledger import Movement, insert_if_absent, lock_person, move
+from yidi_services.settlement.insured.ledger import Movement, lock_person, move
 from yidi_services.settlement.insured.models import AccountRow, ApplicationRow, ApplicationState
 
 _REFUSED_FOR_EVER = frozenset({ApplicationState.REVERTED.value, ApplicationState.TOMBSTONE.value})

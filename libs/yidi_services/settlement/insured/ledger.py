@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.errors import invalid
 from yidi_core.money import from_fen, to_fen
+from yidi_runtime.db import insert_if_absent, upsert_insert
 from yidi_services.settlement.insured.models import AccountRow, AccumulatorRow
 
 ACCOUNT = "account"
@@ -35,22 +35,6 @@ class Movement:
     key: str
     before_fen: int
     delta_fen: int
-
-
-def _insert(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model).values(**values)
-
-
-def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
-    """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
-
-    On PostgreSQL an insert racing an uncommitted one with the same key waits for it, so
-    of two racing writers of one key exactly one inserts.
-    """
-    key = model.__table__.primary_key.columns[0]
-    statement = _insert(session, model, values).on_conflict_do_nothing().returning(key)
-    return session.execute(statement).first() is not None
 
 
 def lock_person(session: Session, psn_no: str) -> AccountRow:
@@ -131,7 +115,7 @@ def move(
             Movement(change.kind.value, change.key, to_fen(before.value(change.kind, change.key)), delta)
         )
         if delta:
-            statement = _insert(
+            statement = upsert_insert(
                 session,
                 AccumulatorRow,
                 {
