@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from yidi.catalogue.v1 import catalogue_pb2, policy_pb2, policy_service_pb2
 from yidi.type.v1 import fee_item_pb2
@@ -102,16 +103,17 @@ class PolicyMessages:
         self._built: OrderedDict[int, policy_pb2.Policy] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, version: PolicyVersion) -> policy_pb2.Policy:
-        """The message of ``version`` (shared: callers copy it into their responses, never change it)."""
+    def of(self, pk: int, version: Callable[[], PolicyVersion]) -> policy_pb2.Policy:
+        """The message of stored version ``pk`` (shared: callers copy it into their responses, never
+        change it); ``version`` reads the version when it is not built yet."""
         with self._lock:
-            built = self._built.get(version.pk)
+            built = self._built.get(pk)
             if built is not None:
-                self._built.move_to_end(version.pk)
+                self._built.move_to_end(pk)
                 return built
-        built = policy_message(version)
+        built = policy_message(version())
         with self._lock:
-            self._built[version.pk] = built
+            self._built[pk] = built
             while len(self._built) > self._size:
                 self._built.popitem(last=False)
         return built

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from yidi_core.case_format import parse_policy
@@ -164,25 +164,42 @@ def import_policy(
     return PolicyVersion.of(record)
 
 
-def policy_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> PolicyVersion:
-    """The version in force on ``day``; none (or a gap after an ended version) is ``NO_POLICY_VERSION``."""
-    record = session.scalars(
-        select(PolicyVersionRecord)
-        .where(
-            PolicyVersionRecord.insuplc_admdvs == insuplc_admdvs,
-            PolicyVersionRecord.insutype == insutype,
-            PolicyVersionRecord.effective_date <= day,
-        )
-        .order_by(PolicyVersionRecord.effective_date.desc(), PolicyVersionRecord.id.desc())
-        .limit(1)
-    ).first()
-    if record is None or (record.end_date is not None and record.end_date < day):
+_VERSIONS = PolicyVersionRecord.__table__
+_IN_FORCE = (
+    select(_VERSIONS.c.id, _VERSIONS.c.end_date)
+    .where(
+        _VERSIONS.c.insuplc_admdvs == bindparam("region"),
+        _VERSIONS.c.insutype == bindparam("insutype"),
+        _VERSIONS.c.effective_date <= bindparam("day"),
+    )
+    .order_by(_VERSIONS.c.effective_date.desc(), _VERSIONS.c.id.desc())
+    .limit(1)
+)
+"""Built once: the insured node asks for the version in force on every settlement."""
+
+
+def version_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> int:
+    """The id of the version in force on ``day``; none (or a gap after an ended version) is ``NO_POLICY_VERSION``."""
+    found = session.execute(_IN_FORCE, {"region": insuplc_admdvs, "insutype": insutype, "day": day}).first()
+    if found is None or (found.end_date is not None and found.end_date < day):
         raise DomainError(
             "NO_POLICY_VERSION",
             f"no policy of region {insuplc_admdvs} for insutype {insutype} is in force on {day.isoformat()}",
             metadata={"insuplc_admdvs": insuplc_admdvs, "insutype": insutype, "date": day.isoformat()},
         )
+    return int(found.id)
+
+
+def stored_version(session: Session, pk: int) -> PolicyVersion:
+    """The stored version ``pk`` (an id :func:`version_in_force` gave)."""
+    record = session.get(PolicyVersionRecord, pk)
+    assert record is not None, f"policy version {pk} vanished"
     return PolicyVersion.of(record)
+
+
+def policy_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> PolicyVersion:
+    """The version in force on ``day`` (:func:`version_in_force`), read whole."""
+    return stored_version(session, version_in_force(session, insuplc_admdvs, insutype, day))
 
 
 def list_policy_versions(

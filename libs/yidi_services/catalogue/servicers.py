@@ -216,8 +216,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         if peer is not None:
             return self._relay.pass_on(peer, "GetPolicy", request, context)  # type: ignore[no-any-return]
         with self._database.unit_of_work() as uow:
-            version = policies.policy_in_force(uow.session, region, insutype, day)
-        return policy_service_pb2.GetPolicyResponse(policy=self._messages.of(version))
+            pk = policies.version_in_force(uow.session, region, insutype, day)
+            message = self._messages.of(pk, lambda: policies.stored_version(uow.session, pk))
+        return policy_service_pb2.GetPolicyResponse(policy=message)
 
     def ListPolicyVersions(
         self, request: policy_service_pb2.ListPolicyVersionsRequest, context: grpc.ServicerContext
