@@ -30,7 +30,6 @@ from federation_support import (
     restart,
     settlements_at,
     stage_of,
-    wait_until,
 )
 from google.type.date_pb2 import Date
 
@@ -40,6 +39,7 @@ from yidi.filing.v1 import filing_pb2, filing_service_pb2
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import filing_category_pb2
 from yidi_core.money import round_fen, to_fen
+from yidi_harness.polling import eventually
 from yidi_harness.stories import (
     LANGFANG_RETIREE,
     QINGHAI_RESIDENT,
@@ -132,9 +132,10 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
         assert in_province.result.amounts.fund_pay_sumamt_fen > 0
 
         hebei = federation.nodes[HEBEI]
-        wait_until(
+        eventually(
             lambda: outbox_backlog(hebei).get(LANGFANG) == 0,
-            "the Hebei node delivered the confirmation to Langfang",
+            within_s=20,
+            what="the Hebei node delivered the confirmation to Langfang",
         )
         assert outbox_backlog(hebei).get(NATIONAL, 0) == 0, "nothing waits for the (stopped) national node"
 
@@ -179,9 +180,10 @@ def test_what_waits_in_the_outbox_leaves_in_batches_and_each_message_takes_effec
             settled.append(record.settlement.medins_setl_id)
 
         deliverer.start()
-        wait_until(
+        eventually(
             lambda: outbox_backlog(beijing).get(LANGFANG) == 0 and outbox_backlog(beijing).get(NATIONAL) == 0,
-            "the confirmations and the journal entries are delivered",
+            within_s=20,
+            what="the confirmations and the journal entries are delivered",
         )
 
         def handled(region: str, service: str, method: str) -> float:
@@ -409,8 +411,8 @@ def test_a_four_hop_settlement_refused_while_the_insured_node_is_down_settles_on
         # national node's channel to Qinghai would still be backing off, and that second
         # failure would open its circuit breaker for 10 s (bounded below, only slower).
         time.sleep(HIS_RETRY_PAUSE_S)
-        wait_until(
-            retried, "the retry settles once Qinghai is back", timeout_s=30, interval_s=HIS_RETRY_PAUSE_S
+        eventually(
+            retried, within_s=30, interval_s=HIS_RETRY_PAUSE_S, what="the retry settles once Qinghai is back"
         )
         [settlement] = settled
         assert window.settle(request) == settlement
