@@ -37,6 +37,7 @@ from yidi.clearing.v1 import statement_pb2
 from yidi.type.v1 import settlement_result_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import Federation, NodeSpec, Topology, start_federation
+from yidi_harness.polling import eventually
 from yidi_harness.postgres_server import fresh_databases
 from yidi_runtime.config import Role
 from yidi_runtime.db import Database
@@ -58,6 +59,8 @@ TOPOLOGY = Topology(
 HOSPITAL = "H33010200001"
 _BATCH = 10_000
 _PLANT_EVERY = 1_000
+_RUN_WITHIN_S = 1800.0
+"""How long a reconciliation run may take before the bench gives up on it."""
 
 
 def _database(federation: Federation, region: str, service: str) -> Database:
@@ -194,9 +197,14 @@ def _reconciled(stub: api_grpc.ClearingServiceStub, day: datetime) -> Any:
         api.ReconcileRequest(request_id=message_id(NATIONAL_REGION), start_date=date_message(china_day(day))),
         timeout=60,
     ).run
-    while run.state not in (statement_pb2.JOB_STATE_SUCCEEDED, statement_pb2.JOB_STATE_FAILED):
-        time.sleep(0.05)
-        run = stub.GetReconciliationRun(api.GetReconciliationRunRequest(run_id=run.run_id), timeout=60).run
+
+    def finished() -> Any:
+        got = stub.GetReconciliationRun(api.GetReconciliationRunRequest(run_id=run.run_id), timeout=60).run
+        return (
+            got if got.state in (statement_pb2.JOB_STATE_SUCCEEDED, statement_pb2.JOB_STATE_FAILED) else None
+        )
+
+    run = eventually(finished, within_s=_RUN_WITHIN_S, what=f"reconciliation run {run.run_id} finishes")
     if run.state != statement_pb2.JOB_STATE_SUCCEEDED:
         raise SystemExit(f"the reconciliation run failed: {run}")
     return run

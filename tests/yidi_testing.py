@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -17,6 +17,8 @@ from yidi_harness.federation import free_port
 from yidi_runtime.config import SERVICE_NAMES, NodeSettings, Peer, TlsFiles, load_settings
 from yidi_runtime.server import Node
 from yidi_services.node import start_node
+
+W = TypeVar("W")
 
 
 def settings_for(
@@ -56,6 +58,18 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def worker_of(node: Node, kind: type[W], service: str) -> W:
+    """The background worker of ``kind`` that ``service`` runs on ``node``, for a test to drive by calling it."""
+    [worker] = [
+        worker
+        for running in node.services
+        if running.group.name == service
+        for worker in running.workers
+        if isinstance(worker, kind)
+    ]
+    return worker
 
 
 def error_details(error: grpc.RpcError) -> dict[str, Any]:

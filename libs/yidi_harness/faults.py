@@ -22,7 +22,6 @@ through that node's own database handle.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from sqlalchemy import delete, select, update
 
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import Federation
+from yidi_harness.polling import TimedOut, eventually
 from yidi_runtime.db import Database
 from yidi_runtime.settlement_keys import settlement_key
 from yidi_services.clearing.models import JournalEntryRecord
@@ -62,11 +62,10 @@ def service_database(federation: Federation, region: str, service: str) -> Datab
 
 
 def _until(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise FaultNotPlanted(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(_POLL_S)
+    try:
+        eventually(condition, within_s=timeout_s, interval_s=_POLL_S, what=what)
+    except TimedOut as error:
+        raise FaultNotPlanted(str(error)) from error
 
 
 def _application(database: Database, request_id: str) -> str | None:

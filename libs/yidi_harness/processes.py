@@ -61,6 +61,7 @@ from yidi_harness.federation import (
     free_port,
     plan_ports,
 )
+from yidi_harness.polling import TimedOut, eventually
 from yidi_runtime.certs import Pki
 from yidi_runtime.config import TlsFiles, load_settings
 
@@ -459,14 +460,19 @@ class ProcessFederation(Federation):
 
     def _wait_healthy(self, region: str, deadline: float) -> None:
         node = self.processes[region]
-        while True:
+
+        def serving() -> bool:
             if not node.running:
                 raise RuntimeError(f"node {region} exited before serving:\n{self.log_tail(region)}")
-            if self._serving(region):
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"node {region} did not answer SERVING in time:\n{self.log_tail(region)}")
-            time.sleep(_POLL_S)
+            return self._serving(region)
+
+        try:
+            within_s = max(0.0, deadline - time.monotonic())
+            eventually(serving, within_s=within_s, interval_s=_POLL_S, what=f"node {region} answers SERVING")
+        except TimedOut as error:
+            raise TimeoutError(
+                f"node {region} did not answer SERVING in time:\n{self.log_tail(region)}"
+            ) from error
 
     def _serving(self, region: str) -> bool:
         """One health check on a fresh channel (a cached one may be waiting out a reconnect backoff)."""

@@ -16,7 +16,6 @@ began before its retroactive filing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +42,7 @@ from yidi.type.v1 import (
 from yidi_core.codes import NATIONAL_REGION, institution_region, province_of
 from yidi_core.money import round_fen, to_fen
 from yidi_harness.federation import NATIONAL_OPERATOR, Federation, institution, region_operator
+from yidi_harness.polling import TimedOut, eventually
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
 
@@ -569,9 +569,9 @@ def journal_entries(
     stub = clearing_service_pb2_grpc.ClearingServiceStub(
         federation.channel(NATIONAL_REGION, NATIONAL_OPERATOR)
     )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found: list[journal_pb2.JournalEntry] = []
+
+    def found() -> list[journal_pb2.JournalEntry]:
+        entries: list[journal_pb2.JournalEntry] = []
         token = ""
         while True:
             page = stub.ListJournalEntries(
@@ -580,13 +580,17 @@ def journal_entries(
                 ),
                 timeout=_CALL_DEADLINE_S,
             )
-            found += [entry for entry in page.entries if entry.msgid == msgid]
+            entries += [entry for entry in page.entries if entry.msgid == msgid]
             token = page.next_page_token
             if not token:
-                break
-        if found or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.2)
+                return entries
+
+    try:
+        return eventually(
+            found, within_s=timeout_s, interval_s=0.2, what=f"the national journal holds {msgid}"
+        )
+    except TimedOut:
+        return []
 
 
 # -- the five stories ------------------------------------------------------------------------------

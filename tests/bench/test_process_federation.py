@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from yidi.filing.v1 import filing_pb2
 from yidi.type.v1 import filing_category_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import NodeSpec, Topology, init_demo_pki, load_sample_data
+from yidi_harness.polling import eventually
 from yidi_harness.processes import ProcessFederation
 from yidi_harness.stories import LANGFANG_RETIREE, BillLine, Encounter, Stage, StoryResult, file_for, treat
 from yidi_runtime.config import Role
@@ -90,14 +90,18 @@ def settle_once_the_link_is_back(federation: ProcessFederation, within_s: float 
     Hebei saw its peer vanish: until its reconnect backoff and circuit breaker let calls
     through again, it answers UNAVAILABLE, and the HIS tries the visit again.
     """
-    deadline = time.monotonic() + within_s
-    while True:
+
+    def settled() -> StoryResult | None:
         try:
             return settle_in_shijiazhuang(Stage(federation, datetime.now(UTC)), file=False)
         except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:  # type: ignore[attr-defined]
+            if error.code() is not grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
                 raise
-            time.sleep(0.5)
+            return None
+
+    return eventually(
+        settled, within_s=within_s, interval_s=0.5, what="Hebei's link to the node carries calls"
+    )
 
 
 def test_a_node_killed_with_sigkill_restarts_on_its_port_with_its_data(federation: ProcessFederation) -> None:

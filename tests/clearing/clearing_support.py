@@ -7,7 +7,6 @@ delivers them; every other call goes through the generated ClearingService stub.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import journal_pb2, statement_pb2
+from yidi_harness.polling import eventually
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.service import ServiceGroup
 from yidi_services.clearing import servicer as clearing_servicer
@@ -131,12 +131,12 @@ class National:
 
     def finished(self, run_id: str, timeout_s: float = 120.0) -> statement_pb2.ClearingRun:
         """Poll a run until it is done."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def done() -> statement_pb2.ClearingRun | None:
             run = self.stub.GetClearingRun(api.GetClearingRunRequest(run_id=run_id), timeout=30).run
-            if run.state in DONE or time.monotonic() > deadline:
-                return run
-            time.sleep(0.02)
+            return run if run.state in DONE else None
+
+        return eventually(done, within_s=timeout_s, interval_s=0.02, what=f"clearing run {run_id} is done")
 
     def statements(self, **filters: Any) -> list[statement_pb2.Statement]:
         """Every statement matching the filters, page after page."""

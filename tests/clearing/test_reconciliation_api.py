@@ -8,7 +8,6 @@ treatment node's outbox would.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from google.protobuf.message import Message
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import journal_pb2, reconciliation_pb2, statement_pb2
+from yidi_harness.polling import eventually
 from yidi_runtime.server import Node
 from yidi_runtime.wire import date_message, timestamp_message
 from yidi_testing import NodeSpec, error_details, node_tree
@@ -59,13 +59,14 @@ def refusal(call: Callable[..., Message], request: Message) -> tuple[grpc.Status
 
 def finished(clearing: api_grpc.ClearingServiceStub, run_id: str) -> reconciliation_pb2.ReconciliationRun:
     """The run once it is no longer pending or running (bounded wait)."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def done() -> reconciliation_pb2.ReconciliationRun | None:
         run = clearing.GetReconciliationRun(api.GetReconciliationRunRequest(run_id=run_id), timeout=20).run
-        if run.state in (statement_pb2.JOB_STATE_SUCCEEDED, statement_pb2.JOB_STATE_FAILED):
-            return run
-        assert time.monotonic() < deadline, "the run did not finish"
-        time.sleep(0.1)
+        return (
+            run if run.state in (statement_pb2.JOB_STATE_SUCCEEDED, statement_pb2.JOB_STATE_FAILED) else None
+        )
+
+    return eventually(done, within_s=30, what=f"reconciliation run {run_id} finished")
 
 
 def entry(

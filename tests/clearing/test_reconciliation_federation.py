@@ -46,6 +46,7 @@ from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import filing_category_pb2
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import Federation, NodeSpec, Topology, load_sample_data, start_federation
+from yidi_harness.polling import eventually
 from yidi_harness.stories import (
     LANGFANG_RETIREE,
     QINGHAI_RESIDENT,
@@ -222,13 +223,6 @@ def insured_only(federation: Federation, like: Settled, *, confirm: bool) -> str
 # -- reading what the nodes hold ------------------------------------------------------------------
 
 
-def eventually(condition: Callable[[], bool], what: str, within_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def clearing(federation: Federation) -> clearing_grpc.ClearingServiceStub:
     return clearing_grpc.ClearingServiceStub(federation.channel(NATIONAL_REGION))
 
@@ -304,7 +298,7 @@ def reconcile(federation: Federation, first: date, last: date) -> reconciliation
         ).run
         return run.state in finished
 
-    eventually(done, "the reconciliation run", within_s=60)
+    eventually(done, within_s=60, what="the reconciliation run finished")
     assert run.state == statement_pb2.JOB_STATE_SUCCEEDED
     return run
 
@@ -391,14 +385,16 @@ def test_each_planted_difference_is_found_and_repair_leaves_only_what_needs_an_o
     reversals = {reversal.medins_setl_id, reversal_unjournalled.medins_setl_id}
     eventually(
         lambda: {s.msgid for s in cross} | reversals <= journal(federation).keys(),
-        "the journal entries",
+        within_s=DEADLINE_S,
+        what="the journal entries are delivered",
     )
     eventually(
         lambda: all(
             held_at_qinghai(federation)[s.msgid].hold_state == insured_api.HOLD_STATE_CONFIRMED
             for s in cross[:4]
         ),
-        "the confirmations at Qinghai",
+        within_s=DEADLINE_S,
+        what="the confirmations reach Qinghai",
     )
     delivered = journal(federation)
     assert in_province.msgid not in delivered, "an in-province settlement is never journalled"
@@ -548,7 +544,8 @@ def test_each_node_lists_its_own_records_of_either_side_page_by_page(federation:
     reversal = reverse(federation, second)
     eventually(
         lambda: held_at_qinghai(federation)[first.msgid].hold_state == insured_api.HOLD_STATE_CONFIRMED,
-        "the confirmation at Qinghai",
+        within_s=DEADLINE_S,
+        what="the confirmation reaches Qinghai",
     )
 
     listed, children, pages = records(

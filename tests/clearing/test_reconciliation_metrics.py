@@ -10,7 +10,6 @@ direct SQL at the national node.
 from __future__ import annotations
 
 import itertools
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -23,7 +22,8 @@ from sqlalchemy import delete
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
-from yidi.clearing.v1 import journal_pb2, statement_pb2
+from yidi.clearing.v1 import journal_pb2, reconciliation_pb2, statement_pb2
+from yidi_harness.polling import eventually
 from yidi_runtime.server import Node
 from yidi_runtime.wire import date_message, timestamp_message
 from yidi_services.clearing.models import JournalEntryRecord
@@ -99,15 +99,18 @@ def reconciled(clearing: api_grpc.ClearingServiceStub, admdvs: str = "") -> int:
     run = clearing.Reconcile(
         api.ReconcileRequest(request_id=request_id, start_date=date_message(JAN_5), admdvs=admdvs), timeout=20
     ).run
-    for _ in range(300):
-        run = clearing.GetReconciliationRun(
+
+    def succeeded() -> reconciliation_pb2.ReconciliationRun | None:
+        done = clearing.GetReconciliationRun(
             api.GetReconciliationRunRequest(run_id=run.run_id), timeout=20
         ).run
-        if run.state == statement_pb2.JOB_STATE_SUCCEEDED:
-            return run.discrepancy_count
-        assert run.state != statement_pb2.JOB_STATE_FAILED, run.failure_reason
-        time.sleep(0.1)
-    raise AssertionError("the run did not finish")
+        if done.state == statement_pb2.JOB_STATE_FAILED:
+            raise RuntimeError(f"reconciliation run {run.run_id} failed: {done.failure_reason}")
+        return done if done.state == statement_pb2.JOB_STATE_SUCCEEDED else None
+
+    return eventually(
+        succeeded, within_s=30, what=f"reconciliation run {run.run_id} succeeded"
+    ).discrepancy_count
 
 
 def test_the_gauge_shows_what_the_latest_run_of_each_day_left_open(tree: dict[str, Node]) -> None:

@@ -6,33 +6,36 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from yidi_harness.federation import free_port
+from yidi_harness.polling import eventually
 
 YIDI = Path(sys.executable).with_name("yidi")
 
 
 def wait_serving(process: subprocess.Popen[str], address: str, deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while True:
+
+        def serving() -> bool:
             try:
                 status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
                 if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
+                    return True
             except grpc.RpcError:
                 pass
-            assert process.poll() is None, f"node exited early: {process.communicate()[1]}"
-            assert time.monotonic() < deadline, "node never reported SERVING"
-            time.sleep(0.2)
+            if process.poll() is not None:
+                pytest.fail(f"node exited early: {process.communicate()[1]}")
+            return False
+
+        eventually(serving, within_s=deadline_s, interval_s=0.2, what="the node reports SERVING")
 
 
 def served_services(address: str) -> set[str]:

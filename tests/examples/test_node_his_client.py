@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from yidi_harness.federation import DEMO_TOPOLOGY, free_base_port
+from yidi_harness.polling import TimedOut, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = REPO / "examples" / "node-his-client"
@@ -68,15 +68,19 @@ def _base_port() -> int:
 
 def _wait_until_ready(demo: subprocess.Popen[bytes], log: Path) -> str:
     """The demo's output once it says it keeps running; fails if it exits or takes too long."""
-    deadline = time.monotonic() + READY_WITHIN_S
-    while time.monotonic() < deadline:
+
+    def ready() -> str | None:
         out = log.read_text(encoding="utf-8", errors="replace")
         if "Press Ctrl-C to stop." in out:
             return out
         if demo.poll() is not None:
             pytest.fail(f"yidi demo exited with {demo.returncode} before it was ready:\n{out[-4000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"yidi demo not ready within {READY_WITHIN_S} s:\n{log.read_text()[-4000:]}")
+        return None
+
+    try:
+        return eventually(ready, within_s=READY_WITHIN_S, interval_s=0.5, what="the demo keeps running")
+    except TimedOut:
+        pytest.fail(f"yidi demo not ready within {READY_WITHIN_S} s:\n{log.read_text()[-4000:]}")
 
 
 def _stop(demo: subprocess.Popen[bytes]) -> None:

@@ -18,7 +18,6 @@ the national node's view.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +49,7 @@ from yidi_harness.federation import (
     load_sample_data,
     region_operator,
 )
+from yidi_harness.polling import TimedOut, eventually
 from yidi_harness.processes import ProcessFederation
 from yidi_harness.stories import BillLine, Encounter, Patient, Stage, Window, refusal_reason
 from yidi_runtime.config import Role, TlsFiles, load_settings
@@ -82,7 +82,7 @@ HOLD_TIMEOUT_S = 8.0
 asking its treatment node (confirmed if it recorded it, voided once it fenced it)."""
 CALL_DEADLINE_S = 20.0
 HIS_PAUSE_S = 1.0
-_POLL_S = 0.25
+POLL_S = 0.25
 SETTLEMENT = journal_pb2.JOURNAL_ENTRY_KIND_SETTLEMENT
 UNSURE = frozenset(
     {
@@ -96,14 +96,6 @@ UNSURE = frozenset(
     }
 )
 """Answers that leave the outcome unknown to the HIS: it asks again with the same request id."""
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting until {what}"
-        time.sleep(_POLL_S)
 
 
 # -- the federation --------------------------------------------------------------------------------
@@ -214,20 +206,24 @@ def settle_as_his(
     unsure; a correction must get an answer within ``correct_within_s`` (default ``within_s``).
     """
     outcome = Outcome(visit)
-    deadline = time.monotonic() + within_s
-    while True:
+
+    def answered() -> bool:
         try:
             outcome.settlement = window.settle(visit.request)
-            return outcome
         except grpc.RpcError as error:
-            if not _unsure(error):
-                outcome.refusal = _describe(error)
-                return outcome
-            outcome.unsure.append(_describe(error))
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(HIS_PAUSE_S)
-    outcome.correction = correct(window, visit, within_s if correct_within_s is None else correct_within_s)
+            if _unsure(error):
+                outcome.unsure.append(_describe(error))
+                return False
+            outcome.refusal = _describe(error)
+        return True
+
+    try:
+        eventually(
+            answered, within_s=within_s, interval_s=HIS_PAUSE_S, what=f"Settle {visit.msgid} is answered"
+        )
+    except TimedOut:
+        within_s = within_s if correct_within_s is None else correct_within_s
+        outcome.correction = correct(window, visit, within_s)
     return outcome
 
 
@@ -240,14 +236,22 @@ def correct(window: Window, visit: Visit, within_s: float) -> int:
         oinfno=settlement_service_pb2.CORRECTED_OPERATION_SETTLE,
         psn_no=visit.psn_no,
     )
-    deadline = time.monotonic() + within_s
-    while True:
+
+    def outcome() -> list[int]:
         try:
-            return int(window.stub.Correct(request, timeout=CALL_DEADLINE_S).outcome)
+            return [int(window.stub.Correct(request, timeout=CALL_DEADLINE_S).outcome)]
         except grpc.RpcError as error:
-            if not _unsure(error) or time.monotonic() >= deadline:
-                raise
-        time.sleep(HIS_PAUSE_S)
+            if _unsure(error):
+                raise AssertionError(_describe(error)) from error
+            raise
+
+    [corrected] = eventually(
+        outcome,
+        within_s=within_s,
+        interval_s=HIS_PAUSE_S,
+        what=f"the correction of {visit.msgid} is answered",
+    )
+    return corrected
 
 
 def burst(
@@ -392,7 +396,12 @@ def drained(federation: ProcessFederation) -> bool:
 
 def wait_drained(federation: ProcessFederation, timeout_s: float = 120.0) -> None:
     """Wait (bounded) until the outboxes delivered and unconfirmed holds expired."""
-    wait_until(lambda: _answering(lambda: drained(federation)), "the outboxes drained", timeout_s)
+    eventually(
+        lambda: _answering(lambda: drained(federation)),
+        within_s=timeout_s,
+        interval_s=POLL_S,
+        what="the outboxes drained",
+    )
 
 
 def _answering(check: Callable[[], bool]) -> bool:
@@ -477,7 +486,7 @@ def reconcile(federation: ProcessFederation, first: date) -> reconciliation_pb2.
         ).run
         return run.state in finished
 
-    wait_until(done, "the reconciliation run finished")
+    eventually(done, within_s=60, interval_s=POLL_S, what="the reconciliation run finished")
     assert run.state == statement_pb2.JOB_STATE_SUCCEEDED, run.failure_reason
     return run
 

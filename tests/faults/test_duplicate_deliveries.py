@@ -24,6 +24,7 @@ import pytest
 from faults_support import (
     GUANGDONG,
     HEBEI,
+    POLL_S,
     SHENZHEN,
     SHIJIAZHUANG_HOSPITAL,
     Visit,
@@ -42,13 +43,13 @@ from faults_support import (
     settle_as_his,
     stage_of,
     wait_drained,
-    wait_until,
 )
 
 from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_pb2
 from yidi_core.codes import NATIONAL_REGION
+from yidi_harness.polling import eventually
 from yidi_runtime.peers import message_id
 from yidi_services.settlement.treatment.settle import APPEND_JOURNAL, CONFIRM_SETTLEMENT
 
@@ -139,12 +140,14 @@ def test_every_message_delivered_twice_takes_effect_once(tmp_path: Path) -> None
         # No Settle follows: when the hold times out, Guangdong asks Hebei, which fences the Settle
         # it never recorded, and the hold is voided — by Hebei's answer, not by a guess.
         msgid = apply.request_id.removesuffix(":apply").partition("/")[2]
-        wait_until(
+        eventually(
             lambda: any(
                 record.msgid == msgid and record.hold_state == insured_api.HOLD_STATE_VOIDED
                 for record in insured_records(federation)
             ),
-            "Guangdong voiding the hold Hebei never recorded",
+            within_s=60,
+            interval_s=POLL_S,
+            what="Guangdong voiding the hold Hebei never recorded",
         )
         assert accumulators(federation, unsettled.psn_no, year) == {}
         assert reconcile_and_repair(federation, stage.today) == []

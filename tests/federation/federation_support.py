@@ -7,7 +7,6 @@ what a test needs around it.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -164,13 +163,3 @@ def outbox_backlog(node: Node, service: str = "settlement") -> dict[str, float]:
         for sample in family.samples
         if sample.labels.get("service") == service
     }
-
-
-def wait_until(
-    condition: Callable[[], bool], what: str, timeout_s: float = 20.0, interval_s: float = 0.05
-) -> None:
-    """Poll ``condition`` every ``interval_s`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(interval_s)

@@ -30,7 +30,6 @@ from federation_support import (
     restart,
     settlements_at,
     stage_of,
-    wait_until,
 )
 from google.type.date_pb2 import Date
 
@@ -40,6 +39,7 @@ from yidi.filing.v1 import filing_pb2, filing_service_pb2
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2
 from yidi.type.v1 import filing_category_pb2
 from yidi_core.money import round_fen, to_fen
+from yidi_harness.polling import eventually
 from yidi_harness.stories import (
     LANGFANG_RETIREE,
     QINGHAI_RESIDENT,
@@ -57,6 +57,7 @@ from yidi_harness.stories import (
 from yidi_runtime.outbox import OutboxDeliverer
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME
+from yidi_testing import worker_of
 
 NATIONAL, BEIJING, HEBEI, LANGFANG = "000000", "110000", "130000", "131000"
 ZHEJIANG, QINGHAI, JIAXING = "330000", "630000", "330400"
@@ -132,9 +133,10 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
         assert in_province.result.amounts.fund_pay_sumamt_fen > 0
 
         hebei = federation.nodes[HEBEI]
-        wait_until(
+        eventually(
             lambda: outbox_backlog(hebei).get(LANGFANG) == 0,
-            "the Hebei node delivered the confirmation to Langfang",
+            within_s=20,
+            what="the Hebei node delivered the confirmation to Langfang",
         )
         assert outbox_backlog(hebei).get(NATIONAL, 0) == 0, "nothing waits for the (stopped) national node"
 
@@ -163,12 +165,7 @@ def test_what_waits_in_the_outbox_leaves_in_batches_and_each_message_takes_effec
         stage = stage_of(federation)
         _file_temporary(stage, BEIJING, BEIJING_HOSPITAL)
         beijing = federation.nodes[BEIJING]
-        [deliverer] = [
-            worker
-            for service in beijing.services
-            for worker in service.workers
-            if isinstance(worker, OutboxDeliverer) and worker.service == "settlement"
-        ]
+        deliverer = worker_of(beijing, OutboxDeliverer, "settlement")
         deliverer.stop()
         settled = []
         for _ in range(3):
@@ -178,11 +175,8 @@ def test_what_waits_in_the_outbox_leaves_in_batches_and_each_message_takes_effec
             assert record.settlement is not None, (record.failure, record.steps)
             settled.append(record.settlement.medins_setl_id)
 
-        deliverer.start()
-        wait_until(
-            lambda: outbox_backlog(beijing).get(LANGFANG) == 0 and outbox_backlog(beijing).get(NATIONAL) == 0,
-            "the confirmations and the journal entries are delivered",
-        )
+        assert deliverer.deliver_pending().failed == 0  # one pass, as the deliverer's thread would make
+        assert outbox_backlog(beijing).get(LANGFANG) == outbox_backlog(beijing).get(NATIONAL) == 0
 
         def handled(region: str, service: str, method: str) -> float:
             labels = {"grpc_type": "unary", "grpc_service": service, "grpc_method": method, "grpc_code": "OK"}
@@ -409,8 +403,8 @@ def test_a_four_hop_settlement_refused_while_the_insured_node_is_down_settles_on
         # national node's channel to Qinghai would still be backing off, and that second
         # failure would open its circuit breaker for 10 s (bounded below, only slower).
         time.sleep(HIS_RETRY_PAUSE_S)
-        wait_until(
-            retried, "the retry settles once Qinghai is back", timeout_s=30, interval_s=HIS_RETRY_PAUSE_S
+        eventually(
+            retried, within_s=30, interval_s=HIS_RETRY_PAUSE_S, what="the retry settles once Qinghai is back"
         )
         [settlement] = settled
         assert window.settle(request) == settlement

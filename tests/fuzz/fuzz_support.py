@@ -36,6 +36,7 @@ from sqlalchemy import Engine, inspect, text
 
 import yidi
 from yidi_core.errors import REASONS
+from yidi_harness.polling import eventually
 from yidi_runtime.server import Node
 from yidi_testing import error_details
 
@@ -125,16 +126,16 @@ class TableDigests:
 
         A job on a loaded machine may pause between two writes, so one equal pair of snapshots is not enough.
         """
-        deadline = time.monotonic() + within_s
         last, quiet_since = self.snapshot(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def quiet() -> bool:
+            nonlocal last, quiet_since
             now = self.snapshot()
             if now != last:
                 last, quiet_since = now, time.monotonic()
-            elif time.monotonic() - quiet_since >= quiet_s:
-                return
-        raise AssertionError(f"the node kept writing for {within_s:.0f} s")
+            return time.monotonic() - quiet_since >= quiet_s
+
+        eventually(quiet, within_s=within_s, interval_s=0.1, what=f"the node stops writing for {quiet_s:g} s")
 
     def snapshot(self) -> dict[str, str]:
         """Table name → a digest of its rows' contents (of its row count, for a :data:`VOLATILE` table)."""

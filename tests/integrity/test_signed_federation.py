@@ -33,6 +33,7 @@ from yidi_harness.federation import (
     load_sample_data,
     start_federation,
 )
+from yidi_harness.polling import eventually
 from yidi_harness.stories import STORIES, Stage, StoryResult, journal_entries
 from yidi_runtime.certs import Pki, init_pki
 from yidi_runtime.config import NodeSettings
@@ -272,14 +273,15 @@ def test_receipts_of_the_insured_node_are_kept_on_both_sides(played: Played) -> 
         ("ConfirmSettlement", f"H33040200001/{msgid}:confirm"),
     }
     jiaxing = settlement_db(played, JIAXING)
-    deadline = datetime.now(UTC) + timedelta(seconds=DEADLINE_S)
-    while True:
+
+    def receipts() -> dict[tuple[str, str], ReceiptRow]:
         with jiaxing.unit_of_work() as uow:  # type: ignore[attr-defined]
             kept = {(row.method, row.request_id): row for row in uow.session.scalars(select(ReceiptRow))}
             uow.session.expunge_all()
-        if wanted <= kept.keys() or datetime.now(UTC) > deadline:
-            break
-    assert wanted <= kept.keys(), sorted(kept)
+        assert wanted <= kept.keys(), sorted(kept)
+        return kept
+
+    kept = eventually(receipts, within_s=DEADLINE_S, what="Jiaxing keeps both receipts")
     answers = {
         "ApplySettlement": api.ApplySettlementResponse,
         "ConfirmSettlement": api.ConfirmSettlementResponse,

@@ -8,7 +8,6 @@ each message once through the request log, and can lose its answer or refuse on 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -28,10 +27,11 @@ from yidi.filing.v1 import filing_service_pb2 as filing_api
 from yidi.filing.v1 import filing_service_pb2_grpc as filing_grpc
 from yidi_core.errors import DomainError
 from yidi_harness.federation import free_port
+from yidi_harness.polling import eventually
 from yidi_runtime.config import NodeSettings, Peer
 from yidi_runtime.db import Database, service_base
 from yidi_runtime.idempotency import RequestLog
-from yidi_runtime.outbox import Batching, Outbox, OutboxDeliverer, outbox_model
+from yidi_runtime.outbox import Batching, Outbox, OutboxDeliverer, PassResult, outbox_model
 from yidi_runtime.peers import message_id
 from yidi_runtime.resilience import Backoff, RetryPolicy
 from yidi_runtime.routing import Router
@@ -146,14 +146,6 @@ class Pair:
         )
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def pair(tmp_path: Path, database_url: str | None) -> Iterator[Pair]:
     port = free_port()
@@ -238,8 +230,10 @@ def test_a_rolled_back_message_is_never_sent_and_a_committed_one_is_delivered_on
         raise DomainError("INVALID_ARGUMENT")  # the local effect was refused after the add
     [sent] = pair.commit(1)
 
-    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "the message is delivered")
-    wait_until(lambda: pair.backlog_gauge() == 0, "the backlog gauge reads 0")
+    eventually(
+        lambda: all(row.delivered_at for row in pair.rows()), within_s=WAIT_S, what="the message is delivered"
+    )
+    eventually(lambda: pair.backlog_gauge() == 0, within_s=WAIT_S, what="the backlog gauge reads 0")
     [row] = pair.rows()
     assert (row.message_id, row.attempts, row.last_error) == (sent, 1, None)
     assert row.method == "/yidi.filing.v1.FilingService/CreateFiling"
@@ -258,16 +252,26 @@ def test_with_the_receiver_down_messages_wait_in_order_and_arrive_when_it_is_bac
     pair.stop_receiver()
     ids = pair.commit(3)
 
-    wait_until(lambda: pair.rows()[0].attempts >= 2, "the first message has been tried twice")
+    eventually(
+        lambda: pair.rows()[0].attempts >= 2, within_s=WAIT_S, what="the first message has been tried twice"
+    )
     first, *later = pair.rows()
     assert first.delivered_at is None and "NODE_UNREACHABLE" in (first.last_error or "")
     assert [row.attempts for row in later] == [0, 0]  # nothing overtakes an undelivered message
-    wait_until(lambda: pair.backlog_gauge() == 3, "the backlog gauge counts the waiting messages")
+    eventually(
+        lambda: pair.backlog_gauge() == 3,
+        within_s=WAIT_S,
+        what="the backlog gauge counts the waiting messages",
+    )
     assert pair.receiver.calls == []
 
     pair.start_receiver()
-    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "every message is delivered")
-    wait_until(lambda: pair.backlog_gauge() == 0, "the backlog gauge reads 0")
+    eventually(
+        lambda: all(row.delivered_at for row in pair.rows()),
+        within_s=WAIT_S,
+        what="every message is delivered",
+    )
+    eventually(lambda: pair.backlog_gauge() == 0, within_s=WAIT_S, what="the backlog gauge reads 0")
     assert pair.receiver.applied == pair.receiver.calls == ids
 
 
@@ -283,7 +287,11 @@ def test_a_lost_answer_is_resent_and_answered_from_the_request_log_without_a_sec
             )
         uow.commit()
 
-    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "both messages are delivered")
+    eventually(
+        lambda: all(row.delivered_at for row in pair.rows()),
+        within_s=WAIT_S,
+        what="both messages are delivered",
+    )
     assert pair.receiver.calls == [lost, lost, after]
     assert pair.receiver.applied == [lost, after]
     first, second = pair.rows()
@@ -305,7 +313,11 @@ def test_a_refusal_is_retried_in_place_and_an_already_held_message_counts_as_del
             )
         uow.commit()
 
-    wait_until(lambda: all(row.delivered_at for row in pair.rows()), "both messages are settled")
+    eventually(
+        lambda: all(row.delivered_at for row in pair.rows()),
+        within_s=WAIT_S,
+        what="both messages are settled",
+    )
     assert pair.receiver.calls == [refused, refused, duplicate]
     assert pair.receiver.applied == [refused]
     first, second = pair.rows()
@@ -408,8 +420,11 @@ def test_a_batched_method_leaves_in_one_call_and_only_its_refused_messages_are_s
     assert [row.delivered_at is not None for row in rows] == [True, False, True, True]
     assert (rows[1].attempts, (rows[1].last_error or "").split(":")[0]) == (1, "NOT_FOUND")
 
-    time.sleep(0.06)  # the refused one's pause passes; it goes again, alone
-    second = deliverer.deliver_pending()
+    def again() -> PassResult | None:
+        result = deliverer.deliver_pending()
+        return result if result.delivered or result.failed else None
+
+    second = eventually(again, within_s=WAIT_S, what="the refused one's pause passes and it goes again")
     assert (second.delivered, second.failed) == (1, 0)
     assert peer.sent[1:] == [("/yidi.filing.v1.FilingService/CreateFiling", 1)]
     assert all(row.delivered_at is not None for row in pair.rows())
@@ -433,7 +448,11 @@ def test_messages_committed_while_the_deliverer_lingers_leave_in_one_batch(pair:
     deliverer.start()
     try:
         pair.commit(4)  # the first commit wakes the deliverer; the others arrive while it lingers
-        wait_until(lambda: all(row.delivered_at is not None for row in pair.rows()), "all four are delivered")
+        eventually(
+            lambda: all(row.delivered_at is not None for row in pair.rows()),
+            within_s=WAIT_S,
+            what="all four are delivered",
+        )
     finally:
         deliverer.stop()
     assert peer.sent == [("/yidi.filing.v1.FilingService/ImportInsuredPersons", 4)]

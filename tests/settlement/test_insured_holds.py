@@ -9,8 +9,7 @@ same id ends with exactly one winner.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +30,9 @@ from insured_builders import (
 )
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
-from yidi_testing import error_details
+from yidi_harness.polling import eventually
+from yidi_services.settlement.insured.expiry import HoldExpiry
+from yidi_testing import error_details, worker_of
 
 HOLD_S = 2.0
 
@@ -42,12 +43,20 @@ def insured(tmp_path: Path, database_url: str | None) -> Iterator[Insured]:
         yield running
 
 
-def eventually(condition: Callable[[], bool], within_s: float = 10.0) -> None:
-    """Wait (bounded) for the background worker to make ``condition`` true."""
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "the hold worker did not act in time"
-        time.sleep(0.05)
+def expiry(insured: Insured) -> HoldExpiry:
+    """The node's hold worker: a test runs its passes by calling it (its thread runs as well)."""
+    return worker_of(insured.node, HoldExpiry, "settlement")
+
+
+def pending(insured: Insured) -> float | None:
+    """The pending-holds gauge, refreshed from the table first."""
+    expiry(insured).refresh_gauge()
+    return metric(insured, "yidi_settlement_holds_pending")
+
+
+def settles_at(insured: Insured, holds: int) -> None:
+    """The pending gauge reads ``holds`` (retried: a pass of the worker's thread may set it late)."""
+    eventually(lambda: pending(insured) == holds, within_s=5, what=f"the pending gauge reads {holds}")
 
 
 def confirm(insured: Insured, request: api.ApplySettlementRequest) -> api.ConfirmSettlementResponse:
@@ -83,14 +92,18 @@ def test_a_timed_out_hold_is_voided_only_once_its_treatment_node_fenced_it_and_n
     )
     dropped = apply_request(insured.retiree)
     stub.ApplySettlement(dropped)
-    eventually(lambda: metric(insured, "yidi_settlement_holds_pending") == 2)
+    settles_at(insured, 2)
 
     insured.clock.advance(HOLD_S + 1)
-    eventually(lambda: accumulators(stub, insured.employee).get("cap:outpatient") == 0)
+    expiry(insured).void_expired()
     assert set(accumulators(stub, insured.employee).values()) == {0}
-    eventually(lambda: accumulators(stub, insured.retiree) == kept_values)
-    assert metric(insured, "yidi_settlement_holds_voided_total", cause="expired") == 2
-    eventually(lambda: metric(insured, "yidi_settlement_holds_pending") == 0)
+    assert accumulators(stub, insured.retiree) == kept_values
+    eventually(  # counted just after the void's commit, which may have been the thread's
+        lambda: metric(insured, "yidi_settlement_holds_voided_total", cause="expired") == 2,
+        within_s=5,
+        what="both voids are counted",
+    )
+    settles_at(insured, 0)
     undone = stub.RevertSettlement(
         api.RevertSettlementRequest(
             request_id=message_id(), route=route(), original_request_id=dropped.request_id
@@ -106,7 +119,7 @@ def test_a_timed_out_hold_is_voided_only_once_its_treatment_node_fenced_it_and_n
     assert set(accumulators(stub, insured.employee).values()) == {0}
 
     insured.clock.advance(10 * HOLD_S)
-    time.sleep(HOLD_S / 2)  # a few worker passes: nothing confirmed may be voided
+    expiry(insured).void_expired()  # nothing confirmed may be voided
     assert accumulators(stub, insured.retiree) == kept_values
 
 
@@ -124,7 +137,8 @@ def test_a_hold_whose_treatment_node_does_not_answer_is_kept_and_asked_about_aga
     assert applied["cap:outpatient"] == held.result.amounts.hifp_pay_fen > 0
 
     insured.clock.advance(HOLD_S + 1)
-    eventually(lambda: (metric(insured, "yidi_settlement_holds_unresolved_total") or 0) >= 1)
+    expiry(insured).void_expired()
+    assert (metric(insured, "yidi_settlement_holds_unresolved_total") or 0) >= 1
     assert accumulators(stub, insured.employee) == applied
     assert metric(insured, "yidi_settlement_holds_pending") == 1
     assert metric(insured, "yidi_settlement_holds_voided_total", cause="expired") == 0
@@ -217,7 +231,7 @@ def test_a_batch_of_confirmations_answers_each_on_its_own_and_once(insured: Insu
         assert outcomes[2].refusal.reason == "INVALID_ARGUMENT"
     assert metric(insured, "yidi_settlement_holds_pending") in (None, 0.0)
     insured.clock.advance(10 * HOLD_S)
-    time.sleep(HOLD_S / 2)  # worker passes: nothing the batch confirmed may be voided
+    expiry(insured).void_expired()  # nothing the batch confirmed may be voided
     assert accumulators(stub, insured.employee) == applied
 
 
@@ -256,4 +270,5 @@ def test_a_malformed_batch_is_refused_whole_and_confirms_nothing(
         [field],
     )
     insured.clock.advance(HOLD_S + 1)  # unconfirmed, the hold expires and is voided
-    eventually(lambda: set(accumulators(stub, insured.employee).values()) == {0})
+    expiry(insured).void_expired()
+    assert set(accumulators(stub, insured.employee).values()) == {0}

@@ -9,7 +9,6 @@ suspended institution, and the outbox's confirmation and journal entry.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -43,10 +42,14 @@ from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
 from yidi.type.v1 import settlement_result_pb2, visit_pb2
+from yidi_harness.polling import eventually
 from yidi_runtime.server import Node
 from yidi_runtime.settlement_keys import derived_id, settlement_key
+from yidi_runtime.wire import as_utc
+from yidi_services.settlement.insured.expiry import HoldExpiry
+from yidi_services.settlement.insured.models import ApplicationRow
 from yidi_services.settlement.models import OutboxMessage
-from yidi_testing import error_details
+from yidi_testing import error_details, worker_of
 
 CAP = "cap:chronic:M01600"
 HOLD_S = 2.0
@@ -90,11 +93,13 @@ def outbox(node: Node) -> dict[str, OutboxMessage]:
     return {row.message_id: row for row in rows}
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
+def hold_expires_at(node: Node, request_id: str) -> datetime:
+    """When the insured node's hold of one application times out."""
+    [service] = [service for service in node.services if service.group.name == "settlement"]
+    with service.database.unit_of_work() as uow:
+        row = uow.session.get(ApplicationRow, request_id)
+        assert row is not None and row.hold_expires_at is not None
+        return as_utc(row.hold_expires_at)
 
 
 def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(
@@ -160,14 +165,21 @@ def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(
         # The outbox confirms the hold at the insured node: it outlives its timeout.
         key = settlement_key(HOSPITAL, request.request_id)
         confirm_id = derived_id(key, "confirm")
-        wait_until(
+        eventually(
             lambda: outbox(nodes[BEIJING])[confirm_id].delivered_at is not None,
-            "the confirmation is delivered",
+            within_s=20,
+            what="the confirmation is delivered",
         )
-        time.sleep(HOLD_S + 1.5)
+        expires_at = hold_expires_at(nodes[LANGFANG], derived_id(key, "apply"))
+        eventually(lambda: datetime.now(UTC) > expires_at, within_s=HOLD_S + 1, what="the hold timed out")
+        worker_of(nodes[LANGFANG], HoldExpiry, "settlement").void_expired()
         assert accumulators(nodes[LANGFANG], psn_no)[CAP] == 4889
         assert outbox(nodes[BEIJING])[derived_id(key, "journal")].destination == NATIONAL
-        wait_until(lambda: request.request_id in journal(nodes[NATIONAL]), "the journal entry reaches 000000")
+        eventually(
+            lambda: request.request_id in journal(nodes[NATIONAL]),
+            within_s=20,
+            what="the journal entry reaches 000000",
+        )
         entry = journal(nodes[NATIONAL])[request.request_id]
         assert (entry.kind, entry.setl_id, entry.fund_pay_sumamt_fen) == (
             SETTLEMENT,
@@ -210,7 +222,11 @@ def test_the_worked_example_settles_once_is_confirmed_journaled_and_reversed(
             reversal.setl_id,
         ]
         assert not rest.next_page_token
-        wait_until(lambda: reverse.request_id in journal(nodes[NATIONAL]), "the reversal reaches the journal")
+        eventually(
+            lambda: reverse.request_id in journal(nodes[NATIONAL]),
+            within_s=20,
+            what="the reversal reaches the journal",
+        )
         entry = journal(nodes[NATIONAL])[reverse.request_id]
         assert (entry.kind, entry.reverses_msgid, entry.fund_pay_sumamt_fen) == (
             REVERSAL,
