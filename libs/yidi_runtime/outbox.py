@@ -49,9 +49,10 @@ Using it in a service::
 
 where ``APPEND_JOURNAL = clearing_service_pb2.DESCRIPTOR.services_by_name["ClearingService"]
 .methods_by_name["AppendJournalEntries"]`` (any unary method whose request carries a
-``request_id``; the payload is the request's deterministic encoding). The message's destination is a region; a node that receives a message
-for a region below or beyond it forwards it the same way, through its own outbox in the
-transaction that records the request, so every hop is exactly-once.
+``request_id``; the payload is the request's deterministic encoding). The message's destination is a region; the nodes between pass the call on
+synchronously (:mod:`yidi_runtime.relay`) and record nothing, so a hop that loses the
+answer is covered by this outbox sending the same message again, which the destination
+answers once (its request log).
 
 A method may be sent in **batches**: the deliverer is given a :class:`Batching` for it (a
 method that takes many such requests at once, and how to pack the payloads and unpack one

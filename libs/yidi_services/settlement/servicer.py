@@ -1,7 +1,9 @@
 """The settlement service on a node: the HIS-facing treatment side and the insured side.
 
-Both halves share the node's router (one persistent client per neighbouring node), the
-service's request log and its outbox, whose deliverer runs for as long as the node does.
+Both halves share the node's router (one persistent client per neighbouring node) and the
+service's request-log table. The treatment side queues confirmations and journal entries in
+the service's outbox, whose deliverer runs for as long as the node does; the insured side
+only answers.
 """
 
 from __future__ import annotations
