@@ -211,12 +211,22 @@ def upsert_insert(session: Session, model: type[Any], values: dict[str, Any]) ->
     return dialect.insert(model).values(**values)
 
 
+_INSERTS_IF_ABSENT: dict[tuple[type[Any], str], Any] = {}
+"""(model, dialect) → its ``INSERT … ON CONFLICT DO NOTHING RETURNING key``, built once."""
+
+
 def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
     """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
 
-    On PostgreSQL an insert racing an uncommitted one with the same key waits for it, so
-    of two racing writers of one key exactly one inserts.
+    ``values`` names every column of ``model`` (the statement is built once per model and
+    dialect, with a parameter for each). On PostgreSQL an insert racing an uncommitted one
+    with the same key waits for it, so of two racing writers of one key exactly one inserts.
     """
-    key = model.__table__.primary_key.columns[0]
-    statement = upsert_insert(session, model, values).on_conflict_do_nothing().returning(key)
-    return session.execute(statement).first() is not None
+    name = session.get_bind().dialect.name
+    statement = _INSERTS_IF_ABSENT.get((model, name))
+    if statement is None:
+        dialect = postgresql if name == "postgresql" else sqlite
+        key = model.__table__.primary_key.columns[0]
+        statement = dialect.insert(model.__table__).on_conflict_do_nothing().returning(key)
+        _INSERTS_IF_ABSENT[model, name] = statement
+    return session.execute(statement, values).first() is not None

@@ -181,9 +181,9 @@ def apply(
     """Settle under the person's lock, write accumulators, account and the hold; answer the result."""
     request, psn_no = command.request, terms.snapshot.psn_no
     account = ledger.lock_person(session, psn_no)
-    taken = session.get(ApplicationRow, request.request_id, populate_existing=True)
+    taken = holds.state_of(session, request.request_id)
     if taken is not None:
-        holds.refuse_taken(taken)
+        holds.refuse_taken(request.request_id, taken)
     balance = account.balance_fen
     before = ledger.accumulators(session, psn_no, command.year)
     settlement = _settled(command, terms, balance, before)

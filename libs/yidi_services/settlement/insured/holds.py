@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_changes
@@ -69,11 +69,22 @@ def changes_of(row: ApplicationRow) -> tuple[AccumulatorChange, ...]:
     )
 
 
-def refuse_taken(row: ApplicationRow) -> None:
-    """An apply finding its id taken: CORRECTED after a revert, else the original answer stands."""
-    if row.state in _REFUSED_FOR_EVER:
-        raise corrected(row.request_id)
-    raise AlreadyApplied(row.request_id)
+_APPLICATIONS = ApplicationRow.__table__
+_STATE = select(_APPLICATIONS.c.state).where(_APPLICATIONS.c.request_id == bindparam("request_id"))
+"""Built once: every apply asks whether its id is taken."""
+
+
+def state_of(session: Session, request_id: str) -> str | None:
+    """The state of application ``request_id``, None when there is none."""
+    state: str | None = session.execute(_STATE, {"request_id": request_id}).scalar_one_or_none()
+    return state
+
+
+def refuse_taken(request_id: str, state: str) -> None:
+    """An apply finding its id taken (in ``state``): CORRECTED after a revert, else the original answer stands."""
+    if state in _REFUSED_FOR_EVER:
+        raise corrected(request_id)
+    raise AlreadyApplied(request_id)
 
 
 def check_application_id(request_id: str, field: str, *, within: str = "", origin: str = "") -> None:
@@ -109,8 +120,7 @@ def check_origin(row: ApplicationRow, origin: str) -> None:
 
 def ensure_not_corrected(session: Session, request_id: str) -> None:
     """CORRECTED, before any other work, for an id that was reverted: a repeat must not look applied."""
-    row = session.get(ApplicationRow, request_id)
-    if row is not None and row.state in _REFUSED_FOR_EVER:
+    if state_of(session, request_id) in _REFUSED_FOR_EVER:
         raise corrected(request_id)
 
 
@@ -135,9 +145,9 @@ def record(session: Session, row: ApplicationRow) -> None:
     """Store a new application, or refuse if a concurrent apply or revert took its id first."""
     values = {column.key: getattr(row, column.key) for column in ApplicationRow.__table__.columns}
     if not insert_if_absent(session, ApplicationRow, values):
-        taken = session.get(ApplicationRow, row.request_id, populate_existing=True)
+        taken = state_of(session, row.request_id)
         assert taken is not None
-        refuse_taken(taken)
+        refuse_taken(row.request_id, taken)
 
 
 def confirm(session: Session, request_id: str, setl_id: str, now: datetime, origin: str) -> Transition:
