@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
@@ -37,18 +37,25 @@ class Movement:
     delta_fen: int
 
 
+# Built once: every application, confirmation and revert reads these.
+_LOCKING = (
+    select(AccountRow)
+    .where(AccountRow.psn_no == bindparam("psn_no"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_BALANCE = select(AccountRow.balance_fen).where(AccountRow.psn_no == bindparam("psn_no"))
+_ACCUMULATORS = select(AccumulatorRow.kind, AccumulatorRow.key, AccumulatorRow.value_fen).where(
+    AccumulatorRow.psn_no == bindparam("psn_no"), AccumulatorRow.year == bindparam("year")
+)
+
+
 def lock_person(session: Session, psn_no: str) -> AccountRow:
     """The person's account row, created at zero if missing, locked until the transaction ends."""
-    locking = (
-        select(AccountRow)
-        .where(AccountRow.psn_no == psn_no)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    account = session.scalars(locking).one_or_none()
+    account = session.scalars(_LOCKING, {"psn_no": psn_no}).one_or_none()
     if account is None:  # the person's first settlement here
         insert_if_absent(session, AccountRow, {"psn_no": psn_no, "balance_fen": 0})
-        account = session.scalars(locking).one()
+        account = session.scalars(_LOCKING, {"psn_no": psn_no}).one()
     return account
 
 
@@ -68,18 +75,13 @@ def credit(session: Session, psn_no: str, amount_fen: int) -> int:
 
 def balance_fen(session: Session, psn_no: str) -> int:
     """The account balance now (zero for a person never credited), without locking."""
-    return session.scalar(select(AccountRow.balance_fen).where(AccountRow.psn_no == psn_no)) or 0
+    return session.scalar(_BALANCE, {"psn_no": psn_no}) or 0
 
 
 def accumulators(session: Session, psn_no: str, year: int) -> Accumulators:
     """The person's accumulators of one year as the core reads them."""
     tables: dict[AccumulatorKind, dict[str, Any]] = {kind: {} for kind in AccumulatorKind}
-    rows = session.execute(
-        select(AccumulatorRow.kind, AccumulatorRow.key, AccumulatorRow.value_fen).where(
-            AccumulatorRow.psn_no == psn_no, AccumulatorRow.year == year
-        )
-    )
-    for kind, key, value_fen in rows:
+    for kind, key, value_fen in session.execute(_ACCUMULATORS, {"psn_no": psn_no, "year": year}):
         tables[AccumulatorKind(kind)][key] = from_fen(value_fen)
     return Accumulators(*(tables[kind] for kind in AccumulatorKind))
 
