@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, bindparam, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -230,3 +230,27 @@ def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any])
         statement = dialect.insert(model.__table__).on_conflict_do_nothing().returning(key)
         _INSERTS_IF_ABSENT[model, name] = statement
     return session.execute(statement, values).first() is not None
+
+
+_BY_KEY: dict[tuple[type[Any], bool], Any] = {}
+"""(model, locked) → ``SELECT`` of one row by its primary key, built once."""
+
+
+def row_by_key(session: Session, model: type[Any], key: Any, *, lock: bool = False) -> Any:
+    """``session.get(model, key, with_for_update=lock)`` through a statement built once per model:
+    ``get`` builds its query anew on every call, which the settlement path pays on every request.
+    ``key`` is the primary key's value, or a tuple of them for a composite key. A locked read
+    always reads the row afresh."""
+    statement = _BY_KEY.get((model, lock))
+    if statement is None:
+        columns = model.__table__.primary_key.columns
+        statement = select(model).where(
+            *(column == bindparam(f"key_{index}") for index, column in enumerate(columns))
+        )
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        _BY_KEY[model, lock] = statement
+    values = key if isinstance(key, tuple) else (key,)
+    return session.scalars(
+        statement, {f"key_{index}": value for index, value in enumerate(values)}
+    ).one_or_none()

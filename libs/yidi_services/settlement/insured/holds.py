@@ -32,7 +32,7 @@ from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_c
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import from_fen
 from yidi_runtime.config import region_contains
-from yidi_runtime.db import insert_if_absent
+from yidi_runtime.db import insert_if_absent, row_by_key
 from yidi_runtime.settlement_keys import KEY_SEPARATOR, origin_id, split_key
 from yidi_services.settlement.insured.ledger import Movement, lock_person, move
 from yidi_services.settlement.insured.models import AccountRow, ApplicationRow, ApplicationState
@@ -155,7 +155,7 @@ def confirm(session: Session, request_id: str, setl_id: str, now: datetime, orig
 
     ``origin`` is the node confirming: only the node that applied the hold may.
     """
-    row = session.get(ApplicationRow, request_id)
+    row = row_by_key(session, ApplicationRow, request_id)
     if row is None:
         raise DomainError(
             "NOT_FOUND",
@@ -208,7 +208,7 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime, origin
     }
     if insert_if_absent(session, ApplicationRow, tombstone):
         return Transition(ApplicationState.TOMBSTONE)
-    row = session.get(ApplicationRow, request_id)
+    row = row_by_key(session, ApplicationRow, request_id)
     assert row is not None
     check_origin(row, origin)
     if row.state in _REFUSED_FOR_EVER:
@@ -224,7 +224,7 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime, origin
 
 def void(session: Session, request_id: str, now: datetime) -> bool:
     """Void one hold the treatment node said it never recorded (and fenced); True when it was voided."""
-    row = session.get(ApplicationRow, request_id)
+    row = row_by_key(session, ApplicationRow, request_id)
     if row is None or row.state != ApplicationState.HELD:
         return False
     account, row = _locked(session, row)
@@ -237,7 +237,7 @@ def void(session: Session, request_id: str, now: datetime) -> bool:
 
 def postpone(session: Session, request_id: str, until: datetime) -> None:
     """The treatment node did not answer about a timed-out hold: ask again at ``until``."""
-    row = session.get(ApplicationRow, request_id, with_for_update=True)
+    row = row_by_key(session, ApplicationRow, request_id, lock=True)
     if row is not None and row.state == ApplicationState.HELD:
         row.hold_expires_at, row.resolve_attempts = until, row.resolve_attempts + 1
 

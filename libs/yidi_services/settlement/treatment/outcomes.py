@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
 from yidi_runtime.config import region_contains
-from yidi_runtime.db import Database
+from yidi_runtime.db import Database, row_by_key
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_services.settlement.models import RequestRecord
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow
@@ -97,7 +97,7 @@ def claim(
 ) -> None:
     """Record that ``owner``'s ``request_id`` takes effect now on visit ``mdtrt_id`` (insured in
     ``insured_region``, for a Settle), unless a correction barred it or its insured node fenced it."""
-    row = session.get(OutcomeRow, (owner, request_id), with_for_update=True)
+    row = row_by_key(session, OutcomeRow, (owner, request_id), lock=True)
     if row is not None and ensure_not_barred(row, request_id, insured_region):
         row.operation, row.mdtrt_id, row.outcome, row.fenced_by = operation, mdtrt_id, Outcome.APPLIED, None
         return
@@ -127,7 +127,7 @@ def bar(
     session: Session, owner: str, request_id: str, operation: str, correction_id: str, now: datetime
 ) -> OutcomeRow:
     """The outcome row of ``owner``'s ``request_id``: the existing one, or a new one barring it (corrected)."""
-    row = session.get(OutcomeRow, (owner, request_id), with_for_update=True)
+    row = row_by_key(session, OutcomeRow, (owner, request_id), lock=True)
     if row is not None:
         return row
     row = OutcomeRow(

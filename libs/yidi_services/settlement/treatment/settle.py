@@ -38,7 +38,7 @@ from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import MAX_AMOUNT_FEN
 from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled_nationally, pay_loc
-from yidi_runtime.db import Database
+from yidi_runtime.db import Database, row_by_key
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.peers import alongside
@@ -250,7 +250,7 @@ class Settlements:
                 raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
             visit, items = _open_visit(session, request.mdtrt_id, caller)
             ensure_not_barred(
-                session.get(OutcomeRow, (caller.owner, request_id)), request_id, visit.insuplc_admdvs
+                row_by_key(session, OutcomeRow, (caller.owner, request_id)), request_id, visit.insuplc_admdvs
             )
         bill = self._classified(visit, items)
         if is_inpatient(bill.facts.med_type) and bill.visit.state != VisitState.DISCHARGED:

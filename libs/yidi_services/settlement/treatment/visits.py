@@ -21,6 +21,7 @@ from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, invalid
 from yidi_core.placement import is_inpatient
+from yidi_runtime.db import row_by_key
 from yidi_runtime.wire import (
     as_utc,
     china_day,
@@ -162,7 +163,7 @@ def facts_of(row: VisitRow) -> visit_pb2.VisitFacts:
 
 def load(session: Session, mdtrt_id: str, caller: Caller, *, lock: bool = False) -> VisitRow:
     """The caller's visit (NOT_FOUND, or PERMISSION_DENIED_REGION for another institution's)."""
-    row = session.get(VisitRow, mdtrt_id.strip(), with_for_update=lock) if mdtrt_id.strip() else None
+    row = row_by_key(session, VisitRow, mdtrt_id.strip(), lock=lock) if mdtrt_id.strip() else None
     if row is None:
         raise DomainError(
             "NOT_FOUND", f"no visit {mdtrt_id[:40]!r} on this node", metadata={"mdtrt_id": mdtrt_id[:40]}
