@@ -186,6 +186,10 @@ class Outbox:
         self.model = model
         self.clock = clock
         self._committed = threading.Event()
+        table = model.__table__
+        # Built once: a message is queued and recorded sent with every settlement.
+        self.insert = sa.insert(table)
+        self.update = sa.update(table).where(table.c.id == sa.bindparam("row_id"))
 
     @property
     def service(self) -> str:
@@ -214,16 +218,17 @@ class Outbox:
         if not msgid:
             raise ValueError(f"a message for {method_path(method)} needs a message id (request_id)")
         now = self.clock()
-        session.add(
-            self.model(
-                destination=check_region(destination, "destination"),
-                method=method_path(method),
-                message_id=msgid,
-                payload=request.SerializeToString(deterministic=True),
-                created_at=now,
-                attempts=0,
-                next_attempt_at=now,
-            )
+        session.execute(
+            self.insert,
+            {
+                "destination": check_region(destination, "destination"),
+                "method": method_path(method),
+                "message_id": msgid,
+                "payload": request.SerializeToString(deterministic=True),
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            },
         )
         if not session.info.get(_WAKE_ON_COMMIT):
             session.info[_WAKE_ON_COMMIT] = True
@@ -522,11 +527,10 @@ class OutboxDeliverer:
         """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``."""
         if not outcomes:
             return
-        model = self._outbox.model
         with self._database.unit_of_work(write=True) as uow:
             for message, outcome in outcomes:
                 uow.session.execute(
-                    sa.update(model).where(model.id == message.id).values(**self._outcome(message, outcome))
+                    self._outbox.update, {"row_id": message.id, **self._outcome(message, outcome)}
                 )
                 if self._on_delivered is not None and _delivered(outcome):
                     self._on_delivered(uow.session, message, outcome if isinstance(outcome, bytes) else b"")
