@@ -218,8 +218,8 @@ _INSERTS_IF_ABSENT: dict[tuple[type[Any], str], Any] = {}
 def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
     """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
 
-    ``values`` names every column of ``model`` (the statement is built once per model and
-    dialect, with a parameter for each). On PostgreSQL an insert racing an uncommitted one
+    The statement is built once per model and dialect; ``values`` are its parameters (a
+    column left out takes its default). On PostgreSQL an insert racing an uncommitted one
     with the same key waits for it, so of two racing writers of one key exactly one inserts.
     """
     name = session.get_bind().dialect.name

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
 from yidi_runtime.config import region_contains
-from yidi_runtime.db import Database, row_by_key
+from yidi_runtime.db import Database, insert_if_absent, row_by_key
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
 from yidi_services.settlement.models import RequestRecord
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow
@@ -107,20 +107,20 @@ def claim(
             f"request_id {request_id} already took effect as a {row.operation}",
             metadata={"request_id": request_id},
         )
-    session.add(
-        OutcomeRow(
-            owner=owner,
-            request_id=request_id,
-            operation=operation,
-            mdtrt_id=mdtrt_id,
-            outcome=Outcome.APPLIED,
-            created_at=now,
-        )
+    claimed = insert_if_absent(
+        session,
+        OutcomeRow,
+        {
+            "owner": owner,
+            "request_id": request_id,
+            "operation": operation,
+            "mdtrt_id": mdtrt_id,
+            "outcome": Outcome.APPLIED.value,
+            "created_at": now,
+        },
     )
-    try:
-        session.flush()
-    except IntegrityError:
-        raise Raced(request_id) from None
+    if not claimed:  # a concurrent attempt with this id claimed it first
+        raise Raced(request_id)
 
 
 def bar(
