@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from yidi_harness.federation import share_planned_ports
 from yidi_harness.postgres_server import fresh_databases
 from yidi_harness.postgres_server import postgres_server as throwaway_postgres
 from yidi_runtime.audit_service import GROUP as AUDIT
@@ -24,6 +25,13 @@ from yidi_services.node import GROUPS, start_node
 from yidi_testing import settings_for
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parallel workers (pytest-xdist) plan node ports from slices of their own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        share_planned_ports(int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 @pytest.fixture(scope="session")

@@ -150,6 +150,14 @@ socket between planning and binding; one picked here is only ever bound on purpo
 _random = random.Random()
 
 
+def share_planned_ports(share: int, shares: int) -> None:
+    """Draw planned ports only from the ``share``-th of ``shares`` equal slices of the range, so that
+    processes planning at the same moment (parallel test workers) never pick the same port."""
+    global _PLANNED_PORTS
+    size = len(_PLANNED_PORTS) // shares
+    _PLANNED_PORTS = range(_PLANNED_PORTS.start + share * size, _PLANNED_PORTS.start + (share + 1) * size)
+
+
 def free_port(host: str = LOOPBACK, avoid: Collection[int] = ()) -> int:
     """A port nothing listens on right now (the node binds it moments later), not in ``avoid``."""
     for _ in range(200):
