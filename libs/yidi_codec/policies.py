@@ -8,12 +8,11 @@ changes once imported, so :class:`ParsedPolicies` reads each version once.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from yidi.catalogue.v1 import policy_pb2
+from yidi_codec.built_once import BuiltOnce
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import invalid
 from yidi_core.money import MAX_AMOUNT_FEN, ZERO, format_decimal, from_fen, parse_decimal, to_fen
@@ -148,30 +147,16 @@ def policy_from_proto(message: policy_pb2.Policy, path: str = "policy") -> Polic
 
 
 DEFAULT_MAX_POLICIES = 256
-PolicyKey = tuple[str, int, int]
 
 
 class ParsedPolicies:
-    """Thread-safe, bounded (least recently used first out): policies by version id, and import
-    time, should two nodes share an id."""
+    """Policies by version id, and import time, should two nodes share an id: each read once
+    (bounded, least recently used first out)."""
 
     def __init__(self, max_entries: int = DEFAULT_MAX_POLICIES) -> None:
-        self._entries: OrderedDict[PolicyKey, Policy] = OrderedDict()
-        self._max_entries = max_entries
-        self._lock = threading.Lock()
+        self._built: BuiltOnce[Policy] = BuiltOnce(max_entries)
 
     def parsed(self, message: policy_pb2.Policy) -> Policy:
         """The core's policy for ``message``, read on first sight of its version."""
         key = (message.version_id, message.import_time.seconds, message.import_time.nanos)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                return found
-        policy = policy_from_proto(message)
-        with self._lock:
-            self._entries[key] = policy
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-        return policy
+        return self._built.get(key, lambda: policy_from_proto(message))

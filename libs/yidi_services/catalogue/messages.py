@@ -7,12 +7,11 @@ proto's (``items[2].cnt``, ``visit.service_date``).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from yidi.catalogue.v1 import catalogue_pb2, policy_pb2, policy_service_pb2
 from yidi.type.v1 import fee_item_pb2
+from yidi_codec.built_once import BuiltOnce
 from yidi_codec.catalogue import entry_to_proto
 from yidi_codec.fields import Violations, proto_paths
 from yidi_codec.policies import policy_to_proto
@@ -99,24 +98,12 @@ class PolicyMessages:
     """
 
     def __init__(self, size: int = 1_024) -> None:
-        self._size = size
-        self._built: OrderedDict[int, policy_pb2.Policy] = OrderedDict()
-        self._lock = threading.Lock()
+        self._built: BuiltOnce[policy_pb2.Policy] = BuiltOnce(size)
 
     def of(self, pk: int, version: Callable[[], PolicyVersion]) -> policy_pb2.Policy:
         """The message of stored version ``pk`` (shared: callers copy it into their responses, never
         change it); ``version`` reads the version when it is not built yet."""
-        with self._lock:
-            built = self._built.get(pk)
-            if built is not None:
-                self._built.move_to_end(pk)
-                return built
-        built = policy_message(version())
-        with self._lock:
-            self._built[pk] = built
-            while len(self._built) > self._size:
-                self._built.popitem(last=False)
-        return built
+        return self._built.get(pk, lambda: policy_message(version()))
 
 
 def _psn_type(value: str) -> str:
