@@ -10,7 +10,7 @@ insured node that does not answer is INSURED_REGION_UNREACHABLE, nothing applied
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -42,13 +42,15 @@ class TreatmentPeers:
         self._router = router
         self.region = router.settings.region
         self._kept = ProvinceAnswers(router.settings.settlement_province_cache_s)
-        self._nothing_kept = ProvinceAnswers(0)
 
-    def _province(self, admdvs: str) -> tuple[PeerClient, ProvinceAnswers]:
-        """The client of the province of ``admdvs``, and what is kept of its answers (nothing when it is this node)."""
+    def _province(self, admdvs: str) -> tuple[PeerClient, ProvinceAnswers | None]:
+        """The client of the province of ``admdvs``, and what is kept of its answers (None when the
+        province is this node: its own registry and catalogue see every change at once)."""
         province = province_of(admdvs)
-        remote = self._router.route(province).peer is not None
-        return self._router.toward(province), self._kept if remote else self._nothing_kept
+        peer = self._router.route(province).peer
+        if peer is None:
+            return self._router.toward(province), None
+        return self._router.client(peer), self._kept
 
     def check_institution(
         self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
@@ -64,21 +66,24 @@ class TreatmentPeers:
             insuplc_admdvs=insuplc_admdvs,
             at_time=timestamp_message(at),
         )
-        return kept.check_institution(request, lambda asked: client.call(stub.CheckInstitution, asked))
+
+        def ask(asked: registry_api.CheckInstitutionRequest) -> registry_api.CheckInstitutionResponse:
+            answer: registry_api.CheckInstitutionResponse = client.call(stub.CheckInstitution, asked)
+            return answer
+
+        return ask(request) if kept is None else kept.check_institution(request, ask)
 
     def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:
         """The treatment catalogue's entries in force on ``day`` for ``codes``, and its versions."""
         client, kept = self._province(admdvs)
         stub = client.stub(catalogue_grpc.CatalogueServiceStub)
-        return kept.lookup_items(
-            admdvs,
-            codes,
-            day,
-            lambda asked: client.call(
-                stub.LookupItems,
-                catalogue_api.LookupItemsRequest(admdvs=admdvs, codes=asked, date=date_message(day)),
-            ),
-        )
+
+        def ask(asked: Sequence[str]) -> catalogue_api.LookupItemsResponse:
+            request = catalogue_api.LookupItemsRequest(admdvs=admdvs, codes=asked, date=date_message(day))
+            answer: catalogue_api.LookupItemsResponse = client.call(stub.LookupItems, request)
+            return answer
+
+        return ask(codes) if kept is None else kept.lookup_items(admdvs, codes, day, ask)
 
     def route(self, insuplc_admdvs: str) -> settlement_pb2.Route:
         """The route of a message this node sends to the insured region."""

@@ -69,6 +69,8 @@ class ProvinceAnswers:
         ask: Callable[[registry_api.CheckInstitutionRequest], registry_api.CheckInstitutionResponse],
     ) -> registry_api.CheckInstitutionResponse:
         """The kept answer for the same institution, care, day and insured place, else the province's."""
+        if not self._checks.enabled:
+            return ask(request)
         key = (
             request.fixmedins_code,
             request.med_type,
