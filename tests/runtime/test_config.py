@@ -100,6 +100,8 @@ def test_children_from_environment() -> None:
         ({"YIDI_TOKENS_REVOKED_CHECK_S": "-1"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
         ({"YIDI_TOKENS_REVOKED_CHECK_S": "nan"}, "YIDI_TOKENS_REVOKED_CHECK_S"),
         ({"YIDI_TOKENS_REFRESH_MAX_DAYS": "400"}, "YIDI_TOKENS_REFRESH_MAX_DAYS"),
+        ({"YIDI_SETTLEMENT_PROVINCE_CACHE_S": "-1"}, "YIDI_SETTLEMENT_PROVINCE_CACHE_S"),
+        ({"YIDI_SETTLEMENT_PROVINCE_CACHE_S": "a while"}, "YIDI_SETTLEMENT_PROVINCE_CACHE_S"),
         ({"YIDI_QUOTA_ENABLED": "maybe"}, "YIDI_QUOTA_ENABLED"),
         ({"YIDI_QUOTA_INSTITUTION_RATE": "0"}, "YIDI_QUOTA_INSTITUTION_RATE"),
         ({"YIDI_QUOTA_NODE_RATE": "fast"}, "YIDI_QUOTA_NODE_RATE"),
@@ -131,6 +133,7 @@ def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str]
         ("[node\n", "node.toml"),
         ("[tokens]\nrevoked = '/nonexistent/revoked-tokens'\n", "tokens.revoked"),
         ("[tokens]\nrefresh_max_days = 'a month'\n", "tokens.refresh_max_days"),
+        ("[settlement]\nprovince_cache_s = -5\n", "settlement.province_cache_s"),
         ("[quotas]\nnode_rate = true\n", "quotas.node_rate"),
         ("[quotas]\ncallers = 5\n", "quotas.callers"),
         (
@@ -230,3 +233,11 @@ def test_missing_file_is_reported() -> None:
 )
 def test_region_tree_containment(ancestor: str, region: str, inside: bool) -> None:
     assert region_contains(ancestor, region) is inside
+
+
+def test_a_city_node_keeps_its_provinces_answers_for_a_configured_bound(tmp_path: Path) -> None:
+    assert load_settings(environ={}).settlement_province_cache_s == 30.0
+    settings = load_settings(write(tmp_path, "[settlement]\nprovince_cache_s = 0\n"), environ={})
+    assert settings.settlement_province_cache_s == 0.0
+    overridden = load_settings(environ={"YIDI_SETTLEMENT_PROVINCE_CACHE_S": "5"})
+    assert overridden.settlement_province_cache_s == 5.0
