@@ -22,6 +22,7 @@ from yidi.type.v1 import person_pb2
 from yidi_codec.fields import Violations, proto_paths
 from yidi_codec.persons import person_from_snapshot
 from yidi_codec.results import item_result_from_proto, settlement_result_to_proto
+from yidi_codec.types import date_to_proto
 from yidi_codec.visits import visit_from_proto
 from yidi_core.accumulators import Accumulators
 from yidi_core.catalogue import ItemResult
@@ -40,11 +41,22 @@ from yidi_services.settlement.insured.models import ApplicationRow, ApplicationS
 
 @dataclass(frozen=True)
 class ApplyCommand:
-    """A checked ApplySettlement: the request with its visit and bill as core values."""
+    """A checked ApplySettlement: the bill as core values, the ids it is kept under, and its seal."""
 
-    request: api.ApplySettlementRequest
+    request_id: str
+    dry_run: bool
+    """A pre-settlement: settled on the values as they are, recorded nowhere."""
+    setl_id: str
+    psn_no: str
+    insutype: str
+    use_account: bool
+    catalogue_version: str
     visit: Visit
+    treatment_admdvs: str
+    fixmedins_code: str
     items: tuple[ItemResult, ...]
+    origin_admdvs: str
+    seal: Seal
 
     @property
     def year(self) -> int:
@@ -78,7 +90,21 @@ def command_of(request: api.ApplySettlementRequest) -> ApplyCommand:
         violations.add(problem)
     violations.raise_any()
     assert visit is not None
-    return ApplyCommand(request, visit, tuple(item for item in items if item is not None))
+    return ApplyCommand(
+        request_id=request.request_id,
+        dry_run=request.dry_run,
+        setl_id=request.setl_id,
+        psn_no=request.psn_no.strip(),
+        insutype=request.insutype.strip(),
+        use_account=request.use_account,
+        catalogue_version=request.catalogue_version,
+        visit=visit,
+        treatment_admdvs=request.facts.mdtrtarea_admvs,
+        fixmedins_code=request.facts.fixmedins_code,
+        items=tuple(item for item in items if item is not None),
+        origin_admdvs=request.route.origin_admdvs,
+        seal=Seal.of(request.payload_signature),
+    )
 
 
 def origin(request: api.ApplySettlementRequest) -> Origin:
@@ -98,34 +124,34 @@ def origin(request: api.ApplySettlementRequest) -> Origin:
 
 
 def eligibility_question(
-    request: api.ApplySettlementRequest, insuplc_admdvs: str
+    command: ApplyCommand, insuplc_admdvs: str
 ) -> filing_service_pb2.CheckEligibilityRequest:
     """The filing service's question: may this person settle this visit there and then?"""
-    facts = request.facts
+    visit = command.visit
     return filing_service_pb2.CheckEligibilityRequest(
-        person=insured_person_pb2.PersonLookup(psn_no=request.psn_no.strip()),
+        person=insured_person_pb2.PersonLookup(psn_no=command.psn_no),
         insuplc_admdvs=insuplc_admdvs,
-        treatment_admdvs=facts.mdtrtarea_admvs,
-        service_date=facts.service_date,
-        med_type=facts.med_type,
-        emergency=facts.emergency,
-        chronic_disease=facts.chronic_disease,
-        fixmedins_code=facts.fixmedins_code,
+        treatment_admdvs=command.treatment_admdvs,
+        service_date=date_to_proto(visit.service_date),
+        med_type=visit.med_type,
+        emergency=visit.emergency,
+        chronic_disease=visit.chronic_disease or "",
+        fixmedins_code=command.fixmedins_code,
     )
 
 
 def check_insutype(command: ApplyCommand, snapshot: person_pb2.PersonSnapshot) -> None:
     """The bill must be settled under the insurance the person holds."""
-    if command.request.insutype.strip() != snapshot.insutype:
+    if command.insutype != snapshot.insutype:
         raise invalid(
             "INVALID_ARGUMENT",
             "insutype",
-            f"person {snapshot.psn_no} is insured under {snapshot.insutype}, not {command.request.insutype}",
+            f"person {snapshot.psn_no} is insured under {snapshot.insutype}, not {command.insutype}",
         )
 
 
 def _settled(command: ApplyCommand, terms: Terms, balance_fen: int, before: Accumulators) -> Settlement:
-    person = person_from_snapshot(terms.snapshot, command.request.use_account, balance_fen)
+    person = person_from_snapshot(terms.snapshot, command.use_account, balance_fen)
     try:
         return settle_classified(command.visit, person, terms.policy, command.items, before)
     except DomainError as error:
@@ -141,7 +167,7 @@ def _response(
 ) -> api.ApplySettlementResponse:
     """The full result, with the account's movement beside the accumulators' when the account paid."""
     result = settlement_result_to_proto(
-        settlement, command.year, command.request.catalogue_version, terms.policy_version
+        settlement, command.year, command.catalogue_version, terms.policy_version
     )
     if settlement.acct_pay:
         account = Movement(ACCOUNT, "", balance_fen, -to_fen(settlement.acct_pay))
@@ -179,11 +205,11 @@ def apply(
     session: Session, command: ApplyCommand, terms: Terms, now: datetime, hold_expires_at: datetime
 ) -> api.ApplySettlementResponse:
     """Settle under the person's lock, write accumulators, account and the hold; answer the result."""
-    request, psn_no = command.request, terms.snapshot.psn_no
+    psn_no = terms.snapshot.psn_no
     account = ledger.lock_person(session, psn_no)
-    taken = holds.state_of(session, request.request_id)
+    taken = holds.state_of(session, command.request_id)
     if taken is not None:
-        holds.refuse_taken(request.request_id, taken)
+        holds.refuse_taken(command.request_id, taken)
     balance = account.balance_fen
     before = ledger.accumulators(session, psn_no, command.year)
     settlement = _settled(command, terms, balance, before)
@@ -192,11 +218,11 @@ def apply(
     holds.record(
         session,
         ApplicationRow(
-            request_id=request.request_id,
+            request_id=command.request_id,
             state=ApplicationState.HELD.value,
             psn_no=psn_no,
             year=command.year,
-            setl_id=request.setl_id,
+            setl_id=command.setl_id,
             policy_version=terms.policy_version,
             changes=[[change.kind.value, change.key, to_fen(change.delta)] for change in settlement.changes],
             account_delta_fen=account_delta,
@@ -206,9 +232,9 @@ def apply(
             psn_cash_pay_fen=to_fen(settlement.psn_cash_pay),
             created_at=now,
             hold_expires_at=hold_expires_at,
-            origin_admdvs=request.route.origin_admdvs,
+            origin_admdvs=command.origin_admdvs,
             resolve_attempts=0,
-            **_seal_columns(Seal.of(request.payload_signature)),
+            **_seal_columns(command.seal),
         ),
     )
     return _response(command, terms, settlement, balance, hold_expires_at)

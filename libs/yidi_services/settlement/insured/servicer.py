@@ -195,23 +195,22 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         method, response_type = "ApplySettlement", api.ApplySettlementResponse
         self._integrity.verify(method, request, apply.origin(request), ROUTED)
         command = apply.command_of(request)
-        if not request.dry_run:
-            check_application_id(request.request_id, "request_id", within=request.facts.fixmedins_code)
-        if not request.dry_run:
+        if not command.dry_run:
+            check_application_id(command.request_id, "request_id", within=command.fixmedins_code)
             with self._database.unit_of_work() as uow:
-                holds.ensure_not_corrected(uow.session, request.request_id)
-                answered = self._answered(uow.session, request.request_id, method, request, response_type)
+                holds.ensure_not_corrected(uow.session, command.request_id)
+                answered = self._answered(uow.session, command.request_id, method, request, response_type)
             if answered is not None:
                 return answered
         # The policy of the region and insurance the bill names is asked alongside eligibility; a
         # person filing places elsewhere (a county below this node) has it asked again.
         destination, insutype, day = (
             request.route.destination_admdvs,
-            request.insutype.strip(),
+            command.insutype,
             command.visit.service_date,
         )
         expected_policy = alongside(lambda: self._place.policy(destination, insutype, day))
-        snapshot = self._place.eligibility(apply.eligibility_question(request, destination))
+        snapshot = self._place.eligibility(apply.eligibility_question(command, destination))
         apply.check_insutype(command, snapshot)
         version, policy = (
             expected_policy.result()
@@ -219,13 +218,13 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
             else self._place.policy(snapshot.insuplc_admdvs, snapshot.insutype, day)
         )
         terms = apply.Terms(snapshot, version, policy)
-        if request.dry_run:
+        if command.dry_run:
             with self._database.unit_of_work() as uow:
                 return apply.dry_run(uow.session, command, terms)
         now = as_utc(self._clock())
         try:
             return self._once(
-                request.request_id,
+                command.request_id,
                 method,
                 request,
                 response_type,
@@ -235,9 +234,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
             )
         except holds.AlreadyApplied:
             with self._database.unit_of_work() as uow:
-                answered = self._answered(uow.session, request.request_id, method, request, response_type)
+                answered = self._answered(uow.session, command.request_id, method, request, response_type)
             if answered is None:
-                raise RuntimeError(f"application {request.request_id} exists without its answer") from None
+                raise RuntimeError(f"application {command.request_id} exists without its answer") from None
             return answered
 
     @routed
