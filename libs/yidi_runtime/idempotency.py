@@ -199,8 +199,22 @@ class RequestLog:
         committed if it raises, so a refused request leaves no trace and may be retried.
         ``owner`` defaults to the call's (:func:`owner_of_call`).
         """
+        return self.run_fingerprinted(
+            database, request_id, method, fingerprint(requests), response_type, effect, owner
+        )
+
+    def run_fingerprinted(
+        self,
+        database: Database,
+        request_id: str,
+        method: str,
+        digest: str,
+        response_type: type[Response],
+        effect: Callable[[Session], Response],
+        owner: str | None = None,
+    ) -> Response:
+        """:meth:`run_once` of a request whose fingerprint the caller took (:func:`fingerprint`)."""
         owner = owner or owner_of_call()
-        digest = fingerprint(requests)
         with database.unit_of_work(write=True) as uow:
             replayed = self.replay(uow.session, request_id, method, digest, response_type, owner)
             if replayed is not None:

@@ -26,20 +26,15 @@ from yidi_core.errors import invalid
 from yidi_runtime.db import Database
 from yidi_runtime.settlement_keys import derived_id
 from yidi_runtime.wire import Clock
-from yidi_services.settlement.treatment.checks import Caller, check_request_id
+from yidi_services.settlement.treatment import commands
+from yidi_services.settlement.treatment.commands import Corrected
 from yidi_services.settlement.treatment.fees import cancel_upload
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow, SettlementRow, VisitState
 from yidi_services.settlement.treatment.outcomes import Requests, bar, retried
 from yidi_services.settlement.treatment.peers import TreatmentPeers
 from yidi_services.settlement.treatment.records import find, reversal_of, settlement_message
-from yidi_services.settlement.treatment.settle import SETTLE, Settlements
+from yidi_services.settlement.treatment.settle import Settlements
 from yidi_services.settlement.treatment.visits import already_settled, load
-
-CORRECT = "Correct"
-_LOCAL_OPERATIONS = {
-    api.CORRECTED_OPERATION_REGISTER_VISIT: "RegisterVisit",
-    api.CORRECTED_OPERATION_UPLOAD_FEE_ITEMS: "UploadFeeItems",
-}
 
 
 class Corrections:
@@ -59,58 +54,41 @@ class Corrections:
         self._requests = requests
         self._settlements = settlements
 
-    def correct(self, request: api.CorrectRequest, caller: Caller) -> api.CorrectResponse:
+    def correct(self, command: commands.Correct) -> api.CorrectResponse:
         """Correct the call ``omsgid`` once per correction request id."""
-        request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(caller.owner, request_id, CORRECT, request, api.CorrectResponse)
+        replayed = self._requests.replayed(command.call, api.CorrectResponse)
         if replayed is not None:
             return replayed
-        check_request_id(request.omsgid, "omsgid")
-        if request.oinfno == api.CORRECTED_OPERATION_SETTLE:
-            return self._settlement(request, caller)
-        if request.oinfno == api.CORRECTED_OPERATION_REVERSE_SETTLEMENT:
-            raise invalid(
-                "INVALID_ARGUMENT",
-                "oinfno",
-                "a reversal is not corrected: send the ReverseSettlement again with the same request_id "
-                "(it takes effect once) to learn its outcome",
-            )
-        operation = _LOCAL_OPERATIONS.get(request.oinfno)  # type: ignore[call-overload]
-        if operation is None:
-            raise invalid("INVALID_ARGUMENT", "oinfno", "name the original operation")
+        if command.operation is Corrected.SETTLE:
+            return self._settlement(command)
         return self._requests.run_once(
-            caller.owner,
-            request_id,
-            CORRECT,
-            request,
-            api.CorrectResponse,
-            lambda session: self._undo_locally(session, request, operation, caller),
+            command.call, api.CorrectResponse, lambda session: self._undo_locally(session, command)
         )
 
-    def _undo_locally(
-        self, session: Session, request: api.CorrectRequest, operation: str, caller: Caller
-    ) -> api.CorrectResponse:
-        outcome = bar(session, caller.owner, request.omsgid, operation, request.request_id, self._clock())
+    def _undo_locally(self, session: Session, command: commands.Correct) -> api.CorrectResponse:
+        caller, operation, request_id = command.caller, command.operation, command.call.request_id
+        outcome = bar(session, caller.owner, command.omsgid, operation, request_id, self._clock())
         _ensure_operation(outcome, operation)
         if outcome.outcome == Outcome.CORRECTED:
-            return _barred(outcome, request.request_id)
+            return _barred(outcome, request_id)
         visit = load(session, outcome.mdtrt_id or "", caller, lock=True)
         if visit.state == VisitState.SETTLED:
             raise already_settled(visit)
-        if operation == "RegisterVisit":
+        if operation is Corrected.REGISTER_VISIT:
             visit.state = VisitState.CANCELLED
         else:
-            cancel_upload(session, visit.mdtrt_id, request.omsgid)
-        outcome.outcome, outcome.correction_id = Outcome.CORRECTED, request.request_id
+            cancel_upload(session, visit.mdtrt_id, command.omsgid)
+        outcome.outcome, outcome.correction_id = Outcome.CORRECTED, request_id
         return api.CorrectResponse(outcome=api.CORRECTION_OUTCOME_REVERSED)
 
-    def _settlement(self, request: api.CorrectRequest, caller: Caller) -> api.CorrectResponse:
-        request_id, omsgid = request.request_id, request.omsgid
+    def _settlement(self, command: commands.Correct) -> api.CorrectResponse:
+        call, caller, omsgid = command.call, command.caller, command.omsgid
+        request_id = call.request_id
 
         def decide() -> tuple[OutcomeRow, SettlementRow | None]:
             with self._database.unit_of_work(write=True) as uow:
-                outcome = bar(uow.session, caller.owner, omsgid, SETTLE, request_id, self._clock())
-                _ensure_operation(outcome, SETTLE)
+                outcome = bar(uow.session, caller.owner, omsgid, Corrected.SETTLE, request_id, self._clock())
+                _ensure_operation(outcome, Corrected.SETTLE)
                 if outcome.outcome == Outcome.APPLIED:
                     original = find(uow.session, medins_setl_id=omsgid, fixmedins_code=caller.fixmedins_code)
                     uow.session.expunge_all()
@@ -126,7 +104,7 @@ class Corrections:
 
         outcome, original = retried(decide)
         if original is not None:
-            return self._recorded(request, caller, original)
+            return self._recorded(command, original)
         if outcome.correction_id != request_id:
             answer = _barred(outcome, request_id)
         else:
@@ -134,7 +112,7 @@ class Corrections:
                 caller.insuplc_admdvs,
                 caller.key(request_id),
                 derived_id(caller.key(omsgid), "apply"),
-                request.psn_no,
+                command.psn_no,
             )
             answer = api.CorrectResponse(
                 outcome=api.CORRECTION_OUTCOME_REVERSED
@@ -146,19 +124,14 @@ class Corrections:
                 self._settlements.receipts.keep(session, reverted.request, reverted.answer)
                 return answer
 
-            return self._requests.run_once(
-                caller.owner, request_id, CORRECT, request, api.CorrectResponse, kept
-            )
-        return self._requests.run_once(
-            caller.owner, request_id, CORRECT, request, api.CorrectResponse, lambda _: answer
-        )
+            return self._requests.run_once(call, api.CorrectResponse, kept)
+        return self._requests.run_once(call, api.CorrectResponse, lambda _: answer)
 
-    def _recorded(
-        self, request: api.CorrectRequest, caller: Caller, original: SettlementRow
-    ) -> api.CorrectResponse:
+    def _recorded(self, command: commands.Correct, original: SettlementRow) -> api.CorrectResponse:
         """The settlement took effect: reverse it, unless it already was (then ALREADY_CORRECTED)."""
-        caller.owns(original.fixmedins_code, f"settlement {original.setl_id}")
-        request_id = request.request_id
+        command.caller.owns(original.fixmedins_code, f"settlement {original.setl_id}")
+        call = command.call
+        request_id = call.request_id
         if original.reversed:
 
             def already(session: Session) -> api.CorrectResponse:
@@ -168,15 +141,10 @@ class Corrections:
                     reversal=settlement_message(reversal) if reversal is not None else None,
                 )
 
-            return self._requests.run_once(
-                caller.owner, request_id, CORRECT, request, api.CorrectResponse, already
-            )
+            return self._requests.run_once(call, api.CorrectResponse, already)
         undone = self._settlements.revert(original, request_id)
         return self._requests.run_once(
-            caller.owner,
-            request_id,
-            CORRECT,
-            request,
+            call,
             api.CorrectResponse,
             lambda session: api.CorrectResponse(
                 outcome=api.CORRECTION_OUTCOME_REVERSED,

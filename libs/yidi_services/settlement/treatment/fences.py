@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi_runtime.settlement_keys import split_key
 from yidi_services.settlement.treatment.checks import institution_owner
+from yidi_services.settlement.treatment.commands import Corrected
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow, SettlementRow
 from yidi_services.settlement.treatment.outcomes import Raced
 from yidi_services.settlement.treatment.records import find
-
-SETTLE = "Settle"
 
 
 def _recorded(session: Session, code: str, msgid: str) -> SettlementRow | None:
@@ -46,7 +45,7 @@ def fence(
             OutcomeRow(
                 owner=owner,
                 request_id=msgid,
-                operation=SETTLE,
+                operation=Corrected.SETTLE,
                 outcome=Outcome.FENCED,
                 fenced_by=fenced_by,
                 created_at=now,

@@ -14,15 +14,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
-from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
 from yidi_runtime.config import region_contains
 from yidi_runtime.db import Database, insert_if_absent, row_by_key
-from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.idempotency import RequestLog, Response
 from yidi_services.settlement.models import RequestRecord
+from yidi_services.settlement.treatment.commands import Call
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow
 
 T = TypeVar("T")
@@ -146,19 +146,6 @@ def bar(
     return row
 
 
-def _content(request: Message) -> Message:
-    """What a repeat must match: the request without the envelope's sending time (`inf_time`).
-
-    A HIS that rebuilds its envelope for a retry stamps it anew; the retry is still the same
-    request, so the time it was sent never makes it DUPLICATE_REQUEST.
-    """
-    content = type(request)()
-    content.CopyFrom(request)
-    if content.DESCRIPTOR.fields_by_name.get("envelope") is not None:
-        content.envelope.ClearField("inf_time")  # type: ignore[attr-defined]
-    return content
-
-
 class Requests:
     """The request log of the treatment side: replay before any remote call, run an effect once."""
 
@@ -166,38 +153,21 @@ class Requests:
         self._database = database
         self._log = RequestLog(RequestRecord)
 
-    def replayed(
-        self, owner: str, request_id: str, method: str, request: Message, response_type: type[Response]
-    ) -> Response | None:
-        """The original answer to ``owner``'s answered request (DUPLICATE_REQUEST on other content), else None."""
+    def replayed(self, call: Call, response_type: type[Response]) -> Response | None:
+        """The original answer to an answered call (DUPLICATE_REQUEST on other content), else None."""
         with self._database.unit_of_work() as uow:
-            return self.replayed_in(uow.session, owner, request_id, method, request, response_type)
+            return self.replayed_in(uow.session, call, response_type)
 
-    def replayed_in(
-        self,
-        session: Session,
-        owner: str,
-        request_id: str,
-        method: str,
-        request: Message,
-        response_type: type[Response],
-    ) -> Response | None:
+    def replayed_in(self, session: Session, call: Call, response_type: type[Response]) -> Response | None:
         """:meth:`replayed`, read in the caller's unit of work."""
-        digest = fingerprint([_content(request)])
-        return self._log.replay(session, request_id, method, digest, response_type, owner)
+        return self._log.replay(session, call.request_id, call.method, call.digest, response_type, call.owner)
 
     def run_once(
-        self,
-        owner: str,
-        request_id: str,
-        method: str,
-        request: Message,
-        response_type: type[Response],
-        effect: Callable[[Session], Response],
+        self, call: Call, response_type: type[Response], effect: Callable[[Session], Response]
     ) -> Response:
-        """Apply ``effect`` at most once for ``owner``; a lost race is run again to answer as the winner decided."""
+        """Apply ``effect`` at most once for the call; a lost race is run again to answer as the winner decided."""
         return retried(
-            lambda: self._log.run_once(
-                self._database, request_id, method, [_content(request)], response_type, effect, owner
+            lambda: self._log.run_fingerprinted(
+                self._database, call.request_id, call.method, call.digest, response_type, effect, call.owner
             )
         )

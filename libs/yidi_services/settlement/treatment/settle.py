@@ -33,10 +33,8 @@ from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import fee_item_pb2, visit_pb2
-from yidi_codec.fields import Violations
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
-from yidi_core.money import MAX_AMOUNT_FEN
 from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled_nationally, pay_loc
 from yidi_runtime.db import Database, row_by_key
 from yidi_runtime.integrity import NodeIntegrity
@@ -48,12 +46,11 @@ from yidi_services.settlement.insured.forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
 from yidi_services.settlement.receipts import Receipts
+from yidi_services.settlement.treatment import commands
 from yidi_services.settlement.treatment.catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment.checks import (
     Caller,
-    check_request_id,
     record_id,
-    required_text,
 )
 from yidi_services.settlement.treatment.fees import active_items
 from yidi_services.settlement.treatment.models import (
@@ -80,8 +77,6 @@ from yidi_services.settlement.treatment.records import (
 )
 from yidi_services.settlement.treatment.visits import ensure_open, facts_of, load
 
-SETTLE = "Settle"
-
 
 @dataclass(frozen=True)
 class Reverted:
@@ -105,20 +100,6 @@ class Bill:
 def _key_of(row: SettlementRow) -> str:
     """The key of the institution's call that made a record."""
     return settlement_key(row.fixmedins_code, row.medins_setl_id)
-
-
-def _settle_fields(mdtrt_id: str, mid_setl_flag: bool) -> None:
-    problems = Violations()
-    problems.check(lambda: required_text(mdtrt_id, "mdtrt_id"))
-    if mid_setl_flag:
-        problems.add(
-            invalid(
-                "INVALID_ARGUMENT",
-                "mid_setl_flag",
-                "mid-stay settlement is not supported yet: settle at discharge",
-            )
-        )
-    problems.raise_any()
 
 
 def _ensure_total(classified: Classified, given_fen: int, field_path: str) -> None:
@@ -212,43 +193,32 @@ class Settlements:
             self._integrity.seal(entry)
         self._outbox.add(session, NATIONAL_REGION, APPEND_JOURNAL, journal)
 
-    def pre_settle(self, request: api.PreSettleRequest, caller: Caller) -> api.PreSettleResponse:
+    def pre_settle(self, command: commands.PreSettle) -> api.PreSettleResponse:
         """What settling now would give (2206 / 2303); changes nothing here or at the insured node."""
-        _settle_fields(request.mdtrt_id, request.mid_setl_flag)
-        bill = self._bill(request.mdtrt_id, caller)
-        if request.medfee_sumamt_fen:
-            _ensure_total(bill.classified, request.medfee_sumamt_fen, "medfee_sumamt_fen")
+        bill = self._bill(command.mdtrt_id, command.caller)
+        if command.medfee_sumamt_fen:
+            _ensure_total(bill.classified, command.medfee_sumamt_fen, "medfee_sumamt_fen")
         bill.institution.result()
         dry_run_id = derived_id(bill.visit.mdtrt_id, f"presettle-{uuid.uuid4().hex[:12]}")
         answer = self._peers.insured(
             bill.visit.insuplc_admdvs,
             lambda stub: stub.ApplySettlement,
-            self._apply_request(dry_run_id, bill, request.acct_used_flag),
+            self._apply_request(dry_run_id, bill, command.use_account),
         )
         result = answer.result
         result.catalogue_version = result.catalogue_version or bill.classified.catalogue_version
         result.policy_version = result.policy_version or answer.policy_version
         return api.PreSettleResponse(result=result)
 
-    def settle(self, request: api.SettleRequest, caller: Caller) -> api.SettleResponse:
+    def settle(self, command: commands.Settle) -> api.SettleResponse:
         """Settle the visit (2207 / 2304) exactly once per request id."""
-        request_id = check_request_id(request.request_id)
+        call, caller = command.call, command.caller
+        request_id = call.request_id
         with reading(self._database) as session:  # one read: the request log, the outcome, the visit
-            replayed = self._requests.replayed_in(
-                session, caller.owner, request_id, SETTLE, request, api.SettleResponse
-            )
+            replayed = self._requests.replayed_in(session, call, api.SettleResponse)
             if replayed is not None:
                 return replayed
-            _settle_fields(request.mdtrt_id, request.mid_setl_flag)
-            if not 0 < request.medfee_sumamt_fen <= MAX_AMOUNT_FEN:
-                raise invalid(
-                    "INVALID_ARGUMENT",
-                    "medfee_sumamt_fen",
-                    f"is required: the bill's total in fen, at most {MAX_AMOUNT_FEN}",
-                )
-            if len(request.invono) > 64:
-                raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
-            visit, items = _open_visit(session, request.mdtrt_id, caller)
+            visit, items = _open_visit(session, command.mdtrt_id, caller)
             ensure_not_barred(
                 row_by_key(session, OutcomeRow, (caller.owner, request_id)), request_id, visit.insuplc_admdvs
             )
@@ -257,18 +227,24 @@ class Settlements:
             raise invalid(
                 "INVALID_ARGUMENT", "mdtrt_id", f"inpatient stay {bill.visit.mdtrt_id} is not discharged yet"
             )
-        _ensure_total(bill.classified, request.medfee_sumamt_fen, "medfee_sumamt_fen")
+        _ensure_total(bill.classified, command.medfee_sumamt_fen, "medfee_sumamt_fen")
         bill.institution.result()
         key = caller.key(request_id)
         setl_id = record_id(self._region, key)
-        apply = self._apply_request(derived_id(key, "apply"), bill, request.acct_used_flag, setl_id=setl_id)
+        apply = self._apply_request(derived_id(key, "apply"), bill, command.use_account, setl_id=setl_id)
         applied = self._peers.insured(bill.visit.insuplc_admdvs, lambda stub: stub.ApplySettlement, apply)
         self.receipts.checked(apply, applied, bill.visit.insuplc_admdvs)
 
         def effect(session: Session) -> api.SettleResponse:
             now = self._clock()
             claim(
-                session, caller.owner, request_id, SETTLE, bill.visit.mdtrt_id, now, bill.visit.insuplc_admdvs
+                session,
+                caller.owner,
+                request_id,
+                call.method,
+                bill.visit.mdtrt_id,
+                now,
+                bill.visit.insuplc_admdvs,
             )
             self.receipts.keep(session, apply, applied)
             visit = load(session, bill.visit.mdtrt_id, caller, lock=True)
@@ -293,7 +269,7 @@ class Settlements:
                 med_type=bill.facts.med_type,
                 clr_type=clearing,
                 pay_loc=location,
-                invono=request.invono,
+                invono=command.invono,
                 setl_time=now,
                 result=result.SerializeToString(deterministic=True),
                 audit_flag=audit_flagged(clearing, location, result.amounts.medfee_sumamt_fen),
@@ -317,7 +293,7 @@ class Settlements:
                 self._queue_journal(session, derived_id(key, "journal"), row)
             return api.SettleResponse(settlement=settlement_message(row))
 
-        return self._requests.run_once(caller.owner, request_id, SETTLE, request, api.SettleResponse, effect)
+        return self._requests.run_once(call, api.SettleResponse, effect)
 
     def _confirm_request(self, row: SettlementRow) -> insured_api.ConfirmSettlementRequest:
         """The confirmation of a recorded settlement, sealed (the same bytes however often it is sent)."""
@@ -413,41 +389,30 @@ class Settlements:
             )
         return reversal
 
-    def reverse(self, request: api.ReverseSettlementRequest, caller: Caller) -> api.ReverseSettlementResponse:
+    def reverse(self, command: commands.ReverseSettlement) -> api.ReverseSettlementResponse:
         """Reverse a settlement (2208 / 2305) for a refund; the visit is not reopened."""
-        request_id = check_request_id(request.request_id)
-        replayed = self._requests.replayed(
-            caller.owner, request_id, "ReverseSettlement", request, api.ReverseSettlementResponse
-        )
+        call, caller = command.call, command.caller
+        replayed = self._requests.replayed(call, api.ReverseSettlementResponse)
         if replayed is not None:
             return replayed
-        problems = Violations()
-        for name in ("setl_id", "mdtrt_id", "psn_no"):
-            problems.check(lambda name=name: required_text(getattr(request, name), name))
-        problems.raise_any()
         with reading(self._database) as session:
-            original = find(session, setl_id=request.setl_id.strip())
+            original = find(session, setl_id=command.setl_id)
         if original is None:
             raise DomainError(
-                "NOT_FOUND",
-                f"no settlement {request.setl_id.strip()}",
-                metadata={"setl_id": request.setl_id.strip()},
+                "NOT_FOUND", f"no settlement {command.setl_id}", metadata={"setl_id": command.setl_id}
             )
         caller.owns(original.fixmedins_code, f"settlement {original.setl_id}")
         for name in ("mdtrt_id", "psn_no"):
-            if getattr(request, name).strip() != getattr(original, name):
+            if getattr(command, name) != getattr(original, name):
                 raise invalid("INVALID_ARGUMENT", name, f"does not match settlement {original.setl_id}")
         ensure_not_reversed(original)
-        undone = self.revert(original, request_id)
+        undone = self.revert(original, call.request_id)
         return self._requests.run_once(
-            caller.owner,
-            request_id,
-            "ReverseSettlement",
-            request,
+            call,
             api.ReverseSettlementResponse,
             lambda session: api.ReverseSettlementResponse(
                 reversal=settlement_message(
-                    self.record_reversal(session, original.setl_id, request_id, undone)
+                    self.record_reversal(session, original.setl_id, call.request_id, undone)
                 )
             ),
         )
