@@ -35,7 +35,8 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
-from yidi_core.errors import combine, invalid
+from yidi_codec.fields import Violations
+from yidi_core.errors import invalid
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.db import Database
 from yidi_runtime.paging import bad_token, decode_token, encode_token
@@ -75,29 +76,27 @@ class RecordsQuery:
 
 def query_of(request: api.ListSettlementRecordsRequest) -> RecordsQuery:
     """The request's filters, checked; every bad field named at once."""
-    problems = []
+    problems = Violations()
     if request.side not in (api.RECORD_SIDE_TREATMENT, api.RECORD_SIDE_INSURED):
-        problems.append(
+        problems.add(
             invalid("INVALID_ARGUMENT", "side", "must be RECORD_SIDE_TREATMENT or RECORD_SIDE_INSURED")
         )
     moments = {}
     for field in ("start_time", "end_time"):
         if not request.HasField(field):
-            problems.append(invalid("INVALID_ARGUMENT", field, "is required"))
+            problems.add(invalid("INVALID_ARGUMENT", field, "is required"))
             continue
         try:
             moments[field] = getattr(request, field).ToDatetime(tzinfo=UTC)
         except (ValueError, OverflowError):
-            problems.append(invalid("INVALID_ARGUMENT", field, "is not a representable time"))
+            problems.add(invalid("INVALID_ARGUMENT", field, "is not a representable time"))
     if len(moments) == 2 and moments["end_time"] <= moments["start_time"]:
-        problems.append(invalid("INVALID_ARGUMENT", "end_time", "must be after start_time"))
+        problems.add(invalid("INVALID_ARGUMENT", "end_time", "must be after start_time"))
     if request.page_size < 0:
-        problems.append(
+        problems.add(
             invalid("INVALID_ARGUMENT", "page_size", f"must not be negative, got {request.page_size}")
         )
-    error = combine(problems)
-    if error is not None:
-        raise error
+    problems.raise_any()
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return RecordsQuery(request.side, moments["start_time"], moments["end_time"], size, request.page_token)
 

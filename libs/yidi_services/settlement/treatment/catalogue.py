@@ -19,7 +19,7 @@ from yidi_codec.fields import Violations, proto_paths
 from yidi_codec.results import item_result_to_proto
 from yidi_codec.visits import visit_from_proto
 from yidi_core.catalogue import CatalogueEntry, FeeItem, line_amount
-from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.errors import DomainError, invalid
 from yidi_core.money import to_fen
 from yidi_core.settlement import classify_bill
 from yidi_services.settlement.treatment.peers import TreatmentPeers
@@ -95,7 +95,7 @@ def line_amounts_fen(items: Sequence[FeeItem], field_path: str = "items") -> lis
     amounts = [
         violations.check(lambda item=item, i=i: to_fen(line_amount(item, i))) for i, item in enumerate(items)
     ]
-    error = combine(violations.errors)
+    error = violations.combined()
     if error is not None:
         raise proto_paths(error, field_path)
     return [amount for amount in amounts if amount is not None]
