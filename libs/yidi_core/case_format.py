@@ -12,14 +12,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
+from operator import itemgetter, methodcaller
 from typing import Any, TypeVar
 
 from yidi_core.accumulators import KINDS, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemClass, Restriction, index_catalogue
-from yidi_core.codes import check_chronic_disease, check_diagnosis, check_item_code
+from yidi_core.codes import check_chronic_disease, check_diagnosis, check_item_code, plain_item_codes
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, invalid
-from yidi_core.money import ZERO, format_decimal, format_money, parse_decimal, parse_money, parse_ratio
+from yidi_core.money import (
+    ZERO,
+    format_decimal,
+    format_money,
+    parse_decimal,
+    parse_money,
+    parse_ratio,
+    plain_decimals,
+    plain_money,
+)
 from yidi_core.policy import ANY, DeductibleScope, Policy, Rule, Segment, check_policy
 from yidi_core.settlement import Person, Settlement, Visit, settle
 
@@ -147,8 +158,12 @@ def _item_code(value: object, path: str) -> str:
     return check_item_code(value, path)[0]
 
 
+_PRICE_PLACES = 6
+"""Decimals a quantity or unit price may have."""
+
+
 def _price(value: object, path: str) -> Decimal:
-    return parse_decimal(value, path, max_places=6)
+    return parse_decimal(value, path, max_places=_PRICE_PLACES)
 
 
 def _sn(value: object, path: str) -> str:
@@ -297,7 +312,44 @@ def parse_policy(document: object, path: str = "policy") -> Policy:
 
 def parse_items(document: object, path: str = "items") -> tuple[FeeItem, ...]:
     """The ``items`` array: serial number, code, quantity, unit price, optional line amount."""
-    return tuple([_item(raw, path, index) for index, raw in enumerate(_list(document, path))])
+    lines = _list(document, path)
+    return _plain_items(lines) or tuple([_item(raw, path, index) for index, raw in enumerate(lines)])
+
+
+_AMOUNT = methodcaller("get", "amount")
+
+
+def _plain_items(lines: list[Any]) -> tuple[FeeItem, ...] | None:
+    """The lines read a column at a time, when every value is one the line-by-line reading takes
+    exactly as written; else None (and each line is read on its own, naming what is wrong).
+
+    A bill has hundreds of lines: each column's check is one pattern mapped over it, at C speed.
+    """
+    if not lines or set(map(type, lines)) != {dict}:
+        return None
+    try:
+        serials = list(map(itemgetter("sn"), lines))
+        codes = list(map(itemgetter("code"), lines))
+        quantities = plain_decimals(list(map(itemgetter("qty"), lines)), _PRICE_PLACES)
+        prices = plain_decimals(list(map(itemgetter("price"), lines)), _PRICE_PLACES)
+    except KeyError:
+        return None
+    amounts: list[Any] = list(map(_AMOUNT, lines))
+    given = [index for index, amount in enumerate(amounts) if amount is not None]
+    given_amounts = plain_money([amounts[index] for index in given])
+    if (
+        quantities is None
+        or prices is None
+        or given_amounts is None
+        or set(map(type, serials)) != {str}
+        or "" in serials
+        or list(map(str.strip, serials)) != serials
+        or not plain_item_codes(codes)
+    ):
+        return None
+    for index, amount in zip(given, given_amounts, strict=True):
+        amounts[index] = amount
+    return tuple(map(_new_line, zip(serials, codes, quantities, prices, amounts, strict=True)))
 
 
 def _item(raw: object, path: str, index: int) -> FeeItem:
@@ -332,6 +384,7 @@ def _item(raw: object, path: str, index: int) -> FeeItem:
 
 # A named tuple's own __new__ is a Python function: tuple.__new__ builds one at C speed.
 _new_fee_item = tuple.__new__
+_new_line = partial(_new_fee_item, FeeItem)
 
 
 def parse_case(document: object) -> Case:
