@@ -51,6 +51,8 @@ from yidi_services.clearing.reconciliation.collect import TreeWalker
 from yidi_services.clearing.reconciliation.compare import Kind, Seen, SettlementRecord
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow
 
+MAX_REPAIR_IDS = 1_000
+"""Discrepancies one request repairs at most."""
 UNREACHABLE = "INSURED_REGION_UNREACHABLE"
 _NOT_ANSWERING = frozenset({UNREACHABLE, "NODE_UNREACHABLE"})
 _NOTE_LENGTH = 500
