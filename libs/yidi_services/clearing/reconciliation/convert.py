@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import reconciliation_pb2
@@ -18,8 +19,8 @@ from yidi_runtime.paging import page_size
 from yidi_runtime.settlement_keys import split_key
 from yidi_runtime.wire import date_message, day_of, required_day, timestamp_message
 from yidi_services.clearing.jobs import JOB_STATES, RunState
-from yidi_services.clearing.reconciliation import commands
-from yidi_services.clearing.reconciliation.compare import Kind, Period, SettlementRecord
+from yidi_services.clearing.reconciliation import commands, snapshots
+from yidi_services.clearing.reconciliation.compare import Kind, Period
 from yidi_services.clearing.reconciliation.institutions import DetailsCheck, TotalsCheck
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
 from yidi_services.clearing.reconciliation.repair import MAX_REPAIR_IDS
@@ -197,11 +198,11 @@ def run_message(row: ReconciliationRunRow) -> reconciliation_pb2.ReconciliationR
     )
 
 
-def side_record(data: bytes | None) -> reconciliation_pb2.SideRecord:
+def side_record(snapshot: dict[str, Any] | None) -> reconciliation_pb2.SideRecord:
     """What one side recorded, as a discrepancy shows it (``present`` false when it lacks the record)."""
-    if data is None:
+    if snapshot is None:
         return reconciliation_pb2.SideRecord(present=False)
-    record = SettlementRecord.FromString(data)
+    record = snapshots.record(snapshot)
     return reconciliation_pb2.SideRecord(
         present=True,
         fund_pay_sumamt_fen=record.fund_pay_sumamt_fen,
@@ -225,9 +226,9 @@ def discrepancy_message(row: DiscrepancyRow) -> reconciliation_pb2.Discrepancy:
         msgid=msgid,
         fixmedins_code=fixmedins_code,
         setl_id=row.setl_id,
-        treatment=side_record(row.treatment_record),
-        national=side_record(row.national_record),
-        insured=side_record(row.insured_record),
+        treatment=side_record(row.treatment_snapshot),
+        national=side_record(row.national_snapshot),
+        insured=side_record(row.insured_snapshot),
         repaired=row.repaired,
         repair_note=row.repair_note,
         day=date_message(row.day),
