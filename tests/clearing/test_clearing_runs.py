@@ -19,6 +19,7 @@ from clearing_support import (
     reversal_of,
     settlement,
 )
+from structlog.testing import capture_logs
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import ledger_pb2, statement_pb2
@@ -271,6 +272,26 @@ def test_clawbacks_are_refused_for_unknown_reversed_or_exhausted_settlements(nat
     qinghai = national.stub.GetStatement(api.GetStatementRequest(statement_id="2026-05/630000")).statement
     assert qinghai.payable_fen == 10_000 - 6_000 - 4_000
     assert [line.adjustment for line in qinghai.lines] == [False, True, True]
+
+
+def test_a_clawback_sent_again_is_answered_as_the_first_time_and_recorded_once(national: National) -> None:
+    paid = settlement("630100", "330400", 10_000, beijing(2026, 5, 3))
+    national.deliver(paid)
+    request = api.RecordClawbackRequest(
+        request_id=next_id("CB"),
+        msgid=paid.msgid,
+        fixmedins_code="H11010500001",
+        amount_fen=3_000,
+        reason="重复收费",
+    )
+    with capture_logs() as logs:
+        first = national.stub.RecordClawback(request, timeout=10)
+        assert national.stub.RecordClawback(request, timeout=10) == first
+    recorded = [line for line in logs if line["event"] == "clawback recorded"]
+    assert [(line["clawback_id"], line["amount_fen"]) for line in recorded] == [(first.clawback_id, 3_000)]
+    national.clear("2026-05")
+    qinghai = national.stub.GetStatement(api.GetStatementRequest(statement_id="2026-05/630000")).statement
+    assert qinghai.payable_fen == 10_000 - 3_000
 
 
 def test_statements_move_from_issued_to_confirmed_to_settled_and_the_ledger_follows(

@@ -22,15 +22,8 @@ from yidi_core.placement import journaled_nationally, pay_loc
 from yidi_runtime.integrity import NodeIntegrity, Origin, Seal
 from yidi_runtime.paging import page_size
 from yidi_runtime.wire import moment_of, stamp_moment, timestamp_message
-from yidi_services.clearing.journal import (
-    AMOUNT_FIELDS,
-    MAX_ENTRIES,
-    Amounts,
-    Entry,
-    JournalQuery,
-    Kind,
-    Recorded,
-)
+from yidi_services.clearing import commands
+from yidi_services.clearing.journal import AMOUNT_FIELDS, MAX_ENTRIES, Amounts, Entry, Kind, Recorded
 
 T = TypeVar("T")
 MAX_ID_LENGTH = 64
@@ -200,8 +193,14 @@ def verify_seals(integrity: NodeIntegrity, request: api.AppendJournalEntriesRequ
         )
 
 
-def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list[Entry]]:
-    """The sender's region and its checked entries; every bad field of the batch named at once."""
+def append_journal_entries(
+    request: api.AppendJournalEntriesRequest, integrity: NodeIntegrity
+) -> commands.AppendJournalEntries:
+    """AppendJournalEntries' command: the seals verified first, then every bad field of the batch named at once.
+
+    A seal signs an entry's bytes, so it is checked here, on the message that carries them.
+    """
+    verify_seals(integrity, request)
     violations = Violations()
     source = violations.check(lambda: check_region(request.source_admdvs, "source_admdvs")) or ""
     if not request.entries:
@@ -219,11 +218,11 @@ def journal_entries(request: api.AppendJournalEntriesRequest) -> tuple[str, list
         if entry is not None:
             entries.append(entry)
     violations.raise_any()
-    return source, entries
+    return commands.AppendJournalEntries(request.request_id, source, tuple(entries))
 
 
-def journal_query(request: api.ListJournalEntriesRequest) -> JournalQuery:
-    """ListJournalEntries' filters, checked: a province code, a range that does not run backwards."""
+def list_journal_entries(request: api.ListJournalEntriesRequest) -> commands.ListJournalEntries:
+    """ListJournalEntries' query: a province code, a range that does not run backwards."""
     province = ""
     if request.admdvs:
         province = check_region(request.admdvs)
@@ -233,7 +232,7 @@ def journal_query(request: api.ListJournalEntriesRequest) -> JournalQuery:
     end = moment_of(request, "end_time")
     if start is not None and end is not None and end < start:
         raise invalid("INVALID_ARGUMENT", "end_time", "must not be before start_time")
-    return JournalQuery(province, start, end, page_size(request.page_size), request.page_token)
+    return commands.ListJournalEntries(province, start, end, page_size(request.page_size), request.page_token)
 
 
 def entry_message(recorded: Recorded) -> journal_pb2.JournalEntry:

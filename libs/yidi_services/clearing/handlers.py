@@ -1,7 +1,8 @@
 """The national node's clearing handlers: advances, alerts, clearing runs, statements, clawbacks, the ledger.
 
-Each takes a checked request, runs one transaction (mutations exactly once per
-``request_id``) and answers a response; the servicer only routes calls here. What lives
+Each takes a command (:mod:`~.commands`), never a proto request, and gives back a domain
+result; a mutating one runs one transaction, its effect applied once per ``request_id``,
+and hands back the answer the servicer makes of its result (:mod:`~.calls`). What lives
 for as long as the node does — the alert watch and the clearing-run worker — is built
 here and handed to the node.
 """
@@ -9,21 +10,15 @@ here and handed to the node.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yidi.clearing.v1 import clearing_service_pb2 as api
-from yidi.clearing.v1 import statement_pb2
 from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.identity import CallerRole
-from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.logs import get_logger
-from yidi_runtime.paging import page_size
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock
 from yidi_services.clearing import (
@@ -31,18 +26,23 @@ from yidi_services.clearing import (
     alerts,
     clawbacks,
     clearing_runs,
-    convert,
+    commands,
     journal,
     ledger,
-    messages,
     statements,
 )
 from yidi_services.clearing.calendar import ClearingCalendar
+from yidi_services.clearing.calls import Answered, Answering, Page, once
 from yidi_services.clearing.clearing_runs import ClearingRunner, Run
+from yidi_services.clearing.jobs import RunState
+from yidi_services.clearing.ledger import Entry as LedgerEntry
+from yidi_services.clearing.ledger import Ledger
 from yidi_services.clearing.models import RequestRecord
+from yidi_services.clearing.statements import Statement, Transfer
 from yidi_services.clearing.watch import AlertWatch, ClearingMetrics
 
-Response = TypeVar("Response", bound=Message)
+Result = TypeVar("Result")
+Answer = TypeVar("Answer", bound=Message)
 
 ATTEMPTS = 3
 """A concurrent first attempt can win a unique key (an entry's msgid, a period's run, a year's advance);
@@ -56,7 +56,6 @@ class Clearing:
         self._database = context.database
         self._clock = clock
         self._log = RequestLog(RequestRecord)
-        self._integrity = NodeIntegrity(context.settings, context.metrics_registry)
         self._region = context.settings.region
         self.calendar = ClearingCalendar.of(context.settings)
         self.metrics = ClearingMetrics(context.metrics_registry)
@@ -67,51 +66,39 @@ class Clearing:
         context.run_in_background(self.watch)
         context.run_in_background(self.runner)
 
-    def once(
+    def _once(
         self,
         request_id: str,
-        method: str,
-        request: Message,
-        response_type: type[Response],
-        effect: Callable[[Session], Response],
-    ) -> Response:
-        """Apply ``effect`` once per request id, trying again when a racing first attempt won a unique key."""
-        for _ in range(ATTEMPTS - 1):
-            with suppress(IntegrityError):
-                return self._log.run_once(
-                    self._database, request_id, method, [request], response_type, effect
-                )
-        return self._log.run_once(self._database, request_id, method, [request], response_type, effect)
+        answering: Answering[Result, Answer],
+        effect: Callable[[Session], Result],
+    ) -> Answered[Result, Answer]:
+        """Apply ``effect`` once per request id: the answer, with the result when this call made it."""
+        return once(self._log, self._database, request_id, answering, effect, attempts=ATTEMPTS)
 
     def _cleared(self, run: Run) -> None:
         """A run cleared entries: every province's usage dropped."""
         self.watch.touched(statements_provinces(run))
 
     def append_journal_entries(
-        self, request: api.AppendJournalEntriesRequest
-    ) -> api.AppendJournalEntriesResponse:
+        self, command: commands.AppendJournalEntries, answering: Answering[journal.Appended, Answer]
+    ) -> Answer:
         """Record a delivered batch once; the insured provinces' advance usage is re-evaluated soon after."""
-        convert.verify_seals(self._integrity, request)
-        source, entries = convert.journal_entries(request)
+        source, entries = command.source_admdvs, command.entries
         journal.ensure_sent_by_treatment_node(source, entries)
-
-        def effect(session: Session) -> api.AppendJournalEntriesResponse:
-            appended = journal.append(session, source, entries, self._clock())
-            return api.AppendJournalEntriesResponse(
-                appended_count=appended.appended_count, duplicate_count=appended.duplicate_count
-            )
-
-        response = self.once(
-            request.request_id, "AppendJournalEntries", request, api.AppendJournalEntriesResponse, effect
+        done = self._once(
+            command.request_id,
+            answering,
+            lambda session: journal.append(session, source, entries, self._clock()),
         )
         self.watch.touched({entry.insured_province for entry in entries})
-        get_logger().info(
-            "journal entries delivered",
-            source_admdvs=source,
-            appended=response.appended_count,
-            duplicates=response.duplicate_count,
-        )
-        return response
+        if (appended := done.made) is not None:
+            get_logger().info(
+                "journal entries delivered",
+                source_admdvs=source,
+                appended=appended.appended_count,
+                duplicates=appended.duplicate_count,
+            )
+        return done.answer
 
     def _journal_part(self) -> str:
         """The region whose part of the journal the caller may read: another node's own; "" for all."""
@@ -120,174 +107,163 @@ class Clearing:
             return principal.region
         return ""
 
-    def list_journal_entries(self, request: api.ListJournalEntriesRequest) -> api.ListJournalEntriesResponse:
+    def list_journal_entries(self, query: commands.ListJournalEntries) -> Page[journal.Recorded]:
         """A page of the journal in record order (a child node's own part only)."""
-        query = convert.journal_query(request)
         with self._database.unit_of_work() as uow:
-            page, token = journal.list_entries(uow.session, query, self._journal_part())
-        return api.ListJournalEntriesResponse(
-            entries=[convert.entry_message(recorded) for recorded in page], next_page_token=token
-        )
+            return Page(*journal.list_entries(uow.session, query, self._journal_part()))
 
-    def set_advance(self, request: api.SetAdvanceRequest) -> api.SetAdvanceResponse:
+    def set_advance(
+        self, command: commands.SetAdvance, answering: Answering[advances.AdvanceStatus, Answer]
+    ) -> Answer:
         """SetAdvance: the year's advance set once per request; the ledger receives the difference."""
-        admdvs, year, fen = messages.advance_request(request)
 
-        def effect(session: Session) -> api.SetAdvanceResponse:
-            advances.set_advance(session, request.request_id, admdvs, year, fen, self._clock())
-            status = advances.status(session, admdvs, year, self.calendar)
-            return api.SetAdvanceResponse(status=messages.advance_status(status))
+        def effect(session: Session) -> advances.AdvanceStatus:
+            advances.set_advance(
+                session, command.request_id, command.admdvs, command.year, command.amount_fen, self._clock()
+            )
+            return advances.status(session, command.admdvs, command.year, self.calendar)
 
-        answer = self.once(request.request_id, "SetAdvance", request, api.SetAdvanceResponse, effect)
-        self.watch.advance_status(admdvs, year)
+        answer = self._once(command.request_id, answering, effect).answer
+        self.watch.advance_status(command.admdvs, command.year)
         return answer
 
-    def top_up_advance(self, request: api.TopUpAdvanceRequest) -> api.TopUpAdvanceResponse:
+    def top_up_advance(
+        self, command: commands.TopUpAdvance, answering: Answering[advances.AdvanceStatus, Answer]
+    ) -> Answer:
         """TopUpAdvance (紧急调增): added to an existing advance, logged with its reason."""
-        admdvs, year, fen = messages.advance_request(request)
-        reason = messages.text(request.reason, "reason")
 
-        def effect(session: Session) -> api.TopUpAdvanceResponse:
-            advances.top_up(session, request.request_id, admdvs, year, fen, reason, self._clock())
-            status = advances.status(session, admdvs, year, self.calendar)
-            return api.TopUpAdvanceResponse(status=messages.advance_status(status))
+        def effect(session: Session) -> advances.AdvanceStatus:
+            advances.top_up(
+                session,
+                command.request_id,
+                command.admdvs,
+                command.year,
+                command.amount_fen,
+                command.reason,
+                self._clock(),
+            )
+            return advances.status(session, command.admdvs, command.year, self.calendar)
 
-        answer = self.once(request.request_id, "TopUpAdvance", request, api.TopUpAdvanceResponse, effect)
+        answer = self._once(command.request_id, answering, effect).answer
         get_logger(service="clearing").info(
-            "advance topped up", admdvs=admdvs, year=year, amount_fen=fen, reason=reason
+            "advance topped up",
+            admdvs=command.admdvs,
+            year=command.year,
+            amount_fen=command.amount_fen,
+            reason=command.reason,
         )
-        self.watch.advance_status(admdvs, year)
+        self.watch.advance_status(command.admdvs, command.year)
         return answer
 
-    def advance_status(self, request: api.GetAdvanceStatusRequest) -> api.GetAdvanceStatusResponse:
+    def advance_status(self, query: commands.GetAdvanceStatus) -> advances.AdvanceStatus:
         """GetAdvanceStatus: usage now, with the province's alert brought up to date."""
-        admdvs, year = messages.province(request.admdvs), messages.year(request.year)
-        status = self.watch.advance_status(admdvs, year)
-        return api.GetAdvanceStatusResponse(status=messages.advance_status(status))
+        return self.watch.advance_status(query.admdvs, query.year)
 
-    def list_alerts(self, request: api.ListAlertsRequest) -> api.ListAlertsResponse:
+    def list_alerts(self, query: commands.ListAlerts) -> Page[alerts.Alert]:
         """ListAlerts: what is still pending is evaluated first, so the list is current."""
-        admdvs = messages.optional_province(request.admdvs, pool=True)
-        size = page_size(request.page_size)
         try:
             self.watch.evaluate_pending()
         except Exception:  # an evaluation that cannot write now must not hide the alerts already raised
             get_logger(service="clearing").exception("clearing alert evaluation failed")
         with self._database.unit_of_work() as uow:
-            found, token = alerts.list_alerts(
-                uow.session, admdvs, request.active_only, size, request.page_token
+            return Page(
+                *alerts.list_alerts(
+                    uow.session, query.admdvs, query.active_only, query.page_size, query.page_token
+                )
             )
-        return api.ListAlertsResponse(alerts=[messages.alert(item) for item in found], next_page_token=token)
 
-    def run_clearing(self, request: api.RunClearingRequest) -> api.RunClearingResponse:
+    def run_clearing(self, command: commands.RunClearing, answering: Answering[Run, Answer]) -> Answer:
         """RunClearing: the run is recorded (or the period's existing run answered) and queued."""
-        period = messages.period(request.period)
-
-        def effect(session: Session) -> api.RunClearingResponse:
-            return api.RunClearingResponse(
-                run=messages.run(clearing_runs.start(session, period, self._clock()))
-            )
-
-        answer = self.once(request.request_id, "RunClearing", request, api.RunClearingResponse, effect)
-        if answer.run.state in (statement_pb2.JOB_STATE_PENDING, statement_pb2.JOB_STATE_RUNNING):
-            self.runner.submit(answer.run.run_id)
-        return answer
-
-    def clearing_run(self, request: api.GetClearingRunRequest) -> api.GetClearingRunResponse:
-        """GetClearingRun: the run, with the live count of a run in progress."""
-        run_id = request.run_id.strip()
-        with self._database.unit_of_work() as uow:
-            found = clearing_runs.get(uow.session, run_id, self.runner.progress(run_id))
-        return api.GetClearingRunResponse(run=messages.run(found))
-
-    def list_statements(self, request: api.ListStatementsRequest) -> api.ListStatementsResponse:
-        """ListStatements: a page of statements with their lines and transfers."""
-        period = messages.optional_period(request.period)
-        admdvs = messages.optional_province(request.admdvs)
-        state = messages.statement_state(request.state)
-        size = page_size(request.page_size)
-        with self._database.unit_of_work() as uow:
-            found, token = statements.list_statements(
-                uow.session, period, admdvs, state, size, request.page_token
-            )
-        return api.ListStatementsResponse(
-            statements=[messages.statement(item) for item in found], next_page_token=token
+        done = self._once(
+            command.request_id,
+            answering,
+            lambda session: clearing_runs.start(session, command.period, self._clock()),
         )
+        if (run := done.made) is not None and run.state in (RunState.PENDING, RunState.RUNNING):
+            self.runner.submit(run.run_id)
+        return done.answer
 
-    def statement(self, request: api.GetStatementRequest) -> api.GetStatementResponse:
+    def clearing_run(self, query: commands.GetClearingRun) -> Run:
+        """GetClearingRun: the run, with the live count of a run in progress."""
+        with self._database.unit_of_work() as uow:
+            return clearing_runs.get(uow.session, query.run_id, self.runner.progress(query.run_id))
+
+    def list_statements(self, query: commands.ListStatements) -> Page[Statement]:
+        """ListStatements: a page of statements with their lines and transfers."""
+        with self._database.unit_of_work() as uow:
+            return Page(
+                *statements.list_statements(
+                    uow.session, query.period, query.admdvs, query.state, query.page_size, query.page_token
+                )
+            )
+
+    def statement(self, query: commands.GetStatement) -> Statement:
         """GetStatement: one statement with its lines and transfers."""
         with self._database.unit_of_work() as uow:
-            found = statements.get(uow.session, request.statement_id.strip())
-        return api.GetStatementResponse(statement=messages.statement(found))
+            return statements.get(uow.session, query.statement_id)
 
-    def confirm_statement(self, request: api.ConfirmStatementRequest) -> api.ConfirmStatementResponse:
+    def confirm_statement(
+        self, command: commands.ConfirmStatement, answering: Answering[Statement, Answer]
+    ) -> Answer:
         """ConfirmStatement: issued → confirmed, once per request."""
-        confirmed_by = messages.text(request.confirmed_by, "confirmed_by", limit=messages.MAX_REFERENCE)
+        return self._once(
+            command.request_id,
+            answering,
+            lambda session: statements.confirm(
+                session, command.request_id, command.statement_id, command.confirmed_by, self._clock()
+            ),
+        ).answer
 
-        def effect(session: Session) -> api.ConfirmStatementResponse:
-            found = statements.confirm(
-                session, request.request_id, request.statement_id.strip(), confirmed_by, self._clock()
-            )
-            return api.ConfirmStatementResponse(statement=messages.statement(found))
+    def record_transfer(
+        self, command: commands.RecordTransfer, answering: Answering[Statement, Answer]
+    ) -> Answer:
+        """RecordTransfer: money moved for a confirmed statement (at the time given, else now), once per request."""
+        moved = Transfer(command.amount_fen, command.bank_reference, command.transfer_time or self._clock())
+        return self._once(
+            command.request_id,
+            answering,
+            lambda session: statements.record_transfer(
+                session, command.request_id, command.statement_id, moved, self._clock()
+            ),
+        ).answer
 
-        return self.once(
-            request.request_id, "ConfirmStatement", request, api.ConfirmStatementResponse, effect
-        )
-
-    def record_transfer(self, request: api.RecordTransferRequest) -> api.RecordTransferResponse:
-        """RecordTransfer: money moved for a confirmed statement, once per request."""
-        moved = messages.transfer(request, self._clock())
-
-        def effect(session: Session) -> api.RecordTransferResponse:
-            found = statements.record_transfer(
-                session, request.request_id, request.statement_id.strip(), moved, self._clock()
-            )
-            return api.RecordTransferResponse(statement=messages.statement(found))
-
-        return self.once(request.request_id, "RecordTransfer", request, api.RecordTransferResponse, effect)
-
-    def record_clawback(self, request: api.RecordClawbackRequest) -> api.RecordClawbackResponse:
+    def record_clawback(
+        self, command: commands.RecordClawback, answering: Answering[clawbacks.Recorded, Answer]
+    ) -> Answer:
         """RecordClawback: recorded for the next clearing, once per request."""
-        clawback = messages.clawback(request)
-
-        def effect(session: Session) -> api.RecordClawbackResponse:
-            closed = clearing_runs.last_closed(session)
-            recorded = clawbacks.record(session, clawback, closed, self._clock())
-            return api.RecordClawbackResponse(
-                clawback_id=recorded.clawback_id, adjustment_period=recorded.adjustment_period
+        clawback = command.clawback
+        done = self._once(
+            command.request_id,
+            answering,
+            lambda session: clawbacks.record(
+                session, clawback, clearing_runs.last_closed(session), self._clock()
+            ),
+        )
+        if (recorded := done.made) is not None:
+            get_logger(service="clearing").info(
+                "clawback recorded",
+                clawback_id=recorded.clawback_id,
+                msgid=clawback.msgid,
+                amount_fen=clawback.amount_fen,
+                adjustment_period=recorded.adjustment_period,
             )
+        return done.answer
 
-        answer = self.once(request.request_id, "RecordClawback", request, api.RecordClawbackResponse, effect)
-        get_logger(service="clearing").info(
-            "clawback recorded",
-            clawback_id=answer.clawback_id,
-            msgid=clawback.msgid,
-            amount_fen=clawback.amount_fen,
-            adjustment_period=answer.adjustment_period,
-        )
-        return answer
-
-    def clearing_calendar(self, request: api.GetClearingCalendarRequest) -> api.GetClearingCalendarResponse:
+    def clearing_calendar(self, query: commands.GetClearingCalendar) -> ClearingCalendar:
         """GetClearingCalendar: the configured calendar and thresholds."""
-        return api.GetClearingCalendarResponse(calendar=messages.calendar(self.calendar))
+        return self.calendar
 
-    def ledger(self, request: api.GetLedgerRequest) -> api.GetLedgerResponse:
+    def ledger(self, query: commands.GetLedger) -> Ledger:
         """GetLedger: balances and the zero-sum check (which also refreshes the imbalance gauge)."""
-        admdvs = messages.optional_province(request.admdvs, pool=True)
         with self._database.unit_of_work() as uow:
-            found = ledger.ledger(uow.session, admdvs)
+            found = ledger.ledger(uow.session, query.admdvs)
         self.metrics.imbalance.set(found.total_fen)
-        return messages.ledger_response(found)
+        return found
 
-    def ledger_entries(self, request: api.ListLedgerEntriesRequest) -> api.ListLedgerEntriesResponse:
+    def ledger_entries(self, query: commands.ListLedgerEntries) -> Page[LedgerEntry]:
         """ListLedgerEntries: a page of entries in posting order."""
-        admdvs = messages.optional_province(request.admdvs, pool=True)
-        size = page_size(request.page_size)
         with self._database.unit_of_work() as uow:
-            found, token = ledger.list_entries(uow.session, admdvs, size, request.page_token)
-        return api.ListLedgerEntriesResponse(
-            entries=[messages.ledger_entry(entry) for entry in found], next_page_token=token
-        )
+            return Page(*ledger.list_entries(uow.session, query.admdvs, query.page_size, query.page_token))
 
 
 def statements_provinces(run: Run) -> list[str]:

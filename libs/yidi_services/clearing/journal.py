@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_runtime.regions import below
 from yidi_runtime.wire import as_utc
 from yidi_services.clearing.models import JournalEntryRecord
+
+if TYPE_CHECKING:  # the commands carry entries: they import this module
+    from yidi_services.clearing.commands import ListJournalEntries
 
 MAX_ENTRIES = 1_000
 AMOUNT_FIELDS = ("medfee_sumamt_fen", "fund_pay_sumamt_fen", "acct_pay_fen", "psn_cash_pay_fen")
@@ -292,17 +296,6 @@ def append(session: Session, source_admdvs: str, entries: Sequence[Entry], now: 
 
 
 @dataclass(frozen=True, slots=True)
-class JournalQuery:
-    """ListJournalEntries' filters: a province (either side) and a half-open ``setl_time`` range."""
-
-    province: str
-    start_time: datetime | None
-    end_time: datetime | None
-    page_size: int
-    page_token: str
-
-
-@dataclass(frozen=True, slots=True)
 class Recorded:
     """An entry as the journal holds it: the delivered content and what the national node added."""
 
@@ -316,7 +309,7 @@ class Recorded:
         return cls(Entry.of(record), as_utc(record.record_time), record.cleared_period or "")
 
 
-def list_entries(session: Session, query: JournalQuery, within: str = "") -> tuple[list[Recorded], str]:
+def list_entries(session: Session, query: ListJournalEntries, within: str = "") -> tuple[list[Recorded], str]:
     """One page of entries in record order; the token resumes after the last entry served.
 
     ``within``: only entries whose insured or treatment region lies in that region (a child

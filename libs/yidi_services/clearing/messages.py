@@ -1,9 +1,12 @@
-"""Proto ↔ plain values for the ledger, advances, alerts, clearing runs and statements, checked at the edge."""
+"""Proto ↔ plain values for the ledger, advances, alerts, clearing runs and statements.
+
+Requests become commands (:mod:`~.commands`) here, every field checked on the way;
+results become the messages the answers carry.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +15,9 @@ from yidi.clearing.v1 import ledger_pb2, statement_pb2
 from yidi_codec.fields import Violations
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
 from yidi_core.errors import invalid
+from yidi_runtime.paging import page_size
 from yidi_runtime.wire import date_message, stamp_moment, timestamp_message
+from yidi_services.clearing import commands
 from yidi_services.clearing.advances import AdvanceStatus
 from yidi_services.clearing.alerts import Alert, AlertKind, AlertLevel
 from yidi_services.clearing.calendar import ClearingCalendar
@@ -21,7 +26,7 @@ from yidi_services.clearing.clearing_runs import Run
 from yidi_services.clearing.jobs import JOB_STATES
 from yidi_services.clearing.ledger import AccountKind, Entry, Ledger
 from yidi_services.clearing.periods import Period
-from yidi_services.clearing.statements import Line, Statement, StatementState, Transfer
+from yidi_services.clearing.statements import Line, Statement, StatementState
 
 MAX_AMOUNT_FEN = 10**15
 """Ten trillion yuan: far above any advance or transfer, far below int64."""
@@ -102,7 +107,7 @@ def _checked(*checks: Callable[[], Any]) -> list[Any]:
     return values
 
 
-def advance_request(request: api.SetAdvanceRequest | api.TopUpAdvanceRequest) -> tuple[str, int, int]:
+def _advance(request: api.SetAdvanceRequest | api.TopUpAdvanceRequest) -> tuple[str, int, int]:
     """Province, year and amount of SetAdvance / TopUpAdvance, every bad field named at once."""
     admdvs, year_value, fen = _checked(
         lambda: province(request.admdvs), lambda: year(request.year), lambda: amount(request.amount_fen)
@@ -132,26 +137,81 @@ def statement_state(value: int) -> StatementState | None:
     return found
 
 
-def transfer(request: api.RecordTransferRequest, now: datetime) -> Transfer:
-    """The transfer of RecordTransfer (its time defaults to now)."""
+def set_advance(request: api.SetAdvanceRequest) -> commands.SetAdvance:
+    """SetAdvance's command."""
+    return commands.SetAdvance(request.request_id, *_advance(request))
+
+
+def top_up_advance(request: api.TopUpAdvanceRequest) -> commands.TopUpAdvance:
+    """TopUpAdvance's command: an advance's fields, then the reason."""
+    admdvs, year_value, fen = _advance(request)
+    return commands.TopUpAdvance(request.request_id, admdvs, year_value, fen, text(request.reason, "reason"))
+
+
+def get_advance_status(request: api.GetAdvanceStatusRequest) -> commands.GetAdvanceStatus:
+    """GetAdvanceStatus's query."""
+    return commands.GetAdvanceStatus(province(request.admdvs), year(request.year))
+
+
+def list_alerts(request: api.ListAlertsRequest) -> commands.ListAlerts:
+    """ListAlerts' query."""
+    admdvs = optional_province(request.admdvs, pool=True)
+    return commands.ListAlerts(admdvs, request.active_only, page_size(request.page_size), request.page_token)
+
+
+def run_clearing(request: api.RunClearingRequest) -> commands.RunClearing:
+    """RunClearing's command."""
+    return commands.RunClearing(request.request_id, period(request.period))
+
+
+def get_clearing_run(request: api.GetClearingRunRequest) -> commands.GetClearingRun:
+    """GetClearingRun's query (an empty or unknown id is the lookup's to refuse)."""
+    return commands.GetClearingRun(request.run_id.strip())
+
+
+def list_statements(request: api.ListStatementsRequest) -> commands.ListStatements:
+    """ListStatements' query."""
+    period_value = optional_period(request.period)
+    admdvs = optional_province(request.admdvs)
+    state = statement_state(request.state)
+    return commands.ListStatements(
+        period_value, admdvs, state, page_size(request.page_size), request.page_token
+    )
+
+
+def get_statement(request: api.GetStatementRequest) -> commands.GetStatement:
+    """GetStatement's query (an empty or unknown id is the lookup's to refuse)."""
+    return commands.GetStatement(request.statement_id.strip())
+
+
+def confirm_statement(request: api.ConfirmStatementRequest) -> commands.ConfirmStatement:
+    """ConfirmStatement's command."""
+    confirmed_by = text(request.confirmed_by, "confirmed_by", limit=MAX_REFERENCE)
+    return commands.ConfirmStatement(request.request_id, request.statement_id.strip(), confirmed_by)
+
+
+def record_transfer(request: api.RecordTransferRequest) -> commands.RecordTransfer:
+    """RecordTransfer's command: the transfer is required, its time is not."""
     if not request.HasField("transfer"):
         raise invalid("INVALID_ARGUMENT", "transfer", "is required")
     message = request.transfer
     moved_at = (
         stamp_moment(message.transfer_time, "transfer.transfer_time")
         if message.HasField("transfer_time")
-        else now
+        else None
     )
-    return Transfer(
+    return commands.RecordTransfer(
+        request.request_id,
+        request.statement_id.strip(),
         amount(message.amount_fen, "transfer.amount_fen"),
         text(message.bank_reference, "transfer.bank_reference", limit=MAX_REFERENCE),
         moved_at,
     )
 
 
-def clawback(request: api.RecordClawbackRequest) -> Clawback:
-    """The clawback of RecordClawback, every bad field named at once."""
-    return Clawback(
+def record_clawback(request: api.RecordClawbackRequest) -> commands.RecordClawback:
+    """RecordClawback's command, every bad field named at once."""
+    clawback = Clawback(
         *_checked(
             lambda: text(request.msgid, "msgid", required=True, limit=MAX_REFERENCE),
             lambda: amount(request.amount_fen),
@@ -159,6 +219,23 @@ def clawback(request: api.RecordClawbackRequest) -> Clawback:
             lambda: text(request.fixmedins_code, "fixmedins_code", required=True, limit=12),
         )
     )
+    return commands.RecordClawback(request.request_id, clawback)
+
+
+def get_clearing_calendar(_request: api.GetClearingCalendarRequest) -> commands.GetClearingCalendar:
+    """GetClearingCalendar's query: the request asks nothing."""
+    return commands.GetClearingCalendar()
+
+
+def get_ledger(request: api.GetLedgerRequest) -> commands.GetLedger:
+    """GetLedger's query."""
+    return commands.GetLedger(optional_province(request.admdvs, pool=True))
+
+
+def list_ledger_entries(request: api.ListLedgerEntriesRequest) -> commands.ListLedgerEntries:
+    """ListLedgerEntries' query."""
+    admdvs = optional_province(request.admdvs, pool=True)
+    return commands.ListLedgerEntries(admdvs, page_size(request.page_size), request.page_token)
 
 
 def advance_status(status: AdvanceStatus) -> api.AdvanceStatus:

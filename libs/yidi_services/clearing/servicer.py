@@ -1,132 +1,263 @@
 """ClearingService over gRPC: the national journal, advances, alerts, clearing, statements and the ledger.
 
-Everything the service keeps lives at the national node: there the calls are answered by
-:class:`~yidi_services.clearing.handlers.Clearing` (and the journal's two methods, kept
-here); any other node relays a call one hop up to its parent (:mod:`yidi_runtime.relay`,
-toward :attr:`~yidi_runtime.relay.Up.NATIONAL`), and the peer's answer or refusal comes
-back as it was. The node asks as itself (its own vouch), so the national node checks the
-rules against the relaying node and its subtree. The reconciliation methods come from their mixin.
+Everything the service keeps lives at the national node: there each request becomes a
+command (:mod:`~yidi_services.clearing.commands`), answered by
+:class:`~yidi_services.clearing.handlers.Clearing`, whose result becomes the answer
+(:mod:`~yidi_services.clearing.calls`). Any other node relays a call one hop up to its
+parent (:mod:`yidi_runtime.relay`, toward :attr:`~yidi_runtime.relay.Up.NATIONAL`), and the
+peer's answer or refusal comes back as it was. The node asks as itself (its own vouch), so
+the national node checks the rules against the relaying node and its subtree. The
+reconciliation methods come from their mixin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import grpc
-from google.protobuf.message import Message
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi_core.codes import NATIONAL_REGION
-from yidi_runtime.relay import Relay, Up, Vouching
+from yidi_runtime.integrity import NodeIntegrity
+from yidi_runtime.relay import Relay, Vouching
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
-from yidi_services.clearing import ledger
+from yidi_services.clearing import commands, convert, ledger, messages
+from yidi_services.clearing.calls import AtNational
 from yidi_services.clearing.handlers import Clearing
 from yidi_services.clearing.reconciliation.servicer import ReconciliationMethods
 
-Handler = Callable[[Clearing, Any], Message]
-
 
 class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
-    """Money between provinces at the national node (先预付、后清算)."""
+    """Money between provinces at the national node (先预付、后清算).
+
+    Each method names the request's command, the handler and the answer made of its result.
+    """
 
     def __init__(self, context: ServiceContext, clock: Clock = wall_clock) -> None:
-        self._clearing = Clearing(context, clock) if context.settings.region == NATIONAL_REGION else None
+        national = context.settings.region == NATIONAL_REGION
+        self._clearing = Clearing(context, clock) if national else None
+        self._integrity = NodeIntegrity(context.settings, context.metrics_registry) if national else None
         self.relay = Relay(context.router, api_grpc.ClearingServiceStub, vouching=Vouching.NODE)
+        self._calls = AtNational(self.relay, self._here)
 
-    def _national(
-        self, method: str, request: Message, handler: Handler, context: grpc.ServicerContext
-    ) -> Any:
-        """``handler`` at the national node; elsewhere the parent's answer to the same call."""
-        return self.relay.answer(
-            method, request, context, Up.NATIONAL, lambda: self._handle(handler, request)
-        )
-
-    def _handle(self, handler: Handler, request: Message) -> Message:
+    def _here(self) -> Clearing:
         assert self._clearing is not None, "the national node builds its clearing handlers"
-        return handler(self._clearing, request)
+        return self._clearing
+
+    def _journal_batch(self, request: api.AppendJournalEntriesRequest) -> commands.AppendJournalEntries:
+        assert self._integrity is not None, "the national node checks the seals"
+        return convert.append_journal_entries(request, self._integrity)
 
     def AppendJournalEntries(
         self, request: api.AppendJournalEntriesRequest, context: grpc.ServicerContext
     ) -> api.AppendJournalEntriesResponse:
-        return self._national("AppendJournalEntries", request, Clearing.append_journal_entries, context)
+        return self._calls.write(
+            "AppendJournalEntries",
+            request,
+            context,
+            self._journal_batch,
+            Clearing.append_journal_entries,
+            api.AppendJournalEntriesResponse,
+            lambda appended: api.AppendJournalEntriesResponse(
+                appended_count=appended.appended_count, duplicate_count=appended.duplicate_count
+            ),
+        )
 
     def ListJournalEntries(
         self, request: api.ListJournalEntriesRequest, context: grpc.ServicerContext
     ) -> api.ListJournalEntriesResponse:
-        return self._national("ListJournalEntries", request, Clearing.list_journal_entries, context)
+        return self._calls.read(
+            "ListJournalEntries",
+            request,
+            context,
+            convert.list_journal_entries,
+            Clearing.list_journal_entries,
+            lambda page: api.ListJournalEntriesResponse(
+                entries=[convert.entry_message(recorded) for recorded in page.items],
+                next_page_token=page.next_page_token,
+            ),
+        )
 
     def SetAdvance(
         self, request: api.SetAdvanceRequest, context: grpc.ServicerContext
     ) -> api.SetAdvanceResponse:
-        return self._national("SetAdvance", request, Clearing.set_advance, context)
+        return self._calls.write(
+            "SetAdvance",
+            request,
+            context,
+            messages.set_advance,
+            Clearing.set_advance,
+            api.SetAdvanceResponse,
+            lambda status: api.SetAdvanceResponse(status=messages.advance_status(status)),
+        )
 
     def TopUpAdvance(
         self, request: api.TopUpAdvanceRequest, context: grpc.ServicerContext
     ) -> api.TopUpAdvanceResponse:
-        return self._national("TopUpAdvance", request, Clearing.top_up_advance, context)
+        return self._calls.write(
+            "TopUpAdvance",
+            request,
+            context,
+            messages.top_up_advance,
+            Clearing.top_up_advance,
+            api.TopUpAdvanceResponse,
+            lambda status: api.TopUpAdvanceResponse(status=messages.advance_status(status)),
+        )
 
     def GetAdvanceStatus(
         self, request: api.GetAdvanceStatusRequest, context: grpc.ServicerContext
     ) -> api.GetAdvanceStatusResponse:
-        return self._national("GetAdvanceStatus", request, Clearing.advance_status, context)
+        return self._calls.read(
+            "GetAdvanceStatus",
+            request,
+            context,
+            messages.get_advance_status,
+            Clearing.advance_status,
+            lambda status: api.GetAdvanceStatusResponse(status=messages.advance_status(status)),
+        )
 
     def ListAlerts(
         self, request: api.ListAlertsRequest, context: grpc.ServicerContext
     ) -> api.ListAlertsResponse:
-        return self._national("ListAlerts", request, Clearing.list_alerts, context)
+        return self._calls.read(
+            "ListAlerts",
+            request,
+            context,
+            messages.list_alerts,
+            Clearing.list_alerts,
+            lambda page: api.ListAlertsResponse(
+                alerts=[messages.alert(found) for found in page.items], next_page_token=page.next_page_token
+            ),
+        )
 
     def RunClearing(
         self, request: api.RunClearingRequest, context: grpc.ServicerContext
     ) -> api.RunClearingResponse:
-        return self._national("RunClearing", request, Clearing.run_clearing, context)
+        return self._calls.write(
+            "RunClearing",
+            request,
+            context,
+            messages.run_clearing,
+            Clearing.run_clearing,
+            api.RunClearingResponse,
+            lambda run: api.RunClearingResponse(run=messages.run(run)),
+        )
 
     def GetClearingRun(
         self, request: api.GetClearingRunRequest, context: grpc.ServicerContext
     ) -> api.GetClearingRunResponse:
-        return self._national("GetClearingRun", request, Clearing.clearing_run, context)
+        return self._calls.read(
+            "GetClearingRun",
+            request,
+            context,
+            messages.get_clearing_run,
+            Clearing.clearing_run,
+            lambda run: api.GetClearingRunResponse(run=messages.run(run)),
+        )
 
     def ListStatements(
         self, request: api.ListStatementsRequest, context: grpc.ServicerContext
     ) -> api.ListStatementsResponse:
-        return self._national("ListStatements", request, Clearing.list_statements, context)
+        return self._calls.read(
+            "ListStatements",
+            request,
+            context,
+            messages.list_statements,
+            Clearing.list_statements,
+            lambda page: api.ListStatementsResponse(
+                statements=[messages.statement(found) for found in page.items],
+                next_page_token=page.next_page_token,
+            ),
+        )
 
     def GetStatement(
         self, request: api.GetStatementRequest, context: grpc.ServicerContext
     ) -> api.GetStatementResponse:
-        return self._national("GetStatement", request, Clearing.statement, context)
+        return self._calls.read(
+            "GetStatement",
+            request,
+            context,
+            messages.get_statement,
+            Clearing.statement,
+            lambda found: api.GetStatementResponse(statement=messages.statement(found)),
+        )
 
     def ConfirmStatement(
         self, request: api.ConfirmStatementRequest, context: grpc.ServicerContext
     ) -> api.ConfirmStatementResponse:
-        return self._national("ConfirmStatement", request, Clearing.confirm_statement, context)
+        return self._calls.write(
+            "ConfirmStatement",
+            request,
+            context,
+            messages.confirm_statement,
+            Clearing.confirm_statement,
+            api.ConfirmStatementResponse,
+            lambda found: api.ConfirmStatementResponse(statement=messages.statement(found)),
+        )
 
     def RecordTransfer(
         self, request: api.RecordTransferRequest, context: grpc.ServicerContext
     ) -> api.RecordTransferResponse:
-        return self._national("RecordTransfer", request, Clearing.record_transfer, context)
+        return self._calls.write(
+            "RecordTransfer",
+            request,
+            context,
+            messages.record_transfer,
+            Clearing.record_transfer,
+            api.RecordTransferResponse,
+            lambda found: api.RecordTransferResponse(statement=messages.statement(found)),
+        )
 
     def RecordClawback(
         self, request: api.RecordClawbackRequest, context: grpc.ServicerContext
     ) -> api.RecordClawbackResponse:
-        return self._national("RecordClawback", request, Clearing.record_clawback, context)
+        return self._calls.write(
+            "RecordClawback",
+            request,
+            context,
+            messages.record_clawback,
+            Clearing.record_clawback,
+            api.RecordClawbackResponse,
+            lambda recorded: api.RecordClawbackResponse(
+                clawback_id=recorded.clawback_id, adjustment_period=recorded.adjustment_period
+            ),
+        )
 
     def GetClearingCalendar(
         self, request: api.GetClearingCalendarRequest, context: grpc.ServicerContext
     ) -> api.GetClearingCalendarResponse:
-        return self._national("GetClearingCalendar", request, Clearing.clearing_calendar, context)
+        return self._calls.read(
+            "GetClearingCalendar",
+            request,
+            context,
+            messages.get_clearing_calendar,
+            Clearing.clearing_calendar,
+            lambda calendar: api.GetClearingCalendarResponse(calendar=messages.calendar(calendar)),
+        )
 
     def GetLedger(
         self, request: api.GetLedgerRequest, context: grpc.ServicerContext
     ) -> api.GetLedgerResponse:
-        return self._national("GetLedger", request, Clearing.ledger, context)
+        return self._calls.read(
+            "GetLedger", request, context, messages.get_ledger, Clearing.ledger, messages.ledger_response
+        )
 
     def ListLedgerEntries(
         self, request: api.ListLedgerEntriesRequest, context: grpc.ServicerContext
     ) -> api.ListLedgerEntriesResponse:
-        return self._national("ListLedgerEntries", request, Clearing.ledger_entries, context)
+        return self._calls.read(
+            "ListLedgerEntries",
+            request,
+            context,
+            messages.list_ledger_entries,
+            Clearing.ledger_entries,
+            lambda page: api.ListLedgerEntriesResponse(
+                entries=[messages.ledger_entry(entry) for entry in page.items],
+                next_page_token=page.next_page_token,
+            ),
+        )
 
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:

@@ -14,64 +14,66 @@ settlements. Details are matched by ``setl_id``; an institution may send a refun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yidi.clearing.v1 import clearing_service_pb2 as api
-from yidi_core.codes import check_institution, check_region
-from yidi_core.dictionaries import NATIONAL
-from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.regions import below
 from yidi_services.clearing.journal import Kind as EntryKind
 from yidi_services.clearing.models import JournalEntryRecord
+from yidi_services.clearing.reconciliation.commands import (
+    CheckInstitutionDetails,
+    CheckInstitutionTotals,
+    DetailRow,
+)
 from yidi_services.clearing.reconciliation.compare import Period
-from yidi_services.clearing.reconciliation.convert import checked_days
 
-MAX_DAYS = 366
-MAX_ROWS = 10_000
 _TOTALS = ("medfee_sumamt_fen", "fund_pay_sumamt_fen", "acct_pay_fen")
 _COMPARED = ("mdtrt_id", "psn_no", *_TOTALS, "refd_setl_flag")
 """Fields of a detail row compared; an institution row that leaves mdtrt_id or psn_no empty is not checked on them."""
 
 
-def _checked(*checks: object) -> list[DomainError]:
-    problems = []
-    for check in checks:
-        try:
-            check()  # type: ignore[operator]
-        except DomainError as error:
-            problems.append(error)
-    return problems
+@dataclass(frozen=True, slots=True)
+class TotalsCheck:
+    """3201's outcome: the journal's totals, and whether the institution's equal them (the difference said)."""
+
+    balanced: bool
+    description: str
+    setl_cnt: int
+    medfee_sumamt_fen: int
+    fund_pay_sumamt_fen: int
+    acct_pay_fen: int
 
 
-def _raise_any(problems: Sequence[DomainError]) -> None:
-    error = combine(list(problems))
-    if error is not None:
-        raise error
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A settlement that differs: the journal's row and the institution's (None where one lacks it)."""
+
+    node_row: DetailRow | None
+    institution_row: DetailRow | None
+    msgid: str
+    memo: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetailsCheck:
+    """3202's outcome: every settlement that differs."""
+
+    mismatches: tuple[Mismatch, ...]
+
+    @property
+    def balanced(self) -> bool:
+        """Nothing differs."""
+        return not self.mismatches
 
 
 def _in_range(period: Period) -> tuple[object, object]:
     return JournalEntryRecord.setl_time >= period.start_time, JournalEntryRecord.setl_time < period.end_time
 
 
-def check_totals(
-    session: Session, request: api.CheckInstitutionTotalsRequest
-) -> api.CheckInstitutionTotalsResponse:
+def check_totals(session: Session, query: CheckInstitutionTotals) -> TotalsCheck:
     """3201: the journal's totals for the institution, group and days, against the institution's."""
-    group = request.group
-    problems = _checked(
-        lambda: check_institution(request.fixmedins_code),
-        lambda: NATIONAL.check("insutype", group.insutype, "group.insutype"),
-        lambda: NATIONAL.check("clr_type", group.clr_type, "group.clr_type"),
-        lambda: check_region(group.setl_optins, "group.setl_optins"),
-    )
-    if request.fixmedins_setl_cnt < 0:
-        problems.append(invalid("INVALID_ARGUMENT", "fixmedins_setl_cnt", "must not be negative"))
-    _raise_any(problems)
-    period = checked_days(request.start_date, request.end_date, MAX_DAYS, end_required=True)
     entry = JournalEntryRecord
     rows = session.execute(
         select(
@@ -82,11 +84,11 @@ def check_totals(
             func.coalesce(func.sum(entry.acct_pay_fen), 0),
         )
         .where(
-            entry.fixmedins_code == request.fixmedins_code.strip(),
-            entry.insutype == group.insutype.strip(),
-            entry.clr_type == group.clr_type.strip(),
-            below(entry.mdtrtarea_admvs, group.setl_optins.strip()),
-            *_in_range(period),
+            entry.fixmedins_code == query.fixmedins_code,
+            entry.insutype == query.insutype,
+            entry.clr_type == query.clr_type,
+            below(entry.mdtrtarea_admvs, query.setl_optins),
+            *_in_range(query.days),
         )
         .group_by(entry.kind)
     ).all()
@@ -95,13 +97,12 @@ def check_totals(
         node["setl_cnt"] += -count if kind == EntryKind.REVERSAL.value else count
         for name, fen in zip(_TOTALS, sums, strict=True):
             node[name] += int(fen)
-    theirs = {"setl_cnt": request.fixmedins_setl_cnt, **{name: getattr(request, name) for name in _TOTALS}}
     differing = [
-        f"{name}: node {node[name]}, institution {theirs[name]}"
+        f"{name}: node {node[name]}, institution {getattr(query, name)}"
         for name in ("setl_cnt", *_TOTALS)
-        if node[name] != theirs[name]
+        if node[name] != getattr(query, name)
     ]
-    return api.CheckInstitutionTotalsResponse(
+    return TotalsCheck(
         balanced=not differing,
         description="balanced" if not differing else "differs: " + "; ".join(differing),
         **node,
@@ -110,7 +111,7 @@ def check_totals(
 
 @dataclass(frozen=True)
 class _NodeRow:
-    row: api.InstitutionDetailRow
+    row: DetailRow
     msgid: str
 
 
@@ -122,7 +123,7 @@ def _node_rows(session: Session, fixmedins_code: str, period: Period) -> dict[st
     )
     return {
         entry.setl_id: _NodeRow(
-            api.InstitutionDetailRow(
+            DetailRow(
                 setl_id=entry.setl_id,
                 mdtrt_id=entry.mdtrt_id,
                 psn_no=entry.psn_no,
@@ -137,30 +138,7 @@ def _node_rows(session: Session, fixmedins_code: str, period: Period) -> dict[st
     }
 
 
-def _institution_rows(rows: Sequence[api.InstitutionDetailRow]) -> dict[str, api.InstitutionDetailRow]:
-    """The institution's rows by setl_id, refunds negated; a missing or repeated setl_id is refused."""
-    if len(rows) > MAX_ROWS:
-        raise invalid("INVALID_ARGUMENT", "rows", f"at most {MAX_ROWS} rows, got {len(rows)}")
-    found: dict[str, api.InstitutionDetailRow] = {}
-    problems = []
-    for index, given in enumerate(rows):
-        setl_id = given.setl_id.strip()
-        if not setl_id:
-            problems.append(invalid("INVALID_ARGUMENT", f"rows[{index}].setl_id", "is required"))
-        elif setl_id in found:
-            problems.append(invalid("INVALID_ARGUMENT", f"rows[{index}].setl_id", f"{setl_id} appears twice"))
-        row = api.InstitutionDetailRow()
-        row.CopyFrom(given)
-        row.setl_id = setl_id
-        if row.refd_setl_flag:
-            for name in _TOTALS:
-                setattr(row, name, -abs(getattr(row, name)))
-        found[setl_id] = row
-    _raise_any(problems)
-    return found
-
-
-def _memo(node: api.InstitutionDetailRow, theirs: api.InstitutionDetailRow) -> str:
+def _memo(node: DetailRow, theirs: DetailRow) -> str:
     differing = [
         f"{name}: node {getattr(node, name)}, institution {getattr(theirs, name)}"
         for name in _COMPARED
@@ -170,34 +148,24 @@ def _memo(node: api.InstitutionDetailRow, theirs: api.InstitutionDetailRow) -> s
     return "; ".join(differing)
 
 
-def check_details(
-    session: Session, request: api.CheckInstitutionDetailsRequest
-) -> api.CheckInstitutionDetailsResponse:
+def check_details(session: Session, query: CheckInstitutionDetails) -> DetailsCheck:
     """3202: which settlements differ between the journal and the institution's rows, with the msgid to correct."""
-    fixmedins_code = check_institution(request.fixmedins_code)
-    period = checked_days(request.start_date, request.end_date, MAX_DAYS, end_required=True)
-    theirs = _institution_rows(request.rows)
-    ours = _node_rows(session, fixmedins_code, period)
+    theirs = {row.setl_id: row for row in query.rows}
+    ours = _node_rows(session, query.fixmedins_code, query.days)
     mismatches = []
     for setl_id, node in ours.items():
         given = theirs.get(setl_id)
         if given is None:
             mismatches.append(
-                api.DetailMismatch(
-                    node_row=node.row, msgid=node.msgid, memo="the institution's rows lack this settlement"
-                )
+                Mismatch(node.row, None, node.msgid, "the institution's rows lack this settlement")
             )
             continue
         memo = _memo(node.row, given)
         if memo:
-            mismatches.append(
-                api.DetailMismatch(node_row=node.row, institution_row=given, msgid=node.msgid, memo=memo)
-            )
+            mismatches.append(Mismatch(node.row, given, node.msgid, memo))
     mismatches += [
-        api.DetailMismatch(
-            institution_row=given, memo="the national journal holds no such settlement in these days"
-        )
+        Mismatch(None, given, "", "the national journal holds no such settlement in these days")
         for setl_id, given in theirs.items()
         if setl_id not in ours
     ]
-    return api.CheckInstitutionDetailsResponse(balanced=not mismatches, mismatches=mismatches)
+    return DetailsCheck(tuple(mismatches))

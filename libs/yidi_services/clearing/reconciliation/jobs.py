@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -22,8 +23,9 @@ from yidi_runtime.db import Database
 from yidi_runtime.logs import get_logger
 from yidi_runtime.wire import Clock, as_utc
 from yidi_services.clearing.jobs import RunState
+from yidi_services.clearing.reconciliation import snapshots
 from yidi_services.clearing.reconciliation.collect import TreeWalker, Window, journal_records, merged
-from yidi_services.clearing.reconciliation.compare import Comparison, Found, Kind, Period, compare
+from yidi_services.clearing.reconciliation.compare import Comparison, Found, Kind, Period, Seen, compare
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow, ReconciliationRunRow, ReportLineRow
 
 MARGIN = timedelta(hours=1)
@@ -66,9 +68,8 @@ def create_run(
 def _discrepancy_rows(run_id: str, found: Found, now: datetime) -> list[DiscrepancyRow]:
     sides = found.sides
 
-    def encoded(side: str) -> bytes | None:
-        seen = getattr(sides, side)
-        return None if seen is None else seen.record.SerializeToString(deterministic=True)
+    def snapshot(seen: Seen | None) -> dict[str, Any] | None:
+        return None if seen is None else snapshots.document(seen.record)
 
     return [
         DiscrepancyRow(
@@ -83,9 +84,9 @@ def _discrepancy_rows(run_id: str, found: Found, now: datetime) -> list[Discrepa
             insutype=found.line.insutype,
             treatment_node=sides.treatment.node if sides.treatment else "",
             insured_node=sides.insured.node if sides.insured else "",
-            treatment_record=encoded("treatment"),
-            national_record=encoded("national"),
-            insured_record=encoded("insured"),
+            treatment_snapshot=snapshot(sides.treatment),
+            national_snapshot=snapshot(sides.national),
+            insured_snapshot=snapshot(sides.insured),
             reverses_msgid=sides.anchor.record.reverses_msgid,
             repaired=False,
             repair_note="",

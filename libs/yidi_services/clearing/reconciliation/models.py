@@ -1,8 +1,9 @@
 """Tables of the three-way reconciliation: runs, the discrepancies they found, and their report lines.
 
-A discrepancy keeps each side's record as that side stated it (a ``SettlementRecord``
-encoding; the national side's built from its journal entry), so an operator sees them
-side by side and a repair replays exactly what the treatment node recorded. A report
+A discrepancy keeps each side's record as that side stated it (the national side's built
+from its journal entry) as a snapshot: a versioned JSON document (:mod:`~.snapshots`), so
+an operator sees them side by side and a repair replays exactly what the treatment node
+recorded. A report
 line sums, for one run, one China calendar day, one (insured province, treatment
 province) pair and one insurance type, what each side recorded.
 """
@@ -10,11 +11,15 @@ province) pair and one insurance type, what each side recorded.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_services.clearing.models import SEQUENCE, Base
+
+SNAPSHOT = JSON(none_as_null=True)
+"""A side's snapshot document; a side that lacks the record is SQL NULL, not JSON null."""
 
 
 class ReconciliationRunRow(Base):
@@ -58,9 +63,10 @@ class DiscrepancyRow(Base):
     # The nodes that listed the treatment and insured records ("" when that side lacks it).
     treatment_node: Mapped[str] = mapped_column(String(6))
     insured_node: Mapped[str] = mapped_column(String(6))
-    treatment_record: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    national_record: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    insured_record: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Each side's record as a snapshot document; NULL when that side lacks it.
+    treatment_snapshot: Mapped[dict[str, Any] | None] = mapped_column(SNAPSHOT, nullable=True)
+    national_snapshot: Mapped[dict[str, Any] | None] = mapped_column(SNAPSHOT, nullable=True)
+    insured_snapshot: Mapped[dict[str, Any] | None] = mapped_column(SNAPSHOT, nullable=True)
     # For a reversing record: the msgid of the settlement it undoes, as its record names it.
     reverses_msgid: Mapped[str] = mapped_column(String(64))
     repaired: Mapped[bool] = mapped_column(Boolean)

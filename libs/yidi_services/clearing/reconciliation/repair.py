@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import select
@@ -47,10 +48,13 @@ from yidi_runtime.routing import Router
 from yidi_runtime.settlement_keys import derived_id
 from yidi_services.clearing import convert, journal
 from yidi_services.clearing.models import JournalEntryRecord
+from yidi_services.clearing.reconciliation import snapshots
 from yidi_services.clearing.reconciliation.collect import TreeWalker
 from yidi_services.clearing.reconciliation.compare import Kind, Seen, SettlementRecord
 from yidi_services.clearing.reconciliation.models import DiscrepancyRow
 
+MAX_REPAIR_IDS = 1_000
+"""Discrepancies one request repairs at most."""
 UNREACHABLE = "INSURED_REGION_UNREACHABLE"
 _NOT_ANSWERING = frozenset({UNREACHABLE, "NODE_UNREACHABLE"})
 _NOTE_LENGTH = 500
@@ -73,13 +77,13 @@ class Outcome:
 def side_records(row: DiscrepancyRow) -> tuple[Seen | None, Seen | None, Seen | None]:
     """The treatment, national and insured records kept with the discrepancy."""
 
-    def decoded(data: bytes | None, node: str) -> Seen | None:
-        return None if data is None else Seen(SettlementRecord.FromString(data), node)
+    def decoded(snapshot: dict[str, Any] | None, node: str) -> Seen | None:
+        return None if snapshot is None else Seen(snapshots.record(snapshot), node)
 
     return (
-        decoded(row.treatment_record, row.treatment_node),
-        decoded(row.national_record, ""),
-        decoded(row.insured_record, row.insured_node),
+        decoded(row.treatment_snapshot, row.treatment_node),
+        decoded(row.national_snapshot, ""),
+        decoded(row.insured_snapshot, row.insured_node),
     )
 
 
