@@ -84,6 +84,8 @@ def _facts(given: visit_pb2.VisitFacts, caller: Caller) -> visit_pb2.VisitFacts:
             "med_type", given.med_type, "bill.facts.med_type", region=caller.mdtrtarea_admvs
         )
     )
+    # A day or unset, like the bill's own: it is kept as a date.
+    problems.check(lambda: day_of(given.service_date, "bill.facts.service_date"))
     for index, code in enumerate(given.diagnoses):
         problems.check(lambda code=code, index=index: check_diagnosis(code, f"bill.facts.diagnoses[{index}]"))
     if given.chronic_disease:
