@@ -59,6 +59,12 @@ def upgrade(database: Database, versions: Path, metadata: MetaData, revision: st
         command.upgrade(_config(database.service, versions, metadata, connection), revision)
 
 
+def downgrade(database: Database, versions: Path, metadata: MetaData, revision: str) -> None:
+    """Revert one service's migrations down to ``revision`` in one transaction (tests of a migration's way back)."""
+    with database.engine.begin() as connection:
+        command.downgrade(_config(database.service, versions, metadata, connection), revision)
+
+
 def ensure_current(database: Database, versions: Path, metadata: MetaData) -> None:
     """Raise :class:`SchemaOutOfDate` unless the database is at the code's head revision."""
     head = head_revision(database.service, versions, metadata)

@@ -15,6 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
+from yidi_codec.documents import (
+    fee_item_document,
+    fee_item_from_document,
+    item_result_columns,
+    item_result_from_columns,
+)
 from yidi_codec.fields import Violations
 from yidi_core.errors import DomainError
 from yidi_core.money import check_fen
@@ -36,11 +42,11 @@ def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
 def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
     """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
     rows = session.scalars(
-        select(FeeLineRow.item)
+        select(FeeLineRow.uploaded)
         .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active)
         .order_by(FeeLineRow.id)
     )
-    return [fee_item_pb2.FeeItem.FromString(item) for item in rows]
+    return [fee_item_from_document(item) for item in rows]
 
 
 def ensure_times_past(
@@ -61,11 +67,7 @@ def _total_fen(
     existing: dict[str, FeeLineRow], messages: Sequence[fee_item_pb2.FeeItem], classified: Classified
 ) -> int:
     """What the visit's active lines total once ``messages`` are stored (a line uploaded again counts once)."""
-    total = sum(
-        fee_item_pb2.ItemResult.FromString(row.result).det_item_fee_sumamt_fen
-        for row in existing.values()
-        if row.active
-    )
+    total = sum(row.det_item_fee_sumamt_fen for row in existing.values() if row.active)
     for message, result in zip(messages, classified.results, strict=True):
         row = existing.get(message.feedetl_sn.strip())
         if row is None or not row.active:
@@ -98,15 +100,16 @@ def store(
                     f"fee line {serial} of visit {mdtrt_id} was uploaded with other content; cancel it first",
                     metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": serial},
                 )
-            answers.append(fee_item_pb2.ItemResult.FromString(row.result))
+            answers.append(item_result_from_columns(row))
             continue
         if row is None:
             row = FeeLineRow(mdtrt_id=mdtrt_id, feedetl_sn=serial, created_at=now)
             session.add(row)
         row.upload_request_id = request_id
         row.fingerprint = digest
-        row.item = message.SerializeToString(deterministic=True)
-        row.result = result.SerializeToString(deterministic=True)
+        row.uploaded = fee_item_document(message)
+        for column, value in item_result_columns(result).items():
+            setattr(row, column, value)
         row.catalogue_version = classified.catalogue_version
         row.active = True
         answers.append(result)
