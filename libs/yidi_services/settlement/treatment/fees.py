@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
@@ -39,14 +39,17 @@ def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
     return {row.feedetl_sn: row for row in rows}
 
 
+_ACTIVE_ITEMS = (
+    select(FeeLineRow.uploaded)
+    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active)
+    .order_by(FeeLineRow.id)
+)
+"""Built once: every Settle reads its visit's lines."""
+
+
 def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
     """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
-    rows = session.scalars(
-        select(FeeLineRow.uploaded)
-        .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active)
-        .order_by(FeeLineRow.id)
-    )
-    return [fee_item_from_document(item) for item in rows]
+    return [fee_item_from_document(item) for item in session.scalars(_ACTIVE_ITEMS, {"mdtrt_id": mdtrt_id})]
 
 
 def ensure_times_past(
