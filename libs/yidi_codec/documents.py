@@ -198,9 +198,10 @@ def _moment_text(stamp: Timestamp) -> str:
 
 
 def _stamp(text: str) -> Timestamp:
+    """The inverse of :func:`_moment_text`, for any number of fraction digits (``.5`` is half a second)."""
     head, _, fraction = text.removesuffix("Z").partition(".")
     return Timestamp(
-        seconds=(datetime.fromisoformat(head) - _EPOCH) // _SECOND, nanos=int(fraction) if fraction else 0
+        seconds=(datetime.fromisoformat(head) - _EPOCH) // _SECOND, nanos=int(fraction.ljust(9, "0"))
     )
 
 

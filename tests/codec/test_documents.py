@@ -226,6 +226,8 @@ def test_a_document_is_plain_json_in_fen_names_and_iso_times() -> None:
         fee_item_pb2.FeeItem(feedetl_sn="0001", fee_ocur_time=Timestamp(seconds=1_656_640_800, nanos=5))
     )
     assert uploaded["fee_ocur_time"] == "2022-07-01T02:00:00.000000005Z"
+    uploaded["fee_ocur_time"] = "2022-07-01T02:00:00.5Z"  # RFC 3339 as other writers shorten it
+    assert documents.fee_item_from_document(uploaded).fee_ocur_time.nanos == 500_000_000
     bill = documents.self_pay_bill_columns(
         settlement_pb2.SelfPayBill(service_date=Date(year=2022, month=7, day=1))
     )
