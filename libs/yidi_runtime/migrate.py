@@ -60,7 +60,7 @@ def upgrade(database: Database, versions: Path, metadata: MetaData, revision: st
 
 
 def downgrade(database: Database, versions: Path, metadata: MetaData, revision: str) -> None:
-    """Revert one service's migrations down to ``revision`` in one transaction (tests of a migration's way back)."""
+    """Step one service back to ``revision`` in one transaction (every migration says how)."""
     with database.engine.begin() as connection:
         command.downgrade(_config(database.service, versions, metadata, connection), revision)
 
