@@ -35,6 +35,7 @@ from yidi.clearing.v1 import clearing_service_pb2 as api
 from yidi.clearing.v1 import clearing_service_pb2_grpc as api_grpc
 from yidi.clearing.v1 import statement_pb2
 from yidi.type.v1 import settlement_result_pb2
+from yidi_codec.documents import settlement_result_columns
 from yidi_core.codes import NATIONAL_REGION
 from yidi_harness.federation import Federation, NodeSpec, Topology, start_federation
 from yidi_harness.polling import eventually
@@ -100,7 +101,7 @@ def _rows(count: int, day_start: datetime) -> Iterator[tuple[dict[str, Any], dic
                 "pay_loc": "4",
                 "invono": "",
                 "setl_time": at,
-                "result": settlement_result_pb2.SettlementResult(amounts=amounts).SerializeToString(),
+                **settlement_result_columns(settlement_result_pb2.SettlementResult(amounts=amounts)),
                 "audit_flag": False,
                 "reversed": False,
                 "reverses_setl_id": None,

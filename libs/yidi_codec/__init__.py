@@ -6,6 +6,7 @@ settlement core works on plain values. Each such conversion is written here once
 (never through the ``yidi calc`` case dictionary, which stays the format of JSON files), so
 two services cannot read the same message differently, and the settlement hot path pays for
 each conversion once. Refusals name the proto's field paths (:mod:`yidi_codec.fields`).
+The treatment side's records are stored as :mod:`yidi_codec.documents` converts them.
 
 Depends on the generated protos (``yidi``) and the core (``yidi_core``) only.
 """

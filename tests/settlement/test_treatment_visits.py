@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from google.type.date_pb2 import Date
 from loading import BEIJING, LANGFANG, RETIREE_CERTNO, SERVICE_DAY, beijing_tree, psn_no_of
 from treatment_his import (
     DRUGS,
@@ -201,6 +202,14 @@ def test_callers_act_only_within_their_region_and_institution_and_bills_are_mask
         assert refusal(lambda: stub.UploadSelfPayBill(wrong_total))[1:] == (
             "AMOUNT_MISMATCH",
             ["bill.medfee_sumamt_fen"],
+        )
+        no_day = settlement_pb2.SelfPayBill()
+        no_day.CopyFrom(bill)
+        no_day.facts.service_date.CopyFrom(Date(year=2022, month=2, day=30))
+        impossible = api.UploadSelfPayBillRequest(request_id=msgid(), envelope=envelope(), bill=no_day)
+        assert refusal(lambda: stub.UploadSelfPayBill(impossible))[1:] == (
+            "INVALID_ARGUMENT",
+            ["bill.facts.service_date"],
         )
 
         assert refusal(lambda: stub.GetSettlement(api.GetSettlementRequest(setl_id="x")))[1] == "NOT_FOUND"

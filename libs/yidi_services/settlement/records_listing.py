@@ -44,7 +44,6 @@ from yidi_runtime.settlement_keys import origin_id, split_key
 from yidi_runtime.wire import as_utc, timestamp_message
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 from yidi_services.settlement.treatment.models import SettlementRow
-from yidi_services.settlement.treatment.records import result_of
 
 DEFAULT_PAGE_SIZE = 1_000
 MAX_PAGE_SIZE = 10_000
@@ -114,7 +113,6 @@ def treatment_record(row: Any) -> api.SettlementRecord:
     ``row``: a ``settlement_settlements`` row with ``reverses_msgid``, the msgid of the
     settlement a reversing record undoes (None otherwise), from :func:`_treatment_rows`.
     """
-    amounts = result_of(row).amounts
     return api.SettlementRecord(
         msgid=row.medins_setl_id,
         setl_id=row.setl_id,
@@ -126,10 +124,10 @@ def treatment_record(row: Any) -> api.SettlementRecord:
         psn_no=row.psn_no,
         insutype=row.insutype,
         clr_type=row.clr_type,
-        medfee_sumamt_fen=amounts.medfee_sumamt_fen,
-        fund_pay_sumamt_fen=amounts.fund_pay_sumamt_fen,
-        acct_pay_fen=amounts.acct_pay_fen,
-        psn_cash_pay_fen=amounts.psn_cash_pay_fen,
+        medfee_sumamt_fen=row.medfee_sumamt_fen,
+        fund_pay_sumamt_fen=row.fund_pay_sumamt_fen,
+        acct_pay_fen=row.acct_pay_fen,
+        psn_cash_pay_fen=row.psn_cash_pay_fen,
         record_time=timestamp_message(row.setl_time),
         reversed=row.reversed,
     )

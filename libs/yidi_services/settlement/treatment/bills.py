@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import person_pb2, visit_pb2
+from yidi_codec.documents import self_pay_bill_columns, self_pay_bill_from_columns
 from yidi_codec.fields import Violations
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region, mask_id_number
 from yidi_core.dictionaries import NATIONAL
@@ -84,6 +85,8 @@ def _facts(given: visit_pb2.VisitFacts, caller: Caller) -> visit_pb2.VisitFacts:
             "med_type", given.med_type, "bill.facts.med_type", region=caller.mdtrtarea_admvs
         )
     )
+    # A day or unset, like the bill's own: it is kept as a date.
+    problems.check(lambda: day_of(given.service_date, "bill.facts.service_date"))
     for index, code in enumerate(given.diagnoses):
         problems.check(lambda code=code, index=index: check_diagnosis(code, f"bill.facts.diagnoses[{index}]"))
     if given.chronic_disease:
@@ -101,18 +104,13 @@ def store(
 ) -> settlement_pb2.SelfPayBill:
     """Keep the bill; answer its masked view."""
     credential = bill.credential
-    rest = settlement_pb2.SelfPayBill()
-    rest.CopyFrom(bill)
-    rest.ClearField("credential")
     row = SelfPayBillRow(
         bill_id=bill_id,
         request_id=request_id,
-        fixmedins_code=bill.fixmedins_code,
-        insuplc_admdvs=bill.insuplc_admdvs,
         mdtrt_cert_type=credential.mdtrt_cert_type,
         mdtrt_cert_no=credential.mdtrt_cert_no,
         card_sn=credential.card_sn,
-        bill=rest.SerializeToString(deterministic=True),
+        **self_pay_bill_columns(bill),
         upload_time=now,
     )
     session.add(row)
@@ -133,7 +131,7 @@ def find(session: Session, bill_id: str, caller: Caller | None) -> settlement_pb
 
 def view(row: SelfPayBillRow) -> settlement_pb2.SelfPayBill:
     """The bill with its id, upload time and masked credential."""
-    bill = settlement_pb2.SelfPayBill.FromString(row.bill)
+    bill = self_pay_bill_from_columns(row)
     bill.bill_id = row.bill_id
     bill.upload_time.CopyFrom(timestamp_message(row.upload_time))
     bill.credential.CopyFrom(

@@ -11,10 +11,16 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
+from yidi_codec.documents import (
+    fee_item_document,
+    fee_item_from_document,
+    item_result_columns,
+    item_result_from_columns,
+)
 from yidi_codec.fields import Violations
 from yidi_core.errors import DomainError
 from yidi_core.money import check_fen
@@ -33,14 +39,17 @@ def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
     return {row.feedetl_sn: row for row in rows}
 
 
+_ACTIVE_ITEMS = (
+    select(FeeLineRow.uploaded)
+    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active)
+    .order_by(FeeLineRow.id)
+)
+"""Built once: every Settle reads its visit's lines."""
+
+
 def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
     """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
-    rows = session.scalars(
-        select(FeeLineRow.item)
-        .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active)
-        .order_by(FeeLineRow.id)
-    )
-    return [fee_item_pb2.FeeItem.FromString(item) for item in rows]
+    return [fee_item_from_document(item) for item in session.scalars(_ACTIVE_ITEMS, {"mdtrt_id": mdtrt_id})]
 
 
 def ensure_times_past(
@@ -61,11 +70,7 @@ def _total_fen(
     existing: dict[str, FeeLineRow], messages: Sequence[fee_item_pb2.FeeItem], classified: Classified
 ) -> int:
     """What the visit's active lines total once ``messages`` are stored (a line uploaded again counts once)."""
-    total = sum(
-        fee_item_pb2.ItemResult.FromString(row.result).det_item_fee_sumamt_fen
-        for row in existing.values()
-        if row.active
-    )
+    total = sum(row.det_item_fee_sumamt_fen for row in existing.values() if row.active)
     for message, result in zip(messages, classified.results, strict=True):
         row = existing.get(message.feedetl_sn.strip())
         if row is None or not row.active:
@@ -98,15 +103,16 @@ def store(
                     f"fee line {serial} of visit {mdtrt_id} was uploaded with other content; cancel it first",
                     metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": serial},
                 )
-            answers.append(fee_item_pb2.ItemResult.FromString(row.result))
+            answers.append(item_result_from_columns(row))
             continue
         if row is None:
             row = FeeLineRow(mdtrt_id=mdtrt_id, feedetl_sn=serial, created_at=now)
             session.add(row)
         row.upload_request_id = request_id
         row.fingerprint = digest
-        row.item = message.SerializeToString(deterministic=True)
-        row.result = result.SerializeToString(deterministic=True)
+        row.uploaded = fee_item_document(message)
+        for column, value in item_result_columns(result).items():
+            setattr(row, column, value)
         row.catalogue_version = classified.catalogue_version
         row.active = True
         answers.append(result)

@@ -1,16 +1,31 @@
 """Tables of the treatment side: visits, fee lines, settlements, outcomes, audit cases, self-pay bills.
 
-Messages that are only ever read back whole (visit facts, a fee line as uploaded and as
-classified, a settlement's result, a bill) are kept as their protobuf encoding; the columns
-beside them are the ones queried, locked or compared. Money inside those encodings is fen.
+A record reads without protobuf, in SQL as in code. What is queried, summed or compared is a
+typed column named as the proto's field (a settlement's amounts in fen, a fee line's split,
+a visit's facts, a bill's total); what nests (diagnoses, fund lines, classified lines,
+accumulator changes, the explanation, a bill's facts and lines) is a versioned JSON
+document, ``{"v": 1, ...}``, money in fen. :mod:`yidi_codec.documents` converts both ways.
+Only a signed answer stays bytes (``ReceiptRow.answer``: its exact bytes are the evidence).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_services.settlement.models import Base
@@ -37,7 +52,11 @@ class Outcome(StrEnum):
 
 
 class VisitRow(Base):
-    """One visit (就诊, ``mdtrt_id``) registered by an institution of this node's region."""
+    """One visit (就诊, ``mdtrt_id``) registered by an institution of this node's region.
+
+    Its facts (VisitFacts) are ``fixmedins_code``, ``mdtrtarea_admvs`` and the columns from
+    ``med_type`` to ``diagnoses`` (a document, ``{"v": 1, "codes": [...]}``).
+    """
 
     __tablename__ = "settlement_visits"
 
@@ -48,7 +67,14 @@ class VisitRow(Base):
     insuplc_admdvs: Mapped[str] = mapped_column(String(6))
     psn_no: Mapped[str] = mapped_column(String(30))
     insutype: Mapped[str] = mapped_column(String(6))
-    facts: Mapped[bytes] = mapped_column(LargeBinary)
+    med_type: Mapped[str] = mapped_column(String(6))
+    service_date: Mapped[date] = mapped_column(Date)
+    """The discharge day of an inpatient stay once discharged."""
+    institution_level: Mapped[str] = mapped_column(String)
+    """As the HIS sent it (spaces around the code kept), else the registry's."""
+    chronic_disease: Mapped[str] = mapped_column(String(6))
+    emergency: Mapped[bool] = mapped_column(Boolean)
+    diagnoses: Mapped[dict[str, Any]] = mapped_column(JSON)
     ipt_otp_no: Mapped[str] = mapped_column(String(30))
     dept_code: Mapped[str] = mapped_column(String(30))
     atddr_no: Mapped[str] = mapped_column(String(30))
@@ -64,6 +90,8 @@ class FeeLineRow(Base):
 
     ``fingerprint`` is the digest of the uploaded line: the same serial again with the same
     digest is a no-op, with another one DUPLICATE_REQUEST. A cancelled line stays, inactive.
+    ``uploaded`` is the FeeItem, a document. Its classification (ItemResult) is its split in
+    fen, typed (the visit's lines are summed), and the rest in ``classified``, a document.
     """
 
     __tablename__ = "settlement_fee_lines"
@@ -73,8 +101,13 @@ class FeeLineRow(Base):
     feedetl_sn: Mapped[str] = mapped_column(String(64))
     upload_request_id: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    item: Mapped[bytes] = mapped_column(LargeBinary)
-    result: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded: Mapped[dict[str, Any]] = mapped_column(JSON)
+    det_item_fee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    fulamt_ownpay_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    overlmt_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    preselfpay_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    inscp_scp_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    classified: Mapped[dict[str, Any]] = mapped_column(JSON)
     catalogue_version: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -107,8 +140,10 @@ class SettlementRow(Base):
     """One settlement record (结算) or its reversing record, as the treatment place keeps it.
 
     ``insured_request_id`` is the id the insured node knows it by: the ApplySettlement id of
-    a settlement, the RevertSettlement id of a reversal. ``result`` is the SettlementResult
-    as the insured node answered it (negated for a reversal).
+    a settlement, the RevertSettlement id of a reversal. The SettlementResult the insured node
+    answered (negated for a reversal) is the columns from ``medfee_sumamt_fen`` to ``details``:
+    its amounts in fen and its versions typed (the journal and the reconciliation read them),
+    its fund lines, classified lines, accumulator changes and explanation a document.
     """
 
     __tablename__ = "settlement_settlements"
@@ -128,7 +163,23 @@ class SettlementRow(Base):
     pay_loc: Mapped[str] = mapped_column(String(1))
     invono: Mapped[str] = mapped_column(String(64))
     setl_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    result: Mapped[bytes] = mapped_column(LargeBinary)
+    medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    fulamt_ownpay_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    overlmt_selfpay_fen: Mapped[int] = mapped_column(BigInteger)
+    preselfpay_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    inscp_scp_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    act_pay_dedc_fen: Mapped[int] = mapped_column(BigInteger)
+    hifp_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    pool_prop_selfpay: Mapped[str] = mapped_column(String(24))
+    fund_pay_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    psn_part_amt_fen: Mapped[int] = mapped_column(BigInteger)
+    acct_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    psn_cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    balc_fen: Mapped[int] = mapped_column(BigInteger)
+    cap_exhausted: Mapped[bool] = mapped_column(Boolean)
+    catalogue_version: Mapped[str] = mapped_column(String(100))
+    policy_version: Mapped[str] = mapped_column(String(80))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
     audit_flag: Mapped[bool] = mapped_column(Boolean)
     reversed: Mapped[bool] = mapped_column(Boolean)
     reverses_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
@@ -158,7 +209,9 @@ class SelfPayBillRow(Base):
     """A full bill uploaded for online manual reimbursement (手工报销线上办理).
 
     The credential is kept as presented (the insured place identifies the person by it) and
-    masked in every view; ``bill`` is the rest of the SelfPayBill message.
+    masked in every view. The rest of the SelfPayBill message is ``fixmedins_code``,
+    ``insuplc_admdvs`` and the columns from ``medfee_sumamt_fen`` to ``details``, a document
+    of its facts, lines and invoice numbers.
     """
 
     __tablename__ = "settlement_self_pay_bills"
@@ -170,7 +223,10 @@ class SelfPayBillRow(Base):
     mdtrt_cert_type: Mapped[str] = mapped_column(String(2))
     mdtrt_cert_no: Mapped[str] = mapped_column(String(64))
     card_sn: Mapped[str] = mapped_column(String(64))
-    bill: Mapped[bytes] = mapped_column(LargeBinary)
+    medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    service_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    direct_settlement_failure_reason: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -17,6 +17,7 @@ from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.clearing.v1 import journal_pb2
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import settlement_result_pb2
+from yidi_codec.documents import settlement_result_from_columns
 from yidi_core.errors import DomainError
 from yidi_runtime.wire import timestamp_message
 from yidi_services.settlement.treatment.models import SettlementRow
@@ -27,11 +28,14 @@ _NOT_NEGATED = frozenset({"balc_fen", "crt_payb_lmt_amt_fen"})
 
 def result_of(row: SettlementRow) -> settlement_result_pb2.SettlementResult:
     """The stored result (amounts, fund lines, items, accumulator changes, explanation, versions)."""
-    return settlement_result_pb2.SettlementResult.FromString(row.result)
+    return settlement_result_from_columns(row)
 
 
-def settlement_message(row: SettlementRow) -> settlement_pb2.Settlement:
-    """A record for the wire, as it stands now."""
+def settlement_message(
+    row: SettlementRow, result: settlement_result_pb2.SettlementResult | None = None
+) -> settlement_pb2.Settlement:
+    """A record for the wire, as it stands now; ``result`` is its result if the caller holds it
+    (Settle, which has just stored it), else it is read from the row."""
     return settlement_pb2.Settlement(
         setl_id=row.setl_id,
         medins_setl_id=row.medins_setl_id,
@@ -45,7 +49,7 @@ def settlement_message(row: SettlementRow) -> settlement_pb2.Settlement:
         clr_type=row.clr_type,
         pay_loc=row.pay_loc,
         setl_time=timestamp_message(row.setl_time),
-        result=result_of(row),
+        result=result_of(row) if result is None else result,
         audit_flag=row.audit_flag,
         reversed=row.reversed,
         reverses_setl_id=row.reverses_setl_id or "",
@@ -121,7 +125,6 @@ def journal_request(
     request_id: str, row: SettlementRow, source_admdvs: str, reverses_msgid: str = ""
 ) -> clearing_api.AppendJournalEntriesRequest:
     """The national journal entry of a cross-province record (a reversal when ``reverses_msgid``)."""
-    amounts = result_of(row).amounts
     entry = journal_pb2.JournalEntry(
         msgid=row.medins_setl_id,
         setl_id=row.setl_id,
@@ -136,10 +139,10 @@ def journal_request(
         mdtrtarea_admvs=row.mdtrtarea_admvs,
         insutype=row.insutype,
         clr_type=row.clr_type,
-        medfee_sumamt_fen=amounts.medfee_sumamt_fen,
-        fund_pay_sumamt_fen=amounts.fund_pay_sumamt_fen,
-        acct_pay_fen=amounts.acct_pay_fen,
-        psn_cash_pay_fen=amounts.psn_cash_pay_fen,
+        medfee_sumamt_fen=row.medfee_sumamt_fen,
+        fund_pay_sumamt_fen=row.fund_pay_sumamt_fen,
+        acct_pay_fen=row.acct_pay_fen,
+        psn_cash_pay_fen=row.psn_cash_pay_fen,
         setl_time=timestamp_message(row.setl_time),
     )
     return clearing_api.AppendJournalEntriesRequest(

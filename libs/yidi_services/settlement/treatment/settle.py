@@ -33,6 +33,7 @@ from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import fee_item_pb2, visit_pb2
+from yidi_codec.documents import settlement_result_columns
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError, invalid
 from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled_nationally, pay_loc
@@ -271,7 +272,7 @@ class Settlements:
                 pay_loc=location,
                 invono=command.invono,
                 setl_time=now,
-                result=result.SerializeToString(deterministic=True),
+                **settlement_result_columns(result),
                 audit_flag=audit_flagged(clearing, location, result.amounts.medfee_sumamt_fen),
                 reversed=False,
             )
@@ -291,7 +292,7 @@ class Settlements:
             self._outbox.add(session, visit.insuplc_admdvs, CONFIRM_SETTLEMENT, self._confirm_request(row))
             if journaled_nationally(location):
                 self._queue_journal(session, derived_id(key, "journal"), row)
-            return api.SettleResponse(settlement=settlement_message(row))
+            return api.SettleResponse(settlement=settlement_message(row, result))
 
         return self._requests.run_once(call, api.SettleResponse, effect)
 
@@ -376,7 +377,7 @@ class Settlements:
             pay_loc=original.pay_loc,
             invono=original.invono,
             setl_time=self._clock(),
-            result=result.SerializeToString(deterministic=True),
+            **settlement_result_columns(result),
             audit_flag=False,
             reversed=False,
             reverses_setl_id=original.setl_id,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import visit_pb2
+from yidi_codec.documents import diagnoses_document, visit_facts_columns, visit_facts_from_columns
 from yidi_codec.fields import Violations
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_region
 from yidi_core.dictionaries import NATIONAL
@@ -139,12 +140,10 @@ def register(
     row = VisitRow(
         mdtrt_id=mdtrt_id,
         request_id=request_id,
-        fixmedins_code=visit.facts.fixmedins_code,
-        mdtrtarea_admvs=visit.facts.mdtrtarea_admvs,
         insuplc_admdvs=visit.insuplc_admdvs,
         psn_no=visit.psn_no,
         insutype=visit.insutype,
-        facts=visit.facts.SerializeToString(deterministic=True),
+        **visit_facts_columns(visit.facts),
         ipt_otp_no=visit.ipt_otp_no,
         dept_code=visit.dept_code,
         atddr_no=visit.atddr_no,
@@ -158,7 +157,7 @@ def register(
 
 def facts_of(row: VisitRow) -> visit_pb2.VisitFacts:
     """The visit's facts as stored."""
-    return visit_pb2.VisitFacts.FromString(row.facts)
+    return visit_facts_from_columns(row)
 
 
 def load(session: Session, mdtrt_id: str, caller: Caller, *, lock: bool = False) -> VisitRow:
@@ -196,16 +195,13 @@ def ensure_open(row: VisitRow) -> None:
 def discharge(row: VisitRow, end_time: datetime, diagnoses: list[str]) -> None:
     """Discharge (2402): the stay ends, its service date becomes the discharge day, diagnoses replaced if given."""
     ensure_open(row)
-    facts = facts_of(row)
-    if not is_inpatient(facts.med_type):
+    if not is_inpatient(row.med_type):
         raise invalid("INVALID_ARGUMENT", "mdtrt_id", f"visit {row.mdtrt_id} is not an inpatient stay")
     if end_time < as_utc(row.begin_time):
         raise invalid("INVALID_ARGUMENT", "end_time", "must not be before the admission time")
-    facts.service_date.CopyFrom(date_message(china_day(end_time)))
+    row.service_date = china_day(end_time)
     if diagnoses:
-        del facts.diagnoses[:]
-        facts.diagnoses.extend(diagnoses)
-    row.facts = facts.SerializeToString(deterministic=True)
+        row.diagnoses = diagnoses_document(diagnoses)
     row.end_time = end_time
     row.state = VisitState.DISCHARGED
 
