@@ -199,11 +199,23 @@ def test_a_profiled_federation_leaves_a_speedscope_profile_per_node(tmp_path: Pa
         assert json.loads(path.read_text())["profiles"][0]["samples"]
 
 
+def worktrees() -> set[str]:
+    """The checkout's worktrees now (other comparisons may run beside this one)."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "list", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.removeprefix("worktree ") for line in listed.splitlines() if line.startswith("worktree ")}
+
+
 @pytest.mark.timeout(240)
 def test_comparing_two_revisions_alternates_their_own_benches_and_prints_the_change() -> None:
     inside = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, check=False)
     if inside.returncode != 0:
         pytest.skip("comparing revisions needs a git checkout")
+    before = worktrees()
     run = bench_script(
         "compare_revisions.py",
         *("HEAD~0", "HEAD", "--rounds", "1", "--count", "3", "--concurrency", "1", "--echo-count", "20"),
@@ -212,7 +224,4 @@ def test_comparing_two_revisions_alternates_their_own_benches_and_prints_the_cha
     assert run.returncode == 0, run.stdout + run.stderr
     assert "round 1: HEAD~0 measured" in run.stdout and "round 1: HEAD measured" in run.stdout
     assert "all nodes" in run.stdout and "settlements/s" in run.stdout
-    worktrees = subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
-    ).stdout
-    assert "yidi-compare-" not in worktrees  # both checkouts removed
+    assert not [tree for tree in worktrees() - before if "yidi-compare-" in tree]  # both checkouts removed
