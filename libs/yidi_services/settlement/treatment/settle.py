@@ -42,7 +42,6 @@ from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled
 from yidi_runtime.db import Database, row_by_key
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
-from yidi_runtime.peers import alongside
 from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_runtime.wire import Clock
 from yidi_services.settlement.insured.forwarding import ROUTED
@@ -184,9 +183,7 @@ class Settlements:
 
     def _classified(self, visit: VisitRow, items: list[fee_item_pb2.FeeItem]) -> Bill:
         facts = facts_of(visit)
-        institution = alongside(
-            lambda: self._peers.check_institution(facts, visit.insuplc_admdvs, self._clock())
-        )
+        institution = self._peers.check_institution_alongside(facts, visit.insuplc_admdvs, self._clock())
         classified = classify(self._peers, facts, fee_items(items, one_call=False))
         return Bill(visit, facts, classified, institution)
 
