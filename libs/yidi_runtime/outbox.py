@@ -316,9 +316,10 @@ def backlog_gauge(registry: CollectorRegistry) -> Gauge:
 Outcome = DomainError | bytes
 """How the receiver took one message: its encoded answer (done) or its refusal."""
 
-Delivered = Callable[[Session, "QueuedMessage", bytes], None]
-"""Called in the transaction that marks a message delivered, with the receiver's answer (e.g. to
-keep the receipt it signed); the answer is empty when the receiver held the message already."""
+Delivered = Callable[[Session, list[tuple["QueuedMessage", bytes]]], None]
+"""Called in the transaction that marks messages delivered, once with all of them and the receivers'
+answers (e.g. to keep the receipts they signed); an answer is empty when the receiver held the
+message already."""
 
 
 @dataclass(frozen=True)
@@ -546,9 +547,13 @@ class OutboxDeliverer:
         with self._database.unit_of_work(write=True) as uow:
             for rows in updates.values():
                 uow.session.execute(self._outbox.update, rows)
-            for message, outcome in outcomes:
-                if self._on_delivered is not None and _delivered(outcome):
-                    self._on_delivered(uow.session, message, outcome if isinstance(outcome, bytes) else b"")
+            delivered = [
+                (message, outcome if isinstance(outcome, bytes) else b"")
+                for message, outcome in outcomes
+                if _delivered(outcome)
+            ]
+            if self._on_delivered is not None and delivered:
+                self._on_delivered(uow.session, delivered)
             uow.commit()
         outcomes.clear()
 
