@@ -215,13 +215,8 @@ _INSERTS_IF_ABSENT: dict[tuple[type[Any], str], Any] = {}
 """(model, dialect) → its ``INSERT … ON CONFLICT DO NOTHING RETURNING key``, built once."""
 
 
-def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
-    """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
-
-    The statement is built once per model and dialect; ``values`` are its parameters (a
-    column left out takes its default). On PostgreSQL an insert racing an uncommitted one
-    with the same key waits for it, so of two racing writers of one key exactly one inserts.
-    """
+def _absent_insert(session: Session, model: type[Any]) -> Any:
+    """The model's ``INSERT … ON CONFLICT DO NOTHING RETURNING key`` in the session's dialect, built once."""
     name = session.get_bind().dialect.name
     statement = _INSERTS_IF_ABSENT.get((model, name))
     if statement is None:
@@ -229,7 +224,23 @@ def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any])
         key = model.__table__.primary_key.columns[0]
         statement = dialect.insert(model.__table__).on_conflict_do_nothing().returning(key)
         _INSERTS_IF_ABSENT[model, name] = statement
-    return session.execute(statement, values).first() is not None
+    return statement
+
+
+def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING``; True when this row was inserted (it comes back by RETURNING).
+
+    The statement is built once per model and dialect; ``values`` are its parameters (a
+    column left out takes its default). On PostgreSQL an insert racing an uncommitted one
+    with the same key waits for it, so of two racing writers of one key exactly one inserts.
+    """
+    return session.execute(_absent_insert(session, model), values).first() is not None
+
+
+def insert_all_if_absent(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """:func:`insert_if_absent` of many rows (each with the same columns) in one execution, for a batch
+    that need not know which rows were new."""
+    session.execute(_absent_insert(session, model), rows)
 
 
 _BY_KEY: dict[tuple[type[Any], bool], Any] = {}

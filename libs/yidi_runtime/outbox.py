@@ -187,9 +187,23 @@ class Outbox:
         self.clock = clock
         self._committed = threading.Event()
         table = model.__table__
-        # Built once: a message is queued and recorded sent with every settlement.
+        # Built once: a message is queued, read and recorded sent with every settlement.
         self.insert = sa.insert(table)
         self.update = sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+        self._queued = (
+            sa.select(
+                table.c.id,
+                table.c.destination,
+                table.c.method,
+                table.c.message_id,
+                table.c.payload,
+                table.c.attempts,
+                table.c.next_attempt_at,
+            )
+            .where(table.c.destination == sa.bindparam("destination"), table.c.delivered_at.is_(None))
+            .order_by(table.c.id)
+            .limit(sa.bindparam("limit"))
+        )
 
     @property
     def service(self) -> str:
@@ -258,14 +272,8 @@ class Outbox:
         return {destination: count for destination, count in rows}
 
     def queue(self, session: Session, destination: str, limit: int) -> list[QueuedMessage]:
-        """The next undelivered messages for ``destination``, oldest first."""
-        model = self.model
-        rows = session.scalars(
-            sa.select(model)
-            .where(model.destination == destination, model.delivered_at.is_(None))
-            .order_by(model.id)
-            .limit(limit)
-        )
+        """The next undelivered messages for ``destination``, oldest first (columns, not mapped rows)."""
+        rows = session.execute(self._queued, {"destination": destination, "limit": limit})
         return [
             QueuedMessage(
                 row.id,
@@ -308,9 +316,10 @@ def backlog_gauge(registry: CollectorRegistry) -> Gauge:
 Outcome = DomainError | bytes
 """How the receiver took one message: its encoded answer (done) or its refusal."""
 
-Delivered = Callable[[Session, "QueuedMessage", bytes], None]
-"""Called in the transaction that marks a message delivered, with the receiver's answer (e.g. to
-keep the receipt it signed); the answer is empty when the receiver held the message already."""
+Delivered = Callable[[Session, list[tuple["QueuedMessage", bytes]]], None]
+"""Called in the transaction that marks messages delivered, once with all of them and the receivers'
+answers (e.g. to keep the receipts they signed); an answer is empty when the receiver held the
+message already."""
 
 
 @dataclass(frozen=True)
@@ -524,16 +533,27 @@ class OutboxDeliverer:
         return answer
 
     def _record(self, outcomes: list[tuple[QueuedMessage, Outcome]]) -> None:
-        """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``."""
+        """Mark each message sent delivered, or count its failure and set its next attempt; empties ``outcomes``.
+
+        Rows that change the same columns are updated by one executemany: a batch's messages
+        are recorded together, not one statement each.
+        """
         if not outcomes:
             return
+        updates: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for message, outcome in outcomes:
+            values = {"row_id": message.id, **self._outcome(message, outcome)}
+            updates.setdefault(frozenset(values), []).append(values)
         with self._database.unit_of_work(write=True) as uow:
-            for message, outcome in outcomes:
-                uow.session.execute(
-                    self._outbox.update, {"row_id": message.id, **self._outcome(message, outcome)}
-                )
-                if self._on_delivered is not None and _delivered(outcome):
-                    self._on_delivered(uow.session, message, outcome if isinstance(outcome, bytes) else b"")
+            for rows in updates.values():
+                uow.session.execute(self._outbox.update, rows)
+            delivered = [
+                (message, outcome if isinstance(outcome, bytes) else b"")
+                for message, outcome in outcomes
+                if _delivered(outcome)
+            ]
+            if self._on_delivered is not None and delivered:
+                self._on_delivered(uow.session, delivered)
             uow.commit()
         outcomes.clear()
 

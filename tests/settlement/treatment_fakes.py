@@ -245,6 +245,11 @@ class FakePeers(TreatmentPeers):
     ) -> registry_api.CheckInstitutionResponse:
         return self.province.check_institution(facts, insuplc_admdvs, at)
 
+    def kept_institution_check(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
+    ) -> registry_api.CheckInstitutionResponse | None:
+        return None  # the fake province keeps nothing: every check is asked
+
     def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:
         return self.province.lookup_items(admdvs, codes, day)
 

@@ -12,11 +12,13 @@ keep nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
-from yidi_runtime.db import insert_if_absent
+from yidi_runtime.db import insert_all_if_absent, insert_if_absent
 from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
 from yidi_runtime.outbox import QueuedMessage, method_path
@@ -50,33 +52,36 @@ class Receipts:
 
     def keep(self, session: Session, request: Message, answer: Message) -> None:
         """Store a receipted answer with the caller's transaction (the first per request; nothing without a receipt)."""
-        if not answer.HasField("receipt"):
-            return
-        insert_if_absent(
-            session,
-            ReceiptRow,
-            {
-                "request_id": request.request_id,  # type: ignore[attr-defined]
-                "method": _method_name(request),
-                "signer_admdvs": answer.receipt.signer_admdvs,  # type: ignore[attr-defined]
-                "answer": answer.SerializeToString(deterministic=True),
-                "received_at": self._clock(),
-            },
-        )
+        if answer.HasField("receipt"):
+            insert_if_absent(session, ReceiptRow, self._row(request, answer))
 
-    def on_delivered(self, session: Session, message: QueuedMessage, answer: bytes) -> None:
-        """The outbox delivered a message: keep the receipt of a confirmation, once it checks out."""
-        if message.method != _CONFIRM_PATH or not answer:
-            return
-        request = api.ConfirmSettlementRequest.FromString(message.payload)
-        response = api.ConfirmSettlementResponse.FromString(answer)
-        try:
-            self.checked(request, response, message.destination)
-        except Exception as refusal:  # the confirmation took effect; only its receipt is wanting
-            self._log.error(
-                "a confirmation's receipt does not check out: not kept",
-                message_id=message.message_id,
-                error=str(refusal),
-            )
-            return
-        self.keep(session, request, response)
+    def _row(self, request: Message, answer: Message) -> dict[str, Any]:
+        return {
+            "request_id": request.request_id,  # type: ignore[attr-defined]
+            "method": _method_name(request),
+            "signer_admdvs": answer.receipt.signer_admdvs,  # type: ignore[attr-defined]
+            "answer": answer.SerializeToString(deterministic=True),
+            "received_at": self._clock(),
+        }
+
+    def on_delivered(self, session: Session, delivered: list[tuple[QueuedMessage, bytes]]) -> None:
+        """The outbox delivered messages: keep the receipts of the confirmations that check out, in one statement."""
+        rows = []
+        for message, answer in delivered:
+            if message.method != _CONFIRM_PATH or not answer:
+                continue
+            request = api.ConfirmSettlementRequest.FromString(message.payload)
+            response = api.ConfirmSettlementResponse.FromString(answer)
+            try:
+                self.checked(request, response, message.destination)
+            except Exception as refusal:  # the confirmation took effect; only its receipt is wanting
+                self._log.error(
+                    "a confirmation's receipt does not check out: not kept",
+                    message_id=message.message_id,
+                    error=str(refusal),
+                )
+                continue
+            if response.HasField("receipt"):
+                rows.append(self._row(request, response))
+        if rows:
+            insert_all_if_absent(session, ReceiptRow, rows)

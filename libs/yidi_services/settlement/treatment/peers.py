@@ -11,6 +11,7 @@ insured node that does not answer is INSURED_REGION_UNREACHABLE, nothing applied
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -26,7 +27,7 @@ from yidi.settlement.v1.insured_settlement_service_pb2_grpc import InsuredSettle
 from yidi.type.v1 import visit_pb2
 from yidi.type.v1.person_pb2 import Credential
 from yidi_core.codes import province_of
-from yidi_runtime.peers import PeerClient
+from yidi_runtime.peers import PeerClient, alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message, timestamp_message
 from yidi_services.settlement.treatment.province_cache import ProvinceAnswers
@@ -52,13 +53,10 @@ class TreatmentPeers:
             return self._router.toward(province), None
         return self._router.client(peer), self._kept
 
-    def check_institution(
+    def _check_request(
         self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
-    ) -> registry_api.CheckInstitutionResponse:
-        """Is the institution networked and open for this care now? (refusals pass through)."""
-        client, kept = self._province(facts.mdtrtarea_admvs)
-        stub = client.stub(registry_grpc.InstitutionRegistryServiceStub)
-        request = registry_api.CheckInstitutionRequest(
+    ) -> registry_api.CheckInstitutionRequest:
+        return registry_api.CheckInstitutionRequest(
             fixmedins_code=facts.fixmedins_code,
             med_type=facts.med_type,
             chronic_disease=facts.chronic_disease,
@@ -67,11 +65,38 @@ class TreatmentPeers:
             at_time=timestamp_message(at),
         )
 
+    def check_institution(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
+    ) -> registry_api.CheckInstitutionResponse:
+        """Is the institution networked and open for this care now? (refusals pass through)."""
+        client, kept = self._province(facts.mdtrtarea_admvs)
+        stub = client.stub(registry_grpc.InstitutionRegistryServiceStub)
+        request = self._check_request(facts, insuplc_admdvs, at)
+
         def ask(asked: registry_api.CheckInstitutionRequest) -> registry_api.CheckInstitutionResponse:
             answer: registry_api.CheckInstitutionResponse = client.call(stub.CheckInstitution, asked)
             return answer
 
         return ask(request) if kept is None else kept.check_institution(request, ask)
+
+    def kept_institution_check(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
+    ) -> registry_api.CheckInstitutionResponse | None:
+        """The province's answer to :meth:`check_institution` if it is kept (never when the province is this node)."""
+        _, kept = self._province(facts.mdtrtarea_admvs)
+        return None if kept is None else kept.kept_check(self._check_request(facts, insuplc_admdvs, at))
+
+    def check_institution_alongside(
+        self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
+    ) -> Future[registry_api.CheckInstitutionResponse]:
+        """:meth:`check_institution` started alongside the caller's work (:func:`alongside`); a kept
+        answer is there at once, not handed over from another thread (about 35 us of CPU a call)."""
+        kept = self.kept_institution_check(facts, insuplc_admdvs, at)
+        if kept is None:
+            return alongside(lambda: self.check_institution(facts, insuplc_admdvs, at))
+        answered: Future[registry_api.CheckInstitutionResponse] = Future()
+        answered.set_result(kept)
+        return answered
 
     def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:
         """The treatment catalogue's entries in force on ``day`` for ``codes``, and its versions."""

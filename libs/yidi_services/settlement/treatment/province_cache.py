@@ -52,6 +52,17 @@ class _CatalogueDay:
         )
 
 
+def _check_key(request: registry_api.CheckInstitutionRequest) -> tuple[str, str, str, bytes, str]:
+    """What an institution check's answer depends on (not the moment asked)."""
+    return (
+        request.fixmedins_code,
+        request.med_type,
+        request.chronic_disease,
+        request.service_date.SerializeToString(deterministic=True),
+        request.insuplc_admdvs,
+    )
+
+
 def _versions(answer: catalogue_api.LookupItemsResponse) -> tuple[str, str]:
     return answer.overlay_version_id, answer.base_version_id
 
@@ -63,26 +74,23 @@ class ProvinceAnswers:
         self._checks: TtlCache[registry_api.CheckInstitutionResponse] = TtlCache(ttl_s, clock=clock)
         self._days: TtlCache[_CatalogueDay] = TtlCache(ttl_s, max_entries=1_000, clock=clock)
 
+    def kept_check(
+        self, request: registry_api.CheckInstitutionRequest
+    ) -> registry_api.CheckInstitutionResponse | None:
+        """The kept answer for the same institution, care, day and insured place, if any."""
+        return self._checks.get(_check_key(request)) if self._checks.enabled else None
+
     def check_institution(
         self,
         request: registry_api.CheckInstitutionRequest,
         ask: Callable[[registry_api.CheckInstitutionRequest], registry_api.CheckInstitutionResponse],
     ) -> registry_api.CheckInstitutionResponse:
         """The kept answer for the same institution, care, day and insured place, else the province's."""
-        if not self._checks.enabled:
-            return ask(request)
-        key = (
-            request.fixmedins_code,
-            request.med_type,
-            request.chronic_disease,
-            request.service_date.SerializeToString(deterministic=True),
-            request.insuplc_admdvs,
-        )
-        kept = self._checks.get(key)
+        kept = self.kept_check(request)
         if kept is not None:
             return kept
         answer = ask(request)
-        self._checks.put(key, answer)
+        self._checks.put(_check_key(request), answer)
         return answer
 
     def lookup_items(

@@ -8,6 +8,8 @@ undid. Cross-province records also go to the national journal (the outbox delive
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from google.protobuf.message import Message
 from sqlalchemy import select
@@ -26,13 +28,42 @@ _NOT_NEGATED = frozenset({"balc_fen", "crt_payb_lmt_amt_fen"})
 """Balances and cap room are states, not flows: a reversing record leaves them unset."""
 
 
-def result_of(row: SettlementRow) -> settlement_result_pb2.SettlementResult:
+class Recorded(Protocol):
+    """A settlement record as the messages about it read it: a stored :class:`SettlementRow`, or the
+    columns Settle inserts (without building a mapped row for them)."""
+
+    setl_id: str
+    medins_setl_id: str
+    insured_request_id: str
+    mdtrt_id: str
+    psn_no: str
+    fixmedins_code: str
+    mdtrtarea_admvs: str
+    insuplc_admdvs: str
+    insutype: str
+    med_type: str
+    clr_type: str
+    pay_loc: str
+    setl_time: datetime
+    medfee_sumamt_fen: int
+    fund_pay_sumamt_fen: int
+    acct_pay_fen: int
+    psn_cash_pay_fen: int
+    catalogue_version: str
+    policy_version: str
+    details: dict[str, Any]
+    audit_flag: bool
+    reversed: bool
+    reverses_setl_id: str | None
+
+
+def result_of(row: Recorded) -> settlement_result_pb2.SettlementResult:
     """The stored result (amounts, fund lines, items, accumulator changes, explanation, versions)."""
     return settlement_result_from_columns(row)
 
 
 def settlement_message(
-    row: SettlementRow, result: settlement_result_pb2.SettlementResult | None = None
+    row: Recorded, result: settlement_result_pb2.SettlementResult | None = None
 ) -> settlement_pb2.Settlement:
     """A record for the wire, as it stands now; ``result`` is its result if the caller holds it
     (Settle, which has just stored it), else it is read from the row."""
@@ -122,7 +153,7 @@ def reversed_result(
 
 
 def journal_request(
-    request_id: str, row: SettlementRow, source_admdvs: str, reverses_msgid: str = ""
+    request_id: str, row: Recorded, source_admdvs: str, reverses_msgid: str = ""
 ) -> clearing_api.AppendJournalEntriesRequest:
     """The national journal entry of a cross-province record (a reversal when ``reverses_msgid``)."""
     entry = journal_pb2.JournalEntry(

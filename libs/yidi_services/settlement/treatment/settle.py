@@ -25,8 +25,10 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
@@ -40,7 +42,6 @@ from yidi_core.placement import audit_flagged, clr_type, is_inpatient, journaled
 from yidi_runtime.db import Database, row_by_key
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
-from yidi_runtime.peers import alongside
 from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_runtime.wire import Clock
 from yidi_services.settlement.insured.forwarding import ROUTED
@@ -69,6 +70,7 @@ from yidi_services.settlement.treatment.outcomes import (
 )
 from yidi_services.settlement.treatment.peers import TreatmentPeers
 from yidi_services.settlement.treatment.records import (
+    Recorded,
     ensure_not_reversed,
     find,
     journal_request,
@@ -98,7 +100,29 @@ class Bill:
     institution: Future[registry_api.CheckInstitutionResponse]
 
 
-def _key_of(row: SettlementRow) -> str:
+_INSERT_SETTLEMENT = insert(SettlementRow.__table__)
+"""Built once: Settle inserts its record as a statement, not a mapped row flushed (the hot path)."""
+_SETTLE_VISIT = (
+    update(VisitRow.__table__)
+    .where(
+        VisitRow.__table__.c.mdtrt_id == bindparam("visit_id"),
+        VisitRow.__table__.c.state.in_([VisitState.OPEN.value, VisitState.DISCHARGED.value]),
+    )
+    .values(state=VisitState.SETTLED.value, setl_id=bindparam("new_setl_id"))
+)
+"""Built once: a visit still open becomes settled, locked, checked and changed by one statement."""
+
+
+def _settle_visit(session: Session, visit: VisitRow, setl_id: str, caller: Caller) -> None:
+    """Mark ``visit`` settled as ``setl_id`` if it is still open; else refuse as :func:`ensure_open` does
+    (a concurrent Settle of another id won: its hold expires unconfirmed)."""
+    settled = session.execute(_SETTLE_VISIT, {"visit_id": visit.mdtrt_id, "new_setl_id": setl_id})
+    if settled.rowcount != 1:  # type: ignore[attr-defined]
+        ensure_open(load(session, visit.mdtrt_id, caller, lock=True))
+        raise RuntimeError(f"visit {visit.mdtrt_id} is open yet was not settled")
+
+
+def _key_of(row: Recorded) -> str:
     """The key of the institution's call that made a record."""
     return settlement_key(row.fixmedins_code, row.medins_setl_id)
 
@@ -159,9 +183,7 @@ class Settlements:
 
     def _classified(self, visit: VisitRow, items: list[fee_item_pb2.FeeItem]) -> Bill:
         facts = facts_of(visit)
-        institution = alongside(
-            lambda: self._peers.check_institution(facts, visit.insuplc_admdvs, self._clock())
-        )
+        institution = self._peers.check_institution_alongside(facts, visit.insuplc_admdvs, self._clock())
         classified = classify(self._peers, facts, fee_items(items, one_call=False))
         return Bill(visit, facts, classified, institution)
 
@@ -186,7 +208,7 @@ class Settlements:
         return request
 
     def _queue_journal(
-        self, session: Session, request_id: str, row: SettlementRow, reverses_msgid: str = ""
+        self, session: Session, request_id: str, row: Recorded, reverses_msgid: str = ""
     ) -> None:
         """Queue a cross-province record's journal entry, sealed once here so every redelivery is the same bytes."""
         journal = journal_request(request_id, row, self._region, reverses_msgid)
@@ -248,8 +270,8 @@ class Settlements:
                 bill.visit.insuplc_admdvs,
             )
             self.receipts.keep(session, apply, applied)
-            visit = load(session, bill.visit.mdtrt_id, caller, lock=True)
-            ensure_open(visit)  # a concurrent Settle of another id won: this hold expires unconfirmed
+            visit = bill.visit  # who and where never change after registration; its state is checked now
+            _settle_visit(session, visit, setl_id, caller)
             result = applied.result
             result.catalogue_version = result.catalogue_version or bill.classified.catalogue_version
             result.policy_version = result.policy_version or applied.policy_version
@@ -257,27 +279,28 @@ class Settlements:
                 clr_type(bill.facts.med_type),
                 pay_loc(visit.insuplc_admdvs, visit.mdtrtarea_admvs),
             )
-            row = SettlementRow(
-                setl_id=setl_id,
-                medins_setl_id=request_id,
-                insured_request_id=derived_id(key, "apply"),
-                mdtrt_id=visit.mdtrt_id,
-                psn_no=visit.psn_no,
-                fixmedins_code=visit.fixmedins_code,
-                mdtrtarea_admvs=visit.mdtrtarea_admvs,
-                insuplc_admdvs=visit.insuplc_admdvs,
-                insutype=visit.insutype,
-                med_type=bill.facts.med_type,
-                clr_type=clearing,
-                pay_loc=location,
-                invono=command.invono,
-                setl_time=now,
+            columns = {
+                "setl_id": setl_id,
+                "medins_setl_id": request_id,
+                "insured_request_id": apply.request_id,
+                "mdtrt_id": visit.mdtrt_id,
+                "psn_no": visit.psn_no,
+                "fixmedins_code": visit.fixmedins_code,
+                "mdtrtarea_admvs": visit.mdtrtarea_admvs,
+                "insuplc_admdvs": visit.insuplc_admdvs,
+                "insutype": visit.insutype,
+                "med_type": bill.facts.med_type,
+                "clr_type": clearing,
+                "pay_loc": location,
+                "invono": command.invono,
+                "setl_time": now,
                 **settlement_result_columns(result),
-                audit_flag=audit_flagged(clearing, location, result.amounts.medfee_sumamt_fen),
-                reversed=False,
-            )
-            session.add(row)
-            visit.state, visit.setl_id = VisitState.SETTLED, setl_id
+                "audit_flag": audit_flagged(clearing, location, result.amounts.medfee_sumamt_fen),
+                "reversed": False,
+                "reverses_setl_id": None,
+            }
+            session.execute(_INSERT_SETTLEMENT, columns)
+            row = cast(Recorded, SimpleNamespace(**columns))
             if row.audit_flag:
                 session.add(
                     AuditCaseRow(
@@ -296,7 +319,7 @@ class Settlements:
 
         return self._requests.run_once(call, api.SettleResponse, effect)
 
-    def _confirm_request(self, row: SettlementRow) -> insured_api.ConfirmSettlementRequest:
+    def _confirm_request(self, row: Recorded) -> insured_api.ConfirmSettlementRequest:
         """The confirmation of a recorded settlement, sealed (the same bytes however often it is sent)."""
         request = insured_api.ConfirmSettlementRequest(
             request_id=derived_id(_key_of(row), "confirm"),
