@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter
 
@@ -145,17 +146,24 @@ class Seal:
         )
 
 
+@functools.cache
+def _output_only(descriptor: Descriptor) -> tuple[str, ...]:
+    """The output-only fields of a message type, read from its options once (every seal and check asks)."""
+    return tuple(
+        described.name
+        for described in descriptor.fields
+        if field_behavior_pb2.OUTPUT_ONLY
+        in described.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    )
+
+
 def canonical(message: Message, sealed: Sealed) -> bytes:
     """What is digested: the deterministic encoding without the seal, the output-only and the transient fields."""
     content = type(message)()
     content.CopyFrom(message)
     content.ClearField(sealed.field)
-    for described in content.DESCRIPTOR.fields:
-        if (
-            field_behavior_pb2.OUTPUT_ONLY
-            in described.GetOptions().Extensions[field_behavior_pb2.field_behavior]
-        ):
-            content.ClearField(described.name)
+    for name in _output_only(content.DESCRIPTOR):
+        content.ClearField(name)
     for path in sealed.transient:
         *parents, name = path.split(".")
         target: Message | None = content
