@@ -184,9 +184,10 @@ class UnitOfWork:
     ) -> None:
         session = self.session
         try:
-            session.rollback()
-        finally:
+            # Closing ends the transaction left uncommitted with a rollback and returns the
+            # connection; a Session.rollback() first would only redo its bookkeeping.
             session.close()
+        finally:
             self._session = None
             self._writer.__exit__(None, None, None)
 
