@@ -15,9 +15,12 @@ justify after the fence.
 An application belongs to the node that applied it (its ``origin_admdvs``): only that node
 confirms or reverts it, and a revert that arrives first leaves a tombstone naming it.
 
-Every transition locks the person first (:func:`~yidi_services.settlement.insured.ledger.lock_person`) and then
-re-reads the application, so the expiry worker, a confirmation and a revert of one hold
-never interleave. Each function runs inside its caller's transaction.
+A transition that moves money (a void, a revert) locks the person first
+(:func:`~yidi_services.settlement.insured.ledger.lock_person`) and then re-reads the
+application under its row lock; one that moves none (a confirmation, postponing a hold)
+reads the application under that row lock alone. Either way the expiry worker, a
+confirmation and a revert of one hold never interleave, and no two wait on each other's
+locks in opposite orders. Each function runs inside its caller's transaction.
 """
 
 from __future__ import annotations
@@ -74,15 +77,17 @@ _APPLICATIONS = ApplicationRow.__table__
 _BY_ID = _APPLICATIONS.c.request_id == bindparam("application_id")
 # Built once: every apply asks whether its id is taken, every confirmation reads and changes its hold.
 _STATE = select(_APPLICATIONS.c.state).where(_BY_ID)
-_CONFIRMABLE = select(
-    _APPLICATIONS.c.request_id,
-    _APPLICATIONS.c.psn_no,
-    _APPLICATIONS.c.origin_admdvs,
-    _APPLICATIONS.c.state,
-    _APPLICATIONS.c.setl_id,
-    _APPLICATIONS.c.year,
-).where(_BY_ID)
-_CONFIRMABLE_LOCKED = _CONFIRMABLE.with_for_update()
+_CONFIRMABLE = (
+    select(
+        _APPLICATIONS.c.request_id,
+        _APPLICATIONS.c.origin_admdvs,
+        _APPLICATIONS.c.state,
+        _APPLICATIONS.c.setl_id,
+        _APPLICATIONS.c.year,
+    )
+    .where(_BY_ID)
+    .with_for_update()
+)
 _CONFIRMING = (
     update(_APPLICATIONS)
     .where(_BY_ID)
@@ -169,7 +174,8 @@ def record(session: Session, values: dict[str, Any]) -> None:
 def confirm(session: Session, request_id: str, setl_id: str, now: datetime, origin: str) -> Transition:
     """Make the hold final; a no-op once reverted or voided. NOT_FOUND, CORRECTED or PERMISSION_DENIED otherwise.
 
-    ``origin`` is the node confirming: only the node that applied the hold may.
+    ``origin`` is the node confirming: only the node that applied the hold may. The hold is read
+    under its row lock alone: a confirmation moves no money, so it does not lock the person.
     """
     row = session.execute(_CONFIRMABLE, {"application_id": request_id}).first()
     if row is None:
@@ -181,8 +187,6 @@ def confirm(session: Session, request_id: str, setl_id: str, now: datetime, orig
     check_origin(row, origin)
     if row.state == ApplicationState.TOMBSTONE.value:
         raise corrected(request_id)
-    lock_person(session, row.psn_no)
-    row = session.execute(_CONFIRMABLE_LOCKED, {"application_id": request_id}).one()
     if row.state in (ApplicationState.REVERTED.value, ApplicationState.EXPIRED.value):
         # Undone before this confirmation arrived (a refund, a correction, or a void the
         # treatment node agreed to by fencing the settlement): nothing is left to do — and it
