@@ -9,7 +9,7 @@ so one service's writes never wait on another's lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,9 +184,10 @@ class UnitOfWork:
     ) -> None:
         session = self.session
         try:
-            session.rollback()
-        finally:
+            # Closing ends the transaction left uncommitted with a rollback and returns the
+            # connection; a Session.rollback() first would only redo its bookkeeping.
             session.close()
+        finally:
             self._session = None
             self._writer.__exit__(None, None, None)
 
@@ -205,10 +206,30 @@ def opened(service: str, url: str) -> Iterator[Database]:
         database.dispose()
 
 
-def upsert_insert(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
-    """An ``INSERT`` of ``values`` in the session's dialect, ready for ``on_conflict_do_…``."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model).values(**values)
+_ADDS: dict[tuple[type[Any], str, str], Any] = {}
+"""(model, column, dialect) → its ``INSERT … ON CONFLICT (key) DO UPDATE SET column = column + excluded``, built once."""
+
+
+def insert_or_add(session: Session, model: type[Any], column: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert each of ``rows`` (every column given), or add its ``column`` to the row already under its key.
+
+    One statement, built once per model, column and dialect, runs for all the rows (no two
+    may share a key: PostgreSQL refuses to update one row twice in one statement).
+    """
+    if not rows:
+        return
+    name = session.get_bind().dialect.name
+    statement = _ADDS.get((model, column, name))
+    if statement is None:
+        dialect = postgresql if name == "postgresql" else sqlite
+        table = model.__table__
+        insert = dialect.insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={column: table.c[column] + insert.excluded[column]},
+        )
+        _ADDS[model, column, name] = statement
+    session.execute(statement, list(rows))
 
 
 _INSERTS_IF_ABSENT: dict[tuple[type[Any], str], Any] = {}

@@ -113,6 +113,44 @@ class Once(Generic[Response]):
     owner: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """A logged answer as :func:`_answer` reads it (a row of the log has the same fields)."""
+
+    method: str
+    fingerprint: str
+    response: bytes
+
+
+def _check_request_id(request_id: str) -> None:
+    if not request_id or len(request_id) > MAX_REQUEST_ID:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            "request_id",
+            f"is required on every mutating request, at most {MAX_REQUEST_ID} characters",
+        )
+
+
+def _answer(
+    record: _Logged | sa.Row[Any] | None,
+    request_id: str,
+    method: str,
+    digest: str,
+    response_type: type[Response],
+) -> Response | None:
+    """The logged answer ``record`` to a request with this method and digest (None when nothing was
+    logged); ``DUPLICATE_REQUEST`` when it answered other content."""
+    if record is None:
+        return None
+    if record.method != method or record.fingerprint != digest:
+        raise DomainError(
+            "DUPLICATE_REQUEST",
+            f"request_id {request_id} was already used for a different {record.method} request",
+            metadata={"request_id": request_id, "method": record.method},
+        )
+    return response_type.FromString(record.response)
+
+
 class RequestLog:
     """Replays answered requests and records new answers, inside the caller's transaction."""
 
@@ -128,6 +166,12 @@ class RequestLog:
             .order_by(table.c.owner.desc())
             .limit(1)
         )
+        self._find_each = select(
+            table.c.owner, table.c.request_id, table.c.method, table.c.fingerprint, table.c.response
+        ).where(
+            table.c.request_id.in_(sa.bindparam("request_ids", expanding=True)),
+            table.c.owner.in_(sa.bindparam("owners", expanding=True)),
+        )
         self._insert = sa.insert(table)
 
     def replay(
@@ -141,24 +185,11 @@ class RequestLog:
     ) -> Response | None:
         """The stored answer to this request of ``owner`` (default: the call's), None for a new one;
         ``DUPLICATE_REQUEST`` on a clash."""
-        if not request_id or len(request_id) > MAX_REQUEST_ID:
-            raise invalid(
-                "INVALID_ARGUMENT",
-                "request_id",
-                f"is required on every mutating request, at most {MAX_REQUEST_ID} characters",
-            )
+        _check_request_id(request_id)
         record = session.execute(
             self._find, {"request_id": request_id, "owner": owner or owner_of_call()}
         ).first()
-        if record is None:
-            return None
-        if record.method != method or record.fingerprint != digest:
-            raise DomainError(
-                "DUPLICATE_REQUEST",
-                f"request_id {request_id} was already used for a different {record.method} request",
-                metadata={"request_id": request_id, "method": record.method},
-            )
-        return response_type.FromString(record.response)
+        return _answer(record, request_id, method, digest, response_type)
 
     def record(
         self,
@@ -168,9 +199,10 @@ class RequestLog:
         digest: str,
         response: Message,
         owner: str | None = None,
-    ) -> None:
-        """Store the answer with the effect (the caller commits both together); IntegrityError when
-        a concurrent attempt with this id recorded it first."""
+    ) -> bytes:
+        """Store the answer with the effect (the caller commits both together) and return it as stored;
+        IntegrityError when a concurrent attempt with this id recorded it first."""
+        stored = response.SerializeToString(deterministic=True)
         session.execute(
             self._insert,
             {
@@ -178,10 +210,11 @@ class RequestLog:
                 "request_id": request_id,
                 "method": method,
                 "fingerprint": digest,
-                "response": response.SerializeToString(deterministic=True),
+                "response": stored,
                 "created_at": datetime.now(UTC),
             },
         )
+        return stored
 
     def run_once(
         self,
@@ -240,30 +273,47 @@ class RequestLog:
             database, call.request_id, call.method, call.requests, call.response_type, call.effect, call.owner
         )
 
+    def _logged(
+        self, session: Session, request_ids: set[str], owners: set[str]
+    ) -> dict[tuple[str, str], _Logged]:
+        """The answers logged under any of ``request_ids`` for any of ``owners`` (or the legacy owner), in one SELECT."""
+        found = session.execute(
+            self._find_each, {"request_ids": list(request_ids), "owners": [*owners, LEGACY_OWNER]}
+        )
+        return {
+            (row.owner, row.request_id): _Logged(row.method, row.fingerprint, row.response) for row in found
+        }
+
     def run_each(self, database: Database, calls: Sequence[Once[Response]]) -> list[Response | DomainError]:
         """:meth:`run_once` for each of ``calls`` in one transaction: each answer, or each refusal.
 
-        Every call runs in a savepoint of its own, so a refused one leaves no trace and the
-        others commit together: one commit for the batch instead of one per request.
+        The answers already logged for the batch are read with one SELECT (and each answer
+        recorded here joins them, for a later call of the batch with the same id). Every call
+        runs in a savepoint of its own, so a refused one leaves no trace and the others commit
+        together: one commit for the batch instead of one per request.
         """
         outcomes: dict[int, Response | DomainError] = {}
         raced: list[int] = []
+        owners = [call.owner or owner_of_call() for call in calls]
         with database.unit_of_work(write=True) as uow:
             session = uow.session
-            for index, call in enumerate(calls):
+            logged = self._logged(session, {call.request_id for call in calls}, set(owners))
+            for index, (call, owner) in enumerate(zip(calls, owners, strict=True)):
                 digest = fingerprint(call.requests)
-                owner = call.owner or owner_of_call()
                 try:
-                    replayed = self.replay(
-                        session, call.request_id, call.method, digest, call.response_type, owner
+                    _check_request_id(call.request_id)
+                    record = logged.get((owner, call.request_id)) or logged.get(
+                        (LEGACY_OWNER, call.request_id)
                     )
+                    replayed = _answer(record, call.request_id, call.method, digest, call.response_type)
                     if replayed is not None:
                         outcomes[index] = replayed
                         continue
                     with session.begin_nested():
                         response = call.effect(session)
                         session.flush()
-                        self.record(session, call.request_id, call.method, digest, response, owner)
+                        stored = self.record(session, call.request_id, call.method, digest, response, owner)
+                    logged[owner, call.request_id] = _Logged(call.method, digest, stored)
                     outcomes[index] = response
                 except DomainError as refusal:
                     outcomes[index] = refusal

@@ -147,11 +147,11 @@ class Seal:
 
 
 @functools.cache
-def _output_only(message: Descriptor) -> tuple[str, ...]:
+def _output_only(descriptor: Descriptor) -> tuple[str, ...]:
     """The output-only fields of a message type, read from its options once (every seal and check asks)."""
     return tuple(
         described.name
-        for described in message.fields
+        for described in descriptor.fields
         if field_behavior_pb2.OUTPUT_ONLY
         in described.GetOptions().Extensions[field_behavior_pb2.field_behavior]
     )

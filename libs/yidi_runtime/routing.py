@@ -35,6 +35,7 @@ from enum import StrEnum
 
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
 from yidi_core.errors import DomainError
+from yidi_runtime import local_calls
 from yidi_runtime.config import NodeSettings, Peer, region_contains
 from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.peers import DEFAULT_DEADLINE_S, PeerClient
@@ -136,10 +137,16 @@ class Router:
         return route(self.settings, target, field, unreachable)
 
     def client(self, peer: Peer) -> PeerClient:
-        """The one client (channel, breaker) this node keeps for ``peer``."""
+        """The one client (channel, breaker) this node keeps for ``peer``.
+
+        Its calls carry this node's vouch, except those to the node's own services in process
+        (:mod:`yidi_runtime.local_calls`): they run as the node itself, whatever vouch they
+        carried, so none is signed for them.
+        """
         with self._lock:
             client = self._clients.get(peer)
             if client is None:
+                local = peer.address.startswith(local_calls.SCHEME)
                 client = PeerClient(
                     peer,
                     self.settings.tls,
@@ -149,7 +156,7 @@ class Router:
                     clock=self._clock,
                     sleep=self._sleep,
                     jitter=self._jitter,
-                    voucher=self.vouches.own,
+                    voucher=None if local else self.vouches.own,
                 )
                 self._clients[peer] = client
             return client

@@ -235,6 +235,30 @@ def test_a_batch_of_confirmations_answers_each_on_its_own_and_once(insured: Insu
     assert accumulators(stub, insured.employee) == applied
 
 
+def test_a_batch_repeating_an_id_answers_its_repeat_the_same_and_refuses_it_for_other_content(
+    insured: Insured,
+) -> None:
+    """A confirmation recorded earlier in the same batch is replayed like one logged by an earlier call."""
+    stub = insured.stub
+    first, second = apply_request(insured.retiree), apply_request(insured.employee)
+    for request in (first, second):
+        stub.ApplySettlement(request)
+    once = confirmation(first)
+    reused = confirmation(second)
+    reused.request_id = once.request_id  # the id again, for another hold
+    batch = api.ConfirmSettlementsRequest(
+        request_id=message_id(), route=route(), confirmations=[once, once, reused]
+    )
+    outcomes = stub.ConfirmSettlements(batch).outcomes
+    assert outcomes[0].answer.state == api.HOLD_STATE_CONFIRMED
+    assert outcomes[1].answer == outcomes[0].answer
+    assert outcomes[2].refusal.reason == "DUPLICATE_REQUEST"
+    insured.clock.advance(10 * HOLD_S)
+    expiry(insured).void_expired()  # the refused confirmation left the second hold unconfirmed
+    assert set(accumulators(stub, insured.employee).values()) == {0}
+    assert set(accumulators(stub, insured.retiree).values()) != {0}
+
+
 def test_a_batch_longer_than_one_transaction_confirms_every_item(insured: Insured) -> None:
     applied = apply_request(insured.employee)
     insured.stub.ApplySettlement(applied)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_chronic_disease, check_institution, check_region
@@ -21,7 +21,7 @@ from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.config import region_contains
 from yidi_services.filing import persons, rules
-from yidi_services.filing.filings import Category, Filing, State, read
+from yidi_services.filing.filings import Category, Filing, State, from_row
 from yidi_services.filing.models import FilingRow
 from yidi_services.filing.persons import Person, PersonRef
 from yidi_services.filing.routing import ensure_hosted
@@ -106,18 +106,23 @@ def _ensure_insured(person: Person, day: date) -> None:
         )
 
 
+_FILINGS = FilingRow.__table__
+_FILINGS_OF = (
+    select(_FILINGS)
+    .where(
+        _FILINGS.c.psn_no == bindparam("psn_no"),
+        or_(_FILINGS.c.state == State.APPROVED.value, _FILINGS.c.state == State.PENDING_REVIEW.value),
+    )
+    .order_by(_FILINGS.c.filing_id.desc())
+)
+"""Built once: every settlement at the insured place asks for the person's filings."""
+
+
 def _filings_for(session: Session, person: Person, treatment: str, today: date) -> list[Filing]:
-    rows = session.scalars(
-        select(FilingRow)
-        .where(
-            FilingRow.psn_no == person.psn_no,
-            FilingRow.state.in_([State.APPROVED.value, State.PENDING_REVIEW.value]),
-        )
-        .order_by(FilingRow.filing_id.desc())
-    ).all()
+    rows = session.execute(_FILINGS_OF, {"psn_no": person.psn_no})
     return [
         filing
-        for filing in read(session, list(rows), today)
+        for filing in (from_row(row, person.certno, today) for row in rows)
         if region_contains(filing.treatment_admdvs, treatment)
     ]
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Row, and_, or_, select
 from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError
@@ -139,7 +139,7 @@ def new_filing_id(insured_region: str, now: datetime) -> str:
     )
 
 
-def reads_as(row: FilingRow, today: date) -> State:
+def reads_as(row: FilingRow | Row[Any], today: date) -> State:
     """The state a stored filing has today: approved past its end date reads as expired."""
     state = State(row.state)
     if state is State.APPROVED and row.end_date is not None and row.end_date < today:
@@ -166,8 +166,8 @@ def in_states(states: tuple[State, ...], today: date) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-def from_row(row: FilingRow, certno: str, today: date) -> Filing:
-    """A stored filing as read on ``today``."""
+def from_row(row: FilingRow | Row[Any], certno: str, today: date) -> Filing:
+    """A stored filing (a mapped row, or a row of its table's columns) as read on ``today``."""
     materials = dict(row.materials)
     complete_by = materials.pop("complete_by", None)
     return Filing(

@@ -134,6 +134,12 @@ _GAPS_OF = (
     .where(_GAPS.c.psn_no.in_(bindparam("psn_nos", expanding=True)))
     .order_by(_GAPS.c.start_date)
 )
+_GAPS_OF_ONE = (
+    select(_GAPS.c.start_date, _GAPS.c.end_date)
+    .where(_GAPS.c.psn_no == bindparam("psn_no"))
+    .order_by(_GAPS.c.start_date)
+)
+"""One person's gaps: a fixed statement, which an expanding ``IN`` is not (it is rendered anew each time)."""
 
 
 def _gaps_of(session: Session, psn_nos: Sequence[str]) -> dict[str, list[Gap]]:
@@ -167,7 +173,8 @@ def find(session: Session, ref: PersonRef, *, lock: bool = False) -> Person | No
     row = session.execute(_FINDS[bool(ref.certno), lock], {"key": ref.certno or ref.psn_no}).one_or_none()
     if row is None:
         return None
-    return _person(row, _gaps_of(session, [row.psn_no])[row.psn_no])
+    gaps = [Gap(start, end) for start, end in session.execute(_GAPS_OF_ONE, {"psn_no": row.psn_no})]
+    return _person(row, gaps)
 
 
 def not_found(ref: PersonRef, region: str = "") -> DomainError:

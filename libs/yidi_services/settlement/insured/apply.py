@@ -36,7 +36,7 @@ from yidi_runtime.wire import timestamp_message
 from yidi_services.settlement.insured import holds, ledger
 from yidi_services.settlement.insured.convert import change_message, required, totals_problems
 from yidi_services.settlement.insured.ledger import ACCOUNT, Movement
-from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
+from yidi_services.settlement.insured.models import ApplicationState
 
 
 @dataclass(frozen=True)
@@ -206,35 +206,37 @@ def apply(
 ) -> api.ApplySettlementResponse:
     """Settle under the person's lock, write accumulators, account and the hold; answer the result."""
     psn_no = terms.snapshot.psn_no
-    account = ledger.lock_person(session, psn_no)
+    person = ledger.lock_person(session, psn_no)
     taken = holds.state_of(session, command.request_id)
     if taken is not None:
         holds.refuse_taken(command.request_id, taken)
-    balance = account.balance_fen
+    balance = person.balance_fen
     before = ledger.accumulators(session, psn_no, command.year)
     settlement = _settled(command, terms, balance, before)
     account_delta = -to_fen(settlement.acct_pay)
-    ledger.move(session, account, command.year, settlement.changes, account_delta)
+    ledger.move(session, person, command.year, before, settlement.changes, account_delta)
     holds.record(
         session,
-        ApplicationRow(
-            request_id=command.request_id,
-            state=ApplicationState.HELD.value,
-            psn_no=psn_no,
-            year=command.year,
-            setl_id=command.setl_id,
-            policy_version=terms.policy_version,
-            changes=[[change.kind.value, change.key, to_fen(change.delta)] for change in settlement.changes],
-            account_delta_fen=account_delta,
-            medfee_sumamt_fen=to_fen(settlement.medfee_sumamt),
-            fund_pay_sumamt_fen=to_fen(settlement.fund_pay_sumamt),
-            acct_pay_fen=to_fen(settlement.acct_pay),
-            psn_cash_pay_fen=to_fen(settlement.psn_cash_pay),
-            created_at=now,
-            hold_expires_at=hold_expires_at,
-            origin_admdvs=command.origin_admdvs,
-            resolve_attempts=0,
+        {
+            "request_id": command.request_id,
+            "state": ApplicationState.HELD.value,
+            "psn_no": psn_no,
+            "year": command.year,
+            "setl_id": command.setl_id,
+            "policy_version": terms.policy_version,
+            "changes": [
+                [change.kind.value, change.key, to_fen(change.delta)] for change in settlement.changes
+            ],
+            "account_delta_fen": account_delta,
+            "medfee_sumamt_fen": to_fen(settlement.medfee_sumamt),
+            "fund_pay_sumamt_fen": to_fen(settlement.fund_pay_sumamt),
+            "acct_pay_fen": to_fen(settlement.acct_pay),
+            "psn_cash_pay_fen": to_fen(settlement.psn_cash_pay),
+            "created_at": now,
+            "hold_expires_at": hold_expires_at,
+            "origin_admdvs": command.origin_admdvs,
+            "resolve_attempts": 0,
             **_seal_columns(command.seal),
-        ),
+        },
     )
     return _response(command, terms, settlement, balance, hold_expires_at)

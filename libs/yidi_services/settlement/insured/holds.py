@@ -15,17 +15,21 @@ justify after the fence.
 An application belongs to the node that applied it (its ``origin_admdvs``): only that node
 confirms or reverts it, and a revert that arrives first leaves a tombstone naming it.
 
-Every transition locks the person first (:func:`~yidi_services.settlement.insured.ledger.lock_person`) and then
-re-reads the application, so the expiry worker, a confirmation and a revert of one hold
-never interleave. Each function runs inside its caller's transaction.
+A transition that moves money (a void, a revert) locks the person first
+(:func:`~yidi_services.settlement.insured.ledger.lock_person`) and then re-reads the
+application under its row lock; one that moves none (a confirmation, postponing a hold)
+reads the application under that row lock alone. Either way the expiry worker, a
+confirmation and a revert of one hold never interleave, and no two wait on each other's
+locks in opposite orders. Each function runs inside its caller's transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, reverse_changes
@@ -34,8 +38,8 @@ from yidi_core.money import from_fen
 from yidi_runtime.config import region_contains
 from yidi_runtime.db import insert_if_absent, row_by_key
 from yidi_runtime.settlement_keys import KEY_SEPARATOR, origin_id, split_key
-from yidi_services.settlement.insured.ledger import Movement, lock_person, move
-from yidi_services.settlement.insured.models import AccountRow, ApplicationRow, ApplicationState
+from yidi_services.settlement.insured.ledger import Locked, Movement, accumulators, lock_person, move
+from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 
 _REFUSED_FOR_EVER = frozenset({ApplicationState.REVERTED.value, ApplicationState.TOMBSTONE.value})
 
@@ -70,13 +74,34 @@ def changes_of(row: ApplicationRow) -> tuple[AccumulatorChange, ...]:
 
 
 _APPLICATIONS = ApplicationRow.__table__
-_STATE = select(_APPLICATIONS.c.state).where(_APPLICATIONS.c.request_id == bindparam("request_id"))
-"""Built once: every apply asks whether its id is taken."""
+_BY_ID = _APPLICATIONS.c.request_id == bindparam("application_id")
+# Built once: every apply asks whether its id is taken, every confirmation reads and changes its hold.
+_STATE = select(_APPLICATIONS.c.state).where(_BY_ID)
+_CONFIRMABLE = (
+    select(
+        _APPLICATIONS.c.request_id,
+        _APPLICATIONS.c.origin_admdvs,
+        _APPLICATIONS.c.state,
+        _APPLICATIONS.c.setl_id,
+        _APPLICATIONS.c.year,
+    )
+    .where(_BY_ID)
+    .with_for_update()
+)
+_CONFIRMING = (
+    update(_APPLICATIONS)
+    .where(_BY_ID)
+    .values(
+        state=ApplicationState.CONFIRMED.value,
+        setl_id=bindparam("confirmed_setl_id"),
+        confirmed_at=bindparam("confirmed_now"),
+    )
+)
 
 
 def state_of(session: Session, request_id: str) -> str | None:
     """The state of application ``request_id``, None when there is none."""
-    state: str | None = session.execute(_STATE, {"request_id": request_id}).scalar_one_or_none()
+    state: str | None = session.execute(_STATE, {"application_id": request_id}).scalar_one_or_none()
     return state
 
 
@@ -108,7 +133,7 @@ def check_application_id(request_id: str, field: str, *, within: str = "", origi
         )
 
 
-def check_origin(row: ApplicationRow, origin: str) -> None:
+def check_origin(row: ApplicationRow | Row[Any], origin: str) -> None:
     """Only the node that applied an application (or left its tombstone) acts on it."""
     if row.origin_admdvs and row.origin_admdvs != origin:
         raise DomainError(
@@ -124,38 +149,35 @@ def ensure_not_corrected(session: Session, request_id: str) -> None:
         raise corrected(request_id)
 
 
-def _locked(session: Session, row: ApplicationRow) -> tuple[AccountRow, ApplicationRow]:
+def _locked(session: Session, row: ApplicationRow) -> tuple[Locked, ApplicationRow]:
     """The person's lock, then the application as it stands under it (a revert may just have won)."""
-    account = lock_person(session, row.psn_no)
-    fresh = session.scalars(
-        select(ApplicationRow)
-        .where(ApplicationRow.request_id == row.request_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return account, fresh
+    person = lock_person(session, row.psn_no)
+    fresh = row_by_key(session, ApplicationRow, row.request_id, lock=True)
+    assert fresh is not None  # applications are never deleted
+    return person, fresh
 
 
-def _restore(session: Session, account: AccountRow, row: ApplicationRow) -> list[Movement]:
+def _restore(session: Session, person: Locked, row: ApplicationRow) -> list[Movement]:
     assert row.year is not None
-    return move(session, account, row.year, reverse_changes(changes_of(row)), -row.account_delta_fen)
+    before = accumulators(session, person.psn_no, row.year)
+    return move(session, person, row.year, before, reverse_changes(changes_of(row)), -row.account_delta_fen)
 
 
-def record(session: Session, row: ApplicationRow) -> None:
-    """Store a new application, or refuse if a concurrent apply or revert took its id first."""
-    values = {column.key: getattr(row, column.key) for column in ApplicationRow.__table__.columns}
+def record(session: Session, values: dict[str, Any]) -> None:
+    """Store a new application (its column values), or refuse if a concurrent apply or revert took its id first."""
     if not insert_if_absent(session, ApplicationRow, values):
-        taken = state_of(session, row.request_id)
+        taken = state_of(session, values["request_id"])
         assert taken is not None
-        refuse_taken(row.request_id, taken)
+        refuse_taken(values["request_id"], taken)
 
 
 def confirm(session: Session, request_id: str, setl_id: str, now: datetime, origin: str) -> Transition:
     """Make the hold final; a no-op once reverted or voided. NOT_FOUND, CORRECTED or PERMISSION_DENIED otherwise.
 
-    ``origin`` is the node confirming: only the node that applied the hold may.
+    ``origin`` is the node confirming: only the node that applied the hold may. The hold is read
+    under its row lock alone: a confirmation moves no money, so it does not lock the person.
     """
-    row = row_by_key(session, ApplicationRow, request_id)
+    row = session.execute(_CONFIRMABLE, {"application_id": request_id}).first()
     if row is None:
         raise DomainError(
             "NOT_FOUND",
@@ -165,7 +187,6 @@ def confirm(session: Session, request_id: str, setl_id: str, now: datetime, orig
     check_origin(row, origin)
     if row.state == ApplicationState.TOMBSTONE.value:
         raise corrected(request_id)
-    _, row = _locked(session, row)
     if row.state in (ApplicationState.REVERTED.value, ApplicationState.EXPIRED.value):
         # Undone before this confirmation arrived (a refund, a correction, or a void the
         # treatment node agreed to by fencing the settlement): nothing is left to do — and it
@@ -177,7 +198,9 @@ def confirm(session: Session, request_id: str, setl_id: str, now: datetime, orig
         )
     if row.state == ApplicationState.CONFIRMED:
         return Transition(ApplicationState.CONFIRMED)
-    row.state, row.setl_id, row.confirmed_at = ApplicationState.CONFIRMED.value, setl_id, now
+    session.execute(
+        _CONFIRMING, {"application_id": request_id, "confirmed_setl_id": setl_id, "confirmed_now": now}
+    )
     return Transition(ApplicationState.CONFIRMED, year=row.year or 0)
 
 
@@ -213,10 +236,10 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime, origin
     check_origin(row, origin)
     if row.state in _REFUSED_FOR_EVER:
         return Transition(ApplicationState(row.state), year=row.year or 0)
-    account, row = _locked(session, row)
+    person, row = _locked(session, row)
     movements: tuple[Movement, ...] = ()
     if row.state in (ApplicationState.HELD, ApplicationState.CONFIRMED):
-        movements = tuple(_restore(session, account, row))
+        movements = tuple(_restore(session, person, row))
         row.voided_at = now
     row.state = ApplicationState.REVERTED.value
     return Transition(ApplicationState.REVERTED, movements, year=row.year or 0)
@@ -227,10 +250,10 @@ def void(session: Session, request_id: str, now: datetime) -> bool:
     row = row_by_key(session, ApplicationRow, request_id)
     if row is None or row.state != ApplicationState.HELD:
         return False
-    account, row = _locked(session, row)
+    person, row = _locked(session, row)
     if row.state != ApplicationState.HELD:
         return False
-    _restore(session, account, row)
+    _restore(session, person, row)
     row.state, row.voided_at = ApplicationState.EXPIRED.value, now
     return True
 

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
 from yidi_core.errors import invalid
 from yidi_core.money import from_fen, to_fen
-from yidi_runtime.db import insert_if_absent, upsert_insert
+from yidi_runtime.db import insert_if_absent, insert_or_add
 from yidi_services.settlement.insured.models import AccountRow, AccumulatorRow
 
 ACCOUNT = "account"
@@ -37,39 +37,53 @@ class Movement:
     delta_fen: int
 
 
-# Built once: every application, confirmation and revert reads these.
-_LOCKING = (
-    select(AccountRow)
-    .where(AccountRow.psn_no == bindparam("psn_no"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """A person locked until the transaction ends, with their account balance as it stands under the lock."""
+
+    psn_no: str
+    balance_fen: int
+
+
+_ACCOUNTS = AccountRow.__table__
+# Built once: every application, confirmation and revert runs these.
+_LOCKING = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.psn_no == bindparam("psn_no")).with_for_update()
+_ADD_TO_BALANCE = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.psn_no == bindparam("account_of"))
+    .values(balance_fen=_ACCOUNTS.c.balance_fen + bindparam("delta_fen"))
 )
-_BALANCE = select(AccountRow.balance_fen).where(AccountRow.psn_no == bindparam("psn_no"))
-_ACCUMULATORS = select(AccumulatorRow.kind, AccumulatorRow.key, AccumulatorRow.value_fen).where(
-    AccumulatorRow.psn_no == bindparam("psn_no"), AccumulatorRow.year == bindparam("year")
+_BALANCE = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.psn_no == bindparam("psn_no"))
+_VALUES = AccumulatorRow.__table__
+_ACCUMULATORS = select(_VALUES.c.kind, _VALUES.c.key, _VALUES.c.value_fen).where(
+    _VALUES.c.psn_no == bindparam("psn_no"), _VALUES.c.year == bindparam("year")
 )
 
 
-def lock_person(session: Session, psn_no: str) -> AccountRow:
-    """The person's account row, created at zero if missing, locked until the transaction ends."""
-    account = session.scalars(_LOCKING, {"psn_no": psn_no}).one_or_none()
-    if account is None:  # the person's first settlement here
+def lock_person(session: Session, psn_no: str) -> Locked:
+    """Lock the person (their account row, created at zero if missing) until the transaction ends."""
+    balance: int | None = session.execute(_LOCKING, {"psn_no": psn_no}).scalar_one_or_none()
+    if balance is None:  # the person's first settlement here
         insert_if_absent(session, AccountRow, {"psn_no": psn_no, "balance_fen": 0})
-        account = session.scalars(_LOCKING, {"psn_no": psn_no}).one()
-    return account
+        balance = session.execute(_LOCKING, {"psn_no": psn_no}).scalar_one()
+    return Locked(psn_no, balance)
+
+
+def _add_to_balance(session: Session, psn_no: str, delta_fen: int) -> None:
+    session.execute(_ADD_TO_BALANCE, {"account_of": psn_no, "delta_fen": delta_fen})
 
 
 def credit(session: Session, psn_no: str, amount_fen: int) -> int:
     """Credit (or, negative, debit) the account under the person's lock; never below zero."""
-    account = lock_person(session, psn_no)
-    balance = account.balance_fen + amount_fen
+    person = lock_person(session, psn_no)
+    balance = person.balance_fen + amount_fen
     if balance < 0:
         raise invalid(
             "INVALID_ARGUMENT",
             "amount_fen",
-            f"a debit of {-amount_fen} fen exceeds the balance of {account.balance_fen} fen",
+            f"a debit of {-amount_fen} fen exceeds the balance of {person.balance_fen} fen",
         )
-    account.balance_fen = balance
+    _add_to_balance(session, psn_no, amount_fen)
     return balance
 
 
@@ -99,43 +113,34 @@ def accumulator_rows(session: Session, psn_no: str, year: int) -> list[Accumulat
 
 def move(
     session: Session,
-    account: AccountRow,
+    person: Locked,
     year: int,
+    before: Accumulators,
     changes: Iterable[AccumulatorChange],
     account_delta_fen: int,
 ) -> list[Movement]:
-    """Add ``changes`` to the locked person's accumulators and ``account_delta_fen`` to the account.
+    """Add ``changes`` to the locked person's accumulators of ``year`` (``before``, as read under the
+    lock) and ``account_delta_fen`` to the account.
 
     Returns each movement with its value before; zero changes are reported but not written.
     """
-    psn_no = account.psn_no
-    before = accumulators(session, psn_no, year)
     movements = []
+    added: dict[tuple[str, str], int] = {}
     for change in changes:
-        delta = to_fen(change.delta)
-        movements.append(
-            Movement(change.kind.value, change.key, to_fen(before.value(change.kind, change.key)), delta)
-        )
+        kind, delta = change.kind.value, to_fen(change.delta)
+        movements.append(Movement(kind, change.key, to_fen(before.value(change.kind, change.key)), delta))
         if delta:
-            statement = upsert_insert(
-                session,
-                AccumulatorRow,
-                {
-                    "psn_no": psn_no,
-                    "year": year,
-                    "kind": change.kind.value,
-                    "key": change.key,
-                    "value_fen": delta,
-                },
-            )
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["psn_no", "year", "kind", "key"],
-                    set_={"value_fen": AccumulatorRow.value_fen + statement.excluded.value_fen},
-                )
-            )
+            added[kind, change.key] = added.get((kind, change.key), 0) + delta
+    insert_or_add(
+        session,
+        AccumulatorRow,
+        "value_fen",
+        [
+            {"psn_no": person.psn_no, "year": year, "kind": kind, "key": key, "value_fen": delta}
+            for (kind, key), delta in added.items()
+        ],
+    )
     if account_delta_fen:
-        movements.append(Movement(ACCOUNT, "", account.balance_fen, account_delta_fen))
-        account.balance_fen += account_delta_fen
-        session.flush()
+        movements.append(Movement(ACCOUNT, "", person.balance_fen, account_delta_fen))
+        _add_to_balance(session, person.psn_no, account_delta_fen)
     return movements

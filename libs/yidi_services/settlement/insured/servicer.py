@@ -28,7 +28,6 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
 from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
-from yidi_runtime.peers import alongside
 from yidi_runtime.relay import Relay
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
@@ -202,20 +201,15 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 answered = self._answered(uow.session, command.request_id, method, request, response_type)
             if answered is not None:
                 return answered
-        # The policy of the region and insurance the bill names is asked alongside eligibility; a
-        # person filing places elsewhere (a county below this node) has it asked again.
-        destination, insutype, day = (
-            request.route.destination_admdvs,
-            command.insutype,
-            command.visit.service_date,
+        # The policy is asked after eligibility, of the place filing says the person is insured in
+        # (a county below this node, say): both are this node's own services, called in process,
+        # so asking them side by side would overlap no waiting, only add a thread.
+        snapshot = self._place.eligibility(
+            apply.eligibility_question(command, request.route.destination_admdvs)
         )
-        expected_policy = alongside(lambda: self._place.policy(destination, insutype, day))
-        snapshot = self._place.eligibility(apply.eligibility_question(command, destination))
         apply.check_insutype(command, snapshot)
-        version, policy = (
-            expected_policy.result()
-            if (snapshot.insuplc_admdvs, snapshot.insutype) == (destination, insutype)
-            else self._place.policy(snapshot.insuplc_admdvs, snapshot.insutype, day)
+        version, policy = self._place.policy(
+            snapshot.insuplc_admdvs, snapshot.insutype, command.visit.service_date
         )
         terms = apply.Terms(snapshot, version, policy)
         if command.dry_run:
