@@ -16,12 +16,16 @@ from typing import Any, TextIO
 import structlog
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_ID_NUMBER_LENGTH = 18
+"""What :data:`_ID_NUMBER` matches is exactly this long: a shorter string holds none (most log values)."""
 _NAME_KEYS = frozenset({"psn_name", "name_of_person", "person_name", "applicant_name"})
 _ID_KEYS = frozenset({"certno", "id_number", "psn_cert_no", "mdtrt_cert_no"})
 
 
 def mask_id_number(value: str) -> str:
     """``110101199003071234`` → ``110101********1234``: the region and check tail only."""
+    if len(value) < _ID_NUMBER_LENGTH:
+        return value
     return _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(2)}", value)
 
 
