@@ -45,13 +45,19 @@ def _mask(value: Any) -> Any:
 
 
 def mask_personal_data(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask ID numbers anywhere and names under the known keys."""
+    """structlog processor: mask ID numbers anywhere and names under the known keys.
+
+    Every line passes here (the rpc line of every call): numbers and None are left alone at once.
+    """
     for key, value in list(event.items()):
-        if key in _NAME_KEYS and isinstance(value, str):
-            event[key] = mask_name(value)
-        elif key in _ID_KEYS and isinstance(value, str):
-            event[key] = mask_id_number(value) if _ID_NUMBER.search(value) else "***"
-        else:
+        if isinstance(value, str):
+            if key in _NAME_KEYS:
+                event[key] = mask_name(value)
+            elif key in _ID_KEYS:
+                event[key] = mask_id_number(value) if _ID_NUMBER.search(value) else "***"
+            else:
+                event[key] = mask_id_number(value)
+        elif isinstance(value, dict | list | tuple):
             event[key] = _mask(value)
     return event
 
