@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, insert, select
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yidi_core.errors import invalid
 from yidi_runtime import paging
@@ -198,6 +198,12 @@ def _ascii(row: Row) -> Row:
     }
 
 
+def _insert(session: Session, rows: list[Row]) -> None:
+    """Append ``rows`` with a Core INSERT on the session's connection: the ORM's bulk insert costs about
+    half as much again on the small batches a node writes five times a second."""
+    session.connection().execute(insert(AuditRecord.__table__), rows)
+
+
 def _database_failed(error: Exception) -> bool:
     """The database or the connection to it failed (down, restarting, locked), whatever the rows held."""
     return isinstance(
@@ -284,7 +290,7 @@ class AuditTrail:
 
     def _write(self, rows: list[Row]) -> None:
         with self._database.unit_of_work(write=True) as uow:
-            uow.session.execute(insert(AuditRecord), rows)
+            _insert(uow.session, rows)
             uow.commit()
 
     def _takes_blank_row(self, row: Row) -> bool:
@@ -295,7 +301,7 @@ class AuditTrail:
         """
         try:
             with self._database.unit_of_work(write=True) as uow:
-                uow.session.execute(insert(AuditRecord), [row | dict.fromkeys(_TEXT_COLUMNS, "")])
+                _insert(uow.session, [row | dict.fromkeys(_TEXT_COLUMNS, "")])
         except Exception:
             return False
         return True

@@ -15,12 +15,17 @@ Anything else is UNAUTHENTICATED.
 
 from __future__ import annotations
 
+import functools
+
 import grpc
 
 from yidi_core.errors import DomainError
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.identity import DEVELOPER, CallerRole, Principal, Via, parse_subject
 from yidi_runtime.tokens import TokenVerifier, bearer_token
+
+_CERTIFICATE_NAMES = 1024
+"""Callers whose certificate's names are remembered, parsed: a node's neighbours and its institutions' HIS."""
 
 PRINCIPAL_HEADER = "x-yidi-principal"
 """Development only: the caller an insecure node should assume."""
@@ -49,9 +54,9 @@ class Authenticator:
         """The caller, or UNAUTHENTICATED saying what is missing."""
         if self._local is not None:
             return self._local
-        uris = context.auth_context().get("peer_uri", [])
+        uris = context.auth_context().get("peer_uri")
         if uris:
-            return self._from_certificate([uri.decode() for uri in uris])
+            return _from_certificate(tuple(uris))
         authorization = _metadata(context, "authorization")
         if authorization is not None and self._tokens is not None:
             return self._tokens.principal(bearer_token(authorization))
@@ -67,12 +72,14 @@ class Authenticator:
             "UNAUTHENTICATED", "present a client certificate, or a token on the node's token port"
         )
 
-    @staticmethod
-    def _from_certificate(uris: list[str]) -> Principal:
-        principals = [found for uri in uris if (found := parse_subject(uri)) is not None]
-        if len(principals) != 1:
-            raise DomainError(
-                "UNAUTHENTICATED",
-                "the client certificate must name exactly one yidi:// caller in its subjectAltName",
-            )
-        return principals[0]
+
+@functools.lru_cache(maxsize=_CERTIFICATE_NAMES)
+def _from_certificate(uris: tuple[bytes, ...]) -> Principal:
+    """The one caller a client certificate's URIs name (the same few certificates call again and again)."""
+    principals = [found for uri in uris if (found := parse_subject(uri.decode())) is not None]
+    if len(principals) != 1:
+        raise DomainError(
+            "UNAUTHENTICATED",
+            "the client certificate must name exactly one yidi:// caller in its subjectAltName",
+        )
+    return principals[0]

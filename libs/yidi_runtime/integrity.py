@@ -50,12 +50,12 @@ _TRUSTED_CERTIFICATES = 256
 """Signer certificates remembered once checked against the CA (a federation has a few dozen nodes)."""
 
 
-def _supported(algorithm: str) -> bool:
-    hash_type = _HASHES.get(algorithm)
-    return hash_type is not None and default_backend().hash_supported(hash_type())
+_SUPPORTED = frozenset(
+    name for name, hash_type in _HASHES.items() if default_backend().hash_supported(hash_type())
+)
+"""The digest algorithms the installed OpenSSL offers (asked once: every seal checked asks again)."""
 
-
-DIGEST_ALGORITHM = SM3 if _supported(SM3) else SHA256
+DIGEST_ALGORITHM = SM3 if SM3 in _SUPPORTED else SHA256
 """What this process seals with: SM3 (国密) where OpenSSL offers it, else SHA-256."""
 
 
@@ -174,6 +174,17 @@ def canonical(message: Message, sealed: Sealed) -> bytes:
     return content.SerializeToString(deterministic=True)
 
 
+@functools.cache
+def _output_only(descriptor: Descriptor) -> tuple[str, ...]:
+    """The fields of a message type marked output only (reading a field's options parses them: once per type)."""
+    return tuple(
+        described.name
+        for described in descriptor.fields
+        if field_behavior_pb2.OUTPUT_ONLY
+        in described.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    )
+
+
 def digest(data: bytes, algorithm: str) -> bytes:
     """``data`` hashed with ``algorithm`` (SM3 or SHA-256)."""
     hasher = hashes.Hash(_HASHES[algorithm]())
@@ -219,7 +230,7 @@ def matches(message: Message, seal: PayloadSignature, sealed: Sealed = PAYLOAD) 
 
     For anyone holding a stored message and its seal, e.g. to show in a dispute what a node signed.
     """
-    if not _supported(seal.digest_algorithm) or not _digest_matches(message, seal, sealed):
+    if seal.digest_algorithm not in _SUPPORTED or not _digest_matches(message, seal, sealed):
         return False
     try:
         key = _certificate(seal.signer_certificate).public_key()
@@ -381,7 +392,7 @@ class NodeIntegrity:
     def _check(self, message: Message, seal: PayloadSignature, origin: Origin, sealed: Sealed) -> str:
         if not (seal.signature and seal.digest and seal.signer_certificate):
             raise _Refused(Cause.MISSING, "the message is not sealed by the node that made it")
-        if not _supported(seal.digest_algorithm):
+        if seal.digest_algorithm not in _SUPPORTED:
             raise _Refused(
                 Cause.UNSUPPORTED_DIGEST, f"digest algorithm {seal.digest_algorithm!r} is not supported here"
             )

@@ -29,7 +29,7 @@ from yidi_runtime.auth import Authenticator
 from yidi_runtime.authz import Authorizer
 from yidi_runtime.identity import CallerRole, Principal, Via
 from yidi_runtime.logs import get_logger
-from yidi_runtime.metrics import ServerMetrics
+from yidi_runtime.metrics import MethodMetrics, ServerMetrics
 from yidi_runtime.quotas import Quotas
 from yidi_runtime.status import grpc_code, to_status
 from yidi_runtime.vouches import Vouches
@@ -46,6 +46,7 @@ _HANDLER_FACTORIES = {
     "client_stream": grpc.stream_unary_rpc_method_handler,
     "bidi_stream": grpc.stream_stream_rpc_method_handler,
 }
+_log = structlog.get_logger()
 _INTERNAL = DomainError("INTERNAL")
 _UNIMPLEMENTED = DomainError("NOT_IMPLEMENTED")
 _DATABASE_UNAVAILABLE = DomainError("DATABASE_UNAVAILABLE")
@@ -72,19 +73,34 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
+@dataclass(frozen=True)
+class _Method:
+    """What the bookkeeping of one method's calls needs, worked out once when its handler is wrapped."""
+
+    kind: str
+    service: str
+    name: str
+    audit: AuditHook | None
+    """Where its calls are recorded; None for a method that is not audited."""
+    metrics: MethodMetrics
+    log_context: dict[str, str]
+    """The log fields every line logged in one of its calls carries: the node and the method."""
+
+
 class _Call:
     """The bookkeeping of one RPC: its log context, status code and reason."""
 
-    def __init__(self, node: str, kind: str, service: str, method: str) -> None:
-        self.kind, self.service, self.method = kind, service, method
+    def __init__(self, method: _Method) -> None:
+        self.method = method
         self.code = grpc.StatusCode.OK
         self.reason = ""
         self.request_id = ""
         self.principal: Principal | None = None
         self.started = time.perf_counter()
         self.cpu_started = time.thread_time()
+        method.metrics.started.inc()
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(node=node, grpc_service=service, grpc_method=method)
+        structlog.contextvars.bind_contextvars(**method.log_context)
 
     def bind_request(self, request: Any) -> None:
         self.request_id = request_id_of(request)
@@ -101,9 +117,10 @@ class _Call:
 
     def bind_principal(self, principal: Principal, relay: Principal | None = None) -> None:
         self.principal = principal
-        structlog.contextvars.bind_contextvars(caller=principal.subject)
-        if relay is not None:
-            structlog.contextvars.bind_contextvars(relay=relay.subject)
+        if relay is None:
+            structlog.contextvars.bind_contextvars(caller=principal.subject)
+        else:
+            structlog.contextvars.bind_contextvars(caller=principal.subject, relay=relay.subject)
 
     def fail(self, context: grpc.ServicerContext, error: Exception) -> None:
         """Record why the call failed and abort it with the right status (this raises)."""
@@ -126,15 +143,12 @@ class _Call:
         self.reason = domain_error.reason_code
         context.abort_with_status(to_status(domain_error))
 
-    def finish(self, metrics: ServerMetrics) -> None:
+    def finish(self) -> None:
         seconds = time.perf_counter() - self.started
-        cpu_seconds = time.thread_time() - self.cpu_started
-        metrics.record(self.kind, self.service, self.method, self.code, seconds, cpu_seconds)
-        if self.reason:
-            metrics.failures.labels(self.service, self.method, self.reason).inc()
-        get_logger().info(
+        self.method.metrics.record(self.code, self.reason, seconds, time.thread_time() - self.cpu_started)
+        _log.info(
             "rpc",
-            grpc_type=self.kind,
+            grpc_type=self.method.kind,
             grpc_code=self.code.name,
             reason=self.reason or None,
             duration_ms=round(seconds * 1000, 3),
@@ -207,10 +221,18 @@ class ServerInterceptor(grpc.ServerInterceptor):
         behavior = (
             handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
         )
+        bookkeeping = _Method(
+            kind,
+            service,
+            method,
+            self._guard.audit if full_method in self._guard.audited else None,
+            self._metrics.method(kind, service, method),
+            {"node": self._node, "grpc_service": service, "grpc_method": method},
+        )
         wrapped = (
-            self._streaming(behavior, kind, service, method)
+            self._streaming(behavior, bookkeeping)
             if handler.response_streaming
-            else self._single(behavior, kind, service, method, not handler.request_streaming)
+            else self._single(behavior, bookkeeping, not handler.request_streaming)
         )
         return _HANDLER_FACTORIES[kind](
             wrapped,
@@ -225,7 +247,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         call.bind_principal(caller)
         identity.current.set(caller)
         if self._guard.quotas is not None:
-            self._guard.quotas.admit(caller, call.service)
+            self._guard.quotas.admit(caller, call.method.service)
         text_checks.ensure_sound(request)
         acting, relay = caller, None
         raw = vouches.arrived_with(context)
@@ -242,16 +264,15 @@ class ServerInterceptor(grpc.ServerInterceptor):
             call.bind_principal(acting, relay)
             identity.current.set(acting)
             identity.relay.set(relay)
-        self._guard.authorizer.check(caller, call.service, call.method, request, acting)
+        self._guard.authorizer.check(caller, call.method.service, call.method.name, request, acting)
 
     def _close(self, call: _Call, context: grpc.ServicerContext) -> None:
-        call.finish(self._metrics)
-        audit = self._guard.audit
-        if audit is not None and f"/{call.service}/{call.method}" in self._guard.audited:
-            audit.record(
+        call.finish()
+        if call.method.audit is not None:
+            call.method.audit.record(
                 call.principal,
-                call.service,
-                call.method,
+                call.method.service,
+                call.method.name,
                 call.request_id,
                 call.code,
                 call.reason,
@@ -262,11 +283,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
         identity.vouch.set(None)
 
     def _single(
-        self, behavior: Callable[..., Any], kind: str, service: str, method: str, unary_request: bool
+        self, behavior: Callable[..., Any], method: _Method, unary_request: bool
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            call = _Call(self._node, kind, service, method)
-            self._metrics.started.labels(kind, service, method).inc()
+            call = _Call(method)
             if unary_request:
                 call.bind_request(request)
             else:
@@ -282,15 +302,14 @@ class ServerInterceptor(grpc.ServerInterceptor):
         return handle
 
     def _streaming(
-        self, behavior: Callable[..., Any], kind: str, service: str, method: str
+        self, behavior: Callable[..., Any], method: _Method
     ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            call = _Call(self._node, kind, service, method)
-            self._metrics.started.labels(kind, service, method).inc()
-            if kind == "server_stream":
+            call = _Call(method)
+            if method.kind == "server_stream":
                 call.bind_request(request)
             try:
-                self._admit(call, context, request if kind == "server_stream" else None)
+                self._admit(call, context, request if method.kind == "server_stream" else None)
                 yield from behavior(request, context)
             except Exception as error:
                 call.fail(context, error)

@@ -16,12 +16,16 @@ from typing import Any, TextIO
 import structlog
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_ID_NUMBER_LENGTH = 18
+"""What :data:`_ID_NUMBER` matches is exactly this long: a shorter string holds none (most log values)."""
 _NAME_KEYS = frozenset({"psn_name", "name_of_person", "person_name", "applicant_name"})
 _ID_KEYS = frozenset({"certno", "id_number", "psn_cert_no", "mdtrt_cert_no"})
 
 
 def mask_id_number(value: str) -> str:
     """``110101199003071234`` → ``110101********1234``: the region and check tail only."""
+    if len(value) < _ID_NUMBER_LENGTH:
+        return value
     return _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(2)}", value)
 
 
@@ -41,13 +45,19 @@ def _mask(value: Any) -> Any:
 
 
 def mask_personal_data(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask ID numbers anywhere and names under the known keys."""
+    """structlog processor: mask ID numbers anywhere and names under the known keys.
+
+    Every line passes here (the rpc line of every call): numbers and None are left alone at once.
+    """
     for key, value in list(event.items()):
-        if key in _NAME_KEYS and isinstance(value, str):
-            event[key] = mask_name(value)
-        elif key in _ID_KEYS and isinstance(value, str):
-            event[key] = mask_id_number(value) if _ID_NUMBER.search(value) else "***"
-        else:
+        if isinstance(value, str):
+            if key in _NAME_KEYS:
+                event[key] = mask_name(value)
+            elif key in _ID_KEYS:
+                event[key] = mask_id_number(value) if _ID_NUMBER.search(value) else "***"
+            else:
+                event[key] = mask_id_number(value)
+        elif isinstance(value, dict | list | tuple):
             event[key] = _mask(value)
     return event
 

@@ -91,24 +91,37 @@ class ServerMetrics:
 
     def initialize(self, grpc_type: str, service: str, method: str) -> None:
         """Expose zeroed series for a method before its first call (as go-grpc-prometheus does)."""
-        self.started.labels(grpc_type, service, method)
-        self.handled.labels(grpc_type, service, method, grpc.StatusCode.OK.name)
-        self.handling_seconds.labels(grpc_type, service, method)
-        self.handling_cpu.labels(service, method)
+        self.method(grpc_type, service, method)
 
-    def record(
-        self,
-        grpc_type: str,
-        service: str,
-        method: str,
-        code: grpc.StatusCode,
-        seconds: float,
-        cpu_seconds: float = 0.0,
-    ) -> None:
-        """Count a completed RPC and observe its latency and the CPU its handler's thread spent."""
-        self.handled.labels(grpc_type, service, method, code.name).inc()
-        self.handling_seconds.labels(grpc_type, service, method).observe(seconds)
-        self.handling_cpu.labels(service, method).inc(cpu_seconds)
+    def method(self, grpc_type: str, service: str, method: str) -> MethodMetrics:
+        """One method's series (made now, at zero), for the interceptor to keep."""
+        return MethodMetrics(self, grpc_type, service, method)
+
+
+class MethodMetrics:
+    """One method's series, the children every call touches looked up once (``labels()`` hashes and
+    locks each time); a call that fails finds its code's and reason's series by label."""
+
+    def __init__(self, metrics: ServerMetrics, grpc_type: str, service: str, method: str) -> None:
+        self._metrics = metrics
+        self._labels = (grpc_type, service, method)
+        self.started = metrics.started.labels(grpc_type, service, method)
+        self._ok = metrics.handled.labels(grpc_type, service, method, grpc.StatusCode.OK.name)
+        self._seconds = metrics.handling_seconds.labels(grpc_type, service, method)
+        self._cpu = metrics.handling_cpu.labels(service, method)
+
+    def record(self, code: grpc.StatusCode, reason: str, seconds: float, cpu_seconds: float) -> None:
+        """Count a completed call (and its refusal ``reason``, if any); observe its latency and the CPU
+        its handler's thread spent."""
+        if code is grpc.StatusCode.OK:
+            self._ok.inc()
+        else:
+            self._metrics.handled.labels(*self._labels, code.name).inc()
+        self._seconds.observe(seconds)
+        self._cpu.inc(cpu_seconds)
+        if reason:
+            _, service, method = self._labels
+            self._metrics.failures.labels(service, method, reason).inc()
 
 
 @dataclass

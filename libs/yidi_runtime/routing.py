@@ -43,6 +43,10 @@ from yidi_runtime.regions import region_prefix
 from yidi_runtime.resilience import Backoff, CircuitBreaker, Monotonic, RetryPolicy
 from yidi_runtime.vouches import Vouches
 
+_REMEMBERED_ROUTES = 4096
+"""Route decisions a router keeps at most: more than the regions a federation has, few enough to bound
+what requests naming made-up regions can fill."""
+
 PEER_RETRY = RetryPolicy(attempts=3, backoff=Backoff(base_s=0.05, max_s=1.0))
 """Node-to-node calls: up to three tries, pausing 25–50 ms, then 50–100 ms."""
 
@@ -130,11 +134,21 @@ class Router:
         self._sleep = sleep
         self._jitter = jitter
         self._clients: dict[Peer, PeerClient] = {}
+        self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
 
     def route(self, target: str, field: str = "admdvs", unreachable: str = "NODE_UNREACHABLE") -> Route:
-        """The pure decision of :func:`route` for this node."""
-        return route(self.settings, target, field, unreachable)
+        """The decision of :func:`route` for this node, remembered for each region it found a way to.
+
+        It depends on the target alone (the field and the reason only name a refusal, which is
+        decided afresh each time): a relay asks it on every call it passes on.
+        """
+        decided = self._routes.get(target)
+        if decided is None:
+            decided = route(self.settings, target, field, unreachable)
+            if len(self._routes) < _REMEMBERED_ROUTES:
+                self._routes[target] = decided
+        return decided
 
     def client(self, peer: Peer) -> PeerClient:
         """The one client (channel, breaker) this node keeps for ``peer``.

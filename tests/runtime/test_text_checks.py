@@ -12,7 +12,11 @@ from collections.abc import Sequence
 
 import grpc
 import pytest
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2, struct_pb2
 from google.protobuf.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yidi.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from yidi.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc, policy_pb2
@@ -22,7 +26,8 @@ from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
 from yidi.settlement.v1 import settlement_service_pb2, settlement_service_pb2_grpc
 from yidi.type.v1 import fee_item_pb2, person_pb2
-from yidi_runtime.text_checks import refusal
+from yidi_core.errors import DomainError
+from yidi_runtime.text_checks import ensure_sound, refusal
 from yidi_testing import error_details
 
 SETTLEMENT = "/yidi.settlement.v1.SettlementService"
@@ -165,3 +170,49 @@ def test_which_strings_are_refused(message: Message, paths: Sequence[str]) -> No
     error = refusal(message)
     found = [violation.field for violation in error.violations] if error else []
     assert found == list(paths)
+
+
+_TEXTS = st.text(alphabet=st.sampled_from(["a", "号", "\t", "\n", "\x00", "\x1b", "\x7f", "\x85", "\xad"]))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | _TEXTS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXTS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _refused_as_walked(message: Message) -> None:
+    """``ensure_sound`` refuses ``message`` exactly when the field-by-field walk finds a bad string, with its error."""
+    walked = refusal(message)
+    try:
+        ensure_sound(message)
+    except DomainError as error:
+        assert error == walked
+    else:
+        assert walked is None
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.dictionaries(_TEXTS, _JSON, max_size=4))
+def test_a_recursive_message_with_maps_of_messages_is_refused_exactly_as_walked(
+    document: dict[str, object],
+) -> None:
+    """No request type of the API is recursive or maps to messages; a ``Struct`` is both."""
+    message = struct_pb2.Struct()
+    message.update(document)
+    _refused_as_walked(message)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.dictionaries(_TEXTS, _TEXTS, max_size=4), _TEXTS)
+def test_a_map_of_strings_is_refused_exactly_as_walked(adjustments: dict[str, str], insutype: str) -> None:
+    """No request type of the API maps strings to strings; a policy does."""
+    _refused_as_walked(policy_pb2.Policy(ratio_adjustments=adjustments, insutype=insutype))
+
+
+def test_a_string_in_an_extension_is_refused_naming_its_path() -> None:
+    """A message type that may carry extensions is read by the walk alone: its extensions are fields too."""
+    options = descriptor_pb2.MethodOptions()
+    options.Extensions[annotations_pb2.http].get = "/v1/\x00"
+    with pytest.raises(DomainError) as caught:
+        ensure_sound(options)
+    assert [violation.field for violation in caught.value.violations] == ["http.get"]
