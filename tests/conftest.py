@@ -98,6 +98,17 @@ def empty_database_url(request: pytest.FixtureRequest) -> str | None:
     return None if request.param == "sqlite" else str(request.getfixturevalue("empty_postgres_url"))
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def module_database_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
+    """Like ``database_factory``, for a tree every test of a module shares (its databases dropped after it)."""
+    if request.param == "sqlite":
+        yield lambda: None
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_databases(server, "yidi_module", request.getfixturevalue("migrated_template")) as create:
+        yield create
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_factory(request: pytest.FixtureRequest) -> Callable[[], str | None]:
     """A fresh database per call: None (SQLite files in the node's data folder) or a new PostgreSQL database."""

@@ -379,6 +379,7 @@ def self_pay_bill_columns(bill: settlement_pb2.SelfPayBill) -> Document:
         "medfee_sumamt_fen": bill.medfee_sumamt_fen,
         "service_date": _day(bill.service_date),
         "direct_settlement_failure_reason": bill.direct_settlement_failure_reason,
+        "mdtrt_id": bill.mdtrt_id or None,
         "details": {
             "v": VERSION,
             "facts": _facts(bill.facts) if bill.HasField("facts") else None,
@@ -401,4 +402,5 @@ def self_pay_bill_from_columns(row: Any) -> settlement_pb2.SelfPayBill:
         invoice_numbers=details["invoice_numbers"],
         direct_settlement_failure_reason=row.direct_settlement_failure_reason,
         service_date=_date(row.service_date),
+        mdtrt_id=getattr(row, "mdtrt_id", None) or "",  # rows before settlement_0009 have none
     )

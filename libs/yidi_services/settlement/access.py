@@ -36,6 +36,7 @@ ACCESS: dict[str, Access] = rules(
     GetSettlement=_HIS_READ,
     ListSettlements=_HIS_READ,
     GetSelfPayBill=_HIS_READ,
+    GetDirectSettlementReport=_HIS_READ,
 ) | rules(
     "yidi.settlement.v1.InsuredSettlementService",
     ResolvePerson=allow(NODE, origin=(*_ORIGIN, "treatment_admdvs", "fixmedins_code")),

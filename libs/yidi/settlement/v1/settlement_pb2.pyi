@@ -290,6 +290,7 @@ class SelfPayBill(_message.Message):
     DIRECT_SETTLEMENT_FAILURE_REASON_FIELD_NUMBER: _builtins.int
     UPLOAD_TIME_FIELD_NUMBER: _builtins.int
     SERVICE_DATE_FIELD_NUMBER: _builtins.int
+    MDTRT_ID_FIELD_NUMBER: _builtins.int
     bill_id: _builtins.str
     """Bill id, 30 characters starting with the treatment node's region."""
     fixmedins_code: _builtins.str
@@ -300,6 +301,10 @@ class SelfPayBill(_message.Message):
     """Total of the bill in fen (must equal the lines: AMOUNT_MISMATCH)."""
     direct_settlement_failure_reason: _builtins.str
     """Why direct settlement was impossible, as a stable reason (e.g. NOT_FILED)."""
+    mdtrt_id: _builtins.str
+    """The visit (`mdtrt_id`) direct settlement was tried for, if it was registered: the visit
+    then counts as reimbursed manually, not refused, in the direct-settlement rate.
+    """
     @_builtins.property
     def credential(self) -> _person_pb2.Credential:
         """Person (credential as presented, masked in every view)."""
@@ -338,10 +343,11 @@ class SelfPayBill(_message.Message):
         direct_settlement_failure_reason: _builtins.str = ...,
         upload_time: _timestamp_pb2.Timestamp | None = ...,
         service_date: _date_pb2.Date | None = ...,
+        mdtrt_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "facts", b"facts", "service_date", b"service_date", "upload_time", b"upload_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "credential", b"credential", "direct_settlement_failure_reason", b"direct_settlement_failure_reason", "facts", b"facts", "fixmedins_code", b"fixmedins_code", "insuplc_admdvs", b"insuplc_admdvs", "invoice_numbers", b"invoice_numbers", "items", b"items", "medfee_sumamt_fen", b"medfee_sumamt_fen", "service_date", b"service_date", "upload_time", b"upload_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "credential", b"credential", "direct_settlement_failure_reason", b"direct_settlement_failure_reason", "facts", b"facts", "fixmedins_code", b"fixmedins_code", "insuplc_admdvs", b"insuplc_admdvs", "invoice_numbers", b"invoice_numbers", "items", b"items", "mdtrt_id", b"mdtrt_id", "medfee_sumamt_fen", b"medfee_sumamt_fen", "service_date", b"service_date", "upload_time", b"upload_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1043,3 +1043,171 @@ class GetSelfPayBillResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSelfPayBillResponse: _TypeAlias = GetSelfPayBillResponse  # noqa: Y015
+
+@_typing.final
+class GetDirectSettlementReportRequest(_message.Message):
+    """Request of GetDirectSettlementReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
+    fixmedins_code: _builtins.str
+    """Only this institution."""
+    insuplc_admdvs: _builtins.str
+    """Only patients insured in this region (or below it)."""
+    @_builtins.property
+    def envelope(self) -> _settlement_pb2.Envelope:
+        """Envelope (an institution's report covers only itself)."""
+
+    @_builtins.property
+    def start_date(self) -> _date_pb2.Date:
+        """First service date counted (discharge day of a stay), inclusive."""
+
+    @_builtins.property
+    def end_date(self) -> _date_pb2.Date:
+        """Last service date counted, inclusive; at most 366 days after `start_date`."""
+
+    def __init__(
+        self,
+        *,
+        envelope: _settlement_pb2.Envelope | None = ...,
+        start_date: _date_pb2.Date | None = ...,
+        end_date: _date_pb2.Date | None = ...,
+        fixmedins_code: _builtins.str = ...,
+        insuplc_admdvs: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "envelope", b"envelope", "start_date", b"start_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "envelope", b"envelope", "fixmedins_code", b"fixmedins_code", "insuplc_admdvs", b"insuplc_admdvs", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDirectSettlementReportRequest: _TypeAlias = GetDirectSettlementReportRequest  # noqa: Y015
+
+@_typing.final
+class DirectSettlementReasonCount(_message.Message):
+    """Cases of one outcome that were not settled directly, for one reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    """`refused` (direct settlement was refused) or `manual` (a self-pay bill was uploaded)."""
+    reason: _builtins.str
+    """The stable reason (e.g. NOT_FILED)."""
+    count: _builtins.int
+    """How many cases."""
+    def __init__(
+        self,
+        *,
+        outcome: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "outcome", b"outcome", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectSettlementReasonCount: _TypeAlias = DirectSettlementReasonCount  # noqa: Y015
+
+@_typing.final
+class DirectSettlementTally(_message.Message):
+    """The outcome of the cases of one institution or region."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    CASE_COUNT_FIELD_NUMBER: _builtins.int
+    DIRECT_COUNT_FIELD_NUMBER: _builtins.int
+    REFUSED_COUNT_FIELD_NUMBER: _builtins.int
+    MANUAL_COUNT_FIELD_NUMBER: _builtins.int
+    PENDING_COUNT_FIELD_NUMBER: _builtins.int
+    DIRECT_RATE_BP_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """An institution code, a region code, or empty for the node's total."""
+    case_count: _builtins.int
+    """Cases with an outcome: direct + refused + manual."""
+    direct_count: _builtins.int
+    """Visits settled directly."""
+    refused_count: _builtins.int
+    """Visits whose settlement was refused and that are neither settled nor billed."""
+    manual_count: _builtins.int
+    """Self-pay bills uploaded for manual reimbursement."""
+    pending_count: _builtins.int
+    """Visits with no outcome yet (open, no refusal); not part of the rate."""
+    direct_rate_bp: _builtins.int
+    """direct / cases in basis points (10000 is 100%); 0 when there is no case."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectSettlementReasonCount]:
+        """Why the other cases were not settled directly, most frequent first."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        case_count: _builtins.int = ...,
+        direct_count: _builtins.int = ...,
+        refused_count: _builtins.int = ...,
+        manual_count: _builtins.int = ...,
+        pending_count: _builtins.int = ...,
+        direct_rate_bp: _builtins.int = ...,
+        reasons: _abc.Iterable[Global___DirectSettlementReasonCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_count", b"case_count", "direct_count", b"direct_count", "direct_rate_bp", b"direct_rate_bp", "key", b"key", "manual_count", b"manual_count", "pending_count", b"pending_count", "reasons", b"reasons", "refused_count", b"refused_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectSettlementTally: _TypeAlias = DirectSettlementTally  # noqa: Y015
+
+@_typing.final
+class GetDirectSettlementReportResponse(_message.Message):
+    """Response of GetDirectSettlementReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    INSTITUTIONS_FIELD_NUMBER: _builtins.int
+    TREATMENT_REGIONS_FIELD_NUMBER: _builtins.int
+    INSURED_REGIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def total(self) -> Global___DirectSettlementTally:
+        """All cases the request covers."""
+
+    @_builtins.property
+    def institutions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectSettlementTally]:
+        """Per institution, by code."""
+
+    @_builtins.property
+    def treatment_regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectSettlementTally]:
+        """Per treatment region (the visit's `mdtrtarea_admvs`), by code."""
+
+    @_builtins.property
+    def insured_regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectSettlementTally]:
+        """Per insured region, by code."""
+
+    def __init__(
+        self,
+        *,
+        total: Global___DirectSettlementTally | None = ...,
+        institutions: _abc.Iterable[Global___DirectSettlementTally] | None = ...,
+        treatment_regions: _abc.Iterable[Global___DirectSettlementTally] | None = ...,
+        insured_regions: _abc.Iterable[Global___DirectSettlementTally] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["institutions", b"institutions", "insured_regions", b"insured_regions", "total", b"total", "treatment_regions", b"treatment_regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDirectSettlementReportResponse: _TypeAlias = GetDirectSettlementReportResponse  # noqa: Y015

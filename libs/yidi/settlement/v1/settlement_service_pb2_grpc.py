@@ -109,6 +109,11 @@ class SettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillResponse.FromString,
                 _registered_method=True)
+        self.GetDirectSettlementReport = channel.unary_unary(
+                '/yidi.settlement.v1.SettlementService/GetDirectSettlementReport',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -285,6 +290,18 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDirectSettlementReport(self, request, context):
+        """The direct-settlement rate (应结尽结) of this node's visits over a span of service dates:
+        how many cases were settled directly, refused (by the last reason a Settle or PreSettle
+        was refused for) or left to manual reimbursement (a self-pay bill, by its reason), per
+        institution, treatment region and insured region. Institutions read their own.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +374,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetSelfPayBill,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillResponse.SerializeToString,
+            ),
+            'GetDirectSettlementReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDirectSettlementReport,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -742,6 +764,33 @@ class SettlementService:
             '/yidi.settlement.v1.SettlementService/GetSelfPayBill',
             yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetSelfPayBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDirectSettlementReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.SettlementService/GetDirectSettlementReport',
+            yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_settlement__service__pb2.GetDirectSettlementReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

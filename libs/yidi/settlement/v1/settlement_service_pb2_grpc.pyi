@@ -148,6 +148,14 @@ class SettlementServiceStub:
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
+    GetDirectSettlementReport: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.GetDirectSettlementReportRequest, _settlement_service_pb2.GetDirectSettlementReportResponse]
+    """The direct-settlement rate (应结尽结) of this node's visits over a span of service dates:
+    how many cases were settled directly, refused (by the last reason a Settle or PreSettle
+    was refused for) or left to manual reimbursement (a self-pay bill, by its reason), per
+    institution, treatment region and insured region. Institutions read their own.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -267,6 +275,14 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetSelfPayBill: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.GetSelfPayBillRequest, _settlement_service_pb2.GetSelfPayBillResponse]  # type: ignore[assignment]
     """Reads an uploaded bill (the insured place reads it to reimburse).
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    GetDirectSettlementReport: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.GetDirectSettlementReportRequest, _settlement_service_pb2.GetDirectSettlementReportResponse]  # type: ignore[assignment]
+    """The direct-settlement rate (应结尽结) of this node's visits over a span of service dates:
+    how many cases were settled directly, refused (by the last reason a Settle or PreSettle
+    was refused for) or left to manual reimbursement (a self-pay bill, by its reason), per
+    institution, treatment region and insured region. Institutions read their own.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
 
@@ -469,6 +485,20 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_service_pb2.GetSelfPayBillResponse, _abc.Awaitable[_settlement_service_pb2.GetSelfPayBillResponse]]:
         """Reads an uploaded bill (the insured place reads it to reimburse).
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDirectSettlementReport(
+        self,
+        request: _settlement_service_pb2.GetDirectSettlementReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_service_pb2.GetDirectSettlementReportResponse, _abc.Awaitable[_settlement_service_pb2.GetDirectSettlementReportResponse]]:
+        """The direct-settlement rate (应结尽结) of this node's visits over a span of service dates:
+        how many cases were settled directly, refused (by the last reason a Settle or PreSettle
+        was refused for) or left to manual reimbursement (a self-pay bill, by its reason), per
+        institution, treatment region and insured region. Institutions read their own.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 

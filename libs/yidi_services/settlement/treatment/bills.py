@@ -25,6 +25,8 @@ from yidi_services.settlement.treatment.checks import Caller, check_credential
 from yidi_services.settlement.treatment.fees import ensure_times_past
 from yidi_services.settlement.treatment.models import SelfPayBillRow
 
+_VISIT_ID_MAX = 30
+
 
 def checked_bill(
     bill: settlement_pb2.SelfPayBill, caller: Caller, now: datetime
@@ -52,6 +54,8 @@ def checked_bill(
             problems.add(
                 invalid("INVALID_ARGUMENT", f"bill.invoice_numbers[{index}]", "must be 1 to 64 characters")
             )
+    if len(bill.mdtrt_id.strip()) > _VISIT_ID_MAX:
+        problems.add(invalid("INVALID_ARGUMENT", "bill.mdtrt_id", f"at most {_VISIT_ID_MAX} characters"))
     reason = bill.direct_settlement_failure_reason
     if reason and reason not in REASONS:
         problems.add(
@@ -72,6 +76,7 @@ def checked_bill(
     stored = settlement_pb2.SelfPayBill()
     stored.CopyFrom(bill)
     stored.fixmedins_code = caller.fixmedins_code
+    stored.mdtrt_id = bill.mdtrt_id.strip()
     stored.facts.CopyFrom(facts)
     for item, fen in zip(stored.items, amounts, strict=True):
         item.det_item_fee_sumamt_fen = fen

@@ -11,7 +11,7 @@ is compared by, taken from the request as sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from google.protobuf.message import Message
@@ -21,11 +21,12 @@ from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.type.v1 import fee_item_pb2, person_pb2
 from yidi_codec.fields import Violations
 from yidi_core.catalogue import FeeItem
+from yidi_core.codes import check_institution, check_region
 from yidi_core.errors import invalid
 from yidi_core.money import MAX_AMOUNT_FEN
 from yidi_runtime.idempotency import fingerprint
 from yidi_runtime.wire import china_day, day_of, ensure_not_future, moment_of
-from yidi_services.settlement.treatment import bills, fees, visits
+from yidi_services.settlement.treatment import bills, direct_rate, fees, visits
 from yidi_services.settlement.treatment.catalogue import fee_items
 from yidi_services.settlement.treatment.checks import (
     Caller,
@@ -317,3 +318,31 @@ def upload_self_pay_bill(
 ) -> UploadSelfPayBill:
     call = call_of(request, "UploadSelfPayBill", caller)
     return UploadSelfPayBill(call, caller, bills.checked_bill(request.bill, caller, now))
+
+
+def direct_settlement_report(
+    request: api.GetDirectSettlementReportRequest, reader: Caller | None
+) -> direct_rate.ReportQuery:
+    """The cases a report covers; an institution's report is its own whatever it asks."""
+    problems = Violations()
+    start = problems.check(lambda: day_of(request.start_date, "start_date", required=True))
+    end = problems.check(lambda: day_of(request.end_date, "end_date", required=True))
+    code = request.fixmedins_code.strip()
+    if code:
+        problems.check(lambda: check_institution(code, "fixmedins_code"))
+    insured = request.insuplc_admdvs.strip()
+    if insured:
+        problems.check(lambda: check_region(insured, "insuplc_admdvs"))
+    problems.raise_any()
+    assert start is not None and end is not None
+    if not start <= end <= start + timedelta(days=direct_rate.MAX_SPAN_DAYS - 1):
+        raise invalid(
+            "INVALID_ARGUMENT",
+            "end_date",
+            f"must lie from start_date to {direct_rate.MAX_SPAN_DAYS} days after it",
+        )
+    if reader is not None:
+        if code:
+            reader.owns(code, "the report")
+        code = reader.fixmedins_code
+    return direct_rate.ReportQuery(start, end, code, insured)

@@ -127,13 +127,21 @@ class Desk:
         return self._requests.run_once(command.call, api.CancelFeeItemsResponse, effect)
 
     def upload_self_pay_bill(self, command: commands.UploadSelfPayBill) -> api.UploadSelfPayBillResponse:
-        """Keep the bill under an id derived from the institution's request id."""
+        """Keep the bill under an id derived from the institution's request id.
+
+        A bill naming a visit must name the caller's open one, which then counts as reimbursed
+        manually (:mod:`~yidi_services.settlement.treatment.direct_rate`).
+        """
         call = command.call
         bill_id = record_id(self._region, command.caller.key(call.request_id))
-        return self._requests.run_once(
-            call,
-            api.UploadSelfPayBillResponse,
-            lambda session: api.UploadSelfPayBillResponse(
+
+        def effect(session: Session) -> api.UploadSelfPayBillResponse:
+            if command.bill.mdtrt_id:
+                visit = visits.load(session, command.bill.mdtrt_id, command.caller, lock=True)
+                visits.ensure_open(visit)
+                visit.self_pay_bill_id = bill_id
+            return api.UploadSelfPayBillResponse(
                 bill=bills.store(session, bill_id, call.request_id, command.bill, self._clock())
-            ),
-        )
+            )
+
+        return self._requests.run_once(call, api.UploadSelfPayBillResponse, effect)

@@ -83,6 +83,13 @@ class VisitRow(Base):
     state: Mapped[str] = mapped_column(String(12))
     setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    refusal_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """The stable reason the visit's last Settle or PreSettle was refused for (the direct-settlement rate)."""
+    refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    self_pay_bill_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    """The self-pay bill uploaded to reimburse this visit manually, if one names it."""
+
+    __table_args__ = (Index("ix_settlement_visits_service_date", "service_date"),)
 
 
 class FeeLineRow(Base):
@@ -227,6 +234,7 @@ class SelfPayBillRow(Base):
     service_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     direct_settlement_failure_reason: Mapped[str] = mapped_column(String(40))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mdtrt_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

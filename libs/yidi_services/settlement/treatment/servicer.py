@@ -21,7 +21,7 @@ from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, moment_of
 from yidi_services.settlement.receipts import Receipts
-from yidi_services.settlement.treatment import bills, commands, listing
+from yidi_services.settlement.treatment import bills, commands, direct_rate, listing
 from yidi_services.settlement.treatment.checks import Caller, caller
 from yidi_services.settlement.treatment.corrections import Corrections
 from yidi_services.settlement.treatment.desk import Desk
@@ -48,6 +48,7 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
             context.database, self._peers, clock, self._requests, self._settlements
         )
         self._desk = Desk(context.database, self._peers, self._requests, clock)
+        self._rate = direct_rate.DirectRate(context.database, context.metrics_registry, clock)
 
     def _caller(self, envelope: settlement_pb2.Envelope) -> Caller:
         return caller(envelope, self._region)
@@ -104,10 +105,14 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
     def PreSettle(
         self, request: api.PreSettleRequest, context: grpc.ServicerContext
     ) -> api.PreSettleResponse:
-        return self._settlements.pre_settle(commands.pre_settle(request, self._caller(request.envelope)))
+        command = commands.pre_settle(request, self._caller(request.envelope))
+        with self._rate.refusals_of(command.caller, command.mdtrt_id):
+            return self._settlements.pre_settle(command)
 
     def Settle(self, request: api.SettleRequest, context: grpc.ServicerContext) -> api.SettleResponse:
-        return self._settlements.settle(commands.settle(request, self._caller(request.envelope)))
+        command = commands.settle(request, self._caller(request.envelope))
+        with self._rate.refusals_of(command.caller, command.mdtrt_id):
+            return self._settlements.settle(command)
 
     def ReverseSettlement(
         self, request: api.ReverseSettlementRequest, context: grpc.ServicerContext
@@ -156,3 +161,32 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         with self._database.unit_of_work() as uow:
             bill = bills.find(uow.session, request.bill_id, reader)
         return api.GetSelfPayBillResponse(bill=bill)
+
+    def GetDirectSettlementReport(
+        self, request: api.GetDirectSettlementReportRequest, context: grpc.ServicerContext
+    ) -> api.GetDirectSettlementReportResponse:
+        query = commands.direct_settlement_report(request, self._reader(request))
+        with self._database.unit_of_work() as uow:
+            found = direct_rate.report(uow.session, query)
+        return api.GetDirectSettlementReportResponse(
+            total=_tally(found.total),
+            institutions=[_tally(outcomes) for outcomes in found.institutions],
+            treatment_regions=[_tally(outcomes) for outcomes in found.treatment_regions],
+            insured_regions=[_tally(outcomes) for outcomes in found.insured_regions],
+        )
+
+
+def _tally(outcomes: direct_rate.Outcomes) -> api.DirectSettlementTally:
+    return api.DirectSettlementTally(
+        key=outcomes.key,
+        case_count=outcomes.cases,
+        direct_count=outcomes.direct,
+        refused_count=outcomes.refused,
+        manual_count=outcomes.manual,
+        pending_count=outcomes.pending,
+        direct_rate_bp=outcomes.rate_bp,
+        reasons=[
+            api.DirectSettlementReasonCount(outcome=outcome, reason=reason, count=count)
+            for (outcome, reason), count in outcomes.reasons.most_common()
+        ],
+    )

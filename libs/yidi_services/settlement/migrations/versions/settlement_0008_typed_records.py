@@ -69,7 +69,9 @@ def _bill_columns(row: Any) -> dict[str, Any]:
         date(day.year, day.month, day.day)
     except ValueError:  # unset, or no day at all (see above)
         bill.facts.ClearField("service_date")
-    return documents.self_pay_bill_columns(bill)
+    columns = documents.self_pay_bill_columns(bill)
+    del columns["mdtrt_id"]  # a column from settlement_0009 on
+    return columns
 
 
 _CONVERSIONS = (
