@@ -40,7 +40,8 @@ def percent(rate_bp: int) -> str:
     return f"{rate_bp // 100}.{rate_bp % 100:02d}%"
 
 
-def _reasons(tally: api.DirectSettlementTally) -> str:
+def reasons_text(tally: api.DirectSettlementTally) -> str:
+    """The main reasons cases were not settled directly (``NOT_FILED (refused) 2; …``)."""
     shown = [
         f"{reason.reason} ({reason.outcome}) {reason.count}" for reason in tally.reasons[:_REASONS_SHOWN]
     ]
@@ -66,7 +67,7 @@ def tally_table(title: str, heading: str, tallies: list[api.DirectSettlementTall
             str(tally.manual_count),
             str(tally.pending_count),
             percent(tally.direct_rate_bp),
-            _reasons(tally),
+            reasons_text(tally),
         )
     return table
 

@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -30,9 +30,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from yidi.settlement.v1 import settlement_pb2
+from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
 from yidi.type.v1 import fee_item_pb2
 from yidi_cli import clearing_report
+from yidi_cli.report import percent, reasons_text
 from yidi_core.money import format_money, from_fen
 from yidi_harness.federation import (
     DEMO_TOPOLOGY,
@@ -42,6 +43,7 @@ from yidi_harness.federation import (
     institution,
     load_sample_data,
     missing_files,
+    region_operator,
     start_federation,
 )
 from yidi_harness.month_end import (
@@ -55,7 +57,7 @@ from yidi_harness.month_end import (
 from yidi_harness.stories import Checked, StoryResult, play_all
 from yidi_runtime.certs import Pki
 from yidi_runtime.logs import configure_logging
-from yidi_runtime.wire import day_of
+from yidi_runtime.wire import china_day, date_message, day_of
 
 FAILED = 1
 UNUSABLE = 2
@@ -224,6 +226,41 @@ def clearing_panel(ending: Cleared) -> Panel:
     return _panel(f"Monthly clearing (清算) · {ending.period}", [*parts, *_checks(ending)], ending)
 
 
+def direct_rate_table(federation: Federation, today: date) -> Table:
+    """The month's direct-settlement rate (应结尽结) at every node whose hospitals saw patients, per institution."""
+    first = today.replace(day=1)
+    table = Table(title=f"The direct-settlement rate (应结尽结), {first} to {today}", title_justify="left")
+    counts = ("cases", "direct", "refused", "manual", "rate")
+    for heading in ("node", "institution", *counts, "why not direct"):
+        table.add_column(
+            heading, justify="right" if heading in counts else "left", no_wrap=heading != "why not direct"
+        )
+    for spec in federation.topology.nodes:
+        if "settlement" not in spec.services:
+            continue
+        stub = settlement_service_pb2_grpc.SettlementServiceStub(
+            federation.channel(spec.region, region_operator(spec.region))
+        )
+        report = stub.GetDirectSettlementReport(
+            settlement_service_pb2.GetDirectSettlementReportRequest(
+                start_date=date_message(first), end_date=date_message(today)
+            ),
+            timeout=20,
+        )
+        for tally in report.institutions:
+            table.add_row(
+                spec.name,
+                tally.key,
+                str(tally.case_count),
+                str(tally.direct_count),
+                str(tally.refused_count),
+                str(tally.manual_count),
+                percent(tally.direct_rate_bp),
+                reasons_text(tally),
+            )
+    return table
+
+
 def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cleared) -> Table:
     """One row per story — what happened, the money, the settlement id or the reason it stopped — then the endings."""
     table = Table(title="The seed stories", title_justify="left")
@@ -377,6 +414,8 @@ def _show(console: Console, federation: Federation, clock: ClearingClock) -> boo
     cleared = clear_the_month(federation, results, clock, month_of(started))
     console.print()
     console.print(clearing_panel(cleared))
+    console.print()
+    console.print(direct_rate_table(federation, china_day(started)))
     console.print()
     console.print(summary(results, reconciled, cleared))
     failed = [f"story {result.number}" for result in results if not result.ok]
