@@ -78,6 +78,15 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispute:
+    """Why, by whom and when the province disputed its statement."""
+
+    reason: str
+    disputed_by: str
+    dispute_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     """A province's statement for a period."""
 
@@ -96,15 +105,6 @@ class Statement:
     transfers: tuple[Transfer, ...]
     confirmed_by: str
     dispute: Dispute | None
-
-
-@dataclass(frozen=True, slots=True)
-class Dispute:
-    """Why, by whom and when the province disputed its statement."""
-
-    reason: str
-    disputed_by: str
-    dispute_time: datetime
 
 
 def statement_id(period: str, admdvs: str) -> str:

@@ -652,7 +652,7 @@ class ConfirmStatementRequest(_message.Message):
     statement_id: _builtins.str
     """Statement id."""
     confirmed_by: _builtins.str
-    """Confirming operator."""
+    """Who confirms (a name or office, at most 64 characters); empty: the caller's subject."""
     def __init__(
         self,
         *,

@@ -283,7 +283,8 @@ class ClearingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordTransfer(self, request, context):
-        """Records money moved for a confirmed statement (→ settled when the net is covered).
+        """Records money moved for a confirmed statement (→ settled when the net is covered); an
+        issued or disputed statement takes none.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.

@@ -106,7 +106,8 @@ class ClearingServiceStub:
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     RecordTransfer: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordTransferRequest, _clearing_service_pb2.RecordTransferResponse]
-    """Records money moved for a confirmed statement (→ settled when the net is covered).
+    """Records money moved for a confirmed statement (→ settled when the net is covered); an
+    issued or disputed statement takes none.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
@@ -244,7 +245,8 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     RecordTransfer: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordTransferRequest, _clearing_service_pb2.RecordTransferResponse]  # type: ignore[assignment]
-    """Records money moved for a confirmed statement (→ settled when the net is covered).
+    """Records money moved for a confirmed statement (→ settled when the net is covered); an
+    issued or disputed statement takes none.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
@@ -457,7 +459,8 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clearing_service_pb2.RecordTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.RecordTransferResponse, _abc.Awaitable[_clearing_service_pb2.RecordTransferResponse]]:
-        """Records money moved for a confirmed statement (→ settled when the net is covered).
+        """Records money moved for a confirmed statement (→ settled when the net is covered); an
+        issued or disputed statement takes none.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
