@@ -1,7 +1,8 @@
 """`yidi clearing` and `yidi reconcile`: monthly clearing, statements, the ledger, advances, reconciliation.
 
 Everything they read lives at the national node (any other node passes the calls up to
-it). Long runs show a progress line on standard error; results are tables. Exit codes:
+it). A province's operator lists, confirms and disputes its own province's statements
+through its province's node (``--address`` of that node). Long runs show a progress line on standard error; results are tables. Exit codes:
 0 done and whole, 1 refused (the node's stable reason is printed) or the job failed,
 2 bad options or a CSV file that cannot be written, 3 node unreachable, 4 the figures are not whole (net positions or the
 ledger not summing to zero, or differences left open for an operator).
@@ -73,10 +74,50 @@ def statements(
     *,
     tls: ClientTls,
 ) -> None:
-    """A month's statements per province — pair lines, payable, receivable, net, state — and the zero-sum check."""
+    """A month's statements per province — pair lines, payable, receivable, net, state, deadlines — and the
+    zero-sum check (when every province's is listed: a province's operator sees only its own)."""
     from yidi_cli.clearing_commands import run_statements
 
     raise typer.Exit(run_statements(address, tls, period, province, csv))
+
+
+StatementOption = typer.Option(..., "--statement", help="Statement id, e.g. 2026-05/130000.")
+
+
+@app.command("confirm")
+@dials_node
+def confirm(
+    statement: str = StatementOption,
+    by: str = typer.Option(
+        "", "--by", help="Who confirms (name or office; default: your certificate's subject)."
+    ),
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Confirm a statement (issued or disputed → confirmed) by its confirm-by day; print it."""
+    from yidi_cli.clearing_commands import run_confirm
+
+    raise typer.Exit(run_confirm(address, tls, statement, by, request_id))
+
+
+@app.command("dispute")
+@dials_node
+def dispute(
+    statement: str = StatementOption,
+    reason: str = typer.Option(
+        ..., "--reason", help="Why the province disputes it (at most 200 characters)."
+    ),
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Dispute a statement with a reason (issued → disputed; no transfer until confirmed); print it."""
+    from yidi_cli.clearing_commands import run_dispute
+
+    raise typer.Exit(run_dispute(address, tls, statement, reason, request_id))
 
 
 @app.command("ledger")

@@ -111,6 +111,26 @@ class ClearingClient:
         request = api.ListStatementsRequest(period=period, admdvs=admdvs)
         return self._pages(self.stub.ListStatements, request, "statements")
 
+    def confirm(
+        self, statement_id: str, confirmed_by: str = "", request_id: str | None = None
+    ) -> statement_pb2.Statement:
+        """ConfirmStatement: the statement after it."""
+        request = api.ConfirmStatementRequest(
+            request_id=request_id or message_id(NATIONAL_REGION),
+            statement_id=statement_id,
+            confirmed_by=confirmed_by,
+        )
+        return self.stub.ConfirmStatement(request, timeout=self._deadline_s).statement
+
+    def dispute(
+        self, statement_id: str, reason: str, request_id: str | None = None
+    ) -> statement_pb2.Statement:
+        """DisputeStatement: the statement after it."""
+        request = api.DisputeStatementRequest(
+            request_id=request_id or message_id(NATIONAL_REGION), statement_id=statement_id, reason=reason
+        )
+        return self.stub.DisputeStatement(request, timeout=self._deadline_s).statement
+
     def ledger(self, admdvs: str = "") -> api.GetLedgerResponse:
         """GetLedger: balances and the zero-sum check."""
         return self.stub.GetLedger(api.GetLedgerRequest(admdvs=admdvs), timeout=self._deadline_s)

@@ -109,13 +109,14 @@ def run_statements(address: str, tls: ClientTls, period: str, province: str, csv
             statements = client.statements(period, province)
         except grpc.RpcError as error:
             return explain_refusal(error)
+    every_province = not province and report.lists_every_province(statements)
     if csv_target == "-":
         report.write_statements_csv(sys.stdout, statements)
     else:
         if not statements:
             out.print(f"no statements for {period}{' of ' + province if province else ''}", markup=False)
         else:
-            out.print(report.statements_view(statements, every_province=not province))
+            out.print(report.statements_view(statements, every_province=every_province))
         if csv_target is not None:
             try:
                 with Path(csv_target).open("w", encoding="utf-8", newline="") as handle:
@@ -124,8 +125,30 @@ def run_statements(address: str, tls: ClientTls, period: str, province: str, csv
                 out.print(f"yidi: cannot write {csv_target}: {error.strerror}", markup=False)
                 return UNWRITABLE
             out.print(f"wrote {rows} statement lines to {csv_target}", markup=False)
-    whole = bool(province) or report.nets_sum_fen(statements) == 0
+    whole = not every_province or report.nets_sum_fen(statements) == 0
     return 0 if whole else NOT_WHOLE
+
+
+def run_confirm(
+    address: str, tls: ClientTls, statement_id: str, confirmed_by: str, request_id: str | None
+) -> int:
+    """Confirm a statement and print it; the exit code."""
+    return _fetch_and_print(
+        address,
+        tls,
+        lambda client: client.confirm(statement_id, confirmed_by, request_id),
+        report.statement_table,
+    )
+
+
+def run_dispute(address: str, tls: ClientTls, statement_id: str, reason: str, request_id: str | None) -> int:
+    """Dispute a statement with a reason and print it; the exit code."""
+    return _fetch_and_print(
+        address,
+        tls,
+        lambda client: client.dispute(statement_id, reason, request_id),
+        report.statement_table,
+    )
 
 
 def _fetch_and_print(

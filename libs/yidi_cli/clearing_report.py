@@ -79,6 +79,18 @@ def _table(
 # -- statements ----------------------------------------------------------------------------------
 
 
+def lists_every_province(statements: Sequence[statement_pb2.Statement]) -> bool:
+    """Whether every province the lines name has its statement listed (a province's operator sees only its own)."""
+    listed = {(statement.period, statement.admdvs) for statement in statements}
+    named = {
+        (statement.period, admdvs)
+        for statement in statements
+        for line in statement.lines
+        for admdvs in (line.insured_admdvs, line.treatment_admdvs)
+    }
+    return named <= listed
+
+
 def nets_sum_fen(statements: Iterable[statement_pb2.Statement]) -> int:
     """The sum of the provinces' net positions: zero when the clearing is whole."""
     return sum(statement.net_fen for statement in statements)
@@ -110,6 +122,9 @@ def statement_table(statement: statement_pb2.Statement) -> Table:
     table.add_row("payable", "", "", "", yuan(statement.payable_fen), "as insured place")
     table.add_row("receivable", "", "", "", yuan(statement.receivable_fen), "as treatment place")
     table.add_row("[bold]net[/]", "", "", "", f"[bold]{yuan(statement.net_fen)}[/]", _net_meaning(statement))
+    if statement.dispute_reason:
+        table.caption = f"disputed by {statement.disputed_by}: {statement.dispute_reason}"
+        table.caption_justify = "left"
     return table
 
 

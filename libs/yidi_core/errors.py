@@ -234,6 +234,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "清算单当前状态不允许此操作",
     ),
     (
+        "CONFIRMATION_OVERDUE",
+        "FAILED_PRECONDITION",
+        "The statement's confirmation days are over; the national node resolves it now.",
+        "清算单确认期已过，由国家平台处理",
+    ),
+    (
         "NOT_IMPLEMENTED",
         "UNIMPLEMENTED",
         "This method is not available on this node yet.",

@@ -12,7 +12,10 @@ child. What each kind of principal may do:
   request for its region stops at);
 - an **operator** acts at nodes within the region the operator works for (a national
   operator anywhere), at every hop of a forwarded call; review, suspension, imports,
-  clearing and repair are operators' work;
+  clearing and repair are operators' work. A rule marked ``operators_below`` also admits,
+  at a node above it, an operator of a region below (a province's operator whose call its
+  node relays to the national node): the service must then limit that operator to its
+  own region's records;
 - a **node** acts only within its subtree: every origin field a rule names (the treatment
   region, the sending institution, the route's origin) must be present and lie below it;
   a rule marked ``from_above`` (reading a node's records) admits only this node's ancestors;
@@ -45,20 +48,26 @@ class Access:
     the calling institution's own code. ``origin`` are fields naming a region or an
     institution that must lie in the calling node's subtree. ``from_above``: a node may call
     only if it is this node or one of its ancestors (it reads what this node recorded).
-    Every field named must be present.
+    Every field named must be present. ``operators_below``: an operator of a region below
+    this node may call too (the service answers it only about its own region).
     """
 
     roles: frozenset[CallerRole]
     own: tuple[str, ...] = ()
     origin: tuple[str, ...] = ()
     from_above: bool = False
+    operators_below: bool = False
 
 
 def allow(
-    *roles: CallerRole, own: Iterable[str] = (), origin: Iterable[str] = (), from_above: bool = False
+    *roles: CallerRole,
+    own: Iterable[str] = (),
+    origin: Iterable[str] = (),
+    from_above: bool = False,
+    operators_below: bool = False,
 ) -> Access:
     """An :class:`Access` rule for ``roles``."""
-    return Access(frozenset(roles), tuple(own), tuple(origin), from_above)
+    return Access(frozenset(roles), tuple(own), tuple(origin), from_above, operators_below)
 
 
 NODE = CallerRole.NODE
@@ -156,7 +165,7 @@ class Authorizer:
         if acting.role is CallerRole.INSTITUTION:
             self._check_institution(acting, rule, request, relayed=acting is not caller)
         elif acting.role is CallerRole.OPERATOR:
-            self._check_operator(acting)
+            self._check_operator(acting, rule)
         else:
             self._check_node(acting, rule, request)
 
@@ -196,8 +205,10 @@ class Authorizer:
                         field=path,
                     )
 
-    def _check_operator(self, principal: Principal) -> None:
-        if not region_contains(principal.region, self._settings.region):
+    def _check_operator(self, principal: Principal, rule: Access) -> None:
+        here = self._settings.region
+        below = rule.operators_below and region_contains(here, principal.region)
+        if not (below or region_contains(principal.region, here)):
             raise _denied(
                 "PERMISSION_DENIED_REGION",
                 f"an operator of region {principal.region} may not act at node {self._settings.region}",

@@ -35,6 +35,8 @@ def table() -> list[str]:
             node += ", ancestors only"
         institution = _cell(rule, CallerRole.INSTITUTION, rule.own)
         operator = _cell(rule, CallerRole.OPERATOR, ())
+        if CallerRole.OPERATOR in rule.roles and rule.operators_below:
+            operator += ", also from below (own region's records only)"
         rows.append(f"| {service.split('.')[-1]} | {name} | {institution} | {operator} | {node} |")
     return rows
 

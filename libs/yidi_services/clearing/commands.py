@@ -95,11 +95,12 @@ class GetClearingRun:
 
 @dataclass(frozen=True, slots=True)
 class ListStatements:
-    """A page of statements; "" (None for the state) leaves a filter out."""
+    """A page of statements; "" (None for the state, False for overdue) leaves a filter out."""
 
     period: str
     admdvs: str
     state: StatementState | None
+    confirmation_overdue: bool
     page_size: int
     page_token: str
 
@@ -118,6 +119,15 @@ class ConfirmStatement:
     request_id: str
     statement_id: str
     confirmed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeStatement:
+    """A province disputes its statement, and why."""
+
+    request_id: str
+    statement_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

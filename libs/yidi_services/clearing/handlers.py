@@ -15,13 +15,15 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
+from yidi_core.codes import NATIONAL_REGION
 from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.identity import CallerRole
 from yidi_runtime.logs import get_logger
 from yidi_runtime.service import ServiceContext
-from yidi_runtime.wire import Clock
+from yidi_runtime.wire import Clock, china_day
 from yidi_services.clearing import (
+    access,
     advances,
     alerts,
     clawbacks,
@@ -189,30 +191,69 @@ class Clearing:
             return clearing_runs.get(uow.session, query.run_id, self.runner.progress(query.run_id))
 
     def list_statements(self, query: commands.ListStatements) -> Page[Statement]:
-        """ListStatements: a page of statements with their lines and transfers."""
+        """ListStatements: a page of the caller's statements (a province's own) with their lines and transfers."""
+        admdvs = access.own_statements(identity.acting(), query.admdvs)
+        overdue_on = china_day(self._clock()) if query.confirmation_overdue else None
         with self._database.unit_of_work() as uow:
             return Page(
                 *statements.list_statements(
-                    uow.session, query.period, query.admdvs, query.state, query.page_size, query.page_token
+                    uow.session,
+                    query.period,
+                    admdvs,
+                    query.state,
+                    overdue_on,
+                    query.page_size,
+                    query.page_token,
                 )
             )
 
     def statement(self, query: commands.GetStatement) -> Statement:
-        """GetStatement: one statement with its lines and transfers."""
+        """GetStatement: one of the caller's statements with its lines and transfers."""
+        access.ensure_own_statement(identity.acting(), query.statement_id)
         with self._database.unit_of_work() as uow:
             return statements.get(uow.session, query.statement_id)
 
     def confirm_statement(
         self, command: commands.ConfirmStatement, answering: Answering[Statement, Answer]
     ) -> Answer:
-        """ConfirmStatement: issued → confirmed, once per request."""
+        """ConfirmStatement: issued or disputed → confirmed, once per request; after the
+        confirmation days, only by the national node."""
+        principal = identity.acting()
+        access.ensure_own_statement(principal, command.statement_id)
         return self._once(
             command.request_id,
             answering,
             lambda session: statements.confirm(
-                session, command.request_id, command.statement_id, command.confirmed_by, self._clock()
+                session,
+                command.request_id,
+                command.statement_id,
+                command.confirmed_by or principal.subject,
+                self._clock(),
+                overdue_allowed=principal.region == NATIONAL_REGION,
             ),
         ).answer
+
+    def dispute_statement(
+        self, command: commands.DisputeStatement, answering: Answering[Statement, Answer]
+    ) -> Answer:
+        """DisputeStatement: issued → disputed with the caller's reason, once per request."""
+        principal = identity.acting()
+        access.ensure_own_statement(principal, command.statement_id)
+        done = self._once(
+            command.request_id,
+            answering,
+            lambda session: statements.dispute(
+                session, command.statement_id, command.reason, principal.subject, self._clock()
+            ),
+        )
+        if done.made is not None:
+            get_logger(service="clearing").warning(
+                "statement disputed",
+                statement_id=command.statement_id,
+                disputed_by=principal.subject,
+                reason=command.reason,
+            )
+        return done.answer
 
     def record_transfer(
         self, command: commands.RecordTransfer, answering: Answering[Statement, Answer]

@@ -56,6 +56,7 @@ _STATEMENT_STATES = {
     StatementState.ISSUED: statement_pb2.STATEMENT_STATE_ISSUED,
     StatementState.CONFIRMED: statement_pb2.STATEMENT_STATE_CONFIRMED,
     StatementState.SETTLED: statement_pb2.STATEMENT_STATE_SETTLED,
+    StatementState.DISPUTED: statement_pb2.STATEMENT_STATE_DISPUTED,
 }
 _STATES_BY_NUMBER = {number: state for state, number in _STATEMENT_STATES.items()}
 
@@ -175,7 +176,12 @@ def list_statements(request: api.ListStatementsRequest) -> commands.ListStatemen
     admdvs = optional_province(request.admdvs)
     state = statement_state(request.state)
     return commands.ListStatements(
-        period_value, admdvs, state, page_size(request.page_size), request.page_token
+        period_value,
+        admdvs,
+        state,
+        request.confirmation_overdue,
+        page_size(request.page_size),
+        request.page_token,
     )
 
 
@@ -188,6 +194,12 @@ def confirm_statement(request: api.ConfirmStatementRequest) -> commands.ConfirmS
     """ConfirmStatement's command."""
     confirmed_by = text(request.confirmed_by, "confirmed_by", limit=MAX_REFERENCE)
     return commands.ConfirmStatement(request.request_id, request.statement_id.strip(), confirmed_by)
+
+
+def dispute_statement(request: api.DisputeStatementRequest) -> commands.DisputeStatement:
+    """DisputeStatement's command: the reason is required and bounded."""
+    reason = text(request.reason, "reason", required=True)
+    return commands.DisputeStatement(request.request_id, request.statement_id.strip(), reason)
 
 
 def record_transfer(request: api.RecordTransferRequest) -> commands.RecordTransfer:
@@ -312,6 +324,10 @@ def statement(found: Statement) -> statement_pb2.Statement:
             )
             for moved in found.transfers
         ],
+        confirmed_by=found.confirmed_by,
+        dispute_reason=found.dispute.reason if found.dispute else "",
+        disputed_by=found.dispute.disputed_by if found.dispute else "",
+        dispute_time=timestamp_message(found.dispute.dispute_time) if found.dispute else None,
     )
 
 

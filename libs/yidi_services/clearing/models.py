@@ -189,6 +189,9 @@ class StatementRecord(Base):
     transfer_by: Mapped[date] = mapped_column(Date)
     transferred_fen: Mapped[int] = mapped_column(BigInteger)
     settle_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispute_reason: Mapped[str] = mapped_column(String(200), default="")
+    disputed_by: Mapped[str] = mapped_column(String(64), default="")
+    dispute_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class StatementLineRecord(Base):

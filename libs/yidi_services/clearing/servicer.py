@@ -6,8 +6,10 @@ command (:mod:`~yidi_services.clearing.commands`), answered by
 (:mod:`~yidi_services.clearing.calls`). Any other node relays a call one hop up to its
 parent (:mod:`yidi_runtime.relay`, toward :attr:`~yidi_runtime.relay.Up.NATIONAL`), and the
 peer's answer or refusal comes back as it was. The node asks as itself (its own vouch), so
-the national node checks the rules against the relaying node and its subtree. The
-reconciliation methods come from their mixin.
+the national node checks the rules against the relaying node and its subtree — except for a
+province's statements, which its operators list, read, confirm and dispute through their
+own node: those calls travel with the operator's vouch, and the national node checks the
+operator. The reconciliation methods come from their mixin.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
         self._integrity = NodeIntegrity(context.settings, context.metrics_registry) if national else None
         self.relay = Relay(context.router, api_grpc.ClearingServiceStub, vouching=Vouching.NODE)
         self._calls = AtNational(self.relay, self._here)
+        self._province_calls = AtNational(
+            Relay(context.router, api_grpc.ClearingServiceStub, vouching=Vouching.CALLER), self._here
+        )
 
     def _here(self) -> Clearing:
         assert self._clearing is not None, "the national node builds its clearing handlers"
@@ -160,7 +165,7 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
     def ListStatements(
         self, request: api.ListStatementsRequest, context: grpc.ServicerContext
     ) -> api.ListStatementsResponse:
-        return self._calls.read(
+        return self._province_calls.read(
             "ListStatements",
             request,
             context,
@@ -175,7 +180,7 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
     def GetStatement(
         self, request: api.GetStatementRequest, context: grpc.ServicerContext
     ) -> api.GetStatementResponse:
-        return self._calls.read(
+        return self._province_calls.read(
             "GetStatement",
             request,
             context,
@@ -187,7 +192,7 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
     def ConfirmStatement(
         self, request: api.ConfirmStatementRequest, context: grpc.ServicerContext
     ) -> api.ConfirmStatementResponse:
-        return self._calls.write(
+        return self._province_calls.write(
             "ConfirmStatement",
             request,
             context,
@@ -195,6 +200,19 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
             Clearing.confirm_statement,
             api.ConfirmStatementResponse,
             lambda found: api.ConfirmStatementResponse(statement=messages.statement(found)),
+        )
+
+    def DisputeStatement(
+        self, request: api.DisputeStatementRequest, context: grpc.ServicerContext
+    ) -> api.DisputeStatementResponse:
+        return self._province_calls.write(
+            "DisputeStatement",
+            request,
+            context,
+            messages.dispute_statement,
+            Clearing.dispute_statement,
+            api.DisputeStatementResponse,
+            lambda found: api.DisputeStatementResponse(statement=messages.statement(found)),
         )
 
     def RecordTransfer(

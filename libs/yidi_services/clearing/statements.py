@@ -8,6 +8,14 @@ confirmed (ConfirmStatement; the payable and receivable move into clearing trans
 ledger) → settled (RecordTransfer has moved the whole net; a statement with nothing to
 move is settled on confirmation). Transfers go into the pool from a paying province
 (net < 0) and out of it to a paid one (net > 0).
+
+The province answers within its confirmation days (until ``confirm_by`` inclusive, China
+time): it confirms, or disputes with a reason (issued → disputed; no transfer is taken).
+A dispute is resolved by a confirmation — the province's own once the national node has
+answered it (a correction reaches the next period as an adjustment line, as clawbacks
+do), or, once the days are over, a national operator's: after ``confirm_by`` a province
+can no longer confirm or dispute (CONFIRMATION_OVERDUE) and the statement raises the
+overdue-confirmation alert until the national node confirms it.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.paging import decode_token, encode_token
-from yidi_runtime.wire import as_utc
+from yidi_runtime.wire import as_utc, china_day
 from yidi_services.clearing import ledger
 from yidi_services.clearing.calendar import Deadlines
 from yidi_services.clearing.models import StatementLineRecord, StatementRecord, TransferRecord
@@ -33,12 +41,17 @@ _STATEMENT_ID = re.compile(r"\d{4}-\d{2}/\d{2}0000")
 
 
 class StatementState(StrEnum):
-    """open → issued → confirmed → settled."""
+    """open → issued → confirmed → settled; issued → disputed → confirmed."""
 
     OPEN = "open"
     ISSUED = "issued"
     CONFIRMED = "confirmed"
     SETTLED = "settled"
+    DISPUTED = "disputed"
+
+
+AWAITING_CONFIRMATION = (StatementState.ISSUED, StatementState.DISPUTED)
+"""The states a province's answer (or, once overdue, the national node's) is still awaited in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,15 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispute:
+    """Why, by whom and when the province disputed its statement."""
+
+    reason: str
+    disputed_by: str
+    dispute_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     """A province's statement for a period."""
 
@@ -81,6 +103,8 @@ class Statement:
     confirm_time: datetime | None
     transfer_by: date
     transfers: tuple[Transfer, ...]
+    confirmed_by: str
+    dispute: Dispute | None
 
 
 def statement_id(period: str, admdvs: str) -> str:
@@ -128,6 +152,9 @@ def issue(
                 transfer_by=deadlines.transfer_by,
                 transferred_fen=0,
                 settle_time=None,
+                dispute_reason="",
+                disputed_by="",
+                dispute_time=None,
             )
         )
     session.flush()
@@ -168,10 +195,17 @@ def get(session: Session, statement_id: str) -> Statement:
 
 
 def list_statements(
-    session: Session, period: str, admdvs: str, state: StatementState | None, size: int, token: str
+    session: Session,
+    period: str,
+    admdvs: str,
+    state: StatementState | None,
+    overdue_on: date | None,
+    size: int,
+    token: str,
 ) -> tuple[list[Statement], str]:
-    """One page of statements ordered by id (period, then province)."""
-    key = f"statements:{period}:{admdvs}:{state}"
+    """One page of statements ordered by id (period, then province); with ``overdue_on``, only
+    those still awaiting confirmation after their deadline on that day."""
+    key = f"statements:{period}:{admdvs}:{state}:{overdue_on}"
     after = decode_token(token, key, 1)
     query = select(StatementRecord).order_by(StatementRecord.statement_id).limit(size + 1)
     if after is not None:
@@ -182,6 +216,11 @@ def list_statements(
         query = query.where(StatementRecord.admdvs == admdvs)
     if state is not None:
         query = query.where(StatementRecord.state == state.value)
+    if overdue_on is not None:
+        query = query.where(
+            StatementRecord.state.in_([awaited.value for awaited in AWAITING_CONFIRMATION]),
+            StatementRecord.confirm_by < overdue_on,
+        )
     records = session.scalars(query).all()
     page = records[:size]
     token_out = encode_token([page[-1].statement_id], key) if len(records) > size else ""
@@ -193,7 +232,9 @@ def unsettled(session: Session) -> list[StatementRecord]:
     return list(
         session.scalars(
             select(StatementRecord).where(
-                StatementRecord.state.in_([StatementState.ISSUED.value, StatementState.CONFIRMED.value])
+                StatementRecord.state.in_(
+                    [*(awaited.value for awaited in AWAITING_CONFIRMATION), StatementState.CONFIRMED.value]
+                )
             )
         )
     )
@@ -253,26 +294,51 @@ def _assembled(session: Session, records: Sequence[StatementRecord]) -> list[Sta
             confirm_time=as_utc(record.confirm_time) if record.confirm_time else None,
             transfer_by=record.transfer_by,
             transfers=tuple(transfers[record.statement_id]),
+            confirmed_by=record.confirmed_by,
+            dispute=Dispute(record.dispute_reason, record.disputed_by, as_utc(record.dispute_time))
+            if record.dispute_time
+            else None,
         )
         for record in records
     ]
 
 
-def _refuse_state(record: StatementRecord, action: str, wanted: StatementState) -> DomainError:
-    return DomainError(
-        "STATEMENT_STATE",
-        f"statement {record.statement_id} is {record.state}: {action} needs it {wanted.value}",
-        metadata={"statement_id": record.statement_id, "state": record.state},
-    )
+def _ensure_state(record: StatementRecord, action: str, *wanted: StatementState) -> None:
+    if record.state not in {state.value for state in wanted}:
+        raise DomainError(
+            "STATEMENT_STATE",
+            f"statement {record.statement_id} is {record.state}: {action} needs it "
+            f"{' or '.join(state.value for state in wanted)}",
+            metadata={"statement_id": record.statement_id, "state": record.state},
+        )
+
+
+def _ensure_answerable(record: StatementRecord, action: str, now: datetime) -> None:
+    """The province answers by ``confirm_by`` inclusive, a day in China."""
+    if china_day(now) > record.confirm_by:
+        raise DomainError(
+            "CONFIRMATION_OVERDUE",
+            f"statement {record.statement_id} was due for confirmation by {record.confirm_by}: "
+            f"its {action} is the national node's now",
+            metadata={"statement_id": record.statement_id, "confirm_by": record.confirm_by.isoformat()},
+        )
 
 
 def confirm(
-    session: Session, request_id: str, statement_id: str, confirmed_by: str, now: datetime
+    session: Session,
+    request_id: str,
+    statement_id: str,
+    confirmed_by: str,
+    now: datetime,
+    *,
+    overdue_allowed: bool,
 ) -> Statement:
-    """issued → confirmed (settled at once when nothing is to move); the ledger moves it into transit."""
+    """issued or disputed → confirmed (settled at once when nothing is to move); the ledger moves it
+    into transit. Within the confirmation days unless ``overdue_allowed`` (the national node's)."""
     record = _record(session, statement_id, lock=True)
-    if record.state != StatementState.ISSUED.value:
-        raise _refuse_state(record, "confirmation", StatementState.ISSUED)
+    _ensure_state(record, "confirmation", *AWAITING_CONFIRMATION)
+    if not overdue_allowed:
+        _ensure_answerable(record, "confirmation", now)
     record.confirm_time, record.confirmed_by = as_utc(now), confirmed_by
     record.state = StatementState.CONFIRMED.value
     if record.net_fen == 0:
@@ -288,13 +354,23 @@ def confirm(
     return get(session, statement_id)
 
 
+def dispute(session: Session, statement_id: str, reason: str, disputed_by: str, now: datetime) -> Statement:
+    """issued → disputed, within the confirmation days: no transfer until it is confirmed."""
+    record = _record(session, statement_id, lock=True)
+    _ensure_state(record, "a dispute", StatementState.ISSUED)
+    _ensure_answerable(record, "dispute", now)
+    record.state = StatementState.DISPUTED.value
+    record.dispute_reason, record.disputed_by, record.dispute_time = reason, disputed_by, as_utc(now)
+    session.flush()
+    return get(session, statement_id)
+
+
 def record_transfer(
     session: Session, request_id: str, statement_id: str, transfer: Transfer, now: datetime
 ) -> Statement:
     """Record money moved for a confirmed statement; settled once the whole net has moved."""
     record = _record(session, statement_id, lock=True)
-    if record.state != StatementState.CONFIRMED.value:
-        raise _refuse_state(record, "a transfer", StatementState.CONFIRMED)
+    _ensure_state(record, "a transfer", StatementState.CONFIRMED)
     outstanding = abs(record.net_fen) - record.transferred_fen
     if transfer.amount_fen > outstanding:
         raise invalid(

@@ -13,6 +13,7 @@ waits for a write lock just to confirm that nothing moved.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Iterable
@@ -33,7 +34,7 @@ from yidi_services.clearing.advances import AdvanceStatus
 from yidi_services.clearing.alerts import AlertKind, AlertLevel, Wanted, active_key, log_raised, reconcile
 from yidi_services.clearing.calendar import ClearingCalendar
 from yidi_services.clearing.models import AlertRecord
-from yidi_services.clearing.statements import StatementState
+from yidi_services.clearing.statements import AWAITING_CONFIRMATION
 
 _LEVEL_VALUE = {AlertLevel.NONE: 0, AlertLevel.YELLOW: 1, AlertLevel.RED: 2}
 _MIN_PAUSE_S = 0.5
@@ -61,6 +62,13 @@ class ClearingMetrics:
             "Sum of every ledger balance in fen; anything but 0 means the ledger is broken.",
             registry=registry,
         )
+        self.overdue = Gauge(
+            "yidi_clearing_statements_overdue",
+            "Statements of the province still unconfirmed (issued or disputed) after their confirmation day.",
+            ("admdvs",),
+            registry=registry,
+        )
+        self._overdue_provinces: set[str] = set()
         self.raised = Counter(
             "yidi_clearing_alerts_raised",
             "Clearing alerts raised, by kind and level.",
@@ -72,6 +80,13 @@ class ClearingMetrics:
         """Publish one province's usage."""
         self.usage.labels(status.admdvs).set(float(status.usage_ratio))
         self.level.labels(status.admdvs).set(_LEVEL_VALUE[status.level])
+
+    def overdue_confirmations(self, overdue: list[Wanted]) -> None:
+        """Publish each province's count of overdue confirmations (0 for one that had some before)."""
+        counts = collections.Counter(alert.admdvs for alert in overdue)
+        for admdvs in self._overdue_provinces | counts.keys():
+            self.overdue.labels(admdvs).set(counts[admdvs])
+        self._overdue_provinces |= counts.keys()
 
 
 def advance_alert(status: AdvanceStatus, calendar: ClearingCalendar) -> Wanted:
@@ -98,7 +113,7 @@ def overdue_alerts(session: Session, now: datetime) -> tuple[list[Wanted], list[
     day = china_day(now)
     confirmations, transfers = [], []
     for record in statements.unsettled(session):
-        if record.state == StatementState.ISSUED.value and day > record.confirm_by:
+        if record.state in AWAITING_CONFIRMATION and day > record.confirm_by:
             confirmations.append(
                 Wanted(
                     AlertKind.CONFIRMATION_OVERDUE,
@@ -196,6 +211,7 @@ class AlertWatch:
             confirmations, transfers = overdue_alerts(uow.session, self._clock())
             total = ledger.total(uow.session)
         self._metrics.imbalance.set(total)
+        self._metrics.overdue_confirmations(confirmations)
         self._apply(AlertKind.CONFIRMATION_OVERDUE, None, confirmations)
         self._apply(AlertKind.TRANSFER_OVERDUE, None, transfers)
         imbalance = Wanted(

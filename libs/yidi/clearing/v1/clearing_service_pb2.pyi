@@ -533,6 +533,7 @@ class ListStatementsRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_OVERDUE_FIELD_NUMBER: _builtins.int
     period: _builtins.str
     """Only this period (yyyy-MM)."""
     admdvs: _builtins.str
@@ -543,6 +544,8 @@ class ListStatementsRequest(_message.Message):
     """Maximum results per page (0 → 50, at most 1000)."""
     page_token: _builtins.str
     """Token from a previous response."""
+    confirmation_overdue: _builtins.bool
+    """Only statements still unconfirmed (issued or disputed) after their `confirm_by` day."""
     def __init__(
         self,
         *,
@@ -551,10 +554,11 @@ class ListStatementsRequest(_message.Message):
         state: _statement_pb2.StatementState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        confirmation_overdue: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "page_size", b"page_size", "page_token", b"page_token", "period", b"period", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "confirmation_overdue", b"confirmation_overdue", "page_size", b"page_size", "page_token", b"page_token", "period", b"period", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -648,7 +652,7 @@ class ConfirmStatementRequest(_message.Message):
     statement_id: _builtins.str
     """Statement id."""
     confirmed_by: _builtins.str
-    """Confirming operator."""
+    """Who confirms (a name or office, at most 64 characters); empty: the caller's subject."""
     def __init__(
         self,
         *,
@@ -687,6 +691,60 @@ class ConfirmStatementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfirmStatementResponse: _TypeAlias = ConfirmStatementResponse  # noqa: Y015
+
+@_typing.final
+class DisputeStatementRequest(_message.Message):
+    """Request of DisputeStatement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid)."""
+    statement_id: _builtins.str
+    """Statement id."""
+    reason: _builtins.str
+    """Why the province disputes it (at most 200 characters)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        statement_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "statement_id", b"statement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeStatementRequest: _TypeAlias = DisputeStatementRequest  # noqa: Y015
+
+@_typing.final
+class DisputeStatementResponse(_message.Message):
+    """Response of DisputeStatement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statement(self) -> _statement_pb2.Statement:
+        """The disputed statement."""
+
+    def __init__(
+        self,
+        *,
+        statement: _statement_pb2.Statement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeStatementResponse: _TypeAlias = DisputeStatementResponse  # noqa: Y015
 
 @_typing.final
 class RecordTransferRequest(_message.Message):

@@ -92,6 +92,11 @@ class ClearingServiceStub:
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.SerializeToString,
                 response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementResponse.FromString,
                 _registered_method=True)
+        self.DisputeStatement = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/DisputeStatement',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementResponse.FromString,
+                _registered_method=True)
         self.RecordTransfer = channel.unary_unary(
                 '/yidi.clearing.v1.ClearingService/RecordTransfer',
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordTransferRequest.SerializeToString,
@@ -237,24 +242,40 @@ class ClearingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListStatements(self, request, context):
-        """Lists statements.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        """Lists statements. A province's operator, calling at its province node, sees only its
+        own province's statements (an empty `admdvs` means its own); national operators see all.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStatement(self, request, context):
-        """Reads one statement.
-        Errors: NOT_FOUND/NOT_FOUND.
+        """Reads one statement (a province's operator: only its own province's).
+        Errors: NOT_FOUND/NOT_FOUND, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ConfirmStatement(self, request, context):
-        """A province confirms its statement (issued → confirmed).
+        """A province confirms its statement (issued or disputed → confirmed), by `confirm_by`
+        inclusive (China time); after it only a national operator may confirm it.
         Errors: NOT_FOUND/NOT_FOUND, FAILED_PRECONDITION/STATEMENT_STATE,
+        FAILED_PRECONDITION/CONFIRMATION_OVERDUE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisputeStatement(self, request, context):
+        """A province disputes its statement with a reason (issued → disputed), by `confirm_by`
+        inclusive (China time). A disputed statement takes no transfer; it is resolved by a
+        confirmation (see ConfirmStatement).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/STATEMENT_STATE, FAILED_PRECONDITION/CONFIRMATION_OVERDUE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -262,7 +283,8 @@ class ClearingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordTransfer(self, request, context):
-        """Records money moved for a confirmed statement (→ settled when the net is covered).
+        """Records money moved for a confirmed statement (→ settled when the net is covered); an
+        issued or disputed statement takes none.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
@@ -426,6 +448,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ConfirmStatement,
                     request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.FromString,
                     response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementResponse.SerializeToString,
+            ),
+            'DisputeStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisputeStatement,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementResponse.SerializeToString,
             ),
             'RecordTransfer': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordTransfer,
@@ -788,6 +815,33 @@ class ClearingService:
             '/yidi.clearing.v1.ClearingService/ConfirmStatement',
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.SerializeToString,
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisputeStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/DisputeStatement',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,20 +81,33 @@ class ClearingServiceStub:
     Errors: NOT_FOUND/NOT_FOUND.
     """
     ListStatements: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ListStatementsRequest, _clearing_service_pb2.ListStatementsResponse]
-    """Lists statements.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    """Lists statements. A province's operator, calling at its province node, sees only its
+    own province's statements (an empty `admdvs` means its own); national operators see all.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetStatement: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetStatementRequest, _clearing_service_pb2.GetStatementResponse]
-    """Reads one statement.
-    Errors: NOT_FOUND/NOT_FOUND.
+    """Reads one statement (a province's operator: only its own province's).
+    Errors: NOT_FOUND/NOT_FOUND, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     ConfirmStatement: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmStatementRequest, _clearing_service_pb2.ConfirmStatementResponse]
-    """A province confirms its statement (issued → confirmed).
+    """A province confirms its statement (issued or disputed → confirmed), by `confirm_by`
+    inclusive (China time); after it only a national operator may confirm it.
     Errors: NOT_FOUND/NOT_FOUND, FAILED_PRECONDITION/STATEMENT_STATE,
+    FAILED_PRECONDITION/CONFIRMATION_OVERDUE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    DisputeStatement: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.DisputeStatementRequest, _clearing_service_pb2.DisputeStatementResponse]
+    """A province disputes its statement with a reason (issued → disputed), by `confirm_by`
+    inclusive (China time). A disputed statement takes no transfer; it is resolved by a
+    confirmation (see ConfirmStatement).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/STATEMENT_STATE, FAILED_PRECONDITION/CONFIRMATION_OVERDUE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     RecordTransfer: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordTransferRequest, _clearing_service_pb2.RecordTransferResponse]
-    """Records money moved for a confirmed statement (→ settled when the net is covered).
+    """Records money moved for a confirmed statement (→ settled when the net is covered); an
+    issued or disputed statement takes none.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
@@ -207,20 +220,33 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     Errors: NOT_FOUND/NOT_FOUND.
     """
     ListStatements: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListStatementsRequest, _clearing_service_pb2.ListStatementsResponse]  # type: ignore[assignment]
-    """Lists statements.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    """Lists statements. A province's operator, calling at its province node, sees only its
+    own province's statements (an empty `admdvs` means its own); national operators see all.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetStatement: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetStatementRequest, _clearing_service_pb2.GetStatementResponse]  # type: ignore[assignment]
-    """Reads one statement.
-    Errors: NOT_FOUND/NOT_FOUND.
+    """Reads one statement (a province's operator: only its own province's).
+    Errors: NOT_FOUND/NOT_FOUND, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     ConfirmStatement: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmStatementRequest, _clearing_service_pb2.ConfirmStatementResponse]  # type: ignore[assignment]
-    """A province confirms its statement (issued → confirmed).
+    """A province confirms its statement (issued or disputed → confirmed), by `confirm_by`
+    inclusive (China time); after it only a national operator may confirm it.
     Errors: NOT_FOUND/NOT_FOUND, FAILED_PRECONDITION/STATEMENT_STATE,
+    FAILED_PRECONDITION/CONFIRMATION_OVERDUE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    DisputeStatement: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.DisputeStatementRequest, _clearing_service_pb2.DisputeStatementResponse]  # type: ignore[assignment]
+    """A province disputes its statement with a reason (issued → disputed), by `confirm_by`
+    inclusive (China time). A disputed statement takes no transfer; it is resolved by a
+    confirmation (see ConfirmStatement).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/STATEMENT_STATE, FAILED_PRECONDITION/CONFIRMATION_OVERDUE,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     RecordTransfer: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordTransferRequest, _clearing_service_pb2.RecordTransferResponse]  # type: ignore[assignment]
-    """Records money moved for a confirmed statement (→ settled when the net is covered).
+    """Records money moved for a confirmed statement (→ settled when the net is covered); an
+    issued or disputed statement takes none.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
@@ -384,8 +410,10 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clearing_service_pb2.ListStatementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.ListStatementsResponse, _abc.Awaitable[_clearing_service_pb2.ListStatementsResponse]]:
-        """Lists statements.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        """Lists statements. A province's operator, calling at its province node, sees only its
+        own province's statements (an empty `admdvs` means its own); national operators see all.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
@@ -394,8 +422,8 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clearing_service_pb2.GetStatementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.GetStatementResponse, _abc.Awaitable[_clearing_service_pb2.GetStatementResponse]]:
-        """Reads one statement.
-        Errors: NOT_FOUND/NOT_FOUND.
+        """Reads one statement (a province's operator: only its own province's).
+        Errors: NOT_FOUND/NOT_FOUND, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
@@ -404,8 +432,24 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clearing_service_pb2.ConfirmStatementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.ConfirmStatementResponse, _abc.Awaitable[_clearing_service_pb2.ConfirmStatementResponse]]:
-        """A province confirms its statement (issued → confirmed).
+        """A province confirms its statement (issued or disputed → confirmed), by `confirm_by`
+        inclusive (China time); after it only a national operator may confirm it.
         Errors: NOT_FOUND/NOT_FOUND, FAILED_PRECONDITION/STATEMENT_STATE,
+        FAILED_PRECONDITION/CONFIRMATION_OVERDUE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def DisputeStatement(
+        self,
+        request: _clearing_service_pb2.DisputeStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.DisputeStatementResponse, _abc.Awaitable[_clearing_service_pb2.DisputeStatementResponse]]:
+        """A province disputes its statement with a reason (issued → disputed), by `confirm_by`
+        inclusive (China time). A disputed statement takes no transfer; it is resolved by a
+        confirmation (see ConfirmStatement).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/STATEMENT_STATE, FAILED_PRECONDITION/CONFIRMATION_OVERDUE,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
@@ -415,7 +459,8 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clearing_service_pb2.RecordTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.RecordTransferResponse, _abc.Awaitable[_clearing_service_pb2.RecordTransferResponse]]:
-        """Records money moved for a confirmed statement (→ settled when the net is covered).
+        """Records money moved for a confirmed statement (→ settled when the net is covered); an
+        issued or disputed statement takes none.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/STATEMENT_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n yidi/clearing/v1/statement.proto\x12\x10yidi.clearing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xc0\x03\n\tStatement\x12\x14\n\x0cstatement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x64mdvs\x18\x03 \x01(\t\x12/\n\x05state\x18\x04 \x01(\x0e\x32 .yidi.clearing.v1.StatementState\x12.\n\x05lines\x18\x05 \x03(\x0b\x32\x1f.yidi.clearing.v1.StatementLine\x12\x13\n\x0bpayable_fen\x18\x06 \x01(\x03\x12\x16\n\x0ereceivable_fen\x18\x07 \x01(\x03\x12\x0f\n\x07net_fen\x18\x08 \x01(\x03\x12.\n\nissue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\nconfirm_by\x18\n \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x0c\x63onfirm_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x0btransfer_by\x18\x0c \x01(\x0b\x32\x11.google.type.Date\x12-\n\ttransfers\x18\r \x03(\x0b\x32\x1a.yidi.clearing.v1.Transfer\"\xc0\x01\n\rStatementLine\x12\x16\n\x0einsured_admdvs\x18\x01 \x01(\t\x12\x18\n\x10treatment_admdvs\x18\x02 \x01(\t\x12\x18\n\x10settlement_count\x18\x03 \x01(\x05\x12\x19\n\x11medfee_sumamt_fen\x18\x04 \x01(\x03\x12\x1b\n\x13\x66und_pay_sumamt_fen\x18\x05 \x01(\x03\x12\x12\n\nadjustment\x18\x06 \x01(\x08\x12\x17\n\x0f\x61\x64justment_note\x18\x07 \x01(\t\"i\n\x08Transfer\x12\x12\n\namount_fen\x18\x01 \x01(\x03\x12\x16\n\x0e\x62\x61nk_reference\x18\x02 \x01(\t\x12\x31\n\rtransfer_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x02\n\x0b\x43learingRun\x12\x14\n\x06run_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0e\n\x06period\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x1a.yidi.clearing.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x65ntries_counted\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rstatement_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x90\x01\n\x10\x43learingCalendar\x12\x11\n\tissue_day\x18\x01 \x01(\x05\x12\x19\n\x11\x63onfirmation_days\x18\x02 \x01(\x05\x12\x1d\n\x15transfer_deadline_day\x18\x03 \x01(\x05\x12\x18\n\x10yellow_threshold\x18\x04 \x01(\t\x12\x15\n\rred_threshold\x18\x05 \x01(\t*\xa3\x01\n\x0eStatementState\x12\x1f\n\x1bSTATEMENT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STATEMENT_STATE_OPEN\x10\x01\x12\x1a\n\x16STATEMENT_STATE_ISSUED\x10\x02\x12\x1d\n\x19STATEMENT_STATE_CONFIRMED\x10\x03\x12\x1b\n\x17STATEMENT_STATE_SETTLED\x10\x04*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n yidi/clearing/v1/statement.proto\x12\x10yidi.clearing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xb5\x04\n\tStatement\x12\x14\n\x0cstatement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x64mdvs\x18\x03 \x01(\t\x12/\n\x05state\x18\x04 \x01(\x0e\x32 .yidi.clearing.v1.StatementState\x12.\n\x05lines\x18\x05 \x03(\x0b\x32\x1f.yidi.clearing.v1.StatementLine\x12\x13\n\x0bpayable_fen\x18\x06 \x01(\x03\x12\x16\n\x0ereceivable_fen\x18\x07 \x01(\x03\x12\x0f\n\x07net_fen\x18\x08 \x01(\x03\x12.\n\nissue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\nconfirm_by\x18\n \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x0c\x63onfirm_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x0btransfer_by\x18\x0c \x01(\x0b\x32\x11.google.type.Date\x12-\n\ttransfers\x18\r \x03(\x0b\x32\x1a.yidi.clearing.v1.Transfer\x12\x14\n\x0c\x63onfirmed_by\x18\x0e \x01(\t\x12\x16\n\x0e\x64ispute_reason\x18\x0f \x01(\t\x12\x13\n\x0b\x64isputed_by\x18\x10 \x01(\t\x12\x30\n\x0c\x64ispute_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\rStatementLine\x12\x16\n\x0einsured_admdvs\x18\x01 \x01(\t\x12\x18\n\x10treatment_admdvs\x18\x02 \x01(\t\x12\x18\n\x10settlement_count\x18\x03 \x01(\x05\x12\x19\n\x11medfee_sumamt_fen\x18\x04 \x01(\x03\x12\x1b\n\x13\x66und_pay_sumamt_fen\x18\x05 \x01(\x03\x12\x12\n\nadjustment\x18\x06 \x01(\x08\x12\x17\n\x0f\x61\x64justment_note\x18\x07 \x01(\t\"i\n\x08Transfer\x12\x12\n\namount_fen\x18\x01 \x01(\x03\x12\x16\n\x0e\x62\x61nk_reference\x18\x02 \x01(\t\x12\x31\n\rtransfer_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x02\n\x0b\x43learingRun\x12\x14\n\x06run_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0e\n\x06period\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x1a.yidi.clearing.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x65ntries_counted\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rstatement_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x90\x01\n\x10\x43learingCalendar\x12\x11\n\tissue_day\x18\x01 \x01(\x05\x12\x19\n\x11\x63onfirmation_days\x18\x02 \x01(\x05\x12\x1d\n\x15transfer_deadline_day\x18\x03 \x01(\x05\x12\x18\n\x10yellow_threshold\x18\x04 \x01(\t\x12\x15\n\rred_threshold\x18\x05 \x01(\t*\xc1\x01\n\x0eStatementState\x12\x1f\n\x1bSTATEMENT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STATEMENT_STATE_OPEN\x10\x01\x12\x1a\n\x16STATEMENT_STATE_ISSUED\x10\x02\x12\x1d\n\x19STATEMENT_STATE_CONFIRMED\x10\x03\x12\x1b\n\x17STATEMENT_STATE_SETTLED\x10\x04\x12\x1c\n\x18STATEMENT_STATE_DISPUTED\x10\x05*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,18 +48,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLEARINGRUN'].fields_by_name['start_time']._serialized_options = b'\342A\001\003'
   _globals['_CLEARINGRUN'].fields_by_name['end_time']._loaded_options = None
   _globals['_CLEARINGRUN'].fields_by_name['end_time']._serialized_options = b'\342A\001\003'
-  _globals['_STATEMENTSTATE']._serialized_start=1344
-  _globals['_STATEMENTSTATE']._serialized_end=1507
-  _globals['_JOBSTATE']._serialized_start=1510
-  _globals['_JOBSTATE']._serialized_end=1640
+  _globals['_STATEMENTSTATE']._serialized_start=1461
+  _globals['_STATEMENTSTATE']._serialized_end=1654
+  _globals['_JOBSTATE']._serialized_start=1657
+  _globals['_JOBSTATE']._serialized_end=1787
   _globals['_STATEMENT']._serialized_start=145
-  _globals['_STATEMENT']._serialized_end=593
-  _globals['_STATEMENTLINE']._serialized_start=596
-  _globals['_STATEMENTLINE']._serialized_end=788
-  _globals['_TRANSFER']._serialized_start=790
-  _globals['_TRANSFER']._serialized_end=895
-  _globals['_CLEARINGRUN']._serialized_start=898
-  _globals['_CLEARINGRUN']._serialized_end=1194
-  _globals['_CLEARINGCALENDAR']._serialized_start=1197
-  _globals['_CLEARINGCALENDAR']._serialized_end=1341
+  _globals['_STATEMENT']._serialized_end=710
+  _globals['_STATEMENTLINE']._serialized_start=713
+  _globals['_STATEMENTLINE']._serialized_end=905
+  _globals['_TRANSFER']._serialized_start=907
+  _globals['_TRANSFER']._serialized_end=1012
+  _globals['_CLEARINGRUN']._serialized_start=1015
+  _globals['_CLEARINGRUN']._serialized_end=1311
+  _globals['_CLEARINGCALENDAR']._serialized_start=1314
+  _globals['_CLEARINGCALENDAR']._serialized_end=1458
 # @@protoc_insertion_point(module_scope)

@@ -37,9 +37,11 @@ class _StatementStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Statem
     """Confirmed by the province."""
     STATEMENT_STATE_SETTLED: _StatementState.ValueType  # 4
     """Money moved: settled."""
+    STATEMENT_STATE_DISPUTED: _StatementState.ValueType  # 5
+    """Disputed by the province: no transfer until it is confirmed."""
 
 class StatementState(_StatementState, metaclass=_StatementStateEnumTypeWrapper):
-    """Statement states: open → issued → confirmed → settled."""
+    """Statement states: open → issued → confirmed → settled; issued → disputed → confirmed."""
 
 STATEMENT_STATE_UNSPECIFIED: StatementState.ValueType  # 0
 """Unknown."""
@@ -51,6 +53,8 @@ STATEMENT_STATE_CONFIRMED: StatementState.ValueType  # 3
 """Confirmed by the province."""
 STATEMENT_STATE_SETTLED: StatementState.ValueType  # 4
 """Money moved: settled."""
+STATEMENT_STATE_DISPUTED: StatementState.ValueType  # 5
+"""Disputed by the province: no transfer until it is confirmed."""
 Global___StatementState: _TypeAlias = StatementState  # noqa: Y015
 
 class _JobState:
@@ -104,6 +108,10 @@ class Statement(_message.Message):
     CONFIRM_TIME_FIELD_NUMBER: _builtins.int
     TRANSFER_BY_FIELD_NUMBER: _builtins.int
     TRANSFERS_FIELD_NUMBER: _builtins.int
+    CONFIRMED_BY_FIELD_NUMBER: _builtins.int
+    DISPUTE_REASON_FIELD_NUMBER: _builtins.int
+    DISPUTED_BY_FIELD_NUMBER: _builtins.int
+    DISPUTE_TIME_FIELD_NUMBER: _builtins.int
     statement_id: _builtins.str
     """Statement id, e.g. "2026-05/630000"."""
     period: _builtins.str
@@ -118,6 +126,12 @@ class Statement(_message.Message):
     """Total receivable as treatment place, in fen."""
     net_fen: _builtins.int
     """Net position: receivable − payable, in fen (positive: the province is paid)."""
+    confirmed_by: _builtins.str
+    """Who confirmed it."""
+    dispute_reason: _builtins.str
+    """Why the province disputed it (set while disputed, kept once confirmed)."""
+    disputed_by: _builtins.str
+    """Who disputed it (the operator's subject)."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementLine]:
         """One line per counterpart province (and adjustment lines)."""
@@ -142,6 +156,10 @@ class Statement(_message.Message):
     def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]:
         """Transfers recorded."""
 
+    @_builtins.property
+    def dispute_time(self) -> _timestamp_pb2.Timestamp:
+        """When disputed."""
+
     def __init__(
         self,
         *,
@@ -158,10 +176,14 @@ class Statement(_message.Message):
         confirm_time: _timestamp_pb2.Timestamp | None = ...,
         transfer_by: _date_pb2.Date | None = ...,
         transfers: _abc.Iterable[Global___Transfer] | None = ...,
+        confirmed_by: _builtins.str = ...,
+        dispute_reason: _builtins.str = ...,
+        disputed_by: _builtins.str = ...,
+        dispute_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_by", b"confirm_by", "confirm_time", b"confirm_time", "issue_time", b"issue_time", "transfer_by", b"transfer_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_by", b"confirm_by", "confirm_time", b"confirm_time", "dispute_time", b"dispute_time", "issue_time", b"issue_time", "transfer_by", b"transfer_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "confirm_by", b"confirm_by", "confirm_time", b"confirm_time", "issue_time", b"issue_time", "lines", b"lines", "net_fen", b"net_fen", "payable_fen", b"payable_fen", "period", b"period", "receivable_fen", b"receivable_fen", "state", b"state", "statement_id", b"statement_id", "transfer_by", b"transfer_by", "transfers", b"transfers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "confirm_by", b"confirm_by", "confirm_time", b"confirm_time", "confirmed_by", b"confirmed_by", "dispute_reason", b"dispute_reason", "dispute_time", b"dispute_time", "disputed_by", b"disputed_by", "issue_time", b"issue_time", "lines", b"lines", "net_fen", b"net_fen", "payable_fen", b"payable_fen", "period", b"period", "receivable_fen", b"receivable_fen", "state", b"state", "statement_id", b"statement_id", "transfer_by", b"transfer_by", "transfers", b"transfers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
