@@ -200,7 +200,9 @@ def test_an_approved_temporary_filing_expires_and_a_pending_one_can_be_cancelled
     number = certno(SHENZHEN, 7)
     enrol(stub, person(number, SHENZHEN))
     filed = stub.CreateFiling(application(number, SHENZHEN, BEIJING)).filing
-    queued = stub.CreateFiling(application(number, SHENZHEN, SHANGHAI, channel=WINDOW)).filing
+    queued = stub.CreateFiling(  # the next period: one filing per person per period
+        application(number, SHENZHEN, SHANGHAI, channel=WINDOW, start_date=day("2026-09-02"))
+    ).filing
     cancelled = stub.CancelFiling(
         api.CancelFilingRequest(request_id=request_id(), filing_id=queued.filing_id, reason="plans changed")
     ).filing
