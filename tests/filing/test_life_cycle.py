@@ -225,6 +225,21 @@ def test_an_approved_temporary_filing_expires_and_a_pending_one_can_be_cancelled
     assert not renewed.existing and renewed.filing.filing_id != filed.filing_id
 
 
+def test_a_change_that_would_overlap_the_next_filing_is_a_conflict(stub: api_grpc.FilingServiceStub) -> None:
+    set_rules(stub, SHENZHEN, auto_approve=True)
+    number = certno(SHENZHEN, 13)
+    enrol(stub, person(number, SHENZHEN))
+    now = stub.CreateFiling(application(number, SHENZHEN, BEIJING)).filing  # until 2026-09-01
+    then = stub.CreateFiling(application(number, SHENZHEN, SHANGHAI, start_date=day("2026-09-02"))).filing
+    longer = api.ChangeFilingRequest(
+        request_id=request_id(), filing_id=now.filing_id, end_date=day("2026-12-31")
+    )
+    code, reason, _, message = refusal(lambda: stub.ChangeFiling(longer))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FILING_CONFLICT")
+    assert then.filing_id in message
+    assert stub.GetFiling(api.GetFilingRequest(filing_id=now.filing_id)).filing == now
+
+
 def test_an_application_is_refused_while_contributions_are_interrupted_and_agents_are_validated(
     stub: api_grpc.FilingServiceStub,
 ) -> None:

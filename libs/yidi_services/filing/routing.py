@@ -30,7 +30,7 @@ from google.protobuf.message import Message
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import invalid
-from yidi_runtime.relay import Region, Relay
+from yidi_runtime.relay import Region, Relay, Vouching
 from yidi_runtime.routing import Router
 from yidi_services.filing import access
 
@@ -72,7 +72,7 @@ class FilingRelay:
 
     def __init__(self, router: Router) -> None:
         settings = router.settings
-        self._relay = Relay(router, api_grpc.FilingServiceStub)
+        self._relay = Relay(router, api_grpc.FilingServiceStub, vouching=Vouching.CALLER)
         self._hosts_all = settings.region == NATIONAL_REGION and not settings.children
 
     def answer(
