@@ -186,6 +186,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "长期备案未满参保地规定期限，暂不能变更或取消",
     ),
     (
+        "FILING_CONFLICT",
+        "FAILED_PRECONDITION",
+        "The person already has a filing for another treatment region in this period; change or cancel it.",
+        "参保人在该期间已有其他就医地的备案，请先变更或取消原备案",
+    ),
+    (
         "INSTITUTION_NOT_DESIGNATED",
         "FAILED_PRECONDITION",
         "Outpatient care here needs one of the person's designated institutions.",

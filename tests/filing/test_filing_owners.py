@@ -1,7 +1,7 @@
 """A filing belongs to whoever entered it: an institution reads, lists, changes and cancels only its own.
 
-At the Guangdong node a Shenzhen hospital files for one patient and another Shenzhen hospital
-for another. Each sees only its own filing; the other's is NOT_FOUND, as if it did not exist,
+At the Guangdong node a Guangzhou hospital files for one Shenzhen patient treated there and
+another Guangzhou hospital for another. Each sees only its own filing; the other's is NOT_FOUND, as if it did not exist,
 and listing never shows it. The insured centre's operator sees both.
 """
 
@@ -14,7 +14,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from filing_builders import Clock, application, certno, enrol, person, refusal, request_id, set_rules
+from filing_builders import (
+    HOSPITAL,
+    Clock,
+    application,
+    certno,
+    day,
+    enrol,
+    person,
+    refusal,
+    request_id,
+    set_rules,
+)
 
 from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
@@ -24,9 +35,9 @@ from yidi_services.filing.servicer import register
 from yidi_services.node import GROUPS
 from yidi_testing import settings_for
 
-GUANGDONG, SHENZHEN, BEIJING = "440000", "440300", "110000"
-HOSPITAL, OTHER_HOSPITAL = "H44030500001", "H44030600001"
-MINE = ((PRINCIPAL_HEADER, f"institution/{HOSPITAL}"),)
+GUANGDONG, SHENZHEN, GUANGZHOU = "440000", "440300", "440100"
+MY_HOSPITAL, OTHER_HOSPITAL = "H44010500001", "H44010600001"
+MINE = ((PRINCIPAL_HEADER, f"institution/{MY_HOSPITAL}"),)
 
 
 def as_(subject: str) -> tuple[tuple[str, str]]:
@@ -53,11 +64,12 @@ def test_an_institution_sees_and_changes_only_the_filings_it_entered(guangdong: 
 
         def file(number: str, hospital: str) -> str:
             created = stub.CreateFiling(
-                application(number, SHENZHEN, BEIJING), metadata=as_(f"institution/{hospital}")
+                application(number, SHENZHEN, GUANGZHOU, channel=HOSPITAL),
+                metadata=as_(f"institution/{hospital}"),
             )
             return created.filing.filing_id
 
-        my_filing, their_filing = file(mine, HOSPITAL), file(theirs, OTHER_HOSPITAL)
+        my_filing, their_filing = file(mine, MY_HOSPITAL), file(theirs, OTHER_HOSPITAL)
 
         assert (
             stub.GetFiling(api.GetFilingRequest(filing_id=my_filing), metadata=MINE).filing.filing_id
@@ -71,7 +83,7 @@ def test_an_institution_sees_and_changes_only_the_filings_it_entered(guangdong: 
             ),
             lambda: stub.ChangeFiling(
                 api.ChangeFilingRequest(
-                    request_id=request_id(), filing_id=their_filing, treatment_admdvs="120000"
+                    request_id=request_id(), filing_id=their_filing, end_date=day("2026-12-31")
                 ),
                 metadata=MINE,
             ),

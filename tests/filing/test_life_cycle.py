@@ -200,7 +200,9 @@ def test_an_approved_temporary_filing_expires_and_a_pending_one_can_be_cancelled
     number = certno(SHENZHEN, 7)
     enrol(stub, person(number, SHENZHEN))
     filed = stub.CreateFiling(application(number, SHENZHEN, BEIJING)).filing
-    queued = stub.CreateFiling(application(number, SHENZHEN, SHANGHAI, channel=WINDOW)).filing
+    queued = stub.CreateFiling(  # the next period: one filing per person per period
+        application(number, SHENZHEN, SHANGHAI, channel=WINDOW, start_date=day("2026-09-02"))
+    ).filing
     cancelled = stub.CancelFiling(
         api.CancelFilingRequest(request_id=request_id(), filing_id=queued.filing_id, reason="plans changed")
     ).filing
@@ -221,6 +223,21 @@ def test_an_approved_temporary_filing_expires_and_a_pending_one_can_be_cancelled
     assert [f.filing_id for f in listed.filings] == [filed.filing_id]
     renewed = stub.CreateFiling(application(number, SHENZHEN, BEIJING))
     assert not renewed.existing and renewed.filing.filing_id != filed.filing_id
+
+
+def test_a_change_that_would_overlap_the_next_filing_is_a_conflict(stub: api_grpc.FilingServiceStub) -> None:
+    set_rules(stub, SHENZHEN, auto_approve=True)
+    number = certno(SHENZHEN, 13)
+    enrol(stub, person(number, SHENZHEN))
+    now = stub.CreateFiling(application(number, SHENZHEN, BEIJING)).filing  # until 2026-09-01
+    then = stub.CreateFiling(application(number, SHENZHEN, SHANGHAI, start_date=day("2026-09-02"))).filing
+    longer = api.ChangeFilingRequest(
+        request_id=request_id(), filing_id=now.filing_id, end_date=day("2026-12-31")
+    )
+    code, reason, _, message = refusal(lambda: stub.ChangeFiling(longer))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FILING_CONFLICT")
+    assert then.filing_id in message
+    assert stub.GetFiling(api.GetFilingRequest(filing_id=now.filing_id)).filing == now
 
 
 def test_an_application_is_refused_while_contributions_are_interrupted_and_agents_are_validated(

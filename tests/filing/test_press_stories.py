@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 from filing_builders import (
     APP,
     APPROVED,
@@ -38,6 +39,7 @@ from yidi.filing.v1 import filing_pb2 as pb
 from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi.type.v1 import filing_category_pb2 as category_pb
+from yidi_testing import error_details
 
 
 def test_shenzhen_approves_self_service_instantly_while_langfang_queues_for_review(
@@ -45,8 +47,8 @@ def test_shenzhen_approves_self_service_instantly_while_langfang_queues_for_revi
 ) -> None:
     set_rules(stub, SHENZHEN, auto_approve=True)
     set_rules(stub, LANGFANG, review_deadline_working_days=3, holidays=[day("2026-03-09")])
-    shenzhen, langfang = certno(SHENZHEN, 1), certno(LANGFANG, 2)
-    enrol(stub, person(shenzhen, SHENZHEN), person(langfang, LANGFANG))
+    shenzhen, langfang, neighbour = certno(SHENZHEN, 1), certno(LANGFANG, 2), certno(SHENZHEN, 3)
+    enrol(stub, person(shenzhen, SHENZHEN), person(langfang, LANGFANG), person(neighbour, SHENZHEN))
     clock.set("2026-03-06")  # a Friday
 
     instant = stub.CreateFiling(application(shenzhen, SHENZHEN, BEIJING)).filing
@@ -60,7 +62,7 @@ def test_shenzhen_approves_self_service_instantly_while_langfang_queues_for_revi
     queued = stub.CreateFiling(application(langfang, LANGFANG, BEIJING)).filing
     # Friday + 3 working days, the weekend and Monday's holiday excluded: Thursday.
     assert (queued.state, iso(queued.review_deadline)) == (PENDING, "2026-03-12")
-    at_window = stub.CreateFiling(application(certno(SHENZHEN, 1), SHENZHEN, SHANGHAI, channel=WINDOW)).filing
+    at_window = stub.CreateFiling(application(neighbour, SHENZHEN, SHANGHAI, channel=WINDOW)).filing
     assert at_window.state == PENDING  # a window application is reviewed by the clerk, even in Shenzhen
 
 
@@ -160,8 +162,21 @@ def test_two_channels_one_filing(stub: api_grpc.FilingServiceStub) -> None:
     listed = stub.ListFilings(api.ListFilingsRequest(person=by_certno(other)))
     assert len(listed.filings) == 1
 
-    elsewhere = stub.CreateFiling(application(applicant, LANGFANG, SHANGHAI, category=TEMPORARY))
-    assert not elsewhere.existing  # another treatment region is another filing
+    # Another treatment region in the same period is not a second filing: the first is changed.
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateFiling(application(applicant, LANGFANG, SHANGHAI, category=TEMPORARY))
+    info = error_details(caught.value)["ErrorInfo"]
+    assert (caught.value.code(), info.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FILING_CONFLICT")
+    assert dict(info.metadata) == {"filing_id": first.filing.filing_id, "treatment_admdvs": BEIJING}
+    changed = stub.ChangeFiling(
+        api.ChangeFilingRequest(
+            request_id=request_id(), filing_id=first.filing.filing_id, treatment_admdvs=SHANGHAI
+        )
+    )
+    assert (changed.filing.treatment_admdvs, changed.superseded.state) == (
+        SHANGHAI,
+        pb.FILING_STATE_SUPERSEDED,
+    )
 
 
 def test_a_retried_application_is_answered_once_and_a_reused_id_is_refused(

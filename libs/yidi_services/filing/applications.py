@@ -1,9 +1,12 @@
 """Applying for a filing and changing one: validation, materials, validity, decision.
 
-One person, one filing whatever the channel: an application overlapping an open filing of
-the same person in period and treatment region returns that filing instead of a second
-one. The person's row is locked while deciding, so two channels applying at the same
-moment still end with one filing.
+One person, one filing per period, whatever the channel or the node it came through (every
+application is answered at the insured place's node): an application overlapping an open
+filing of the same person in period and treatment region returns that filing instead of a
+second one; one overlapping it in period for another treatment region is refused
+FILING_CONFLICT naming the open filing, which the person changes (ChangeFiling: a new
+treatment region supersedes it) or cancels first. The person's row is locked while
+deciding, so two channels applying at the same moment still end with one filing.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from yidi_services.filing.filings import (
 )
 from yidi_services.filing.models import FilingRow
 from yidi_services.filing.persons import Person, PersonRef
-from yidi_services.filing.routing import ensure_hosted
 from yidi_services.filing.rules import FilingRules
 
 T = TypeVar("T")
@@ -254,26 +256,41 @@ def _decision(
     return State.PENDING_REVIEW, region_rules.calendar.add(today, region_rules.review_deadline_working_days)
 
 
-def _open_overlap(
-    session: Session, psn_no: str, treatment: str, start: date, end: date | None, today: date
-) -> FilingRow | None:
+def _open_overlaps(
+    session: Session, psn_no: str, start: date, end: date | None, today: date, excluding: str = ""
+) -> list[FilingRow]:
+    """The person's open filings whose validity meets ``start``..``end`` (None: open-ended)."""
     rows = session.scalars(
         select(FilingRow)
-        .where(FilingRow.psn_no == psn_no, FilingRow.state.in_([state.value for state in OPEN_STATES]))
+        .where(
+            FilingRow.psn_no == psn_no,
+            FilingRow.state.in_([state.value for state in OPEN_STATES]),
+            FilingRow.filing_id != excluding,
+        )
         .order_by(FilingRow.filing_id)
     )
-    for row in rows:
-        if reads_as(row, today) not in OPEN_STATES:
-            continue
-        regions_meet = region_contains(row.treatment_admdvs, treatment) or region_contains(
-            treatment, row.treatment_admdvs
-        )
-        periods_meet = (row.end_date is None or start <= row.end_date) and (
-            end is None or row.start_date <= end
-        )
-        if regions_meet and periods_meet:
-            return row
-    return None
+    return [
+        row
+        for row in rows
+        if reads_as(row, today) in OPEN_STATES
+        and (row.end_date is None or start <= row.end_date)
+        and (end is None or row.start_date <= end)
+    ]
+
+
+def _regions_meet(one: str, other: str) -> bool:
+    return region_contains(one, other) or region_contains(other, one)
+
+
+def _conflict(row: FilingRow, treatment: str) -> DomainError:
+    """FILING_CONFLICT: the person's open filing ``row`` covers part of the period for another region."""
+    until = row.end_date.isoformat() if row.end_date else "open"
+    return DomainError(
+        "FILING_CONFLICT",
+        f"filing {row.filing_id} for treatment region {row.treatment_admdvs} ({row.start_date} to {until}) "
+        f"overlaps this period; change it (ChangeFiling) or cancel it before filing for {treatment}",
+        metadata={"filing_id": row.filing_id, "treatment_admdvs": row.treatment_admdvs},
+    )
 
 
 def _person_for(session: Session, ref: PersonRef, insured_region: str) -> Person:
@@ -374,7 +391,6 @@ def _attempt(errors: list[DomainError], parse: Callable[[], T]) -> T | None:
 
 def apply(
     session: Session,
-    node_region: str,
     application: Application,
     answers: RegistryAnswers,
     now: datetime,
@@ -383,6 +399,7 @@ def apply(
     """CreateFiling: the new filing (approved instantly or queued), or the person's existing one.
 
     ``answers`` are the registry's levels of the designated institutions, asked beforehand.
+    FILING_CONFLICT when an open filing overlaps the period for another treatment region.
     """
     insured = check_region(application.insuplc_admdvs, "insuplc_admdvs")
     errors = _applicant_errors(application.applicant)
@@ -394,7 +411,6 @@ def apply(
     if error is not None:
         raise error
     assert treatment is not None and category is not None and channel is not None and start is not None
-    ensure_hosted(node_region, insured)
     person = _person_for(session, application.person, insured)
     if region_contains(person.insuplc_admdvs, treatment):
         raise invalid(
@@ -404,9 +420,12 @@ def apply(
         )
     region_rules = rules.in_force(session, person.insuplc_admdvs, today)
     end = _validity(category, start, application.end_date, region_rules)
-    existing = _open_overlap(session, person.psn_no, treatment, start, end, today)
+    overlapping = _open_overlaps(session, person.psn_no, start, end, today)
+    existing = next((row for row in overlapping if _regions_meet(row.treatment_admdvs, treatment)), None)
     if existing is not None:
         return Applied(from_row(existing, person.certno, today), existing=True)
+    if overlapping:
+        raise _conflict(overlapping[0], treatment)
     _ensure_contributing(person, start, today)
     shortfall = missing_materials(category, application.materials, region_rules)
     if shortfall is not None:
@@ -454,15 +473,15 @@ def ensure_changeable(row: FilingRow, region_rules: FilingRules, today: date, ac
 
 
 def change(
-    session: Session, node_region: str, request: Change, answers: RegistryAnswers, now: datetime, today: date
+    session: Session, request: Change, answers: RegistryAnswers, now: datetime, today: date
 ) -> tuple[Filing, Filing]:
     """ChangeFiling: a new filing supersedes the old one and is decided like an application.
 
     Newly chosen designated institutions are checked against the registry's ``answers``;
-    kept ones were checked when chosen.
+    kept ones were checked when chosen. FILING_CONFLICT when the new validity would overlap
+    another open filing of the person.
     """
     old = load_row(session, request.filing_id, lock=True)
-    ensure_hosted(node_region, old.insuplc_admdvs)
     region_rules = rules.in_force(session, old.insuplc_admdvs, today)
     ensure_changeable(old, region_rules, today, "changed")
     person = persons.get(session, PersonRef("filing", psn_no=old.psn_no), lock=True)
@@ -476,6 +495,9 @@ def change(
         end = _validity(category, start, request.end_date, region_rules)
     else:
         end = old.end_date
+    overlapping = _open_overlaps(session, person.psn_no, start, end, today, excluding=old.filing_id)
+    if overlapping:
+        raise _conflict(overlapping[0], treatment)
     materials = request.materials or from_row(old, person.certno, today).materials
     shortfall = missing_materials(category, materials, region_rules)
     if shortfall is not None:

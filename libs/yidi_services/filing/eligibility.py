@@ -24,7 +24,6 @@ from yidi_services.filing import persons, rules
 from yidi_services.filing.filings import Category, Filing, State, from_row
 from yidi_services.filing.models import FilingRow
 from yidi_services.filing.persons import Person, PersonRef
-from yidi_services.filing.routing import ensure_hosted
 
 EMERGENCY_MED_TYPES = frozenset({"13", "24"})
 """急诊 and 急诊转住院: emergency rescue, filed or not."""
@@ -161,10 +160,9 @@ def _filed(filings: list[Filing], person: Person, treatment: str, day: date, eme
     )
 
 
-def check(session: Session, node_region: str, question: Question, today: date) -> Answer:
+def check(session: Session, question: Question, today: date) -> Answer:
     """The eligible person with their category and filing, or the first stable refusal reason."""
     insured, treatment, day, med_type = _validated(question)
-    ensure_hosted(node_region, insured)
     ref = persons.checked(question.person)
     person = persons.find(session, ref)
     if person is None or not region_contains(insured, person.insuplc_admdvs):

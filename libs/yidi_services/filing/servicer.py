@@ -1,8 +1,12 @@
 """FilingService over gRPC: proto → plain values → handler → proto.
 
-Every mutating method runs through the request log, so a repeated ``request_id`` gets the
-original answer and nothing is applied twice. The clock is injected: handlers are told
-"now" and "today" (in China), never read the wall clock.
+Applications, filings read or changed by id, rules and eligibility questions are answered at
+the insured place's node; any other node relays them there (:mod:`~yidi_services.filing.routing`,
+the ``@routed`` methods), and the answering node checks who may act on what
+(:mod:`~yidi_services.filing.access`). Every mutating method runs through the request log, so
+a repeated ``request_id`` gets the original answer, through whichever node it came, and
+nothing is applied twice. The clock is injected: handlers are told "now" and "today" (in
+China), never read the wall clock.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from yidi_runtime.idempotency import RequestLog, Response
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, china_day, day_of, wall_clock
 from yidi_services.filing import (
+    access,
     applications,
     convert,
     decisions,
@@ -34,6 +39,7 @@ from yidi_services.filing import (
 from yidi_services.filing.metrics import FilingMetrics
 from yidi_services.filing.models import RequestRecord
 from yidi_services.filing.registry_client import RegistryClient
+from yidi_services.filing.routing import FilingRelay, routed
 
 
 class FilingServicer(api_grpc.FilingServiceServicer):
@@ -46,6 +52,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
         self._log = RequestLog(RequestRecord)
         self._metrics = FilingMetrics(context.metrics_registry, context.database, self._today)
         self._registry = RegistryClient(context.settings)
+        self.relay = FilingRelay(context.router)
 
     def _today(self) -> date:
         return china_day(self._clock())
@@ -115,10 +122,14 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             ),
         )
 
+    @routed
     def CreateFiling(
         self, request: api.CreateFilingRequest, context: grpc.ServicerContext
     ) -> api.CreateFilingResponse:
         channel = convert.channel_name(request.channel) or "unspecified"
+        access.ensure_care_here(
+            request.treatment_admdvs, request.designated_institutions, convert.channel_name(request.channel)
+        )
         application = applications.Application(
             person=convert.person_ref(request.person),
             insuplc_admdvs=request.insuplc_admdvs,
@@ -141,9 +152,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
         )
 
         def effect(session: Session) -> api.CreateFilingResponse:
-            applied = applications.apply(
-                session, self._region, application, answers, self._clock(), self._today()
-            )
+            applied = applications.apply(session, application, answers, self._clock(), self._today())
             self._metrics.applications.labels(channel, applied.outcome).inc()
             if not applied.existing:
                 self._metrics.decided(applied.filing)
@@ -155,6 +164,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             self._metrics.applications.labels(channel, "refused").inc()
             raise
 
+    @routed
     def GetFiling(
         self, request: api.GetFilingRequest, context: grpc.ServicerContext
     ) -> api.GetFilingResponse:
@@ -162,6 +172,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             found = listing.get_filing(uow.session, request.filing_id, self._today())
         return api.GetFilingResponse(filing=convert.filing(found))
 
+    @routed
     def ListFilings(
         self, request: api.ListFilingsRequest, context: grpc.ServicerContext
     ) -> api.ListFilingsResponse:
@@ -210,6 +221,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             next_page_token=page.next_page_token,
         )
 
+    @routed
     def ChangeFiling(
         self, request: api.ChangeFilingRequest, context: grpc.ServicerContext
     ) -> api.ChangeFilingResponse:
@@ -222,6 +234,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             designated_institutions=tuple(request.designated_institutions),
             channel=convert.channel_name(request.channel),
         )
+        access.ensure_care_here(change.treatment_admdvs, change.designated_institutions, change.channel)
 
         answers = designation_levels.ask_before_writing(
             self._database,
@@ -231,13 +244,12 @@ class FilingServicer(api_grpc.FilingServiceServicer):
         )
 
         def effect(session: Session) -> api.ChangeFilingResponse:
-            new, old = applications.change(
-                session, self._region, change, answers, self._clock(), self._today()
-            )
+            new, old = applications.change(session, change, answers, self._clock(), self._today())
             return api.ChangeFilingResponse(filing=convert.filing(new), superseded=convert.filing(old))
 
         return self._once(request.request_id, "ChangeFiling", request, api.ChangeFilingResponse, effect)
 
+    @routed
     def CancelFiling(
         self, request: api.CancelFilingRequest, context: grpc.ServicerContext
     ) -> api.CancelFilingResponse:
@@ -255,6 +267,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             ),
         )
 
+    @routed
     def CompleteMaterials(
         self, request: api.CompleteMaterialsRequest, context: grpc.ServicerContext
     ) -> api.CompleteMaterialsResponse:
@@ -273,6 +286,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             ),
         )
 
+    @routed
     def GetFilingRules(
         self, request: api.GetFilingRulesRequest, context: grpc.ServicerContext
     ) -> api.GetFilingRulesResponse:
@@ -296,6 +310,7 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             ),
         )
 
+    @routed
     def CheckEligibility(
         self, request: api.CheckEligibilityRequest, context: grpc.ServicerContext
     ) -> api.CheckEligibilityResponse:
@@ -309,8 +324,9 @@ class FilingServicer(api_grpc.FilingServiceServicer):
             chronic_disease=request.chronic_disease,
             fixmedins_code=request.fixmedins_code,
         )
+        access.ensure_care_here(request.treatment_admdvs)
         with self._database.unit_of_work() as uow:
-            answer = eligibility.check(uow.session, self._region, question, self._today())
+            answer = eligibility.check(uow.session, question, self._today())
         return api.CheckEligibilityResponse(person=convert.snapshot(answer))
 
 

@@ -404,7 +404,7 @@ class GetFilingRequest(_message.Message):
 
     FILING_ID_FIELD_NUMBER: _builtins.int
     filing_id: _builtins.str
-    """Filing id."""
+    """Filing id (its first six digits name the insured region, which routes the request)."""
     def __init__(
         self,
         *,

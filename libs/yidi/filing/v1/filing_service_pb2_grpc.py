@@ -27,9 +27,14 @@ if _version_not_supported:
 
 class FilingServiceStub:
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     def __init__(self, channel):
@@ -117,9 +122,14 @@ class FilingServiceStub:
 
 class FilingServiceServicer:
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     def ImportInsuredPersons(self, request, context):
@@ -160,7 +170,10 @@ class FilingServiceServicer:
     def CreateFiling(self, request, context):
         """Applies for a filing. Self-service regions approve instantly; others queue it for
         review. A second application for the same person, an overlapping period and the
-        same treatment region returns the existing filing with `existing` set, whatever the channel.
+        same treatment region returns the existing filing with `existing` set, whatever the
+        channel or node; one for another treatment region in an overlapping period is refused
+        FILING_CONFLICT (metadata `filing_id`, `treatment_admdvs` of the open filing): change
+        that filing (ChangeFiling) or cancel it first.
         Where the region allows only some institution levels for outpatient designation, each
         designated institution's level is read from the institution registry (this node's, else
         the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
@@ -168,7 +181,9 @@ class FilingServiceServicer:
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        FAILED_PRECONDITION/FILING_CONFLICT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -177,7 +192,8 @@ class FilingServiceServicer:
 
     def GetFiling(self, request, context):
         """Reads one filing.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,7 +201,8 @@ class FilingServiceServicer:
 
     def ListFilings(self, request, context):
         """Lists filings with filters.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -215,7 +232,9 @@ class FilingServiceServicer:
         the region's allowed levels as in CreateFiling.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
+        FAILED_PRECONDITION/FILING_CONFLICT (the new validity overlaps another open filing),
         FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         UNAVAILABLE/NODE_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -226,7 +245,7 @@ class FilingServiceServicer:
         """Cancels an approved or pending filing.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -235,7 +254,8 @@ class FilingServiceServicer:
     def CompleteMaterials(self, request, context):
         """Completes materials accepted incomplete (容缺受理).
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
-        FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST.
+        FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,7 +263,8 @@ class FilingServiceServicer:
 
     def GetFilingRules(self, request, context):
         """Reads an insured region's filing rules.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -265,7 +286,8 @@ class FilingServiceServicer:
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
-        FAILED_PRECONDITION/FILING_PENDING_REVIEW, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -359,9 +381,14 @@ def add_FilingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class FilingService:
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     @staticmethod

@@ -28,9 +28,14 @@ GRPC_VERSION: str
 
 class FilingServiceStub:
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     @_typing.overload
@@ -59,7 +64,10 @@ class FilingServiceStub:
     CreateFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.CreateFilingRequest, _filing_service_pb2.CreateFilingResponse]
     """Applies for a filing. Self-service regions approve instantly; others queue it for
     review. A second application for the same person, an overlapping period and the
-    same treatment region returns the existing filing with `existing` set, whatever the channel.
+    same treatment region returns the existing filing with `existing` set, whatever the
+    channel or node; one for another treatment region in an overlapping period is refused
+    FILING_CONFLICT (metadata `filing_id`, `treatment_admdvs` of the open filing): change
+    that filing (ChangeFiling) or cancel it first.
     Where the region allows only some institution levels for outpatient designation, each
     designated institution's level is read from the institution registry (this node's, else
     the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
@@ -67,16 +75,20 @@ class FilingServiceStub:
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    FAILED_PRECONDITION/FILING_CONFLICT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
     """
     GetFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRequest, _filing_service_pb2.GetFilingResponse]
     """Reads one filing.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     ListFilings: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.ListFilingsRequest, _filing_service_pb2.ListFilingsResponse]
     """Lists filings with filters.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     ReviewFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.ReviewFilingRequest, _filing_service_pb2.ReviewFilingResponse]
     """Approves or rejects a filing waiting for review (operator role).
@@ -94,23 +106,27 @@ class FilingServiceStub:
     the region's allowed levels as in CreateFiling.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
+    FAILED_PRECONDITION/FILING_CONFLICT (the new validity overlaps another open filing),
     FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     UNAVAILABLE/NODE_UNREACHABLE.
     """
     CancelFiling: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.CancelFilingRequest, _filing_service_pb2.CancelFilingResponse]
     """Cancels an approved or pending filing.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     CompleteMaterials: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.CompleteMaterialsRequest, _filing_service_pb2.CompleteMaterialsResponse]
     """Completes materials accepted incomplete (容缺受理).
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
-    FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST.
+    FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     GetFilingRules: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRulesRequest, _filing_service_pb2.GetFilingRulesResponse]
     """Reads an insured region's filing rules.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     SetFilingRules: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.SetFilingRulesRequest, _filing_service_pb2.SetFilingRulesResponse]
     """Sets an insured region's filing rules (operator role).
@@ -124,15 +140,21 @@ class FilingServiceStub:
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
-    FAILED_PRECONDITION/FILING_PENDING_REVIEW, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
 
 @_typing.type_check_only
 class FilingServiceAsyncStub(FilingServiceStub):
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -158,7 +180,10 @@ class FilingServiceAsyncStub(FilingServiceStub):
     CreateFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.CreateFilingRequest, _filing_service_pb2.CreateFilingResponse]  # type: ignore[assignment]
     """Applies for a filing. Self-service regions approve instantly; others queue it for
     review. A second application for the same person, an overlapping period and the
-    same treatment region returns the existing filing with `existing` set, whatever the channel.
+    same treatment region returns the existing filing with `existing` set, whatever the
+    channel or node; one for another treatment region in an overlapping period is refused
+    FILING_CONFLICT (metadata `filing_id`, `treatment_admdvs` of the open filing): change
+    that filing (ChangeFiling) or cancel it first.
     Where the region allows only some institution levels for outpatient designation, each
     designated institution's level is read from the institution registry (this node's, else
     the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
@@ -166,16 +191,20 @@ class FilingServiceAsyncStub(FilingServiceStub):
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    FAILED_PRECONDITION/FILING_CONFLICT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
     """
     GetFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRequest, _filing_service_pb2.GetFilingResponse]  # type: ignore[assignment]
     """Reads one filing.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     ListFilings: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.ListFilingsRequest, _filing_service_pb2.ListFilingsResponse]  # type: ignore[assignment]
     """Lists filings with filters.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     ReviewFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.ReviewFilingRequest, _filing_service_pb2.ReviewFilingResponse]  # type: ignore[assignment]
     """Approves or rejects a filing waiting for review (operator role).
@@ -193,23 +222,27 @@ class FilingServiceAsyncStub(FilingServiceStub):
     the region's allowed levels as in CreateFiling.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
+    FAILED_PRECONDITION/FILING_CONFLICT (the new validity overlaps another open filing),
     FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
     UNAVAILABLE/NODE_UNREACHABLE.
     """
     CancelFiling: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.CancelFilingRequest, _filing_service_pb2.CancelFilingResponse]  # type: ignore[assignment]
     """Cancels an approved or pending filing.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-    ALREADY_EXISTS/DUPLICATE_REQUEST.
+    ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     CompleteMaterials: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.CompleteMaterialsRequest, _filing_service_pb2.CompleteMaterialsResponse]  # type: ignore[assignment]
     """Completes materials accepted incomplete (容缺受理).
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
-    FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST.
+    FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     GetFilingRules: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.GetFilingRulesRequest, _filing_service_pb2.GetFilingRulesResponse]  # type: ignore[assignment]
     """Reads an insured region's filing rules.
-    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     SetFilingRules: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.SetFilingRulesRequest, _filing_service_pb2.SetFilingRulesResponse]  # type: ignore[assignment]
     """Sets an insured region's filing rules (operator role).
@@ -223,14 +256,20 @@ class FilingServiceAsyncStub(FilingServiceStub):
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
-    FAILED_PRECONDITION/FILING_PENDING_REVIEW, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
 
 class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Insured persons and their out-of-area filings (异地就医备案), owned by the insured-place
-    node. Any node accepts an application (CreateFiling, ChangeFiling, CancelFiling) and
-    routes it along the region tree to the node hosting `insuplc_admdvs`, so an app, a
-    window and a hospital all reach the same single record.
+    node. Any node accepts CreateFiling, ChangeFiling, CancelFiling, CompleteMaterials,
+    GetFiling, ListFilings (naming `insuplc_admdvs`), GetFilingRules and CheckEligibility and
+    relays it along the region tree to the node hosting the insured region (`insuplc_admdvs`,
+    or the first six digits of `filing_id`), which authorizes the original caller, keeps the
+    request id and audits the call: an app, a window and a hospital all reach the same single
+    record. An institution acts only for care at itself (hospital channel, a treatment region
+    holding it, among the designated institutions when any are named) and on the filings it
+    entered; an operator on the persons of its region (a national operator: anyone's).
     """
 
     @_abc_1.abstractmethod
@@ -284,7 +323,10 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_filing_service_pb2.CreateFilingResponse, _abc.Awaitable[_filing_service_pb2.CreateFilingResponse]]:
         """Applies for a filing. Self-service regions approve instantly; others queue it for
         review. A second application for the same person, an overlapping period and the
-        same treatment region returns the existing filing with `existing` set, whatever the channel.
+        same treatment region returns the existing filing with `existing` set, whatever the
+        channel or node; one for another treatment region in an overlapping period is refused
+        FILING_CONFLICT (metadata `filing_id`, `treatment_admdvs` of the open filing): change
+        that filing (ChangeFiling) or cancel it first.
         Where the region allows only some institution levels for outpatient designation, each
         designated institution's level is read from the institution registry (this node's, else
         the parent's): a level not allowed is INVALID_ARGUMENT, an unregistered institution
@@ -292,7 +334,9 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         INVALID_ARGUMENT/MATERIALS_REQUIRED, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        FAILED_PRECONDITION/FILING_CONFLICT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         UNAVAILABLE/NODE_UNREACHABLE (the registry did not answer; nothing stored).
         """
 
@@ -303,7 +347,8 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_filing_service_pb2.GetFilingResponse, _abc.Awaitable[_filing_service_pb2.GetFilingResponse]]:
         """Reads one filing.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -313,7 +358,8 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_filing_service_pb2.ListFilingsResponse, _abc.Awaitable[_filing_service_pb2.ListFilingsResponse]]:
         """Lists filings with filters.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -349,7 +395,9 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         the region's allowed levels as in CreateFiling.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
+        FAILED_PRECONDITION/FILING_CONFLICT (the new validity overlaps another open filing),
         FAILED_PRECONDITION/INSTITUTION_NOT_NETWORKED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
         UNAVAILABLE/NODE_UNREACHABLE.
         """
 
@@ -362,7 +410,7 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancels an approved or pending filing.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         FAILED_PRECONDITION/FILING_STATE, FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED,
-        ALREADY_EXISTS/DUPLICATE_REQUEST.
+        ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -373,7 +421,8 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_filing_service_pb2.CompleteMaterialsResponse, _abc.Awaitable[_filing_service_pb2.CompleteMaterialsResponse]]:
         """Completes materials accepted incomplete (容缺受理).
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
-        FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST.
+        FAILED_PRECONDITION/FILING_STATE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -383,7 +432,8 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_filing_service_pb2.GetFilingRulesResponse, _abc.Awaitable[_filing_service_pb2.GetFilingRulesResponse]]:
         """Reads an insured region's filing rules.
-        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
     @_abc_1.abstractmethod
@@ -409,7 +459,8 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/PERSON_NOT_FOUND,
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
-        FAILED_PRECONDITION/FILING_PENDING_REVIEW, UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
 def add_FilingServiceServicer_to_server(servicer: FilingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
