@@ -261,7 +261,10 @@ def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
     policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
         PolicyServicer(context.database, finder, estimator), server
     )
-    return [
+    names = [
         catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
         policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
     ]
+    # Lookups are answered at the treatment province, policies up the tree: both relay through the parent.
+    context.needs_parent(*names)
+    return names
