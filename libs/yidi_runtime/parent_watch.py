@@ -5,7 +5,8 @@ work goes through the parent (a settlement toward another place, a lookup relaye
 province, a journal sent to the national node) cannot do it while the parent is gone, so a
 node with a parent asks the parent's health every ``[node] parent_probe_interval_s``
 (default 5 s), over the router's own channel to it (the node's mutual TLS), with a deadline
-no longer than the interval: one small call per interval in one thread, never more. When
+no longer than the interval or the router's 5 s: one small call per interval in one thread,
+never more, and outside the peer's retries and circuit breaker so it always asks for real. When
 the parent has not answered SERVING for ``[node] parent_unreachable_after_s`` (default
 30 s), the services that declared they need it (:meth:`ServiceContext.needs_parent
 <yidi_runtime.service.ServiceContext.needs_parent>`) report NOT_SERVING, and SERVING again
@@ -30,7 +31,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.logs import get_logger
-from yidi_runtime.peers import PeerClient
+from yidi_runtime.peers import DEFAULT_DEADLINE_S, PeerClient
 from yidi_runtime.resilience import Monotonic
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -73,6 +74,7 @@ class ParentWatch:
         self._parent = parent
         self._region = parent.peer.region
         self._interval_s = settings.parent_probe_interval_s
+        self._deadline_s = min(self._interval_s, DEFAULT_DEADLINE_S)
         self._after_s = settings.parent_unreachable_after_s
         self._on_change = on_change
         self._clock = clock
@@ -96,7 +98,7 @@ class ParentWatch:
         """Ask the parent's health once and record what it said (or why it said nothing)."""
         stub = self._parent.stub(health_pb2_grpc.HealthStub)
         try:
-            answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=self._interval_s)
+            answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=self._deadline_s)
         except grpc.RpcError as error:
             self._failed(f"{error.code().name}: {error.details()}")
             return

@@ -73,8 +73,8 @@ class Stubs:
         assert found.version_id.startswith(f"{found.insuplc_admdvs}/{insutype}@")
         return found.insuplc_admdvs, found.rules[0].ratio
 
-    def import_catalogue(self, admdvs: str, level: str) -> None:
-        """A version of ``admdvs`` at the province node classing the stent at ``level``."""
+    def import_catalogue(self, admdvs: str, level: str, node: str = "330000") -> None:
+        """A version of ``admdvs`` (at the province node unless told) classing the stent at ``level``."""
         layer = (
             catalogue_pb2.CATALOGUE_LAYER_NATIONAL_BASE
             if admdvs == "000000"
@@ -86,7 +86,7 @@ class Stubs:
         rows = f"{STENT},冠脉支架,consumable,{level},,,,,,\n"
         if admdvs == "000000":
             rows += f"{BED},床位费,service,01,,,,,,\n"
-        self.catalogue("330000").ImportCatalogue(
+        self.catalogue(node).ImportCatalogue(
             iter(
                 [
                     catalogue_service_pb2.ImportCatalogueRequest(header=header),
@@ -159,3 +159,18 @@ def test_a_treatment_catalogue_is_the_regions_own_overlay_else_its_citys_else_it
     stubs.import_catalogue("330421", "03")
     assert stubs.lookup("330400", "330421") == ("330421", {STENT: "03", BED: "01"})
     assert stubs.lookup("330400", "330422") == ("330400", {STENT: "01", BED: "01"})
+
+
+def test_a_policy_or_catalogue_is_imported_only_where_it_is_read(stubs: Stubs) -> None:
+    for imported in (
+        lambda: stubs.import_policy("330000", "330422", "310", "0.95"),
+        lambda: stubs.import_policy("330400", "330000", "310", "0.95"),
+        lambda: stubs.import_catalogue("330400", "01", node="330400"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            imported()
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_details(refused.value)["ErrorInfo"].reason == "PERMISSION_DENIED_REGION"
+    with pytest.raises(grpc.RpcError) as refused:
+        stubs.get_policy("330400", "330422")
+    assert error_details(refused.value)["ErrorInfo"].reason == "NO_POLICY_VERSION"

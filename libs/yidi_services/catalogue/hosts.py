@@ -17,6 +17,7 @@ tree, so it answers from whatever was imported into it.
 from __future__ import annotations
 
 from yidi_core.codes import NATIONAL_REGION, check_region, province_of
+from yidi_core.errors import DomainError
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.regions import ancestors
 from yidi_runtime.routing import Router
@@ -58,6 +59,17 @@ class Hosts:
                 return tuple(here), (region, peer)
             here.append(region)
         return tuple(here), None
+
+    def ensure_hosted_here(self, peer: PeerClient | None, region: str, what: str) -> None:
+        """Refuse an import of data this node does not host (``peer``: the next node toward its host),
+        which no lookup would ever read here (PERMISSION_DENIED_REGION)."""
+        if peer is not None:
+            raise DomainError(
+                "PERMISSION_DENIED_REGION",
+                f"{what} of region {region} is not held at node {self._region}: import it at the node "
+                f"hosting it, reached through node {peer.peer.region}",
+                metadata={"admdvs": region, "node_region": self._region},
+            )
 
     def catalogue_peer(self, treatment: str, field: str) -> PeerClient | None:
         """The next node toward the treatment province's catalogue; None when this node hosts it.

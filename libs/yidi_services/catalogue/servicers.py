@@ -80,6 +80,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         request_id = _request_id(header.request_id, "header.request_id")
         layer = layer_of(header.layer)
         region = catalogues.check_layer(header.admdvs, layer)
+        self._hosts.ensure_hosted_here(
+            self._hosts.catalogue_peer(region, "header.admdvs"), region, "the catalogue"
+        )
         effective_date = required_day(header.effective_date, "header.effective_date")
         rows = parse_catalogue_csv(content)
         digest = hashlib.sha256(content).hexdigest()
@@ -176,8 +179,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     """PolicyService: policy versions and estimates."""
 
-    def __init__(self, database: Database, finder: PolicyFinder, estimator: Estimator) -> None:
+    def __init__(self, database: Database, hosts: Hosts, finder: PolicyFinder, estimator: Estimator) -> None:
         self._database = database
+        self._hosts = hosts
         self._finder = finder
         self._estimator = estimator
 
@@ -186,6 +190,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     ) -> policy_service_pb2.ImportPolicyResponse:
         request_id = _request_id(request.request_id)
         region = policies.check_insured_region(request.insuplc_admdvs)
+        self._hosts.ensure_hosted_here(
+            self._hosts.policy_peer(region, "insuplc_admdvs"), region, "the policy"
+        )
         insutype = policies.check_insutype(request.insutype)
         effective_date = required_day(request.effective_date, "effective_date")
         end_date = day_of(request.end_date, "end_date")
@@ -259,7 +266,7 @@ def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
         CatalogueServicer(context.database, cache, hosts, catalogue_relay), server
     )
     policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(context.database, finder, estimator), server
+        PolicyServicer(context.database, hosts, finder, estimator), server
     )
     names = [
         catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
