@@ -135,14 +135,18 @@ def import_catalogue(
     return CatalogueVersion.of(record)
 
 
-def _in_force(session: Session, region: str, day: date) -> CatalogueVersion | None:
-    record = session.scalars(
-        select(CatalogueVersionRecord)
+def _in_force(session: Session, regions: Sequence[str], day: date) -> dict[str, CatalogueVersion]:
+    """Each region's version in force on ``day`` (regions without one left out), in one round trip."""
+    latest = [
+        select(CatalogueVersionRecord.id)
         .where(CatalogueVersionRecord.admdvs == region, CatalogueVersionRecord.effective_date <= day)
         .order_by(CatalogueVersionRecord.effective_date.desc(), CatalogueVersionRecord.id.desc())
         .limit(1)
-    ).first()
-    return None if record is None else CatalogueVersion.of(record)
+        .scalar_subquery()
+        for region in regions
+    ]
+    records = session.scalars(select(CatalogueVersionRecord).where(CatalogueVersionRecord.id.in_(latest)))
+    return {record.admdvs: CatalogueVersion.of(record) for record in records}
 
 
 def view_on(session: Session, admdvs: str, day: date, field: str = "admdvs") -> CatalogueView:
@@ -152,11 +156,10 @@ def view_on(session: Session, admdvs: str, day: date, field: str = "admdvs") -> 
     (:func:`~yidi_services.catalogue.hosts.up_the_tree`); a region without any uses the base alone.
     """
     region = check_region(admdvs, field)
-    overlay = next(
-        (version for r in up_the_tree(region) if (version := _in_force(session, r, day)) is not None), None
-    )
-    base = _in_force(session, NATIONAL_REGION, day)
-    versions = tuple(version for version in (overlay, base) if version is not None)
+    overlays = up_the_tree(region)
+    in_force = _in_force(session, [*overlays, NATIONAL_REGION], day)
+    overlay = next((in_force[r] for r in overlays if r in in_force), None)
+    versions = tuple(version for version in (overlay, in_force.get(NATIONAL_REGION)) if version is not None)
     if not versions:
         raise DomainError(
             "NO_CATALOGUE_VERSION",
