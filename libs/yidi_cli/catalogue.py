@@ -55,7 +55,7 @@ def _read(path: Path) -> bytes:
 def import_catalogue(
     file: Path = CatalogueFileArgument,
     region: str = typer.Option(
-        ..., "--region", help="000000 for the national base, a province for its overlay."
+        ..., "--region", help="000000 for the national base; a province, city or county for its overlay."
     ),
     effective: str = typer.Option(..., "--effective", help="First day in force, yyyy-mm-dd."),
     address: str = AddressOption,

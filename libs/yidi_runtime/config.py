@@ -97,6 +97,10 @@ class NodeSettings:
     """For how long after an operator issued a token its chain may be refreshed (0: never)."""
     max_workers: int = 32
     health_interval_s: float = 5.0
+    parent_probe_interval_s: float = 5.0
+    """How often a node with a parent asks the parent's health (:mod:`yidi_runtime.parent_watch`)."""
+    parent_unreachable_after_s: float = 30.0
+    """After how long without an answer from the parent its cross-node services report NOT_SERVING."""
     log_level: str = "info"
     log_format: str = "auto"
     auto_migrate: bool | None = None
@@ -370,6 +374,20 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
     ("node", "services", "YIDI_SERVICES", _services, "services"),
     ("node", "max_workers", "YIDI_MAX_WORKERS", _int_in(1, 1024), "max_workers"),
     ("node", "health_interval_s", "YIDI_HEALTH_INTERVAL_S", _float_positive, "health_interval_s"),
+    (
+        "node",
+        "parent_probe_interval_s",
+        "YIDI_PARENT_PROBE_INTERVAL_S",
+        _float_positive,
+        "parent_probe_interval_s",
+    ),
+    (
+        "node",
+        "parent_unreachable_after_s",
+        "YIDI_PARENT_UNREACHABLE_AFTER_S",
+        _float_positive,
+        "parent_unreachable_after_s",
+    ),
     ("listen", "host", "YIDI_HOST", _str, "host"),
     ("listen", "grpc_port", "YIDI_GRPC_PORT", _port, "grpc_port"),
     ("listen", "metrics_port", "YIDI_METRICS_PORT", _optional_port, "metrics_port"),

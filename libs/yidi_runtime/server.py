@@ -2,7 +2,9 @@
 
 ``create_server`` is the single factory used by ``yidi serve``, the demo and the tests
 (port 0 picks a free port). A service reports SERVING on ``grpc.health.v1`` only while its
-database answers; shutdown flips every status to NOT_SERVING before draining calls.
+database answers and, for a service that needs the parent, while the parent answers
+(:mod:`yidi_runtime.parent_watch`); shutdown flips every status to NOT_SERVING before
+draining calls.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from yidi_runtime.local_calls import LocalServer
 from yidi_runtime.logs import get_logger
 from yidi_runtime.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from yidi_runtime.migrate import ensure_current, upgrade
+from yidi_runtime.parent_watch import ParentGauges, ParentWatch
 from yidi_runtime.quotas import Quotas
 from yidi_runtime.resilience import Monotonic
 from yidi_runtime.routing import Router
@@ -54,6 +57,7 @@ class _HealthedService:
     grpc_names: Sequence[str]
     workers: Sequence[BackgroundWorker] = ()
     health_checks: Sequence[Callable[[], bool]] = ()
+    parent_dependent: frozenset[str] = frozenset()
 
     def healthy(self) -> bool:
         """The database answers and every check the service reported holds."""
@@ -84,6 +88,8 @@ class Node:
     """The node's one router, shared by its services; closed once their workers stopped."""
     stateless: tuple[str, ...] = ()
     """gRPC services without a database (the token service): SERVING while the node runs."""
+    parent_watch: ParentWatch | None = None
+    """Probes the parent (a node with one): its services that need the parent follow it."""
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
 
@@ -98,17 +104,22 @@ class Node:
         return [*(name for service in self.services for name in service.grpc_names), *self.stateless]
 
     def check_health(self) -> None:
-        """Set each service's health from whether its database answers now."""
+        """Set each service's health from whether its database answers now and, for one that needs
+        the parent, whether the parent does; the node's overall status follows the databases alone."""
         everything_up = True
+        parent_ok = self.parent_watch is None or self.parent_watch.ok()
         for service in self.services:
             up = service.healthy()
             everything_up &= up
-            status = (
-                health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
-            )
             for name in service.grpc_names:
-                self.health.set(name, status)
-                self.metrics.service_up.labels(name).set(1 if up else 0)
+                serving = up and (parent_ok or name not in service.parent_dependent)
+                self.health.set(
+                    name,
+                    health_pb2.HealthCheckResponse.SERVING
+                    if serving
+                    else health_pb2.HealthCheckResponse.NOT_SERVING,
+                )
+                self.metrics.service_up.labels(name).set(1 if serving else 0)
         for name in self.stateless:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
             self.metrics.service_up.labels(name).set(1)
@@ -131,10 +142,12 @@ class Node:
         self._watcher.start()
 
     def start_workers(self) -> None:
-        """Start every service's background workers (the node serves calls by now)."""
+        """Start every service's background workers and the parent's probe (the node serves calls by now)."""
         for service in self.services:
             for worker in service.workers:
                 worker.start()
+        if self.parent_watch is not None:
+            self.parent_watch.start()
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, drain running ones for ``grace`` seconds, then release everything."""
@@ -148,6 +161,8 @@ class Node:
         for service in self.services:
             for worker in service.workers:
                 worker.stop(timeout_s=5.0)
+        if self.parent_watch is not None:
+            self.parent_watch.stop()
         self.router.close()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
@@ -290,7 +305,12 @@ def create_server(
         served = tuple(group.register(cast(grpc.Server, both), context))
         services.append(
             _HealthedService(
-                group, databases[group.name], served, tuple(context.workers), tuple(context.health_checks)
+                group,
+                databases[group.name],
+                served,
+                tuple(context.workers),
+                tuple(context.health_checks),
+                frozenset(context.parent_dependent),
             )
         )
     audit_name = audit_service.register_audit_service(server, trail)
@@ -312,6 +332,9 @@ def create_server(
         else None
     )
     node = Node(settings, server, port, metrics, endpoint, health_servicer, services, router, stateless)
+    gauges = ParentGauges(metrics.registry)
+    if settings.parent is not None:
+        node.parent_watch = ParentWatch(settings, router.client(settings.parent), gauges, node.check_health)
     node.check_health()
     node.start_watching()
     node.start_workers()

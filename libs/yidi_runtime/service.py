@@ -52,6 +52,7 @@ class ServiceContext:
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     workers: list[BackgroundWorker] = field(default_factory=list, compare=False)
     health_checks: list[Callable[[], bool]] = field(default_factory=list, compare=False)
+    parent_dependent: set[str] = field(default_factory=set, compare=False)
 
     def run_in_background(self, worker: BackgroundWorker) -> None:
         """Have the node start ``worker`` once it serves, and stop it at shutdown."""
@@ -63,6 +64,14 @@ class ServiceContext:
         The node calls it with every health check; False, or an exception, is NOT_SERVING.
         """
         self.health_checks.append(check)
+
+    def needs_parent(self, *grpc_names: str) -> None:
+        """Declare gRPC services of this group whose work goes through the node's parent.
+
+        They report NOT_SERVING while the parent has been unreachable for longer than
+        ``[node] parent_unreachable_after_s`` (:mod:`yidi_runtime.parent_watch`).
+        """
+        self.parent_dependent.update(grpc_names)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def test_a_bad_import_names_every_bad_cell_and_stores_nothing(catalogue, import_
     [
         ("110000", catalogue_pb2.CATALOGUE_LAYER_NATIONAL_BASE, "header.layer"),
         ("000000", catalogue_pb2.CATALOGUE_LAYER_PROVINCIAL_OVERLAY, "header.layer"),
-        ("110100", catalogue_pb2.CATALOGUE_LAYER_PROVINCIAL_OVERLAY, "header.admdvs"),
+        ("001100", catalogue_pb2.CATALOGUE_LAYER_PROVINCIAL_OVERLAY, "header.admdvs"),
         ("110000", catalogue_pb2.CATALOGUE_LAYER_UNSPECIFIED, "header.layer"),
     ],
 )

@@ -1,7 +1,8 @@
 """Catalogue handlers (就医地目录): import versions, find the version in force, look up, diff.
 
-A treatment province's catalogue on a date is its overlay version in force then, falling
-back per item to the national base version in force then. Versions are immutable, so the
+A treatment region's catalogue on a date is the most specific overlay in force then (the
+county's own, else its city's, else its province's; all held at the province's node),
+falling back per item to the national base version in force then. Versions are immutable, so the
 rows of a version are cached in process and a settlement that records the version ids it
 used can always be explained later.
 """
@@ -17,9 +18,10 @@ from enum import StrEnum
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from yidi_core.codes import NATIONAL_REGION, check_item_code, check_region, province_of
+from yidi_core.codes import NATIONAL_REGION, check_item_code, check_region
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.paging import bad_token, decode_token, encode_token
+from yidi_services.catalogue.hosts import up_the_tree
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.items import CatalogueRow
 from yidi_services.catalogue.models import CatalogueItemRecord, CatalogueVersionRecord
@@ -32,7 +34,7 @@ _VERSION_ID = re.compile(r"(\d{6})@(\d{4}-\d{2}-\d{2})#(\d+)")
 
 
 class Layer(StrEnum):
-    """National base (region 000000) or a province's overlay on it."""
+    """National base (region 000000) or an overlay on it (of a province, or of a city or county in it)."""
 
     NATIONAL_BASE = "national_base"
     PROVINCIAL_OVERLAY = "provincial_overlay"
@@ -90,7 +92,7 @@ class Found:
 
 
 def check_layer(admdvs: str, layer: Layer | None) -> str:
-    """The region of a new version: 000000 for the national base, a province for an overlay."""
+    """The region of a new version: 000000 for the national base, a province, city or county for an overlay."""
     region = check_region(admdvs, "header.admdvs")
     if layer is None:
         raise invalid("INVALID_ARGUMENT", "header.layer", "is required: national base or provincial overlay")
@@ -99,10 +101,6 @@ def check_layer(admdvs: str, layer: Layer | None) -> str:
             return region
         raise invalid(
             "INVALID_ARGUMENT", "header.layer", "region 000000 holds the national base, not an overlay"
-        )
-    if province_of(region, "header.admdvs") != region:
-        raise invalid(
-            "INVALID_CODE", "header.admdvs", f"an overlay belongs to a province (PP0000), got {region}"
         )
     if layer is not Layer.PROVINCIAL_OVERLAY:
         raise invalid(
@@ -137,23 +135,31 @@ def import_catalogue(
     return CatalogueVersion.of(record)
 
 
-def _in_force(session: Session, region: str, day: date) -> CatalogueVersion | None:
-    record = session.scalars(
-        select(CatalogueVersionRecord)
+def _in_force(session: Session, regions: Sequence[str], day: date) -> dict[str, CatalogueVersion]:
+    """Each region's version in force on ``day`` (regions without one left out), in one round trip."""
+    latest = [
+        select(CatalogueVersionRecord.id)
         .where(CatalogueVersionRecord.admdvs == region, CatalogueVersionRecord.effective_date <= day)
         .order_by(CatalogueVersionRecord.effective_date.desc(), CatalogueVersionRecord.id.desc())
         .limit(1)
-    ).first()
-    return None if record is None else CatalogueVersion.of(record)
+        .scalar_subquery()
+        for region in regions
+    ]
+    records = session.scalars(select(CatalogueVersionRecord).where(CatalogueVersionRecord.id.in_(latest)))
+    return {record.admdvs: CatalogueVersion.of(record) for record in records}
 
 
 def view_on(session: Session, admdvs: str, day: date, field: str = "admdvs") -> CatalogueView:
-    """The catalogue in force in a treatment region on a day: its province's overlay, then the base."""
+    """The catalogue in force in a treatment region on a day: its most specific overlay, then the base.
+
+    The overlay is the region's own in force, else its city's, else its province's
+    (:func:`~yidi_services.catalogue.hosts.up_the_tree`); a region without any uses the base alone.
+    """
     region = check_region(admdvs, field)
-    regions = (
-        [NATIONAL_REGION] if region == NATIONAL_REGION else [province_of(region, field), NATIONAL_REGION]
-    )
-    versions = tuple(version for r in regions if (version := _in_force(session, r, day)) is not None)
+    overlays = up_the_tree(region)
+    in_force = _in_force(session, [*overlays, NATIONAL_REGION], day)
+    overlay = next((in_force[r] for r in overlays if r in in_force), None)
+    versions = tuple(version for version in (overlay, in_force.get(NATIONAL_REGION)) if version is not None)
     if not versions:
         raise DomainError(
             "NO_CATALOGUE_VERSION",

@@ -28,7 +28,6 @@ from yidi_runtime.peers import PeerClient
 from yidi_services.catalogue.catalogues import lookup, view_on
 from yidi_services.catalogue.hosts import Hosts
 from yidi_services.catalogue.item_cache import VersionItemCache
-from yidi_services.catalogue.policies import policy_in_force
 
 VERSION_SEPARATOR = "+"
 TREATMENT_FIELD = "visit.mdtrtarea_admvs"
@@ -78,14 +77,18 @@ class Estimate:
 
 
 class RemoteSources(Protocol):
-    """Catalogue and policy as the nodes hosting them answer (see :mod:`~yidi_services.catalogue.remote`)."""
+    """The catalogue as the node hosting it answers (see :mod:`~yidi_services.catalogue.remote`)."""
 
     def catalogue(self, peer: PeerClient, treatment: str, day: date, codes: Sequence[str]) -> Catalogued:
         """The treatment catalogue's entries for ``codes``, from LookupItems at ``peer``."""
         ...
 
-    def policy(self, peer: PeerClient, insured: str, insutype: str, day: date) -> PolicyInForce:
-        """The insured policy in force, from GetPolicy at ``peer``."""
+
+class PolicySource(Protocol):
+    """The insured policy in force, wherever it is hosted (:class:`~yidi_services.catalogue.policy_finder.PolicyFinder`)."""
+
+    def in_force(self, insured: str, insutype: str, day: date) -> PolicyInForce:
+        """The most specific policy in force on ``day`` for a person insured in ``insured``."""
         ...
 
 
@@ -101,12 +104,6 @@ def local_catalogue(
     )
 
 
-def local_policy(session: Session, insured: str, insutype: str, day: date) -> PolicyInForce:
-    """The insured region's policy in force from this node's tables."""
-    version = policy_in_force(session, insured, insutype, day)
-    return PolicyInForce(version.policy, version.version_id)
-
-
 def settle_estimate(command: EstimateCommand, catalogued: Catalogued, policy: PolicyInForce) -> Estimate:
     """Settle the bill with the core on the given catalogue and policy."""
     settlement = settle(
@@ -119,35 +116,29 @@ class Estimator:
     """Gathers catalogue and policy wherever they are hosted, then settles on the shared path."""
 
     def __init__(
-        self, database: Database, cache: VersionItemCache, hosts: Hosts, remote: RemoteSources
+        self,
+        database: Database,
+        cache: VersionItemCache,
+        hosts: Hosts,
+        remote: RemoteSources,
+        policies: PolicySource,
     ) -> None:
         self._database = database
         self._cache = cache
         self._hosts = hosts
         self._remote = remote
+        self._policies = policies
 
     def estimate(self, command: EstimateCommand) -> Estimate:
-        """Remote sources are asked first, so no database transaction waits on another node."""
+        """Remote sources are asked outside any database transaction, so none waits on another node."""
         day = command.visit.service_date
-        insutype = command.person.insutype
+        policy = self._policies.in_force(command.insuplc_admdvs, command.person.insutype, day)
         catalogue_peer = self._hosts.catalogue_peer(command.mdtrtarea_admvs, TREATMENT_FIELD)
-        policy_peer = self._hosts.policy_peer(command.insuplc_admdvs, INSURED_FIELD)
-        catalogued = (
-            None
-            if catalogue_peer is None
-            else self._remote.catalogue(catalogue_peer, command.mdtrtarea_admvs, day, command.codes)
-        )
-        policy = (
-            None
-            if policy_peer is None
-            else self._remote.policy(policy_peer, command.insuplc_admdvs, insutype, day)
-        )
-        if catalogued is None or policy is None:
+        if catalogue_peer is not None:
+            catalogued = self._remote.catalogue(catalogue_peer, command.mdtrtarea_admvs, day, command.codes)
+        else:
             with self._database.unit_of_work() as uow:
-                if catalogued is None:
-                    catalogued = local_catalogue(
-                        uow.session, self._cache, command.mdtrtarea_admvs, day, command.codes
-                    )
-                if policy is None:
-                    policy = local_policy(uow.session, command.insuplc_admdvs, insutype, day)
+                catalogued = local_catalogue(
+                    uow.session, self._cache, command.mdtrtarea_admvs, day, command.codes
+                )
         return settle_estimate(command, catalogued, policy)

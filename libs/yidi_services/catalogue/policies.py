@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -178,28 +179,38 @@ _IN_FORCE = (
 """Built once: the insured node asks for the version in force on every settlement."""
 
 
-def version_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> int:
-    """The id of the version in force on ``day``; none (or a gap after an ended version) is ``NO_POLICY_VERSION``."""
+def _found_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> int | None:
+    """The id of the region's own version in force on ``day``; None when none is (or a gap after an ended one)."""
     found = session.execute(_IN_FORCE, {"region": insuplc_admdvs, "insutype": insutype, "day": day}).first()
     if found is None or (found.end_date is not None and found.end_date < day):
-        raise DomainError(
-            "NO_POLICY_VERSION",
-            f"no policy of region {insuplc_admdvs} for insutype {insutype} is in force on {day.isoformat()}",
-            metadata={"insuplc_admdvs": insuplc_admdvs, "insutype": insutype, "date": day.isoformat()},
-        )
+        return None
     return int(found.id)
 
 
+def no_policy(insuplc_admdvs: str, insutype: str, day: date) -> DomainError:
+    """``NO_POLICY_VERSION``: neither the region nor any region above it has a policy in force."""
+    return DomainError(
+        "NO_POLICY_VERSION",
+        f"no policy of region {insuplc_admdvs}, its city or its province for insutype {insutype} "
+        f"is in force on {day.isoformat()}",
+        metadata={"insuplc_admdvs": insuplc_admdvs, "insutype": insutype, "date": day.isoformat()},
+    )
+
+
+def most_specific_in_force(session: Session, regions: Sequence[str], insutype: str, day: date) -> int | None:
+    """The id of the version in force on ``day`` of the first of ``regions`` (nearest first) that has one."""
+    for region in regions:
+        found = _found_in_force(session, region, insutype, day)
+        if found is not None:
+            return found
+    return None
+
+
 def stored_version(session: Session, pk: int) -> PolicyVersion:
-    """The stored version ``pk`` (an id :func:`version_in_force` gave)."""
+    """The stored version ``pk`` (an id :func:`most_specific_in_force` gave)."""
     record = session.get(PolicyVersionRecord, pk)
     assert record is not None, f"policy version {pk} vanished"
     return PolicyVersion.of(record)
-
-
-def policy_in_force(session: Session, insuplc_admdvs: str, insutype: str, day: date) -> PolicyVersion:
-    """The version in force on ``day`` (:func:`version_in_force`), read whole."""
-    return stored_version(session, version_in_force(session, insuplc_admdvs, insutype, day))
 
 
 def list_policy_versions(

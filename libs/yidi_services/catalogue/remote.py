@@ -1,8 +1,8 @@
-"""Catalogue and policy as the nodes hosting them answer: LookupItems and GetPolicy, as core values.
+"""The catalogue as the node hosting it answers: LookupItems, as core values.
 
 A peer's answer is read by :mod:`yidi_codec`, the inverse of what this service's own
-handlers answer, so a remote source yields exactly what a local one would; a policy version
-is read once (:class:`~yidi_codec.policies.ParsedPolicies`).
+handlers answer, so a remote source yields exactly what a local one would. (Policies are
+found by :mod:`~yidi_services.catalogue.policy_finder`.)
 """
 
 from __future__ import annotations
@@ -10,24 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from yidi.catalogue.v1 import (
-    catalogue_service_pb2,
-    catalogue_service_pb2_grpc,
-    policy_service_pb2,
-    policy_service_pb2_grpc,
-)
+from yidi.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 from yidi_codec.catalogue import entry_from_proto
-from yidi_codec.policies import ParsedPolicies
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.wire import date_message
-from yidi_services.catalogue.estimate import VERSION_SEPARATOR, Catalogued, PolicyInForce
+from yidi_services.catalogue.estimate import VERSION_SEPARATOR, Catalogued
 
 
 class PeerSources:
-    """Estimate sources at other nodes: the treatment province's catalogue, the insured place's policy."""
-
-    def __init__(self, policies: ParsedPolicies | None = None) -> None:
-        self._policies = policies or ParsedPolicies()
+    """The estimate's source at another node: the treatment province's catalogue."""
 
     def catalogue(self, peer: PeerClient, treatment: str, day: date, codes: Sequence[str]) -> Catalogued:
         """LookupItems at ``peer``: the entries in force for ``codes`` and the versions that hold them."""
@@ -43,14 +34,3 @@ class PeerSources:
             {item.code: entry_from_proto(item) for item in answer.items},
             VERSION_SEPARATOR.join(version for version in versions if version),
         )
-
-    def policy(self, peer: PeerClient, insured: str, insutype: str, day: date) -> PolicyInForce:
-        """GetPolicy at ``peer``: the version in force on ``day``, parsed once per version."""
-        stub = peer.stub(policy_service_pb2_grpc.PolicyServiceStub)
-        answer = peer.call(
-            stub.GetPolicy,
-            policy_service_pb2.GetPolicyRequest(
-                insuplc_admdvs=insured, insutype=insutype, date=date_message(day)
-            ),
-        )
-        return PolicyInForce(self._policies.parsed(answer.policy), answer.policy.version_id)

@@ -1,8 +1,10 @@
 """The gRPC face of the catalogue service group: proto → command → handler → proto, nothing more.
 
-A lookup or policy read for data another node hosts (:mod:`~yidi_services.catalogue.hosts`)
-is relayed one hop toward it unchanged (:mod:`yidi_runtime.relay`), and its answer or
-refusal comes back as it was. The node asks as itself, as it does for its own estimates.
+A lookup for a catalogue another node hosts (:mod:`~yidi_services.catalogue.hosts`) is
+relayed one hop toward it unchanged (:mod:`yidi_runtime.relay`), and its answer or refusal
+comes back as it was; a policy is found up the region tree by
+:mod:`~yidi_services.catalogue.policy_finder`. The node asks as itself, as it does for its
+own estimates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from yidi_core.errors import DomainError, invalid
 from yidi_runtime.db import Database
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.paging import page_size
-from yidi_runtime.relay import Relay, Vouching
+from yidi_runtime.relay import Relay, Vouching, remaining_s
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import day_of, required_day
@@ -36,7 +38,6 @@ from yidi_services.catalogue.estimate import Estimator
 from yidi_services.catalogue.hosts import Hosts
 from yidi_services.catalogue.item_cache import VersionItemCache
 from yidi_services.catalogue.messages import (
-    PolicyMessages,
     estimate_command,
     item_message,
     layer_of,
@@ -45,6 +46,7 @@ from yidi_services.catalogue.messages import (
 )
 from yidi_services.catalogue.models import RequestRecord
 from yidi_services.catalogue.policies import DocumentFormat
+from yidi_services.catalogue.policy_finder import PolicyFinder
 from yidi_services.catalogue.remote import PeerSources
 
 _FORMATS = {
@@ -78,6 +80,9 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         request_id = _request_id(header.request_id, "header.request_id")
         layer = layer_of(header.layer)
         region = catalogues.check_layer(header.admdvs, layer)
+        self._hosts.ensure_hosted_here(
+            self._hosts.catalogue_peer(region, "header.admdvs"), region, "the catalogue"
+        )
         effective_date = required_day(header.effective_date, "header.effective_date")
         rows = parse_catalogue_csv(content)
         digest = hashlib.sha256(content).hexdigest()
@@ -174,18 +179,20 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     """PolicyService: policy versions and estimates."""
 
-    def __init__(self, database: Database, hosts: Hosts, estimator: Estimator, relay: Relay) -> None:
+    def __init__(self, database: Database, hosts: Hosts, finder: PolicyFinder, estimator: Estimator) -> None:
         self._database = database
         self._hosts = hosts
-        self._relay = relay
+        self._finder = finder
         self._estimator = estimator
-        self._messages = PolicyMessages()
 
     def ImportPolicy(
         self, request: policy_service_pb2.ImportPolicyRequest, context: grpc.ServicerContext
     ) -> policy_service_pb2.ImportPolicyResponse:
         request_id = _request_id(request.request_id)
         region = policies.check_insured_region(request.insuplc_admdvs)
+        self._hosts.ensure_hosted_here(
+            self._hosts.policy_peer(region, "insuplc_admdvs"), region, "the policy"
+        )
         insutype = policies.check_insutype(request.insutype)
         effective_date = required_day(request.effective_date, "effective_date")
         end_date = day_of(request.end_date, "end_date")
@@ -212,12 +219,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         region = policies.check_insured_region(request.insuplc_admdvs)
         insutype = policies.check_insutype(request.insutype)
         day = required_day(request.date, "date")
-        peer = self._hosts.policy_peer(region, "insuplc_admdvs")
-        if peer is not None:
-            return self._relay.pass_on(peer, "GetPolicy", request, context)  # type: ignore[no-any-return]
-        with self._database.unit_of_work() as uow:
-            pk = policies.version_in_force(uow.session, region, insutype, day)
-            message = self._messages.of(pk, lambda: policies.stored_version(uow.session, pk))
+        message = self._finder.message(region, insutype, day, deadline_s=remaining_s(context))
         return policy_service_pb2.GetPolicyResponse(policy=message)
 
     def ListPolicyVersions(
@@ -257,16 +259,19 @@ def register(server: grpc.Server, context: ServiceContext) -> Sequence[str]:
     cache = VersionItemCache()
     router = context.router
     hosts = Hosts(router)
-    estimator = Estimator(context.database, cache, hosts, PeerSources())
+    finder = PolicyFinder(context.database, hosts)
+    estimator = Estimator(context.database, cache, hosts, PeerSources(), finder)
     catalogue_relay = Relay(router, catalogue_service_pb2_grpc.CatalogueServiceStub, vouching=Vouching.NODE)
-    policy_relay = Relay(router, policy_service_pb2_grpc.PolicyServiceStub, vouching=Vouching.NODE)
     catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
         CatalogueServicer(context.database, cache, hosts, catalogue_relay), server
     )
     policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(context.database, hosts, estimator, policy_relay), server
+        PolicyServicer(context.database, hosts, finder, estimator), server
     )
-    return [
+    names = [
         catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
         policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
     ]
+    # Lookups are answered at the treatment province, policies up the tree: both relay through the parent.
+    context.needs_parent(*names)
+    return names

@@ -284,4 +284,6 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
     servicer.init_reconciliation(context, clock)
     context.report_health(lambda: ledger.balanced(context.database))
     api_grpc.add_ClearingServiceServicer_to_server(servicer, server)
-    return [api.DESCRIPTOR.services_by_name["ClearingService"].full_name]
+    name = api.DESCRIPTOR.services_by_name["ClearingService"].full_name
+    context.needs_parent(name)  # journals and statements go up to the national node
+    return [name]

@@ -291,7 +291,9 @@ def registrar(
             context, clock, TtlCache(upstream.TTL_S, upstream.MAX_ENTRIES, cache_clock)
         )
         api_grpc.add_InstitutionRegistryServiceServicer_to_server(servicer, server)
-        return [api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name]
+        name = api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name
+        context.needs_parent(name)  # institution checks of other places, and syncs, go through the parent
+        return [name]
 
     return register
 

@@ -50,7 +50,10 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
         context.run_in_background(worker)
     insured_grpc.add_InsuredSettlementServiceServicer_to_server(insured, server)
     treatment_grpc.add_SettlementServiceServicer_to_server(treatment, server)
-    return [
+    names = [
         treatment_api.DESCRIPTOR.services_by_name["SettlementService"].full_name,
         insured_api.DESCRIPTOR.services_by_name["InsuredSettlementService"].full_name,
     ]
+    # A settlement between two places, its receipts and its journal travel through the parent.
+    context.needs_parent(*names)
+    return names

@@ -84,8 +84,8 @@ class _CatalogueLayerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Catalo
     CATALOGUE_LAYER_NATIONAL_BASE: _CatalogueLayer.ValueType  # 1
     """The national base catalogue (region 000000)."""
     CATALOGUE_LAYER_PROVINCIAL_OVERLAY: _CatalogueLayer.ValueType  # 2
-    """A province's overlay on the national base: adds items, reclassifies, sets its own
-    ratios and ceilings.
+    """An overlay on the national base, of a province or of a city or county in it: adds
+    items, reclassifies, sets its own ratios and ceilings.
     """
 
 class CatalogueLayer(_CatalogueLayer, metaclass=_CatalogueLayerEnumTypeWrapper):
@@ -96,8 +96,8 @@ CATALOGUE_LAYER_UNSPECIFIED: CatalogueLayer.ValueType  # 0
 CATALOGUE_LAYER_NATIONAL_BASE: CatalogueLayer.ValueType  # 1
 """The national base catalogue (region 000000)."""
 CATALOGUE_LAYER_PROVINCIAL_OVERLAY: CatalogueLayer.ValueType  # 2
-"""A province's overlay on the national base: adds items, reclassifies, sets its own
-ratios and ceilings.
+"""An overlay on the national base, of a province or of a city or county in it: adds
+items, reclassifies, sets its own ratios and ceilings.
 """
 Global___CatalogueLayer: _TypeAlias = CatalogueLayer  # noqa: Y015
 
@@ -211,7 +211,7 @@ class CatalogueVersion(_message.Message):
     version_id: _builtins.str
     """Version id, e.g. "110000@2026-01-01#3" (region, effective date, sequence)."""
     admdvs: _builtins.str
-    """Region: 000000 for the national base, a province for an overlay."""
+    """Region: 000000 for the national base; a province, city or county for an overlay."""
     layer: Global___CatalogueLayer.ValueType
     """Layer."""
     item_count: _builtins.int

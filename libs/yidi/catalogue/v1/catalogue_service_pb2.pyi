@@ -33,7 +33,9 @@ class ImportCatalogueHeader(_message.Message):
     request_id: _builtins.str
     """Message id (msgid) of the import."""
     admdvs: _builtins.str
-    """Region: 000000 for the national base, a province code for its overlay."""
+    """Region: 000000 for the national base; a province, city or county code for its overlay
+    (imported at the province's node, which answers the province's lookups).
+    """
     layer: _catalogue_pb2.CatalogueLayer.ValueType
     """Layer (must agree with the region)."""
     @_builtins.property
@@ -155,7 +157,9 @@ class LookupItemsResponse(_message.Message):
     OVERLAY_VERSION_ID_FIELD_NUMBER: _builtins.int
     BASE_VERSION_ID_FIELD_NUMBER: _builtins.int
     overlay_version_id: _builtins.str
-    """Version id of the provincial overlay used (empty when the province has none)."""
+    """Version id of the overlay used, the most specific in force (its region comes first:
+    "330400@…" is the city's); empty when neither the region, its city nor its province has one.
+    """
     base_version_id: _builtins.str
     """Version id of the national base used."""
     @_builtins.property

@@ -85,7 +85,8 @@ class CatalogueServiceServicer:
 
     def LookupItems(self, request, context):
         """Looks up many codes at once in the catalogue in force for a treatment region and date
-        (the settlement hot path, cached per version).
+        (the settlement hot path, cached per version): the region's own overlay in force, else
+        its city's, else its province's (all held at the province's node), then the national base.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         NOT_FOUND/NO_CATALOGUE_VERSION.
         """

@@ -51,7 +51,8 @@ class CatalogueServiceStub:
     """
     LookupItems: _grpc.UnaryUnaryMultiCallable[_catalogue_service_pb2.LookupItemsRequest, _catalogue_service_pb2.LookupItemsResponse]
     """Looks up many codes at once in the catalogue in force for a treatment region and date
-    (the settlement hot path, cached per version).
+    (the settlement hot path, cached per version): the region's own overlay in force, else
+    its city's, else its province's (all held at the province's node), then the national base.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     NOT_FOUND/NO_CATALOGUE_VERSION.
     """
@@ -89,7 +90,8 @@ class CatalogueServiceAsyncStub(CatalogueServiceStub):
     """
     LookupItems: _aio.UnaryUnaryMultiCallable[_catalogue_service_pb2.LookupItemsRequest, _catalogue_service_pb2.LookupItemsResponse]  # type: ignore[assignment]
     """Looks up many codes at once in the catalogue in force for a treatment region and date
-    (the settlement hot path, cached per version).
+    (the settlement hot path, cached per version): the region's own overlay in force, else
+    its city's, else its province's (all held at the province's node), then the national base.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     NOT_FOUND/NO_CATALOGUE_VERSION.
     """
@@ -136,7 +138,8 @@ class CatalogueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_service_pb2.LookupItemsResponse, _abc.Awaitable[_catalogue_service_pb2.LookupItemsResponse]]:
         """Looks up many codes at once in the catalogue in force for a treatment region and date
-        (the settlement hot path, cached per version).
+        (the settlement hot path, cached per version): the region's own overlay in force, else
+        its city's, else its province's (all held at the province's node), then the national base.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         NOT_FOUND/NO_CATALOGUE_VERSION.
         """

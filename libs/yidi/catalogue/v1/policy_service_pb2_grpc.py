@@ -76,7 +76,9 @@ class PolicyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPolicy(self, request, context):
-        """The policy in force for an insured region, insurance type and date.
+        """The policy in force for a person insured in a region, of an insurance type, on a date:
+        the region's own, else its city's, else its province's (`policy.insuplc_admdvs` says
+        whose). NO_POLICY_VERSION only when none of them has one in force.
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NO_POLICY_VERSION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -44,7 +44,9 @@ class PolicyServiceStub:
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetPolicy: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.GetPolicyRequest, _policy_service_pb2.GetPolicyResponse]
-    """The policy in force for an insured region, insurance type and date.
+    """The policy in force for a person insured in a region, of an insurance type, on a date:
+    the region's own, else its city's, else its province's (`policy.insuplc_admdvs` says
+    whose). NO_POLICY_VERSION only when none of them has one in force.
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NO_POLICY_VERSION.
     """
     ListPolicyVersions: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListPolicyVersionsRequest, _policy_service_pb2.ListPolicyVersionsResponse]
@@ -76,7 +78,9 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetPolicy: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.GetPolicyRequest, _policy_service_pb2.GetPolicyResponse]  # type: ignore[assignment]
-    """The policy in force for an insured region, insurance type and date.
+    """The policy in force for a person insured in a region, of an insurance type, on a date:
+    the region's own, else its city's, else its province's (`policy.insuplc_admdvs` says
+    whose). NO_POLICY_VERSION only when none of them has one in force.
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NO_POLICY_VERSION.
     """
     ListPolicyVersions: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListPolicyVersionsRequest, _policy_service_pb2.ListPolicyVersionsResponse]  # type: ignore[assignment]
@@ -117,7 +121,9 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _policy_service_pb2.GetPolicyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_policy_service_pb2.GetPolicyResponse, _abc.Awaitable[_policy_service_pb2.GetPolicyResponse]]:
-        """The policy in force for an insured region, insurance type and date.
+        """The policy in force for a person insured in a region, of an insurance type, on a date:
+        the region's own, else its city's, else its province's (`policy.insuplc_admdvs` says
+        whose). NO_POLICY_VERSION only when none of them has one in force.
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NO_POLICY_VERSION.
         """
 
