@@ -72,6 +72,9 @@ Identity = Principal | TlsFiles
 """Who a client of the federation is: a principal (its files from the federation's PKI), or files."""
 NATIONAL_OPERATOR = Principal(CallerRole.OPERATOR, "demo", NATIONAL_REGION)
 """``operator/000000/demo``: loads the samples and closes the month; a national operator acts anywhere."""
+NATIONAL_APP = Principal(CallerRole.OPERATOR, "app", NATIONAL_REGION)
+NATIONAL_MINI_PROGRAM = Principal(CallerRole.OPERATOR, "mini-program", NATIONAL_REGION)
+"""The national channels for filing (国家医保服务平台 app, mini-program), hosted at the national node."""
 
 
 @dataclass(frozen=True)
@@ -392,9 +395,10 @@ def sample_institutions(data: Path = SAMPLE_DATA) -> list[str]:
 
 def demo_principals(topology: Topology = DEMO_TOPOLOGY, data: Path = SAMPLE_DATA) -> list[Principal]:
     """Everyone a demo of ``topology`` needs a certificate for: its nodes, the sample institutions,
-    the national operator and one operator per node's region."""
+    the national operator and channels, and one operator per node's region."""
     nodes = [Principal(CallerRole.NODE, spec.region, spec.region) for spec in topology.nodes]
-    operators = [NATIONAL_OPERATOR, *(region_operator(spec.region) for spec in topology.nodes)]
+    national = [NATIONAL_OPERATOR, NATIONAL_APP, NATIONAL_MINI_PROGRAM]
+    operators = [*national, *(region_operator(spec.region) for spec in topology.nodes)]
     return [*nodes, *(institution(code) for code in sample_institutions(data)), *operators]
 
 

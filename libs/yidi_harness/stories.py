@@ -41,7 +41,14 @@ from yidi.type.v1 import (
 )
 from yidi_core.codes import NATIONAL_REGION, institution_region, province_of
 from yidi_core.money import round_fen, to_fen
-from yidi_harness.federation import NATIONAL_OPERATOR, Federation, institution, region_operator
+from yidi_harness.federation import (
+    NATIONAL_APP,
+    NATIONAL_MINI_PROGRAM,
+    NATIONAL_OPERATOR,
+    Federation,
+    institution,
+    region_operator,
+)
 from yidi_harness.polling import TimedOut, eventually
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
@@ -83,6 +90,24 @@ LANGFANG_RETIREE = Patient("131000195402270170", "131000", "Langfang (Hebei) ret
 TAIYUAN_EMPLOYEE = Patient("140100195811040153", "140100", "Taiyuan (Shanxi) insured, employee insurance")
 SHENZHEN_RETIREE = Patient("440300195603120118", "440300", "Shenzhen (Guangdong) retiree, employee insurance")
 QINGHAI_RESIDENT = Patient("630102195803150239", "630000", "Qinghai resident, resident insurance")
+
+LANGFANG_TRAVELLER = Patient(
+    resident_id("131000", 31, 19520101),
+    "131000",
+    "Langfang (Hebei) retiree visiting Tianjin, employee insurance",
+)
+
+LANGFANG_TRAVELLER_ENROLMENT = insured_person_pb2.InsuredPerson(
+    certno=LANGFANG_TRAVELLER.certno,
+    psn_name="样例廊三",
+    insuplc_admdvs="131000",
+    insutype="310",
+    psn_type="1201",
+    credential_activated=True,
+    has_personal_account=True,
+)
+"""The Tianjin story's patient, enrolled by the story itself: the sample retiree is resettled in
+Beijing (story 1), and one person holds one filing at a time (FILING_CONFLICT otherwise)."""
 
 QINGHAI_RESIDENT_ENROLMENT = insured_person_pb2.InsuredPerson(
     certno=QINGHAI_RESIDENT.certno,
@@ -335,6 +360,18 @@ class StoryResult(Checked):
     journal_entries: list[journal_pb2.JournalEntry] = field(default_factory=list)
 
 
+_ENTRIES = {
+    filing_pb2.FILING_CHANNEL_HOSPITAL: "at the hospital's own node",
+    filing_pb2.FILING_CHANNEL_NATIONAL_APP: "at the national node",
+    filing_pb2.FILING_CHANNEL_NATIONAL_MINI_PROGRAM: "at the national node",
+}
+"""Where each channel's application enters the tree (it is answered at the insured place)."""
+_NATIONAL_CHANNELS = {
+    filing_pb2.FILING_CHANNEL_NATIONAL_APP: NATIONAL_APP,
+    filing_pb2.FILING_CHANNEL_NATIONAL_MINI_PROGRAM: NATIONAL_MINI_PROGRAM,
+}
+
+
 @dataclass(frozen=True)
 class Stage:
     """Where the stories play: the federation and the moment they start."""
@@ -372,6 +409,22 @@ class Stage:
         """
         node = self.federation.host_of(insured_region, "filing")
         return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(node, region_operator(node)))
+
+    def channel_stub(
+        self, channel: Channel, fixmedins_code: str
+    ) -> filing_service_pb2_grpc.FilingServiceStub:
+        """FilingService where ``channel`` reaches it, which routes the application to the insured place.
+
+        The national app and mini-program are the national node's (``operator/000000/app``);
+        the hospital files at its own node as itself (补办: retroactively, during a stay); any
+        other channel is the insured place's window, its node's operator.
+        """
+        if channel == filing_pb2.FILING_CHANNEL_HOSPITAL:
+            return filing_service_pb2_grpc.FilingServiceStub(self.his_channel(fixmedins_code))
+        national = _NATIONAL_CHANNELS.get(channel)
+        if national is None:
+            raise ValueError(f"no story files through channel {channel}")
+        return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(NATIONAL_REGION, national))
 
     def enrol_and_file(
         self, insured_region: str, treatment_region: str, count: int, first_serial: int, who: str
@@ -472,38 +525,47 @@ def file_for(
     designated: Sequence[str] = (),
     materials: filing_pb2.FilingMaterials | None = None,
 ) -> filing_pb2.Filing:
-    """Apply for a filing at the insured place's node; an operator there approves it if it waits for review."""
+    """Apply for a filing through ``channel`` (:meth:`Stage.channel_stub`); an operator of the insured
+    place's node approves it if it waits for review."""
     patient = result.patient
-    stub = stage.filing_stub(patient.insuplc_admdvs)
-    filing = stub.CreateFiling(
-        filing_service_pb2.CreateFilingRequest(
-            request_id=message_id(patient.insuplc_admdvs),
-            person=insured_person_pb2.PersonLookup(certno=patient.certno),
-            insuplc_admdvs=patient.insuplc_admdvs,
-            treatment_admdvs=treatment_admdvs,
-            category=category,
-            channel=channel,
-            start_date=date_message(start_date),
-            materials=materials or filing_pb2.FilingMaterials(personal_commitment=True),
-            designated_institutions=list(designated),
-            retroactive=retroactive,
-        ),
-        timeout=_CALL_DEADLINE_S,
-    ).filing
+    filing = (
+        stage.channel_stub(channel, result.fixmedins_code)
+        .CreateFiling(
+            filing_service_pb2.CreateFilingRequest(
+                request_id=message_id(patient.insuplc_admdvs),
+                person=insured_person_pb2.PersonLookup(certno=patient.certno),
+                insuplc_admdvs=patient.insuplc_admdvs,
+                treatment_admdvs=treatment_admdvs,
+                category=category,
+                channel=channel,
+                start_date=date_message(start_date),
+                materials=materials or filing_pb2.FilingMaterials(personal_commitment=True),
+                designated_institutions=list(designated),
+                retroactive=retroactive,
+            ),
+            timeout=_CALL_DEADLINE_S,
+        )
+        .filing
+    )
     result.steps.append(
-        f"CreateFiling for {treatment_admdvs} via {_enum(filing_pb2.FilingChannel, channel)}: "
+        f"CreateFiling for {treatment_admdvs} via {_enum(filing_pb2.FilingChannel, channel)} "
+        f"{_ENTRIES.get(channel, 'at the insured place')}: "
         f"{filing.filing_id} {_enum(filing_pb2.FilingState, filing.state)}"
     )
     if filing.state == filing_pb2.FILING_STATE_PENDING_REVIEW:
-        filing = stub.ReviewFiling(
-            filing_service_pb2.ReviewFilingRequest(
-                request_id=message_id(patient.insuplc_admdvs),
-                filing_id=filing.filing_id,
-                decision=filing_service_pb2.REVIEW_DECISION_APPROVE,
-                reviewer=_REVIEWER,
-            ),
-            timeout=_CALL_DEADLINE_S,
-        ).filing
+        filing = (
+            stage.filing_stub(patient.insuplc_admdvs)
+            .ReviewFiling(
+                filing_service_pb2.ReviewFilingRequest(
+                    request_id=message_id(patient.insuplc_admdvs),
+                    filing_id=filing.filing_id,
+                    decision=filing_service_pb2.REVIEW_DECISION_APPROVE,
+                    reviewer=_REVIEWER,
+                ),
+                timeout=_CALL_DEADLINE_S,
+            )
+            .filing
+        )
         result.steps.append(
             f"ReviewFiling by the insured region's operator: {_enum(filing_pb2.FilingState, filing.state)}"
         )
@@ -752,6 +814,13 @@ def _shenzhen_self_service(stage: Stage, result: StoryResult) -> None:
 
 
 def _langfang_in_tianjin(stage: Stage, result: StoryResult) -> None:
+    stage.filing_stub(LANGFANG_TRAVELLER.insuplc_admdvs).ImportInsuredPersons(
+        filing_service_pb2.ImportInsuredPersonsRequest(
+            request_id=message_id(LANGFANG_TRAVELLER.insuplc_admdvs), persons=[LANGFANG_TRAVELLER_ENROLMENT]
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    result.steps.append("ImportInsuredPersons at the Langfang node: the retiree is enrolled (310)")
     filing = file_for(
         stage,
         result,
@@ -765,7 +834,7 @@ def _langfang_in_tianjin(stage: Stage, result: StoryResult) -> None:
         "the hospital is not named on the filing", result.fixmedins_code not in filing.designated_institutions
     )
     visit = Encounter(
-        patient=LANGFANG_RETIREE,
+        patient=LANGFANG_TRAVELLER,
         fixmedins_code=result.fixmedins_code,
         med_type="21",
         service_date=stage.today,
@@ -820,7 +889,7 @@ STORIES: tuple[Story, ...] = (
         5,
         "The Langfang retiree in a Tianjin hospital not named on the filing form, settling anyway",
         "Langfang retiree, Tianjin, hospital not named",
-        LANGFANG_RETIREE,
+        LANGFANG_TRAVELLER,
         "H12011200001",
         _langfang_in_tianjin,
     ),
