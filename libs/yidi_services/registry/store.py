@@ -314,13 +314,19 @@ def unpushed(session: Session, parent_region: str, after: str, limit: int) -> li
     return _with_services(session, list(session.scalars(query)))
 
 
-def acknowledge(session: Session, parent_region: str, institutions: Sequence[Institution]) -> None:
-    """Record that the parent holds these versions; an acknowledgement never moves back (upsert)."""
-    if not institutions:
+def acknowledge(session: Session, parent_region: str, versions: Sequence[tuple[str, int]]) -> None:
+    """Record that the parent holds these (code, version)s; an acknowledgement never moves back (upsert)."""
+    newest: dict[str, int] = {}
+    for code, version in versions:
+        newest[code] = max(version, newest.get(code, 0))
+    if not newest:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(PushedVersionRow).values(
-        [{"parent_region": parent_region, "code": i.code, "version": i.version} for i in institutions]
+        [
+            {"parent_region": parent_region, "code": code, "version": version}
+            for code, version in newest.items()
+        ]
     )
     newer = statement.excluded.version > PushedVersionRow.version
     session.execute(
