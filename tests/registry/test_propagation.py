@@ -28,6 +28,7 @@ from yidi_harness.federation import Federation, Topology, load_sample_data, regi
 from yidi_harness.polling import eventually
 from yidi_harness.postgres_server import fresh_databases
 from yidi_harness.stories import BillLine, Encounter, Window, refusal_reason
+from yidi_runtime.identity import CallerRole, Principal
 from yidi_runtime.wire import timestamp_message
 
 ZHEJIANG, JIAXING, GUANGDONG, SHENZHEN = "330000", "330400", "440000", "440300"
@@ -118,15 +119,19 @@ def version_at(tree: Tree, region: str, code: str) -> int:
     return answer.institution.version
 
 
-def publish(tree: Tree, region: str) -> str:
+def notice_for(code: str, region: str) -> pb.Suspension:
     now = datetime.now(UTC)
-    notice = pb.Suspension(
-        fixmedins_code=HOSPITAL,
+    return pb.Suspension(
+        fixmedins_code=code,
         start_time=timestamp_message(now - timedelta(hours=1)),
         end_time=timestamp_message(now + timedelta(days=1)),
         reason=f"system upgrade announced by {region}",
         publisher=f"operators of {region}",
     )
+
+
+def publish(tree: Tree, region: str) -> str:
+    notice = notice_for(HOSPITAL, region)
     answer = tree.registry(region).PublishSuspension(
         api.PublishSuspensionRequest(request_id=request_id(), suspension=notice), timeout=10
     )
@@ -216,3 +221,39 @@ def test_a_notice_published_at_the_city_stops_settlement_there_and_reaches_the_p
     revoke(tree, ZHEJIANG, suspension_id)  # an operator of a region covering the publishing node
     held_everywhere(tree, suspension_id, revoked=True)
     assert tree.settle(2) == "OK"
+
+
+@pytest.mark.parametrize(
+    ("code", "origin", "suspension_id", "reason"),
+    [
+        (
+            HOSPITAL,
+            NATIONAL_REGION,
+            "ab12",
+            "PERMISSION_DENIED_REGION",
+        ),  # not published in the city's subtree
+        ("H13010500001", JIAXING, "ab12", "PERMISSION_DENIED_REGION"),  # a notice outside Zhejiang
+        (HOSPITAL, JIAXING, "not hex", "INVALID_ARGUMENT"),
+    ],
+)
+def test_a_child_passes_on_only_well_formed_notices_published_in_its_own_subtree(
+    tree: Tree, code: str, origin: str, suspension_id: str, reason: str
+) -> None:
+    notice = notice_for(code, origin)
+    notice.suspension_id, notice.origin_admdvs = suspension_id, origin
+    city = stub(tree.federation.channel(ZHEJIANG, Principal(CallerRole.NODE, JIAXING, JIAXING)))
+    with pytest.raises(grpc.RpcError) as refused:
+        city.SyncSuspension(
+            api.SyncSuspensionRequest(
+                request_id=f"{suspension_id}:publish",
+                source_admdvs=JIAXING,
+                suspension=notice,
+                changed_at=timestamp_message(datetime.now(UTC)),
+            ),
+            timeout=10,
+        )
+    assert refusal(refused.value)[0] == reason
+    listed = tree.registry(ZHEJIANG).ListSuspensions(
+        api.ListSuspensionsRequest(fixmedins_code=code, include_revoked=True), timeout=10
+    )
+    assert suspension_id not in {n.suspension_id for n in listed.suspensions}

@@ -267,6 +267,7 @@ def sync(
     error = combine(errors)
     if error is not None:
         raise error
+    store.serialize_syncs(session)
     existing = store.load(session, list(newest))
     created = [i for code, i in newest.items() if code not in existing]
     updated = [i for code, i in newest.items() if code in existing and existing[code].version < i.version]
