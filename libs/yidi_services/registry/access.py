@@ -1,7 +1,8 @@
 """Who may call the institution registry (see :mod:`yidi_runtime.authz`).
 
 Registering, updating, importing and suspending institutions is operators' work; anyone
-may read the register (it is public information); a child node syncs its own records up.
+may read the register (it is public information); a child node syncs its own records up; a
+neighbouring node passes suspension notices on (the handler checks which it may pass on).
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ ACCESS: dict[str, Access] = rules(
     CoverageReport=_READ,
     CheckInstitution=allow(INSTITUTION, OPERATOR, NODE, own=("fixmedins_code",)),
     SyncInstitutions=allow(NODE, origin=("source_admdvs", "institutions.fixmedins_code")),
+    SyncSuspension=allow(NODE, origin=("source_admdvs",)),
 )

@@ -17,7 +17,7 @@ from yidi_services.registry.institutions import (
     ServiceDraft,
     ServiceKind,
 )
-from yidi_services.registry.suspensions import Suspension
+from yidi_services.registry.suspensions import Suspension, SuspensionDraft
 
 _TYPES = {
     pb.INSTITUTION_TYPE_MEDICAL: InstitutionType.MEDICAL,
@@ -135,12 +135,26 @@ def suspension(value: Suspension) -> pb.Suspension:
         reason=value.reason,
         revoked=value.revoked,
         publisher=value.publisher,
+        origin_admdvs=value.origin_admdvs,
     )
     if value.fixmedins_code:
         message.fixmedins_code = value.fixmedins_code
     else:
         message.admdvs = value.admdvs
     return message
+
+
+def suspension_draft(message: pb.Suspension) -> SuspensionDraft:
+    """A notice's scope, window, reason and publisher as given (the scope oneof read as two fields)."""
+    scope = message.WhichOneof("scope")
+    return SuspensionDraft(
+        fixmedins_code=message.fixmedins_code if scope == "fixmedins_code" else "",
+        admdvs=message.admdvs if scope == "admdvs" else "",
+        start_time=moment_of(message, "start_time"),
+        end_time=moment_of(message, "end_time"),
+        reason=message.reason,
+        publisher=message.publisher,
+    )
 
 
 def coverage(value: Coverage) -> api.CoverageReportResponse:

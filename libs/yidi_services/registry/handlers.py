@@ -173,6 +173,8 @@ class ImportResult:
     row_count: int
     created_count: int
     updated_count: int
+    changed: tuple[Institution, ...] = ()
+    """The records stored, for the parent."""
 
 
 def _csv_checked(rows: Sequence[csv_import.CsvRow], scope: str) -> list[Institution]:
@@ -228,7 +230,7 @@ def import_csv(session: Session, node_region: str, scope: str, data: bytes, now:
         elif not current.same_content(institution):
             updated.append(replace(institution, version=current.version + 1, update_time=now))
     store.write(session, created, updated)
-    return ImportResult(len(rows), len(created), len(updated))
+    return ImportResult(len(rows), len(created), len(updated), (*created, *updated))
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,8 @@ class SyncResult:
 
     applied_count: int
     stale_count: int
+    changed: tuple[Institution, ...] = ()
+    """The records stored, for this node's own parent."""
 
 
 def sync(
@@ -263,12 +267,13 @@ def sync(
     error = combine(errors)
     if error is not None:
         raise error
+    store.serialize_syncs(session)
     existing = store.load(session, list(newest))
     created = [i for code, i in newest.items() if code not in existing]
     updated = [i for code, i in newest.items() if code in existing and existing[code].version < i.version]
     store.write(session, created, updated)
     applied = len(created) + len(updated)
-    return SyncResult(applied, len(drafts) - applied)
+    return SyncResult(applied, len(drafts) - applied, (*created, *updated))
 
 
 @dataclass(frozen=True)

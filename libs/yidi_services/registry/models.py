@@ -14,10 +14,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_runtime.db import service_base
 from yidi_runtime.idempotency import request_model
+from yidi_runtime.outbox import outbox_model
 
 Base = service_base("registry")
 
 RequestRecord = request_model(Base)
+
+OutboxMessage = outbox_model(Base)
+"""Institution changes and suspension notices on their way to neighbouring nodes (``registry_outbox``)."""
 
 
 class InstitutionRow(Base):
@@ -78,6 +82,8 @@ class SuspensionRow(Base):
     reason: Mapped[str] = mapped_column(String(500))
     revoked: Mapped[bool] = mapped_column(Boolean)
     publisher: Mapped[str] = mapped_column(String(100))
+    origin_admdvs: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    """The node that published it (who may revoke it); None for notices older than propagation."""
 
     __table_args__ = (
         Index("ix_registry_suspensions_fixmedins_code", "fixmedins_code"),

@@ -1,10 +1,11 @@
-"""Province → national: push this node's institution changes to its parent (PushInstitutions).
+"""Province → national: an operator's catch-up of this node's institution records at its parent (PushInstitutions).
 
-Until the durable outbox (settlement issue) delivers changes by itself, a province operator
-runs ``yidi registry sync`` (by hand after an import, or from a cron/systemd timer): the
-node sends every record its parent has not acknowledged to the parent's SyncInstitutions,
-in batches by code, and records a batch's versions as acknowledged only after the parent
-answered. So nothing is lost and nothing is doubled:
+The registry outbox (:mod:`yidi_services.registry.propagation`) sends every change to the
+parent by itself and records what it delivered as acknowledged. ``yidi registry sync``
+remains for what it never queued (records stored before this release, or before the node
+had a parent): the node sends every record its parent has not acknowledged to the parent's
+SyncInstitutions, in batches by code, and records a batch's versions as acknowledged only
+after the parent answered. So nothing is lost and nothing is doubled:
 
 * a lost answer leaves the batch unacknowledged; the next push sends the same versions,
   which the parent counts as stale (it keeps the highest version of each record);
@@ -14,9 +15,6 @@ answered. So nothing is lost and nothing is doubled:
 Acknowledgements are kept per record and parent region (``registry_pushed_versions``), not
 as one timestamp mark, which two writers committing out of clock order could skip past. A
 city node pushes to its province the same way, and the province passes the records on.
-
-No background timer: a node has no hook to stop one on shutdown yet, and an operator can
-see and schedule an explicit command.
 """
 
 from __future__ import annotations
@@ -28,12 +26,7 @@ from yidi_runtime.db import Database
 from yidi_services.registry import store
 from yidi_services.registry.handlers import SyncResult
 from yidi_services.registry.institutions import Institution
-
-BATCH_SIZE = 500
-"""Records per SyncInstitutions call: ≈150 kB, well inside gRPC's 4 MB message limit."""
-
-DEADLINE_S = 30.0
-"""How long the parent may take to store one batch."""
+from yidi_services.registry.propagation import BATCH_SIZE
 
 Send = Callable[[Sequence[Institution]], SyncResult]
 """Delivers one batch to the parent and returns its answer; raises when there is none."""
@@ -63,7 +56,7 @@ def push(database: Database, parent_region: str, send: Send, batch_size: int = B
             return result
         answer = send(batch)
         with database.unit_of_work(write=True) as uow:
-            store.acknowledge(uow.session, parent_region, batch)
+            store.acknowledge(uow.session, parent_region, [(i.code, i.version) for i in batch])
             uow.commit()
         result = PushResult(
             result.sent_count + len(batch),

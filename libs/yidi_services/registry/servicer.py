@@ -1,9 +1,11 @@
 """InstitutionRegistryService over gRPC: proto → plain values → handler → proto.
 
 Every mutating method runs through the request log, so a repeated ``request_id`` gets the
-original answer and nothing is applied twice. Reads about regions outside this node's go to
-its parent (``upstream``); PushInstitutions sends this node's changes up (``push``) through
-the same client of the node's router, once per batch (a lost answer is resent by the next push).
+original answer and nothing is applied twice. Every change is queued for the neighbours that
+need it in the same transaction (``propagation``, the registry outbox). Reads about regions
+outside this node's go to its parent (``upstream``); PushInstitutions sends what the parent
+has not acknowledged (``push``) through the same client of the node's router, once per batch
+(a lost answer is resent by the next push).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from yidi.registry.v1 import institution_registry_service_pb2 as api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as api_grpc
 from yidi_core.errors import DomainError
 from yidi_runtime.idempotency import RequestLog, Response, fingerprint
+from yidi_runtime.outbox import Outbox, OutboxDeliverer
 from yidi_runtime.peers import message_id
 from yidi_runtime.relay import Up
 from yidi_runtime.resilience import NO_RETRY
@@ -27,18 +30,23 @@ from yidi_runtime.service import ServiceContext
 from yidi_runtime.ttl_cache import Monotonic, TtlCache
 from yidi_runtime.uploads import read_upload
 from yidi_runtime.wire import Clock, china_day, day_of, moment_of, wall_clock
-from yidi_services.registry import convert, coverage, handlers, push, suspensions, upstream
+from yidi_services.registry import convert, coverage, handlers, propagation, push, suspensions, upstream
 from yidi_services.registry.institutions import Institution
-from yidi_services.registry.models import RequestRecord
+from yidi_services.registry.models import OutboxMessage, RequestRecord
 
 
 class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     """The registry of networked designated institutions on one node."""
 
     def __init__(
-        self, context: ServiceContext, clock: Clock, lookup_cache: TtlCache[Message | DomainError]
+        self,
+        context: ServiceContext,
+        clock: Clock,
+        lookup_cache: TtlCache[Message | DomainError],
+        propagated: propagation.Propagation,
     ) -> None:
         settings = context.settings
+        self._propagation = propagated
         self._database = context.database
         self._region = settings.region
         self._clock = clock
@@ -71,7 +79,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             api.RegisterInstitutionResponse,
             lambda session: api.RegisterInstitutionResponse(
                 institution=convert.institution(
-                    handlers.register(session, self._region, draft, self._clock())
+                    self._changed(session, handlers.register(session, self._region, draft, self._clock()))
                 )
             ),
         )
@@ -86,9 +94,15 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             [request],
             api.UpdateInstitutionResponse,
             lambda session: api.UpdateInstitutionResponse(
-                institution=convert.institution(handlers.update(session, self._region, draft, self._clock()))
+                institution=convert.institution(
+                    self._changed(session, handlers.update(session, self._region, draft, self._clock()))
+                )
             ),
         )
+
+    def _changed(self, session: Session, institution: Institution) -> Institution:
+        self._propagation.institutions_changed(session, [institution])
+        return institution
 
     def GetInstitution(
         self, request: api.GetInstitutionRequest, context: grpc.ServicerContext
@@ -130,6 +144,7 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
 
         def effect(session: Session) -> api.ImportInstitutionsResponse:
             result = handlers.import_csv(session, self._region, header.admdvs, data, self._clock())
+            self._propagation.institutions_changed(session, result.changed)
             return api.ImportInstitutionsResponse(
                 row_count=result.row_count,
                 created_count=result.created_count,
@@ -148,40 +163,52 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
     def PublishSuspension(
         self, request: api.PublishSuspensionRequest, context: grpc.ServicerContext
     ) -> api.PublishSuspensionResponse:
-        notice = request.suspension
-        scope = notice.WhichOneof("scope")
-        draft = suspensions.SuspensionDraft(
-            fixmedins_code=notice.fixmedins_code if scope == "fixmedins_code" else "",
-            admdvs=notice.admdvs if scope == "admdvs" else "",
-            start_time=moment_of(notice, "start_time"),
-            end_time=moment_of(notice, "end_time"),
-            reason=notice.reason,
-            publisher=notice.publisher,
-        )
+        draft = convert.suspension_draft(request.suspension)
+
+        def effect(session: Session) -> api.PublishSuspensionResponse:
+            published = suspensions.publish(session, self._region, draft)
+            self._propagation.notice_changed(session, published, self._clock())
+            return api.PublishSuspensionResponse(suspension=convert.suspension(published))
+
         return self._once(
-            request.request_id,
-            "PublishSuspension",
-            [request],
-            api.PublishSuspensionResponse,
-            lambda session: api.PublishSuspensionResponse(
-                suspension=convert.suspension(suspensions.publish(session, self._region, draft))
-            ),
+            request.request_id, "PublishSuspension", [request], api.PublishSuspensionResponse, effect
         )
 
     def RevokeSuspension(
         self, request: api.RevokeSuspensionRequest, context: grpc.ServicerContext
     ) -> api.RevokeSuspensionResponse:
+
+        def effect(session: Session) -> api.RevokeSuspensionResponse:
+            revoked, changed = suspensions.revoke(session, self._region, request.suspension_id)
+            if changed:
+                self._propagation.notice_changed(session, revoked, self._clock())
+            return api.RevokeSuspensionResponse(suspension=convert.suspension(revoked))
+
         return self._once(
-            request.request_id,
-            "RevokeSuspension",
-            [request],
-            api.RevokeSuspensionResponse,
-            lambda session: api.RevokeSuspensionResponse(
-                suspension=convert.suspension(
-                    suspensions.revoke(session, self._region, request.suspension_id)
-                )
-            ),
+            request.request_id, "RevokeSuspension", [request], api.RevokeSuspensionResponse, effect
         )
+
+    def SyncSuspension(
+        self, request: api.SyncSuspensionRequest, context: grpc.ServicerContext
+    ) -> api.SyncSuspensionResponse:
+        message = request.suspension
+        notice = suspensions.received_notice(
+            message.suspension_id, message.origin_admdvs, message.revoked, convert.suspension_draft(message)
+        )
+        changed_at = moment_of(request, "changed_at")
+        source = request.source_admdvs
+
+        def effect(session: Session) -> api.SyncSuspensionResponse:
+            parent = self._propagation.parent_region
+            applied = suspensions.receive(session, self._region, parent, source, notice)
+            if applied:
+                self._propagation.notice_changed(
+                    session, notice, changed_at or self._clock(), came_from=source
+                )
+                self._propagation.observe("suspension", changed_at)
+            return api.SyncSuspensionResponse(applied=applied)
+
+        return self._once(request.request_id, "SyncSuspension", [request], api.SyncSuspensionResponse, effect)
 
     def ListSuspensions(
         self, request: api.ListSuspensionsRequest, context: grpc.ServicerContext
@@ -235,6 +262,9 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
 
         def effect(session: Session) -> api.SyncInstitutionsResponse:
             result = handlers.sync(session, self._region, request.source_admdvs, drafts, self._clock())
+            self._propagation.institutions_changed(session, result.changed)
+            for institution in result.changed:
+                self._propagation.observe("institution", institution.update_time)
             return api.SyncInstitutionsResponse(
                 applied_count=result.applied_count, stale_count=result.stale_count
             )
@@ -277,7 +307,9 @@ class RegistryServicer(api_grpc.InstitutionRegistryServiceServicer):
             institutions=[convert.institution(institution) for institution in batch],
         )
         stub = self._parent.stub(api_grpc.InstitutionRegistryServiceStub)
-        answer = self._parent.call(stub.SyncInstitutions, request, deadline_s=push.DEADLINE_S, retry=NO_RETRY)
+        answer = self._parent.call(
+            stub.SyncInstitutions, request, deadline_s=propagation.DEADLINE_S, retry=NO_RETRY
+        )
         return handlers.SyncResult(answer.applied_count, answer.stale_count)
 
 
@@ -287,8 +319,22 @@ def registrar(
     """The registry's ``register`` for the composition root; tests pass their own clocks."""
 
     def register(server: grpc.Server, context: ServiceContext) -> list[str]:
+        outbox = Outbox(OutboxMessage, clock)
+        propagated = propagation.Propagation(
+            context.settings, context.database, outbox, context.metrics_registry, clock
+        )
+        context.run_in_background(
+            OutboxDeliverer(
+                outbox,
+                context.database,
+                context.router,
+                context.metrics_registry,
+                deadline_s=propagation.DEADLINE_S,
+                on_delivered=propagated.on_delivered,
+            )
+        )
         servicer = RegistryServicer(
-            context, clock, TtlCache(upstream.TTL_S, upstream.MAX_ENTRIES, cache_clock)
+            context, clock, TtlCache(upstream.TTL_S, upstream.MAX_ENTRIES, cache_clock), propagated
         )
         api_grpc.add_InstitutionRegistryServiceServicer_to_server(servicer, server)
         name = api.DESCRIPTOR.services_by_name["InstitutionRegistryService"].full_name

@@ -298,6 +298,21 @@ def coverage_counts(
     )
 
 
+_SYNC_LOCK = 0x7969_6469_7379_6E63  # "yidisync"
+"""The PostgreSQL advisory lock that serializes SyncInstitutions on one node."""
+
+
+def serialize_syncs(session: Session) -> None:
+    """Hold the node's sync lock until this transaction ends (PostgreSQL; SQLite serializes writers already).
+
+    The outbox and an operator's catch-up push may send the same new records at once: without
+    the lock both would insert them and one would fail on the primary key; with it the second
+    reads what the first committed and keeps the higher versions.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SYNC_LOCK})
+
+
 def unpushed(session: Session, parent_region: str, after: str, limit: int) -> list[Institution]:
     """Up to ``limit`` institutions with codes above ``after`` whose current version the parent lacks."""
     acknowledged = exists().where(
@@ -314,13 +329,19 @@ def unpushed(session: Session, parent_region: str, after: str, limit: int) -> li
     return _with_services(session, list(session.scalars(query)))
 
 
-def acknowledge(session: Session, parent_region: str, institutions: Sequence[Institution]) -> None:
-    """Record that the parent holds these versions; an acknowledgement never moves back (upsert)."""
-    if not institutions:
+def acknowledge(session: Session, parent_region: str, versions: Sequence[tuple[str, int]]) -> None:
+    """Record that the parent holds these (code, version)s; an acknowledgement never moves back (upsert)."""
+    newest: dict[str, int] = {}
+    for code, version in versions:
+        newest[code] = max(version, newest.get(code, 0))
+    if not newest:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(PushedVersionRow).values(
-        [{"parent_region": parent_region, "code": i.code, "version": i.version} for i in institutions]
+        [
+            {"parent_region": parent_region, "code": code, "version": version}
+            for code, version in newest.items()
+        ]
     )
     newer = statement.excluded.version > PushedVersionRow.version
     session.execute(

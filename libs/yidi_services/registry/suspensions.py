@@ -1,7 +1,15 @@
-"""Suspension notices (停机公告): publish, revoke, list, and the notice covering an institution now."""
+"""Suspension notices (停机公告): publish, revoke, receive from a neighbour, list, and the notice covering an institution now.
+
+A notice keeps its ``suspension_id`` and the region of the node that published it
+(``origin_admdvs``) at every node it reaches (:mod:`yidi_services.registry.propagation`):
+only that node, or an operator of a region containing it, may revoke it, and a revocation
+travels the same way. A node applies a received notice at most once per state: a
+publication stores it, a revocation marks it revoked, and nothing un-revokes it.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_institution, check_region, institution_region
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_runtime.config import region_contains
 from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_runtime.regions import ancestors, ensure_within, region_prefix
 from yidi_services.registry import store
 from yidi_services.registry.institutions import Institution
 from yidi_services.registry.models import SuspensionRow
 
+_SUSPENSION_ID = re.compile(r"[0-9a-f]{1,32}")
 _REASON_MAX = 500
 _PUBLISHER_MAX = 100
 
@@ -33,11 +43,20 @@ class Suspension:
     reason: str
     revoked: bool
     publisher: str
+    origin_admdvs: str = ""
 
     @property
     def region(self) -> str:
         """The region the notice lies in (for permissions)."""
         return self.admdvs or self.fixmedins_code[1:7]
+
+    @property
+    def owner(self) -> str:
+        """The region whose node (or operators above it) may revoke the notice: where it was published.
+
+        A notice from before propagation names no origin; its region stands in, as it did then.
+        """
+        return self.origin_admdvs or self.region
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,21 @@ def _notice(row: SuspensionRow) -> Suspension:
         reason=row.reason,
         revoked=row.revoked,
         publisher=row.publisher,
+        origin_admdvs=row.origin_admdvs or "",
+    )
+
+
+def _row(notice: Suspension) -> SuspensionRow:
+    return SuspensionRow(
+        suspension_id=notice.suspension_id,
+        fixmedins_code=notice.fixmedins_code or None,
+        admdvs=notice.admdvs or None,
+        start_time=notice.start_time,
+        end_time=notice.end_time,
+        reason=notice.reason,
+        revoked=notice.revoked,
+        publisher=notice.publisher,
+        origin_admdvs=notice.origin_admdvs or None,
     )
 
 
@@ -102,7 +136,7 @@ def _validated(draft: SuspensionDraft) -> SuspensionDraft:
 
 
 def publish(session: Session, node_region: str, draft: SuspensionDraft) -> Suspension:
-    """Store a notice for an institution or a region in this node's region."""
+    """Store a notice for an institution or a region in this node's region, published here."""
     draft = _validated(draft)
     assert draft.start_time is not None and draft.end_time is not None
     notice = Suspension(
@@ -114,33 +148,103 @@ def publish(session: Session, node_region: str, draft: SuspensionDraft) -> Suspe
         reason=draft.reason.strip(),
         revoked=False,
         publisher=draft.publisher.strip(),
+        origin_admdvs=node_region,
     )
     ensure_within(node_region, notice.region, "the notice")
-    session.add(
-        SuspensionRow(
-            suspension_id=notice.suspension_id,
-            fixmedins_code=notice.fixmedins_code or None,
-            admdvs=notice.admdvs or None,
-            start_time=notice.start_time,
-            end_time=notice.end_time,
-            reason=notice.reason,
-            revoked=False,
-            publisher=notice.publisher,
-        )
-    )
+    session.add(_row(notice))
     return notice
 
 
-def revoke(session: Session, node_region: str, suspension_id: str) -> Suspension:
-    """Mark a notice revoked (revoking twice is harmless); NOT_FOUND for an unknown id."""
+def _held(session: Session, suspension_id: str) -> SuspensionRow:
     row = session.get(SuspensionRow, suspension_id) if suspension_id else None
     if row is None:
         raise DomainError(
             "NOT_FOUND", f"no suspension notice {suspension_id!r}", metadata={"suspension_id": suspension_id}
         )
-    ensure_within(node_region, _notice(row).region, "the notice")
+    return row
+
+
+def revoke(session: Session, node_region: str, suspension_id: str) -> tuple[Suspension, bool]:
+    """Mark a notice revoked, and whether it was not already (revoking twice is harmless).
+
+    NOT_FOUND for an unknown id; PERMISSION_DENIED_REGION unless the notice was published at
+    this node or below it (a notice the national node published is the national node's to revoke).
+    """
+    row = _held(session, suspension_id)
+    notice = _notice(row)
+    ensure_within(node_region, notice.owner, f"the notice (published by node {notice.owner})")
+    changed = not row.revoked
     row.revoked = True
-    return _notice(row)
+    return _notice(row), changed
+
+
+def receive(
+    session: Session, node_region: str, parent_region: str | None, source: str, notice: Suspension
+) -> bool:
+    """Apply a notice a neighbouring node sent; whether anything changed here.
+
+    The sender must be this node's parent, or a child passing on a notice published in its
+    own subtree (a child does not speak for other regions); the notice must concern this
+    node (its region lies within this node's, or above it). The interceptor has already
+    checked that the caller is the node ``source`` names, or one above it.
+    """
+    from_parent = source == parent_region
+    if not from_parent and not (
+        region_contains(node_region, source) and region_contains(source, notice.owner)
+    ):
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"node {source} may not pass on a notice published by node {notice.owner} to node {node_region}",
+            metadata={"source_admdvs": source, "origin_admdvs": notice.owner, "node_region": node_region},
+        )
+    if not (region_contains(node_region, notice.region) or region_contains(notice.region, node_region)):
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"the notice for region {notice.region} does not concern node {node_region}",
+            metadata={"admdvs": notice.region, "node_region": node_region},
+        )
+    row = session.get(SuspensionRow, notice.suspension_id)
+    if row is None:
+        session.add(_row(notice))
+        return True
+    if notice.revoked and not row.revoked:
+        row.revoked = True
+        return True
+    return False
+
+
+def received_notice(
+    suspension_id: str, origin_admdvs: str, revoked: bool, draft: SuspensionDraft
+) -> Suspension:
+    """A notice from a neighbour, checked like a published one (scope, window, reason) and for its id and origin."""
+    errors: list[DomainError] = []
+    if not _SUSPENSION_ID.fullmatch(suspension_id):
+        errors.append(
+            invalid("INVALID_ARGUMENT", "suspension.suspension_id", "must be 1-32 lower-case hex digits")
+        )
+    for check in (
+        lambda: check_region(origin_admdvs, "suspension.origin_admdvs"),
+        lambda: _validated(draft),
+    ):
+        try:
+            check()
+        except DomainError as error:
+            errors.append(error)
+    error = combine(errors)
+    if error is not None:
+        raise error
+    assert draft.start_time is not None and draft.end_time is not None
+    return Suspension(
+        suspension_id=suspension_id,
+        fixmedins_code=draft.fixmedins_code.strip(),
+        admdvs=draft.admdvs.strip(),
+        start_time=store.as_utc(draft.start_time),
+        end_time=store.as_utc(draft.end_time),
+        reason=draft.reason.strip(),
+        revoked=revoked,
+        publisher=draft.publisher.strip(),
+        origin_admdvs=origin_admdvs,
+    )
 
 
 def covering_notice(session: Session, institution: Institution, at: datetime) -> Suspension | None:

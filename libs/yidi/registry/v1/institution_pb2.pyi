@@ -235,6 +235,7 @@ class Suspension(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
     PUBLISHER_FIELD_NUMBER: _builtins.int
+    ORIGIN_ADMDVS_FIELD_NUMBER: _builtins.int
     suspension_id: _builtins.str
     """Notice id."""
     fixmedins_code: _builtins.str
@@ -247,6 +248,10 @@ class Suspension(_message.Message):
     """Revoked before its end."""
     publisher: _builtins.str
     """Who published it."""
+    origin_admdvs: _builtins.str
+    """The node (its region) where the notice was published: only that node, or an operator of
+    a region containing it, may revoke it. Empty on notices published before propagation.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the window."""
@@ -266,10 +271,11 @@ class Suspension(_message.Message):
         reason: _builtins.str = ...,
         revoked: _builtins.bool = ...,
         publisher: _builtins.str = ...,
+        origin_admdvs: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "end_time", b"end_time", "fixmedins_code", b"fixmedins_code", "scope", b"scope", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "end_time", b"end_time", "fixmedins_code", b"fixmedins_code", "publisher", b"publisher", "reason", b"reason", "revoked", b"revoked", "scope", b"scope", "start_time", b"start_time", "suspension_id", b"suspension_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "end_time", b"end_time", "fixmedins_code", b"fixmedins_code", "origin_admdvs", b"origin_admdvs", "publisher", b"publisher", "reason", b"reason", "revoked", b"revoked", "scope", b"scope", "start_time", b"start_time", "suspension_id", b"suspension_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_scope: _TypeAlias = _typing.Literal["fixmedins_code", "admdvs"]  # noqa: Y015
     _WhichOneofArgType_scope: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015

@@ -788,6 +788,66 @@ class SyncInstitutionsResponse(_message.Message):
 Global___SyncInstitutionsResponse: _TypeAlias = SyncInstitutionsResponse  # noqa: Y015
 
 @_typing.final
+class SyncSuspensionRequest(_message.Message):
+    """Request of SyncSuspension."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_ADMDVS_FIELD_NUMBER: _builtins.int
+    SUSPENSION_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id: `<suspension_id>:publish` or `<suspension_id>:revoke`."""
+    source_admdvs: _builtins.str
+    """The neighbouring node sending it."""
+    @_builtins.property
+    def suspension(self) -> _institution_pb2.Suspension:
+        """The notice as its publishing node holds it (id, origin and revoked flag included)."""
+
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was published or revoked at its origin (for the propagation lag)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        source_admdvs: _builtins.str = ...,
+        suspension: _institution_pb2.Suspension | None = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "suspension", b"suspension"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "request_id", b"request_id", "source_admdvs", b"source_admdvs", "suspension", b"suspension"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncSuspensionRequest: _TypeAlias = SyncSuspensionRequest  # noqa: Y015
+
+@_typing.final
+class SyncSuspensionResponse(_message.Message):
+    """Response of SyncSuspension."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """Whether the notice changed here (false: this node already held it in that state)."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncSuspensionResponse: _TypeAlias = SyncSuspensionResponse  # noqa: Y015
+
+@_typing.final
 class PushInstitutionsRequest(_message.Message):
     """Request of PushInstitutions."""
 

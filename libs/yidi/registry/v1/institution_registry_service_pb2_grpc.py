@@ -94,6 +94,11 @@ class InstitutionRegistryServiceStub:
                 request_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.SerializeToString,
                 response_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.FromString,
                 _registered_method=True)
+        self.SyncSuspension = channel.unary_unary(
+                '/yidi.registry.v1.InstitutionRegistryService/SyncSuspension',
+                request_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionRequest.SerializeToString,
+                response_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionResponse.FromString,
+                _registered_method=True)
         self.PushInstitutions = channel.unary_unary(
                 '/yidi.registry.v1.InstitutionRegistryService/PushInstitutions',
                 request_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.PushInstitutionsRequest.SerializeToString,
@@ -215,17 +220,32 @@ class InstitutionRegistryServiceServicer:
         keeping the highest `version` of each (idempotent, order-insensitive).
         Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        The node applies what it stored to its own parent through its registry outbox, so a
+        city's change reaches the national node with no manual step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncSuspension(self, request, context):
+        """Node → neighbour, through the registry outbox: a suspension notice published or revoked
+        at another node. The receiver keeps the notice under the same suspension_id (a revocation
+        sticks) and passes it on to its other neighbours on the path between the national node
+        and the notice's region (idempotent).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PushInstitutions(self, request, context):
-        """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
-        every institution record the parent has not yet acknowledged, in batches, to the parent's
-        SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
-        at any time and after any failure: a lost answer re-sends the same records, which the
-        parent counts as stale. A node with no parent has nothing to push.
+        """Province (or city) → parent, an operator's catch-up next to the registry outbox: sends
+        every institution record the parent has not yet acknowledged (the outbox acknowledges
+        what it delivers), in batches, to the parent's SyncInstitutions, and marks a batch
+        delivered only once the parent answered. Safe to run at any time and after any failure:
+        a lost answer re-sends the same records, which the parent counts as stale. A node with
+        no parent has nothing to push.
         Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
         refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
         """
@@ -290,6 +310,11 @@ def add_InstitutionRegistryServiceServicer_to_server(servicer, server):
                     servicer.SyncInstitutions,
                     request_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.FromString,
                     response_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.SerializeToString,
+            ),
+            'SyncSuspension': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncSuspension,
+                    request_deserializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionRequest.FromString,
+                    response_serializer=yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionResponse.SerializeToString,
             ),
             'PushInstitutions': grpc.unary_unary_rpc_method_handler(
                     servicer.PushInstitutions,
@@ -599,6 +624,33 @@ class InstitutionRegistryService:
             '/yidi.registry.v1.InstitutionRegistryService/SyncInstitutions',
             yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsRequest.SerializeToString,
             yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncInstitutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncSuspension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.registry.v1.InstitutionRegistryService/SyncSuspension',
+            yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionRequest.SerializeToString,
+            yidi_dot_registry_dot_v1_dot_institution__registry__service__pb2.SyncSuspensionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,13 +104,24 @@ class InstitutionRegistryServiceStub:
     keeping the highest `version` of each (idempotent, order-insensitive).
     Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    The node applies what it stored to its own parent through its registry outbox, so a
+    city's change reaches the national node with no manual step.
+    """
+    SyncSuspension: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.SyncSuspensionRequest, _institution_registry_service_pb2.SyncSuspensionResponse]
+    """Node → neighbour, through the registry outbox: a suspension notice published or revoked
+    at another node. The receiver keeps the notice under the same suspension_id (a revocation
+    sticks) and passes it on to its other neighbours on the path between the national node
+    and the notice's region (idempotent).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     PushInstitutions: _grpc.UnaryUnaryMultiCallable[_institution_registry_service_pb2.PushInstitutionsRequest, _institution_registry_service_pb2.PushInstitutionsResponse]
-    """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
-    every institution record the parent has not yet acknowledged, in batches, to the parent's
-    SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
-    at any time and after any failure: a lost answer re-sends the same records, which the
-    parent counts as stale. A node with no parent has nothing to push.
+    """Province (or city) → parent, an operator's catch-up next to the registry outbox: sends
+    every institution record the parent has not yet acknowledged (the outbox acknowledges
+    what it delivers), in batches, to the parent's SyncInstitutions, and marks a batch
+    delivered only once the parent answered. Safe to run at any time and after any failure:
+    a lost answer re-sends the same records, which the parent counts as stale. A node with
+    no parent has nothing to push.
     Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
     refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
     """
@@ -191,13 +202,24 @@ class InstitutionRegistryServiceAsyncStub(InstitutionRegistryServiceStub):
     keeping the highest `version` of each (idempotent, order-insensitive).
     Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
     PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    The node applies what it stored to its own parent through its registry outbox, so a
+    city's change reaches the national node with no manual step.
+    """
+    SyncSuspension: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.SyncSuspensionRequest, _institution_registry_service_pb2.SyncSuspensionResponse]  # type: ignore[assignment]
+    """Node → neighbour, through the registry outbox: a suspension notice published or revoked
+    at another node. The receiver keeps the notice under the same suspension_id (a revocation
+    sticks) and passes it on to its other neighbours on the path between the national node
+    and the notice's region (idempotent).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     PushInstitutions: _aio.UnaryUnaryMultiCallable[_institution_registry_service_pb2.PushInstitutionsRequest, _institution_registry_service_pb2.PushInstitutionsResponse]  # type: ignore[assignment]
-    """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
-    every institution record the parent has not yet acknowledged, in batches, to the parent's
-    SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
-    at any time and after any failure: a lost answer re-sends the same records, which the
-    parent counts as stale. A node with no parent has nothing to push.
+    """Province (or city) → parent, an operator's catch-up next to the registry outbox: sends
+    every institution record the parent has not yet acknowledged (the outbox acknowledges
+    what it delivers), in batches, to the parent's SyncInstitutions, and marks a batch
+    delivered only once the parent answered. Safe to run at any time and after any failure:
+    a lost answer re-sends the same records, which the parent counts as stale. A node with
+    no parent has nothing to push.
     Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
     refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
     """
@@ -341,6 +363,22 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         keeping the highest `version` of each (idempotent, order-insensitive).
         Errors: INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
         PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        The node applies what it stored to its own parent through its registry outbox, so a
+        city's change reaches the national node with no manual step.
+        """
+
+    @_abc_1.abstractmethod
+    def SyncSuspension(
+        self,
+        request: _institution_registry_service_pb2.SyncSuspensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_institution_registry_service_pb2.SyncSuspensionResponse, _abc.Awaitable[_institution_registry_service_pb2.SyncSuspensionResponse]]:
+        """Node → neighbour, through the registry outbox: a suspension notice published or revoked
+        at another node. The receiver keeps the notice under the same suspension_id (a revocation
+        sticks) and passes it on to its other neighbours on the path between the national node
+        and the notice's region (idempotent).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
@@ -349,11 +387,12 @@ class InstitutionRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _institution_registry_service_pb2.PushInstitutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_institution_registry_service_pb2.PushInstitutionsResponse, _abc.Awaitable[_institution_registry_service_pb2.PushInstitutionsResponse]]:
-        """Province (or city) → parent, until the durable outbox delivers changes by itself: sends
-        every institution record the parent has not yet acknowledged, in batches, to the parent's
-        SyncInstitutions, and marks a batch delivered only once the parent answered. Safe to run
-        at any time and after any failure: a lost answer re-sends the same records, which the
-        parent counts as stale. A node with no parent has nothing to push.
+        """Province (or city) → parent, an operator's catch-up next to the registry outbox: sends
+        every institution record the parent has not yet acknowledged (the outbox acknowledges
+        what it delivers), in batches, to the parent's SyncInstitutions, and marks a batch
+        delivered only once the parent answered. Safe to run at any time and after any failure:
+        a lost answer re-sends the same records, which the parent counts as stale. A node with
+        no parent has nothing to push.
         Errors: ALREADY_EXISTS/DUPLICATE_REQUEST, UNAVAILABLE/NODE_UNREACHABLE, and the parent's
         refusals of a batch (e.g. PERMISSION_DENIED/PERMISSION_DENIED_REGION).
         """

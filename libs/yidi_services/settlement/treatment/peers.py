@@ -1,6 +1,11 @@
 """The treatment node's calls to other services: registry and catalogue at the treatment province,
 the insured side wherever the insured region is hosted.
 
+A city keeps its province's institution checks for a short bound (``ProvinceAnswers``), so it
+also reads its own registry's suspension notices, never kept: a notice reaches the city in the
+same delivery round as the province (:mod:`yidi_services.registry.propagation`), and the city
+refuses at once rather than when the kept answer expires.
+
 Registry and catalogue are asked at the treatment province (``PP0000``), which may be this
 node itself (an in-process call) or its parent. The insured side is reached one hop toward the
 insured region; a request handled here goes to this node itself, so both halves of the
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -27,6 +32,7 @@ from yidi.settlement.v1.insured_settlement_service_pb2_grpc import InsuredSettle
 from yidi.type.v1 import visit_pb2
 from yidi.type.v1.person_pb2 import Credential
 from yidi_core.codes import province_of
+from yidi_core.errors import DomainError
 from yidi_runtime.peers import PeerClient, alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message, timestamp_message
@@ -43,6 +49,7 @@ class TreatmentPeers:
         self._router = router
         self.region = router.settings.region
         self._kept = ProvinceAnswers(router.settings.settlement_province_cache_s)
+        self._own_notices = "registry" in router.settings.services
 
     def _province(self, admdvs: str) -> tuple[PeerClient, ProvinceAnswers | None]:
         """The client of the province of ``admdvs``, and what is kept of its answers (None when the
@@ -77,7 +84,34 @@ class TreatmentPeers:
             answer: registry_api.CheckInstitutionResponse = client.call(stub.CheckInstitution, asked)
             return answer
 
-        return ask(request) if kept is None else kept.check_institution(request, ask)
+        if kept is None:
+            return ask(request)
+        self.ensure_not_suspended_here(facts.fixmedins_code, at)
+        return kept.check_institution(request, ask)
+
+    def ensure_not_suspended_here(self, fixmedins_code: str, at: datetime) -> None:
+        """Refuse INSTITUTION_SUSPENDED when this node's own registry holds a notice covering the institution at ``at``."""
+        if not self._own_notices:
+            return
+        client = self._router.toward(self.region)
+        stub = client.stub(registry_grpc.InstitutionRegistryServiceStub)
+        found: registry_api.ListSuspensionsResponse = client.call(
+            stub.ListSuspensions,
+            registry_api.ListSuspensionsRequest(
+                fixmedins_code=fixmedins_code, active_at=timestamp_message(at), page_size=1
+            ),
+        )
+        for notice in found.suspensions:
+            end = notice.end_time.ToDatetime(tzinfo=UTC).isoformat()
+            raise DomainError(
+                "INSTITUTION_SUSPENDED",
+                f"institution {fixmedins_code} is suspended until {end}: {notice.reason}",
+                metadata={
+                    "fixmedins_code": fixmedins_code,
+                    "end_time": end,
+                    "suspension_id": notice.suspension_id,
+                },
+            )
 
     def kept_institution_check(
         self, facts: visit_pb2.VisitFacts, insuplc_admdvs: str, at: datetime
@@ -95,7 +129,12 @@ class TreatmentPeers:
         if kept is None:
             return alongside(lambda: self.check_institution(facts, insuplc_admdvs, at))
         answered: Future[registry_api.CheckInstitutionResponse] = Future()
-        answered.set_result(kept)
+        try:
+            self.ensure_not_suspended_here(facts.fixmedins_code, at)
+        except DomainError as refusal:
+            answered.set_exception(refusal)
+        else:
+            answered.set_result(kept)
         return answered
 
     def lookup_items(self, admdvs: str, codes: list[str], day: date) -> catalogue_api.LookupItemsResponse:

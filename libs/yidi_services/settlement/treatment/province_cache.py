@@ -4,10 +4,11 @@ A city node asks its province, on every settlement, whether the institution may 
 this care (CheckInstitution) and what the catalogue in force says of the bill's codes
 (LookupItems): two remote calls and two handlers at the province per settlement, for
 answers that change a few times a year. A city node keeps them for ``[settlement]
-province_cache_s`` seconds (default 30; 0 keeps nothing), so a suspension published at the
-province, or a catalogue version taking effect, reaches that city's settlements at most
-that much later. Until the province's change events reach its children, this bound is the
-contract (docs/operations.md). Refusals are never kept: a suspended institution is
+province_cache_s`` seconds (default 30; 0 keeps nothing), so a catalogue version taking
+effect, or another change to the institution, reaches that city's settlements at most that
+much later (docs/operations.md). Suspension notices do not wait for it: they reach the city's
+own registry through the registry outbox, and the city reads those on every settlement
+(``TreatmentPeers.ensure_not_suspended_here``). Refusals are never kept: a suspended institution is
 refused again by the province itself, and one resumed settles at once. When the province
 is the node itself nothing is kept: its own registry and catalogue see every change at once.
 
