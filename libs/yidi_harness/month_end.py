@@ -30,7 +30,7 @@ from yidi_cli.clearing_client import ClearingClient, StillRunning
 from yidi_cli.clearing_report import kind_name, nets_sum_fen, yuan
 from yidi_core.codes import NATIONAL_REGION, province_of
 from yidi_harness.faults import FaultNotPlanted, lose_settlement_on_the_way
-from yidi_harness.federation import NATIONAL_OPERATOR, Federation
+from yidi_harness.federation import NATIONAL_OPERATOR, Federation, region_operator
 from yidi_harness.stories import Checked, StoryResult, journal_entries, refusal_reason
 from yidi_runtime.config import NodeSettings
 from yidi_runtime.server import Node, create_server
@@ -226,6 +226,10 @@ def _repair(client: ClearingClient, ending: Reconciled) -> None:
     )
 
 
+CONFIRMING_PROVINCE = "130000"
+"""The province whose operator confirms its statement through its own node in the demo (Hebei)."""
+
+
 def clear_the_month(
     federation: Federation, results: Sequence[StoryResult], clock: ClearingClock, period: str
 ) -> Cleared:
@@ -261,7 +265,40 @@ def clear_the_month(
         clock.reset()
     ending.steps.append("the national node's clearing clock is back on the wall clock")
     _check_statements(ending, results, run, ledger)
+    try:
+        _province_confirms(federation, ending)
+    except grpc.RpcError as error:
+        ending.failure = f"{refusal_reason(error)}: {error.details()}"  # type: ignore[attr-defined]
     return ending
+
+
+def _province_confirms(federation: Federation, ending: Cleared) -> None:
+    """Hebei's operator, at the Hebei node, reads the province's own statement and confirms it in time."""
+    hebei = ClearingClient(federation.channel(CONFIRMING_PROVINCE, region_operator(CONFIRMING_PROVINCE)))
+    seen = hebei.statements(ending.period)
+    ending.steps.append(
+        f"ListStatements by Hebei's operator at node {CONFIRMING_PROVINCE}: "
+        f"{', '.join(statement.statement_id for statement in seen) or 'none'}"
+    )
+    if not ending.expect(
+        "Hebei's operator sees Hebei's statement and no other province's",
+        [statement.admdvs for statement in seen] == [CONFIRMING_PROVINCE],
+    ):
+        return
+    due = seen[0].confirm_by
+    confirmed = hebei.confirm(seen[0].statement_id, "Hebei medical insurance centre")
+    ending.steps.append(
+        f"ConfirmStatement {confirmed.statement_id} by Hebei through its node, due by "
+        f"{due.year:04d}-{due.month:02d}-{due.day:02d}: {statement_pb2.StatementState.Name(confirmed.state)}"
+    )
+    ending.expect(
+        "Hebei confirms its statement within its confirmation days",
+        confirmed.state in (statement_pb2.STATEMENT_STATE_CONFIRMED, statement_pb2.STATEMENT_STATE_SETTLED),
+    )
+    ending.statements = [
+        confirmed if statement.statement_id == confirmed.statement_id else statement
+        for statement in ending.statements
+    ]
 
 
 def _check_statements(
