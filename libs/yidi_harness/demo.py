@@ -273,6 +273,8 @@ def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cle
             outcome = f"{refused} → settled" if refused else "settled"
             amounts = settlement.result.amounts
             money = (_yuan(amounts.fund_pay_sumamt_fen), _yuan(amounts.psn_part_amt_fen))
+        elif refused:
+            outcome, money = refused, ("", "")
         else:
             outcome, money = "stopped", ("", "")
         if not result.ok:

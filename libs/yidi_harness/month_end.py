@@ -275,13 +275,13 @@ def clear_the_month(
 def _province_confirms(federation: Federation, ending: Cleared) -> None:
     """Hebei's operator, at the Hebei node, reads the province's own statement and confirms it in time."""
     hebei = ClearingClient(federation.channel(CONFIRMING_PROVINCE, region_operator(CONFIRMING_PROVINCE)))
-    seen = hebei.statements(ending.period)
+    seen = hebei.statements(ending.period, CONFIRMING_PROVINCE)
     ending.steps.append(
         f"ListStatements by Hebei's operator at node {CONFIRMING_PROVINCE}: "
         f"{', '.join(statement.statement_id for statement in seen) or 'none'}"
     )
     if not ending.expect(
-        "Hebei's operator sees Hebei's statement and no other province's",
+        "Hebei's operator finds Hebei's statement through its own node",
         [statement.admdvs for statement in seen] == [CONFIRMING_PROVINCE],
     ):
         return

@@ -29,6 +29,7 @@ from grpc_status import rpc_status
 
 from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, journal_pb2
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
+from yidi.registry.v1 import institution_pb2
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
 from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
@@ -54,6 +55,8 @@ from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
 
 _CALL_DEADLINE_S = 20.0
+_DELIVERY_WAIT_S = 30.0
+"""How long a story waits for the outboxes to carry a notice down the tree (one round takes well under a second)."""
 _ID_CARD = "02"
 _REVIEWER = "demo-reviewer"
 Category = filing_category_pb2.FilingCategory.ValueType
@@ -852,6 +855,92 @@ def _langfang_in_tianjin(stage: Stage, result: StoryResult) -> None:
     result.expect("settled", result.settlement is not None)
 
 
+def _registry(stage: Stage, region: str) -> registry_grpc.InstitutionRegistryServiceStub:
+    """The registry of ``region``'s node, as that node's operator (the national operator at 000000)."""
+    operator = NATIONAL_OPERATOR if region == NATIONAL_REGION else region_operator(region)
+    return registry_grpc.InstitutionRegistryServiceStub(stage.federation.channel(region, operator))
+
+
+def _suspensions_at(stage: Stage, region: str, fixmedins_code: str) -> list[str]:
+    """The ids of the notices ``region``'s node holds in force now for the institution."""
+    listed = _registry(stage, region).ListSuspensions(
+        registry_api.ListSuspensionsRequest(
+            fixmedins_code=fixmedins_code, active_at=timestamp_message(datetime.now(UTC))
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    return [notice.suspension_id for notice in listed.suspensions]
+
+
+def _attempt(stage: Stage, result: StoryResult, visit: Encounter) -> str:
+    """The window's flow up to Settle; the stable reason of the first refusal ('' when it settled)."""
+    try:
+        treat(stage, result, visit)
+    except grpc.RpcError as error:
+        reason = refusal_reason(error)
+        result.refusals.append(reason)
+        result.steps.append(f"refused: {reason}: {error.details()}")  # type: ignore[attr-defined]
+        return reason
+    return ""
+
+
+def _suspended_in_jiaxing(stage: Stage, result: StoryResult) -> None:
+    # 停机公告: the national node announces a stop at a city hospital; the notice travels down the
+    # tree through the registries' outboxes, and the city node refuses its settlements.
+    code = result.fixmedins_code
+    now = datetime.now(UTC)
+    notice = (
+        _registry(stage, NATIONAL_REGION)
+        .PublishSuspension(
+            registry_api.PublishSuspensionRequest(
+                request_id=message_id(NATIONAL_REGION),
+                suspension=institution_pb2.Suspension(
+                    fixmedins_code=code,
+                    start_time=timestamp_message(now - timedelta(minutes=1)),
+                    end_time=timestamp_message(now + timedelta(hours=2)),
+                    reason="系统升级停机（示例）: the hospital's HIS is being upgraded",
+                    publisher="national operations",
+                ),
+            ),
+            timeout=_CALL_DEADLINE_S,
+        )
+        .suspension
+    )
+    result.steps.append(f"PublishSuspension at the national node: {notice.suspension_id} for {code}")
+    city = stage.treatment_node(code)
+    eventually(
+        lambda: notice.suspension_id in _suspensions_at(stage, city, code),
+        within_s=_DELIVERY_WAIT_S,
+        what=f"the notice at node {city}",
+    )
+    result.steps.append(f"the notice reached node {city} through the outboxes (national → province → city)")
+    visit = Encounter(
+        patient=QINGHAI_RESIDENT,
+        fixmedins_code=code,
+        med_type="11",
+        service_date=stage.today,
+        begin_time=stage.earlier_today(1),
+        diagnoses=("I25.103",),
+        bill=(BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "1", "15.00"),),
+    )
+    reason = _attempt(stage, result, visit)
+    result.expect(
+        "the hospital's settlement is refused INSTITUTION_SUSPENDED", reason == "INSTITUTION_SUSPENDED"
+    )
+    _registry(stage, NATIONAL_REGION).RevokeSuspension(
+        registry_api.RevokeSuspensionRequest(
+            request_id=message_id(NATIONAL_REGION), suspension_id=notice.suspension_id
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    eventually(
+        lambda: notice.suspension_id not in _suspensions_at(stage, city, code),
+        within_s=_DELIVERY_WAIT_S,
+        what=f"the revocation at node {city}",
+    )
+    result.steps.append(f"RevokeSuspension at the national node: node {city} settles again")
+
+
 STORIES: tuple[Story, ...] = (
     Story(
         1,
@@ -892,6 +981,14 @@ STORIES: tuple[Story, ...] = (
         LANGFANG_TRAVELLER,
         "H12011200001",
         _langfang_in_tianjin,
+    ),
+    Story(
+        6,
+        "A suspension notice published at the national node stops a Jiaxing hospital's settlements",
+        "Suspension at national, Jiaxing refuses",
+        QINGHAI_RESIDENT,
+        "H33040200001",
+        _suspended_in_jiaxing,
     ),
 )
 

@@ -64,6 +64,11 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     assert "VerifyPerson refused: NOT_FILED" in _story(out, 3)
     assert "FILING_STATE_APPROVED" in _story(out, 4)
     assert "institutions named on the filing: none" in _story(out, 5)
+    assert "via FILING_CHANNEL_NATIONAL_APP at the national node" in _story(out, 4)
+    assert "via FILING_CHANNEL_HOSPITAL at the hospital's own node" in _story(out, 3)
+    suspended = _story(out, 6)
+    assert "PublishSuspension at the national node" in suspended
+    assert "refused: INSTITUTION_SUSPENDED" in suspended and "node 330400 settles again" in suspended
 
     reconciliation = _ending(out, "Reconciliation (对账) · the Qinghai hole", "Monthly clearing (清算)")
     msgid = re.search(r"the national journal lost the entry (H33040200001\d+)", reconciliation)
@@ -83,8 +88,10 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
         r"RunClearing (\d{4}-\d{2}): run \S+ JOB_STATE_SUCCEEDED, 5 journal entries counted", clearing
     )
     assert period, clearing
-    for province in ("110000", "120000", "130000", "140000", "330000", "440000", "630000"):
+    for province in ("110000", "120000", "140000", "330000", "440000", "630000"):
         assert f"Statement {period[1]}/{province} · issued" in clearing
+    assert f"Statement {period[1]}/130000 · confirmed" in clearing
+    assert "✓ Hebei confirms its statement within its confirmation days" in clearing
     qinghai_pays = clearing.split(f"Statement {period[1]}/630000", 1)[1]
     assert re.search(r"630000 → 330000\s*│ payable\s*│\s*1 │", qinghai_pays)
     assert re.search(r"│ all provinces\s*│.*│\s*0\.00 │", clearing)
@@ -93,6 +100,8 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     summary = out.split("The seed stories", 1)[1]
     assert re.search(r"│ 1 │.*│ settled\s*│\s*48\.89 │\s*15\.40 │ 110000", summary)
     assert re.search(r"│ 3 │.*│ refused NOT_FILED → settled", summary)
+    assert re.search(r"│ 6 │.*│ refused INSTITUTION_SUSPENDED", summary)
+    assert re.search(r"│ jiaxing\s*│ H33040200001 │\s*1 │\s*1 │\s*0 │\s*0 │ 100\.00% │", out)
     assert re.search(r"│ reconciliation [\d-]+.*│ 1 differences found, 1 repaired, none left", summary)
     assert re.search(rf"│ clearing {period[1]}\s*│ 7 statements, nets sum to 0\.00\s*│", summary)
     assert "every story behaved as the domain brief says it must" in out
