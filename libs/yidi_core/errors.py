@@ -186,6 +186,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "长期备案未满参保地规定期限，暂不能变更或取消",
     ),
     (
+        "TICKET_STATE",
+        "FAILED_PRECONDITION",
+        "The ticket does not await this party's action in its state.",
+        "协同工单当前状态不允许该方操作",
+    ),
+    (
         "INSTITUTION_NOT_DESIGNATED",
         "FAILED_PRECONDITION",
         "Outpatient care here needs one of the person's designated institutions.",
