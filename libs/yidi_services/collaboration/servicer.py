@@ -25,6 +25,7 @@ from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog, Response
 from yidi_runtime.identity import CallerRole, Principal, parse_subject
 from yidi_runtime.outbox import Outbox, OutboxDeliverer
+from yidi_runtime.relay import Region, Relay
 from yidi_runtime.routing import Hop
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import CHINA_STANDARD_TIME, Clock, china_day, wall_clock
@@ -56,6 +57,7 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
         self._database = context.database
         self._router = context.router
         self._outbox = outbox
+        self._relay = Relay(context.router, api_grpc.CollaborationServiceStub)
         self._clock = clock
         self._log = RequestLog(RequestRecord)
         self._calendar = WorkingCalendar(
@@ -259,6 +261,14 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
     def SyncTicket(
         self, request: api.SyncTicketRequest, context: grpc.ServicerContext
     ) -> api.SyncTicketResponse:
+        ticket = request.ticket
+        sent_by_insured = request.sender_admdvs == ticket.insured_admdvs
+        field = "treatment_admdvs" if sent_by_insured else "insured_admdvs"
+        toward = Region(getattr(ticket, field), f"ticket.{field}")
+        return self._relay.answer("SyncTicket", request, context, toward, lambda: self._sync(request))
+
+    def _sync(self, request: api.SyncTicketRequest) -> api.SyncTicketResponse:
+        """Apply a ticket's change sent by the other party's node (this node serves the receiving party)."""
         sender_region = check_region(request.sender_admdvs, "sender_admdvs")
         if not request.HasField("ticket"):
             raise invalid("INVALID_ARGUMENT", "ticket", "is required")
@@ -310,8 +320,12 @@ def _said(ticket: Ticket, count: int) -> list[tuple[object, ...]]:
 
 
 def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_clock) -> Sequence[str]:
-    """Add the collaboration service and its outbox's deliverer to a node; returns the gRPC service name."""
-    outbox = Outbox(OutboxMessage, clock)
+    """Add the collaboration service and its outbox's deliverer to a node; returns the gRPC service name.
+
+    ``clock`` is the business clock (opening times, due dates); the outbox paces its deliveries
+    on the wall clock.
+    """
+    outbox = Outbox(OutboxMessage)
     context.run_in_background(
         OutboxDeliverer(outbox, context.database, context.router, context.metrics_registry)
     )
