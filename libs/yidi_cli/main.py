@@ -13,6 +13,7 @@ from yidi_cli.clearing import app as clearing_app
 from yidi_cli.clearing import reconcile
 from yidi_cli.filing import app as filing_app
 from yidi_cli.registry import app as registry_app
+from yidi_cli.ticket import app as ticket_app
 from yidi_runtime.config import ConfigError, NodeSettings, check_transport, load_settings
 
 app = typer.Typer(
@@ -135,6 +136,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(registry_app, name="registry")
 app.add_typer(filing_app, name="filing")
 app.add_typer(clearing_app, name="clearing")
+app.add_typer(ticket_app, name="ticket")
 app.command("reconcile")(reconcile)
 app.command("audit")(audit)
 app.add_typer(certs_app, name="certs")
