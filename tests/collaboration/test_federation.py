@@ -143,3 +143,11 @@ def test_the_insured_place_opens_too_and_a_ticket_past_its_due_date_shows_overdu
     assert ticket.ticket_id not in [
         t.ticket_id for t in queue(federation, JIAXING, HOSPITAL, include_not_awaiting=True)
     ]
+
+
+def test_on_insecure_development_nodes_the_developer_s_ticket_travels_too(federation: Federation) -> None:
+    developer = api_grpc.CollaborationServiceStub(federation.channel(JIAXING))
+    request = opening(JIAXING, LANGFANG, opener=pb.TICKET_PARTY_TREATMENT)
+    ticket = developer.OpenTicket(request).ticket
+    arrived = eventually(held(federation, LANGFANG, LANGFANG_OPS, ticket.ticket_id), lambda t: t.version == 1)
+    assert arrived.opened_by == "developer/developer"

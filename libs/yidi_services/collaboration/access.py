@@ -17,7 +17,7 @@ from yidi_core.codes import NATIONAL_REGION
 from yidi_core.errors import DomainError
 from yidi_runtime.authz import INSTITUTION, NODE, OPERATOR, Access, allow, rules
 from yidi_runtime.config import region_contains
-from yidi_runtime.identity import CallerRole, Principal
+from yidi_runtime.identity import DEVELOPER, CallerRole, Principal, parse_subject
 from yidi_services.collaboration.tickets import Party, Subject
 
 _PARTIES = allow(INSTITUTION, OPERATOR)
@@ -71,3 +71,14 @@ def ensure_may_read(principal: Principal, subject: Subject) -> None:
             f"{principal.subject} is neither party of ticket {subject.ticket_id}",
             metadata={"caller": principal.subject},
         )
+
+
+def author(subject: str, *, insecure: bool) -> Principal | None:
+    """The principal a received message names as its author (None: no one who may act).
+
+    The developer exists only on nodes run insecure for development, so only such a node
+    takes a message the developer wrote.
+    """
+    if subject == DEVELOPER.subject:
+        return DEVELOPER if insecure else None
+    return parse_subject(subject)

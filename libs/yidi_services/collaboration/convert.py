@@ -7,7 +7,7 @@ from typing import Any
 
 from yidi.collaboration.v1 import ticket_pb2 as pb
 from yidi_core.errors import DomainError, combine, invalid
-from yidi_runtime.identity import parse_subject
+from yidi_runtime.idempotency import MAX_OWNER
 from yidi_runtime.wire import date_message, day_of, stamp_moment, timestamp_message
 from yidi_services.collaboration.tickets import (
     TICKET_ID,
@@ -135,8 +135,10 @@ def _received_message(message: pb.TicketMessage, index: int) -> Message:
         errors.append(invalid("INVALID_ARGUMENT", f"{field}.action", "is not a ticket action"))
     if sender is None:
         errors.append(invalid("INVALID_ARGUMENT", f"{field}.party", "is not a ticket party"))
-    if parse_subject(message.author) is None:
-        errors.append(invalid("INVALID_ARGUMENT", f"{field}.author", "is not a caller's subject"))
+    if not 0 < len(message.author) <= MAX_OWNER:
+        errors.append(
+            invalid("INVALID_ARGUMENT", f"{field}.author", f"is required, at most {MAX_OWNER} characters")
+        )
     try:
         text = checked_text(message.text, f"{field}.text", required=action != Action.CLOSE.value)
         at = stamp_moment(message.create_time, f"{field}.create_time")

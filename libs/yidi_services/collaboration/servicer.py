@@ -23,7 +23,7 @@ from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog, Response
-from yidi_runtime.identity import CallerRole, Principal, parse_subject
+from yidi_runtime.identity import CallerRole, Principal
 from yidi_runtime.outbox import Outbox, OutboxDeliverer
 from yidi_runtime.relay import Region, Relay
 from yidi_runtime.routing import Hop
@@ -58,6 +58,7 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
         self._router = context.router
         self._outbox = outbox
         self._relay = Relay(context.router, api_grpc.CollaborationServiceStub)
+        self._insecure = settings.insecure
         self._clock = clock
         self._log = RequestLog(RequestRecord)
         self._calendar = WorkingCalendar(
@@ -279,7 +280,7 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
             raise invalid("INVALID_ARGUMENT", "sender_admdvs", "is neither party's region")
         self._ensure_served(subject, sender.other)
         for message in incoming.messages:
-            author = parse_subject(message.author)
+            author = access.author(message.author, insecure=self._insecure)
             if author is None or not access.may_act_for(author, subject, message.party):
                 raise DomainError(
                     "PERMISSION_DENIED_REGION",
