@@ -16,8 +16,11 @@ import pytest
 from google.type import date_pb2
 
 from yidi.collaboration.v1 import collaboration_service_pb2 as api
+from yidi.collaboration.v1 import collaboration_service_pb2_grpc as api_grpc
 from yidi.collaboration.v1 import ticket_pb2 as pb
-from yidi_runtime.config import NodeSettings
+from yidi_harness.federation import Federation, NodeSpec, Topology, institution, region_operator
+from yidi_runtime.config import NodeSettings, Role
+from yidi_runtime.identity import Principal
 from yidi_runtime.server import Node, create_server
 from yidi_runtime.wire import CHINA_STANDARD_TIME
 from yidi_services.collaboration.servicer import register
@@ -26,7 +29,40 @@ from yidi_testing import error_details
 
 T = TypeVar("T")
 _ids = itertools.count(1)
-DEADLINE_S = 10.0
+
+JIAXING, LANGFANG = "330400", "131000"
+HOSPITAL = institution("H33040200001")
+JIAXING_OPS, LANGFANG_OPS = region_operator(JIAXING), region_operator(LANGFANG)
+DENIED = (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED_REGION")
+TREE = Topology(
+    (
+        NodeSpec("000000", Role.NATIONAL, "national"),
+        NodeSpec("330000", Role.PROVINCE, "zhejiang", "000000"),
+        NodeSpec(JIAXING, Role.CITY, "jiaxing", "330000"),
+        NodeSpec("130000", Role.PROVINCE, "hebei", "000000"),
+        NodeSpec(LANGFANG, Role.CITY, "langfang", "130000"),
+    )
+)
+"""Jiaxing and Langfang under their provinces and the national node: the smallest tree a ticket crosses."""
+
+
+def stub(federation: Federation, node: str, who: Principal) -> api_grpc.CollaborationServiceStub:
+    """A client of ``node`` calling as ``who``."""
+    return api_grpc.CollaborationServiceStub(federation.channel(node, who))
+
+
+def held(federation: Federation, node: str, who: Principal, ticket_id: str) -> Callable[[], pb.Ticket]:
+    """Reads the ticket as ``node`` holds it (NOT_FOUND before it arrived reads as an empty ticket)."""
+
+    def read() -> pb.Ticket:
+        try:
+            return stub(federation, node, who).GetTicket(api.GetTicketRequest(ticket_id=ticket_id)).ticket
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return pb.Ticket()
+            raise
+
+    return read
 
 
 @dataclass

@@ -9,37 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import grpc
 import pytest
-from collaboration_support import Clock, eventually, iso, opening, refusal, request_id, start_on
+from collaboration_support import (
+    DENIED,
+    HOSPITAL,
+    JIAXING,
+    JIAXING_OPS,
+    LANGFANG,
+    LANGFANG_OPS,
+    TREE,
+    Clock,
+    eventually,
+    held,
+    iso,
+    opening,
+    refusal,
+    request_id,
+    start_on,
+    stub,
+)
 
 from yidi.collaboration.v1 import collaboration_service_pb2 as api
 from yidi.collaboration.v1 import collaboration_service_pb2_grpc as api_grpc
 from yidi.collaboration.v1 import ticket_pb2 as pb
-from yidi_harness.federation import (
-    Federation,
-    NodeSpec,
-    Topology,
-    institution,
-    region_operator,
-    start_federation,
-)
-from yidi_runtime.config import Role
+from yidi_harness.federation import Federation, region_operator, start_federation
 from yidi_runtime.identity import Principal
-
-JIAXING, LANGFANG = "330400", "131000"
-HOSPITAL = institution("H33040200001")
-JIAXING_OPS, LANGFANG_OPS = region_operator(JIAXING), region_operator(LANGFANG)
-DENIED = (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED_REGION")
-TREE = Topology(
-    (
-        NodeSpec("000000", Role.NATIONAL, "national"),
-        NodeSpec("330000", Role.PROVINCE, "zhejiang", "000000"),
-        NodeSpec(JIAXING, Role.CITY, "jiaxing", "330000"),
-        NodeSpec("130000", Role.PROVINCE, "hebei", "000000"),
-        NodeSpec(LANGFANG, Role.CITY, "langfang", "130000"),
-    )
-)
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +44,6 @@ def federation(
         TREE, tmp_path_factory.mktemp("tree"), module_databases, start=start_on(clock)
     ) as started:
         yield started
-
-
-def stub(federation: Federation, node: str, who: Principal) -> api_grpc.CollaborationServiceStub:
-    return api_grpc.CollaborationServiceStub(federation.channel(node, who))
-
-
-def held(federation: Federation, node: str, who: Principal, ticket_id: str) -> Callable[[], pb.Ticket]:
-    """Reads the ticket as ``node`` holds it (NOT_FOUND before it arrived reads as an empty ticket)."""
-
-    def read() -> pb.Ticket:
-        try:
-            return stub(federation, node, who).GetTicket(api.GetTicketRequest(ticket_id=ticket_id)).ticket
-        except grpc.RpcError as error:
-            if error.code() is grpc.StatusCode.NOT_FOUND:
-                return pb.Ticket()
-            raise
-
-    return read
 
 
 def queue(federation: Federation, node: str, who: Principal, **filters: object) -> list[pb.Ticket]:
