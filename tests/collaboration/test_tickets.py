@@ -21,7 +21,7 @@ from yidi.collaboration.v1 import collaboration_service_pb2_grpc as api_grpc
 from yidi.collaboration.v1 import ticket_pb2 as pb
 from yidi_harness.federation import Federation, NodeSpec, Topology, institution, region_operator
 from yidi_runtime.config import Role
-from yidi_runtime.identity import Principal
+from yidi_runtime.identity import CallerRole, Principal
 from yidi_testing import settings_for
 
 HEBEI, SHIJIAZHUANG, LANGFANG = "130000", "130100", "131000"
@@ -242,3 +242,48 @@ def test_the_queue_shows_overdue_tickets_by_due_date_and_the_gauges_count_them(
     assert {t.fixmedins_code for t in as_(OTHER_HOSPITAL).ListTickets(api.ListTicketsRequest()).tickets} <= {
         OTHER_HOSPITAL.name
     }
+
+
+def test_a_received_change_is_checked_as_if_made_here(as_: Stubs, clock: Clock) -> None:
+    """SyncTicket, as the node itself sends it in process: only the sender party's next turn is taken."""
+    clock.set("2026-03-05")
+    ticket = opened(as_)
+    held = as_(HEBEI_OPS).GetTicket(api.GetTicketRequest(ticket_id=ticket.ticket_id)).ticket
+    node = as_(Principal(CallerRole.NODE, HEBEI, HEBEI))
+
+    def sync(sender: str, changed: pb.Ticket) -> Callable[[], api.SyncTicketResponse]:
+        request = api.SyncTicketRequest(request_id=request_id(), sender_admdvs=sender, ticket=changed)
+        return lambda: node.SyncTicket(request)
+
+    def with_message(**fields: object) -> pb.Ticket:
+        changed = pb.Ticket()
+        changed.CopyFrom(held)
+        message = changed.messages.add()
+        message.CopyFrom(held.messages[0])
+        message.seq = 2
+        for name, value in fields.items():
+            setattr(message, name, value)
+        return changed
+
+    assert sync(SHIJIAZHUANG, held)().version == 1  # what it holds already: nothing to do
+    answer = {
+        "action": pb.TICKET_ACTION_ANSWER,
+        "party": pb.TICKET_PARTY_INSURED,
+        "author": "operator/131000/ops",
+    }
+    assert refusal(sync(SHIJIAZHUANG, with_message(**answer)))[:2] == (  # not the sender's party
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED_REGION",
+    )
+    forged = with_message(**answer | {"author": "operator/110000/ops"})
+    assert refusal(sync(LANGFANG, forged))[1] == "PERMISSION_DENIED_REGION"  # no Langfang author
+    closing = {"action": pb.TICKET_ACTION_CLOSE, "party": pb.TICKET_PARTY_TREATMENT}
+    assert refusal(sync(SHIJIAZHUANG, with_message(**closing)))[1] == "TICKET_STATE"  # not its turn
+    rewritten = with_message(**answer)
+    rewritten.messages[0].text = "Something the hospital never said."
+    assert refusal(sync(LANGFANG, rewritten))[2] == ["ticket"]
+    assert refusal(sync("110000", held))[2] == ["sender_admdvs"]
+    assert sync(LANGFANG, with_message(**answer))().version == 2
+    assert as_(HOSPITAL).GetTicket(api.GetTicketRequest(ticket_id=ticket.ticket_id)).ticket.state == (
+        pb.TICKET_STATE_ANSWERED
+    )
