@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from yidi.collaboration.v1 import collaboration_service_pb2 as api
 from yidi.collaboration.v1 import ticket_pb2 as pb
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.idempotency import MAX_OWNER
@@ -53,17 +54,17 @@ def state(number: int, field: str) -> State:
     return State(name)
 
 
-def opening(request: Any) -> Opening:
-    """OpenTicket's fields (or a received ticket's) as plain values."""
+def opening(fields: api.OpenTicketRequest | pb.Ticket, text: str) -> Opening:
+    """An OpenTicket's fields (or a received ticket's, whose text is its first message's) as plain values."""
     return Opening(
-        subject_kind=_name(pb.TicketSubjectKind, "TICKET_SUBJECT_KIND_", request.subject_kind),
-        subject_id=request.subject_id,
-        category=_name(pb.TicketCategory, "TICKET_CATEGORY_", request.category),
-        treatment_admdvs=request.treatment_admdvs,
-        insured_admdvs=request.insured_admdvs,
-        fixmedins_code=request.fixmedins_code,
-        opener=party(request.opener),
-        text=getattr(request, "text", ""),
+        subject_kind=_name(pb.TicketSubjectKind, "TICKET_SUBJECT_KIND_", fields.subject_kind),
+        subject_id=fields.subject_id,
+        category=_name(pb.TicketCategory, "TICKET_CATEGORY_", fields.category),
+        treatment_admdvs=fields.treatment_admdvs,
+        insured_admdvs=fields.insured_admdvs,
+        fixmedins_code=fields.fixmedins_code,
+        opener=party(fields.opener),
+        text=text,
     )
 
 
@@ -157,24 +158,11 @@ def received(message: pb.Ticket) -> Ticket:
     opener = party(message.opener)
     if opener is None:
         raise invalid("INVALID_ARGUMENT", "ticket.opener", "is not a ticket party")
-    checked = checked_opening(_opening_of(message), prefix="ticket.", text_field="ticket.messages[0].text")
     if not message.messages:
         raise invalid("INVALID_ARGUMENT", "ticket.messages", "must hold at least the opening message")
+    text = message.messages[0].text
+    checked = checked_opening(opening(message, text), prefix="ticket.", text_field="ticket.messages[0].text")
     subject = subject_of(message.ticket_id, checked, opener)
     if not (TICKET_ID.fullmatch(message.ticket_id) and message.ticket_id[:6] == subject.region(opener)):
         raise invalid("INVALID_ARGUMENT", "ticket.ticket_id", "is not a ticket id of the opener's region")
     return Ticket(subject, tuple(_received_message(m, i) for i, m in enumerate(message.messages)))
-
-
-def _opening_of(message: pb.Ticket) -> Opening:
-    """A received ticket's subject as an opening (its text is its first message's)."""
-    return Opening(
-        subject_kind=_name(pb.TicketSubjectKind, "TICKET_SUBJECT_KIND_", message.subject_kind),
-        subject_id=message.subject_id,
-        category=_name(pb.TicketCategory, "TICKET_CATEGORY_", message.category),
-        treatment_admdvs=message.treatment_admdvs,
-        insured_admdvs=message.insured_admdvs,
-        fixmedins_code=message.fixmedins_code,
-        opener=party(message.opener),
-        text=message.messages[0].text if message.messages else "",
-    )

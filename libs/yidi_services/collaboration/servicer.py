@@ -139,7 +139,7 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
     def OpenTicket(
         self, request: api.OpenTicketRequest, context: grpc.ServicerContext
     ) -> api.OpenTicketResponse:
-        opening = checked_opening(convert.opening(request))
+        opening = checked_opening(convert.opening(request, request.text))
         principal = identity.acting()
 
         def effect(session: Session) -> api.OpenTicketResponse:
