@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run once by the postgres image on an empty data directory (/docker-entrypoint-initdb.d):
 # one login role for the nodes and one database per node, each owned by that role. A node's
-# five services share its database, each with its own tables and Alembic version table.
+# six services share its database, each with its own tables and Alembic version table.
 set -euo pipefail
 : "${YIDI_DB_PASSWORD:?set YIDI_DB_PASSWORD for the yidi role}"
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

@@ -14,6 +14,7 @@ from yidi_cli.clearing import reconcile
 from yidi_cli.filing import app as filing_app
 from yidi_cli.registry import app as registry_app
 from yidi_cli.report import report
+from yidi_cli.ticket import app as ticket_app
 from yidi_runtime.config import ConfigError, NodeSettings, check_transport, load_settings
 
 app = typer.Typer(
@@ -136,6 +137,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(registry_app, name="registry")
 app.add_typer(filing_app, name="filing")
 app.add_typer(clearing_app, name="clearing")
+app.add_typer(ticket_app, name="ticket")
 app.command("reconcile")(reconcile)
 app.command("audit")(audit)
 app.command("report")(report)

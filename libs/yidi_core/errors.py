@@ -192,6 +192,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "参保人在该期间已有其他就医地的备案，请先变更或取消原备案",
     ),
     (
+        "TICKET_STATE",
+        "FAILED_PRECONDITION",
+        "The ticket does not await this party's action in its state.",
+        "协同工单当前状态不允许该方操作",
+    ),
+    (
         "INSTITUTION_NOT_DESIGNATED",
         "FAILED_PRECONDITION",
         "Outpatient care here needs one of the person's designated institutions.",

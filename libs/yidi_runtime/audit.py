@@ -535,6 +535,7 @@ PERSONAL_DATA_READS: frozenset[str] = (
         "CheckInstitutionTotals",
         "CheckInstitutionDetails",
     )
+    | _reads("yidi.collaboration.v1.CollaborationService", "GetTicket", "ListTickets")
     | _reads("yidi.audit.v1.AuditService", "ListAuditRecords")
 )
 """The reads the trail records besides every mutating call: those answering with personal data

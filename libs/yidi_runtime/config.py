@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +22,14 @@ from typing import Any
 from yidi_runtime.identity import parse_subject
 
 NATIONAL_REGION = "000000"
-SERVICE_NAMES: tuple[str, ...] = ("filing", "registry", "catalogue", "settlement", "clearing")
+SERVICE_NAMES: tuple[str, ...] = (
+    "filing",
+    "registry",
+    "catalogue",
+    "settlement",
+    "clearing",
+    "collaboration",
+)
 
 _REGION = re.compile(r"\d{6}")
 _ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
@@ -117,6 +125,14 @@ class NodeSettings:
     clearing_alert_interval_s: float = 60.0
     clearing_stale_hold_s: float = 3600.0
     """Reconciliation reports a hold still unconfirmed after this long as STALE_HOLD."""
+    collaboration_answer_working_days: int = 5
+    """Working days the addressee of a collaboration ticket has to answer it (from opening or a follow-up)."""
+    collaboration_close_working_days: int = 10
+    """Working days the opener of an answered ticket has to close it or follow up."""
+    collaboration_holidays: frozenset[date] = frozenset()
+    """Days off besides weekends in the tickets' working-day calendar."""
+    collaboration_working_weekends: frozenset[date] = frozenset()
+    """Weekend days worked instead (调休) in that calendar."""
     quota_enabled: bool = True
     """Per-caller rate limits (:mod:`yidi_runtime.quotas`); the defaults are far above any honest caller."""
     quota_institution_rate: float = 50.0
@@ -256,6 +272,26 @@ def _quota_callers(key: str, value: Any) -> dict[str, RateLimit]:
             _rate(f"{where}.rate", raw["rate"]), _burst(f"{where}.burst", raw["burst"])
         )
     return limits
+
+
+def _dates(key: str, value: Any) -> frozenset[date]:
+    """Days as a TOML array of ``"yyyy-mm-dd"`` strings (or dates), or ``yyyy-mm-dd,…`` in the environment."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | frozenset | set):
+        raise ConfigError(key, f"must be a list of yyyy-mm-dd days, got {value!r}")
+    days = set()
+    for item in items:
+        if isinstance(item, date):
+            days.add(item)
+            continue
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            days.add(date.fromisoformat(text))
+        except ValueError:
+            raise ConfigError(key, f"must be a list of yyyy-mm-dd days, got {text!r}") from None
+    return frozenset(days)
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -469,6 +505,28 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         "YIDI_CLEARING_STALE_HOLD_S",
         _float_positive,
         "clearing_stale_hold_s",
+    ),
+    (
+        "collaboration",
+        "answer_working_days",
+        "YIDI_COLLABORATION_ANSWER_WORKING_DAYS",
+        _int_in(1, 60),
+        "collaboration_answer_working_days",
+    ),
+    (
+        "collaboration",
+        "close_working_days",
+        "YIDI_COLLABORATION_CLOSE_WORKING_DAYS",
+        _int_in(1, 60),
+        "collaboration_close_working_days",
+    ),
+    ("collaboration", "holidays", "YIDI_COLLABORATION_HOLIDAYS", _dates, "collaboration_holidays"),
+    (
+        "collaboration",
+        "working_weekends",
+        "YIDI_COLLABORATION_WORKING_WEEKENDS",
+        _dates,
+        "collaboration_working_weekends",
     ),
     ("quotas", "enabled", "YIDI_QUOTA_ENABLED", _bool, "quota_enabled"),
     *(

@@ -18,6 +18,9 @@ from yidi_services.catalogue import servicers as catalogue_servicers
 from yidi_services.clearing import access as clearing_access
 from yidi_services.clearing import models as clearing_models
 from yidi_services.clearing import servicer as clearing_servicer
+from yidi_services.collaboration import access as collaboration_access
+from yidi_services.collaboration import models as collaboration_models
+from yidi_services.collaboration import servicer as collaboration_servicer
 from yidi_services.filing import access as filing_access
 from yidi_services.filing import models as filing_models
 from yidi_services.filing import servicer as filing_servicer
@@ -50,6 +53,7 @@ GROUPS: dict[str, ServiceGroup] = {
         _group("catalogue", catalogue_models, catalogue_servicers, catalogue_access),
         _group("settlement", settlement_models, settlement_servicer, settlement_access),
         _group("clearing", clearing_models, clearing_servicer, clearing_access),
+        _group("collaboration", collaboration_models, collaboration_servicer, collaboration_access),
     )
 }
 

@@ -39,7 +39,7 @@ def test_no_configuration_is_a_standalone_province_on_the_embedded_default() -> 
     assert settings.role is Role.PROVINCE
     assert settings.parent is None
     assert settings.embedded and settings.migrate_on_start
-    assert settings.services == ("filing", "registry", "catalogue", "settlement", "clearing")
+    assert settings.services == ("filing", "registry", "catalogue", "settlement", "clearing", "collaboration")
     assert settings.host == "127.0.0.1"
 
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from yidi_core.codes import check_region
 from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_runtime.regions import below, ensure_within
+from yidi_runtime.working_days import WorkingCalendar
 from yidi_services.filing import rules
 from yidi_services.filing.filings import Filing, State, read
 from yidi_services.filing.models import FilingRow
-from yidi_services.filing.working_days import WorkingCalendar
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.regions import ancestors, ensure_within
+from yidi_runtime.working_days import WorkingCalendar
 from yidi_services.filing.models import RulesRow
-from yidi_services.filing.working_days import WorkingCalendar
 
 MIN_TEMPORARY_MONTHS = 6
 _MAX_DEADLINE_DAYS = 60
