@@ -28,6 +28,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from yidi.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, journal_pb2
+from yidi.collaboration.v1 import collaboration_service_pb2, collaboration_service_pb2_grpc, ticket_pb2
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.registry.v1 import institution_pb2
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
@@ -51,6 +52,7 @@ from yidi_harness.federation import (
     region_operator,
 )
 from yidi_harness.polling import TimedOut, eventually
+from yidi_runtime.identity import Principal
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import CHINA_STANDARD_TIME, china_day, date_message, timestamp_message
 
@@ -941,6 +943,105 @@ def _suspended_in_jiaxing(stage: Stage, result: StoryResult) -> None:
     result.steps.append(f"RevokeSuspension at the national node: node {city} settles again")
 
 
+def _tickets(
+    stage: Stage, region: str, who: Principal
+) -> collaboration_service_pb2_grpc.CollaborationServiceStub:
+    return collaboration_service_pb2_grpc.CollaborationServiceStub(stage.federation.channel(region, who))
+
+
+def _ticket_at(
+    stage: Stage, region: str, who: Principal, ticket_id: str, state: ticket_pb2.TicketState.ValueType
+) -> ticket_pb2.Ticket:
+    """The ticket as ``region``'s node holds it, once it is in ``state`` there (the outboxes carry each turn)."""
+
+    def arrived() -> ticket_pb2.Ticket | None:
+        try:
+            ticket = (
+                _tickets(stage, region, who)
+                .GetTicket(
+                    collaboration_service_pb2.GetTicketRequest(ticket_id=ticket_id), timeout=_CALL_DEADLINE_S
+                )
+                .ticket
+            )
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                return None
+            raise
+        return ticket if ticket.state == state else None
+
+    return eventually(arrived, within_s=_DELIVERY_WAIT_S, what=f"ticket {ticket_id} at node {region}")
+
+
+def _ticket_about_qinghai(stage: Stage, result: StoryResult) -> None:
+    # 协同处理: the Jiaxing hospital asks the Qinghai centre about the stay it settled in story 2.
+    code, insured = result.fixmedins_code, QINGHAI_RESIDENT.insuplc_admdvs
+    window = stage.window(code)
+    settled = window.stub.ListSettlements(
+        settlement_service_pb2.ListSettlementsRequest(envelope=window.envelope(), insuplc_admdvs=insured),
+        timeout=_CALL_DEADLINE_S,
+    ).settlements
+    if not result.expect("the hospital finds the Qinghai patient's settlement", bool(settled)):
+        return
+    hospital, city = institution(code), stage.treatment_node(code)
+    centre = region_operator(stage.federation.host_of(insured, "collaboration"))
+    opened = (
+        _tickets(stage, city, hospital)
+        .OpenTicket(
+            collaboration_service_pb2.OpenTicketRequest(
+                request_id=message_id(city),
+                subject_kind=ticket_pb2.TICKET_SUBJECT_KIND_SETTLEMENT,
+                subject_id=settled[0].setl_id,
+                category=ticket_pb2.TICKET_CATEGORY_PATIENT_COMPLAINT,
+                treatment_admdvs=institution_region(code),
+                insured_admdvs=insured,
+                fixmedins_code=code,
+                text="患者对自费支架金额有疑问，请参保地核对政策。The patient asks why the stent was self-pay.",
+            ),
+            timeout=_CALL_DEADLINE_S,
+        )
+        .ticket
+    )
+    due = opened.due_date
+    result.steps.append(
+        f"OpenTicket at node {city} by the hospital: {opened.ticket_id} about settlement {opened.subject_id}, "
+        f"answer due {due.year:04d}-{due.month:02d}-{due.day:02d} (working days)"
+    )
+    home = centre.region
+    queue = (
+        _tickets(stage, home, centre).ListTickets(
+            collaboration_service_pb2.ListTicketsRequest(), timeout=_CALL_DEADLINE_S
+        )
+        if _ticket_at(stage, home, centre, opened.ticket_id, ticket_pb2.TICKET_STATE_OPEN)
+        else None
+    )
+    result.expect(
+        f"the ticket waits in node {home}'s queue",
+        queue is not None and opened.ticket_id in [ticket.ticket_id for ticket in queue.tickets],
+    )
+    result.steps.append(f"ListTickets at node {home}: the ticket waits for the Qinghai centre")
+    _tickets(stage, home, centre).AnswerTicket(
+        collaboration_service_pb2.AnswerTicketRequest(
+            request_id=message_id(home),
+            ticket_id=opened.ticket_id,
+            text="该型号支架不在青海目录内，按规定自费。The model is outside Qinghai's list: self-pay by policy.",
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    _ticket_at(stage, city, hospital, opened.ticket_id, ticket_pb2.TICKET_STATE_ANSWERED)
+    result.steps.append(f"AnswerTicket at node {home}; the answer reached node {city}")
+    _tickets(stage, city, hospital).CloseTicket(
+        collaboration_service_pb2.CloseTicketRequest(
+            request_id=message_id(city),
+            ticket_id=opened.ticket_id,
+            text="已向患者解释。Explained to the patient.",
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    closed = _ticket_at(stage, home, centre, opened.ticket_id, ticket_pb2.TICKET_STATE_CLOSED)
+    result.steps.append(f"CloseTicket at node {city} by the hospital; node {home} holds it closed")
+    result.expect("the ticket is closed at both places", closed.state == ticket_pb2.TICKET_STATE_CLOSED)
+
+
 STORIES: tuple[Story, ...] = (
     Story(
         1,
@@ -989,6 +1090,14 @@ STORIES: tuple[Story, ...] = (
         QINGHAI_RESIDENT,
         "H33040200001",
         _suspended_in_jiaxing,
+    ),
+    Story(
+        7,
+        "The Jiaxing hospital and the Qinghai centre settle a patient's question in a collaboration ticket",
+        "Ticket Jiaxing ↔ Qinghai, answered and closed",
+        QINGHAI_RESIDENT,
+        "H33040200001",
+        _ticket_about_qinghai,
     ),
 )
 
