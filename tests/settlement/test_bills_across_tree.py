@@ -10,8 +10,9 @@ Langfang node and reimburses the second there.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import grpc
 import pytest
@@ -29,6 +30,7 @@ from yidi_codec.visits import visit_from_proto
 from yidi_core.money import to_fen
 from yidi_core.settlement import Person, Settlement, settle_classified
 from yidi_harness.federation import (
+    SAMPLE_DATA,
     Federation,
     init_demo_pki,
     load_sample_data,
@@ -136,6 +138,26 @@ def _upload_self_pay_bill(stage: Stage, patient: Patient) -> settlement_pb2.Self
     ).bill
 
 
+def _import_unfiled_rates(federation: Federation, effective: date) -> None:
+    """Langfang's sample policy from ``effective`` on, with the seed's rates for care without a filing."""
+    document = (SAMPLE_DATA / "policies" / "131000-310-langfang.toml").read_bytes()
+    document += b'\n[unfiled_factors]\nemergency = "0.70"\nunreferred = "0.50"\n'
+    policies = policy_service_pb2_grpc.PolicyServiceStub(
+        federation.channel(LANGFANG, region_operator(LANGFANG))
+    )
+    policies.ImportPolicy(
+        policy_service_pb2.ImportPolicyRequest(
+            request_id=message_id(LANGFANG),
+            insuplc_admdvs=LANGFANG,
+            insutype="310",
+            effective_date=date_message(effective),
+            format=policy_service_pb2.POLICY_FORMAT_TOML,
+            document=document,
+        ),
+        timeout=DEADLINE_S,
+    )
+
+
 def _databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
     if request.param == "sqlite":
         yield lambda: None
@@ -155,6 +177,7 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     with start_federation(tree, tmp_path_factory.mktemp("bills"), factory, pki=pki) as federation:
         load_sample_data(federation)
         stage = Stage(federation, datetime.now(UTC))
+        _import_unfiled_rates(federation, date(stage.today.year, 1, 1))
         [filed] = stage.enrol_and_file(LANGFANG, JIAXING, 1, 701, "filed Langfang employee")
         visit = Encounter(
             patient=filed,
@@ -209,8 +232,9 @@ def test_another_provinces_operator_is_refused_by_the_treatment_node(played: Pla
         assert error_details(refused.value)["ErrorInfo"].reason == "PERMISSION_DENIED_REGION"
 
 
-def _expected(played: Played, bill: api.Bill) -> Settlement:
-    """What Langfang's policy in force pays for the classified bill of a person without a filing, by the core."""
+def _expected(played: Played, bill: api.Bill) -> tuple[Settlement, Settlement]:
+    """What Langfang's policy in force pays for the classified bill of a person without a filing, by the
+    core; and what it would pay without its rates for unfiled care."""
     policies = policy_service_pb2_grpc.PolicyServiceStub(
         played.federation.channel(LANGFANG, region_operator(LANGFANG))
     )
@@ -222,7 +246,13 @@ def _expected(played: Played, bill: api.Bill) -> Settlement:
     ).policy
     items = [item_result_from_proto(line.classification, index) for index, line in enumerate(bill.lines)]
     unfiled = Person(insutype="310", psn_type="1101", filing_category=None)
-    return settle_classified(visit_from_proto(bill.facts), unfiled, policy_from_proto(policy), items)
+    parsed = policy_from_proto(policy)
+    assert parsed.unfiled_factors == {"emergency": Decimal("0.70"), "unreferred": Decimal("0.50")}
+    visit = visit_from_proto(bill.facts)
+    return (
+        settle_classified(visit, unfiled, parsed, items),
+        settle_classified(visit, unfiled, replace(parsed, unfiled_factors={}), items),
+    )
 
 
 def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Played) -> None:
@@ -236,7 +266,7 @@ def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Pla
     assert not bill.HasField("person_credential")  # the patient's credential stays at the node
     assert [line.item.med_list_codg for line in bill.lines] == [line.code for line in BILL]
     assert sum(line.classification.det_item_fee_sumamt_fen for line in bill.lines) == bill_total_fen(BILL)
-    expected = _expected(played, bill)
+    expected, without_reduction = _expected(played, bill)
     before = accumulators(played.federation, LANGFANG, played.unfiled_psn_no, played.year)
 
     request_id = message_id(LANGFANG)
@@ -256,7 +286,7 @@ def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Pla
         to_fen(expected.psn_part_amt),
         0,
     )
-    assert amounts.fund_pay_sumamt_fen > 0
+    assert 0 < amounts.fund_pay_sumamt_fen < to_fen(without_reduction.fund_pay_sumamt)  # unreferred: 50%
     assert list(answer.result.items) == [line.classification for line in bill.lines]
     moved = dict(before)
     for change in answer.result.accumulator_changes:
