@@ -33,6 +33,7 @@ from yidi_harness.federation import (
     SAMPLE_DATA,
     Federation,
     init_demo_pki,
+    institution,
     load_sample_data,
     region_operator,
     start_federation,
@@ -45,7 +46,7 @@ from yidi_testing import error_details
 
 JIAXING, LANGFANG, GUANGDONG = "330400", "131000", "440000"
 REGIONS = ("000000", "330000", JIAXING, "130000", LANGFANG, GUANGDONG)
-HOSPITAL = "H33040200001"
+HOSPITAL, PHARMACY = "H33040200001", "P33040200001"
 DEADLINE_S = 20.0
 BILL = (
     BillLine("001102000010000", "床位费", "2", "60.00"),
@@ -224,12 +225,22 @@ def test_the_insured_regions_operator_reads_a_settlements_whole_bill_at_their_ow
     assert at_jiaxing.bill == bill
 
 
-def test_another_provinces_operator_is_refused_by_the_treatment_node(played: Played) -> None:
+def _as_institution(played: Played, code: str) -> api_grpc.InsuredSettlementServiceStub:
+    return api_grpc.InsuredSettlementServiceStub(played.federation.channel(JIAXING, institution(code)))
+
+
+def test_another_provinces_operator_and_another_institution_are_refused_by_the_treatment_node(
+    played: Played,
+) -> None:
+    strangers = (played.insured(GUANGDONG, GUANGDONG), _as_institution(played, PHARMACY))
     for key in ({"setl_id": played.settlement.setl_id}, {"bill_id": played.self_pay_bill.bill_id}):
-        with pytest.raises(grpc.RpcError) as refused:
-            played.insured(GUANGDONG, GUANGDONG).GetBill(api.GetBillRequest(**key), timeout=DEADLINE_S)
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert error_details(refused.value)["ErrorInfo"].reason == "PERMISSION_DENIED_REGION"
+        for stranger in strangers:
+            with pytest.raises(grpc.RpcError) as refused:
+                stranger.GetBill(api.GetBillRequest(**key), timeout=DEADLINE_S)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert error_details(refused.value)["ErrorInfo"].reason == "PERMISSION_DENIED_REGION"
+        own = _as_institution(played, HOSPITAL).GetBill(api.GetBillRequest(**key), timeout=DEADLINE_S).bill
+        assert own.lines and not own.HasField("person_credential")
 
 
 def _expected(played: Played, bill: api.Bill) -> tuple[Settlement, Settlement]:
@@ -301,3 +312,15 @@ def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Pla
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_details(refused.value)["ErrorInfo"].reason == "ALREADY_SETTLED"
     assert accumulators(played.federation, LANGFANG, played.unfiled_psn_no, played.year) == after
+
+    # The reconciliation compares settlements across nodes: a reimbursement is Langfang's alone.
+    listed = played.insured().ListSettlementRecords(
+        api.ListSettlementRecordsRequest(
+            route=settlement_pb2.Route(destination_admdvs=LANGFANG),
+            side=api.RECORD_SIDE_INSURED,
+            start_time=timestamp_message(datetime.now(UTC) - timedelta(days=1)),
+            end_time=timestamp_message(datetime.now(UTC) + timedelta(minutes=1)),
+        ),
+        timeout=DEADLINE_S,
+    )
+    assert [record.setl_id for record in listed.records] == [played.settlement.setl_id]
