@@ -272,9 +272,10 @@ class InsuredSettlementServiceServicer:
         from its treatment node (GetBill), identifies the person by its credential, and settles it
         with its own policy in force on the service date through the settlement core: a person
         with a filing for the treatment region settles with that filing's category; a person
-        without one (not filed, expired, pending review, or an emergency without a record) with
-        none, which is where the policy's reduced ratios for unfiled care apply (emergency or
-        unreferred, by the visit). The personal account is not used: the patient paid in full.
+        without one (not filed, expired, pending review, an outpatient institution the filing does
+        not designate, or an emergency without a record) with none, which is where the policy's
+        reduced ratios for unfiled care apply (`unfiled_factors`: emergency or unreferred, by the
+        visit). The personal account is not used: the patient paid in full.
         The reimbursement is recorded in the same ledger as direct settlements, final at once,
         with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
         most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).

@@ -23,8 +23,10 @@ from yidi_runtime.peers import PeerClient
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message
 
-WITHOUT_FILING = frozenset({"NOT_FILED", "FILING_EXPIRED", "FILING_PENDING_REVIEW"})
-"""Eligibility's refusals that mean no filing covers the visit."""
+WITHOUT_FILING = frozenset(
+    {"NOT_FILED", "FILING_EXPIRED", "FILING_PENDING_REVIEW", "INSTITUTION_NOT_DESIGNATED"}
+)
+"""Eligibility's refusals that mean no filing covers the visit (or not at that institution: unreferred care)."""
 
 
 class InsuredPlace:
@@ -49,7 +51,8 @@ class InsuredPlace:
         self, question: filing_service_pb2.CheckEligibilityRequest
     ) -> person_pb2.PersonSnapshot:
         """The person as eligibility sees them, with the filing category only when a filing record covers
-        the visit (UNSPECIFIED when none does: not filed, expired, pending, or an emergency without one).
+        the visit (UNSPECIFIED when none does: not filed, expired, pending, an outpatient institution
+        the filing does not designate, or an emergency without a record).
 
         For a bill paid in full elsewhere: the missing filing is no refusal but the category the
         policy's unfiled rates apply to; every other refusal (an unknown person, interrupted

@@ -71,13 +71,17 @@ class BillToReimburse:
 def bill_to_reimburse(bill: api.Bill, insuplc_admdvs: str) -> BillToReimburse:
     """The bill checked: a self-pay bill of a person insured in ``insuplc_admdvs``, its lines classified."""
     self_pay = bill.self_pay_bill
-    if not bill.HasField("self_pay_bill") or not bill.HasField("person_credential"):
-        raise DomainError("NOT_FOUND", "the treatment node answered no self-pay bill to reimburse")
     if not region_contains(insuplc_admdvs, self_pay.insuplc_admdvs):
         raise DomainError(
             "PERMISSION_DENIED_REGION",
             f"bill {self_pay.bill_id} is reimbursed by {self_pay.insuplc_admdvs}, not by {insuplc_admdvs}",
             metadata={"bill_id": self_pay.bill_id, "insuplc_admdvs": self_pay.insuplc_admdvs},
+        )
+    if not bill.HasField("person_credential"):  # the treatment node tells it only the insured place
+        raise DomainError(
+            "PERMISSION_DENIED_REGION",
+            f"the treatment node did not name the patient of bill {self_pay.bill_id} to this node",
+            metadata={"bill_id": self_pay.bill_id},
         )
     problems = Violations()
     visit = problems.check(lambda: visit_from_proto(bill.facts, checked=False))
