@@ -1,12 +1,15 @@
 """InsuredSettlementService: the insured-place half of a settlement, node to node.
 
-Every method runs only at the node hosting the insured region; the nodes on the way
-forward it (:mod:`~yidi_services.settlement.insured.forwarding`). There, persons and policies come from this
+Every method runs only at the node hosting the insured region (FenceSettlement and GetBill
+at the treatment node they name); the nodes on the way forward it
+(:mod:`~yidi_services.settlement.insured.forwarding`). There, persons and policies come from this
 node's filing and policy services (:mod:`~yidi_services.settlement.insured.lookups`), the settlement is applied as
 a hold (:mod:`~yidi_services.settlement.insured.apply`, :mod:`~yidi_services.settlement.insured.holds`) and voided when its hold expires
 unconfirmed (:mod:`~yidi_services.settlement.insured.expiry`). Every mutating method is idempotent on its
 ``request_id`` through the settlement service's request log. An ApplySettlement is applied
-only if the treatment node's seal holds (:mod:`yidi_runtime.integrity`), checked first.
+only if the treatment node's seal holds (:mod:`yidi_runtime.integrity`), checked first. A
+self-pay bill is reimbursed online here with this node's policy
+(:mod:`~yidi_services.settlement.insured.reimbursement`), fetched from its treatment node.
 """
 
 from __future__ import annotations
@@ -439,9 +442,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         """Read here when the bill is this node's; relay a node's request on toward its treatment node;
         for anyone else who asks here, fetch it as this node (an operator's vouch would not pass the
         nodes outside their region) and keep the patient's credential to this node."""
-        _, value = bill_key(request)
+        field, value = bill_key(request)
         principal = identity.acting()
-        toward = Region(value[:6], request.WhichOneof("key") or "key")
+        toward = Region(value[:6], field)
         client = self.relay.next_hop(toward)
         if client is None:
             return api.GetBillResponse(bill=self._bills.read(request, principal))

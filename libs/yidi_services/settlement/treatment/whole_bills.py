@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_pb2
-from yidi.type.v1 import fee_item_pb2, person_pb2, visit_pb2
+from yidi.type.v1 import person_pb2, visit_pb2
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime.config import region_contains
@@ -152,10 +152,10 @@ class WholeBills:
         settlement = settlement_message(row)
         visit = row_by_key(session, VisitRow, row.mdtrt_id)
         assert visit is not None  # a settlement is recorded with its visit, which is never deleted
-        classified = {line.feedetl_sn: line for line in settlement.result.items}
+        uploaded = {item.feedetl_sn: item for item in fees.active_items(session, row.mdtrt_id)}
         lines = [
-            api.BillLine(item=item, classification=classified.get(item.feedetl_sn, fee_item_pb2.ItemResult()))
-            for item in fees.active_items(session, row.mdtrt_id)
+            api.BillLine(item=uploaded.get(line.feedetl_sn), classification=line)
+            for line in settlement.result.items  # the lines as settled, each with the line uploaded
         ]
         message = visits.visit_message(session, visit)
         return api.Bill(
