@@ -49,10 +49,11 @@ def _rule_to_proto(rule: Rule) -> policy_pb2.PolicyRule:
 
 
 def policy_to_proto(policy: Policy) -> policy_pb2.Policy:
-    """The policy's rules and ratio adjustments for the wire (its version fields are the store's to set)."""
+    """The policy's rules, ratio adjustments and unfiled factors for the wire (its version fields are the store's to set)."""
     return policy_pb2.Policy(
         rules=[_rule_to_proto(rule) for rule in policy.rules],
         ratio_adjustments={key: format_decimal(value) for key, value in policy.ratio_adjustments.items()},
+        unfiled_factors={key: format_decimal(value) for key, value in policy.unfiled_factors.items()},
     )
 
 
@@ -141,7 +142,9 @@ def policy_from_proto(message: policy_pb2.Policy, path: str = "policy") -> Polic
         category(key, adjustments_path): _ratio(value, f"{adjustments_path}.{key}")
         for key, value in message.ratio_adjustments.items()
     }
-    policy = Policy(rules, adjustments)
+    factors_path = f"{path}.unfiled_factors"
+    factors = {key: _ratio(value, f"{factors_path}.{key}") for key, value in message.unfiled_factors.items()}
+    policy = Policy(rules, adjustments, factors)
     check_policy(policy, path)
     return policy
 

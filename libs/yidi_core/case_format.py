@@ -305,7 +305,12 @@ def parse_policy(document: object, path: str = "policy") -> Policy:
         _code("filing_category")(category, adjustments_path): _signed(value, f"{adjustments_path}.{category}")
         for category, value in _object(block.get("ratio_adjustments") or {}, adjustments_path).items()
     }
-    policy = Policy(rules, adjustments)
+    factors_path = f"{path}.unfiled_factors"
+    factors = {
+        _text(care, factors_path): _signed(value, f"{factors_path}.{care}")
+        for care, value in _object(block.get("unfiled_factors") or {}, factors_path).items()
+    }
+    policy = Policy(rules, adjustments, factors)
     check_policy(policy, path)
     return policy
 

@@ -77,6 +77,13 @@ class Explanation:
     account_balance: Decimal
     acct_pay: Decimal
     items: tuple[ItemResult, ...]
+    unfiled_factor: Decimal | None = None
+    """The share of ``eligible`` a person without a filing counts at (None: filed, or no such factor)."""
+
+    @property
+    def counted(self) -> Decimal:
+        """What of ``eligible`` the scale pays on: all of it, or its unfiled share."""
+        return self.eligible if self.unfiled_factor is None else self.eligible * self.unfiled_factor
 
     def sentences(self) -> list[str]:
         """The explanation in plain English (with the Chinese terms clerks use), one step a line."""
@@ -88,11 +95,14 @@ class Explanation:
                 f"Filing category {self.filing_category}: every ratio adjusted by "
                 f"{format_decimal(self.ratio_adjustment)} (clamped to [0, 1])."
             )
+        if self.unfiled_factor is not None:
+            lines.append(
+                f"No filing for this region (未备案): {format_decimal(self.unfiled_factor)} of the eligible "
+                f"{format_money(self.eligible)} counts, {format_decimal(self.counted)}; the rest is the patient's."
+            )
         scale = f"the {self.scale_key!r} scale" if self.scale_key else "this visit's scale"
-        lines.append(
-            f"Eligible {format_money(self.eligible)} counted on {scale} from "
-            f"{format_money(self.scale_before)}:"
-        )
+        counted = format_money(self.eligible) if self.unfiled_factor is None else format_decimal(self.counted)
+        lines.append(f"Eligible {counted} counted on {scale} from {format_money(self.scale_before)}:")
         for step in self.segments:
             if step.amount:
                 end = format_money(step.end) if step.end is not None else "up"

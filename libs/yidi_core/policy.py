@@ -78,12 +78,19 @@ def _listed(allowed: tuple[str, ...], values: tuple[str, ...]) -> bool:
     return ANY in allowed or any(value in allowed for value in values)
 
 
+UNFILED_CARE = ("emergency", "unreferred")
+"""The kinds of care without any filing a policy may pay at a reduced rate (``unfiled_factors``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """An insured-place policy version: rules in order, and ratio adjustments by filing category."""
+    """An insured-place policy version: rules in order, ratio adjustments by filing category, and
+    the factors the eligible amount of care without any filing counts at (settlement-rules.md,
+    "Unfiled and unreferred care")."""
 
     rules: tuple[Rule, ...]
     ratio_adjustments: Mapping[str, Decimal] = field(default_factory=dict)
+    unfiled_factors: Mapping[str, Decimal] = field(default_factory=dict)
     # Set by check_policy once the rules (immutable, unlike the adjustments mapping) passed, so
     # settling many bills under one policy checks its rules once.
     _rules_checked: bool = field(default=False, init=False, repr=False, compare=False)
@@ -91,6 +98,13 @@ class Policy:
     def adjustment(self, filing_category: str | None) -> Decimal:
         """The ratio adjustment for the category (0 when not filed or not listed)."""
         return self.ratio_adjustments.get(filing_category, ZERO) if filing_category else ZERO
+
+    def unfiled_factor(self, filing_category: str | None, emergency: bool) -> Decimal | None:
+        """The factor a person without a filing counts at (emergency or unreferred care, by the
+        visit); None when the person is filed or the policy has no factor for that care."""
+        if filing_category:
+            return None
+        return self.unfiled_factors.get(UNFILED_CARE[0] if emergency else UNFILED_CARE[1])
 
 
 def select_rule(
@@ -120,6 +134,12 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
         if not -ONE <= adjustment <= ONE:
             where = f"{path}.ratio_adjustments.{category}"
             problems.append(invalid("INVALID_POLICY", where, f"must lie in [-1, 1], got {adjustment}"))
+    for care, factor in policy.unfiled_factors.items():
+        where = f"{path}.unfiled_factors.{care}"
+        if care not in UNFILED_CARE:
+            problems.append(invalid("INVALID_POLICY", where, f"must be one of {', '.join(UNFILED_CARE)}"))
+        elif not ZERO <= factor <= ONE:
+            problems.append(invalid("INVALID_POLICY", where, f"must lie in [0, 1], got {factor}"))
     error = combine(problems)
     if error is not None:
         raise error

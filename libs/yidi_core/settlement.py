@@ -162,9 +162,13 @@ def _settle(
     eligible = inscp - act_pay_dedc
 
     adjustment = policy.adjustment(person.filing_category)
+    # Care without any filing: only this share of the eligible amount is paid on the scale
+    # (and counted on it); the rest stays the patient's, as co-payment.
+    unfiled_factor = policy.unfiled_factor(person.filing_category, visit.emergency)
+    paid_on = eligible if unfiled_factor is None else eligible * unfiled_factor
     scale_key = rule.scale_key
     scale_before = accumulators.value(AccumulatorKind.SEGMENT, scale_key) if scale_key else ZERO
-    steps = _segment_steps(rule, scale_before, eligible, adjustment)
+    steps = _segment_steps(rule, scale_before, paid_on, adjustment)
     fund_unrounded = sum((step.fund for step in steps), ZERO)
     fund_raw = round_fen(fund_unrounded)
 
@@ -175,7 +179,7 @@ def _settle(
     has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
 
-    changes = _changes(rule, act_pay_dedc, eligible, hifp)
+    changes = _changes(rule, act_pay_dedc, paid_on, hifp)
     explanation = Explanation(
         rule_index=rule_index,
         rule=rule,
@@ -197,6 +201,7 @@ def _settle(
         account_balance=person.account_balance,
         acct_pay=acct_pay,
         items=results,
+        unfiled_factor=unfiled_factor,
     )
     return Settlement(
         medfee_sumamt=medfee,
@@ -324,16 +329,16 @@ def _cap_step(rule: Rule, accumulators: Accumulators, fund_raw: Decimal) -> CapS
 
 
 def _changes(
-    rule: Rule, act_pay_dedc: Decimal, eligible: Decimal, hifp: Decimal
+    rule: Rule, act_pay_dedc: Decimal, counted: Decimal, hifp: Decimal
 ) -> tuple[AccumulatorChange, ...]:
-    """What the insured place adds: deductible (annual only), segment scale, cap (when keyed)."""
+    """What the insured place adds: deductible (annual only), segment scale (what was counted on it), cap (when keyed)."""
     changes = []
     if rule.annual_deductible_key:
         changes.append(
             AccumulatorChange(AccumulatorKind.DEDUCTIBLE, rule.annual_deductible_key, act_pay_dedc)
         )
     if rule.scale_key:
-        changes.append(AccumulatorChange(AccumulatorKind.SEGMENT, rule.scale_key, eligible))
+        changes.append(AccumulatorChange(AccumulatorKind.SEGMENT, rule.scale_key, counted))
     if rule.cap_key:
         changes.append(AccumulatorChange(AccumulatorKind.CAP, rule.cap_key, hifp))
     return tuple(changes)

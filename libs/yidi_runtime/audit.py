@@ -509,6 +509,7 @@ PERSONAL_DATA_READS: frozenset[str] = (
         "ResolvePerson",
         "GetAccumulators",
         "ListSettlementRecords",
+        "GetBill",
     )
     | _reads(
         "yidi.filing.v1.FilingService",

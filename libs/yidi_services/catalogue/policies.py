@@ -102,7 +102,10 @@ def read_document(content: bytes, document_format: DocumentFormat | None) -> dic
         raise invalid("INVALID_POLICY", "document", "must be an object with rules")
     block = raw.get("policy", raw) if "rules" not in raw else raw
     parse_policy(block, "document")
-    return {"rules": block["rules"], "ratio_adjustments": block.get("ratio_adjustments") or {}}
+    document = {"rules": block["rules"], "ratio_adjustments": block.get("ratio_adjustments") or {}}
+    if block.get("unfiled_factors"):  # documents without them read as before
+        document["unfiled_factors"] = block["unfiled_factors"]
+    return document
 
 
 def _check_no_overlap(versions: list[PolicyVersion], effective_date: date, end_date: date | None) -> None:

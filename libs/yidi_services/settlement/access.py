@@ -9,7 +9,10 @@ carries): a node's request must start in its subtree (its route's origin, the tr
 and institution), and the seal of an application's messages must be the node that applied
 it (checked by the handler against the stored application). Only this node's ancestors read
 its settlement records (the national reconciliation); a person's accumulators and account are
-operators' business, within their region at every hop.
+operators' business, within their region at every hop. A bill (GetBill) is authorized by the
+treatment node that keeps it, against the record (:mod:`~yidi_services.settlement.treatment.whole_bills`);
+an operator asks at their own node, which fetches it as itself. Reimbursing a self-pay bill
+is the insured region's operators' work.
 """
 
 from __future__ import annotations
@@ -49,4 +52,6 @@ ACCESS: dict[str, Access] = rules(
     GetAccumulators=allow(OPERATOR),
     FenceSettlement=allow(NODE, origin=_ORIGIN),
     ResolveHold=allow(NODE, OPERATOR, origin=_ORIGIN, from_above=True),
+    GetBill=allow(INSTITUTION, OPERATOR, NODE, origin=_ORIGIN),
+    ReimburseSelfPayBill=allow(OPERATOR),
 )

@@ -16,7 +16,8 @@ terms the three share (:class:`SettlementRecord`):
   :mod:`yidi_runtime.settlement_keys`; an id of before that scheme gives its msgid alone), timed by when it was
   applied, with its hold state — voided (``reversed``) when it timed out unrecorded or was
   reverted. Tombstones (a revert that arrived before its application) are not applications
-  and are not listed. The insured node does not know the clearing type; its treatment
+  and are not listed, nor are the self-pay bills this node reimbursed manually (no other side
+  records them). The insured node does not know the clearing type; its treatment
   region is the region of the treatment node that assigned the ``setl_id`` (its prefix),
   and the insured region and insurance type are those of the policy version applied.
 
@@ -42,7 +43,7 @@ from yidi_runtime.db import Database
 from yidi_runtime.paging import bad_token, decode_token, encode_token
 from yidi_runtime.settlement_keys import origin_id, split_key
 from yidi_runtime.wire import as_utc, timestamp_message
-from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
+from yidi_services.settlement.insured.models import ApplicationKind, ApplicationRow, ApplicationState
 from yidi_services.settlement.treatment.models import SettlementRow
 
 DEFAULT_PAGE_SIZE = 1_000
@@ -175,8 +176,11 @@ def _treatment_rows() -> Select[Any]:
 
 
 def _insured_rows() -> Select[Any]:
-    """Every application applied (held, confirmed, or voided since); not tombstones."""
-    return select(ApplicationRow.__table__).where(ApplicationRow.state.in_(_LISTED_STATES))
+    """Every settlement applied (held, confirmed, or voided since); not tombstones, and not the bills
+    reimbursed manually here, which no treatment node or journal records."""
+    return select(ApplicationRow.__table__).where(
+        ApplicationRow.state.in_(_LISTED_STATES), ApplicationRow.kind == ApplicationKind.DIRECT.value
+    )
 
 
 def _row_id(text: str) -> int:

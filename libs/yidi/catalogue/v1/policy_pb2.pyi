@@ -73,6 +73,26 @@ class Policy(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class UnfiledFactorsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     VERSION_ID_FIELD_NUMBER: _builtins.int
     INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
     INSUTYPE_FIELD_NUMBER: _builtins.int
@@ -81,6 +101,7 @@ class Policy(_message.Message):
     RULES_FIELD_NUMBER: _builtins.int
     RATIO_ADJUSTMENTS_FIELD_NUMBER: _builtins.int
     IMPORT_TIME_FIELD_NUMBER: _builtins.int
+    UNFILED_FACTORS_FIELD_NUMBER: _builtins.int
     version_id: _builtins.str
     """Version id, e.g. "131000/310@2026-01-01#1"."""
     insuplc_admdvs: _builtins.str
@@ -109,6 +130,13 @@ class Policy(_message.Message):
     def import_time(self) -> _timestamp_pb2.Timestamp:
         """When it was imported."""
 
+    @_builtins.property
+    def unfiled_factors(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The share of the eligible amount paid on for care without any filing (未备案), by the care:
+        `emergency` or `unreferred`, a decimal string in [0, 1], e.g. "0.70". Without an entry, a
+        person without a filing settles as any other.
+        """
+
     def __init__(
         self,
         *,
@@ -120,10 +148,11 @@ class Policy(_message.Message):
         rules: _abc.Iterable[Global___PolicyRule] | None = ...,
         ratio_adjustments: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         import_time: _timestamp_pb2.Timestamp | None = ...,
+        unfiled_factors: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "version_id", b"version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "unfiled_factors", b"unfiled_factors", "version_id", b"version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

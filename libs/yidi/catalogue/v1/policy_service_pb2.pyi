@@ -71,7 +71,9 @@ class ImportPolicyRequest(_message.Message):
     format: Global___PolicyFormat.ValueType
     """Document format."""
     document: _builtins.bytes
-    """The document, UTF-8: `rules` and optional `ratio_adjustments` as in the calc format."""
+    """The document, UTF-8: `rules` and optional `ratio_adjustments` and `unfiled_factors` as in
+    the calc format.
+    """
     @_builtins.property
     def effective_date(self) -> _date_pb2.Date:
         """First day in force."""

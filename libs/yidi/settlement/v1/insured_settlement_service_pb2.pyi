@@ -1102,3 +1102,229 @@ class ResolveHoldResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveHoldResponse: _TypeAlias = ResolveHoldResponse  # noqa: Y015
+
+@_typing.final
+class GetBillRequest(_message.Message):
+    """Request of GetBill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    BILL_ID_FIELD_NUMBER: _builtins.int
+    setl_id: _builtins.str
+    """A settlement's id: its visit's bill as settled."""
+    bill_id: _builtins.str
+    """A self-pay bill's id."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing: set by the node the caller asks, toward the treatment node the id names."""
+
+    def __init__(
+        self,
+        *,
+        route: _settlement_pb2.Route | None = ...,
+        setl_id: _builtins.str = ...,
+        bill_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "key", b"key", "route", b"route", "setl_id", b"setl_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "key", b"key", "route", b"route", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["setl_id", "bill_id"]  # noqa: Y015
+    _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_key) -> _WhichOneofReturnType_key | None: ...
+
+Global___GetBillRequest: _TypeAlias = GetBillRequest  # noqa: Y015
+
+@_typing.final
+class BillLine(_message.Message):
+    """One fee line of a bill with its classification by the treatment place's catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> _fee_item_pb2.FeeItem:
+        """The line as the HIS uploaded it."""
+
+    @_builtins.property
+    def classification(self) -> _fee_item_pb2.ItemResult:
+        """Its split (full self-pay, over ceiling, first self-pay, in scope) in fen."""
+
+    def __init__(
+        self,
+        *,
+        item: _fee_item_pb2.FeeItem | None = ...,
+        classification: _fee_item_pb2.ItemResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillLine: _TypeAlias = BillLine  # noqa: Y015
+
+@_typing.final
+class Bill(_message.Message):
+    """A bill as its treatment node keeps it: a settlement's, or a self-pay bill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    SELF_PAY_BILL_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    PERSON_CREDENTIAL_FIELD_NUMBER: _builtins.int
+    catalogue_version: _builtins.str
+    """The catalogue version that classified the lines."""
+    @_builtins.property
+    def settlement(self) -> _settlement_pb2.Settlement:
+        """The settlement: totals, fund split, accumulator changes and explanation in `result`
+        (unset for a self-pay bill).
+        """
+
+    @_builtins.property
+    def visit(self) -> _settlement_pb2.Visit:
+        """The settled visit (unset for a self-pay bill)."""
+
+    @_builtins.property
+    def self_pay_bill(self) -> _settlement_pb2.SelfPayBill:
+        """The self-pay bill (unset for a settlement); its credential masked."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillLine]:
+        """Every line with its classification, in upload order."""
+
+    @_builtins.property
+    def facts(self) -> _visit_pb2.VisitFacts:
+        """The visit facts the lines were classified for."""
+
+    @_builtins.property
+    def person_credential(self) -> _person_pb2.Credential:
+        """A self-pay bill's credential as presented, unmasked: only for a node whose region holds
+        the bill's insured region, which identifies the person by it; never shown to an operator.
+        """
+
+    def __init__(
+        self,
+        *,
+        settlement: _settlement_pb2.Settlement | None = ...,
+        visit: _settlement_pb2.Visit | None = ...,
+        self_pay_bill: _settlement_pb2.SelfPayBill | None = ...,
+        lines: _abc.Iterable[Global___BillLine] | None = ...,
+        catalogue_version: _builtins.str = ...,
+        facts: _visit_pb2.VisitFacts | None = ...,
+        person_credential: _person_pb2.Credential | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "person_credential", b"person_credential", "self_pay_bill", b"self_pay_bill", "settlement", b"settlement", "visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "facts", b"facts", "lines", b"lines", "person_credential", b"person_credential", "self_pay_bill", b"self_pay_bill", "settlement", b"settlement", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bill: _TypeAlias = Bill  # noqa: Y015
+
+@_typing.final
+class GetBillResponse(_message.Message):
+    """Response of GetBill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> Global___Bill:
+        """The bill."""
+
+    def __init__(
+        self,
+        *,
+        bill: Global___Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBillResponse: _TypeAlias = GetBillResponse  # noqa: Y015
+
+@_typing.final
+class ReimburseSelfPayBillRequest(_message.Message):
+    """Request of ReimburseSelfPayBill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
+    BILL_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid) of the reimbursement."""
+    insuplc_admdvs: _builtins.str
+    """The insured region reimbursing: it must hold the bill's insured region."""
+    bill_id: _builtins.str
+    """The self-pay bill to reimburse."""
+    @_builtins.property
+    def route(self) -> _settlement_pb2.Route:
+        """Routing (when forwarded)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        route: _settlement_pb2.Route | None = ...,
+        insuplc_admdvs: _builtins.str = ...,
+        bill_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "insuplc_admdvs", b"insuplc_admdvs", "request_id", b"request_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReimburseSelfPayBillRequest: _TypeAlias = ReimburseSelfPayBillRequest  # noqa: Y015
+
+@_typing.final
+class ReimburseSelfPayBillResponse(_message.Message):
+    """Response of ReimburseSelfPayBill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    PERSON_FIELD_NUMBER: _builtins.int
+    BILL_ID_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    bill_id: _builtins.str
+    """The bill reimbursed."""
+    policy_version: _builtins.str
+    """Policy version applied."""
+    @_builtins.property
+    def result(self) -> _settlement_result_pb2.SettlementResult:
+        """The reimbursement under the insured policy: `amounts.fund_pay_sumamt_fen` is paid to the
+        person; the per-line classification, the accumulator changes made and the explanation.
+        """
+
+    @_builtins.property
+    def person(self) -> _person_pb2.PersonSnapshot:
+        """The person as reimbursed (filing category UNSPECIFIED when not filed)."""
+
+    def __init__(
+        self,
+        *,
+        result: _settlement_result_pb2.SettlementResult | None = ...,
+        person: _person_pb2.PersonSnapshot | None = ...,
+        bill_id: _builtins.str = ...,
+        policy_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "person", b"person", "policy_version", b"policy_version", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReimburseSelfPayBillResponse: _TypeAlias = ReimburseSelfPayBillResponse  # noqa: Y015

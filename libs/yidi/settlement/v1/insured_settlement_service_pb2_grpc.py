@@ -88,6 +88,16 @@ class InsuredSettlementServiceStub:
                 request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.SerializeToString,
                 response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.FromString,
                 _registered_method=True)
+        self.GetBill = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/GetBill',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillResponse.FromString,
+                _registered_method=True)
+        self.ReimburseSelfPayBill = channel.unary_unary(
+                '/yidi.settlement.v1.InsuredSettlementService/ReimburseSelfPayBill',
+                request_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillRequest.SerializeToString,
+                response_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillResponse.FromString,
+                _registered_method=True)
 
 
 class InsuredSettlementServiceServicer:
@@ -238,6 +248,48 @@ class InsuredSettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBill(self, request, context):
+        """Reads the whole bill of a settlement (`setl_id`) or of a self-pay bill (`bill_id`): one
+        electronic record every office reads. Answered by the treatment node that keeps it (the
+        region its id starts with), wherever it is asked: an operator asks at their own node, which
+        fetches the bill across the tree on its own behalf (its node's vouch, `route.origin_admdvs`
+        its region); the nodes on the way relay it. The treatment node authorizes against the
+        record, failing closed: the institution that made it (asking at its own node), operators of
+        the treatment region (asking there), and nodes — hence their operators — whose region holds
+        the record's insured region or its treatment region (the national node holds both).
+        Anyone else is PERMISSION_DENIED_REGION, whether or not the record exists.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        NOT_FOUND/NO_CATALOGUE_VERSION (a self-pay bill's lines are classified as they are read),
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReimburseSelfPayBill(self, request, context):
+        """Online manual reimbursement (手工报销线上办理) of a self-pay bill, by an operator of the
+        insured region, answered at the node hosting `insuplc_admdvs`. The node fetches the bill
+        from its treatment node (GetBill), identifies the person by its credential, and settles it
+        with its own policy in force on the service date through the settlement core: a person
+        with a filing for the treatment region settles with that filing's category; a person
+        without one (not filed, expired, pending review, an outpatient institution the filing does
+        not designate, or an emergency without a record) with none, which is where the policy's
+        reduced ratios for unfiled care apply (`unfiled_factors`: emergency or unreferred, by the
+        visit). The personal account is not used: the patient paid in full.
+        The reimbursement is recorded in the same ledger as direct settlements, final at once,
+        with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
+        most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
+        FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
+        FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED, FAILED_PRECONDITION/ALREADY_SETTLED,
+        UNAVAILABLE/NODE_UNREACHABLE, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsuredSettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +342,16 @@ def add_InsuredSettlementServiceServicer_to_server(servicer, server):
                     servicer.ResolveHold,
                     request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.FromString,
                     response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.SerializeToString,
+            ),
+            'GetBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBill,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillResponse.SerializeToString,
+            ),
+            'ReimburseSelfPayBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReimburseSelfPayBill,
+                    request_deserializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillRequest.FromString,
+                    response_serializer=yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -566,6 +628,60 @@ class InsuredSettlementService:
             '/yidi.settlement.v1.InsuredSettlementService/ResolveHold',
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldRequest.SerializeToString,
             yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ResolveHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/GetBill',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.GetBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReimburseSelfPayBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.settlement.v1.InsuredSettlementService/ReimburseSelfPayBill',
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillRequest.SerializeToString,
+            yidi_dot_settlement_dot_v1_dot_insured__settlement__service__pb2.ReimburseSelfPayBillResponse.FromString,
             options,
             channel_credentials,
             insecure,

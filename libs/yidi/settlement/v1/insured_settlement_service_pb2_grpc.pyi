@@ -138,6 +138,40 @@ class InsuredSettlementServiceStub:
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
+    GetBill: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetBillRequest, _insured_settlement_service_pb2.GetBillResponse]
+    """Reads the whole bill of a settlement (`setl_id`) or of a self-pay bill (`bill_id`): one
+    electronic record every office reads. Answered by the treatment node that keeps it (the
+    region its id starts with), wherever it is asked: an operator asks at their own node, which
+    fetches the bill across the tree on its own behalf (its node's vouch, `route.origin_admdvs`
+    its region); the nodes on the way relay it. The treatment node authorizes against the
+    record, failing closed: the institution that made it (asking at its own node), operators of
+    the treatment region (asking there), and nodes — hence their operators — whose region holds
+    the record's insured region or its treatment region (the national node holds both).
+    Anyone else is PERMISSION_DENIED_REGION, whether or not the record exists.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    NOT_FOUND/NO_CATALOGUE_VERSION (a self-pay bill's lines are classified as they are read),
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ReimburseSelfPayBill: _grpc.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ReimburseSelfPayBillRequest, _insured_settlement_service_pb2.ReimburseSelfPayBillResponse]
+    """Online manual reimbursement (手工报销线上办理) of a self-pay bill, by an operator of the
+    insured region, answered at the node hosting `insuplc_admdvs`. The node fetches the bill
+    from its treatment node (GetBill), identifies the person by its credential, and settles it
+    with its own policy in force on the service date through the settlement core: a person
+    with a filing for the treatment region settles with that filing's category; a person
+    without one (not filed, expired, pending review, an outpatient institution the filing does
+    not designate, or an emergency without a record) with none, which is where the policy's
+    reduced ratios for unfiled care apply (`unfiled_factors`: emergency or unreferred, by the
+    visit). The personal account is not used: the patient paid in full.
+    The reimbursement is recorded in the same ledger as direct settlements, final at once,
+    with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
+    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
+    FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
+    FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED, FAILED_PRECONDITION/ALREADY_SETTLED,
+    UNAVAILABLE/NODE_UNREACHABLE, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
 
 @_typing.type_check_only
 class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
@@ -248,6 +282,40 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     insured region's operators. A hold already resolved is answered as it stands.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
     UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    GetBill: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.GetBillRequest, _insured_settlement_service_pb2.GetBillResponse]  # type: ignore[assignment]
+    """Reads the whole bill of a settlement (`setl_id`) or of a self-pay bill (`bill_id`): one
+    electronic record every office reads. Answered by the treatment node that keeps it (the
+    region its id starts with), wherever it is asked: an operator asks at their own node, which
+    fetches the bill across the tree on its own behalf (its node's vouch, `route.origin_admdvs`
+    its region); the nodes on the way relay it. The treatment node authorizes against the
+    record, failing closed: the institution that made it (asking at its own node), operators of
+    the treatment region (asking there), and nodes — hence their operators — whose region holds
+    the record's insured region or its treatment region (the national node holds both).
+    Anyone else is PERMISSION_DENIED_REGION, whether or not the record exists.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    NOT_FOUND/NO_CATALOGUE_VERSION (a self-pay bill's lines are classified as they are read),
+    UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ReimburseSelfPayBill: _aio.UnaryUnaryMultiCallable[_insured_settlement_service_pb2.ReimburseSelfPayBillRequest, _insured_settlement_service_pb2.ReimburseSelfPayBillResponse]  # type: ignore[assignment]
+    """Online manual reimbursement (手工报销线上办理) of a self-pay bill, by an operator of the
+    insured region, answered at the node hosting `insuplc_admdvs`. The node fetches the bill
+    from its treatment node (GetBill), identifies the person by its credential, and settles it
+    with its own policy in force on the service date through the settlement core: a person
+    with a filing for the treatment region settles with that filing's category; a person
+    without one (not filed, expired, pending review, an outpatient institution the filing does
+    not designate, or an emergency without a record) with none, which is where the policy's
+    reduced ratios for unfiled care apply (`unfiled_factors`: emergency or unreferred, by the
+    visit). The personal account is not used: the patient paid in full.
+    The reimbursement is recorded in the same ledger as direct settlements, final at once,
+    with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
+    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+    NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
+    FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
+    FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED, FAILED_PRECONDITION/ALREADY_SETTLED,
+    UNAVAILABLE/NODE_UNREACHABLE, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
 
 class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -416,6 +484,52 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         insured region's operators. A hold already resolved is answered as it stands.
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
         UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBill(
+        self,
+        request: _insured_settlement_service_pb2.GetBillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.GetBillResponse, _abc.Awaitable[_insured_settlement_service_pb2.GetBillResponse]]:
+        """Reads the whole bill of a settlement (`setl_id`) or of a self-pay bill (`bill_id`): one
+        electronic record every office reads. Answered by the treatment node that keeps it (the
+        region its id starts with), wherever it is asked: an operator asks at their own node, which
+        fetches the bill across the tree on its own behalf (its node's vouch, `route.origin_admdvs`
+        its region); the nodes on the way relay it. The treatment node authorizes against the
+        record, failing closed: the institution that made it (asking at its own node), operators of
+        the treatment region (asking there), and nodes — hence their operators — whose region holds
+        the record's insured region or its treatment region (the national node holds both).
+        Anyone else is PERMISSION_DENIED_REGION, whether or not the record exists.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        NOT_FOUND/NO_CATALOGUE_VERSION (a self-pay bill's lines are classified as they are read),
+        UNAVAILABLE/NODE_UNREACHABLE, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ReimburseSelfPayBill(
+        self,
+        request: _insured_settlement_service_pb2.ReimburseSelfPayBillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insured_settlement_service_pb2.ReimburseSelfPayBillResponse, _abc.Awaitable[_insured_settlement_service_pb2.ReimburseSelfPayBillResponse]]:
+        """Online manual reimbursement (手工报销线上办理) of a self-pay bill, by an operator of the
+        insured region, answered at the node hosting `insuplc_admdvs`. The node fetches the bill
+        from its treatment node (GetBill), identifies the person by its credential, and settles it
+        with its own policy in force on the service date through the settlement core: a person
+        with a filing for the treatment region settles with that filing's category; a person
+        without one (not filed, expired, pending review, an outpatient institution the filing does
+        not designate, or an emergency without a record) with none, which is where the policy's
+        reduced ratios for unfiled care apply (`unfiled_factors`: emergency or unreferred, by the
+        visit). The personal account is not used: the patient paid in full.
+        The reimbursement is recorded in the same ledger as direct settlements, final at once,
+        with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
+        most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
+        NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
+        FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
+        FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED, FAILED_PRECONDITION/ALREADY_SETTLED,
+        UNAVAILABLE/NODE_UNREACHABLE, UNAVAILABLE/INSURED_REGION_UNREACHABLE,
+        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
 def add_InsuredSettlementServiceServicer_to_server(servicer: InsuredSettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,7 +23,11 @@ from yidi_runtime.relay import Region
 UNREACHABLE = "INSURED_REGION_UNREACHABLE"
 ROUTED = Sealed(transient=("route.hops",))
 """A sealed request of this service: its seal covers everything but the hops each forwarding node appends."""
-_FALLBACK_DESTINATION = {"CreditAccountRequest": "insuplc_admdvs", "GetAccumulatorsRequest": "psn_no"}
+_FALLBACK_DESTINATION = {
+    "CreditAccountRequest": "insuplc_admdvs",
+    "GetAccumulatorsRequest": "psn_no",
+    "ReimburseSelfPayBillRequest": "insuplc_admdvs",
+}
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -31,8 +35,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 def destination(request: Any) -> Region:
     """The insured region a request is for, naming the field it came from.
 
-    ``route`` is optional on CreditAccount (its ``insuplc_admdvs`` says) and GetAccumulators
-    (a person number starts with its insured region's code).
+    ``route`` is optional on CreditAccount and ReimburseSelfPayBill (their ``insuplc_admdvs``
+    says) and GetAccumulators (a person number starts with its insured region's code).
     """
     if request.route.destination_admdvs:
         return Region(request.route.destination_admdvs, "route.destination_admdvs", UNREACHABLE)

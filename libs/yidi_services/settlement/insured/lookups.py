@@ -14,7 +14,7 @@ from datetime import date
 
 from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
-from yidi.type.v1 import person_pb2
+from yidi.type.v1 import filing_category_pb2, person_pb2
 from yidi_codec.policies import ParsedPolicies
 from yidi_core.errors import DomainError, invalid
 from yidi_core.policy import Policy
@@ -22,6 +22,11 @@ from yidi_runtime.config import region_contains
 from yidi_runtime.peers import PeerClient
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message
+
+WITHOUT_FILING = frozenset(
+    {"NOT_FILED", "FILING_EXPIRED", "FILING_PENDING_REVIEW", "INSTITUTION_NOT_DESIGNATED"}
+)
+"""Eligibility's refusals that mean no filing covers the visit (or not at that institution: unreferred care)."""
 
 
 class InsuredPlace:
@@ -41,6 +46,36 @@ class InsuredPlace:
         stub = client.stub(filing_service_pb2_grpc.FilingServiceStub)
         answer: filing_service_pb2.CheckEligibilityResponse = client.call(stub.CheckEligibility, request)
         return answer.person
+
+    def filing_status(
+        self, question: filing_service_pb2.CheckEligibilityRequest
+    ) -> person_pb2.PersonSnapshot:
+        """The person as eligibility sees them, with the filing category only when a filing record covers
+        the visit (UNSPECIFIED when none does: not filed, expired, pending, an outpatient institution
+        the filing does not designate, or an emergency without a record).
+
+        For a bill paid in full elsewhere: the missing filing is no refusal but the category the
+        policy's unfiled rates apply to; every other refusal (an unknown person, interrupted
+        contributions …) still stands.
+        """
+        try:
+            snapshot = self.eligibility(question)
+        except DomainError as refusal:
+            if refusal.reason_code not in WITHOUT_FILING:
+                raise
+            person = self._person(question.person, question.insuplc_admdvs, "the bill's patient")
+            return person_pb2.PersonSnapshot(
+                psn_no=person.psn_no,
+                insuplc_admdvs=person.insuplc_admdvs,
+                insutype=person.insutype,
+                psn_type=person.psn_type,
+                contribution_status=person_pb2.CONTRIBUTION_STATUS_ACTIVE,
+                credential_activated=person.credential_activated,
+                has_personal_account=person.has_personal_account,
+            )
+        if not snapshot.filing_id:
+            snapshot.filing_category = filing_category_pb2.FILING_CATEGORY_UNSPECIFIED
+        return snapshot
 
     def _person(
         self, lookup: insured_person_pb2.PersonLookup, insuplc_admdvs: str, described: str, **metadata: str

@@ -35,6 +35,14 @@ class ApplicationState(StrEnum):
     """Never applied, reverted in advance: the apply is refused (CORRECTED) if it ever arrives."""
 
 
+class ApplicationKind(StrEnum):
+    """What an application records: a settlement the treatment node applied, or a bill reimbursed here."""
+
+    DIRECT = "direct"
+    MANUAL_REIMBURSEMENT = "manual_reimbursement"
+    """A self-pay bill reimbursed online by this node's operators (手工报销线上办理): final at once."""
+
+
 class AccountRow(Base):
     """A person's personal account (个人账户) balance, and the row every change of the person locks."""
 
@@ -93,6 +101,9 @@ class ApplicationRow(Base):
     origin_admdvs: Mapped[str] = mapped_column(String(6), default="")
     # Times the treatment node was asked about the timed-out hold without an answer.
     resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # An ApplicationKind: a manual reimbursement is keyed by its bill (``<bill_id>:reimburse``), its
+    # ``setl_id`` is the bill's id and its ``origin_admdvs`` this node.
+    kind: Mapped[str] = mapped_column(String(24), default=ApplicationKind.DIRECT.value)
 
     __table_args__ = (
         Index("ix_settlement_insured_applications_holds", "state", "hold_expires_at"),

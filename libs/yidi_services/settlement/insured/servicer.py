@@ -1,12 +1,15 @@
 """InsuredSettlementService: the insured-place half of a settlement, node to node.
 
-Every method runs only at the node hosting the insured region; the nodes on the way
-forward it (:mod:`~yidi_services.settlement.insured.forwarding`). There, persons and policies come from this
+Every method runs only at the node hosting the insured region (FenceSettlement and GetBill
+at the treatment node they name); the nodes on the way forward it
+(:mod:`~yidi_services.settlement.insured.forwarding`). There, persons and policies come from this
 node's filing and policy services (:mod:`~yidi_services.settlement.insured.lookups`), the settlement is applied as
 a hold (:mod:`~yidi_services.settlement.insured.apply`, :mod:`~yidi_services.settlement.insured.holds`) and voided when its hold expires
 unconfirmed (:mod:`~yidi_services.settlement.insured.expiry`). Every mutating method is idempotent on its
 ``request_id`` through the settlement service's request log. An ApplySettlement is applied
-only if the treatment node's seal holds (:mod:`yidi_runtime.integrity`), checked first.
+only if the treatment node's seal holds (:mod:`yidi_runtime.integrity`), checked first. A
+self-pay bill is reimbursed online here with this node's policy
+(:mod:`~yidi_services.settlement.insured.reimbursement`), fetched from its treatment node.
 """
 
 from __future__ import annotations
@@ -21,19 +24,22 @@ from sqlalchemy.orm import Session
 from yidi.filing.v1 import filing_service_pb2, insured_person_pb2
 from yidi.settlement.v1 import insured_settlement_service_pb2 as api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as api_grpc
+from yidi.settlement.v1 import settlement_pb2
 from yidi_codec.fields import Violations
 from yidi_codec.results import accumulator_kind_to_proto
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
+from yidi_runtime import identity
 from yidi_runtime.idempotency import Once, RequestLog, Response, fingerprint
+from yidi_runtime.identity import CallerRole, Principal, Via
 from yidi_runtime.integrity import NodeIntegrity, Origin
 from yidi_runtime.logs import get_logger
-from yidi_runtime.relay import Relay
+from yidi_runtime.relay import Region, Relay, Vouching
 from yidi_runtime.routing import Router
 from yidi_runtime.service import BackgroundWorker, ServiceContext
 from yidi_runtime.settlement_keys import origin_id
 from yidi_runtime.wire import Clock, as_utc
-from yidi_services.settlement.insured import apply, holds, ledger
+from yidi_services.settlement.insured import apply, holds, ledger, reimbursement
 from yidi_services.settlement.insured.convert import change_message, required
 from yidi_services.settlement.insured.expiry import HoldExpiry, HoldMetrics
 from yidi_services.settlement.insured.forwarding import ROUTED, routed
@@ -44,6 +50,8 @@ from yidi_services.settlement.models import RequestRecord
 from yidi_services.settlement.records_listing import RecordsListing
 from yidi_services.settlement.treatment import fences
 from yidi_services.settlement.treatment.outcomes import retried
+from yidi_services.settlement.treatment.peers import TreatmentPeers
+from yidi_services.settlement.treatment.whole_bills import WholeBills, bill_key
 
 
 def _content(request: Message) -> Message:
@@ -124,7 +132,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         self._log = get_logger(service="settlement", node=context.settings.label)
         self._region = context.settings.region
         self.relay = Relay(router, api_grpc.InsuredSettlementServiceStub)
+        self._as_node = Relay(router, api_grpc.InsuredSettlementServiceStub, vouching=Vouching.NODE)
         self._records = RecordsListing(context.database, context.settings)
+        self._bills = WholeBills(context.database, TreatmentPeers(router))
 
     def workers(self) -> list[BackgroundWorker]:
         """Background work the node runs for this half (voiding expired holds)."""
@@ -415,3 +425,70 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         if balance is None and not values:
             self._place.ensure_person(psn_no)
         return api.GetAccumulatorsResponse(accumulators=values, account_balance_fen=balance or 0)
+
+    def _fetched(self, request: api.GetBillRequest, context: grpc.ServicerContext) -> api.Bill:
+        """The bill, asked by this node on its own behalf of the treatment node its id names (or read here)."""
+        field, value = bill_key(request)
+        asked = api.GetBillRequest(route=settlement_pb2.Route(origin_admdvs=self._region))
+        setattr(asked, field, value)
+        toward = Region(value[:6], field)
+        client = self._as_node.next_hop(toward)
+        if client is None:
+            return self._bills.read(asked, Principal(CallerRole.NODE, self._region, self._region, Via.LOCAL))
+        answer: api.GetBillResponse = self._as_node.pass_on(client, "GetBill", asked, context, toward)
+        return answer.bill
+
+    def GetBill(self, request: api.GetBillRequest, context: grpc.ServicerContext) -> api.GetBillResponse:
+        """Read here when the bill is this node's; relay a node's request on toward its treatment node;
+        for anyone else who asks here, fetch it as this node (an operator's vouch would not pass the
+        nodes outside their region) and keep the patient's credential to this node."""
+        field, value = bill_key(request)
+        principal = identity.acting()
+        toward = Region(value[:6], field)
+        client = self.relay.next_hop(toward)
+        if client is None:
+            return api.GetBillResponse(bill=self._bills.read(request, principal))
+        if principal.role is CallerRole.NODE:
+            answer: api.GetBillResponse = self.relay.pass_on(client, "GetBill", request, context, toward)
+            return answer
+        if principal.role is CallerRole.INSTITUTION:
+            raise DomainError(
+                "PERMISSION_DENIED_REGION",
+                f"institution {principal.name} reads only the bills its own node {self._region} keeps",
+                metadata={"caller": principal.subject, "node_region": self._region},
+            )
+        bill = self._fetched(request, context)
+        bill.ClearField("person_credential")
+        return api.GetBillResponse(bill=bill)
+
+    @routed
+    def ReimburseSelfPayBill(
+        self, request: api.ReimburseSelfPayBillRequest, context: grpc.ServicerContext
+    ) -> api.ReimburseSelfPayBillResponse:
+        """Reimburse a self-pay bill online (:mod:`~yidi_services.settlement.insured.reimbursement`)."""
+        method, response_type = "ReimburseSelfPayBill", api.ReimburseSelfPayBillResponse
+        _required_fields(request, "request_id", "bill_id")
+        region = check_region(request.insuplc_admdvs, "insuplc_admdvs")
+        bill_id = request.bill_id.strip()
+        with self._database.unit_of_work() as uow:
+            answered = self._answered(uow.session, request.request_id, method, request, response_type)
+            if answered is None:
+                reimbursement.ensure_not_reimbursed(uow.session, bill_id)
+        if answered is not None:
+            return answered
+        bill = reimbursement.bill_to_reimburse(
+            self._fetched(api.GetBillRequest(bill_id=bill_id), context), region
+        )
+        snapshot = self._place.filing_status(reimbursement.eligibility_question(bill, region))
+        version, policy = self._place.policy(
+            snapshot.insuplc_admdvs, snapshot.insutype, bill.visit.service_date
+        )
+        terms = apply.Terms(snapshot, version, policy)
+        now = as_utc(self._clock())
+        return self._once(
+            request.request_id,
+            method,
+            request,
+            response_type,
+            lambda session: reimbursement.reimburse(session, bill, terms, now, self._region),
+        )
