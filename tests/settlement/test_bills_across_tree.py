@@ -64,6 +64,7 @@ class Played:
     federation: Federation
     settlement: settlement_pb2.Settlement
     self_pay_bill: settlement_pb2.SelfPayBill
+    settled_visits_bill: settlement_pb2.SelfPayBill
     unfiled_psn_no: str
     year: int
 
@@ -74,10 +75,10 @@ class Played:
         channel = self.federation.channel(region, region_operator(operator))
         return api_grpc.InsuredSettlementServiceStub(channel)
 
-    def reimburse(self, request_id: str) -> api.ReimburseSelfPayBillResponse:
+    def reimburse(self, request_id: str, bill_id: str = "") -> api.ReimburseSelfPayBillResponse:
         return self.insured().ReimburseSelfPayBill(
             api.ReimburseSelfPayBillRequest(
-                request_id=request_id, insuplc_admdvs=LANGFANG, bill_id=self.self_pay_bill.bill_id
+                request_id=request_id, insuplc_admdvs=LANGFANG, bill_id=bill_id or self.self_pay_bill.bill_id
             ),
             timeout=DEADLINE_S,
         )
@@ -106,8 +107,9 @@ def _enrol(stage: Stage, serial: int) -> tuple[Patient, str]:
     return patient, answer.psn_nos[0]
 
 
-def _upload_self_pay_bill(stage: Stage, patient: Patient) -> settlement_pb2.SelfPayBill:
-    """The Jiaxing hospital's full bill of an inpatient stay direct settlement refused (NOT_FILED)."""
+def _upload_self_pay_bill(stage: Stage, patient: Patient, mdtrt_id: str = "") -> settlement_pb2.SelfPayBill:
+    """The Jiaxing hospital's full bill of an inpatient stay direct settlement refused (NOT_FILED),
+    naming the visit it was tried for if any."""
     window = stage.window(HOSPITAL)
     admitted = stage.now - timedelta(hours=30)
     items = [
@@ -133,6 +135,7 @@ def _upload_self_pay_bill(stage: Stage, patient: Patient) -> settlement_pb2.Self
                 invoice_numbers=["ZJ-0001"],
                 direct_settlement_failure_reason="NOT_FILED",
                 service_date=date_message(stage.today),
+                mdtrt_id=mdtrt_id,
             ),
         ),
         timeout=DEADLINE_S,
@@ -191,11 +194,12 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             bill=BILL,
         )
         window = stage.window(HOSPITAL)
-        _, settle = open_visit(window, visit)
+        registered, settle = open_visit(window, visit)
+        settled_bill = _upload_self_pay_bill(stage, filed, registered.mdtrt_id)  # then settled after all
         settlement = window.settle(settle)
         unfiled, psn_no = _enrol(stage, 702)
         bill = _upload_self_pay_bill(stage, unfiled)
-        yield Played(federation, settlement, bill, psn_no, stage.today.year)
+        yield Played(federation, settlement, bill, settled_bill, psn_no, stage.today.year)
     databases.close()
 
 
@@ -324,3 +328,18 @@ def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Pla
         timeout=DEADLINE_S,
     )
     assert [record.setl_id for record in listed.records] == [played.settlement.setl_id]
+
+
+def test_a_bill_whose_visit_was_settled_directly_is_never_reimbursed(played: Played) -> None:
+    bill = (
+        played.insured()
+        .GetBill(api.GetBillRequest(bill_id=played.settled_visits_bill.bill_id), timeout=DEADLINE_S)
+        .bill
+    )
+    assert bill.visit.setl_id == played.settlement.setl_id
+
+    with pytest.raises(grpc.RpcError) as refused:
+        played.reimburse(message_id(LANGFANG), played.settled_visits_bill.bill_id)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_details(refused.value)["ErrorInfo"]
+    assert (info.reason, info.metadata["setl_id"]) == ("ALREADY_SETTLED", played.settlement.setl_id)

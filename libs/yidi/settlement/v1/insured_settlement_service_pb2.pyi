@@ -1190,7 +1190,9 @@ class Bill(_message.Message):
 
     @_builtins.property
     def visit(self) -> _settlement_pb2.Visit:
-        """The settled visit (unset for a self-pay bill)."""
+        """The settled visit; for a self-pay bill, the visit it names, if any (with its `setl_id`
+        when it was settled directly since).
+        """
 
     @_builtins.property
     def self_pay_bill(self) -> _settlement_pb2.SelfPayBill:

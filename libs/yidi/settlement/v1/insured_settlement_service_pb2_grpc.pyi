@@ -164,7 +164,8 @@ class InsuredSettlementServiceStub:
     visit). The personal account is not used: the patient paid in full.
     The reimbursement is recorded in the same ledger as direct settlements, final at once,
     with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
-    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement), and never
+    when the visit it names was settled directly (ALREADY_SETTLED naming the settlement).
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
     NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
     FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
@@ -309,7 +310,8 @@ class InsuredSettlementServiceAsyncStub(InsuredSettlementServiceStub):
     visit). The personal account is not used: the patient paid in full.
     The reimbursement is recorded in the same ledger as direct settlements, final at once,
     with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
-    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+    most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement), and never
+    when the visit it names was settled directly (ALREADY_SETTLED naming the settlement).
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
     NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
     FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,
@@ -523,7 +525,8 @@ class InsuredSettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         visit). The personal account is not used: the patient paid in full.
         The reimbursement is recorded in the same ledger as direct settlements, final at once,
         with the accumulator changes it made. Idempotent on `request_id`; a bill is reimbursed at
-        most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement).
+        most once (FAILED_PRECONDITION/ALREADY_SETTLED naming the earlier reimbursement), and never
+        when the visit it names was settled directly (ALREADY_SETTLED naming the settlement).
         Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND,
         NOT_FOUND/PERSON_NOT_FOUND, NOT_FOUND/NO_POLICY_VERSION, NOT_FOUND/NO_CATALOGUE_VERSION,
         FAILED_PRECONDITION/NO_POLICY_RULE, FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED,

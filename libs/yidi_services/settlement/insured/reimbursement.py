@@ -69,7 +69,8 @@ class BillToReimburse:
 
 
 def bill_to_reimburse(bill: api.Bill, insuplc_admdvs: str) -> BillToReimburse:
-    """The bill checked: a self-pay bill of a person insured in ``insuplc_admdvs``, its lines classified."""
+    """The bill checked: a self-pay bill of a person insured in ``insuplc_admdvs``, its lines classified,
+    whose visit (when it names one) was not settled directly since (ALREADY_SETTLED)."""
     self_pay = bill.self_pay_bill
     if not region_contains(insuplc_admdvs, self_pay.insuplc_admdvs):
         raise DomainError(
@@ -82,6 +83,16 @@ def bill_to_reimburse(bill: api.Bill, insuplc_admdvs: str) -> BillToReimburse:
             "PERMISSION_DENIED_REGION",
             f"the treatment node did not name the patient of bill {self_pay.bill_id} to this node",
             metadata={"bill_id": self_pay.bill_id},
+        )
+    if bill.visit.setl_id:
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"the visit {bill.visit.mdtrt_id} of bill {self_pay.bill_id} was settled directly ({bill.visit.setl_id})",
+            metadata={
+                "bill_id": self_pay.bill_id,
+                "mdtrt_id": bill.visit.mdtrt_id,
+                "setl_id": bill.visit.setl_id,
+            },
         )
     problems = Violations()
     visit = problems.check(lambda: visit_from_proto(bill.facts, checked=False))

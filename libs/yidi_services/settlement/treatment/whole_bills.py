@@ -122,6 +122,9 @@ class WholeBills:
                 principal, Owners(row.fixmedins_code, view.facts.mdtrtarea_admvs, row.insuplc_admdvs)
             )
             bill = api.Bill(self_pay_bill=view)
+            visit = row_by_key(uow.session, VisitRow, row.mdtrt_id) if row.mdtrt_id else None
+            if visit is not None:  # the visit direct settlement was tried for, settled since or not
+                bill.visit.CopyFrom(visits.visit_message(uow.session, visit))
             if principal.role is CallerRole.DEVELOPER or (
                 principal.role is CallerRole.NODE and region_contains(principal.region, row.insuplc_admdvs)
             ):

@@ -3,7 +3,7 @@
 Every application recorded before this revision is a direct settlement.
 
 Revision ID: settlement_0010
-Revises: settlement_0008
+Revises: settlement_0009
 Create Date: 2026-12-08
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "settlement_0010"
-down_revision = "settlement_0008"
+down_revision = "settlement_0009"
 branch_labels = None
 depends_on = None
 
