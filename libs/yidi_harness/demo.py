@@ -273,6 +273,12 @@ def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cle
             outcome = f"{refused} → settled" if refused else "settled"
             amounts = settlement.result.amounts
             money = (_yuan(amounts.fund_pay_sumamt_fen), _yuan(amounts.psn_part_amt_fen))
+        elif result.reimbursement is not None:
+            outcome = f"{refused} → reimbursed online"
+            amounts = result.reimbursement.result.amounts
+            money = (_yuan(amounts.fund_pay_sumamt_fen), _yuan(amounts.psn_part_amt_fen))
+        elif result.ending:
+            outcome, money = result.ending, ("", "")
         elif refused:
             outcome, money = refused, ("", "")
         else:
@@ -284,7 +290,7 @@ def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cle
             result.short,
             outcome,
             *money,
-            settlement.setl_id if settlement else result.failure,
+            settlement.setl_id if settlement else _bill_or_failure(result),
         )
     table.add_section()
     table.add_row(
@@ -305,6 +311,10 @@ def summary(results: Sequence[StoryResult], reconciled: Reconciled, cleared: Cle
         cleared.failure,
     )
     return table
+
+
+def _bill_or_failure(result: StoryResult) -> str:
+    return result.reimbursement.bill_id if result.reimbursement is not None else result.failure
 
 
 def _outcome(text: str, checked: Checked) -> str:

@@ -33,7 +33,13 @@ from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_gr
 from yidi.registry.v1 import institution_pb2
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
 from yidi.registry.v1 import institution_registry_service_pb2_grpc as registry_grpc
-from yidi.settlement.v1 import settlement_pb2, settlement_service_pb2, settlement_service_pb2_grpc
+from yidi.settlement.v1 import (
+    insured_settlement_service_pb2,
+    insured_settlement_service_pb2_grpc,
+    settlement_pb2,
+    settlement_service_pb2,
+    settlement_service_pb2_grpc,
+)
 from yidi.type.v1 import (
     fee_item_pb2,
     filing_category_pb2,
@@ -242,11 +248,10 @@ class Window:
             timeout=_CALL_DEADLINE_S,
         ).visit
 
-    def upload(
-        self, visit: Encounter, registered: settlement_pb2.Visit
-    ) -> settlement_service_pb2.UploadFeeItemsResponse:
-        """2204 / 2301: every line, classified by the treatment place's catalogue."""
-        items = [
+    @staticmethod
+    def items(visit: Encounter) -> list[fee_item_pb2.FeeItem]:
+        """The visit's bill as the HIS sends its lines."""
+        return [
             fee_item_pb2.FeeItem(
                 feedetl_sn=f"{index:04d}",
                 med_list_codg=line.code,
@@ -258,15 +263,41 @@ class Window:
             )
             for index, line in enumerate(visit.bill, start=1)
         ]
+
+    def upload(
+        self, visit: Encounter, registered: settlement_pb2.Visit
+    ) -> settlement_service_pb2.UploadFeeItemsResponse:
+        """2204 / 2301: every line, classified by the treatment place's catalogue."""
         return self.stub.UploadFeeItems(
             settlement_service_pb2.UploadFeeItemsRequest(
                 request_id=self.request_id(),
                 envelope=self.envelope(registered.insuplc_admdvs),
                 mdtrt_id=registered.mdtrt_id,
-                items=items,
+                items=self.items(visit),
             ),
             timeout=_CALL_DEADLINE_S,
         )
+
+    def upload_self_pay_bill(self, visit: Encounter, reason: str, invoice: str) -> settlement_pb2.SelfPayBill:
+        """The whole bill of a visit that could not settle directly, for online manual reimbursement (手工报销)."""
+        insured = visit.patient.insuplc_admdvs
+        return self.stub.UploadSelfPayBill(
+            settlement_service_pb2.UploadSelfPayBillRequest(
+                request_id=self.request_id(),
+                envelope=self.envelope(insured),
+                bill=settlement_pb2.SelfPayBill(
+                    credential=visit.patient.credential,
+                    insuplc_admdvs=insured,
+                    facts=visit.facts,
+                    items=self.items(visit),
+                    medfee_sumamt_fen=bill_total_fen(visit.bill),
+                    invoice_numbers=[invoice],
+                    direct_settlement_failure_reason=reason,
+                    service_date=date_message(visit.service_date),
+                ),
+            ),
+            timeout=_CALL_DEADLINE_S,
+        ).bill
 
     def discharge(self, visit: Encounter, registered: settlement_pb2.Visit) -> settlement_pb2.Visit:
         """2402: discharge time and diagnoses."""
@@ -363,6 +394,10 @@ class StoryResult(Checked):
     pre_settlement: settlement_result_pb2.SettlementResult | None = None
     settlement: settlement_pb2.Settlement | None = None
     journal_entries: list[journal_pb2.JournalEntry] = field(default_factory=list)
+    reimbursement: insured_settlement_service_pb2.ReimburseSelfPayBillResponse | None = None
+    """The insured place's online reimbursement of a bill that could not settle directly."""
+    ending: str = ""
+    """How a story that settles nothing ended, for the summary."""
 
 
 _ENTRIES = {
@@ -1040,6 +1075,69 @@ def _ticket_about_qinghai(stage: Stage, result: StoryResult) -> None:
     closed = _ticket_at(stage, home, centre, opened.ticket_id, ticket_pb2.TICKET_STATE_CLOSED)
     result.steps.append(f"CloseTicket at node {city} by the hospital; node {home} holds it closed")
     result.expect("the ticket is closed at both places", closed.state == ticket_pb2.TICKET_STATE_CLOSED)
+    result.ending = f"ticket opened, answered, closed ({len(closed.messages)} messages)"
+
+
+def _reimbursed_online(stage: Stage, result: StoryResult) -> None:
+    # 手工报销线上办理: care the filing does not cover cannot settle directly; the hospital uploads
+    # the whole bill once, and the insured place reads it across the tree and reimburses it.
+    visit = Encounter(
+        patient=LANGFANG_RETIREE,
+        fixmedins_code=result.fixmedins_code,
+        med_type="21",
+        service_date=stage.today,
+        begin_time=stage.earlier_today(5),
+        end_time=stage.now,
+        diagnoses=("I21.000",),
+        bill=(
+            BillLine("001102000010000", "床位费", "1", "60.00"),
+            BillLine("003106050020000", "经皮冠状动脉支架置入术", "1", "18000.00"),
+            BillLine("C0203010340000000002", "冠脉支架(集采型号)", "1", "798.00"),
+            BillLine("XJ01DDT071B002010100003", "注射用头孢曲松钠", "2", "15.00"),
+        ),
+    )
+    reason = verify_refusal(stage, result, visit)
+    if not result.expect(
+        "VerifyPerson refuses NOT_FILED (filed for Beijing, treated in Jiaxing)", reason == "NOT_FILED"
+    ):
+        return
+    uploaded = stage.window(visit.fixmedins_code).upload_self_pay_bill(visit, reason, "ZJ-FP-0008")
+    result.steps.append(
+        f"UploadSelfPayBill at node {stage.treatment_node(visit.fixmedins_code)}: {uploaded.bill_id}"
+    )
+    home = stage.federation.host_of(LANGFANG_RETIREE.insuplc_admdvs, "settlement")
+    insured = insured_settlement_service_pb2_grpc.InsuredSettlementServiceStub(
+        stage.federation.channel(home, region_operator(home))
+    )
+    read = insured.GetBill(
+        insured_settlement_service_pb2.GetBillRequest(bill_id=uploaded.bill_id), timeout=_CALL_DEADLINE_S
+    ).bill
+    result.steps.append(
+        f"GetBill at node {home} by Langfang's operator: {len(read.lines)} lines classified with "
+        f"{read.catalogue_version}, fetched from node {stage.treatment_node(visit.fixmedins_code)}"
+    )
+    result.expect("the insured place reads every line of the bill", len(read.lines) == len(visit.bill))
+    reimbursed = insured.ReimburseSelfPayBill(
+        insured_settlement_service_pb2.ReimburseSelfPayBillRequest(
+            request_id=message_id(home),
+            insuplc_admdvs=LANGFANG_RETIREE.insuplc_admdvs,
+            bill_id=uploaded.bill_id,
+        ),
+        timeout=_CALL_DEADLINE_S,
+    )
+    result.reimbursement = reimbursed
+    amounts = reimbursed.result.amounts
+    result.steps.append(
+        f"ReimburseSelfPayBill at node {home} with policy {reimbursed.policy_version}: the fund pays "
+        f"{_yuan(amounts.fund_pay_sumamt_fen)}, the patient {_yuan(amounts.psn_part_amt_fen)}, "
+        "recorded with the accumulators like a direct settlement"
+    )
+    result.expect("the fund pays its share", amounts.fund_pay_sumamt_fen > 0)
+    result.expect(
+        "the reimbursement covers the whole bill",
+        amounts.medfee_sumamt_fen == bill_total_fen(visit.bill)
+        and amounts.fund_pay_sumamt_fen + amounts.psn_part_amt_fen == amounts.medfee_sumamt_fen,
+    )
 
 
 STORIES: tuple[Story, ...] = (
@@ -1098,6 +1196,14 @@ STORIES: tuple[Story, ...] = (
         QINGHAI_RESIDENT,
         "H33040200001",
         _ticket_about_qinghai,
+    ),
+    Story(
+        8,
+        "The Langfang retiree's unfiled visit in Jiaxing: the whole bill uploaded, read and reimbursed online by Langfang",
+        "Langfang retiree, Jiaxing, reimbursed online",
+        LANGFANG_RETIREE,
+        "H33040200001",
+        _reimbursed_online,
     ),
 )
 

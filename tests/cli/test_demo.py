@@ -69,6 +69,12 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     suspended = _story(out, 6)
     assert "PublishSuspension at the national node" in suspended
     assert "refused: INSTITUTION_SUSPENDED" in suspended and "node 330400 settles again" in suspended
+    ticket = _story(out, 7)
+    assert "OpenTicket at node 330400 by the hospital" in ticket and "AnswerTicket at node 630000" in ticket
+    assert "✓ the ticket is closed at both places" in ticket
+    reimbursed = _story(out, 8)
+    assert "GetBill at node 131000 by Langfang's operator: 4 lines classified" in reimbursed
+    assert "ReimburseSelfPayBill at node 131000 with policy 131000/310" in reimbursed
 
     reconciliation = _ending(out, "Reconciliation (对账) · the Qinghai hole", "Monthly clearing (清算)")
     msgid = re.search(r"the national journal lost the entry (H33040200001\d+)", reconciliation)
@@ -101,7 +107,11 @@ def test_demo_plays_every_seed_story_and_prints_their_slips(tmp_path: Path) -> N
     assert re.search(r"│ 1 │.*│ settled\s*│\s*48\.89 │\s*15\.40 │ 110000", summary)
     assert re.search(r"│ 3 │.*│ refused NOT_FILED → settled", summary)
     assert re.search(r"│ 6 │.*│ refused INSTITUTION_SUSPENDED", summary)
-    assert re.search(r"│ jiaxing\s*│ H33040200001 │\s*1 │\s*1 │\s*0 │\s*0 │ 100\.00% │", out)
+    assert re.search(r"│ 7 │.*│ ticket opened, answered, closed \(3 messages\)", summary)
+    assert re.search(r"│ 8 │.*│ refused NOT_FILED → reimbursed online\s*│\s*[1-9][\d.]* │", summary)
+    assert re.search(
+        r"│ jiaxing\s*│ H33040200001 │\s*2 │\s*1 │\s*0 │\s*1 │\s*50\.00% │ NOT_FILED \(manual\) 1", out
+    )
     assert re.search(r"│ reconciliation [\d-]+.*│ 1 differences found, 1 repaired, none left", summary)
     assert re.search(rf"│ clearing {period[1]}\s*│ 7 statements, nets sum to 0\.00\s*│", summary)
     assert "every story behaved as the domain brief says it must" in out
