@@ -7,12 +7,14 @@ made by `yidi certs init --demo`; ``--insecure`` runs plaintext), loads the
 sample institutions, catalogues, policies, persons and filing rules into the nodes that own
 them through the generated stubs, then plays the domain's seed stories through the HIS
 stubs — VerifyPerson, RegisterVisit, UploadFeeItems, PreSettle, Settle at each hospital's
-own node — printing a settlement slip for each. It ends with the month-end of
-:mod:`yidi_harness.month_end`: the Qinghai story's settlement is lost on its way (fault
-injection, :mod:`yidi_harness.faults`), the day's reconciliation finds and repairs the hole, and
-the month's clearing issues every province's statement, the net positions summing to zero.
-A summary closes it. The exit code says whether every story and both endings behaved as the
-domain brief says they must.
+own node — printing a settlement slip for each, and the stories beyond settlement (a
+suspension published at the national node, a collaboration ticket, a bill reimbursed online
+by the insured place). It ends with the month-end of :mod:`yidi_harness.month_end`: the
+Qinghai story's settlement is lost on its way (fault injection, :mod:`yidi_harness.faults`),
+the day's reconciliation finds and repairs the hole, the month's clearing issues every
+province's statement, the net positions summing to zero, and Hebei confirms its own. The
+month's direct-settlement rate per node and institution and a summary close it. The exit
+code says whether every story and both endings behaved as the domain brief says they must.
 """
 
 from __future__ import annotations
