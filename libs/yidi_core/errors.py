@@ -228,6 +228,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "参保地已撤销该结算的预占（超时未确认），请以新的报文ID重新结算",
     ),
     (
+        "BILLED_FOR_REIMBURSEMENT",
+        "FAILED_PRECONDITION",
+        "The visit's whole bill was uploaded for manual reimbursement; it no longer settles directly.",
+        "该就诊已上传全额费用单据申请手工报销，不能再直接结算",
+    ),
+    (
         "ALREADY_REVERSED",
         "FAILED_PRECONDITION",
         "The settlement is already reversed.",

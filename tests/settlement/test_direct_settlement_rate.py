@@ -117,6 +117,8 @@ def played(nodes: dict[str, Node], stub: api_grpc.SettlementServiceStub) -> dict
     billed = open_visit(stub, employee, credential=id_card(EMPLOYEE_CERTNO))
     assert refusal(lambda: stub.Settle(settle_request(billed), timeout=20))[1] == "NOT_FILED"
     assert stub.UploadSelfPayBill(_bill(billed), timeout=20).bill.mdtrt_id == billed
+    again = settle_request(billed)
+    assert refusal(lambda: stub.Settle(again, timeout=20))[1] == "BILLED_FOR_REIMBURSEMENT"
     stub.UploadSelfPayBill(_bill(), timeout=20)
 
     pending = open_visit(stub, retiree)

@@ -54,6 +54,7 @@ REQUEST_FAULTS = frozenset(
         "DUPLICATE_REQUEST",
         "ALREADY_SETTLED",
         "ALREADY_REVERSED",
+        "BILLED_FOR_REIMBURSEMENT",
         "NOT_FOUND",
         "CORRECTED",
         "HOLD_VOIDED",

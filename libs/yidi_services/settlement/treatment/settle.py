@@ -141,9 +141,16 @@ def _ensure_total(classified: Classified, given_fen: int, field_path: str) -> No
 def _open_visit(
     session: Session, mdtrt_id: str, caller: Caller
 ) -> tuple[VisitRow, list[fee_item_pb2.FeeItem]]:
-    """The caller's open visit and its current lines; a visit without lines cannot be settled."""
+    """The caller's open visit and its current lines; a visit without lines, or billed for manual
+    reimbursement, cannot be settled."""
     visit = load(session, mdtrt_id, caller)
     ensure_open(visit)
+    if visit.self_pay_bill_id is not None:  # the insured place may reimburse it: never paid twice
+        raise DomainError(
+            "BILLED_FOR_REIMBURSEMENT",
+            f"visit {visit.mdtrt_id} was billed for online manual reimbursement ({visit.self_pay_bill_id})",
+            metadata={"mdtrt_id": visit.mdtrt_id, "bill_id": visit.self_pay_bill_id},
+        )
     items = active_items(session, visit.mdtrt_id)
     if not items:
         raise invalid(
