@@ -451,19 +451,20 @@ class Stage:
         return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(node, region_operator(node)))
 
     def channel_stub(
-        self, channel: Channel, fixmedins_code: str
+        self, channel: Channel, fixmedins_code: str, insured_region: str
     ) -> filing_service_pb2_grpc.FilingServiceStub:
         """FilingService where ``channel`` reaches it, which routes the application to the insured place.
 
         The national app and mini-program are the national node's (``operator/000000/app``);
         the hospital files at its own node as itself (补办: retroactively, during a stay); any
-        other channel is the insured place's window, its node's operator.
+        other channel, and a national one in a tree cut without the national node, is the
+        insured place's window, its node's operator.
         """
         if channel == filing_pb2.FILING_CHANNEL_HOSPITAL:
             return filing_service_pb2_grpc.FilingServiceStub(self.his_channel(fixmedins_code))
         national = _NATIONAL_CHANNELS.get(channel)
-        if national is None:
-            raise ValueError(f"no story files through channel {channel}")
+        if national is None or NATIONAL_REGION not in self.federation.nodes:
+            return self.filing_stub(insured_region)
         return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(NATIONAL_REGION, national))
 
     def enrol_and_file(
@@ -529,7 +530,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class Story:
-    """A seed story: who, where, and the steps that play it into a result."""
+    """A seed story: who, where, and the steps that play it into a result (a settlement, unless ``settles`` is off)."""
 
     number: int
     title: str
@@ -537,6 +538,7 @@ class Story:
     patient: Patient
     fixmedins_code: str
     run: Callable[[Stage, StoryResult], None]
+    settles: bool = True
 
     def play(self, stage: Stage) -> StoryResult:
         """Play the story; an unexpected refusal ends it as a failure carrying the stable reason."""
@@ -569,7 +571,7 @@ def file_for(
     place's node approves it if it waits for review."""
     patient = result.patient
     filing = (
-        stage.channel_stub(channel, result.fixmedins_code)
+        stage.channel_stub(channel, result.fixmedins_code, patient.insuplc_admdvs)
         .CreateFiling(
             filing_service_pb2.CreateFilingRequest(
                 request_id=message_id(patient.insuplc_admdvs),
@@ -1188,6 +1190,7 @@ STORIES: tuple[Story, ...] = (
         QINGHAI_RESIDENT,
         "H33040200001",
         _suspended_in_jiaxing,
+        settles=False,
     ),
     Story(
         7,
@@ -1196,6 +1199,7 @@ STORIES: tuple[Story, ...] = (
         QINGHAI_RESIDENT,
         "H33040200001",
         _ticket_about_qinghai,
+        settles=False,
     ),
     Story(
         8,
@@ -1204,6 +1208,7 @@ STORIES: tuple[Story, ...] = (
         LANGFANG_RETIREE,
         "H33040200001",
         _reimbursed_online,
+        settles=False,
     ),
 )
 

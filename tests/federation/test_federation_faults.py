@@ -82,8 +82,8 @@ def _inpatient_today(stage: Stage, fixmedins_code: str, bill: tuple[BillLine, ..
     )
 
 
-def _file_temporary(stage: Stage, treatment_admdvs: str, fixmedins_code: str) -> None:
-    """The Langfang retiree files for ``treatment_admdvs`` in the mini program (Langfang approves at once)."""
+def _file_temporary(stage: Stage, treatment_admdvs: str, fixmedins_code: str) -> str:
+    """The Langfang retiree files for ``treatment_admdvs`` in the mini program (Langfang approves at once); its id."""
     filing = file_for(
         stage,
         record_for(LANGFANG_RETIREE, fixmedins_code),
@@ -92,6 +92,7 @@ def _file_temporary(stage: Stage, treatment_admdvs: str, fixmedins_code: str) ->
         channel=filing_pb2.FILING_CHANNEL_NATIONAL_MINI_PROGRAM,
     )
     assert filing.state == filing_pb2.FILING_STATE_APPROVED
+    return filing.filing_id
 
 
 def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
@@ -108,7 +109,7 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
     regions = (NATIONAL, BEIJING, HEBEI, LANGFANG)
     with loaded_federation(tmp_path, database_factory, regions, metrics_port=0) as federation:
         stage = stage_of(federation)
-        _file_temporary(stage, HEBEI, SHIJIAZHUANG_HOSPITAL)
+        temporary = _file_temporary(stage, HEBEI, SHIJIAZHUANG_HOSPITAL)
         federation.nodes[NATIONAL].stop(0)
 
         local = record_for(LANGFANG_RETIREE, SHIJIAZHUANG_HOSPITAL)
@@ -141,6 +142,11 @@ def test_an_in_province_settlement_needs_no_national_node_and_sends_it_nothing(
         assert outbox_backlog(hebei).get(NATIONAL, 0) == 0, "nothing waits for the (stopped) national node"
 
         restart(federation, NATIONAL)
+        # One filing per person at a time: the worked example's long-term Beijing filing replaces it.
+        stage.filing_stub(LANGFANG).CancelFiling(
+            filing_service_pb2.CancelFilingRequest(request_id=message_id(LANGFANG), filing_id=temporary),
+            timeout=20,
+        )
         cross = STORIES[0].play(stage)  # the worked example: Langfang retiree, Beijing hospital
         assert cross.ok, (cross.failure, cross.expectations, cross.steps)
         assert cross.settlement is not None and cross.settlement.pay_loc == "4"

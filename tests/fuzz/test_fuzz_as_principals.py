@@ -25,7 +25,8 @@ from yidi_runtime.logs import configure_logging
 from yidi_services.node import start_node
 from yidi_testing import settings_for
 
-PRINCIPALS = {"hospital": "institution/H13010500001", "child-node": "node/131000"}
+PRINCIPALS = {"hospital": "institution/H13010500001", "child-node": "node/130100"}
+"""The child is Shijiazhuang's node (never started): Langfang, whose samples the node holds, stays its own."""
 EXAMPLES = 4
 
 
@@ -40,7 +41,7 @@ def principal_target(
             tmp_path_factory.mktemp(f"fuzz-as-{request.param}"),
             database_url,
             parent=Peer("000000", "127.0.0.1:9"),
-            children=[Peer("131000", "127.0.0.1:9")],
+            children=[Peer("130100", "127.0.0.1:9")],
             auto_migrate=True,
             metrics_port="off",
             role=Role.PROVINCE.value,

@@ -195,10 +195,12 @@ def pair(tmp_path: Path, database_url: str | None) -> Iterator[Pair]:
         parts.update(outbox=outbox, deliverer=deliverer, router=router)
         return []
 
+    # The receiver first: the sender's parent probe (yidi_runtime.parent_watch) would otherwise find
+    # the port closed, and gRPC's reconnect backoff on that address would delay the first deliveries.
     receiver = Receiver()
+    receiver_node = create_server(receiver_settings, [replace(GROUPS["filing"], register=receiver.register)])
     sender = create_server(sender_settings, [ServiceGroup(SERVICE, Base.metadata, VERSIONS, register)])
-    built = Pair(receiver, receiver_settings, sender, parts)
-    built.start_receiver()
+    built = Pair(receiver, receiver_settings, sender, parts, receiver_node)
     yield built
     sender.stop(0)
     parts["router"].close()
