@@ -64,7 +64,9 @@ class Played:
     federation: Federation
     settlement: settlement_pb2.Settlement
     self_pay_bill: settlement_pb2.SelfPayBill
-    settled_visits_bill: settlement_pb2.SelfPayBill
+    billed_visits_bill: settlement_pb2.SelfPayBill
+    """A bill naming its visit, which the hospital then tried to settle directly."""
+    billed_visit_settle_refusal: str
     unfiled_psn_no: str
     year: int
 
@@ -194,12 +196,17 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             bill=BILL,
         )
         window = stage.window(HOSPITAL)
-        registered, settle = open_visit(window, visit)
-        settled_bill = _upload_self_pay_bill(stage, filed, registered.mdtrt_id)  # then settled after all
-        settlement = window.settle(settle)
+        settlement = window.settle(open_visit(window, visit)[1])
+        billed, settle = open_visit(window, visit)
+        billed_visits_bill = _upload_self_pay_bill(stage, filed, billed.mdtrt_id)
+        try:
+            window.settle(settle)
+            refused = ""
+        except grpc.RpcError as error:
+            refused = error_details(error)["ErrorInfo"].reason
         unfiled, psn_no = _enrol(stage, 702)
         bill = _upload_self_pay_bill(stage, unfiled)
-        yield Played(federation, settlement, bill, settled_bill, psn_no, stage.today.year)
+        yield Played(federation, settlement, bill, billed_visits_bill, refused, psn_no, stage.today.year)
     databases.close()
 
 
@@ -330,16 +337,12 @@ def test_an_unfiled_patients_self_pay_bill_is_reimbursed_online_once(played: Pla
     assert [record.setl_id for record in listed.records] == [played.settlement.setl_id]
 
 
-def test_a_bill_whose_visit_was_settled_directly_is_never_reimbursed(played: Played) -> None:
+def test_a_billed_visit_never_also_settles_directly(played: Played) -> None:
+    """The insured place may reimburse a bill naming its visit: the hospital can no longer settle that visit."""
+    assert played.billed_visit_settle_refusal == "BILLED_FOR_REIMBURSEMENT"
     bill = (
         played.insured()
-        .GetBill(api.GetBillRequest(bill_id=played.settled_visits_bill.bill_id), timeout=DEADLINE_S)
+        .GetBill(api.GetBillRequest(bill_id=played.billed_visits_bill.bill_id), timeout=DEADLINE_S)
         .bill
     )
-    assert bill.visit.setl_id == played.settlement.setl_id
-
-    with pytest.raises(grpc.RpcError) as refused:
-        played.reimburse(message_id(LANGFANG), played.settled_visits_bill.bill_id)
-    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    info = error_details(refused.value)["ErrorInfo"]
-    assert (info.reason, info.metadata["setl_id"]) == ("ALREADY_SETTLED", played.settlement.setl_id)
+    assert bill.visit.mdtrt_id == played.billed_visits_bill.mdtrt_id and not bill.visit.setl_id

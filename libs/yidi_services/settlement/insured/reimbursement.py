@@ -84,7 +84,7 @@ def bill_to_reimburse(bill: api.Bill, insuplc_admdvs: str) -> BillToReimburse:
             f"the treatment node did not name the patient of bill {self_pay.bill_id} to this node",
             metadata={"bill_id": self_pay.bill_id},
         )
-    if bill.visit.setl_id:
+    if bill.visit.setl_id:  # the bill arrived while the visit's Settle was under way: it settled first
         raise DomainError(
             "ALREADY_SETTLED",
             f"the visit {bill.visit.mdtrt_id} of bill {self_pay.bill_id} was settled directly ({bill.visit.setl_id})",
