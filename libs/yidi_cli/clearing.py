@@ -22,7 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 advance_app = typer.Typer(
-    help="Advances (预付金): set a province's advance, read its usage.", no_args_is_help=True
+    help="Advances (预付金): propose them from last year's outflow, apply or set them, read their usage.",
+    no_args_is_help=True,
 )
 app.add_typer(advance_app, name="advance")
 
@@ -177,6 +178,62 @@ def advance_status(
     from yidi_cli.clearing_commands import run_advance_status
 
     raise typer.Exit(run_advance_status(address, tls, province, year))
+
+
+@advance_app.command("propose")
+@dials_node
+def advance_propose(
+    year: int = YearOption,
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Propose every province's advance for a year from its outflow the year before; show each basis."""
+    from yidi_cli.clearing_commands import run_advance_propose
+
+    raise typer.Exit(run_advance_propose(address, tls, year, request_id))
+
+
+@advance_app.command("proposals")
+@dials_node
+def advance_proposals(
+    year: int = YearOption,
+    province: str = ProvinceOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """A year's advance proposals and their basis (a province's operator, at its node: its own)."""
+    from yidi_cli.clearing_commands import run_advance_proposals
+
+    raise typer.Exit(run_advance_proposals(address, tls, year, province))
+
+
+@advance_app.command("apply")
+@dials_node
+def advance_apply(
+    province: str = typer.Option(..., "--province", help="Province (PP0000)."),
+    year: int = YearOption,
+    amount: str | None = typer.Option(
+        None, "--amount", help="Another amount than proposed, in yuan (needs --reason)."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why another amount than proposed."),
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Apply a province's proposal: it becomes the year's advance (once), as proposed or as --amount."""
+    from yidi_cli.clearing_commands import parse_yuan, run_advance_apply
+
+    amount_fen = 0
+    if amount is not None:
+        parsed = parse_yuan(amount)
+        if parsed is None:
+            raise typer.BadParameter(f"{amount!r} is not a positive amount in yuan", param_hint="--amount")
+        amount_fen = parsed
+    raise typer.Exit(run_advance_apply(address, tls, year, province, amount_fen, reason, request_id))
 
 
 @dials_node

@@ -152,6 +152,34 @@ class ClearingClient:
         request = api.GetAdvanceStatusRequest(admdvs=admdvs, year=year)
         return self.stub.GetAdvanceStatus(request, timeout=self._deadline_s).status
 
+    def propose_advances(self, year: int, request_id: str | None = None) -> list[api.AdvanceProposal]:
+        """ProposeAdvances: every province's proposal for the year, with its basis."""
+        request = api.ProposeAdvancesRequest(request_id=request_id or message_id(NATIONAL_REGION), year=year)
+        return list(self.stub.ProposeAdvances(request, timeout=self._deadline_s).proposals)
+
+    def advance_proposals(self, year: int, admdvs: str = "") -> list[api.AdvanceProposal]:
+        """ListAdvanceProposals (a province's operator: its own)."""
+        request = api.ListAdvanceProposalsRequest(year=year, admdvs=admdvs)
+        return self._pages(self.stub.ListAdvanceProposals, request, "proposals")
+
+    def apply_advance_proposal(
+        self,
+        year: int,
+        admdvs: str,
+        amount_fen: int = 0,
+        override_reason: str = "",
+        request_id: str | None = None,
+    ) -> api.ApplyAdvanceProposalResponse:
+        """ApplyAdvanceProposal: as proposed, or ``amount_fen`` with its reason."""
+        request = api.ApplyAdvanceProposalRequest(
+            request_id=request_id or message_id(NATIONAL_REGION),
+            year=year,
+            admdvs=admdvs,
+            amount_fen=amount_fen,
+            override_reason=override_reason,
+        )
+        return self.stub.ApplyAdvanceProposal(request, timeout=self._deadline_s)
+
     def alerts(self, admdvs: str = "", *, active_only: bool = False) -> list[ledger_pb2.Alert]:
         """Every alert, newest first."""
         request = api.ListAlertsRequest(admdvs=admdvs, active_only=active_only)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from yidi.clearing.v1 import reconciliation_pb2, statement_pb2
@@ -204,6 +204,40 @@ def run_advance_status(address: str, tls: ClientTls, province: str, year: int) -
     """Print a province's advance status; the exit code."""
     return _fetch_and_print(
         address, tls, lambda client: client.advance_status(province, year), report.advance_table
+    )
+
+
+def run_advance_propose(address: str, tls: ClientTls, year: int, request_id: str | None) -> int:
+    """Propose every province's advance for a year and print the proposals; the exit code."""
+    return _fetch_and_print(
+        address, tls, lambda client: client.propose_advances(year, request_id), report.proposals_table
+    )
+
+
+def run_advance_proposals(address: str, tls: ClientTls, year: int, province: str) -> int:
+    """Print a year's advance proposals; the exit code."""
+    return _fetch_and_print(
+        address, tls, lambda client: client.advance_proposals(year, province), report.proposals_table
+    )
+
+
+def run_advance_apply(
+    address: str,
+    tls: ClientTls,
+    year: int,
+    province: str,
+    amount_fen: int,
+    reason: str,
+    request_id: str | None,
+) -> int:
+    """Apply a province's proposal and print it and the advance it set; the exit code."""
+    return _fetch_and_print(
+        address,
+        tls,
+        lambda client: client.apply_advance_proposal(year, province, amount_fen, reason, request_id),
+        lambda applied: Group(
+            report.proposals_table([applied.proposal]), report.advance_table(applied.status)
+        ),
     )
 
 

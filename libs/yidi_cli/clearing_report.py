@@ -262,6 +262,32 @@ def advance_table(status: api.AdvanceStatus) -> Table:
     return table
 
 
+def proposals_table(proposals: Sequence[api.AdvanceProposal]) -> RenderableType:
+    """Advance proposals (预付金测算) with their basis, the rule under them, and whether each was applied."""
+    if not proposals:
+        return "no advance proposal"
+    first = proposals[0]
+    table = _table(
+        f"Advances proposed for {first.year}: {first.rule}",
+        ("province", "months counted", "outflow", "monthly average", "proposed", "current", "applied"),
+        right=("months counted", "outflow", "monthly average", "proposed", "current", "applied"),
+    )
+    for proposal in proposals:
+        applied = yuan(proposal.applied_fen) if proposal.applied else "no"
+        if proposal.override_reason:
+            applied += f" ({proposal.override_reason})"
+        table.add_row(
+            proposal.admdvs,
+            str(len(proposal.periods)),
+            yuan(proposal.outflow_fen),
+            yuan(proposal.monthly_average_fen),
+            yuan(proposal.proposed_fen),
+            yuan(proposal.current_advance_fen),
+            applied,
+        )
+    return table
+
+
 def alerts_table(alerts: Sequence[ledger_pb2.Alert]) -> Table:
     """Alerts, newest first."""
     table = _table("Clearing alerts", ("raised", "province", "kind", "level", "active", "message"))

@@ -258,6 +258,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "清算单确认期已过，由国家平台处理",
     ),
     (
+        "ADVANCE_PROPOSAL_APPLIED",
+        "FAILED_PRECONDITION",
+        "The advance proposal was already applied; the advance changes through SetAdvance or TopUpAdvance now.",
+        "该预付金测算方案已执行",
+    ),
+    (
         "NOT_IMPLEMENTED",
         "UNIMPLEMENTED",
         "This method is not available on this node yet.",

@@ -123,6 +123,10 @@ class NodeSettings:
     clearing_advance_yellow_ratio: Decimal = Decimal("0.70")
     clearing_advance_red_ratio: Decimal = Decimal("0.90")
     clearing_alert_interval_s: float = 60.0
+    clearing_advance_months: Decimal = Decimal("2")
+    """Advance sizing: a province's proposed advance is this many months of its average monthly payable."""
+    clearing_advance_minimum: Decimal = Decimal("0")
+    """Advance sizing: the least advance proposed (yuan), also for a province with no cleared history."""
     clearing_stale_hold_s: float = 3600.0
     """Reconciliation reports a hold still unconfirmed after this long as STALE_HOLD."""
     collaboration_answer_working_days: int = 5
@@ -223,6 +227,34 @@ def _ratio(key: str, value: Any) -> Decimal:
         raise ConfigError(key, f'must be a decimal ratio such as "0.70", got {value!r}') from None
     if not (number.is_finite() and 0 < number <= 1):
         raise ConfigError(key, f"must be above 0 and at most 1, got {value!r}")
+    return number
+
+
+def _decimal(key: str, value: Any, example: str) -> Decimal:
+    if isinstance(value, bool):
+        raise ConfigError(key, f'must be a decimal number such as "{example}", got {value!r}')
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigError(key, f'must be a decimal number such as "{example}", got {value!r}') from None
+    if not number.is_finite():
+        raise ConfigError(key, f'must be a decimal number such as "{example}", got {value!r}')
+    return number
+
+
+def _months(key: str, value: Any) -> Decimal:
+    """A number of months in (0, 12] (``2``, ``"1.5"``): how many months of outflow an advance covers."""
+    number = _decimal(key, value, "2")
+    if not 0 < number <= 12:
+        raise ConfigError(key, f"must be above 0 and at most 12 months, got {value!r}")
+    return number
+
+
+def _yuan(key: str, value: Any) -> Decimal:
+    """An amount of yuan, at least 0 and with at most two decimals (``"500000.00"``)."""
+    number = _decimal(key, value, "500000.00")
+    if number < 0 or number != number.quantize(Decimal("0.01")):
+        raise ConfigError(key, f"must be yuan at or above 0 with at most two decimals, got {value!r}")
     return number
 
 
@@ -499,6 +531,8 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         _float_positive,
         "clearing_alert_interval_s",
     ),
+    ("clearing", "advance_months", "YIDI_CLEARING_ADVANCE_MONTHS", _months, "clearing_advance_months"),
+    ("clearing", "advance_minimum", "YIDI_CLEARING_ADVANCE_MINIMUM", _yuan, "clearing_advance_minimum"),
     (
         "clearing",
         "stale_hold_s",

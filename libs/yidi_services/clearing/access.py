@@ -8,8 +8,9 @@ may check its own reconciliation totals and details (national transactions 3201/
 
 A province owns its statements: its operators, calling at their province's node (which
 relays the call with their vouch), list, read, confirm and dispute them at the national
-node — only their own region's (:func:`own_statements`, :func:`ensure_own_statement`);
-national operators see and act on all.
+node — only their own region's (:func:`own_province`, :func:`ensure_own_statement`);
+national operators see and act on all. They read their own province's advance proposals
+the same way; proposing and applying them is national operators' work.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ ACCESS: dict[str, Access] = rules(
     SetAdvance=_OPERATOR,
     TopUpAdvance=_OPERATOR,
     GetAdvanceStatus=allow(OPERATOR, NODE, origin=("admdvs",)),
+    ProposeAdvances=_OPERATOR,
+    GetAdvanceProposal=_PROVINCE_OWNED,
+    ListAdvanceProposals=_PROVINCE_OWNED,
+    ApplyAdvanceProposal=_OPERATOR,
     ListAlerts=_OPERATOR,
     RunClearing=_OPERATOR,
     GetClearingRun=_OPERATOR,
@@ -58,13 +63,13 @@ ACCESS: dict[str, Access] = rules(
 def _denied(principal: Principal, what: str) -> DomainError:
     return DomainError(
         "PERMISSION_DENIED_REGION",
-        f"{principal.subject} may act only on its own region's statements, not on {what}",
+        f"{principal.subject} may act only on its own region's records, not on {what}",
         metadata={"caller": principal.subject},
     )
 
 
-def own_statements(principal: Principal, admdvs: str) -> str:
-    """The province filter a listing by ``principal`` gets: its own region unless it holds them all.
+def own_province(principal: Principal, admdvs: str) -> str:
+    """The province filter a listing (or reading) by ``principal`` gets: its own region unless it holds them all.
 
     An empty ``admdvs`` asks for every statement the principal may see; another region's is refused.
     """

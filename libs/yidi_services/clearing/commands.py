@@ -69,6 +69,43 @@ class GetAdvanceStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ProposeAdvances:
+    """Propose every province's advance for a year from the year before."""
+
+    request_id: str
+    year: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetAdvanceProposal:
+    """A province's advance proposal for a year."""
+
+    year: int
+    admdvs: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAdvanceProposals:
+    """A page of a year's advance proposals: of one province, or "" for every one the caller may see."""
+
+    year: int
+    admdvs: str
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyAdvanceProposal:
+    """Apply a province's proposal: as proposed (``amount_fen`` None), or another amount and why."""
+
+    request_id: str
+    year: int
+    admdvs: str
+    amount_fen: int | None
+    override_reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListAlerts:
     """A page of alerts, newest first: of one province or the pool ("" for all), or only the active ones."""
 

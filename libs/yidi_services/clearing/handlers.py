@@ -15,7 +15,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
-from yidi_core.codes import NATIONAL_REGION
+from yidi_core.codes import NATIONAL_REGION, province_of
 from yidi_runtime import identity
 from yidi_runtime.idempotency import RequestLog
 from yidi_runtime.identity import CallerRole
@@ -31,6 +31,7 @@ from yidi_services.clearing import (
     commands,
     journal,
     ledger,
+    sizing,
     statements,
 )
 from yidi_services.clearing.calendar import ClearingCalendar
@@ -60,6 +61,8 @@ class Clearing:
         self._log = RequestLog(RequestRecord)
         self._region = context.settings.region
         self.calendar = ClearingCalendar.of(context.settings)
+        self.sizing_rule = sizing.Rule.of(context.settings)
+        self._provinces = {province_of(child.region) for child in context.settings.children}
         self.metrics = ClearingMetrics(context.metrics_registry)
         self.watch = AlertWatch(
             context.database, self.calendar, clock, self.metrics, context.settings.clearing_alert_interval_s
@@ -161,6 +164,75 @@ class Clearing:
         """GetAdvanceStatus: usage now, with the province's alert brought up to date."""
         return self.watch.advance_status(query.admdvs, query.year)
 
+    def propose_advances(
+        self, command: commands.ProposeAdvances, answering: Answering[list[sizing.Proposal], Answer]
+    ) -> Answer:
+        """ProposeAdvances: every province's proposal for the year (its children's too), stored once per request."""
+        done = self._once(
+            command.request_id,
+            answering,
+            lambda session: sizing.propose(
+                session, command.year, self.sizing_rule, self._provinces, self._clock()
+            ),
+        )
+        if (proposed := done.made) is not None:
+            get_logger(service="clearing").info(
+                "advances proposed",
+                year=command.year,
+                provinces=len(proposed),
+                proposed_fen=sum(proposal.proposed_fen for proposal in proposed),
+            )
+        return done.answer
+
+    def advance_proposal(self, query: commands.GetAdvanceProposal) -> sizing.Proposal:
+        """GetAdvanceProposal: one province's (a province's operator: only its own)."""
+        access.own_province(identity.acting(), query.admdvs)
+        with self._database.unit_of_work() as uow:
+            return sizing.get(uow.session, query.year, query.admdvs)
+
+    def advance_proposals(self, query: commands.ListAdvanceProposals) -> Page[sizing.Proposal]:
+        """ListAdvanceProposals: a page of the year's, by province (a province's operator: only its own)."""
+        admdvs = access.own_province(identity.acting(), query.admdvs)
+        with self._database.unit_of_work() as uow:
+            return Page(
+                *sizing.page_of_proposals(uow.session, query.year, admdvs, query.page_size, query.page_token)
+            )
+
+    def apply_advance_proposal(
+        self, command: commands.ApplyAdvanceProposal, answering: Answering[sizing.Applied, Answer]
+    ) -> Answer:
+        """ApplyAdvanceProposal: the proposal (or the operator's amount) set as the year's advance, once."""
+        applied_by = identity.acting().subject
+
+        def effect(session: Session) -> sizing.Applied:
+            proposal = sizing.apply(
+                session,
+                command.request_id,
+                command.year,
+                command.admdvs,
+                command.amount_fen,
+                command.override_reason,
+                applied_by,
+                self._clock(),
+            )
+            return sizing.Applied(
+                proposal, advances.status(session, command.admdvs, command.year, self.calendar)
+            )
+
+        done = self._once(command.request_id, answering, effect)
+        if (applied := done.made) is not None:
+            get_logger(service="clearing").info(
+                "advance proposal applied",
+                admdvs=command.admdvs,
+                year=command.year,
+                proposed_fen=applied.proposal.proposed_fen,
+                applied_fen=applied.proposal.applied_fen,
+                override_reason=command.override_reason,
+                applied_by=applied_by,
+            )
+        self.watch.advance_status(command.admdvs, command.year)
+        return done.answer
+
     def list_alerts(self, query: commands.ListAlerts) -> Page[alerts.Alert]:
         """ListAlerts: what is still pending is evaluated first, so the list is current."""
         try:
@@ -192,7 +264,7 @@ class Clearing:
 
     def list_statements(self, query: commands.ListStatements) -> Page[Statement]:
         """ListStatements: a page of the caller's statements (a province's own) with their lines and transfers."""
-        admdvs = access.own_statements(identity.acting(), query.admdvs)
+        admdvs = access.own_province(identity.acting(), query.admdvs)
         overdue_on = china_day(self._clock()) if query.confirmation_overdue else None
         with self._database.unit_of_work() as uow:
             return Page(

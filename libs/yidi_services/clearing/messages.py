@@ -26,6 +26,7 @@ from yidi_services.clearing.clearing_runs import Run
 from yidi_services.clearing.jobs import JOB_STATES
 from yidi_services.clearing.ledger import AccountKind, Entry, Ledger
 from yidi_services.clearing.periods import Period
+from yidi_services.clearing.sizing import Proposal
 from yidi_services.clearing.statements import Line, Statement, StatementState
 
 MAX_AMOUNT_FEN = 10**15
@@ -154,6 +155,40 @@ def get_advance_status(request: api.GetAdvanceStatusRequest) -> commands.GetAdva
     return commands.GetAdvanceStatus(province(request.admdvs), year(request.year))
 
 
+def propose_advances(request: api.ProposeAdvancesRequest) -> commands.ProposeAdvances:
+    """ProposeAdvances' command."""
+    return commands.ProposeAdvances(request.request_id, year(request.year))
+
+
+def get_advance_proposal(request: api.GetAdvanceProposalRequest) -> commands.GetAdvanceProposal:
+    """GetAdvanceProposal's query, every bad field named at once."""
+    year_value, admdvs = _checked(lambda: year(request.year), lambda: province(request.admdvs))
+    return commands.GetAdvanceProposal(year_value, admdvs)
+
+
+def list_advance_proposals(request: api.ListAdvanceProposalsRequest) -> commands.ListAdvanceProposals:
+    """ListAdvanceProposals' query, every bad field named at once."""
+    year_value, admdvs = _checked(lambda: year(request.year), lambda: optional_province(request.admdvs))
+    return commands.ListAdvanceProposals(year_value, admdvs, page_size(request.page_size), request.page_token)
+
+
+def _override(request: api.ApplyAdvanceProposalRequest) -> tuple[int | None, str]:
+    """The amount applied instead of the proposal and why; both or neither."""
+    if request.amount_fen == 0:
+        if request.override_reason.strip():
+            raise invalid("INVALID_ARGUMENT", "override_reason", "is only given with another amount_fen")
+        return None, ""
+    return amount(request.amount_fen), text(request.override_reason, "override_reason", required=True)
+
+
+def apply_advance_proposal(request: api.ApplyAdvanceProposalRequest) -> commands.ApplyAdvanceProposal:
+    """ApplyAdvanceProposal's command, every bad field named at once."""
+    year_value, admdvs, (override_fen, reason) = _checked(
+        lambda: year(request.year), lambda: province(request.admdvs), lambda: _override(request)
+    )
+    return commands.ApplyAdvanceProposal(request.request_id, year_value, admdvs, override_fen, reason)
+
+
 def list_alerts(request: api.ListAlertsRequest) -> commands.ListAlerts:
     """ListAlerts' query."""
     admdvs = optional_province(request.admdvs, pool=True)
@@ -259,6 +294,29 @@ def advance_status(status: AdvanceStatus) -> api.AdvanceStatus:
         used_fen=status.used_fen,
         usage_ratio=f"{status.usage_ratio:.4f}",
         alert_level=_ALERT_LEVELS[status.level],
+    )
+
+
+def advance_proposal(found: Proposal) -> api.AdvanceProposal:
+    """An advance proposal and its basis for the wire."""
+    return api.AdvanceProposal(
+        admdvs=found.admdvs,
+        year=found.year,
+        basis_year=found.basis_year,
+        periods=found.periods,
+        outflow_fen=found.outflow_fen,
+        monthly_average_fen=found.monthly_average_fen,
+        rule_months=f"{found.rule_months.normalize():f}",
+        minimum_fen=found.minimum_fen,
+        rule=found.rule,
+        proposed_fen=found.proposed_fen,
+        current_advance_fen=found.current_advance_fen,
+        propose_time=timestamp_message(found.propose_time),
+        applied=found.applied_fen is not None,
+        applied_fen=found.applied_fen or 0,
+        applied_by=found.applied_by,
+        apply_time=timestamp_message(found.apply_time),
+        override_reason=found.override_reason,
     )
 
 

@@ -137,6 +137,25 @@ class AdvanceRecord(Base):
     update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AdvanceProposalRecord(Base):
+    """A province's proposed advance for a year and its basis (预付金测算); applied at most once."""
+
+    __tablename__ = "clearing_advance_proposals"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admdvs: Mapped[str] = mapped_column(REGION, primary_key=True)
+    periods: Mapped[str] = mapped_column(String(100))
+    outflow_fen: Mapped[int] = mapped_column(BigInteger)
+    rule_months: Mapped[str] = mapped_column(String(16))
+    minimum_fen: Mapped[int] = mapped_column(BigInteger)
+    proposed_fen: Mapped[int] = mapped_column(BigInteger)
+    propose_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_fen: Mapped[int | None] = mapped_column(BigInteger)
+    applied_by: Mapped[str] = mapped_column(String(64), default="")
+    apply_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    override_reason: Mapped[str] = mapped_column(String(200), default="")
+
+
 class AlertRecord(Base):
     """An alert; ``active_key`` (kind and subject) is unique while active, so a condition raises once."""
 

@@ -8,7 +8,7 @@ parent (:mod:`yidi_runtime.relay`, toward :attr:`~yidi_runtime.relay.Up.NATIONAL
 peer's answer or refusal comes back as it was. The node asks as itself (its own vouch), so
 the national node checks the rules against the relaying node and its subtree — except for a
 province's statements, which its operators list, read, confirm and dispute through their
-own node: those calls travel with the operator's vouch, and the national node checks the
+own node, and its advance proposals, which they read there: those calls travel with the operator's vouch, and the national node checks the
 operator. The reconciliation methods come from their mixin.
 """
 
@@ -121,6 +121,64 @@ class ClearingServicer(ReconciliationMethods, api_grpc.ClearingServiceServicer):
             messages.get_advance_status,
             Clearing.advance_status,
             lambda status: api.GetAdvanceStatusResponse(status=messages.advance_status(status)),
+        )
+
+    def ProposeAdvances(
+        self, request: api.ProposeAdvancesRequest, context: grpc.ServicerContext
+    ) -> api.ProposeAdvancesResponse:
+        return self._calls.write(
+            "ProposeAdvances",
+            request,
+            context,
+            messages.propose_advances,
+            Clearing.propose_advances,
+            api.ProposeAdvancesResponse,
+            lambda proposed: api.ProposeAdvancesResponse(
+                proposals=[messages.advance_proposal(proposal) for proposal in proposed]
+            ),
+        )
+
+    def GetAdvanceProposal(
+        self, request: api.GetAdvanceProposalRequest, context: grpc.ServicerContext
+    ) -> api.GetAdvanceProposalResponse:
+        return self._province_calls.read(
+            "GetAdvanceProposal",
+            request,
+            context,
+            messages.get_advance_proposal,
+            Clearing.advance_proposal,
+            lambda found: api.GetAdvanceProposalResponse(proposal=messages.advance_proposal(found)),
+        )
+
+    def ListAdvanceProposals(
+        self, request: api.ListAdvanceProposalsRequest, context: grpc.ServicerContext
+    ) -> api.ListAdvanceProposalsResponse:
+        return self._province_calls.read(
+            "ListAdvanceProposals",
+            request,
+            context,
+            messages.list_advance_proposals,
+            Clearing.advance_proposals,
+            lambda page: api.ListAdvanceProposalsResponse(
+                proposals=[messages.advance_proposal(proposal) for proposal in page.items],
+                next_page_token=page.next_page_token,
+            ),
+        )
+
+    def ApplyAdvanceProposal(
+        self, request: api.ApplyAdvanceProposalRequest, context: grpc.ServicerContext
+    ) -> api.ApplyAdvanceProposalResponse:
+        return self._calls.write(
+            "ApplyAdvanceProposal",
+            request,
+            context,
+            messages.apply_advance_proposal,
+            Clearing.apply_advance_proposal,
+            api.ApplyAdvanceProposalResponse,
+            lambda applied: api.ApplyAdvanceProposalResponse(
+                proposal=messages.advance_proposal(applied.proposal),
+                status=messages.advance_status(applied.status),
+            ),
         )
 
     def ListAlerts(

@@ -365,6 +365,328 @@ class GetAdvanceStatusResponse(_message.Message):
 Global___GetAdvanceStatusResponse: _TypeAlias = GetAdvanceStatusResponse  # noqa: Y015
 
 @_typing.final
+class AdvanceProposal(_message.Message):
+    """A province's proposed advance for a year and what it was computed from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMDVS_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    BASIS_YEAR_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    OUTFLOW_FEN_FIELD_NUMBER: _builtins.int
+    MONTHLY_AVERAGE_FEN_FIELD_NUMBER: _builtins.int
+    RULE_MONTHS_FIELD_NUMBER: _builtins.int
+    MINIMUM_FEN_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    PROPOSED_FEN_FIELD_NUMBER: _builtins.int
+    CURRENT_ADVANCE_FEN_FIELD_NUMBER: _builtins.int
+    PROPOSE_TIME_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    APPLIED_FEN_FIELD_NUMBER: _builtins.int
+    APPLIED_BY_FIELD_NUMBER: _builtins.int
+    APPLY_TIME_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    admdvs: _builtins.str
+    """Province."""
+    year: _builtins.int
+    """Year the advance is for."""
+    basis_year: _builtins.int
+    """Year whose outflow it was sized from (the year before)."""
+    outflow_fen: _builtins.int
+    """The province's payable on its statements of those months, in fen."""
+    monthly_average_fen: _builtins.int
+    """outflow / months counted, in fen (rounded half up; 0 when no month was cleared)."""
+    rule_months: _builtins.str
+    """The rule's months of average outflow (decimal string, e.g. "2")."""
+    minimum_fen: _builtins.int
+    """The rule's least advance, in fen."""
+    rule: _builtins.str
+    """The rule as a sentence."""
+    proposed_fen: _builtins.int
+    """Proposed advance in fen: rule_months × outflow / months counted (half up), at least minimum_fen."""
+    current_advance_fen: _builtins.int
+    """The province's advance for the year now (including top-ups), in fen; 0 when none is set."""
+    applied: _builtins.bool
+    """Whether it was applied."""
+    applied_fen: _builtins.int
+    """Amount applied, in fen (the proposal's, or the operator's override)."""
+    applied_by: _builtins.str
+    """Who applied it."""
+    override_reason: _builtins.str
+    """Why the operator applied another amount than proposed (empty when applied as proposed)."""
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The months of the basis year counted: those cleared when it was proposed (yyyy-MM)."""
+
+    @_builtins.property
+    def propose_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was (last) proposed."""
+
+    @_builtins.property
+    def apply_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was applied."""
+
+    def __init__(
+        self,
+        *,
+        admdvs: _builtins.str = ...,
+        year: _builtins.int = ...,
+        basis_year: _builtins.int = ...,
+        periods: _abc.Iterable[_builtins.str] | None = ...,
+        outflow_fen: _builtins.int = ...,
+        monthly_average_fen: _builtins.int = ...,
+        rule_months: _builtins.str = ...,
+        minimum_fen: _builtins.int = ...,
+        rule: _builtins.str = ...,
+        proposed_fen: _builtins.int = ...,
+        current_advance_fen: _builtins.int = ...,
+        propose_time: _timestamp_pb2.Timestamp | None = ...,
+        applied: _builtins.bool = ...,
+        applied_fen: _builtins.int = ...,
+        applied_by: _builtins.str = ...,
+        apply_time: _timestamp_pb2.Timestamp | None = ...,
+        override_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["apply_time", b"apply_time", "propose_time", b"propose_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "applied", b"applied", "applied_by", b"applied_by", "applied_fen", b"applied_fen", "apply_time", b"apply_time", "basis_year", b"basis_year", "current_advance_fen", b"current_advance_fen", "minimum_fen", b"minimum_fen", "monthly_average_fen", b"monthly_average_fen", "outflow_fen", b"outflow_fen", "override_reason", b"override_reason", "periods", b"periods", "propose_time", b"propose_time", "proposed_fen", b"proposed_fen", "rule", b"rule", "rule_months", b"rule_months", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceProposal: _TypeAlias = AdvanceProposal  # noqa: Y015
+
+@_typing.final
+class ProposeAdvancesRequest(_message.Message):
+    """Request of ProposeAdvances."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid)."""
+    year: _builtins.int
+    """Year the advances are for; sized from the year before."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeAdvancesRequest: _TypeAlias = ProposeAdvancesRequest  # noqa: Y015
+
+@_typing.final
+class ProposeAdvancesResponse(_message.Message):
+    """Response of ProposeAdvances."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdvanceProposal]:
+        """Every province's proposal for the year, by province."""
+
+    def __init__(
+        self,
+        *,
+        proposals: _abc.Iterable[Global___AdvanceProposal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposals", b"proposals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeAdvancesResponse: _TypeAlias = ProposeAdvancesResponse  # noqa: Y015
+
+@_typing.final
+class GetAdvanceProposalRequest(_message.Message):
+    """Request of GetAdvanceProposal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    ADMDVS_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Year."""
+    admdvs: _builtins.str
+    """Province."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        admdvs: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdvanceProposalRequest: _TypeAlias = GetAdvanceProposalRequest  # noqa: Y015
+
+@_typing.final
+class GetAdvanceProposalResponse(_message.Message):
+    """Response of GetAdvanceProposal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposal(self) -> Global___AdvanceProposal:
+        """The proposal."""
+
+    def __init__(
+        self,
+        *,
+        proposal: Global___AdvanceProposal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdvanceProposalResponse: _TypeAlias = GetAdvanceProposalResponse  # noqa: Y015
+
+@_typing.final
+class ListAdvanceProposalsRequest(_message.Message):
+    """Request of ListAdvanceProposals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    ADMDVS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Year."""
+    admdvs: _builtins.str
+    """Only this province (a province's operator: empty means its own)."""
+    page_size: _builtins.int
+    """Maximum results per page (0 → 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        admdvs: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "page_size", b"page_size", "page_token", b"page_token", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvanceProposalsRequest: _TypeAlias = ListAdvanceProposalsRequest  # noqa: Y015
+
+@_typing.final
+class ListAdvanceProposalsResponse(_message.Message):
+    """Response of ListAdvanceProposals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdvanceProposal]:
+        """Proposals by province."""
+
+    def __init__(
+        self,
+        *,
+        proposals: _abc.Iterable[Global___AdvanceProposal] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "proposals", b"proposals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvanceProposalsResponse: _TypeAlias = ListAdvanceProposalsResponse  # noqa: Y015
+
+@_typing.final
+class ApplyAdvanceProposalRequest(_message.Message):
+    """Request of ApplyAdvanceProposal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    ADMDVS_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid); the ledger entry of the advance names it."""
+    year: _builtins.int
+    """Year."""
+    admdvs: _builtins.str
+    """Province."""
+    amount_fen: _builtins.int
+    """Another amount than proposed, in fen (0 = as proposed); needs `override_reason`."""
+    override_reason: _builtins.str
+    """Why another amount (at most 200 characters)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+        admdvs: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        override_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admdvs", b"admdvs", "amount_fen", b"amount_fen", "override_reason", b"override_reason", "request_id", b"request_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAdvanceProposalRequest: _TypeAlias = ApplyAdvanceProposalRequest  # noqa: Y015
+
+@_typing.final
+class ApplyAdvanceProposalResponse(_message.Message):
+    """Response of ApplyAdvanceProposal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposal(self) -> Global___AdvanceProposal:
+        """The proposal, applied."""
+
+    @_builtins.property
+    def status(self) -> Global___AdvanceStatus:
+        """The advance after it."""
+
+    def __init__(
+        self,
+        *,
+        proposal: Global___AdvanceProposal | None = ...,
+        status: Global___AdvanceStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAdvanceProposalResponse: _TypeAlias = ApplyAdvanceProposalResponse  # noqa: Y015
+
+@_typing.final
 class ListAlertsRequest(_message.Message):
     """Request of ListAlerts."""
 

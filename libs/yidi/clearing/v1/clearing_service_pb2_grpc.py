@@ -62,6 +62,26 @@ class ClearingServiceStub:
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusRequest.SerializeToString,
                 response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusResponse.FromString,
                 _registered_method=True)
+        self.ProposeAdvances = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/ProposeAdvances',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesResponse.FromString,
+                _registered_method=True)
+        self.GetAdvanceProposal = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/GetAdvanceProposal',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalResponse.FromString,
+                _registered_method=True)
+        self.ListAdvanceProposals = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/ListAdvanceProposals',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsResponse.FromString,
+                _registered_method=True)
+        self.ApplyAdvanceProposal = channel.unary_unary(
+                '/yidi.clearing.v1.ClearingService/ApplyAdvanceProposal',
+                request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalRequest.SerializeToString,
+                response_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalResponse.FromString,
+                _registered_method=True)
         self.ListAlerts = channel.unary_unary(
                 '/yidi.clearing.v1.ClearingService/ListAlerts',
                 request_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAlertsRequest.SerializeToString,
@@ -210,6 +230,49 @@ class ClearingServiceServicer:
         """A province's advance, usage (fund payments for its insured not yet cleared) and alert level.
         Settlement is never refused for lack of advance.
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeAdvances(self, request, context):
+        """Proposes every province's advance for a year from its outflow the year before (预付金测算):
+        the configured rule ([clearing] advance_months, advance_minimum) applied to the payable of
+        its statements in the cleared months of that year. Stored with its basis; proposing again
+        (another request id) recomputes the proposals not yet applied. National operators only.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAdvanceProposal(self, request, context):
+        """Reads a province's advance proposal for a year, with its basis. A province's operator,
+        calling at its province node, reads only its own province's.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAdvanceProposals(self, request, context):
+        """Lists the advance proposals of a year, by province (a province's operator: only its own).
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAdvanceProposal(self, request, context):
+        """A national operator applies a province's proposal: its amount, or another with a reason,
+        becomes the year's advance as SetAdvance sets it (the ledger receives the difference).
+        A proposal is applied once; a proposal of 0 needs an amount.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/ADVANCE_PROPOSAL_APPLIED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -418,6 +481,26 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.GetAdvanceStatus,
                     request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusRequest.FromString,
                     response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusResponse.SerializeToString,
+            ),
+            'ProposeAdvances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeAdvances,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesResponse.SerializeToString,
+            ),
+            'GetAdvanceProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAdvanceProposal,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalResponse.SerializeToString,
+            ),
+            'ListAdvanceProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdvanceProposals,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsResponse.SerializeToString,
+            ),
+            'ApplyAdvanceProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAdvanceProposal,
+                    request_deserializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalRequest.FromString,
+                    response_serializer=yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalResponse.SerializeToString,
             ),
             'ListAlerts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAlerts,
@@ -653,6 +736,114 @@ class ClearingService:
             '/yidi.clearing.v1.ClearingService/GetAdvanceStatus',
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusRequest.SerializeToString,
             yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeAdvances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/ProposeAdvances',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ProposeAdvancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAdvanceProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/GetAdvanceProposal',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.GetAdvanceProposalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAdvanceProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/ListAdvanceProposals',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ListAdvanceProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAdvanceProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.clearing.v1.ClearingService/ApplyAdvanceProposal',
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalRequest.SerializeToString,
+            yidi_dot_clearing_dot_v1_dot_clearing__service__pb2.ApplyAdvanceProposalResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,33 @@ class ClearingServiceStub:
     Settlement is never refused for lack of advance.
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
     """
+    ProposeAdvances: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ProposeAdvancesRequest, _clearing_service_pb2.ProposeAdvancesResponse]
+    """Proposes every province's advance for a year from its outflow the year before (预付金测算):
+    the configured rule ([clearing] advance_months, advance_minimum) applied to the payable of
+    its statements in the cleared months of that year. Stored with its basis; proposing again
+    (another request id) recomputes the proposals not yet applied. National operators only.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    GetAdvanceProposal: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetAdvanceProposalRequest, _clearing_service_pb2.GetAdvanceProposalResponse]
+    """Reads a province's advance proposal for a year, with its basis. A province's operator,
+    calling at its province node, reads only its own province's.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ListAdvanceProposals: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ListAdvanceProposalsRequest, _clearing_service_pb2.ListAdvanceProposalsResponse]
+    """Lists the advance proposals of a year, by province (a province's operator: only its own).
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ApplyAdvanceProposal: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ApplyAdvanceProposalRequest, _clearing_service_pb2.ApplyAdvanceProposalResponse]
+    """A national operator applies a province's proposal: its amount, or another with a reason,
+    becomes the year's advance as SetAdvance sets it (the ledger receives the difference).
+    A proposal is applied once; a proposal of 0 needs an amount.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/ADVANCE_PROPOSAL_APPLIED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
     ListAlerts: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ListAlertsRequest, _clearing_service_pb2.ListAlertsResponse]
     """Lists alerts: advance usage, overdue confirmations and transfers, ledger imbalance.
     Errors: INVALID_ARGUMENT/INVALID_ARGUMENT.
@@ -204,6 +231,33 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     """A province's advance, usage (fund payments for its insured not yet cleared) and alert level.
     Settlement is never refused for lack of advance.
     Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+    """
+    ProposeAdvances: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ProposeAdvancesRequest, _clearing_service_pb2.ProposeAdvancesResponse]  # type: ignore[assignment]
+    """Proposes every province's advance for a year from its outflow the year before (预付金测算):
+    the configured rule ([clearing] advance_months, advance_minimum) applied to the payable of
+    its statements in the cleared months of that year. Stored with its basis; proposing again
+    (another request id) recomputes the proposals not yet applied. National operators only.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    GetAdvanceProposal: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetAdvanceProposalRequest, _clearing_service_pb2.GetAdvanceProposalResponse]  # type: ignore[assignment]
+    """Reads a province's advance proposal for a year, with its basis. A province's operator,
+    calling at its province node, reads only its own province's.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ListAdvanceProposals: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListAdvanceProposalsRequest, _clearing_service_pb2.ListAdvanceProposalsResponse]  # type: ignore[assignment]
+    """Lists the advance proposals of a year, by province (a province's operator: only its own).
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    """
+    ApplyAdvanceProposal: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ApplyAdvanceProposalRequest, _clearing_service_pb2.ApplyAdvanceProposalResponse]  # type: ignore[assignment]
+    """A national operator applies a province's proposal: its amount, or another with a reason,
+    becomes the year's advance as SetAdvance sets it (the ledger receives the difference).
+    A proposal is applied once; a proposal of 0 needs an amount.
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/ADVANCE_PROPOSAL_APPLIED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     ListAlerts: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ListAlertsRequest, _clearing_service_pb2.ListAlertsResponse]  # type: ignore[assignment]
     """Lists alerts: advance usage, overdue confirmations and transfers, ledger imbalance.
@@ -370,6 +424,57 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         """A province's advance, usage (fund payments for its insured not yet cleared) and alert level.
         Settlement is never refused for lack of advance.
         Errors: INVALID_ARGUMENT/INVALID_CODE, NOT_FOUND/NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ProposeAdvances(
+        self,
+        request: _clearing_service_pb2.ProposeAdvancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ProposeAdvancesResponse, _abc.Awaitable[_clearing_service_pb2.ProposeAdvancesResponse]]:
+        """Proposes every province's advance for a year from its outflow the year before (预付金测算):
+        the configured rule ([clearing] advance_months, advance_minimum) applied to the payable of
+        its statements in the cleared months of that year. Stored with its basis; proposing again
+        (another request id) recomputes the proposals not yet applied. National operators only.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAdvanceProposal(
+        self,
+        request: _clearing_service_pb2.GetAdvanceProposalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.GetAdvanceProposalResponse, _abc.Awaitable[_clearing_service_pb2.GetAdvanceProposalResponse]]:
+        """Reads a province's advance proposal for a year, with its basis. A province's operator,
+        calling at its province node, reads only its own province's.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAdvanceProposals(
+        self,
+        request: _clearing_service_pb2.ListAdvanceProposalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ListAdvanceProposalsResponse, _abc.Awaitable[_clearing_service_pb2.ListAdvanceProposalsResponse]]:
+        """Lists the advance proposals of a year, by province (a province's operator: only its own).
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyAdvanceProposal(
+        self,
+        request: _clearing_service_pb2.ApplyAdvanceProposalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ApplyAdvanceProposalResponse, _abc.Awaitable[_clearing_service_pb2.ApplyAdvanceProposalResponse]]:
+        """A national operator applies a province's proposal: its amount, or another with a reason,
+        becomes the year's advance as SetAdvance sets it (the ledger receives the difference).
+        A proposal is applied once; a proposal of 0 needs an amount.
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/ADVANCE_PROPOSAL_APPLIED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod
