@@ -161,8 +161,9 @@ def propose(
         if record is not None and record.applied_fen is not None:
             continue
         if record is None:
-            record = AdvanceProposalRecord(year=year, admdvs=admdvs, applied_fen=None, applied_by="")
-            record.apply_time, record.override_reason = None, ""
+            record = AdvanceProposalRecord(
+                year=year, admdvs=admdvs, applied_fen=None, applied_by="", apply_time=None, override_reason=""
+            )
             session.add(record)
         outflow = max(outflows.get(admdvs, 0), 0)
         record.periods = ",".join(periods)
