@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import NamedTuple
 
 import grpc
 import pytest
 from clearing_support import DONE, beijing, refusal, stamp
 from prometheus_client import CollectorRegistry
+from sqlalchemy import inspect
 from typer.testing import CliRunner, Result
 
 from yidi.clearing.v1 import clearing_service_pb2 as api
@@ -38,9 +40,13 @@ from yidi_harness.federation import (
 from yidi_harness.month_end import ClearingClock
 from yidi_harness.polling import eventually
 from yidi_runtime.config import ConfigError, NodeSettings, load_settings
+from yidi_runtime.db import Database, service_url
 from yidi_runtime.identity import CallerRole, Principal
 from yidi_runtime.integrity import NodeIntegrity
+from yidi_runtime.migrate import downgrade, upgrade
 from yidi_services.clearing.sizing import Rule
+from yidi_services.node import GROUPS
+from yidi_testing import settings_for
 
 HEBEI, ZHEJIANG, QINGHAI = "130000", "330000", "630000"
 HEBEI_OPERATOR, ZHEJIANG_OPERATOR = region_operator(HEBEI), region_operator(ZHEJIANG)
@@ -304,7 +310,11 @@ def test_a_province_operator_reads_only_its_own_proposal_through_its_own_node(
 ) -> None:
     started, _ = federation
     national = stub(started, NATIONAL_REGION)
-    national.ProposeAdvances(api.ProposeAdvancesRequest(request_id="P2028", year=2028), timeout=30)
+    proposing = cli(started, NATIONAL_OPERATOR, NATIONAL_REGION, "propose", "--year", "2028")
+    assert proposing.exit_code == 0, proposing.output
+    assert HEBEI in proposing.output and ZHEJIANG in proposing.output, (
+        "the children, though 2027 cleared nothing"
+    )
     hebei = stub(started, HEBEI, HEBEI_OPERATOR)
 
     own = api.GetAdvanceProposalRequest(year=2028, admdvs=HEBEI)
@@ -363,3 +373,18 @@ def test_the_sizing_rule_is_read_from_the_configuration() -> None:
     for name, bad in (("YIDI_CLEARING_ADVANCE_MONTHS", "0"), ("YIDI_CLEARING_ADVANCE_MINIMUM", "1.001")):
         with pytest.raises(ConfigError):
             load_settings(environ={name: bad})
+
+
+def test_the_proposals_table_comes_and_goes_with_its_migration(
+    tmp_path: Path, empty_database_url: str | None
+) -> None:
+    group = GROUPS["clearing"]
+    database = Database.open("clearing", service_url(settings_for(tmp_path, empty_database_url), "clearing"))
+    try:
+        upgrade(database, group.versions, group.metadata, "clearing_0009")
+        assert "clearing_advance_proposals" in inspect(database.engine).get_table_names()
+        downgrade(database, group.versions, group.metadata, "clearing_0008")
+        assert "clearing_advance_proposals" not in inspect(database.engine).get_table_names()
+        assert "clearing_advances" in inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
