@@ -238,6 +238,8 @@ def test_an_adjustment_reaches_the_insured_node_and_the_next_clearing(played: Pl
     [adjustment] = found
     assert (adjustment.treatment_admdvs, adjustment.disallowed_fen) == (JIAXING, disallowed)
     assert adjustment.psn_no == played.first.psn_no
+    code, _ = _refused(lambda: played.audit().ListAuditAdjustments(listing, timeout=DEADLINE_S))
+    assert code is grpc.StatusCode.PERMISSION_DENIED  # Qinghai's ledger is its own operators' to read
 
     # The national node holds the clawback: what is left to claw back is the fund payment less it.
     national = clearing_service_pb2_grpc.ClearingServiceStub(
