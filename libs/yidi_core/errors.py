@@ -240,6 +240,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "该结算已撤销",
     ),
     (
+        "AUDIT_CASE_DECIDED",
+        "FAILED_PRECONDITION",
+        "The audit case is already decided; a decision is final.",
+        "该大额协查案件已处理，处理结果不可更改",
+    ),
+    (
         "PERIOD_CLOSED",
         "FAILED_PRECONDITION",
         "The clearing period is closed; changes go to the next period.",

@@ -3,7 +3,8 @@
 Nodes append to the journal for settlements made in their subtree and read only their own part
 of it (entries whose insured or treatment region lies in their subtree) and their own
 provinces' advances; advances, clearing,
-statements, clawbacks and reconciliation with repair are operators' work; an institution
+statements, clawbacks and reconciliation with repair are operators' work (a node also records
+the clawback of its own institution's settlement that its large-bill audit adjusted); an institution
 may check its own reconciliation totals and details (national transactions 3201/3202).
 
 A province owns its statements: its operators, calling at their province's node (which
@@ -46,7 +47,7 @@ ACCESS: dict[str, Access] = rules(
     ConfirmStatement=_PROVINCE_OWNED,
     DisputeStatement=_PROVINCE_OWNED,
     RecordTransfer=_OPERATOR,
-    RecordClawback=_OPERATOR,
+    RecordClawback=allow(OPERATOR, NODE, origin=("fixmedins_code",)),
     GetClearingCalendar=allow(OPERATOR, NODE, INSTITUTION),
     GetLedger=_OPERATOR,
     ListLedgerEntries=_OPERATOR,

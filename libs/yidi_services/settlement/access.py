@@ -12,7 +12,9 @@ its settlement records (the national reconciliation); a person's accumulators an
 operators' business, within their region at every hop. A bill (GetBill) is authorized by the
 treatment node that keeps it, against the record (:mod:`~yidi_services.settlement.treatment.whole_bills`);
 an operator asks at their own node, which fetches it as itself. Reimbursing a self-pay bill
-is the insured region's operators' work.
+is the insured region's operators' work. The large-bill audit queue is the treatment node's
+operators' (an operator acts only at nodes within their region); its adjustments reach the insured
+node as the treatment node's sealed messages, read there by its operators.
 """
 
 from __future__ import annotations
@@ -54,4 +56,12 @@ ACCESS: dict[str, Access] = rules(
     ResolveHold=allow(NODE, OPERATOR, origin=_ORIGIN, from_above=True),
     GetBill=allow(INSTITUTION, OPERATOR, NODE, origin=_ORIGIN),
     ReimburseSelfPayBill=allow(OPERATOR),
+)
+ACCESS |= rules(
+    "yidi.settlement.v1.AuditCaseService",
+    ListAuditCases=allow(OPERATOR),
+    GetAuditCase=allow(OPERATOR),
+    DecideAuditCase=allow(OPERATOR),
+    RecordAuditAdjustment=allow(NODE, origin=_ORIGIN),
+    ListAuditAdjustments=allow(OPERATOR),
 )

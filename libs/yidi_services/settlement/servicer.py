@@ -1,4 +1,4 @@
-"""The settlement service on a node: the HIS-facing treatment side and the insured side.
+"""The settlement service on a node: the HIS-facing treatment side, the insured side and the large-bill audit.
 
 Both halves share the node's router (one persistent client per neighbouring node) and the
 service's request-log table. The treatment side queues confirmations and journal entries in
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import grpc
 
+from yidi.settlement.v1 import audit_case_service_pb2 as audit_api
+from yidi.settlement.v1 import audit_case_service_pb2_grpc as audit_grpc
 from yidi.settlement.v1 import insured_settlement_service_pb2 as insured_api
 from yidi.settlement.v1 import insured_settlement_service_pb2_grpc as insured_grpc
 from yidi.settlement.v1 import settlement_service_pb2 as treatment_api
@@ -19,6 +21,7 @@ from yidi.settlement.v1 import settlement_service_pb2_grpc as treatment_grpc
 from yidi_runtime.outbox import Outbox, OutboxDeliverer
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, wall_clock
+from yidi_services.settlement.audit_servicer import AuditCaseServicer
 from yidi_services.settlement.insured.servicer import InsuredSettlementServicer
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import BATCHING
@@ -50,9 +53,13 @@ def register(server: grpc.Server, context: ServiceContext, clock: Clock = wall_c
         context.run_in_background(worker)
     insured_grpc.add_InsuredSettlementServiceServicer_to_server(insured, server)
     treatment_grpc.add_SettlementServiceServicer_to_server(treatment, server)
+    audit_grpc.add_AuditCaseServiceServicer_to_server(
+        AuditCaseServicer(context, router, outbox, clock), server
+    )
     names = [
         treatment_api.DESCRIPTOR.services_by_name["SettlementService"].full_name,
         insured_api.DESCRIPTOR.services_by_name["InsuredSettlementService"].full_name,
+        audit_api.DESCRIPTOR.services_by_name["AuditCaseService"].full_name,
     ]
     # A settlement between two places, its receipts and its journal travel through the parent.
     context.needs_parent(*names)

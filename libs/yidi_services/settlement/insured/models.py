@@ -110,3 +110,26 @@ class ApplicationRow(Base):
         # ListSettlementRecords pages by apply time (reconciliation).
         Index("ix_settlement_insured_applications_created_at", "created_at", "request_id"),
     )
+
+
+class AuditAdjustmentRow(Base):
+    """A treatment place's large-bill audit adjustment (大额协查核减) of one of this node's settlements.
+
+    The fund over-paid the hospital by ``disallowed_fen``; it recovers that from the hospital
+    (a clawback in the next clearing), so the application, the person's accumulators and
+    account stay as they are: the patient's share is unchanged.
+    """
+
+    __tablename__ = "settlement_insured_audit_adjustments"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    application_request_id: Mapped[str] = mapped_column(String(64))
+    setl_id: Mapped[str] = mapped_column(String(40), index=True)
+    psn_no: Mapped[str] = mapped_column(String(30))
+    treatment_admdvs: Mapped[str] = mapped_column(String(6))
+    disallowed_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -199,8 +199,20 @@ class SettlementRow(Base):
     )
 
 
+class AuditState(StrEnum):
+    """Where a large-bill audit case stands: queued, accepted as billed, or adjusted (part disallowed)."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    ADJUSTED = "adjusted"
+
+
 class AuditCaseRow(Base):
-    """A large cross-province inpatient bill (≥ 30,000 yuan) opened for treatment-place audit (费用协查)."""
+    """A large cross-province inpatient bill (≥ 30,000 yuan) opened for treatment-place audit (费用协查).
+
+    Decided once by an operator of the treatment region (:mod:`~yidi_services.settlement.treatment.audit`):
+    ``decision_request_id`` is the decision's msgid, ``decided_by`` the operator.
+    """
 
     __tablename__ = "settlement_audit_cases"
 
@@ -210,6 +222,16 @@ class AuditCaseRow(Base):
     insuplc_admdvs: Mapped[str] = mapped_column(String(6))
     medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(12), default=AuditState.OPEN.value)
+    due_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """The last working day to decide on; None for a case queued before deadlines existed."""
+    disallowed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decision_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_settlement_audit_cases_state", "state", "created_at"),)
 
 
 class SelfPayBillRow(Base):

@@ -20,6 +20,7 @@ from yidi_runtime.outbox import Outbox
 from yidi_runtime.routing import Router
 from yidi_runtime.service import ServiceContext
 from yidi_runtime.wire import Clock, moment_of
+from yidi_runtime.working_days import WorkingCalendar
 from yidi_services.settlement.receipts import Receipts
 from yidi_services.settlement.treatment import bills, commands, direct_rate, listing
 from yidi_services.settlement.treatment.checks import Caller, caller
@@ -42,7 +43,17 @@ class SettlementServicer(api_grpc.SettlementServiceServicer):
         integrity = NodeIntegrity(context.settings, context.metrics_registry)
         self.receipts = Receipts(integrity, clock)
         self._settlements = Settlements(
-            context.database, self._peers, outbox, clock, self._requests, integrity, self.receipts
+            context.database,
+            self._peers,
+            outbox,
+            clock,
+            self._requests,
+            integrity,
+            self.receipts,
+            WorkingCalendar(  # the node's working days (those its tickets count too)
+                frozenset(context.settings.collaboration_holidays),
+                frozenset(context.settings.collaboration_working_weekends),
+            ),
         )
         self._corrections = Corrections(
             context.database, self._peers, clock, self._requests, self._settlements

@@ -44,11 +44,12 @@ from yidi_runtime.integrity import NodeIntegrity
 from yidi_runtime.outbox import Outbox
 from yidi_runtime.settlement_keys import derived_id, settlement_key
 from yidi_runtime.wire import Clock
+from yidi_runtime.working_days import WorkingCalendar
 from yidi_services.settlement.insured.forwarding import ROUTED
 from yidi_services.settlement.models import OutboxMessage
 from yidi_services.settlement.outbox_batches import APPEND_JOURNAL, CONFIRM_SETTLEMENT
 from yidi_services.settlement.receipts import Receipts
-from yidi_services.settlement.treatment import commands
+from yidi_services.settlement.treatment import audit, commands
 from yidi_services.settlement.treatment.catalogue import Classified, classify, fee_items
 from yidi_services.settlement.treatment.checks import (
     Caller,
@@ -56,7 +57,6 @@ from yidi_services.settlement.treatment.checks import (
 )
 from yidi_services.settlement.treatment.fees import active_items
 from yidi_services.settlement.treatment.models import (
-    AuditCaseRow,
     OutcomeRow,
     SettlementRow,
     VisitRow,
@@ -171,8 +171,10 @@ class Settlements:
         requests: Requests,
         integrity: NodeIntegrity,
         receipts: Receipts,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         self._database = database
+        self._calendar = calendar or WorkingCalendar()  # the working days an audit case's deadline counts
         self._peers = peers
         self._outbox = outbox
         self._clock = clock
@@ -309,16 +311,7 @@ class Settlements:
             session.execute(_INSERT_SETTLEMENT, columns)
             row = cast(Recorded, SimpleNamespace(**columns))
             if row.audit_flag:
-                session.add(
-                    AuditCaseRow(
-                        setl_id=setl_id,
-                        mdtrt_id=visit.mdtrt_id,
-                        fixmedins_code=visit.fixmedins_code,
-                        insuplc_admdvs=visit.insuplc_admdvs,
-                        medfee_sumamt_fen=result.amounts.medfee_sumamt_fen,
-                        created_at=now,
-                    )
-                )
+                audit.queue(session, row, now, self._calendar)
             self._outbox.add(session, visit.insuplc_admdvs, CONFIRM_SETTLEMENT, self._confirm_request(row))
             if journaled_nationally(location):
                 self._queue_journal(session, derived_id(key, "journal"), row)
