@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,13 +38,18 @@ from filing_builders import (
     request_id,
     set_rules,
 )
+from sqlalchemy import text
 
 from yidi.filing.v1 import filing_pb2 as pb
 from yidi.filing.v1 import filing_service_pb2 as api
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
 from yidi_runtime.auth import PRINCIPAL_HEADER
 from yidi_runtime.config import Peer
+from yidi_runtime.db import Database, service_url
+from yidi_runtime.migrate import downgrade, upgrade
 from yidi_runtime.server import Node
+from yidi_services.node import GROUPS
+from yidi_testing import settings_for
 
 OPERATOR = "operator/000000/reviewer"
 AS_OPERATOR = ((PRINCIPAL_HEADER, OPERATOR),)
@@ -234,3 +241,46 @@ def test_filings_made_under_old_rules_are_rechecked_listed_with_why_and_decided_
             == api.FILING_RECHECK_STATE_KEPT
         )
     assert set(_rechecks(stub)) == {also_committed.filing_id}
+
+
+def test_the_migration_numbers_existing_rules_and_marks_existing_filings_legacy(
+    tmp_path: Path, empty_database_url: str | None
+) -> None:
+    group = GROUPS["filing"]
+    database = Database.open("filing", service_url(settings_for(tmp_path, empty_database_url), "filing"))
+    try:
+        upgrade(database, group.versions, group.metadata, "filing_0003")
+        with database.engine.begin() as connection:
+            for effective in ("2026-01-01", "2025-01-01"):
+                connection.execute(
+                    text("INSERT INTO filing_rules VALUES ('440300', :day, :document)"),
+                    {"day": date.fromisoformat(effective), "document": "{}"},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO filing_persons VALUES ('P1', :certno, '张三', '440300', '310', '1201', NULL, "
+                    ":yes, :yes, '', :now, :now)"
+                ),
+                {"certno": certno(SHENZHEN, 1), "yes": True, "now": datetime.now(UTC)},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO filing_filings VALUES ('F1', 'P1', '440300', '110000', 'referral', 'window', "
+                    "'{}', '{}', '[]', :day, NULL, :no, 'approved', '', NULL, '', '', :now, NULL, '', '')"
+                ),
+                {"day": date(2026, 3, 2), "no": False, "now": datetime.now(UTC)},
+            )
+        upgrade(database, group.versions, group.metadata)
+        with database.engine.connect() as connection:
+            numbered = connection.execute(
+                text("SELECT effective_date, version FROM filing_rules ORDER BY effective_date")
+            ).all()
+            assert [(str(effective), version) for effective, version in numbered] == [
+                ("2025-01-01", 1),
+                ("2026-01-01", 2),
+            ]
+            assert connection.execute(text("SELECT rules_version FROM filing_filings")).scalar() == "legacy"
+        downgrade(database, group.versions, group.metadata, "filing_0003")
+        upgrade(database, group.versions, group.metadata)
+    finally:
+        database.engine.dispose()
