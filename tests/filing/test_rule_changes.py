@@ -39,6 +39,7 @@ from filing_builders import (
     set_rules,
 )
 from sqlalchemy import text
+from test_filing_cli import yidi
 
 from yidi.filing.v1 import filing_pb2 as pb
 from yidi.filing.v1 import filing_service_pb2 as api
@@ -284,3 +285,23 @@ def test_the_migration_numbers_existing_rules_and_marks_existing_filings_legacy(
         upgrade(database, group.versions, group.metadata)
     finally:
         database.engine.dispose()
+
+
+def test_the_cli_lists_rechecks_and_decides_one(filing_node: Node, stub: api_grpc.FilingServiceStub) -> None:
+    set_rules(stub, SHENZHEN, auto_approve=True)
+    number = certno(SHENZHEN, 9)
+    enrol(stub, person(number, SHENZHEN))
+    filing_id = stub.CreateFiling(
+        application(number, SHENZHEN, BEIJING, RESIDENT, APP, materials=COMMITMENT)
+    ).filing.filing_id
+    set_rules(stub, SHENZHEN, **V2)
+
+    listed = yidi(filing_node, "rechecks", "--region", SHENZHEN)
+    assert listed.returncode == 0, listed.stderr
+    assert filing_id in listed.stdout and "440300/1 → 440300/2" in listed.stdout
+    assert "MATERIALS_REQUIRED materials.residence_proof_id" in listed.stdout
+    kept = yidi(filing_node, "decide-recheck", filing_id, "--decision", "keep", "--reason", "long resident")
+    assert kept.returncode == 0, kept.stderr
+    assert f"recheck of {filing_id}: kept" in kept.stdout
+    again = yidi(filing_node, "decide-recheck", filing_id, "--decision", "cancel", "--reason", "no")
+    assert again.returncode == 1 and "RECHECK_STATE" in again.stderr
