@@ -563,5 +563,5 @@ def rule_failures(
             filing.designated_institutions, filing.treatment_admdvs, region_rules, answers
         )
     except DomainError as unasked:  # the registry's failure, raised by level_refusal
-        failures.append(unasked)
+        failures.append(invalid(unasked.reason_code, "designated_institutions", unasked.message))
     return failures

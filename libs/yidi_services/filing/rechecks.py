@@ -87,17 +87,12 @@ class Recheck:
 
 
 def _failure_documents(errors: list[DomainError]) -> list[dict[str, str]]:
-    found = []
-    for error in errors:
-        for violation in error.violations or ():
-            found.append(
-                {"reason": error.reason_code, "field": violation.field, "message": violation.description}
-            )
-        if not error.violations:
-            found.append(
-                {"reason": error.reason_code, "field": "designated_institutions", "message": error.message}
-            )
-    return found
+    """Each failed check as stored: every check's refusal names the field it failed on."""
+    return [
+        {"reason": error.reason_code, "field": violation.field, "message": violation.description}
+        for error in errors
+        for violation in error.violations
+    ]
 
 
 def _governed(stored: FilingRules, today: date) -> ColumnElement[bool]:
