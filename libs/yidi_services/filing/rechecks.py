@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from yidi_core.codes import check_region
 from yidi_core.errors import DomainError, invalid
 from yidi_runtime import identity
+from yidi_runtime.logs import get_logger
 from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_runtime.regions import below, ensure_within
 from yidi_runtime.wire import as_utc
@@ -95,34 +96,35 @@ def _failure_documents(errors: list[DomainError]) -> list[dict[str, str]]:
     ]
 
 
-def _governed(stored: FilingRules, today: date) -> ColumnElement[bool]:
-    """Open filings below the rules' region, valid when the rules take effect, made under other rules."""
+def _open_below(stored: FilingRules, today: date) -> ColumnElement[bool]:
+    """Open filings below the rules' region that are still valid when the rules take effect."""
     assert stored.effective_date is not None
     return and_(
         below(FilingRow.insuplc_admdvs, stored.insuplc_admdvs),
         in_states(OPEN_STATES, today),
         or_(FilingRow.end_date.is_(None), FilingRow.end_date >= stored.effective_date),
-        FilingRow.rules_version != stored.label,
     )
 
 
-def designated_codes(session: Session, stored: FilingRules, today: date) -> list[str]:
-    """The institutions the filings to recheck designate (their levels are asked before writing)."""
-    lists = session.scalars(select(FilingRow.designated_institutions).where(_governed(stored, today)))
+def designated_codes(session: Session, given: FilingRules, today: date) -> list[str]:
+    """The institutions the filings to recheck may designate (their levels are asked before writing)."""
+    lists = session.scalars(select(FilingRow.designated_institutions).where(_open_below(given, today)))
     return sorted({code for codes in lists for code in codes})
 
 
 def recheck_open_filings(
     session: Session, stored: FilingRules, answers: RegistryAnswers, now: datetime, today: date
-) -> int:
-    """Check the open filings ``stored`` governs against it; a pending recheck for each that fails. The count."""
+) -> None:
+    """Check the open filings ``stored`` governs against it; a pending recheck for each that fails."""
     assert stored.effective_date is not None
     day = max(stored.effective_date, today)
     governs: dict[str, bool] = {}
     created = 0
     for row in session.scalars(
-        select(FilingRow).where(_governed(stored, today)).order_by(FilingRow.filing_id)
-    ):
+        select(FilingRow)
+        .where(_open_below(stored, today), FilingRow.rules_version != stored.label)
+        .order_by(FilingRow.filing_id)
+    ).all():
         if row.insuplc_admdvs not in governs:  # a region below with rules of its own is not governed
             governs[row.insuplc_admdvs] = (
                 rules.in_force(session, row.insuplc_admdvs, day).label == stored.label
@@ -152,7 +154,7 @@ def recheck_open_filings(
             )
             created += 1
     session.flush()
-    return created
+    get_logger().info("filing rules rechecked", rules_version=stored.label, rechecks=created)
 
 
 def _state(row: RecheckRow, filing_row: FilingRow, today: date) -> RecheckState:
