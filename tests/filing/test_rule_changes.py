@@ -8,7 +8,8 @@ filings that still pass, and closed ones, are not listed. The operator keeps one
 asks materials of another; a repeat replays, a second decision is refused, and so are other
 regions' operators and institutions. A correction on the same day (v3, commitments accepted
 again) supersedes what v3 lets pass and rechecks the rest. A city node relays the calls to the
-insured place's node like every filing call.
+insured place's node like every filing call. The CLI lists and decides; the migration numbers
+existing rules and marks existing filings legacy.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class Filing:
     submit_time: datetime
     decide_time: datetime | None
     reviewer: str
-    rules_version: str = ""
+    rules_version: str
 
     def covers(self, day: date) -> bool:
         """Whether ``day`` lies within the validity."""
