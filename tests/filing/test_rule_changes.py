@@ -244,6 +244,14 @@ def test_filings_made_under_old_rules_are_rechecked_listed_with_why_and_decided_
         )
     assert set(_rechecks(stub)) == {also_committed.filing_id}
 
+    # The person cancels the other filing before anyone decides: its recheck reads as closed.
+    stub.CancelFiling(api.CancelFilingRequest(request_id=request_id(), filing_id=also_committed.filing_id))
+    assert _rechecks(stub) == {} and set(_rechecks(stub, api.FILING_RECHECK_STATE_CLOSED)) == {
+        also_committed.filing_id
+    }
+    assert refusal(lambda: _decide(stub, also_committed.filing_id, KEEP))[1] == "RECHECK_STATE"
+    assert _gauge(filing_node) == "absent"
+
 
 def test_the_migration_numbers_existing_rules_and_marks_existing_filings_legacy(
     tmp_path: Path, empty_database_url: str | None
