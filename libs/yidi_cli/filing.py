@@ -14,7 +14,8 @@ import typer
 from yidi_cli.client_tls import ClientTls, dials_node
 
 app = typer.Typer(
-    help="Filing (异地就医备案): review queue, insured persons, filing rules.", no_args_is_help=True
+    help="Filing (异地就医备案): review queue, insured persons, filing rules and their rechecks.",
+    no_args_is_help=True,
 )
 
 AddressOption = typer.Option("127.0.0.1:50051", "--address", help="The node's gRPC address.")
@@ -68,3 +69,40 @@ def set_rules(
     from yidi_cli.filing_client import run_set_rules
 
     raise typer.Exit(run_set_rules(address, tls, file))
+
+
+@app.command("rechecks")
+@dials_node
+def rechecks(
+    region: str = typer.Option(..., "--region", help="Insured region whose rechecks to show."),
+    state: str = typer.Option(
+        "pending",
+        "--state",
+        help="pending, kept, cancelled, materials_required, superseded, closed, or all.",
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Rows to show (oldest filing first)."),
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Filings that fail their region's new rules: versions, the failed checks, the decision."""
+    from yidi_cli.filing_client import run_rechecks
+
+    raise typer.Exit(run_rechecks(address, tls, region, state, limit))
+
+
+@app.command("decide-recheck")
+@dials_node
+def decide_recheck(
+    filing_id: str = typer.Argument(..., help="The filing whose pending recheck to decide."),
+    decision: str = typer.Option(..., "--decision", help="keep, cancel or require_materials."),
+    reason: str = typer.Option("", "--reason", help="Why (required to cancel: the filing's reason)."),
+    request_id: str | None = RequestIdOption,
+    address: str = AddressOption,
+    *,
+    tls: ClientTls,
+) -> None:
+    """Decide a filing's recheck once: keep the filing, cancel it, or ask for materials."""
+    from yidi_cli.filing_client import run_decide_recheck
+
+    raise typer.Exit(run_decide_recheck(address, tls, filing_id, decision, reason, request_id))

@@ -242,3 +242,71 @@ def run_pending(address: str, tls: ClientTls, region: str, overdue_only: bool, l
     if answer.next_page_token:
         console.print(f"showing the first {shown}; raise --limit to see more", markup=False)
     return 0
+
+
+def _enum_number(enum: Any, prefix: str, name: str, what: str) -> int | None:
+    try:
+        return int(enum.Value(prefix + name.strip().upper()))
+    except ValueError:
+        Console(stderr=True).print(f"yidi: {name[:30]!r} is not a {what}", markup=False)
+        return None
+
+
+def run_rechecks(address: str, tls: ClientTls, region: str, state: str, limit: int) -> int:
+    """Print the first ``limit`` rechecks of ``region`` in ``state`` ('all': every state); the exit code."""
+    number = (
+        0
+        if state == "all"
+        else _enum_number(api.FilingRecheckState, "FILING_RECHECK_STATE_", state, "recheck state")
+    )
+    if number is None:
+        return UNREADABLE
+    request = api.ListFilingRechecksRequest(insuplc_admdvs=region, state=number, page_size=limit)  # type: ignore[arg-type]
+    with open_channel(address, tls) as channel:
+        try:
+            answer = api_grpc.FilingServiceStub(channel).ListFilingRechecks(request, timeout=30)
+        except grpc.RpcError as error:
+            return explain_refusal(error)
+    table = Table(title=f"Filing rechecks of {region} ({state})")
+    for heading in ("filing", "person", "category", "rules", "fails", "state", "decided by"):
+        table.add_column(heading)
+    for recheck in answer.rechecks:
+        filing = recheck.filing
+        table.add_row(
+            filing.filing_id,
+            filing.psn_no,
+            _name(filing_category_pb2.FilingCategory, "FILING_CATEGORY_", filing.category),
+            f"{recheck.old_rules_version} → {recheck.new_rules_version}",
+            "\n".join(f"{failure.reason} {failure.field}" for failure in recheck.failures),
+            _name(api.FilingRecheckState, "FILING_RECHECK_STATE_", recheck.state),
+            recheck.decided_by,
+        )
+    console = Console(width=200)
+    console.print(table)
+    if answer.next_page_token:
+        console.print(f"showing the first {len(answer.rechecks)}; raise --limit to see more", markup=False)
+    return 0
+
+
+def run_decide_recheck(
+    address: str, tls: ClientTls, filing_id: str, decision: str, reason: str, request_id: str | None
+) -> int:
+    """Send one decision (idempotent on the request id printed); the exit code."""
+    number = _enum_number(api.RecheckDecision, "RECHECK_DECISION_", decision, "recheck decision")
+    if number is None:
+        return UNREADABLE
+    rid = request_id or message_id(filing_id[:6])
+    request = api.DecideFilingRecheckRequest(
+        request_id=rid,
+        filing_id=filing_id,
+        decision=number,  # type: ignore[arg-type]
+        reason=reason,
+    )
+    with open_channel(address, tls) as channel:
+        try:
+            answer = api_grpc.FilingServiceStub(channel).DecideFilingRecheck(request, timeout=30)
+        except grpc.RpcError as error:
+            return explain_refusal(error)
+    state = _name(api.FilingRecheckState, "FILING_RECHECK_STATE_", answer.recheck.state)
+    print(f"recheck of {filing_id}: {state} (request {rid})")
+    return 0

@@ -186,6 +186,18 @@ REASONS: Mapping[str, Reason] = _reasons(
         "长期备案未满参保地规定期限，暂不能变更或取消",
     ),
     (
+        "REVIEW_REQUIRED",
+        "FAILED_PRECONDITION",
+        "The region's rules now review this kind of application by hand; it was approved instantly.",
+        "参保地规则现要求人工审核此类备案（原为即办秒批）",
+    ),
+    (
+        "RECHECK_STATE",
+        "FAILED_PRECONDITION",
+        "The filing's recheck no longer waits for a decision: decided, superseded or closed.",
+        "该备案的规则变更复核已处理、已被新规则取代或备案已终止，无需再决定",
+    ),
+    (
         "FILING_CONFLICT",
         "FAILED_PRECONDITION",
         "The person already has a filing for another treatment region in this period; change or cancel it.",

@@ -518,6 +518,7 @@ PERSONAL_DATA_READS: frozenset[str] = (
         "GetFiling",
         "ListFilings",
         "ListPendingReviews",
+        "ListFilingRechecks",
         "CheckEligibility",
     )
     | _reads(

@@ -6,6 +6,7 @@ province node is started where routing to another province's insured data matter
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +16,8 @@ import pytest
 from filing_builders import Clock
 
 from yidi.filing.v1 import filing_service_pb2_grpc as api_grpc
+from yidi_runtime.config import Peer
 from yidi_runtime.server import Node, create_server
-from yidi_runtime.service import ServiceGroup
 from yidi_services.filing.servicer import register
 from yidi_services.node import GROUPS
 from yidi_testing import settings_for
@@ -32,15 +33,21 @@ def clock() -> Clock:
 def start_filing_node(
     tmp_path: Path, database_url: str | None, clock: Clock
 ) -> Iterator[Callable[..., Node]]:
-    """Start filing nodes on the test's clock (``role``/``region`` overridable); all stopped at the end."""
+    """Start filing nodes on the test's clock (``role``/``region``/``parent`` overridable); all stopped at the end."""
     started: list[Node] = []
     group = GROUPS["filing"]
-    timed = ServiceGroup(group.name, group.metadata, group.versions, functools.partial(register, clock=clock))
+    timed = dataclasses.replace(group, register=functools.partial(register, clock=clock))
 
-    def start(role: str = "national", region: str = "000000") -> Node:
+    def start(role: str = "national", region: str = "000000", parent: Peer | None = None) -> Node:
         folder = tmp_path / f"{role}-{region}"
         settings = settings_for(
-            folder, database_url, auto_migrate=True, role=role, region=region, services="filing"
+            folder,
+            database_url,
+            parent=parent,
+            auto_migrate=True,
+            role=role,
+            region=region,
+            services="filing",
         )
         node = create_server(settings, [timed])
         started.append(node)

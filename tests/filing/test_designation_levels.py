@@ -1,7 +1,8 @@
 """Outpatient designation levels: the registry, asked through its RPCs, says each institution's level.
 
 A region allowing only levels 1 and 2 accepts a level-1 institution and refuses a level-3 or
-an unregistered one, on creation and on change, storing nothing; a node with no registry to
+an unregistered one, on creation and on change, storing nothing (and rules allowing level 2
+only recheck the level-1 filing); a node with no registry to
 ask refuses with NODE_UNREACHABLE; a node without the registry asks its parent's.
 """
 
@@ -102,6 +103,21 @@ def test_only_institutions_of_the_allowed_levels_may_be_designated(national: Nod
         assert _filings_of(stub, number) == [filed.filing_id]
         kept = stub.GetFiling(api.GetFilingRequest(filing_id=filed.filing_id)).filing
         assert (kept.state, list(kept.designated_institutions)) == (APPROVED, [LEVEL_1])
+
+        # New rules allowing level 2 only: the registry is asked again, and the filing is rechecked.
+        set_rules(
+            stub,
+            LANGFANG,
+            auto_approve=True,
+            outpatient_designations_required=1,
+            outpatient_designation_levels=["2"],
+            effective_date=day("2024-06-01"),
+        )
+        rechecks = stub.ListFilingRechecks(api.ListFilingRechecksRequest(insuplc_admdvs=LANGFANG)).rechecks
+        assert [
+            (recheck.filing.filing_id, [(failure.reason, failure.field) for failure in recheck.failures])
+            for recheck in rechecks
+        ] == [(filed.filing_id, [("INVALID_ARGUMENT", "designated_institutions[0]")])]
 
 
 def test_a_node_with_no_registry_to_ask_refuses_as_unreachable_and_stores_nothing(

@@ -1,6 +1,7 @@
 """Who may call the filing service (see :mod:`yidi_runtime.authz`), and what the insured node checks besides.
 
-The insured centre's operators import persons, set rules and review filings. Applications,
+The insured centre's operators import persons, set rules, review filings and decide the
+rechecks a rules change raises (answered at the insured place's node, like the filings). Applications,
 reads, cancellations and eligibility questions are relayed to the insured place's node
 (:mod:`~yidi_services.filing.routing`), which authorizes the original principal:
 
@@ -42,6 +43,8 @@ ACCESS: dict[str, Access] = rules(
     SetFilingRules=_OPERATOR,
     ReviewFiling=_OPERATOR,
     ListPendingReviews=_OPERATOR,
+    ListFilingRechecks=_OPERATOR,
+    DecideFilingRecheck=_OPERATOR,
     GetInsuredPerson=allow(OPERATOR, NODE),
     ListInsuredPersons=_OPERATOR,
     CreateFiling=_FILE,

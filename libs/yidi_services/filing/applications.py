@@ -166,14 +166,14 @@ def missing_materials(
     )
 
 
-def _designations(
+def _designation_errors(
     codes: tuple[str, ...],
     treatment: str,
     region_rules: FilingRules,
     answers: RegistryAnswers | None,
     field: str = "designated_institutions",
-) -> tuple[str, ...]:
-    """The chosen institutions, checked; their levels too unless ``answers`` is None (kept as they were)."""
+) -> list[DomainError]:
+    """Every reason the chosen institutions may not stand; levels unless ``answers`` is None (kept as they were)."""
     errors: list[DomainError] = []
     for index, code in enumerate(codes):
         try:
@@ -201,10 +201,21 @@ def _designations(
                 "INVALID_ARGUMENT", field, f"region {region_rules.insuplc_admdvs} allows choosing {limit}"
             )
         )
-    error = combine(errors)
+    return errors
+
+
+def _designations(
+    codes: tuple[str, ...],
+    treatment: str,
+    region_rules: FilingRules,
+    answers: RegistryAnswers | None,
+    field: str = "designated_institutions",
+) -> tuple[str, ...]:
+    """The chosen institutions, checked; their levels too unless ``answers`` is None (kept as they were)."""
+    error = combine(_designation_errors(codes, treatment, region_rules, answers, field))
     if error is not None:
         raise error
-    return cleaned
+    return tuple(code.strip() for code in codes)
 
 
 def _validity(
@@ -364,6 +375,7 @@ def _store(
         submit_time=now,
         decide_time=now if state is State.APPROVED else None,
         reviewer=AUTO_REVIEWER if state is State.APPROVED else "",
+        rules_version=region_rules.label,
     )
     session.add(row)
     session.flush()
@@ -514,3 +526,42 @@ def change(
     old.decide_time = now
     session.flush()
     return new, from_row(old, person.certno, today)
+
+
+def rule_failures(
+    row: FilingRow, region_rules: FilingRules, answers: RegistryAnswers, today: date
+) -> list[DomainError]:
+    """What the application behind ``row`` would be refused under ``region_rules``: each failed check once.
+
+    The checks that depend on the rules, as :func:`apply` runs them: instant approval (an
+    instantly approved filing whose region now reviews such applications fails
+    REVIEW_REQUIRED), materials, the temporary validity's minimum, and the designated
+    institutions (how many, their levels from ``answers``). A registry that could not be
+    asked is a failure too (NODE_UNREACHABLE): the level was not checked.
+    """
+    filing = from_row(row, "", today)
+    failures: list[DomainError] = []
+    state, _ = _decision(filing.category, filing.channel, region_rules, today)
+    if filing.state is State.APPROVED and filing.reviewer == AUTO_REVIEWER and state is not State.APPROVED:
+        failures.append(
+            invalid(
+                "REVIEW_REQUIRED",
+                "state",
+                f"approved instantly; region {region_rules.insuplc_admdvs} now reviews "
+                f"{filing.category.value} applications through {filing.channel.value} by hand",
+            )
+        )
+    shortfall = missing_materials(filing.category, filing.materials, region_rules)
+    if shortfall is not None:
+        failures.append(shortfall)
+    if not filing.category.long_term:
+        _attempt(
+            failures, lambda: _validity(filing.category, filing.start_date, filing.end_date, region_rules)
+        )
+    try:
+        failures += _designation_errors(
+            filing.designated_institutions, filing.treatment_admdvs, region_rules, answers
+        )
+    except DomainError as unasked:  # the registry's failure, raised by level_refusal
+        failures.append(invalid(unasked.reason_code, "designated_institutions", unasked.message))
+    return failures

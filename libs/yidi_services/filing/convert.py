@@ -21,6 +21,7 @@ from yidi_services.filing.eligibility import Answer
 from yidi_services.filing.filings import Applicant, Category, Filing, Materials
 from yidi_services.filing.persons import Gap, Person, PersonDraft, PersonRef
 from yidi_services.filing.queue import PendingItem
+from yidi_services.filing.rechecks import Recheck
 from yidi_services.filing.rules import FilingRules
 
 
@@ -176,6 +177,35 @@ def filing(value: Filing) -> pb.Filing:
         submit_time=timestamp_message(value.submit_time),
         decide_time=timestamp_message(value.decide_time),
         reviewer=value.reviewer,
+        rules_version=value.rules_version,
+    )
+
+
+def recheck_state_name(number: int) -> str:
+    """A FilingRecheckState as the service's recheck state name."""
+    return enum_name(api.FilingRecheckState, "FILING_RECHECK_STATE_", number)
+
+
+def recheck_decision_name(number: int) -> str:
+    """A RecheckDecision as ``keep``, ``cancel`` or ``require_materials``."""
+    return enum_name(api.RecheckDecision, "RECHECK_DECISION_", number)
+
+
+def recheck(value: Recheck) -> api.FilingRecheck:
+    """A recheck for the wire, its filing masked."""
+    return api.FilingRecheck(
+        filing=filing(value.filing),
+        old_rules_version=value.old_rules_version,
+        new_rules_version=value.new_rules_version,
+        failures=[
+            api.RecheckFailure(reason=failure.reason, field=failure.field, message=failure.message)
+            for failure in value.failures
+        ],
+        state=_enum_number(api.FilingRecheckState, "FILING_RECHECK_STATE_", value.state.value),
+        create_time=timestamp_message(value.create_time),
+        decision_reason=value.decision_reason,
+        decided_by=value.decided_by,
+        decide_time=timestamp_message(value.decide_time),
     )
 
 
@@ -229,6 +259,7 @@ def rules_message(value: FilingRules) -> pb.FilingRules:
         outpatient_designations_required=value.outpatient_designations_required,
         outpatient_designation_levels=list(value.outpatient_designation_levels),
         effective_date=date_message(value.effective_date),
+        version=value.label if value.version else "",
     )
 
 

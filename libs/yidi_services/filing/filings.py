@@ -126,6 +126,7 @@ class Filing:
     submit_time: datetime
     decide_time: datetime | None
     reviewer: str
+    rules_version: str
 
     def covers(self, day: date) -> bool:
         """Whether ``day`` lies within the validity."""
@@ -194,6 +195,7 @@ def from_row(row: FilingRow | Row[Any], certno: str, today: date) -> Filing:
         submit_time=as_utc(row.submit_time),
         decide_time=as_utc(row.decide_time) if row.decide_time else None,
         reviewer=row.reviewer,
+        rules_version=row.rules_version,
     )
 
 

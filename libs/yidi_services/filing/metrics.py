@@ -1,7 +1,8 @@
 """The filing service's business metrics, on the node's registry next to the gRPC families.
 
 Applications are counted by channel and outcome; the review queue (pending and overdue, per
-insured region) is read from the database at every scrape, so the gauges are never stale;
+insured region) and the rechecks waiting for a decision after a rules change are read from
+the database at every scrape, so the gauges are never stale;
 decisions feed a time-to-decision histogram in seconds (instant approvals observe 0).
 """
 
@@ -18,6 +19,7 @@ from yidi_runtime.db import Database
 from yidi_services.filing.applications import AUTO_REVIEWER
 from yidi_services.filing.filings import Filing
 from yidi_services.filing.queue import queue_sizes
+from yidi_services.filing.rechecks import pending_counts
 
 _HOUR = 3600.0
 _DAY = 24 * _HOUR
@@ -25,7 +27,7 @@ DECISION_BUCKETS = (1.0, 60.0, _HOUR, 4 * _HOUR, _DAY, 2 * _DAY, 3 * _DAY, 5 * _
 
 
 class _QueueCollector(Collector):
-    """Pending and overdue reviews per insured region, counted when Prometheus scrapes."""
+    """Pending and overdue reviews and pending rechecks per insured region, counted when Prometheus scrapes."""
 
     def __init__(self, database: Database, today: Callable[[], date]) -> None:
         self._database = database
@@ -40,13 +42,22 @@ class _QueueCollector(Collector):
             "Filings waiting for review past their working-day deadline.",
             labels=["insuplc_admdvs"],
         )
+        rechecks = GaugeMetricFamily(
+            "yidi_filing_pending_rechecks",
+            "Open filings that fail their region's new rules, waiting for an operator's decision.",
+            labels=["insuplc_admdvs"],
+        )
         with self._database.unit_of_work() as uow:
             sizes = queue_sizes(uow.session, self._today())
+            waiting = pending_counts(uow.session, self._today())
         for size in sizes:
             pending.add_metric([size.insuplc_admdvs], size.pending)
             overdue.add_metric([size.insuplc_admdvs], size.overdue)
+        for region, count in waiting:
+            rechecks.add_metric([region], count)
         yield pending
         yield overdue
+        yield rechecks
 
 
 class FilingMetrics:

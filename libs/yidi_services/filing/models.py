@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_runtime.db import service_base
@@ -89,6 +89,8 @@ class FilingRow(Base):
     reviewer: Mapped[str] = mapped_column(String(100))
     # Who entered it (the caller's subject): an institution sees and changes only its own.
     entered_by: Mapped[str] = mapped_column(String(100), default="", index=True)
+    # The rules the application was checked against (``rules.version_label``); "legacy" before issue 21.
+    rules_version: Mapped[str] = mapped_column(String(20), default="legacy")
 
     __table_args__ = (
         Index("ix_filing_filings_person", "psn_no", "state"),
@@ -104,3 +106,30 @@ class RulesRow(Base):
     insuplc_admdvs: Mapped[str] = mapped_column(String(6), primary_key=True)
     effective_date: Mapped[date] = mapped_column(Date, primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The region's n-th rules stored (a correction on the same effective date is a new version).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RecheckRow(Base):
+    """A filing that no longer passes its region's new rules, and what the operator decided.
+
+    ``failures`` is a list of ``{"reason", "field", "message"}``: the refusals a new
+    application with the filing's contents would get under the new rules.
+    """
+
+    __tablename__ = "filing_rechecks"
+
+    filing_id: Mapped[str] = mapped_column(
+        String(30), ForeignKey("filing_filings.filing_id", name="fk_filing_rechecks_filing"), primary_key=True
+    )
+    new_rules_version: Mapped[str] = mapped_column(String(20), primary_key=True)
+    insuplc_admdvs: Mapped[str] = mapped_column(String(6))
+    old_rules_version: Mapped[str] = mapped_column(String(20))
+    failures: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decide_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_filing_rechecks_region", "insuplc_admdvs", "state", "filing_id"),)

@@ -40,12 +40,14 @@ _BY_REGION = {
     "CheckEligibilityRequest",
     "GetFilingRulesRequest",
     "ListFilingsRequest",
+    "ListFilingRechecksRequest",
 }
 _BY_FILING_ID = {
     "GetFilingRequest",
     "ChangeFilingRequest",
     "CancelFilingRequest",
     "CompleteMaterialsRequest",
+    "DecideFilingRecheckRequest",
 }
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

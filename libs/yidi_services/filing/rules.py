@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from yidi_core.codes import check_region
@@ -46,6 +46,12 @@ class FilingRules:
     outpatient_designations_required: int = 0
     outpatient_designation_levels: tuple[str, ...] = ()
     effective_date: date | None = None
+    version: int = 0
+
+    @property
+    def label(self) -> str:
+        """The version filings and rechecks name: ``<region>/<n>``, the region's n-th rules stored."""
+        return f"{self.insuplc_admdvs}/{self.version}" if self.version else NATIONAL_MINIMUM_LABEL
 
     @property
     def calendar(self) -> WorkingCalendar:
@@ -53,6 +59,7 @@ class FilingRules:
         return WorkingCalendar(frozenset(self.holidays), frozenset(self.working_weekends))
 
 
+NATIONAL_MINIMUM_LABEL = "national-minimum"
 NATIONAL_MINIMUM = FilingRules(insuplc_admdvs="000000")
 """What applies where no region has set rules: the national floor, nothing waived."""
 
@@ -119,7 +126,7 @@ def _document(rules: FilingRules) -> dict[str, Any]:
     document = asdict(rules)
     document["holidays"] = [day.isoformat() for day in rules.holidays]
     document["working_weekends"] = [day.isoformat() for day in rules.working_weekends]
-    del document["insuplc_admdvs"], document["effective_date"]
+    del document["insuplc_admdvs"], document["effective_date"], document["version"]
     return document
 
 
@@ -128,12 +135,18 @@ def _rules(row: RulesRow) -> FilingRules:
     document["holidays"] = tuple(date.fromisoformat(day) for day in document["holidays"])
     document["working_weekends"] = tuple(date.fromisoformat(day) for day in document["working_weekends"])
     document["outpatient_designation_levels"] = tuple(document["outpatient_designation_levels"])
-    return FilingRules(insuplc_admdvs=row.insuplc_admdvs, effective_date=row.effective_date, **document)
+    return FilingRules(
+        insuplc_admdvs=row.insuplc_admdvs, effective_date=row.effective_date, version=row.version, **document
+    )
 
 
 def save(session: Session, rules: FilingRules) -> FilingRules:
-    """Store validated rules, replacing any rules of the region with the same effective date."""
+    """Store validated rules as the region's next version, replacing any with the same effective date."""
     assert rules.effective_date is not None
+    latest = session.scalar(
+        select(func.max(RulesRow.version)).where(RulesRow.insuplc_admdvs == rules.insuplc_admdvs)
+    )
+    rules = replace(rules, version=(latest or 0) + 1)
     session.execute(
         delete(RulesRow).where(
             RulesRow.insuplc_admdvs == rules.insuplc_admdvs, RulesRow.effective_date == rules.effective_date
@@ -144,6 +157,7 @@ def save(session: Session, rules: FilingRules) -> FilingRules:
             insuplc_admdvs=rules.insuplc_admdvs,
             effective_date=rules.effective_date,
             document=_document(rules),
+            version=rules.version,
         )
     )
     session.flush()

@@ -34,8 +34,10 @@ from yidi_services.filing import (
     listing,
     persons,
     queue,
+    rechecks,
     rules,
 )
+from yidi_services.filing.designation_levels import RegistryAnswers
 from yidi_services.filing.metrics import FilingMetrics
 from yidi_services.filing.models import RequestRecord
 from yidi_services.filing.registry_client import RegistryClient
@@ -297,15 +299,52 @@ class FilingServicer(api_grpc.FilingServiceServicer):
     def SetFilingRules(
         self, request: api.SetFilingRulesRequest, context: grpc.ServicerContext
     ) -> api.SetFilingRulesResponse:
-        given = convert.rules_value(request.rules)
+        """Store the rules and, in the same transaction, recheck the open filings they govern."""
+        given = rules.validated(convert.rules_value(request.rules), self._region, self._today())
+        answers = RegistryAnswers()
+        if given.outpatient_designation_levels:  # asked before the write transaction opens
+            with self._database.unit_of_work() as uow:
+                codes = rechecks.designated_codes(uow.session, given, self._today())
+            answers = self._registry.levels(codes) if codes else answers
+
+        def effect(session: Session) -> api.SetFilingRulesResponse:
+            stored = rules.save(session, given)
+            rechecks.recheck_open_filings(session, stored, answers, self._clock(), self._today())
+            return api.SetFilingRulesResponse(rules=convert.rules_message(stored))
+
+        return self._once(request.request_id, "SetFilingRules", request, api.SetFilingRulesResponse, effect)
+
+    @routed
+    def ListFilingRechecks(
+        self, request: api.ListFilingRechecksRequest, context: grpc.ServicerContext
+    ) -> api.ListFilingRechecksResponse:
+        query = rechecks.RecheckQuery(
+            request.insuplc_admdvs,
+            convert.recheck_state_name(request.state),
+            request.page_size,
+            request.page_token,
+        )
+        with self._database.unit_of_work() as uow:
+            page, token = rechecks.list_rechecks(uow.session, query, self._today())
+        return api.ListFilingRechecksResponse(
+            rechecks=[convert.recheck(found) for found in page], next_page_token=token
+        )
+
+    @routed
+    def DecideFilingRecheck(
+        self, request: api.DecideFilingRecheckRequest, context: grpc.ServicerContext
+    ) -> api.DecideFilingRecheckResponse:
+        decision = rechecks.Decision(
+            request.filing_id, convert.recheck_decision_name(request.decision), request.reason
+        )
         return self._once(
             request.request_id,
-            "SetFilingRules",
+            "DecideFilingRecheck",
             request,
-            api.SetFilingRulesResponse,
-            lambda session: api.SetFilingRulesResponse(
-                rules=convert.rules_message(
-                    rules.save(session, rules.validated(given, self._region, self._today()))
+            api.DecideFilingRecheckResponse,
+            lambda session: api.DecideFilingRecheckResponse(
+                recheck=convert.recheck(
+                    rechecks.decide(session, self._region, decision, self._clock(), self._today())
                 )
             ),
         )

@@ -136,6 +136,7 @@ class Filing(_message.Message):
     SUBMIT_TIME_FIELD_NUMBER: _builtins.int
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     REVIEWER_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
     filing_id: _builtins.str
     """Filing id, 30 characters starting with the insured region's code."""
     psn_no: _builtins.str
@@ -162,6 +163,11 @@ class Filing(_message.Message):
     """Filed retroactively during an inpatient stay, before discharge settlement (出院结算前补办)."""
     reviewer: _builtins.str
     """Operator who reviewed it, if reviewed manually."""
+    rules_version: _builtins.str
+    """The insured region's rules the application was checked against: "<region>/<n>" (that
+    region's n-th rules stored, FilingRules.version), "national-minimum" where no region had
+    rules, "legacy" for a filing made before versions were recorded.
+    """
     @_builtins.property
     def applicant(self) -> Global___Applicant:
         """Who applied: the person or a family member acting for them (代办)."""
@@ -222,10 +228,11 @@ class Filing(_message.Message):
         submit_time: _timestamp_pb2.Timestamp | None = ...,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         reviewer: _builtins.str = ...,
+        rules_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant", "decide_time", b"decide_time", "end_date", b"end_date", "materials", b"materials", "review_deadline", b"review_deadline", "start_date", b"start_date", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant", "category", b"category", "certno_masked", b"certno_masked", "channel", b"channel", "decide_time", b"decide_time", "designated_institutions", b"designated_institutions", "end_date", b"end_date", "filing_id", b"filing_id", "insuplc_admdvs", b"insuplc_admdvs", "materials", b"materials", "psn_no", b"psn_no", "retroactive", b"retroactive", "review_deadline", b"review_deadline", "reviewer", b"reviewer", "start_date", b"start_date", "state", b"state", "state_reason", b"state_reason", "submit_time", b"submit_time", "superseded_by_filing_id", b"superseded_by_filing_id", "supersedes_filing_id", b"supersedes_filing_id", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant", "category", b"category", "certno_masked", b"certno_masked", "channel", b"channel", "decide_time", b"decide_time", "designated_institutions", b"designated_institutions", "end_date", b"end_date", "filing_id", b"filing_id", "insuplc_admdvs", b"insuplc_admdvs", "materials", b"materials", "psn_no", b"psn_no", "retroactive", b"retroactive", "review_deadline", b"review_deadline", "reviewer", b"reviewer", "rules_version", b"rules_version", "start_date", b"start_date", "state", b"state", "state_reason", b"state_reason", "submit_time", b"submit_time", "superseded_by_filing_id", b"superseded_by_filing_id", "supersedes_filing_id", b"supersedes_filing_id", "treatment_admdvs", b"treatment_admdvs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,6 +340,7 @@ class FilingRules(_message.Message):
     OUTPATIENT_DESIGNATIONS_REQUIRED_FIELD_NUMBER: _builtins.int
     OUTPATIENT_DESIGNATION_LEVELS_FIELD_NUMBER: _builtins.int
     EFFECTIVE_DATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     insuplc_admdvs: _builtins.str
     """Insured region the rules apply to."""
     auto_approve: _builtins.bool
@@ -353,6 +361,8 @@ class FilingRules(_message.Message):
     """Minimum months a long-term filing must stand before it can be changed or cancelled; 0 = no restriction."""
     outpatient_designations_required: _builtins.int
     """Number of outpatient designated institutions the person must choose; 0 = none required."""
+    version: _builtins.str
+    """The region's n-th rules stored, "<insuplc_admdvs>/<n>"; filings and rechecks name it."""
     @_builtins.property
     def holidays(self) -> _containers.RepeatedCompositeFieldContainer[_date_pb2.Date]:
         """Holidays excluded from working days."""
@@ -386,10 +396,11 @@ class FilingRules(_message.Message):
         outpatient_designations_required: _builtins.int = ...,
         outpatient_designation_levels: _abc.Iterable[_builtins.str] | None = ...,
         effective_date: _date_pb2.Date | None = ...,
+        version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_approve", b"auto_approve", "commitment_accepted", b"commitment_accepted", "complete_later_working_days", b"complete_later_working_days", "effective_date", b"effective_date", "holidays", b"holidays", "incomplete_materials_accepted", b"incomplete_materials_accepted", "insuplc_admdvs", b"insuplc_admdvs", "long_term_min_months", b"long_term_min_months", "outpatient_designation_levels", b"outpatient_designation_levels", "outpatient_designations_required", b"outpatient_designations_required", "referral_proof_waived", b"referral_proof_waived", "review_deadline_working_days", b"review_deadline_working_days", "temporary_validity_months", b"temporary_validity_months", "working_weekends", b"working_weekends"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_approve", b"auto_approve", "commitment_accepted", b"commitment_accepted", "complete_later_working_days", b"complete_later_working_days", "effective_date", b"effective_date", "holidays", b"holidays", "incomplete_materials_accepted", b"incomplete_materials_accepted", "insuplc_admdvs", b"insuplc_admdvs", "long_term_min_months", b"long_term_min_months", "outpatient_designation_levels", b"outpatient_designation_levels", "outpatient_designations_required", b"outpatient_designations_required", "referral_proof_waived", b"referral_proof_waived", "review_deadline_working_days", b"review_deadline_working_days", "temporary_validity_months", b"temporary_validity_months", "version", b"version", "working_weekends", b"working_weekends"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

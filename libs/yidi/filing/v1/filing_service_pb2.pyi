@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.type import date_pb2 as _date_pb2
@@ -47,6 +48,74 @@ REVIEW_DECISION_APPROVE: ReviewDecision.ValueType  # 1
 REVIEW_DECISION_REJECT: ReviewDecision.ValueType  # 2
 """Reject (a reason is required)."""
 Global___ReviewDecision: _TypeAlias = ReviewDecision  # noqa: Y015
+
+class _FilingRecheckState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FilingRecheckStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FilingRecheckState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILING_RECHECK_STATE_UNSPECIFIED: _FilingRecheckState.ValueType  # 0
+    """Unknown; as a filter: every state."""
+    FILING_RECHECK_STATE_PENDING: _FilingRecheckState.ValueType  # 1
+    """Waiting for an operator's decision; the filing stands as it was meanwhile."""
+    FILING_RECHECK_STATE_KEPT: _FilingRecheckState.ValueType  # 2
+    """The operator kept the filing."""
+    FILING_RECHECK_STATE_CANCELLED: _FilingRecheckState.ValueType  # 3
+    """The operator cancelled the filing."""
+    FILING_RECHECK_STATE_MATERIALS_REQUIRED: _FilingRecheckState.ValueType  # 4
+    """The operator asked for materials (the filing's materials are to be completed)."""
+    FILING_RECHECK_STATE_SUPERSEDED: _FilingRecheckState.ValueType  # 5
+    """Newer rules were set before a decision (rechecked again against them)."""
+    FILING_RECHECK_STATE_CLOSED: _FilingRecheckState.ValueType  # 6
+    """The filing was cancelled, changed, rejected or expired before a decision."""
+
+class FilingRecheckState(_FilingRecheckState, metaclass=_FilingRecheckStateEnumTypeWrapper):
+    """Where a filing's recheck stands."""
+
+FILING_RECHECK_STATE_UNSPECIFIED: FilingRecheckState.ValueType  # 0
+"""Unknown; as a filter: every state."""
+FILING_RECHECK_STATE_PENDING: FilingRecheckState.ValueType  # 1
+"""Waiting for an operator's decision; the filing stands as it was meanwhile."""
+FILING_RECHECK_STATE_KEPT: FilingRecheckState.ValueType  # 2
+"""The operator kept the filing."""
+FILING_RECHECK_STATE_CANCELLED: FilingRecheckState.ValueType  # 3
+"""The operator cancelled the filing."""
+FILING_RECHECK_STATE_MATERIALS_REQUIRED: FilingRecheckState.ValueType  # 4
+"""The operator asked for materials (the filing's materials are to be completed)."""
+FILING_RECHECK_STATE_SUPERSEDED: FilingRecheckState.ValueType  # 5
+"""Newer rules were set before a decision (rechecked again against them)."""
+FILING_RECHECK_STATE_CLOSED: FilingRecheckState.ValueType  # 6
+"""The filing was cancelled, changed, rejected or expired before a decision."""
+Global___FilingRecheckState: _TypeAlias = FilingRecheckState  # noqa: Y015
+
+class _RecheckDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecheckDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecheckDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECHECK_DECISION_UNSPECIFIED: _RecheckDecision.ValueType  # 0
+    """Unknown."""
+    RECHECK_DECISION_KEEP: _RecheckDecision.ValueType  # 1
+    """Leave the filing as it is."""
+    RECHECK_DECISION_CANCEL: _RecheckDecision.ValueType  # 2
+    """Cancel the filing (a reason is required)."""
+    RECHECK_DECISION_REQUIRE_MATERIALS: _RecheckDecision.ValueType  # 3
+    """Ask for the materials the new rules need."""
+
+class RecheckDecision(_RecheckDecision, metaclass=_RecheckDecisionEnumTypeWrapper):
+    """An operator's decision on a recheck."""
+
+RECHECK_DECISION_UNSPECIFIED: RecheckDecision.ValueType  # 0
+"""Unknown."""
+RECHECK_DECISION_KEEP: RecheckDecision.ValueType  # 1
+"""Leave the filing as it is."""
+RECHECK_DECISION_CANCEL: RecheckDecision.ValueType  # 2
+"""Cancel the filing (a reason is required)."""
+RECHECK_DECISION_REQUIRE_MATERIALS: RecheckDecision.ValueType  # 3
+"""Ask for the materials the new rules need."""
+Global___RecheckDecision: _TypeAlias = RecheckDecision  # noqa: Y015
 
 @_typing.final
 class ImportInsuredPersonsRequest(_message.Message):
@@ -1059,3 +1128,215 @@ class CheckEligibilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckEligibilityResponse: _TypeAlias = CheckEligibilityResponse  # noqa: Y015
+
+@_typing.final
+class RecheckFailure(_message.Message):
+    """One check a filing fails under new rules: the refusal a new application would get."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Stable reason, e.g. MATERIALS_REQUIRED, REVIEW_REQUIRED, INVALID_ARGUMENT."""
+    field: _builtins.str
+    """The filing's field, e.g. "materials.residence_proof_id", "end_date", "designated_institutions"."""
+    message: _builtins.str
+    """Why, in words."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        field: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecheckFailure: _TypeAlias = RecheckFailure  # noqa: Y015
+
+@_typing.final
+class FilingRecheck(_message.Message):
+    """A filing that does not pass its insured region's new rules, and the operator's decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILING_FIELD_NUMBER: _builtins.int
+    OLD_RULES_VERSION_FIELD_NUMBER: _builtins.int
+    NEW_RULES_VERSION_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    old_rules_version: _builtins.str
+    """The rules version the filing was checked against before (Filing.rules_version)."""
+    new_rules_version: _builtins.str
+    """The new rules version it fails."""
+    state: Global___FilingRecheckState.ValueType
+    """Where the recheck stands."""
+    decision_reason: _builtins.str
+    """The operator's reason, once decided."""
+    decided_by: _builtins.str
+    """The operator who decided (principal subject)."""
+    @_builtins.property
+    def filing(self) -> _filing_pb2.Filing:
+        """The filing as it reads now."""
+
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecheckFailure]:
+        """Every check it fails."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the new rules were set."""
+
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """When decided."""
+
+    def __init__(
+        self,
+        *,
+        filing: _filing_pb2.Filing | None = ...,
+        old_rules_version: _builtins.str = ...,
+        new_rules_version: _builtins.str = ...,
+        failures: _abc.Iterable[Global___RecheckFailure] | None = ...,
+        state: Global___FilingRecheckState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        decision_reason: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "filing", b"filing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "decided_by", b"decided_by", "decision_reason", b"decision_reason", "failures", b"failures", "filing", b"filing", "new_rules_version", b"new_rules_version", "old_rules_version", b"old_rules_version", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FilingRecheck: _TypeAlias = FilingRecheck  # noqa: Y015
+
+@_typing.final
+class ListFilingRechecksRequest(_message.Message):
+    """Request of ListFilingRechecks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSUPLC_ADMDVS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    insuplc_admdvs: _builtins.str
+    """Insured region (routes the request to its node)."""
+    state: Global___FilingRecheckState.ValueType
+    """Only rechecks in this state; UNSPECIFIED: all."""
+    page_size: _builtins.int
+    """Maximum results per page (0 → 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        insuplc_admdvs: _builtins.str = ...,
+        state: Global___FilingRecheckState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["insuplc_admdvs", b"insuplc_admdvs", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilingRechecksRequest: _TypeAlias = ListFilingRechecksRequest  # noqa: Y015
+
+@_typing.final
+class ListFilingRechecksResponse(_message.Message):
+    """Response of ListFilingRechecks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECHECKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def rechecks(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilingRecheck]:
+        """Oldest filing first."""
+
+    def __init__(
+        self,
+        *,
+        rechecks: _abc.Iterable[Global___FilingRecheck] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rechecks", b"rechecks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilingRechecksResponse: _TypeAlias = ListFilingRechecksResponse  # noqa: Y015
+
+@_typing.final
+class DecideFilingRecheckRequest(_message.Message):
+    """Request of DecideFilingRecheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FILING_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Message id (msgid)."""
+    filing_id: _builtins.str
+    """The filing whose pending recheck is decided."""
+    decision: Global___RecheckDecision.ValueType
+    """Decision."""
+    reason: _builtins.str
+    """Why; required to cancel (it becomes the filing's state_reason)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        filing_id: _builtins.str = ...,
+        decision: Global___RecheckDecision.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "filing_id", b"filing_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideFilingRecheckRequest: _TypeAlias = DecideFilingRecheckRequest  # noqa: Y015
+
+@_typing.final
+class DecideFilingRecheckResponse(_message.Message):
+    """Response of DecideFilingRecheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECHECK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recheck(self) -> Global___FilingRecheck:
+        """The recheck after the decision."""
+
+    def __init__(
+        self,
+        *,
+        recheck: Global___FilingRecheck | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recheck", b"recheck"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recheck", b"recheck"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideFilingRecheckResponse: _TypeAlias = DecideFilingRecheckResponse  # noqa: Y015

@@ -118,6 +118,16 @@ class FilingServiceStub:
                 request_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityRequest.SerializeToString,
                 response_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityResponse.FromString,
                 _registered_method=True)
+        self.ListFilingRechecks = channel.unary_unary(
+                '/yidi.filing.v1.FilingService/ListFilingRechecks',
+                request_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksRequest.SerializeToString,
+                response_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksResponse.FromString,
+                _registered_method=True)
+        self.DecideFilingRecheck = channel.unary_unary(
+                '/yidi.filing.v1.FilingService/DecideFilingRecheck',
+                request_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckRequest.SerializeToString,
+                response_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckResponse.FromString,
+                _registered_method=True)
 
 
 class FilingServiceServicer:
@@ -271,7 +281,11 @@ class FilingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetFilingRules(self, request, context):
-        """Sets an insured region's filing rules (operator role).
+        """Sets an insured region's filing rules (operator role), as the region's next version.
+        In the same transaction the node re-checks every open (pending or approved) filing that
+        these rules govern against them, as a new application would be checked, and records a
+        pending FilingRecheck for each one that would no longer pass (ListFilingRechecks); a
+        recheck still pending from older rules is superseded.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
@@ -287,6 +301,33 @@ class FilingServiceServicer:
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
         FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFilingRechecks(self, request, context):
+        """The filings of an insured region (and the regions below it) that no longer pass their
+        region's new rules, with why, oldest filing first (operator role, answered at the insured
+        place's node).
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideFilingRecheck(self, request, context):
+        """Decides a filing's pending recheck, once (operator role of the insured region): KEEP
+        leaves the filing as it is, CANCEL cancels it as CancelFiling does with `reason`,
+        REQUIRE_MATERIALS (only when a failure is MATERIALS_REQUIRED) marks its materials to be
+        completed (CompleteMaterials) within the new rules' working days.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/RECHECK_STATE (decided, superseded or closed already),
+        FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
         UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -370,6 +411,16 @@ def add_FilingServiceServicer_to_server(servicer, server):
                     servicer.CheckEligibility,
                     request_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityRequest.FromString,
                     response_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityResponse.SerializeToString,
+            ),
+            'ListFilingRechecks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFilingRechecks,
+                    request_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksRequest.FromString,
+                    response_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksResponse.SerializeToString,
+            ),
+            'DecideFilingRecheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideFilingRecheck,
+                    request_deserializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckRequest.FromString,
+                    response_serializer=yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -786,6 +837,60 @@ class FilingService:
             '/yidi.filing.v1.FilingService/CheckEligibility',
             yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityRequest.SerializeToString,
             yidi_dot_filing_dot_v1_dot_filing__service__pb2.CheckEligibilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFilingRechecks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.filing.v1.FilingService/ListFilingRechecks',
+            yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksRequest.SerializeToString,
+            yidi_dot_filing_dot_v1_dot_filing__service__pb2.ListFilingRechecksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideFilingRecheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yidi.filing.v1.FilingService/DecideFilingRecheck',
+            yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckRequest.SerializeToString,
+            yidi_dot_filing_dot_v1_dot_filing__service__pb2.DecideFilingRecheckResponse.FromString,
             options,
             channel_credentials,
             insecure,

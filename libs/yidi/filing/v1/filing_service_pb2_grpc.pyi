@@ -129,7 +129,11 @@ class FilingServiceStub:
     UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     SetFilingRules: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.SetFilingRulesRequest, _filing_service_pb2.SetFilingRulesResponse]
-    """Sets an insured region's filing rules (operator role).
+    """Sets an insured region's filing rules (operator role), as the region's next version.
+    In the same transaction the node re-checks every open (pending or approved) filing that
+    these rules govern against them, as a new application would be checked, and records a
+    pending FilingRecheck for each one that would no longer pass (ListFilingRechecks); a
+    recheck still pending from older rules is superseded.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
@@ -141,6 +145,25 @@ class FilingServiceStub:
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
     FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    """
+    ListFilingRechecks: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.ListFilingRechecksRequest, _filing_service_pb2.ListFilingRechecksResponse]
+    """The filings of an insured region (and the regions below it) that no longer pass their
+    region's new rules, with why, oldest filing first (operator role, answered at the insured
+    place's node).
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    """
+    DecideFilingRecheck: _grpc.UnaryUnaryMultiCallable[_filing_service_pb2.DecideFilingRecheckRequest, _filing_service_pb2.DecideFilingRecheckResponse]
+    """Decides a filing's pending recheck, once (operator role of the insured region): KEEP
+    leaves the filing as it is, CANCEL cancels it as CancelFiling does with `reason`,
+    REQUIRE_MATERIALS (only when a failure is MATERIALS_REQUIRED) marks its materials to be
+    completed (CompleteMaterials) within the new rules' working days.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/RECHECK_STATE (decided, superseded or closed already),
+    FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
     UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
 
@@ -245,7 +268,11 @@ class FilingServiceAsyncStub(FilingServiceStub):
     UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
     SetFilingRules: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.SetFilingRulesRequest, _filing_service_pb2.SetFilingRulesResponse]  # type: ignore[assignment]
-    """Sets an insured region's filing rules (operator role).
+    """Sets an insured region's filing rules (operator role), as the region's next version.
+    In the same transaction the node re-checks every open (pending or approved) filing that
+    these rules govern against them, as a new application would be checked, and records a
+    pending FilingRecheck for each one that would no longer pass (ListFilingRechecks); a
+    recheck still pending from older rules is superseded.
     Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
     ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
@@ -257,6 +284,25 @@ class FilingServiceAsyncStub(FilingServiceStub):
     FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
     FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
     FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    """
+    ListFilingRechecks: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.ListFilingRechecksRequest, _filing_service_pb2.ListFilingRechecksResponse]  # type: ignore[assignment]
+    """The filings of an insured region (and the regions below it) that no longer pass their
+    region's new rules, with why, oldest filing first (operator role, answered at the insured
+    place's node).
+    Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+    UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+    """
+    DecideFilingRecheck: _aio.UnaryUnaryMultiCallable[_filing_service_pb2.DecideFilingRecheckRequest, _filing_service_pb2.DecideFilingRecheckResponse]  # type: ignore[assignment]
+    """Decides a filing's pending recheck, once (operator role of the insured region): KEEP
+    leaves the filing as it is, CANCEL cancels it as CancelFiling does with `reason`,
+    REQUIRE_MATERIALS (only when a failure is MATERIALS_REQUIRED) marks its materials to be
+    completed (CompleteMaterials) within the new rules' working days.
+    Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+    FAILED_PRECONDITION/RECHECK_STATE (decided, superseded or closed already),
+    FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
     UNAVAILABLE/INSURED_REGION_UNREACHABLE.
     """
 
@@ -442,7 +488,11 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _filing_service_pb2.SetFilingRulesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_filing_service_pb2.SetFilingRulesResponse, _abc.Awaitable[_filing_service_pb2.SetFilingRulesResponse]]:
-        """Sets an insured region's filing rules (operator role).
+        """Sets an insured region's filing rules (operator role), as the region's next version.
+        In the same transaction the node re-checks every open (pending or approved) filing that
+        these rules govern against them, as a new application would be checked, and records a
+        pending FilingRecheck for each one that would no longer pass (ListFilingRechecks); a
+        recheck still pending from older rules is superseded.
         Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
         ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
@@ -460,6 +510,37 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION/CONTRIBUTION_INTERRUPTED, FAILED_PRECONDITION/CREDENTIAL_NOT_ACTIVATED,
         FAILED_PRECONDITION/NOT_FILED, FAILED_PRECONDITION/FILING_EXPIRED,
         FAILED_PRECONDITION/FILING_PENDING_REVIEW, PERMISSION_DENIED/PERMISSION_DENIED_REGION,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListFilingRechecks(
+        self,
+        request: _filing_service_pb2.ListFilingRechecksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_filing_service_pb2.ListFilingRechecksResponse, _abc.Awaitable[_filing_service_pb2.ListFilingRechecksResponse]]:
+        """The filings of an insured region (and the regions below it) that no longer pass their
+        region's new rules, with why, oldest filing first (operator role, answered at the insured
+        place's node).
+        Errors: INVALID_ARGUMENT/INVALID_CODE, INVALID_ARGUMENT/INVALID_ARGUMENT,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
+        UNAVAILABLE/INSURED_REGION_UNREACHABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideFilingRecheck(
+        self,
+        request: _filing_service_pb2.DecideFilingRecheckRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_filing_service_pb2.DecideFilingRecheckResponse, _abc.Awaitable[_filing_service_pb2.DecideFilingRecheckResponse]]:
+        """Decides a filing's pending recheck, once (operator role of the insured region): KEEP
+        leaves the filing as it is, CANCEL cancels it as CancelFiling does with `reason`,
+        REQUIRE_MATERIALS (only when a failure is MATERIALS_REQUIRED) marks its materials to be
+        completed (CompleteMaterials) within the new rules' working days.
+        Errors: INVALID_ARGUMENT/INVALID_ARGUMENT, NOT_FOUND/NOT_FOUND,
+        FAILED_PRECONDITION/RECHECK_STATE (decided, superseded or closed already),
+        FAILED_PRECONDITION/FILING_CHANGE_RESTRICTED, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION, PERMISSION_DENIED/PERMISSION_DENIED_ROLE,
         UNAVAILABLE/INSURED_REGION_UNREACHABLE.
         """
 
