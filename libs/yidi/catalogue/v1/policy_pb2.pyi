@@ -130,7 +130,9 @@ class Policy(_message.Message):
     @_builtins.property
     def ratio_adjustments(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Ratio adjustments by filing category (`retiree_resettled`, …, `temporary_other`):
-        a decimal string added to every ratio, e.g. "-0.10", result clamped to [0, 1].
+        a decimal string added to every ratio, e.g. "-0.10", result clamped to [0, 1]. National
+        limits (POLICY_LIMIT_EXCEEDED): `referral` and `emergency` at least "-0.10",
+        `temporary_other` at least "-0.20", the long-term categories not below "0".
         """
 
     @_builtins.property
@@ -140,7 +142,7 @@ class Policy(_message.Message):
     @_builtins.property
     def unfiled_factors(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The share of the eligible amount paid on for care without any filing (未备案), by the care:
-        `emergency` or `unreferred`, a decimal string in [0, 1], e.g. "0.70". Without an entry, a
+        `emergency` or `unreferred`, a decimal string in (0, 1], e.g. "0.70". Without an entry, a
         person without a filing settles as any other.
         """
 
