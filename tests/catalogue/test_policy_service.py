@@ -136,33 +136,27 @@ def test_a_bad_policy_is_refused_naming_the_field(
 _RULE = '[{"med_types": ["21"], "psn_types": ["*"], "institution_levels": ["*"], "ratio": "0.05"}]'
 
 
-@pytest.mark.parametrize(
-    ("limits", "field"),
-    [
-        (
-            '"ratio_adjustments": {"long_term_resident": "-0.50"}',
-            "document.ratio_adjustments.long_term_resident",
-        ),
-        (
-            '"ratio_adjustments": {"retiree_resettled": "-0.01"}',
-            "document.ratio_adjustments.retiree_resettled",
-        ),
-        ('"ratio_adjustments": {"posted_employee": "-0.01"}', "document.ratio_adjustments.posted_employee"),
-        ('"ratio_adjustments": {"referral": "-0.11"}', "document.ratio_adjustments.referral"),
-        ('"ratio_adjustments": {"emergency": "-0.101"}', "document.ratio_adjustments.emergency"),
-        ('"ratio_adjustments": {"temporary_other": "-0.21"}', "document.ratio_adjustments.temporary_other"),
-        ('"unfiled_factors": {"unreferred": "0"}', "document.unfiled_factors.unreferred"),
-    ],
-)
+BEYOND_LIMITS = [
+    ('"ratio_adjustments": {"long_term_resident": "-0.50"}', "document.ratio_adjustments.long_term_resident"),
+    ('"ratio_adjustments": {"retiree_resettled": "-0.01"}', "document.ratio_adjustments.retiree_resettled"),
+    ('"ratio_adjustments": {"posted_employee": "-0.01"}', "document.ratio_adjustments.posted_employee"),
+    ('"ratio_adjustments": {"referral": "-0.11"}', "document.ratio_adjustments.referral"),
+    ('"ratio_adjustments": {"emergency": "-0.101"}', "document.ratio_adjustments.emergency"),
+    ('"ratio_adjustments": {"temporary_other": "-0.21"}', "document.ratio_adjustments.temporary_other"),
+    ('"unfiled_factors": {"unreferred": "0"}', "document.unfiled_factors.unreferred"),
+]
+
+
 def test_a_policy_beyond_the_national_limits_is_refused_naming_the_field(
-    policy, import_policy: ImportPolicy, limits: str, field: str
+    policy, import_policy: ImportPolicy
 ) -> None:
-    with pytest.raises(grpc.RpcError) as refused:
-        import_policy("131000", "310", "2026-01-01", f'{{"rules": {_RULE}, {limits}}}')
-    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    details = error_details(refused.value)
-    assert details["ErrorInfo"].reason == "POLICY_LIMIT_EXCEEDED"
-    assert [v.field for v in details["BadRequest"].field_violations] == [field]
+    for limits, field in BEYOND_LIMITS:
+        with pytest.raises(grpc.RpcError) as refused:
+            import_policy("131000", "310", "2026-01-01", f'{{"rules": {_RULE}, {limits}}}')
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        details = error_details(refused.value)
+        assert details["ErrorInfo"].reason == "POLICY_LIMIT_EXCEEDED", limits
+        assert [v.field for v in details["BadRequest"].field_violations] == [field]
     assert not policy.ListPolicyVersions(
         policy_service_pb2.ListPolicyVersionsRequest(insuplc_admdvs="131000"), timeout=10
     ).policies
