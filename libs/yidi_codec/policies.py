@@ -54,6 +54,7 @@ def policy_to_proto(policy: Policy) -> policy_pb2.Policy:
         rules=[_rule_to_proto(rule) for rule in policy.rules],
         ratio_adjustments={key: format_decimal(value) for key, value in policy.ratio_adjustments.items()},
         unfiled_factors={key: format_decimal(value) for key, value in policy.unfiled_factors.items()},
+        unfiled_direct=policy.unfiled_direct,
     )
 
 
@@ -144,7 +145,7 @@ def policy_from_proto(message: policy_pb2.Policy, path: str = "policy") -> Polic
     }
     factors_path = f"{path}.unfiled_factors"
     factors = {key: _ratio(value, f"{factors_path}.{key}") for key, value in message.unfiled_factors.items()}
-    policy = Policy(rules, adjustments, factors)
+    policy = Policy(rules, adjustments, factors, message.unfiled_direct)
     check_policy(policy, path)
     return policy
 

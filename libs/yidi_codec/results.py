@@ -15,7 +15,7 @@ from yidi_codec.catalogue import CLASS_BY_LEVEL
 from yidi_codec.types import SELF_PAY_REASON_OF, SELF_PAY_REASONS
 from yidi_core.catalogue import ItemClass, ItemResult, SelfPayReason
 from yidi_core.errors import invalid
-from yidi_core.money import ZERO, format_decimal, format_money, from_fen, parse_decimal, to_fen
+from yidi_core.money import ZERO, format_decimal, format_money, from_fen, parse_decimal, round_fen, to_fen
 from yidi_core.policy import Rule
 from yidi_core.settlement import CAP_EXHAUSTED, Settlement
 
@@ -147,7 +147,7 @@ def _explanation(settlement: Settlement) -> settlement_result_pb2.Explanation:
                 open_ended=step.end is None,
                 base_ratio=format_decimal(step.base_ratio),
                 adjusted_ratio=format_decimal(step.ratio),
-                amount_fen=to_fen(step.amount),
+                amount_fen=to_fen(round_fen(step.amount)),  # unfiled care's factor can leave a fraction
                 fund_raw=format_decimal(step.fund),
             )
             for step in why.segments

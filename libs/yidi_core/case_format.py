@@ -310,7 +310,8 @@ def parse_policy(document: object, path: str = "policy") -> Policy:
         _text(care, factors_path): _signed(value, f"{factors_path}.{care}")
         for care, value in _object(block.get("unfiled_factors") or {}, factors_path).items()
     }
-    policy = Policy(rules, adjustments, factors)
+    unfiled_direct = bool(_optional(block, "unfiled_direct", path, _flag))
+    policy = Policy(rules, adjustments, factors, unfiled_direct)
     check_policy(policy, path)
     return policy
 

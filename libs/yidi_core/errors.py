@@ -46,6 +46,12 @@ REASONS: Mapping[str, Reason] = _reasons(
     ),
     ("INVALID_POLICY", "INVALID_ARGUMENT", "The insured-place policy is malformed.", "参保地政策配置不合法"),
     (
+        "POLICY_LIMIT_EXCEEDED",
+        "INVALID_ARGUMENT",
+        "The insured-place policy lowers a ratio below the national limits, or pays unfiled care at no share.",
+        "参保地政策超出国家规定：降低支付比例超过限度（长期异地人员不得降低）或未备案就医支付比例不合法",
+    ),
+    (
         "PERSON_NOT_FOUND",
         "NOT_FOUND",
         "No insured person with that ID at the insured place.",

@@ -23,7 +23,8 @@ PHARMACY = "41"
 """``clr_type`` 药店购药, and the ``med_type`` (定点药店购药) that clears as it."""
 
 AUDIT_THRESHOLD_FEN = 3_000_000
-"""A cross-province inpatient bill of 30,000 yuan or more is audited by the treatment place (大额费用协查)."""
+"""The national default: a cross-province inpatient bill of 30,000 yuan or more is audited by the
+treatment place (大额费用协查); a node may set its own (``settlement.audit_threshold_fen``)."""
 
 
 def is_inpatient(med_type: str) -> bool:
@@ -60,7 +61,9 @@ def journaled_nationally(location: str) -> bool:
     return location == CROSS_PROVINCE
 
 
-def audit_flagged(clearing: str, location: str, medfee_sumamt_fen: int) -> bool:
+def audit_flagged(
+    clearing: str, location: str, medfee_sumamt_fen: int, threshold_fen: int = AUDIT_THRESHOLD_FEN
+) -> bool:
     """Whether a settlement opens a treatment-place audit case (大额协查): a cross-province
-    inpatient bill of at least :data:`AUDIT_THRESHOLD_FEN`. It never changes the settlement."""
-    return clearing == INPATIENT and location == CROSS_PROVINCE and medfee_sumamt_fen >= AUDIT_THRESHOLD_FEN
+    inpatient bill of at least ``threshold_fen``. It never changes the settlement."""
+    return clearing == INPATIENT and location == CROSS_PROVINCE and medfee_sumamt_fen >= threshold_fen

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from yidi_core.errors import DomainError, NoPolicyRule, combine, invalid
 from yidi_core.money import ONE, ZERO
+from yidi_core.national_limits import limit_breaches
 
 ANY = "*"
 
@@ -86,11 +87,13 @@ UNFILED_CARE = ("emergency", "unreferred")
 class Policy:
     """An insured-place policy version: rules in order, ratio adjustments by filing category, and
     the factors the eligible amount of care without any filing counts at (settlement-rules.md,
-    "Unfiled and unreferred care")."""
+    "Unfiled and unreferred care"); ``unfiled_direct``: such care settles directly at those
+    factors instead of being refused (NOT_FILED) and reimbursed by hand."""
 
     rules: tuple[Rule, ...]
     ratio_adjustments: Mapping[str, Decimal] = field(default_factory=dict)
     unfiled_factors: Mapping[str, Decimal] = field(default_factory=dict)
+    unfiled_direct: bool = False
     # Set by check_policy once the rules (immutable, unlike the adjustments mapping) passed, so
     # settling many bills under one policy checks its rules once.
     _rules_checked: bool = field(default=False, init=False, repr=False, compare=False)
@@ -127,7 +130,9 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
     """Refuse (``INVALID_POLICY``, every problem named) a policy that cannot be applied as written.
 
     Segments start at 0.00 and rise strictly; ratios lie in [0, 1]; an annual deductible
-    names its accumulator; amounts are non-negative.
+    names its accumulator; amounts are non-negative; settling unfiled care directly needs its
+    factor. A well-formed policy must then keep the national limits (``POLICY_LIMIT_EXCEEDED``,
+    :mod:`yidi_core.national_limits`).
     """
     problems = [] if policy._rules_checked else _rules_problems(policy, path)
     for category, adjustment in policy.ratio_adjustments.items():
@@ -140,7 +145,10 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
             problems.append(invalid("INVALID_POLICY", where, f"must be one of {', '.join(UNFILED_CARE)}"))
         elif not ZERO <= factor <= ONE:
             problems.append(invalid("INVALID_POLICY", where, f"must lie in [0, 1], got {factor}"))
-    error = combine(problems)
+    if policy.unfiled_direct and UNFILED_CARE[1] not in policy.unfiled_factors:
+        where = f"{path}.unfiled_factors.{UNFILED_CARE[1]}"
+        problems.append(invalid("INVALID_POLICY", where, "is required when unfiled_direct is set"))
+    error = combine(problems or limit_breaches(policy.ratio_adjustments, policy.unfiled_factors, path))
     if error is not None:
         raise error
     object.__setattr__(policy, "_rules_checked", True)

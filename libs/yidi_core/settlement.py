@@ -179,7 +179,8 @@ def _settle(
     has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
 
-    changes = _changes(rule, act_pay_dedc, paid_on, hifp)
+    # The scale counts what was paid on, to the fen (a factor can leave a fraction; accumulators hold fen).
+    changes = _changes(rule, act_pay_dedc, round_fen(paid_on), hifp)
     explanation = Explanation(
         rule_index=rule_index,
         rule=rule,

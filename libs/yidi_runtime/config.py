@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from yidi_core.placement import AUDIT_THRESHOLD_FEN
 from yidi_runtime.identity import parse_subject
 
 NATIONAL_REGION = "000000"
@@ -113,6 +114,8 @@ class NodeSettings:
     log_format: str = "auto"
     auto_migrate: bool | None = None
     settlement_hold_timeout_s: float = 300.0
+    settlement_audit_threshold_fen: int = AUDIT_THRESHOLD_FEN
+    """A cross-province inpatient bill of this much or more opens a treatment-place audit case (大额协查)."""
     settlement_province_cache_s: float = 30.0
     """How long a city node keeps its province's institution checks and catalogue entries (0: never)."""
     internal_address: str | None = None
@@ -486,6 +489,13 @@ _SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any], str], ...] = (
         "YIDI_SETTLEMENT_HOLD_TIMEOUT_S",
         _float_positive,
         "settlement_hold_timeout_s",
+    ),
+    (
+        "settlement",
+        "audit_threshold_fen",
+        "YIDI_SETTLEMENT_AUDIT_THRESHOLD_FEN",
+        _int_in(1, 10**12),
+        "settlement_audit_threshold_fen",
     ),
     (
         "settlement",

@@ -133,6 +133,60 @@ def test_a_bad_policy_is_refused_naming_the_field(
     assert field in [v.field for v in details["BadRequest"].field_violations]
 
 
+_RULE = '[{"med_types": ["21"], "psn_types": ["*"], "institution_levels": ["*"], "ratio": "0.05"}]'
+
+
+BEYOND_LIMITS = [
+    ('"ratio_adjustments": {"long_term_resident": "-0.50"}', "document.ratio_adjustments.long_term_resident"),
+    ('"ratio_adjustments": {"retiree_resettled": "-0.01"}', "document.ratio_adjustments.retiree_resettled"),
+    ('"ratio_adjustments": {"posted_employee": "-0.01"}', "document.ratio_adjustments.posted_employee"),
+    ('"ratio_adjustments": {"referral": "-0.11"}', "document.ratio_adjustments.referral"),
+    ('"ratio_adjustments": {"emergency": "-0.101"}', "document.ratio_adjustments.emergency"),
+    ('"ratio_adjustments": {"temporary_other": "-0.21"}', "document.ratio_adjustments.temporary_other"),
+    ('"unfiled_factors": {"unreferred": "0"}', "document.unfiled_factors.unreferred"),
+]
+
+
+def test_a_policy_beyond_the_national_limits_is_refused_naming_the_field(
+    policy, import_policy: ImportPolicy
+) -> None:
+    for limits, field in BEYOND_LIMITS:
+        with pytest.raises(grpc.RpcError) as refused:
+            import_policy("131000", "310", "2026-01-01", f'{{"rules": {_RULE}, {limits}}}')
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        details = error_details(refused.value)
+        assert details["ErrorInfo"].reason == "POLICY_LIMIT_EXCEEDED", limits
+        assert [v.field for v in details["BadRequest"].field_violations] == [field]
+    assert not policy.ListPolicyVersions(
+        policy_service_pb2.ListPolicyVersionsRequest(insuplc_admdvs="131000"), timeout=10
+    ).policies
+
+
+def test_a_policy_at_the_national_limits_imports_and_keeps_its_unfiled_direct_flag(
+    policy, import_policy: ImportPolicy
+) -> None:
+    at_limits = (
+        '{"referral": "-0.10", "emergency": "-0.10", "temporary_other": "-0.20", '
+        '"long_term_resident": "0", "retiree_resettled": "0.05"}'
+    )
+    import_policy(
+        "131000",
+        "310",
+        "2026-01-01",
+        f'{{"rules": {_RULE}, "ratio_adjustments": {at_limits}, '
+        '"unfiled_factors": {"unreferred": "0.50"}, "unfiled_direct": true}',
+    )
+    stored = get(policy, "131000", "310", "2026-03-01").policy
+    assert stored.unfiled_direct and stored.ratio_adjustments["temporary_other"] == "-0.20"
+    with pytest.raises(grpc.RpcError) as refused:
+        import_policy("131000", "310", "2026-06-01", f'{{"rules": {_RULE}, "unfiled_direct": true}}')
+    details = error_details(refused.value)
+    assert details["ErrorInfo"].reason == "INVALID_POLICY"
+    assert [v.field for v in details["BadRequest"].field_violations] == [
+        "document.unfiled_factors.unreferred"
+    ]
+
+
 def _catalogue_csv(entries: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -211,8 +265,8 @@ def test_estimate_equals_the_core_for_every_golden_case(
         case, expected = golden["case"], golden["expected"]
         treatment, insured = f"{21 + index:02d}0000", f"{21 + index:02d}0100"
         import_csv(treatment, "2020-01-01", _catalogue_csv(case["catalogue"]))
-        import_policy(insured, case["person"]["insutype"], "2020-01-01", json.dumps(case["policy"]))
-        try:
+        try:  # a policy the core refuses is refused on import already, with the case's reason
+            import_policy(insured, case["person"]["insutype"], "2020-01-01", json.dumps(case["policy"]))
             result = policy.Estimate(_estimate_request(case, insured, treatment), timeout=10).result
         except grpc.RpcError as error:
             got = {"error": error_details(error)["ErrorInfo"].reason}

@@ -70,8 +70,8 @@ def test_serve_runs_a_standalone_node_and_stops_on_sigterm(tmp_path: Path) -> No
         address = f"127.0.0.1:{port}"
         wait_serving(process, address)
         yidi_services = {name for name in served_services(address) if name.startswith("yidi.")}
-        # The six services (catalogue and settlement serve two each), audit and tokens.
-        assert len(yidi_services) == 10
+        # The six services (catalogue serves two, settlement three), audit and tokens.
+        assert len(yidi_services) == 11
         with grpc.insecure_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for name in yidi_services:

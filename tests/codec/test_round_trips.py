@@ -20,6 +20,7 @@ from yidi_codec.visits import visit_from_proto, visit_to_proto
 from yidi_core.catalogue import CatalogueEntry, ItemClass, ItemResult, Restriction, SelfPayReason
 from yidi_core.errors import DomainError
 from yidi_core.money import from_fen
+from yidi_core.national_limits import MAX_REDUCTION
 from yidi_core.policy import DeductibleScope, Policy, Rule, Segment
 from yidi_core.settlement import Visit
 
@@ -56,7 +57,12 @@ policies = st.builds(
         rules(),
         st.lists(rules(), max_size=2),
     ),
-    st.dictionaries(st.sampled_from(["referral", "temporary_other"]), st.decimals(-1, 1, places=2)),
+    # Within the national limits: a policy beyond them is refused on either side of the wire.
+    st.dictionaries(st.sampled_from(["referral", "temporary_other"]), st.decimals(-1, 1, places=2)).map(
+        lambda table: {category: max(value, -MAX_REDUCTION[category]) for category, value in table.items()}
+    ),
+    st.fixed_dictionaries({"unreferred": st.decimals("0.01", 1, places=2)}),
+    st.booleans(),
 )
 
 

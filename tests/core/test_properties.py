@@ -28,6 +28,7 @@ from yidi_core.case_format import parse_case, result_document
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemClass, Restriction
 from yidi_core.errors import REASONS, DomainError
 from yidi_core.money import from_fen, to_fen
+from yidi_core.national_limits import MAX_REDUCTION
 from yidi_core.policy import DeductibleScope, Policy, Rule, Segment
 from yidi_core.settlement import Person, Settlement, Visit, settle
 
@@ -200,7 +201,11 @@ segment_widths = money(0, 50_000).filter(lambda d: d > 0)
 ceiling_factors = st.sampled_from([Decimal(f) for f in ("0", "0.5", "0.9", "0.999", "1", "1.1")])
 optional_deductible_keys = st.none() | st.sampled_from(DEDUCTIBLE_KEYS)
 optional_segment_keys = st.none() | st.sampled_from(SEGMENT_KEYS)
-adjustment_tables = st.dictionaries(st.sampled_from(FILING_CATEGORIES), adjustments, max_size=3)
+# Within the national limits (a policy beyond them is refused before it settles anything); a
+# reduction still clamps a ratio below it to 0, an increase one near 1 to 1.
+adjustment_tables = st.dictionaries(st.sampled_from(FILING_CATEGORIES), adjustments, max_size=3).map(
+    lambda table: {category: max(value, -MAX_REDUCTION[category]) for category, value in table.items()}
+)
 
 
 def subsets(values: Sequence[str], min_size: int = 0) -> st.SearchStrategy[tuple[str, ...]]:

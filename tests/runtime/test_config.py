@@ -134,6 +134,7 @@ def test_invalid_configuration_fails_fast_naming_the_key(environ: dict[str, str]
         ("[tokens]\nrevoked = '/nonexistent/revoked-tokens'\n", "tokens.revoked"),
         ("[tokens]\nrefresh_max_days = 'a month'\n", "tokens.refresh_max_days"),
         ("[settlement]\nprovince_cache_s = -5\n", "settlement.province_cache_s"),
+        ("[settlement]\naudit_threshold_fen = 0\n", "settlement.audit_threshold_fen"),
         ("[quotas]\nnode_rate = true\n", "quotas.node_rate"),
         ("[quotas]\ncallers = 5\n", "quotas.callers"),
         (
@@ -241,3 +242,11 @@ def test_a_city_node_keeps_its_provinces_answers_for_a_configured_bound(tmp_path
     assert settings.settlement_province_cache_s == 0.0
     overridden = load_settings(environ={"YIDI_SETTLEMENT_PROVINCE_CACHE_S": "5"})
     assert overridden.settlement_province_cache_s == 5.0
+
+
+def test_the_large_bill_audit_threshold_is_the_national_30000_yuan_unless_configured(tmp_path: Path) -> None:
+    assert load_settings(environ={}).settlement_audit_threshold_fen == 3_000_000
+    settings = load_settings(write(tmp_path, "[settlement]\naudit_threshold_fen = 2000000\n"), environ={})
+    assert settings.settlement_audit_threshold_fen == 2_000_000
+    overridden = load_settings(environ={"YIDI_SETTLEMENT_AUDIT_THRESHOLD_FEN": "5000000"})
+    assert overridden.settlement_audit_threshold_fen == 5_000_000

@@ -293,6 +293,21 @@ def test_only_a_large_cross_province_inpatient_bill_opens_an_audit_case(
     assert node.listed(audit_flagged_only=True) == ([settlement.setl_id] if flagged else [])
 
 
+def test_a_node_audits_from_its_own_configured_threshold(
+    tmp_path: Path, province: Province, insured: InsuredSide
+) -> None:
+    """The threshold is data: a node set to 20,000 yuan audits a 25,000-yuan stay the default would not."""
+    peers = FakePeers(NODE, province, insured)
+    peers.audit_threshold_fen = 2_000_000
+    with treatment_handlers(tmp_path, peers, Clock()) as lowered:
+        hospital = his(lowered)
+        total_fen = 2_500_000
+        settlement = hospital.settle(
+            hospital.visit([(SURGERY, "1", str(from_fen(total_fen)))], "21"), total_fen
+        )
+    assert total_fen < AUDIT_THRESHOLD_FEN and settlement.audit_flag
+
+
 def test_a_total_other_than_the_lines_is_refused_before_the_insured_node_is_asked(
     node: TreatmentHandlers, insured: InsuredSide
 ) -> None:

@@ -105,6 +105,8 @@ def read_document(content: bytes, document_format: DocumentFormat | None) -> dic
     document = {"rules": block["rules"], "ratio_adjustments": block.get("ratio_adjustments") or {}}
     if block.get("unfiled_factors"):  # documents without them read as before
         document["unfiled_factors"] = block["unfiled_factors"]
+    if block.get("unfiled_direct"):
+        document["unfiled_direct"] = True
     return document
 
 

@@ -102,12 +102,19 @@ class Policy(_message.Message):
     RATIO_ADJUSTMENTS_FIELD_NUMBER: _builtins.int
     IMPORT_TIME_FIELD_NUMBER: _builtins.int
     UNFILED_FACTORS_FIELD_NUMBER: _builtins.int
+    UNFILED_DIRECT_FIELD_NUMBER: _builtins.int
     version_id: _builtins.str
     """Version id, e.g. "131000/310@2026-01-01#1"."""
     insuplc_admdvs: _builtins.str
     """Insured region."""
     insutype: _builtins.str
     """Insurance type (`insutype`)."""
+    unfiled_direct: _builtins.bool
+    """Whether care without a covering filing (not filed, expired, pending, or an outpatient
+    institution the filing does not designate) settles directly at `unfiled_factors`
+    (`unreferred`, which it requires) instead of being refused NOT_FILED and reimbursed by hand.
+    An emergency settles directly either way (treated as filed).
+    """
     @_builtins.property
     def effective_date(self) -> _date_pb2.Date:
         """First day in force."""
@@ -123,7 +130,9 @@ class Policy(_message.Message):
     @_builtins.property
     def ratio_adjustments(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Ratio adjustments by filing category (`retiree_resettled`, …, `temporary_other`):
-        a decimal string added to every ratio, e.g. "-0.10", result clamped to [0, 1].
+        a decimal string added to every ratio, e.g. "-0.10", result clamped to [0, 1]. National
+        limits (POLICY_LIMIT_EXCEEDED): `referral` and `emergency` at least "-0.10",
+        `temporary_other` at least "-0.20", the long-term categories not below "0".
         """
 
     @_builtins.property
@@ -133,7 +142,7 @@ class Policy(_message.Message):
     @_builtins.property
     def unfiled_factors(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The share of the eligible amount paid on for care without any filing (未备案), by the care:
-        `emergency` or `unreferred`, a decimal string in [0, 1], e.g. "0.70". Without an entry, a
+        `emergency` or `unreferred`, a decimal string in (0, 1], e.g. "0.70". Without an entry, a
         person without a filing settles as any other.
         """
 
@@ -149,10 +158,11 @@ class Policy(_message.Message):
         ratio_adjustments: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         import_time: _timestamp_pb2.Timestamp | None = ...,
         unfiled_factors: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        unfiled_direct: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "unfiled_factors", b"unfiled_factors", "version_id", b"version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "unfiled_direct", b"unfiled_direct", "unfiled_factors", b"unfiled_factors", "version_id", b"version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -68,8 +68,10 @@ class PolicyServiceServicer:
         shape (amounts as decimal yuan strings there), validated: sorted segments starting at
         0, ratios in [0, 1], annual rules name their keys, capped rules name a cap key, no
         overlap with another version's effective range for the same region and insurance type.
-        Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/INVALID_CODE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/POLICY_LIMIT_EXCEEDED (a ratio
+        lowered beyond the national limits, or an unfiled factor outside (0, 1]),
+        INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

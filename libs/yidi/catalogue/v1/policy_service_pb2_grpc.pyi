@@ -40,8 +40,10 @@ class PolicyServiceStub:
     shape (amounts as decimal yuan strings there), validated: sorted segments starting at
     0, ratios in [0, 1], annual rules name their keys, capped rules name a cap key, no
     overlap with another version's effective range for the same region and insurance type.
-    Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/INVALID_CODE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/POLICY_LIMIT_EXCEEDED (a ratio
+    lowered beyond the national limits, or an unfiled factor outside (0, 1]),
+    INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetPolicy: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.GetPolicyRequest, _policy_service_pb2.GetPolicyResponse]
     """The policy in force for a person insured in a region, of an insurance type, on a date:
@@ -74,8 +76,10 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     shape (amounts as decimal yuan strings there), validated: sorted segments starting at
     0, ratios in [0, 1], annual rules name their keys, capped rules name a cap key, no
     overlap with another version's effective range for the same region and insurance type.
-    Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/INVALID_CODE,
-    ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+    Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/POLICY_LIMIT_EXCEEDED (a ratio
+    lowered beyond the national limits, or an unfiled factor outside (0, 1]),
+    INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+    PERMISSION_DENIED/PERMISSION_DENIED_REGION.
     """
     GetPolicy: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.GetPolicyRequest, _policy_service_pb2.GetPolicyResponse]  # type: ignore[assignment]
     """The policy in force for a person insured in a region, of an insurance type, on a date:
@@ -111,8 +115,10 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         shape (amounts as decimal yuan strings there), validated: sorted segments starting at
         0, ratios in [0, 1], annual rules name their keys, capped rules name a cap key, no
         overlap with another version's effective range for the same region and insurance type.
-        Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/INVALID_CODE,
-        ALREADY_EXISTS/DUPLICATE_REQUEST, PERMISSION_DENIED/PERMISSION_DENIED_REGION.
+        Errors: INVALID_ARGUMENT/INVALID_POLICY, INVALID_ARGUMENT/POLICY_LIMIT_EXCEEDED (a ratio
+        lowered beyond the national limits, or an unfiled factor outside (0, 1]),
+        INVALID_ARGUMENT/INVALID_CODE, ALREADY_EXISTS/DUPLICATE_REQUEST,
+        PERMISSION_DENIED/PERMISSION_DENIED_REGION.
         """
 
     @_abc_1.abstractmethod

@@ -10,12 +10,14 @@ changes once imported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from yidi.catalogue.v1 import policy_service_pb2, policy_service_pb2_grpc
 from yidi.filing.v1 import filing_service_pb2, filing_service_pb2_grpc, insured_person_pb2
 from yidi.type.v1 import filing_category_pb2, person_pb2
 from yidi_codec.policies import ParsedPolicies
+from yidi_codec.types import date_from_proto
 from yidi_core.errors import DomainError, invalid
 from yidi_core.policy import Policy
 from yidi_runtime.config import region_contains
@@ -63,19 +65,68 @@ class InsuredPlace:
         except DomainError as refusal:
             if refusal.reason_code not in WITHOUT_FILING:
                 raise
-            person = self._person(question.person, question.insuplc_admdvs, "the bill's patient")
-            return person_pb2.PersonSnapshot(
-                psn_no=person.psn_no,
-                insuplc_admdvs=person.insuplc_admdvs,
-                insutype=person.insutype,
-                psn_type=person.psn_type,
-                contribution_status=person_pb2.CONTRIBUTION_STATUS_ACTIVE,
-                credential_activated=person.credential_activated,
-                has_personal_account=person.has_personal_account,
-            )
+            return self._without_filing(question, "the bill's patient")
         if not snapshot.filing_id:
             snapshot.filing_category = filing_category_pb2.FILING_CATEGORY_UNSPECIFIED
         return snapshot
+
+    def _without_filing(
+        self, question: filing_service_pb2.CheckEligibilityRequest, described: str
+    ) -> person_pb2.PersonSnapshot:
+        """The person eligibility refused for want of a filing, as a snapshot without a category."""
+        person = self._person(question.person, question.insuplc_admdvs, described)
+        return person_pb2.PersonSnapshot(
+            psn_no=person.psn_no,
+            insuplc_admdvs=person.insuplc_admdvs,
+            insutype=person.insutype,
+            psn_type=person.psn_type,
+            contribution_status=person_pb2.CONTRIBUTION_STATUS_ACTIVE,
+            credential_activated=person.credential_activated,
+            has_personal_account=person.has_personal_account,
+        )
+
+    def direct_person(
+        self,
+        question: filing_service_pb2.CheckEligibilityRequest,
+        check: Callable[[person_pb2.PersonSnapshot], None] = lambda snapshot: None,
+    ) -> tuple[person_pb2.PersonSnapshot, tuple[str, Policy] | None]:
+        """Whom a direct settlement settles: eligibility's person, ``check``ed once eligibility holds.
+
+        Care no filing covers (:data:`WITHOUT_FILING`) settles directly only where the policy in force
+        says so (``unfiled_direct``): the person then has no category, so the core pays the policy's
+        factor for unfiled care, and that policy (version id and value) comes with them. Anywhere
+        else (no policy in force included) eligibility's refusal stands, as it always did.
+        """
+        try:
+            snapshot = self.eligibility(question)
+        except DomainError as refusal:
+            if refusal.reason_code not in WITHOUT_FILING:
+                raise
+            snapshot = self._without_filing(question, "the patient")
+            day = date_from_proto(question.service_date, "service_date")
+            try:
+                found = self.policy(snapshot.insuplc_admdvs, snapshot.insutype, day)
+            except DomainError as missing:
+                if missing.reason_code != "NO_POLICY_VERSION":
+                    raise
+                raise refusal from None
+            if not found[1].unfiled_direct:
+                raise
+            check(snapshot)
+            return snapshot, found
+        check(snapshot)
+        return snapshot, None
+
+    def direct_terms(
+        self,
+        question: filing_service_pb2.CheckEligibilityRequest,
+        check: Callable[[person_pb2.PersonSnapshot], None],
+    ) -> tuple[person_pb2.PersonSnapshot, str, Policy]:
+        """:meth:`direct_person`, and the version id and value of the policy in force where they are insured."""
+        snapshot, found = self.direct_person(question, check)
+        day = date_from_proto(question.service_date, "service_date")
+        version, policy = found or self.policy(snapshot.insuplc_admdvs, snapshot.insutype, day)
+        return snapshot, version, policy
 
     def _person(
         self, lookup: insured_person_pb2.PersonLookup, insuplc_admdvs: str, described: str, **metadata: str

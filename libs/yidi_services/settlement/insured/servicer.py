@@ -180,7 +180,7 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 request.credential, request.route.destination_admdvs, request.psn_no
             )
             return api.ResolvePersonResponse(person=person)
-        snapshot = self._place.eligibility(
+        snapshot, _ = self._place.direct_person(
             filing_service_pb2.CheckEligibilityRequest(
                 person=insured_person_pb2.PersonLookup(credential=request.credential),
                 insuplc_admdvs=request.route.destination_admdvs,
@@ -214,12 +214,9 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
         # The policy is asked after eligibility, of the place filing says the person is insured in
         # (a county below this node, say): both are this node's own services, called in process,
         # so asking them side by side would overlap no waiting, only add a thread.
-        snapshot = self._place.eligibility(
-            apply.eligibility_question(command, request.route.destination_admdvs)
-        )
-        apply.check_insutype(command, snapshot)
-        version, policy = self._place.policy(
-            snapshot.insuplc_admdvs, snapshot.insutype, command.visit.service_date
+        snapshot, version, policy = self._place.direct_terms(
+            apply.eligibility_question(command, request.route.destination_admdvs),
+            lambda person: apply.check_insutype(command, person),
         )
         terms = apply.Terms(snapshot, version, policy)
         if command.dry_run:

@@ -33,6 +33,7 @@ from yidi.type.v1 import visit_pb2
 from yidi.type.v1.person_pb2 import Credential
 from yidi_core.codes import province_of
 from yidi_core.errors import DomainError
+from yidi_core.placement import AUDIT_THRESHOLD_FEN
 from yidi_runtime.peers import PeerClient, alongside
 from yidi_runtime.routing import Router
 from yidi_runtime.wire import date_message, timestamp_message
@@ -45,9 +46,13 @@ Answer = TypeVar("Answer")
 class TreatmentPeers:
     """The clients a treatment node's handlers use, all through the node's router."""
 
+    audit_threshold_fen: int = AUDIT_THRESHOLD_FEN
+    """This node's large-bill audit threshold (its ``settlement.audit_threshold_fen``)."""
+
     def __init__(self, router: Router) -> None:
         self._router = router
         self.region = router.settings.region
+        self.audit_threshold_fen = router.settings.settlement_audit_threshold_fen
         self._kept = ProvinceAnswers(router.settings.settlement_province_cache_s)
         self._own_notices = "registry" in router.settings.services
 

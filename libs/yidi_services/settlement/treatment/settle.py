@@ -304,7 +304,9 @@ class Settlements:
                 "invono": command.invono,
                 "setl_time": now,
                 **settlement_result_columns(result),
-                "audit_flag": audit_flagged(clearing, location, result.amounts.medfee_sumamt_fen),
+                "audit_flag": audit_flagged(
+                    clearing, location, result.amounts.medfee_sumamt_fen, self._peers.audit_threshold_fen
+                ),
                 "reversed": False,
                 "reverses_setl_id": None,
             }
