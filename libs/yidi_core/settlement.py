@@ -62,11 +62,13 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class FundLine:
-    """One ``setldetail`` line: which fund (``fund_pay_type``) pays how much."""
+    """One ``setldetail`` line: which fund (``fund_pay_type``) pays how much; ``source`` says what paid:
+    ``pooled``, ``account``, ``family_account`` or a further fund (``supplementary`` …)."""
 
     fund_pay_type: str
     name: str
     amount: Decimal
+    source: str = "pooled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,27 +406,30 @@ def _fund_lines(
     if acct_pay > ZERO:
         lines.append(
             FundLine(
-                attributes.get("account_fund", f"{insutype}200"), "personal account (个人账户)", acct_pay
+                attributes.get("account_fund", f"{insutype}200"),
+                "personal account (个人账户)",
+                acct_pay,
+                "account",
             )
         )
     return tuple(lines)
 
 
 _FURTHER_LINES = (
-    ("hifob_pay", "330100", "large-amount supplementary (大额医疗费用补助)"),
-    ("hifmi_pay", "390200", "serious-illness insurance (大病保险)"),
-    ("cvlserv_pay", "320100", "civil-servant subsidy (公务员医疗补助)"),
-    ("maf_pay", "610100", "medical assistance (医疗救助)"),
+    ("hifob_pay", "330100", "large-amount supplementary (大额医疗费用补助)", "supplementary"),
+    ("hifmi_pay", "390200", "serious-illness insurance (大病保险)", "serious_illness"),
+    ("cvlserv_pay", "320100", "civil-servant subsidy (公务员医疗补助)", "civil_servant"),
+    ("maf_pay", "610100", "medical assistance (医疗救助)", "assistance"),
 )
 
 
 def _further_lines(further: FurtherFunds, acct_mulaid_pay: Decimal) -> tuple[FundLine, ...]:
     """A line for each further fund that paid, and for the family account (门诊共济) when it paid."""
     lines = [
-        FundLine(code, name, getattr(further, field))
-        for field, code, name in _FURTHER_LINES
+        FundLine(code, name, getattr(further, field), source)
+        for field, code, name, source in _FURTHER_LINES
         if getattr(further, field) > ZERO
     ]
     if acct_mulaid_pay > ZERO:
-        lines.append(FundLine("310200", "family account (门诊共济)", acct_mulaid_pay))
+        lines.append(FundLine("310200", "family account (门诊共济)", acct_mulaid_pay, "family_account"))
     return tuple(lines)
