@@ -72,6 +72,10 @@ class InsuredPlace:
                 contribution_status=person_pb2.CONTRIBUTION_STATUS_ACTIVE,
                 credential_activated=person.credential_activated,
                 has_personal_account=person.has_personal_account,
+                low_income=person.low_income,
+                civil_servant=person.civil_servant,
+                assistance_category=person.assistance_category,
+                family_account_balance_fen=person.family_account_balance_fen,
             )
         if not snapshot.filing_id:
             snapshot.filing_category = filing_category_pb2.FILING_CATEGORY_UNSPECIFIED
