@@ -23,6 +23,8 @@ from yidi.filing.v1 import insured_person_pb2 as person_pb
 from yidi.type.v1 import filing_category_pb2
 from yidi_cli.client_tls import ClientTls
 from yidi_cli.node_client import explain_refusal, message_id, open_channel
+from yidi_core.errors import DomainError
+from yidi_core.money import parse_money, to_fen
 
 UNREADABLE = 2
 PERSON_COLUMNS = (
@@ -37,6 +39,8 @@ PERSON_COLUMNS = (
     "emp_name",
     "contribution_gaps",
 )
+FUND_COLUMNS = ("low_income", "civil_servant", "assistance_category", "family_account_balance")
+"""Optional columns the further funds and 门诊共济 read; a file without them enrols persons without these facts."""
 _TRUE = {"true": True, "false": False, "": False}
 
 
@@ -61,6 +65,16 @@ def _flag(text: str, where: str) -> bool:
     return value
 
 
+def _fen(text: str, where: str) -> int:
+    """An amount in yuan (e.g. ``300.00``) as fen; empty is 0."""
+    if not text.strip():
+        return 0
+    try:
+        return to_fen(parse_money(text, where))
+    except DomainError as error:
+        raise FileProblem(error.message) from None
+
+
 def _gaps(text: str, where: str) -> list[person_pb.ContributionGap]:
     """``start..end`` periods separated by ';' (an empty end: still interrupted)."""
     gaps = []
@@ -81,7 +95,7 @@ def read_persons(path: Path) -> list[person_pb.InsuredPerson]:
             raise FileProblem(f"row 1: missing columns {', '.join(missing)}")
         persons = []
         for number, row in enumerate(reader, start=2):
-            cell = {column: (row.get(column) or "") for column in PERSON_COLUMNS}
+            cell = {column: (row.get(column) or "") for column in (*PERSON_COLUMNS, *FUND_COLUMNS)}
             persons.append(
                 person_pb.InsuredPerson(
                     certno=cell["certno"].strip(),
@@ -99,6 +113,12 @@ def read_persons(path: Path) -> list[person_pb.InsuredPerson]:
                     emp_name=cell["emp_name"].strip(),
                     contribution_gaps=_gaps(
                         cell["contribution_gaps"], f"row {number}, column contribution_gaps"
+                    ),
+                    low_income=_flag(cell["low_income"], f"row {number}, column low_income"),
+                    civil_servant=_flag(cell["civil_servant"], f"row {number}, column civil_servant"),
+                    assistance_category=cell["assistance_category"].strip(),
+                    family_account_balance_fen=_fen(
+                        cell["family_account_balance"], f"row {number}, column family_account_balance"
                     ),
                 )
             )

@@ -140,6 +140,9 @@ _AMOUNTS = _Fields(
 )
 """SettlementAmounts': a settlement row's columns."""
 AMOUNT_COLUMNS = _AMOUNTS.names
+_FURTHER = _Fields("hifob_pay_fen", "hifmi_pay_fen", "cvlserv_pay_fen", "maf_pay_fen", "acct_mulaid_pay_fen")
+"""The further funds' and 门诊共济's amounts: kept in ``details`` (key ``further``) when any is not zero,
+so rows of settlements without them are stored as before."""
 
 
 def _names(enum: _EnumTypeWrapper[Number], prefix: str) -> tuple[dict[int, str], dict[str, Number]]:
@@ -340,7 +343,16 @@ def settlement_result_columns(result: settlement_result_pb2.SettlementResult) ->
         ],
         "explanation": _explanation(result.explanation) if result.HasField("explanation") else None,
     }
+    further = _FURTHER.of(result.amounts)
+    if any(further.values()):
+        columns["details"]["further"] = further
     return columns
+
+
+def acct_mulaid_pay_fen(details: Document) -> int:
+    """What a family member's account paid (门诊共济) in a stored result's ``details``; 0 when none."""
+    further: Document = details.get("further") or {}
+    return int(further.get("acct_mulaid_pay_fen", 0))
 
 
 def settlement_result_from_columns(row: Any) -> settlement_result_pb2.SettlementResult:
@@ -348,7 +360,7 @@ def settlement_result_from_columns(row: Any) -> settlement_result_pb2.Settlement
     details = _checked(row.details)
     explanation = details["explanation"]
     return settlement_result_pb2.SettlementResult(
-        amounts=settlement_result_pb2.SettlementAmounts(**_AMOUNTS.of(row)),
+        amounts=settlement_result_pb2.SettlementAmounts(**_AMOUNTS.of(row), **(details.get("further") or {})),
         fund_lines=[
             settlement_result_pb2.FundPayLine(**_FUND_LINE.in_(line)) for line in details["fund_lines"]
         ],

@@ -108,21 +108,30 @@ def _pool_ratio(settlement: Settlement) -> str:
 
 def _fund_lines(settlement: Settlement) -> list[settlement_result_pb2.FundPayLine]:
     why = settlement.explanation
+    steps = {step.fund: step for step in why.funds}
+    owed = settlement.psn_part_amt - settlement.acct_pay
     lines = []
-    for position, line in enumerate(settlement.fund_lines):
-        pooled = position == 0
-        limited = why.cap if pooled else None
+    room: Decimal | None
+    for line in settlement.fund_lines:
+        if line.source == "pooled":
+            room = why.cap.room_before if why.cap else None
+            considered, info = settlement.inscp_scp_amt, rule_summary(why.rule)
+        elif line.source == "account":
+            considered, room, info = settlement.psn_part_amt, why.account_balance, "个人账户支付个人负担部分"
+        elif line.source == "family_account":
+            considered, room, info = owed, why.family_account_balance, "门诊共济：家庭成员个人账户支付"
+        else:
+            step = steps[line.source]
+            considered, room, info = step.base, step.room, step.rule
         lines.append(
             settlement_result_pb2.FundPayLine(
                 fund_pay_type=line.fund_pay_type,
                 fund_pay_type_name=line.name,
-                inscp_scp_amt_fen=to_fen(settlement.inscp_scp_amt if pooled else settlement.psn_part_amt),
-                crt_payb_lmt_amt_fen=to_fen(
-                    limited.room_before if limited else ZERO if pooled else why.account_balance
-                ),
+                inscp_scp_amt_fen=to_fen(considered),
+                crt_payb_lmt_amt_fen=to_fen(ZERO if room is None else room),
                 fund_payamt_fen=to_fen(line.amount),
-                setl_proc_info=rule_summary(why.rule) if pooled else "个人账户支付个人负担部分",
-                unlimited=pooled and limited is None,
+                setl_proc_info=info,
+                unlimited=room is None,
             )
         )
     return lines
@@ -184,6 +193,11 @@ def settlement_result_to_proto(
         psn_cash_pay_fen=to_fen(settlement.psn_cash_pay),
         balc_fen=to_fen(why.account_balance - settlement.acct_pay),
         cap_exhausted=CAP_EXHAUSTED in settlement.notices,
+        hifob_pay_fen=to_fen(settlement.hifob_pay),
+        hifmi_pay_fen=to_fen(settlement.hifmi_pay),
+        cvlserv_pay_fen=to_fen(settlement.cvlserv_pay),
+        maf_pay_fen=to_fen(settlement.maf_pay),
+        acct_mulaid_pay_fen=to_fen(settlement.acct_mulaid_pay),
     )
     changes = []
     for change in settlement.changes:

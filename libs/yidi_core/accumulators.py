@@ -17,7 +17,8 @@ from yidi_core.money import ZERO
 
 
 class AccumulatorKind(StrEnum):
-    """What an accumulator counts: deductible paid, amount on a segment scale, fund paid under a cap.
+    """What an accumulator counts: deductible paid, amount on a segment scale, fund paid under a cap,
+    a further fund's figures.
 
     A member is the name of its :class:`Accumulators` field, so ``getattr`` takes it as it is.
     """
@@ -25,6 +26,9 @@ class AccumulatorKind(StrEnum):
     DEDUCTIBLE = "deductible"
     SEGMENT = "segment"
     CAP = "cap"
+    FUND = "fund"
+    """A further fund's yearly figure (settlement-rules.md, "Accumulators added"): keys
+    ``supplementary``, ``serious_illness``, ``serious_illness_paid``, ``assistance``."""
 
 
 KINDS: tuple[AccumulatorKind, ...] = tuple(AccumulatorKind)
@@ -51,6 +55,7 @@ class Accumulators:
     deductible: Mapping[str, Decimal] = field(default_factory=dict)
     segment: Mapping[str, Decimal] = field(default_factory=dict)
     cap: Mapping[str, Decimal] = field(default_factory=dict)
+    fund: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for kind in KINDS:

@@ -16,12 +16,13 @@ from functools import partial
 from operator import itemgetter, methodcaller
 from typing import Any, TypeVar
 
-from yidi_core.accumulators import KINDS, Accumulators
+from yidi_core.accumulators import KINDS, AccumulatorKind, Accumulators
 from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemClass, Restriction, index_catalogue
 from yidi_core.codes import check_chronic_disease, check_diagnosis, check_item_code, plain_item_codes
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, invalid
 from yidi_core.money import (
+    ONE,
     ZERO,
     format_decimal,
     format_money,
@@ -31,7 +32,20 @@ from yidi_core.money import (
     plain_decimals,
     plain_money,
 )
-from yidi_core.policy import ANY, DeductibleScope, Policy, Rule, Segment, check_policy
+from yidi_core.policy import (
+    ANY,
+    Assistance,
+    CivilServant,
+    DeductibleScope,
+    Funds,
+    LowIncome,
+    Policy,
+    Rule,
+    Segment,
+    SeriousIllness,
+    Supplementary,
+    check_policy,
+)
 from yidi_core.settlement import Person, Settlement, Visit, settle
 
 T = TypeVar("T")
@@ -196,11 +210,17 @@ def parse_person(document: object, path: str = "person") -> Person:
         filing_category=_optional(person, "filing_category", path, _code("filing_category")),
         account_balance=_optional(person, "account_balance", path, parse_money) or ZERO,
         use_account=bool(_optional(person, "use_account", path, _flag)),
+        low_income=bool(_optional(person, "low_income", path, _flag)),
+        civil_servant=bool(_optional(person, "civil_servant", path, _flag)),
+        assistance_category=_optional(person, "assistance_category", path, _text),
+        family_account_balance=_optional(person, "family_account_balance", path, parse_money) or ZERO,
+        use_family_account=bool(_optional(person, "use_family_account", path, _flag)),
     )
 
 
 def parse_accumulators(document: object, path: str = "accumulators") -> Accumulators:
-    """The optional ``accumulators`` block: amounts by key for deductible, segment and cap."""
+    """The optional ``accumulators`` block: amounts by key for deductible, segment, cap and the
+    further funds (``fund``)."""
     if document is None:
         return Accumulators()
     block = _object(document, path)
@@ -293,6 +313,75 @@ def _segment(document: object, path: str) -> Segment:
     )
 
 
+def _segments(document: object, path: str) -> tuple[Segment, ...]:
+    return tuple(_segment(segment, f"{path}[{index}]") for index, segment in enumerate(_list(document, path)))
+
+
+def _low_income(document: object, path: str, cap: Decimal | None) -> LowIncome:
+    """A low-income person's terms; ``cap`` null is no cap, absent the fund's own cap."""
+    block = _object(document, path)
+    return LowIncome(
+        threshold_factor=_optional(block, "threshold_factor", path, _signed) or ONE,
+        ratio_bonus=_optional(block, "ratio_bonus", path, _signed) or ZERO,
+        cap=_optional(block, "cap", path, parse_money) if "cap" in block else cap,
+    )
+
+
+def _serious_illness(document: object, path: str) -> SeriousIllness:
+    block = _object(document, path)
+    cap = _optional(block, "cap", path, parse_money)
+    low_income = block.get("low_income")
+    return SeriousIllness(
+        threshold=parse_money(_required(block, "threshold", path), f"{path}.threshold"),
+        segments=_segments(_required(block, "segments", path), f"{path}.segments"),
+        cap=cap,
+        low_income=None if low_income is None else _low_income(low_income, f"{path}.low_income", cap),
+    )
+
+
+def _funds(document: object, path: str) -> Funds:
+    """The ``funds`` block (settlement-rules.md, "Further funds"); each fund optional."""
+    block = _object(document, path)
+    supplementary = _optional(block, "supplementary", path, _object)
+    civil = _optional(block, "civil_servant", path, _object)
+    assistance = _optional(block, "assistance", path, _object)
+    where = {name: f"{path}.{name}" for name in ("supplementary", "civil_servant", "assistance")}
+    return Funds(
+        supplementary=None
+        if supplementary is None
+        else Supplementary(
+            ratio=_signed(
+                _required(supplementary, "ratio", where["supplementary"]), f"{where['supplementary']}.ratio"
+            ),
+            cap=_optional(supplementary, "cap", where["supplementary"], parse_money),
+        ),
+        serious_illness=_optional(block, "serious_illness", path, _serious_illness),
+        civil_servant=None
+        if civil is None
+        else CivilServant(
+            deductible_ratio=_signed(
+                _required(civil, "deductible_ratio", where["civil_servant"]),
+                f"{where['civil_servant']}.deductible_ratio",
+            ),
+            selfpay_ratio=_signed(
+                _required(civil, "selfpay_ratio", where["civil_servant"]),
+                f"{where['civil_servant']}.selfpay_ratio",
+            ),
+        ),
+        assistance=None
+        if assistance is None
+        else Assistance(
+            ratio=_signed(
+                _required(assistance, "ratio", where["assistance"]), f"{where['assistance']}.ratio"
+            ),
+            cap=_optional(assistance, "cap", where["assistance"], parse_money),
+            categories=_strings(_text)(
+                _required(assistance, "categories", where["assistance"]), f"{where['assistance']}.categories"
+            ),
+        ),
+    )
+
+
 def parse_policy(document: object, path: str = "policy") -> Policy:
     """The ``policy`` block, checked as a whole (``INVALID_POLICY`` names every bad field)."""
     block = _object(document, path)
@@ -311,7 +400,11 @@ def parse_policy(document: object, path: str = "policy") -> Policy:
         for care, value in _object(block.get("unfiled_factors") or {}, factors_path).items()
     }
     unfiled_direct = bool(_optional(block, "unfiled_direct", path, _flag))
-    policy = Policy(rules, adjustments, factors, unfiled_direct)
+    funds = _optional(block, "funds", path, _funds) or Funds()
+    family_account = bool(_optional(block, "family_account", path, _flag))
+    policy = Policy(
+        rules, adjustments, factors, unfiled_direct=unfiled_direct, funds=funds, family_account=family_account
+    )
     check_policy(policy, path)
     return policy
 
@@ -426,6 +519,7 @@ _TOTALS = (
     "acct_pay",
     "psn_cash_pay",
 )
+_FURTHER = ("hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "acct_mulaid_pay")
 _ITEM_PARTS = ("amount", "fulamt_ownpay", "overlmt_selfpay", "preselfpay", "inscp")
 
 
@@ -440,9 +534,14 @@ def result_document(settlement: Settlement, *, explain: bool = False) -> dict[st
         {"sn": item.sn} | {part: format_money(getattr(item, part)) for part in _ITEM_PARTS}
         for item in settlement.items
     ]
+    # The further funds' keys appear only under a policy that names one, so older results stay as they were.
     document["accumulators_after"] = {
-        kind.value: _money_table(settlement.accumulators_after[kind]) for kind in KINDS
+        kind.value: _money_table(settlement.accumulators_after[kind])
+        for kind in KINDS
+        if kind is not AccumulatorKind.FUND or settlement.funds_named
     }
+    if settlement.funds_named:
+        document.update({name: format_money(getattr(settlement, name)) for name in _FURTHER})
     document["setldetail"] = [
         {
             "fund_pay_type": line.fund_pay_type,
@@ -465,7 +564,7 @@ def explanation_document(settlement: Settlement) -> dict[str, Any]:
     """Every intermediate value, then the same story in sentences (``text``)."""
     why = settlement.explanation
     rule = why.rule
-    return {
+    document: dict[str, Any] = {
         "rule": {
             "index": why.rule_index,
             "med_types": list(rule.med_types),
@@ -527,6 +626,19 @@ def explanation_document(settlement: Settlement) -> dict[str, Any]:
         ],
         "text": why.sentences(),
     }
+    if settlement.funds_named:
+        document["funds"] = [
+            {
+                "fund": step.fund,
+                "rule": step.rule,
+                "base": format_money(step.base),
+                "share": format_money(step.share),
+                "room_before": _optional_money(step.room),
+                "paid": format_money(step.paid),
+            }
+            for step in why.funds
+        ]
+    return document
 
 
 def error_document(error: DomainError) -> dict[str, Any]:

@@ -286,6 +286,8 @@ _NATIONAL_ROWS: tuple[Entry, ...] = (
         "fund_pay_type",
         ("310100", "职工基本医疗保险统筹基金", "employee pooled fund", {}),
         ("310200", "职工基本医疗保险个人账户", "employee personal account", {}),
+        ("320100", "公务员医疗补助基金", "civil-servant medical subsidy", {}),
+        ("330100", "大额医疗费用补助基金", "large-amount supplementary", {}),
         ("390100", "城乡居民基本医疗保险基金", "resident pooled fund", {}),
         ("390200", "城乡居民大病医疗保险基金", "resident serious-illness insurance", {}),
         ("610100", "医疗救助基金", "medical assistance", {}),

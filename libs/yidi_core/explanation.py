@@ -54,6 +54,19 @@ class CapStep:
 
 
 @dataclass(frozen=True, slots=True)
+class FundStep:
+    """One further fund as it applied: what it paid on (``base``), its rounded share, its annual room
+    before (None: no cap) and what it paid; ``rule`` says the policy's terms in words."""
+
+    fund: str
+    base: Decimal
+    share: Decimal
+    room: Decimal | None
+    paid: Decimal
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     """Every intermediate value of one settlement, in the order the rules compute them."""
 
@@ -79,6 +92,13 @@ class Explanation:
     items: tuple[ItemResult, ...]
     unfiled_factor: Decimal | None = None
     """The share of ``eligible`` a person without a filing counts at (None: filed, or no such factor)."""
+    funds: tuple[FundStep, ...] = ()
+    """Each further fund that applied to the person, in order (settlement-rules.md)."""
+    family_account: bool = False
+    """Whether the policy lets a registered family member's account pay (门诊共济)."""
+    use_family_account: bool = False
+    family_account_balance: Decimal = ZERO
+    acct_mulaid_pay: Decimal = ZERO
 
     @property
     def counted(self) -> Decimal:
@@ -116,12 +136,25 @@ class Explanation:
         )
         lines.append(self._cap_sentence())
         lines.append(self._share_sentence())
+        if self.funds:
+            lines += [_fund_sentence(step) for step in self.funds]
+            lines.append(self._after_funds_sentence())
         lines.append(self._account_sentence())
+        if self.family_account:
+            lines.append(self._family_sentence())
         return lines
+
+    def _family_sentence(self) -> str:
+        if not self.use_family_account:
+            return "The patient chose not to use a family member's account (门诊共济)."
+        return (
+            f"Family member's account (门诊共济) balance {format_money(self.family_account_balance)} pays "
+            f"{format_money(self.acct_mulaid_pay)} of the rest of the patient's share."
+        )
 
     def _share_sentence(self) -> str:
         """The patient's share (个人负担) as the sum of the reasons it exists."""
-        above_cap = self.fund_raw - self.cap.room_before if self.cap and self.cap.limited else ZERO
+        above_cap = self._above_cap()
         parts = {
             "full self-pay (全自费)": sum((item.fulamt_ownpay for item in self.items), ZERO),
             "over-limit (超限价)": sum((item.overlmt_selfpay for item in self.items), ZERO),
@@ -132,7 +165,16 @@ class Explanation:
         }
         shown = " + ".join(f"{name} {format_money(value)}" for name, value in parts.items() if value)
         total = sum(parts.values(), ZERO)
-        return f"The patient's share (个人负担) is {format_money(total)}" + (f": {shown}." if shown else ".")
+        before = "Before the further funds, the patient's share" if self.funds else "The patient's share"
+        return f"{before} (个人负担) is {format_money(total)}" + (f": {shown}." if shown else ".")
+
+    def _after_funds_sentence(self) -> str:
+        share = sum((item.amount for item in self.items), ZERO) - self.fund_raw + self._above_cap()
+        share -= sum((step.paid for step in self.funds), ZERO)
+        return f"After the further funds, the patient's share (个人负担) is {format_money(share)}."
+
+    def _above_cap(self) -> Decimal:
+        return self.fund_raw - self.cap.room_before if self.cap and self.cap.limited else ZERO
 
     def _rule_sentence(self) -> str:
         rule = self.rule
@@ -196,3 +238,19 @@ def _item_sentence(item: ItemResult) -> str:
         else:
             parts.append(f"{_REASON_TEXT[reason]}: {format_money(item.fulamt_ownpay)}")
     return f"{label}: " + "; ".join(parts) + "."
+
+
+_FUND_NAMES = {
+    "supplementary": "Large-amount supplementary (大额, hifob_pay)",
+    "serious_illness": "Serious-illness insurance (大病保险, hifmi_pay)",
+    "civil_servant": "Civil-servant subsidy (公务员医疗补助, cvlserv_pay)",
+    "assistance": "Medical assistance (医疗救助, maf_pay)",
+}
+
+
+def _fund_sentence(step: FundStep) -> str:
+    room = "" if step.room is None else f", room {format_money(step.room)} this year"
+    return (
+        f"{_FUND_NAMES[step.fund]}, {step.rule}: on {format_money(step.base)} its share is "
+        f"{format_money(step.share)}{room}; it pays {format_money(step.paid)}."
+    )

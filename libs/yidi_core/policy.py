@@ -1,4 +1,5 @@
-"""The insured-place policy (参保地政策): ordered rules and filing-category ratio adjustments.
+"""The insured-place policy (参保地政策): ordered rules, filing-category ratio adjustments and the
+further funds after the basic fund.
 
 "Insured-place policy": how much the fund pays — deductible (起付标准), ratio or segments
 (分段支付比例), annual cap (最高支付限额) — is decided where the patient is insured. A policy
@@ -84,16 +85,83 @@ UNFILED_CARE = ("emergency", "unreferred")
 
 
 @dataclass(frozen=True, slots=True)
+class Supplementary:
+    """Large-amount supplementary (大额): ``ratio`` of what the basic fund's cap cut off, ``cap`` a year."""
+
+    ratio: Decimal
+    cap: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LowIncome:
+    """A low-income person's serious-illness terms: the threshold times ``threshold_factor``, every
+    ratio plus ``ratio_bonus`` (clamped to 1), and ``cap`` (None: no cap)."""
+
+    threshold_factor: Decimal
+    ratio_bonus: Decimal
+    cap: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriousIllness:
+    """Serious-illness insurance (大病保险): segments on the year's in-scope self-pay above ``threshold``."""
+
+    threshold: Decimal
+    segments: tuple[Segment, ...]
+    cap: Decimal | None = None
+    low_income: LowIncome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CivilServant:
+    """Civil-servant subsidy (公务员医疗补助): shares of the deductible and of the rest of the self-pay."""
+
+    deductible_ratio: Decimal
+    selfpay_ratio: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Assistance:
+    """Medical assistance (医疗救助) for the listed ``categories`` (e.g. ``dibao``, ``tekun``)."""
+
+    ratio: Decimal
+    cap: Decimal | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    """The funds that pay after the basic fund, in the order they apply; None: the policy has none."""
+
+    supplementary: Supplementary | None = None
+    serious_illness: SeriousIllness | None = None
+    civil_servant: CivilServant | None = None
+    assistance: Assistance | None = None
+
+    @property
+    def named(self) -> bool:
+        """Whether the policy names any further fund."""
+        return any(
+            fund is not None
+            for fund in (self.supplementary, self.serious_illness, self.civil_servant, self.assistance)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """An insured-place policy version: rules in order, ratio adjustments by filing category, and
     the factors the eligible amount of care without any filing counts at (settlement-rules.md,
     "Unfiled and unreferred care"); ``unfiled_direct``: such care settles directly at those
-    factors instead of being refused (NOT_FILED) and reimbursed by hand."""
+    factors instead of being refused (NOT_FILED) and reimbursed by hand; the further funds
+    (``funds``) and whether a family member's account may pay (``family_account``)."""
 
     rules: tuple[Rule, ...]
     ratio_adjustments: Mapping[str, Decimal] = field(default_factory=dict)
     unfiled_factors: Mapping[str, Decimal] = field(default_factory=dict)
     unfiled_direct: bool = False
+    funds: Funds = field(default_factory=Funds)
+    family_account: bool = False
+    """门诊共济: a registered family member's employee account may pay the rest of the patient's share."""
     # Set by check_policy once the rules (immutable, unlike the adjustments mapping) passed, so
     # settling many bills under one policy checks its rules once.
     _rules_checked: bool = field(default=False, init=False, repr=False, compare=False)
@@ -130,11 +198,12 @@ def check_policy(policy: Policy, path: str = "policy") -> None:
     """Refuse (``INVALID_POLICY``, every problem named) a policy that cannot be applied as written.
 
     Segments start at 0.00 and rise strictly; ratios lie in [0, 1]; an annual deductible
-    names its accumulator; amounts are non-negative; settling unfiled care directly needs its
-    factor. A well-formed policy must then keep the national limits (``POLICY_LIMIT_EXCEEDED``,
-    :mod:`yidi_core.national_limits`).
+    names its accumulator; amounts are non-negative; so are the further funds' figures; settling
+    unfiled care directly needs its factor. A well-formed policy must then keep the national
+    limits (``POLICY_LIMIT_EXCEEDED``, :mod:`yidi_core.national_limits`).
     """
     problems = [] if policy._rules_checked else _rules_problems(policy, path)
+    problems.extend(_funds_problems(policy.funds, f"{path}.funds"))
     for category, adjustment in policy.ratio_adjustments.items():
         if not -ONE <= adjustment <= ONE:
             where = f"{path}.ratio_adjustments.{category}"
@@ -202,4 +271,62 @@ def _rule_problems(rule: Rule, path: str) -> list[DomainError]:
         if position and segment.start <= rule.segments[position - 1].start:
             where = f"{path}.segments[{position}].from"
             problems.append(invalid("INVALID_POLICY", where, "segments must be sorted by a rising from"))
+    return problems
+
+
+def _ratio_problem(ratio: Decimal, where: str, low: Decimal = ZERO) -> list[DomainError]:
+    if low <= ratio <= ONE:
+        return []
+    return [invalid("INVALID_POLICY", where, f"must lie in [{low}, 1], got {ratio}")]
+
+
+def _amount_problem(amount: Decimal | None, where: str) -> list[DomainError]:
+    if amount is None or amount >= ZERO:
+        return []
+    return [invalid("INVALID_POLICY", where, "must not be negative")]
+
+
+def _segments_problems(segments: tuple[Segment, ...], path: str) -> list[DomainError]:
+    """Segments start at 0.00 and rise strictly, each ratio in [0, 1]."""
+    if not segments:
+        return [invalid("INVALID_POLICY", path, "needs a ratio or segments")]
+    problems = []
+    if segments[0].start != ZERO:
+        problems.append(invalid("INVALID_POLICY", f"{path}[0].from", 'the first segment starts at "0.00"'))
+    for position, segment in enumerate(segments):
+        problems.extend(_ratio_problem(segment.ratio, f"{path}[{position}].ratio"))
+        if position and segment.start <= segments[position - 1].start:
+            where = f"{path}[{position}].from"
+            problems.append(invalid("INVALID_POLICY", where, "segments must be sorted by a rising from"))
+    return problems
+
+
+def _funds_problems(funds: Funds, path: str) -> list[DomainError]:
+    problems: list[DomainError] = []
+    if funds.supplementary is not None:
+        where = f"{path}.supplementary"
+        problems += _ratio_problem(funds.supplementary.ratio, f"{where}.ratio")
+        problems += _amount_problem(funds.supplementary.cap, f"{where}.cap")
+    if funds.serious_illness is not None:
+        illness, where = funds.serious_illness, f"{path}.serious_illness"
+        problems += _amount_problem(illness.threshold, f"{where}.threshold")
+        problems += _segments_problems(illness.segments, f"{where}.segments")
+        problems += _amount_problem(illness.cap, f"{where}.cap")
+        if illness.low_income is not None:
+            low = illness.low_income
+            problems += _ratio_problem(low.threshold_factor, f"{where}.low_income.threshold_factor")
+            problems += _ratio_problem(low.ratio_bonus, f"{where}.low_income.ratio_bonus")
+            problems += _amount_problem(low.cap, f"{where}.low_income.cap")
+    if funds.civil_servant is not None:
+        where = f"{path}.civil_servant"
+        problems += _ratio_problem(funds.civil_servant.deductible_ratio, f"{where}.deductible_ratio")
+        problems += _ratio_problem(funds.civil_servant.selfpay_ratio, f"{where}.selfpay_ratio")
+    if funds.assistance is not None:
+        where = f"{path}.assistance"
+        problems += _ratio_problem(funds.assistance.ratio, f"{where}.ratio")
+        problems += _amount_problem(funds.assistance.cap, f"{where}.cap")
+        if not funds.assistance.categories:
+            problems.append(
+                invalid("INVALID_POLICY", f"{where}.categories", "must list at least one category")
+            )
     return problems

@@ -19,6 +19,7 @@ from yidi_core.catalogue import CatalogueEntry, FeeItem, ItemResult, classify_it
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_core.explanation import CapStep, Explanation, SegmentStep
+from yidi_core.funds import FundFacts, FurtherFunds, further_funds
 from yidi_core.money import ONE, ZERO, round_fen
 from yidi_core.policy import Policy, Rule, check_policy, select_rule
 
@@ -42,7 +43,9 @@ class Person:
     """The insured person as the insured place knows them on the service date.
 
     ``psn_type`` is a group (employed / retired / resident) or a national 4-digit code;
-    ``filing_category`` is None when the person has no filing for the treatment region.
+    ``filing_category`` is None when the person has no filing for the treatment region. The
+    further funds read ``low_income``, ``civil_servant`` and ``assistance_category``; 门诊共济
+    reads the registered family member's account balance and whether the patient chose it.
     """
 
     insutype: str
@@ -50,15 +53,22 @@ class Person:
     filing_category: str | None = None
     account_balance: Decimal = ZERO
     use_account: bool = False
+    low_income: bool = False
+    civil_servant: bool = False
+    assistance_category: str | None = None
+    family_account_balance: Decimal = ZERO
+    use_family_account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class FundLine:
-    """One ``setldetail`` line: which fund (``fund_pay_type``) pays how much."""
+    """One ``setldetail`` line: which fund (``fund_pay_type``) pays how much; ``source`` says what paid:
+    ``pooled``, ``account``, ``family_account`` or a further fund (``supplementary`` …)."""
 
     fund_pay_type: str
     name: str
     amount: Decimal
+    source: str = "pooled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +76,9 @@ class Settlement:
     """Every result field of settlement-rules.md, with the data needed to apply and explain it.
 
     ``changes`` are what the insured place adds to the person's accumulators;
-    ``accumulators_after`` lists each accumulator the rule touched with its new value.
+    ``accumulators_after`` lists each accumulator the rule touched with its new value. The
+    further funds and ``acct_mulaid_pay`` are 0.00 under a policy that names none; ``funds_named``
+    says whether the policy names any further fund or the family account (so the result shows them).
     """
 
     medfee_sumamt: Decimal
@@ -86,6 +98,12 @@ class Settlement:
     fund_lines: tuple[FundLine, ...]
     notices: tuple[str, ...]
     explanation: Explanation
+    hifob_pay: Decimal = ZERO
+    hifmi_pay: Decimal = ZERO
+    cvlserv_pay: Decimal = ZERO
+    maf_pay: Decimal = ZERO
+    acct_mulaid_pay: Decimal = ZERO
+    funds_named: bool = False
 
 
 def settle(
@@ -174,13 +192,24 @@ def _settle(
 
     cap_step = _cap_step(rule, accumulators, fund_raw)
     hifp = fund_raw if cap_step is None else min(fund_raw, cap_step.room_before)
-    psn_part = medfee - hifp
+    further = further_funds(
+        policy.funds,
+        FundFacts(inscp, act_pay_dedc, hifp, steps, None if cap_step is None else cap_step.room_before),
+        accumulators,
+        low_income=person.low_income,
+        civil_servant=person.civil_servant,
+        assistance_category=person.assistance_category,
+    )
+    fund_pay_sumamt = hifp + further.total
+    psn_part = medfee - fund_pay_sumamt
     insutype = NATIONAL.lookup("insutype", person.insutype)
     has_account = insutype is not None and insutype.attributes.get("account") == "true"
     acct_pay = min(person.account_balance, psn_part) if person.use_account and has_account else ZERO
+    family_chosen = policy.family_account and person.use_family_account
+    acct_mulaid_pay = min(person.family_account_balance, psn_part - acct_pay) if family_chosen else ZERO
 
     # The scale counts what was paid on, to the fen (a factor can leave a fraction; accumulators hold fen).
-    changes = _changes(rule, act_pay_dedc, round_fen(paid_on), hifp)
+    changes = _changes(rule, act_pay_dedc, round_fen(paid_on), hifp) + further.changes
     explanation = Explanation(
         rule_index=rule_index,
         rule=rule,
@@ -203,7 +232,13 @@ def _settle(
         acct_pay=acct_pay,
         items=results,
         unfiled_factor=unfiled_factor,
+        funds=further.steps,
+        family_account=policy.family_account,
+        use_family_account=person.use_family_account,
+        family_account_balance=person.family_account_balance,
+        acct_mulaid_pay=acct_mulaid_pay,
     )
+    lines = _fund_lines(person.insutype, insutype.attributes if insutype else {}, hifp, acct_pay)
     return Settlement(
         medfee_sumamt=medfee,
         fulamt_ownpay_amt=fulamt,
@@ -212,16 +247,22 @@ def _settle(
         inscp_scp_amt=inscp,
         act_pay_dedc=act_pay_dedc,
         hifp_pay=hifp,
-        fund_pay_sumamt=hifp,
+        fund_pay_sumamt=fund_pay_sumamt,
         psn_part_amt=psn_part,
         acct_pay=acct_pay,
-        psn_cash_pay=psn_part - acct_pay,
+        psn_cash_pay=psn_part - acct_pay - acct_mulaid_pay,
         items=results,
         changes=changes,
         accumulators_after=_after(accumulators, changes),
-        fund_lines=_fund_lines(person.insutype, insutype.attributes if insutype else {}, hifp, acct_pay),
+        fund_lines=lines + _further_lines(further, acct_mulaid_pay),
         notices=(CAP_EXHAUSTED,) if cap_step is not None and cap_step.limited else (),
         explanation=explanation,
+        hifob_pay=further.hifob_pay,
+        hifmi_pay=further.hifmi_pay,
+        cvlserv_pay=further.cvlserv_pay,
+        maf_pay=further.maf_pay,
+        acct_mulaid_pay=acct_mulaid_pay,
+        funds_named=policy.funds.named or policy.family_account,
     )
 
 
@@ -286,10 +327,13 @@ def _result_problems(results: Sequence[ItemResult]) -> list[DomainError]:
 
 
 def _state_problems(person: Person, accumulators: Accumulators) -> list[DomainError]:
-    """The person's account and counters are never negative."""
+    """The person's accounts and counters are never negative."""
     problems = []
     if person.account_balance < ZERO:
         problems.append(invalid("INVALID_ARGUMENT", "person.account_balance", "must not be negative"))
+    if person.family_account_balance < ZERO:
+        where = "person.family_account_balance"
+        problems.append(invalid("INVALID_ARGUMENT", where, "must not be negative"))
     for kind in KINDS:
         for key, value in getattr(accumulators, kind).items():
             if value < ZERO:
@@ -363,7 +407,30 @@ def _fund_lines(
     if acct_pay > ZERO:
         lines.append(
             FundLine(
-                attributes.get("account_fund", f"{insutype}200"), "personal account (个人账户)", acct_pay
+                attributes.get("account_fund", f"{insutype}200"),
+                "personal account (个人账户)",
+                acct_pay,
+                "account",
             )
         )
+    return tuple(lines)
+
+
+_FURTHER_LINES = (
+    ("hifob_pay", "330100", "large-amount supplementary (大额医疗费用补助)", "supplementary"),
+    ("hifmi_pay", "390200", "serious-illness insurance (大病保险)", "serious_illness"),
+    ("cvlserv_pay", "320100", "civil-servant subsidy (公务员医疗补助)", "civil_servant"),
+    ("maf_pay", "610100", "medical assistance (医疗救助)", "assistance"),
+)
+
+
+def _further_lines(further: FurtherFunds, acct_mulaid_pay: Decimal) -> tuple[FundLine, ...]:
+    """A line for each further fund that paid, and for the family account (门诊共济) when it paid."""
+    lines = [
+        FundLine(code, name, getattr(further, field), source)
+        for field, code, name, source in _FURTHER_LINES
+        if getattr(further, field) > ZERO
+    ]
+    if acct_mulaid_pay > ZERO:
+        lines.append(FundLine("310200", "family account (门诊共济)", acct_mulaid_pay, "family_account"))
     return tuple(lines)

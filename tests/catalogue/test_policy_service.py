@@ -247,9 +247,14 @@ def _estimate_request(case: dict, insured: str, treatment: str) -> policy_servic
                 f"{kind}_fen": {
                     key: to_fen(parse_money(v, key)) for key, v in (accumulators.get(kind) or {}).items()
                 }
-                for kind in ("deductible", "segment", "cap")
+                for kind in ("deductible", "segment", "cap", "fund")
             }
         ),
+        low_income=bool(person.get("low_income")),
+        civil_servant=bool(person.get("civil_servant")),
+        assistance_category=person.get("assistance_category") or "",
+        family_account_balance_fen=to_fen(parse_money(person.get("family_account_balance", "0"), "balance")),
+        use_family_account=bool(person.get("use_family_account")),
         account_balance_fen=to_fen(parse_money(person.get("account_balance", "0.00"), "balance")),
         use_account=bool(person.get("use_account")),
     )

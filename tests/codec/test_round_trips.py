@@ -19,9 +19,20 @@ from yidi_codec.types import date_from_proto, date_to_proto, filing_category_fro
 from yidi_codec.visits import visit_from_proto, visit_to_proto
 from yidi_core.catalogue import CatalogueEntry, ItemClass, ItemResult, Restriction, SelfPayReason
 from yidi_core.errors import DomainError
-from yidi_core.money import from_fen
+from yidi_core.money import ONE, ZERO, from_fen
 from yidi_core.national_limits import MAX_REDUCTION
-from yidi_core.policy import DeductibleScope, Policy, Rule, Segment
+from yidi_core.policy import (
+    Assistance,
+    CivilServant,
+    DeductibleScope,
+    Funds,
+    LowIncome,
+    Policy,
+    Rule,
+    Segment,
+    SeriousIllness,
+    Supplementary,
+)
 from yidi_core.settlement import Visit
 
 fen = st.integers(min_value=0, max_value=10**11)
@@ -50,6 +61,22 @@ def rules(draw: st.DrawFn) -> Rule:
     )
 
 
+caps = st.none() | fen.map(from_fen)
+scales = st.lists(st.integers(min_value=1, max_value=10**9), max_size=2, unique=True).flatmap(
+    lambda starts: st.tuples(
+        *(ratio.map(lambda r, s=s: Segment(from_fen(s), r)) for s in [0, *sorted(starts)])
+    )
+)
+funds = st.builds(
+    Funds,
+    st.none() | st.builds(Supplementary, ratio, caps),
+    st.none()
+    | st.builds(
+        SeriousIllness, fen.map(from_fen), scales, caps, st.none() | st.builds(LowIncome, ratio, ratio, caps)
+    ),
+    st.none() | st.builds(CivilServant, ratio, ratio),
+    st.none() | st.builds(Assistance, ratio, caps, st.sampled_from([("dibao",), ("tekun", "dibao")])),
+)
 policies = st.builds(
     Policy,
     st.builds(
@@ -62,7 +89,9 @@ policies = st.builds(
         lambda table: {category: max(value, -MAX_REDUCTION[category]) for category, value in table.items()}
     ),
     st.fixed_dictionaries({"unreferred": st.decimals("0.01", 1, places=2)}),
-    st.booleans(),
+    unfiled_direct=st.booleans(),
+    funds=funds,
+    family_account=st.booleans(),
 )
 
 
@@ -91,6 +120,21 @@ def test_a_policy_from_the_wire_is_checked_as_a_whole() -> None:
     assert {v.field for v in refused.value.violations} == {
         "policy.rules[0].deductible_key",
         "policy.rules[0].segments[0].ratio",
+    }
+
+
+def test_a_policys_further_funds_from_the_wire_are_checked() -> None:
+    message = policy_to_proto(
+        Policy((Rule(("*",), ("*",), ("*",), ZERO, DeductibleScope.PER_VISIT, (Segment(ZERO, ONE),)),))
+    )
+    message.funds.supplementary.ratio = "1.20"
+    message.funds.assistance.ratio = "0.5"
+    with pytest.raises(DomainError) as refused:
+        policy_from_proto(message)
+    assert refused.value.reason_code == "INVALID_POLICY"
+    assert {v.field for v in refused.value.violations} == {
+        "policy.funds.supplementary.ratio",
+        "policy.funds.assistance.categories",
     }
 
 

@@ -52,7 +52,16 @@ def test_national_codes() -> None:
     assert NATIONAL.codes("med_type") == ("11", "12", "13", "14", "21", "22", "24", "41")
     assert NATIONAL.codes("insutype") == ("310", "320", "330", "340", "370", "390", "392", "510")
     assert NATIONAL.codes("chrgitm_lv") == ("01", "02", "03")
-    assert NATIONAL.codes("fund_pay_type") == ("310100", "310200", "340100", "390100", "390200", "610100")
+    assert NATIONAL.codes("fund_pay_type") == (
+        "310100",
+        "310200",
+        "320100",
+        "330100",
+        "340100",
+        "390100",
+        "390200",
+        "610100",
+    )
     assert NATIONAL.codes("clr_type") == ("11", "21", "41", "99")
 
 

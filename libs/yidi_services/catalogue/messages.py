@@ -143,6 +143,11 @@ def estimate_command(request: policy_service_pb2.EstimateRequest) -> EstimateCom
             filing_category=filing_category_from_proto(request.filing_category),
             account_balance=from_fen(request.account_balance_fen),
             use_account=request.use_account,
+            low_income=request.low_income,
+            civil_servant=request.civil_servant,
+            assistance_category=request.assistance_category.strip() or None,
+            family_account_balance=from_fen(request.family_account_balance_fen),
+            use_family_account=request.use_family_account,
         )
     )
     items = [checked(lambda i=index, it=item: _fee_item(it, i)) for index, item in enumerate(request.items)]
@@ -151,6 +156,7 @@ def estimate_command(request: policy_service_pb2.EstimateRequest) -> EstimateCom
         {key: from_fen(fen) for key, fen in snapshot.deductible_fen.items()},
         {key: from_fen(fen) for key, fen in snapshot.segment_fen.items()},
         {key: from_fen(fen) for key, fen in snapshot.cap_fen.items()},
+        {key: from_fen(fen) for key, fen in snapshot.fund_fen.items()},
     )
     error = violations.combined()
     if error is not None:

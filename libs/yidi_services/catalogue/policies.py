@@ -103,10 +103,10 @@ def read_document(content: bytes, document_format: DocumentFormat | None) -> dic
     block = raw.get("policy", raw) if "rules" not in raw else raw
     parse_policy(block, "document")
     document = {"rules": block["rules"], "ratio_adjustments": block.get("ratio_adjustments") or {}}
-    if block.get("unfiled_factors"):  # documents without them read as before
-        document["unfiled_factors"] = block["unfiled_factors"]
-    if block.get("unfiled_direct"):
-        document["unfiled_direct"] = True
+    # Documents without these keys are stored, and so read, as before.
+    for key in ("unfiled_factors", "unfiled_direct", "funds", "family_account"):
+        if block.get(key):
+            document[key] = block[key]
     return document
 
 

@@ -93,6 +93,10 @@ def person_draft(message: person_pb.InsuredPerson, index: int) -> PersonDraft:
         credential_activated=message.credential_activated,
         has_personal_account=message.has_personal_account,
         emp_name=message.emp_name,
+        low_income=message.low_income,
+        civil_servant=message.civil_servant,
+        assistance_category=message.assistance_category,
+        family_account_balance_fen=message.family_account_balance_fen,
     )
 
 
@@ -113,6 +117,10 @@ def insured_person(person: Person, *, masked: bool) -> person_pb.InsuredPerson:
         credential_activated=person.credential_activated,
         has_personal_account=person.has_personal_account,
         emp_name=person.emp_name,
+        low_income=person.low_income,
+        civil_servant=person.civil_servant,
+        assistance_category=person.assistance_category,
+        family_account_balance_fen=person.family_account_balance_fen,
         create_time=timestamp_message(person.create_time),
         update_time=timestamp_message(person.update_time),
     )
@@ -277,6 +285,10 @@ def snapshot(answer: Answer) -> person_pb2.PersonSnapshot:
         credential_activated=person.credential_activated,
         has_personal_account=person.has_personal_account,
         filing_category=_category_number(answer.category),
+        low_income=person.low_income,
+        civil_servant=person.civil_servant,
+        assistance_category=person.assistance_category,
+        family_account_balance_fen=person.family_account_balance_fen,
     )
     if covering is not None:
         message.filing_id = covering.filing_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yidi_runtime.db import service_base
@@ -38,6 +38,11 @@ class PersonRow(Base):
     emp_name: Mapped[str] = mapped_column(String(200))
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the further funds and 门诊共济 read (settlement-rules.md, "Further funds").
+    low_income: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    civil_servant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    assistance_category: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    family_account_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (Index("ix_filing_persons_region", "insuplc_admdvs", "psn_no"),)
 

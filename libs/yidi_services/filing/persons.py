@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yidi_core.codes import check_id_number, check_region, mask_id_number
 from yidi_core.dictionaries import NATIONAL, psn_type_group
 from yidi_core.errors import DomainError, combine, invalid
+from yidi_core.money import MAX_AMOUNT_FEN
 from yidi_runtime.paging import decode_token, encode_token, page_size
 from yidi_runtime.regions import below, ensure_within
 from yidi_runtime.wire import as_utc
@@ -60,6 +61,10 @@ class Person:
     emp_name: str
     create_time: datetime
     update_time: datetime
+    low_income: bool = False
+    civil_servant: bool = False
+    assistance_category: str = ""
+    family_account_balance_fen: int = 0
 
     def interrupted_on(self, day: date) -> bool:
         """Whether contributions are interrupted on ``day`` (benefits suspended)."""
@@ -81,6 +86,10 @@ class PersonDraft:
     credential_activated: bool
     has_personal_account: bool
     emp_name: str
+    low_income: bool = False
+    civil_servant: bool = False
+    assistance_category: str = ""
+    family_account_balance_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,10 @@ def _person(row: PersonRow | Row[Any], gaps: Sequence[Gap]) -> Person:
         emp_name=row.emp_name,
         create_time=as_utc(row.create_time),
         update_time=as_utc(row.update_time),
+        low_income=row.low_income,
+        civil_servant=row.civil_servant,
+        assistance_category=row.assistance_category,
+        family_account_balance_fen=row.family_account_balance_fen,
     )
 
 
@@ -194,6 +207,10 @@ def get(session: Session, ref: PersonRef, *, lock: bool = False) -> Person:
     if person is None:
         raise not_found(ref)
     return person
+
+
+_CATEGORY_MAX = 20
+"""The stored length of a medical-assistance category (e.g. ``dibao``)."""
 
 
 def _draft_errors(index: int, draft: PersonDraft) -> list[DomainError]:
@@ -229,6 +246,22 @@ def _draft_errors(index: int, draft: PersonDraft) -> list[DomainError]:
     if len(draft.psn_no) > _PSN_NO_MAX:
         errors.append(
             invalid("INVALID_ARGUMENT", f"{field}.psn_no", f"must be at most {_PSN_NO_MAX} characters")
+        )
+    if len(draft.assistance_category.strip()) > _CATEGORY_MAX:
+        errors.append(
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{field}.assistance_category",
+                f"must be at most {_CATEGORY_MAX} characters",
+            )
+        )
+    if not 0 <= draft.family_account_balance_fen <= MAX_AMOUNT_FEN:
+        errors.append(
+            invalid(
+                "INVALID_ARGUMENT",
+                f"{field}.family_account_balance_fen",
+                f"must be 0 to {MAX_AMOUNT_FEN} fen",
+            )
         )
     if len(draft.emp_name) > _EMPLOYER_MAX:
         errors.append(
@@ -274,6 +307,10 @@ def _values(draft: PersonDraft, psn_no: str, created: datetime, now: datetime) -
         "has_personal_account": draft.has_personal_account
         or (insurance is not None and insurance.attributes.get("account") == "true"),
         "emp_name": draft.emp_name.strip(),
+        "low_income": draft.low_income,
+        "civil_servant": draft.civil_servant,
+        "assistance_category": draft.assistance_category.strip(),
+        "family_account_balance_fen": draft.family_account_balance_fen,
         "create_time": created,
         "update_time": now,
     }

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eyidi/catalogue/v1/policy.proto\x12\x11yidi.catalogue.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xb5\x04\n\x06Policy\x12\x18\n\nversion_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0einsuplc_admdvs\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x32\n\x05rules\x18\x06 \x03(\x0b\x32\x1d.yidi.catalogue.v1.PolicyRuleB\x04\xe2\x41\x01\x02\x12J\n\x11ratio_adjustments\x18\x07 \x03(\x0b\x32/.yidi.catalogue.v1.Policy.RatioAdjustmentsEntry\x12\x35\n\x0bimport_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x46\n\x0funfiled_factors\x18\t \x03(\x0b\x32-.yidi.catalogue.v1.Policy.UnfiledFactorsEntry\x12\x16\n\x0eunfiled_direct\x18\x0f \x01(\x08\x1a\x37\n\x15RatioAdjustmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13UnfiledFactorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd9\x02\n\nPolicyRule\x12\x17\n\tmed_types\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpsn_types\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12 \n\x12institution_levels\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x64\x65\x64uctible_fen\x18\x04 \x01(\x03\x12\x42\n\x10\x64\x65\x64uctible_scope\x18\x05 \x01(\x0e\x32\".yidi.catalogue.v1.DeductibleScopeB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x64\x65\x64uctible_key\x18\x06 \x01(\t\x12\r\n\x05ratio\x18\x07 \x01(\t\x12,\n\x08segments\x18\x08 \x03(\x0b\x32\x1a.yidi.catalogue.v1.Segment\x12\x13\n\x0bsegment_key\x18\t \x01(\t\x12\x0f\n\x07\x63\x61p_fen\x18\n \x01(\x03\x12\x0f\n\x07has_cap\x18\x0b \x01(\x08\x12\x0f\n\x07\x63\x61p_key\x18\x0c \x01(\t\"0\n\x07Segment\x12\x10\n\x08\x66rom_fen\x18\x01 \x01(\x03\x12\x13\n\x05ratio\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*p\n\x0f\x44\x65\x64uctibleScope\x12 \n\x1c\x44\x45\x44UCTIBLE_SCOPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45\x44UCTIBLE_SCOPE_PER_VISIT\x10\x01\x12\x1b\n\x17\x44\x45\x44UCTIBLE_SCOPE_ANNUAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eyidi/catalogue/v1/policy.proto\x12\x11yidi.catalogue.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xf6\x04\n\x06Policy\x12\x18\n\nversion_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0einsuplc_admdvs\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x32\n\x05rules\x18\x06 \x03(\x0b\x32\x1d.yidi.catalogue.v1.PolicyRuleB\x04\xe2\x41\x01\x02\x12J\n\x11ratio_adjustments\x18\x07 \x03(\x0b\x32/.yidi.catalogue.v1.Policy.RatioAdjustmentsEntry\x12\x35\n\x0bimport_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x46\n\x0funfiled_factors\x18\t \x03(\x0b\x32-.yidi.catalogue.v1.Policy.UnfiledFactorsEntry\x12\x16\n\x0eunfiled_direct\x18\x0f \x01(\x08\x12\'\n\x05\x66unds\x18\n \x01(\x0b\x32\x18.yidi.catalogue.v1.Funds\x12\x16\n\x0e\x66\x61mily_account\x18\x0b \x01(\x08\x1a\x37\n\x15RatioAdjustmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13UnfiledFactorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf7\x01\n\x05\x46unds\x12;\n\rsupplementary\x18\x01 \x01(\x0b\x32$.yidi.catalogue.v1.SupplementaryFund\x12>\n\x0fserious_illness\x18\x02 \x01(\x0b\x32%.yidi.catalogue.v1.SeriousIllnessFund\x12:\n\rcivil_servant\x18\x03 \x01(\x0b\x32#.yidi.catalogue.v1.CivilServantFund\x12\x35\n\nassistance\x18\x04 \x01(\x0b\x32!.yidi.catalogue.v1.AssistanceFund\"J\n\x11SupplementaryFund\x12\x13\n\x05ratio\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63\x61p_fen\x18\x02 \x01(\x03\x12\x0f\n\x07has_cap\x18\x03 \x01(\x08\"\xb8\x01\n\x12SeriousIllnessFund\x12\x15\n\rthreshold_fen\x18\x01 \x01(\x03\x12\x32\n\x08segments\x18\x02 \x03(\x0b\x32\x1a.yidi.catalogue.v1.SegmentB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63\x61p_fen\x18\x03 \x01(\x03\x12\x0f\n\x07has_cap\x18\x04 \x01(\x08\x12\x35\n\nlow_income\x18\x05 \x01(\x0b\x32!.yidi.catalogue.v1.LowIncomeTerms\"a\n\x0eLowIncomeTerms\x12\x18\n\x10threshold_factor\x18\x01 \x01(\t\x12\x13\n\x0bratio_bonus\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61p_fen\x18\x03 \x01(\x03\x12\x0f\n\x07has_cap\x18\x04 \x01(\x08\"O\n\x10\x43ivilServantFund\x12\x1e\n\x10\x64\x65\x64uctible_ratio\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rselfpay_ratio\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"a\n\x0e\x41ssistanceFund\x12\x13\n\x05ratio\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63\x61p_fen\x18\x02 \x01(\x03\x12\x0f\n\x07has_cap\x18\x03 \x01(\x08\x12\x18\n\ncategories\x18\x04 \x03(\tB\x04\xe2\x41\x01\x02\"\xd9\x02\n\nPolicyRule\x12\x17\n\tmed_types\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpsn_types\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12 \n\x12institution_levels\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x64\x65\x64uctible_fen\x18\x04 \x01(\x03\x12\x42\n\x10\x64\x65\x64uctible_scope\x18\x05 \x01(\x0e\x32\".yidi.catalogue.v1.DeductibleScopeB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x64\x65\x64uctible_key\x18\x06 \x01(\t\x12\r\n\x05ratio\x18\x07 \x01(\t\x12,\n\x08segments\x18\x08 \x03(\x0b\x32\x1a.yidi.catalogue.v1.Segment\x12\x13\n\x0bsegment_key\x18\t \x01(\t\x12\x0f\n\x07\x63\x61p_fen\x18\n \x01(\x03\x12\x0f\n\x07has_cap\x18\x0b \x01(\x08\x12\x0f\n\x07\x63\x61p_key\x18\x0c \x01(\t\"0\n\x07Segment\x12\x10\n\x08\x66rom_fen\x18\x01 \x01(\x03\x12\x13\n\x05ratio\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*p\n\x0f\x44\x65\x64uctibleScope\x12 \n\x1c\x44\x45\x44UCTIBLE_SCOPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45\x44UCTIBLE_SCOPE_PER_VISIT\x10\x01\x12\x1b\n\x17\x44\x45\x44UCTIBLE_SCOPE_ANNUAL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,6 +50,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLICY'].fields_by_name['rules']._serialized_options = b'\342A\001\002'
   _globals['_POLICY'].fields_by_name['import_time']._loaded_options = None
   _globals['_POLICY'].fields_by_name['import_time']._serialized_options = b'\342A\001\003'
+  _globals['_SUPPLEMENTARYFUND'].fields_by_name['ratio']._loaded_options = None
+  _globals['_SUPPLEMENTARYFUND'].fields_by_name['ratio']._serialized_options = b'\342A\001\002'
+  _globals['_SERIOUSILLNESSFUND'].fields_by_name['segments']._loaded_options = None
+  _globals['_SERIOUSILLNESSFUND'].fields_by_name['segments']._serialized_options = b'\342A\001\002'
+  _globals['_CIVILSERVANTFUND'].fields_by_name['deductible_ratio']._loaded_options = None
+  _globals['_CIVILSERVANTFUND'].fields_by_name['deductible_ratio']._serialized_options = b'\342A\001\002'
+  _globals['_CIVILSERVANTFUND'].fields_by_name['selfpay_ratio']._loaded_options = None
+  _globals['_CIVILSERVANTFUND'].fields_by_name['selfpay_ratio']._serialized_options = b'\342A\001\002'
+  _globals['_ASSISTANCEFUND'].fields_by_name['ratio']._loaded_options = None
+  _globals['_ASSISTANCEFUND'].fields_by_name['ratio']._serialized_options = b'\342A\001\002'
+  _globals['_ASSISTANCEFUND'].fields_by_name['categories']._loaded_options = None
+  _globals['_ASSISTANCEFUND'].fields_by_name['categories']._serialized_options = b'\342A\001\002'
   _globals['_POLICYRULE'].fields_by_name['med_types']._loaded_options = None
   _globals['_POLICYRULE'].fields_by_name['med_types']._serialized_options = b'\342A\001\002'
   _globals['_POLICYRULE'].fields_by_name['psn_types']._loaded_options = None
@@ -60,16 +72,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLICYRULE'].fields_by_name['deductible_scope']._serialized_options = b'\342A\001\002'
   _globals['_SEGMENT'].fields_by_name['ratio']._loaded_options = None
   _globals['_SEGMENT'].fields_by_name['ratio']._serialized_options = b'\342A\001\002'
-  _globals['_DEDUCTIBLESCOPE']._serialized_start=1109
-  _globals['_DEDUCTIBLESCOPE']._serialized_end=1221
+  _globals['_DEDUCTIBLESCOPE']._serialized_start=1966
+  _globals['_DEDUCTIBLESCOPE']._serialized_end=2078
   _globals['_POLICY']._serialized_start=144
-  _globals['_POLICY']._serialized_end=709
-  _globals['_POLICY_RATIOADJUSTMENTSENTRY']._serialized_start=599
-  _globals['_POLICY_RATIOADJUSTMENTSENTRY']._serialized_end=654
-  _globals['_POLICY_UNFILEDFACTORSENTRY']._serialized_start=656
-  _globals['_POLICY_UNFILEDFACTORSENTRY']._serialized_end=709
-  _globals['_POLICYRULE']._serialized_start=712
-  _globals['_POLICYRULE']._serialized_end=1057
-  _globals['_SEGMENT']._serialized_start=1059
-  _globals['_SEGMENT']._serialized_end=1107
+  _globals['_POLICY']._serialized_end=774
+  _globals['_POLICY_RATIOADJUSTMENTSENTRY']._serialized_start=664
+  _globals['_POLICY_RATIOADJUSTMENTSENTRY']._serialized_end=719
+  _globals['_POLICY_UNFILEDFACTORSENTRY']._serialized_start=721
+  _globals['_POLICY_UNFILEDFACTORSENTRY']._serialized_end=774
+  _globals['_FUNDS']._serialized_start=777
+  _globals['_FUNDS']._serialized_end=1024
+  _globals['_SUPPLEMENTARYFUND']._serialized_start=1026
+  _globals['_SUPPLEMENTARYFUND']._serialized_end=1100
+  _globals['_SERIOUSILLNESSFUND']._serialized_start=1103
+  _globals['_SERIOUSILLNESSFUND']._serialized_end=1287
+  _globals['_LOWINCOMETERMS']._serialized_start=1289
+  _globals['_LOWINCOMETERMS']._serialized_end=1386
+  _globals['_CIVILSERVANTFUND']._serialized_start=1388
+  _globals['_CIVILSERVANTFUND']._serialized_end=1467
+  _globals['_ASSISTANCEFUND']._serialized_start=1469
+  _globals['_ASSISTANCEFUND']._serialized_end=1566
+  _globals['_POLICYRULE']._serialized_start=1569
+  _globals['_POLICYRULE']._serialized_end=1914
+  _globals['_SEGMENT']._serialized_start=1916
+  _globals['_SEGMENT']._serialized_end=1964
 # @@protoc_insertion_point(module_scope)

@@ -103,6 +103,8 @@ class Policy(_message.Message):
     IMPORT_TIME_FIELD_NUMBER: _builtins.int
     UNFILED_FACTORS_FIELD_NUMBER: _builtins.int
     UNFILED_DIRECT_FIELD_NUMBER: _builtins.int
+    FUNDS_FIELD_NUMBER: _builtins.int
+    FAMILY_ACCOUNT_FIELD_NUMBER: _builtins.int
     version_id: _builtins.str
     """Version id, e.g. "131000/310@2026-01-01#1"."""
     insuplc_admdvs: _builtins.str
@@ -115,6 +117,8 @@ class Policy(_message.Message):
     (`unreferred`, which it requires) instead of being refused NOT_FILED and reimbursed by hand.
     An emergency settles directly either way (treated as filed).
     """
+    family_account: _builtins.bool
+    """门诊共济: a registered family member's employee account may pay the rest of the patient's share."""
     @_builtins.property
     def effective_date(self) -> _date_pb2.Date:
         """First day in force."""
@@ -146,6 +150,10 @@ class Policy(_message.Message):
         person without a filing settles as any other.
         """
 
+    @_builtins.property
+    def funds(self) -> Global___Funds:
+        """The funds that pay after the basic fund (settlement-rules.md, "Further funds"); unset: none."""
+
     def __init__(
         self,
         *,
@@ -159,14 +167,226 @@ class Policy(_message.Message):
         import_time: _timestamp_pb2.Timestamp | None = ...,
         unfiled_factors: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         unfiled_direct: _builtins.bool = ...,
+        funds: Global___Funds | None = ...,
+        family_account: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "funds", b"funds", "import_time", b"import_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "unfiled_direct", b"unfiled_direct", "unfiled_factors", b"unfiled_factors", "version_id", b"version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "end_date", b"end_date", "family_account", b"family_account", "funds", b"funds", "import_time", b"import_time", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ratio_adjustments", b"ratio_adjustments", "rules", b"rules", "unfiled_direct", b"unfiled_direct", "unfiled_factors", b"unfiled_factors", "version_id", b"version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Policy: _TypeAlias = Policy  # noqa: Y015
+
+@_typing.final
+class Funds(_message.Message):
+    """The further funds of a policy, each unset when the policy has none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPLEMENTARY_FIELD_NUMBER: _builtins.int
+    SERIOUS_ILLNESS_FIELD_NUMBER: _builtins.int
+    CIVIL_SERVANT_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def supplementary(self) -> Global___SupplementaryFund:
+        """Large-amount supplementary (大额, `hifob_pay`)."""
+
+    @_builtins.property
+    def serious_illness(self) -> Global___SeriousIllnessFund:
+        """Serious-illness insurance (大病保险, `hifmi_pay`)."""
+
+    @_builtins.property
+    def civil_servant(self) -> Global___CivilServantFund:
+        """Civil-servant subsidy (公务员医疗补助, `cvlserv_pay`)."""
+
+    @_builtins.property
+    def assistance(self) -> Global___AssistanceFund:
+        """Medical assistance (医疗救助, `maf_pay`)."""
+
+    def __init__(
+        self,
+        *,
+        supplementary: Global___SupplementaryFund | None = ...,
+        serious_illness: Global___SeriousIllnessFund | None = ...,
+        civil_servant: Global___CivilServantFund | None = ...,
+        assistance: Global___AssistanceFund | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "civil_servant", b"civil_servant", "serious_illness", b"serious_illness", "supplementary", b"supplementary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance", b"assistance", "civil_servant", b"civil_servant", "serious_illness", b"serious_illness", "supplementary", b"supplementary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Funds: _TypeAlias = Funds  # noqa: Y015
+
+@_typing.final
+class SupplementaryFund(_message.Message):
+    """Pays `ratio` of what the basic fund's cap cut off."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATIO_FIELD_NUMBER: _builtins.int
+    CAP_FEN_FIELD_NUMBER: _builtins.int
+    HAS_CAP_FIELD_NUMBER: _builtins.int
+    ratio: _builtins.str
+    """Decimal string in [0, 1]."""
+    cap_fen: _builtins.int
+    """Annual cap in fen; 0 with `has_cap` false = no cap."""
+    has_cap: _builtins.bool
+    """Whether the fund has a cap."""
+    def __init__(
+        self,
+        *,
+        ratio: _builtins.str = ...,
+        cap_fen: _builtins.int = ...,
+        has_cap: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "has_cap", b"has_cap", "ratio", b"ratio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementaryFund: _TypeAlias = SupplementaryFund  # noqa: Y015
+
+@_typing.final
+class SeriousIllnessFund(_message.Message):
+    """Pays by segments on the year's in-scope self-pay above the threshold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLD_FEN_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
+    CAP_FEN_FIELD_NUMBER: _builtins.int
+    HAS_CAP_FIELD_NUMBER: _builtins.int
+    LOW_INCOME_FIELD_NUMBER: _builtins.int
+    threshold_fen: _builtins.int
+    """Threshold (起付线) on the year's accumulated self-pay, in fen."""
+    cap_fen: _builtins.int
+    """Annual cap in fen; 0 with `has_cap` false = no cap."""
+    has_cap: _builtins.bool
+    """Whether the fund has a cap."""
+    @_builtins.property
+    def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:
+        """Segments measured above the threshold, the first from 0."""
+
+    @_builtins.property
+    def low_income(self) -> Global___LowIncomeTerms:
+        """A low-income person's terms; unset: the same as anyone's."""
+
+    def __init__(
+        self,
+        *,
+        threshold_fen: _builtins.int = ...,
+        segments: _abc.Iterable[Global___Segment] | None = ...,
+        cap_fen: _builtins.int = ...,
+        has_cap: _builtins.bool = ...,
+        low_income: Global___LowIncomeTerms | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["low_income", b"low_income"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "has_cap", b"has_cap", "low_income", b"low_income", "segments", b"segments", "threshold_fen", b"threshold_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeriousIllnessFund: _TypeAlias = SeriousIllnessFund  # noqa: Y015
+
+@_typing.final
+class LowIncomeTerms(_message.Message):
+    """A low-income person's serious-illness terms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLD_FACTOR_FIELD_NUMBER: _builtins.int
+    RATIO_BONUS_FIELD_NUMBER: _builtins.int
+    CAP_FEN_FIELD_NUMBER: _builtins.int
+    HAS_CAP_FIELD_NUMBER: _builtins.int
+    threshold_factor: _builtins.str
+    """The threshold is multiplied by this decimal string in [0, 1]."""
+    ratio_bonus: _builtins.str
+    """Added to every ratio (result at most 1), decimal string in [0, 1]."""
+    cap_fen: _builtins.int
+    """Annual cap in fen; 0 with `has_cap` false = no cap."""
+    has_cap: _builtins.bool
+    """Whether a low-income person's payments are capped."""
+    def __init__(
+        self,
+        *,
+        threshold_factor: _builtins.str = ...,
+        ratio_bonus: _builtins.str = ...,
+        cap_fen: _builtins.int = ...,
+        has_cap: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "has_cap", b"has_cap", "ratio_bonus", b"ratio_bonus", "threshold_factor", b"threshold_factor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LowIncomeTerms: _TypeAlias = LowIncomeTerms  # noqa: Y015
+
+@_typing.final
+class CivilServantFund(_message.Message):
+    """Pays shares of the deductible and of the rest of the self-pay for a civil servant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEDUCTIBLE_RATIO_FIELD_NUMBER: _builtins.int
+    SELFPAY_RATIO_FIELD_NUMBER: _builtins.int
+    deductible_ratio: _builtins.str
+    """Share of the deductible paid now, decimal string in [0, 1]."""
+    selfpay_ratio: _builtins.str
+    """Share of the rest of the self-pay, decimal string in [0, 1]."""
+    def __init__(
+        self,
+        *,
+        deductible_ratio: _builtins.str = ...,
+        selfpay_ratio: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deductible_ratio", b"deductible_ratio", "selfpay_ratio", b"selfpay_ratio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CivilServantFund: _TypeAlias = CivilServantFund  # noqa: Y015
+
+@_typing.final
+class AssistanceFund(_message.Message):
+    """Pays `ratio` of what is left for a person of one of the categories."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATIO_FIELD_NUMBER: _builtins.int
+    CAP_FEN_FIELD_NUMBER: _builtins.int
+    HAS_CAP_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    ratio: _builtins.str
+    """Decimal string in [0, 1]."""
+    cap_fen: _builtins.int
+    """Annual cap in fen; 0 with `has_cap` false = no cap."""
+    has_cap: _builtins.bool
+    """Whether the fund has a cap."""
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Assistance categories paid, e.g. "dibao" (低保), "tekun" (特困)."""
+
+    def __init__(
+        self,
+        *,
+        ratio: _builtins.str = ...,
+        cap_fen: _builtins.int = ...,
+        has_cap: _builtins.bool = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "categories", b"categories", "has_cap", b"has_cap", "ratio", b"ratio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssistanceFund: _TypeAlias = AssistanceFund  # noqa: Y015
 
 @_typing.final
 class PolicyRule(_message.Message):

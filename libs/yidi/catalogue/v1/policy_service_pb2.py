@@ -31,7 +31,7 @@ from yidi.type.v1 import settlement_result_pb2 as yidi_dot_type_dot_v1_dot_settl
 from yidi.type.v1 import visit_pb2 as yidi_dot_type_dot_v1_dot_visit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&yidi/catalogue/v1/policy_service.proto\x12\x11yidi.catalogue.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16google/type/date.proto\x1a\x1eyidi/catalogue/v1/policy.proto\x1a\x1byidi/type/v1/fee_item.proto\x1a\"yidi/type/v1/filing_category.proto\x1a$yidi/type/v1/settlement_result.proto\x1a\x18yidi/type/v1/visit.proto\"\x8a\x02\n\x13ImportPolicyRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0einsuplc_admdvs\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x35\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x1f.yidi.catalogue.v1.PolicyFormatB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64ocument\x18\x07 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"A\n\x14ImportPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x19.yidi.catalogue.v1.Policy\"o\n\x10GetPolicyRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12%\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\">\n\x11GetPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x19.yidi.catalogue.v1.Policy\"r\n\x19ListPolicyVersionsRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08insutype\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"b\n\x1aListPolicyVersionsResponse\x12+\n\x08policies\x18\x01 \x03(\x0b\x32\x19.yidi.catalogue.v1.Policy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x92\x03\n\x13\x41\x63\x63umulatorSnapshot\x12Q\n\x0e\x64\x65\x64uctible_fen\x18\x01 \x03(\x0b\x32\x39.yidi.catalogue.v1.AccumulatorSnapshot.DeductibleFenEntry\x12K\n\x0bsegment_fen\x18\x02 \x03(\x0b\x32\x36.yidi.catalogue.v1.AccumulatorSnapshot.SegmentFenEntry\x12\x43\n\x07\x63\x61p_fen\x18\x03 \x03(\x0b\x32\x32.yidi.catalogue.v1.AccumulatorSnapshot.CapFenEntry\x1a\x34\n\x12\x44\x65\x64uctibleFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0fSegmentFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x43\x61pFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xe1\x02\n\x0f\x45stimateRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0f\x66iling_category\x18\x04 \x01(\x0e\x32\x1c.yidi.type.v1.FilingCategory\x12-\n\x05visit\x18\x05 \x01(\x0b\x32\x18.yidi.type.v1.VisitFactsB\x04\xe2\x41\x01\x02\x12*\n\x05items\x18\x06 \x03(\x0b\x32\x15.yidi.type.v1.FeeItemB\x04\xe2\x41\x01\x02\x12<\n\x0c\x61\x63\x63umulators\x18\x07 \x01(\x0b\x32&.yidi.catalogue.v1.AccumulatorSnapshot\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\x08 \x01(\x03\x12\x13\n\x0buse_account\x18\t \x01(\x08\"B\n\x10\x45stimateResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yidi.type.v1.SettlementResult*]\n\x0cPolicyFormat\x12\x1d\n\x19POLICY_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12POLICY_FORMAT_JSON\x10\x01\x12\x16\n\x12POLICY_FORMAT_TOML\x10\x02\x32\x90\x03\n\rPolicyService\x12_\n\x0cImportPolicy\x12&.yidi.catalogue.v1.ImportPolicyRequest\x1a\'.yidi.catalogue.v1.ImportPolicyResponse\x12V\n\tGetPolicy\x12#.yidi.catalogue.v1.GetPolicyRequest\x1a$.yidi.catalogue.v1.GetPolicyResponse\x12q\n\x12ListPolicyVersions\x12,.yidi.catalogue.v1.ListPolicyVersionsRequest\x1a-.yidi.catalogue.v1.ListPolicyVersionsResponse\x12S\n\x08\x45stimate\x12\".yidi.catalogue.v1.EstimateRequest\x1a#.yidi.catalogue.v1.EstimateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&yidi/catalogue/v1/policy_service.proto\x12\x11yidi.catalogue.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16google/type/date.proto\x1a\x1eyidi/catalogue/v1/policy.proto\x1a\x1byidi/type/v1/fee_item.proto\x1a\"yidi/type/v1/filing_category.proto\x1a$yidi/type/v1/settlement_result.proto\x1a\x18yidi/type/v1/visit.proto\"\x8a\x02\n\x13ImportPolicyRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0einsuplc_admdvs\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x35\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x1f.yidi.catalogue.v1.PolicyFormatB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64ocument\x18\x07 \x01(\x0c\x42\x04\xe2\x41\x01\x02\"A\n\x14ImportPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x19.yidi.catalogue.v1.Policy\"o\n\x10GetPolicyRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12%\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\">\n\x11GetPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x19.yidi.catalogue.v1.Policy\"r\n\x19ListPolicyVersionsRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08insutype\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"b\n\x1aListPolicyVersionsResponse\x12+\n\x08policies\x18\x01 \x03(\x0b\x32\x19.yidi.catalogue.v1.Policy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x04\n\x13\x41\x63\x63umulatorSnapshot\x12Q\n\x0e\x64\x65\x64uctible_fen\x18\x01 \x03(\x0b\x32\x39.yidi.catalogue.v1.AccumulatorSnapshot.DeductibleFenEntry\x12K\n\x0bsegment_fen\x18\x02 \x03(\x0b\x32\x36.yidi.catalogue.v1.AccumulatorSnapshot.SegmentFenEntry\x12\x43\n\x07\x63\x61p_fen\x18\x03 \x03(\x0b\x32\x32.yidi.catalogue.v1.AccumulatorSnapshot.CapFenEntry\x12\x45\n\x08\x66und_fen\x18\x04 \x03(\x0b\x32\x33.yidi.catalogue.v1.AccumulatorSnapshot.FundFenEntry\x1a\x34\n\x12\x44\x65\x64uctibleFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0fSegmentFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x43\x61pFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a.\n\x0c\x46undFenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xe9\x03\n\x0f\x45stimateRequest\x12\x1c\n\x0einsuplc_admdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0f\x66iling_category\x18\x04 \x01(\x0e\x32\x1c.yidi.type.v1.FilingCategory\x12-\n\x05visit\x18\x05 \x01(\x0b\x32\x18.yidi.type.v1.VisitFactsB\x04\xe2\x41\x01\x02\x12*\n\x05items\x18\x06 \x03(\x0b\x32\x15.yidi.type.v1.FeeItemB\x04\xe2\x41\x01\x02\x12<\n\x0c\x61\x63\x63umulators\x18\x07 \x01(\x0b\x32&.yidi.catalogue.v1.AccumulatorSnapshot\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\x08 \x01(\x03\x12\x13\n\x0buse_account\x18\t \x01(\x08\x12\x12\n\nlow_income\x18\n \x01(\x08\x12\x15\n\rcivil_servant\x18\x0b \x01(\x08\x12\x1b\n\x13\x61ssistance_category\x18\x0c \x01(\t\x12\"\n\x1a\x66\x61mily_account_balance_fen\x18\r \x01(\x03\x12\x1a\n\x12use_family_account\x18\x0e \x01(\x08\"B\n\x10\x45stimateResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yidi.type.v1.SettlementResult*]\n\x0cPolicyFormat\x12\x1d\n\x19POLICY_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12POLICY_FORMAT_JSON\x10\x01\x12\x16\n\x12POLICY_FORMAT_TOML\x10\x02\x32\x90\x03\n\rPolicyService\x12_\n\x0cImportPolicy\x12&.yidi.catalogue.v1.ImportPolicyRequest\x1a\'.yidi.catalogue.v1.ImportPolicyResponse\x12V\n\tGetPolicy\x12#.yidi.catalogue.v1.GetPolicyRequest\x1a$.yidi.catalogue.v1.GetPolicyResponse\x12q\n\x12ListPolicyVersions\x12,.yidi.catalogue.v1.ListPolicyVersionsRequest\x1a-.yidi.catalogue.v1.ListPolicyVersionsResponse\x12S\n\x08\x45stimate\x12\".yidi.catalogue.v1.EstimateRequest\x1a#.yidi.catalogue.v1.EstimateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,6 +64,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCUMULATORSNAPSHOT_SEGMENTFENENTRY']._serialized_options = b'8\001'
   _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._loaded_options = None
   _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._serialized_options = b'8\001'
+  _globals['_ACCUMULATORSNAPSHOT_FUNDFENENTRY']._loaded_options = None
+  _globals['_ACCUMULATORSNAPSHOT_FUNDFENENTRY']._serialized_options = b'8\001'
   _globals['_ESTIMATEREQUEST'].fields_by_name['insuplc_admdvs']._loaded_options = None
   _globals['_ESTIMATEREQUEST'].fields_by_name['insuplc_admdvs']._serialized_options = b'\342A\001\002'
   _globals['_ESTIMATEREQUEST'].fields_by_name['insutype']._loaded_options = None
@@ -74,8 +76,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ESTIMATEREQUEST'].fields_by_name['visit']._serialized_options = b'\342A\001\002'
   _globals['_ESTIMATEREQUEST'].fields_by_name['items']._loaded_options = None
   _globals['_ESTIMATEREQUEST'].fields_by_name['items']._serialized_options = b'\342A\001\002'
-  _globals['_POLICYFORMAT']._serialized_start=1837
-  _globals['_POLICYFORMAT']._serialized_end=1930
+  _globals['_POLICYFORMAT']._serialized_start=2092
+  _globals['_POLICYFORMAT']._serialized_end=2185
   _globals['_IMPORTPOLICYREQUEST']._serialized_start=280
   _globals['_IMPORTPOLICYREQUEST']._serialized_end=546
   _globals['_IMPORTPOLICYRESPONSE']._serialized_start=548
@@ -89,17 +91,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=908
   _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=1006
   _globals['_ACCUMULATORSNAPSHOT']._serialized_start=1009
-  _globals['_ACCUMULATORSNAPSHOT']._serialized_end=1411
-  _globals['_ACCUMULATORSNAPSHOT_DEDUCTIBLEFENENTRY']._serialized_start=1261
-  _globals['_ACCUMULATORSNAPSHOT_DEDUCTIBLEFENENTRY']._serialized_end=1313
-  _globals['_ACCUMULATORSNAPSHOT_SEGMENTFENENTRY']._serialized_start=1315
-  _globals['_ACCUMULATORSNAPSHOT_SEGMENTFENENTRY']._serialized_end=1364
-  _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._serialized_start=1366
-  _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._serialized_end=1411
-  _globals['_ESTIMATEREQUEST']._serialized_start=1414
-  _globals['_ESTIMATEREQUEST']._serialized_end=1767
-  _globals['_ESTIMATERESPONSE']._serialized_start=1769
-  _globals['_ESTIMATERESPONSE']._serialized_end=1835
-  _globals['_POLICYSERVICE']._serialized_start=1933
-  _globals['_POLICYSERVICE']._serialized_end=2333
+  _globals['_ACCUMULATORSNAPSHOT']._serialized_end=1530
+  _globals['_ACCUMULATORSNAPSHOT_DEDUCTIBLEFENENTRY']._serialized_start=1332
+  _globals['_ACCUMULATORSNAPSHOT_DEDUCTIBLEFENENTRY']._serialized_end=1384
+  _globals['_ACCUMULATORSNAPSHOT_SEGMENTFENENTRY']._serialized_start=1386
+  _globals['_ACCUMULATORSNAPSHOT_SEGMENTFENENTRY']._serialized_end=1435
+  _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._serialized_start=1437
+  _globals['_ACCUMULATORSNAPSHOT_CAPFENENTRY']._serialized_end=1482
+  _globals['_ACCUMULATORSNAPSHOT_FUNDFENENTRY']._serialized_start=1484
+  _globals['_ACCUMULATORSNAPSHOT_FUNDFENENTRY']._serialized_end=1530
+  _globals['_ESTIMATEREQUEST']._serialized_start=1533
+  _globals['_ESTIMATEREQUEST']._serialized_end=2022
+  _globals['_ESTIMATERESPONSE']._serialized_start=2024
+  _globals['_ESTIMATERESPONSE']._serialized_end=2090
+  _globals['_POLICYSERVICE']._serialized_start=2188
+  _globals['_POLICYSERVICE']._serialized_end=2588
 # @@protoc_insertion_point(module_scope)

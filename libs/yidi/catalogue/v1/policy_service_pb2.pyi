@@ -309,9 +309,30 @@ class AccumulatorSnapshot(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class FundFenEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     DEDUCTIBLE_FEN_FIELD_NUMBER: _builtins.int
     SEGMENT_FEN_FIELD_NUMBER: _builtins.int
     CAP_FEN_FIELD_NUMBER: _builtins.int
+    FUND_FEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def deductible_fen(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Deductible counted per key."""
@@ -324,16 +345,23 @@ class AccumulatorSnapshot(_message.Message):
     def cap_fen(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Fund paid under each cap key."""
 
+    @_builtins.property
+    def fund_fen(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """The further funds' figures per key ("supplementary", "serious_illness",
+        "serious_illness_paid", "assistance").
+        """
+
     def __init__(
         self,
         *,
         deductible_fen: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         segment_fen: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         cap_fen: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        fund_fen: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "deductible_fen", b"deductible_fen", "segment_fen", b"segment_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_fen", b"cap_fen", "deductible_fen", b"deductible_fen", "fund_fen", b"fund_fen", "segment_fen", b"segment_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -354,6 +382,11 @@ class EstimateRequest(_message.Message):
     ACCUMULATORS_FIELD_NUMBER: _builtins.int
     ACCOUNT_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     USE_ACCOUNT_FIELD_NUMBER: _builtins.int
+    LOW_INCOME_FIELD_NUMBER: _builtins.int
+    CIVIL_SERVANT_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_CATEGORY_FIELD_NUMBER: _builtins.int
+    FAMILY_ACCOUNT_BALANCE_FEN_FIELD_NUMBER: _builtins.int
+    USE_FAMILY_ACCOUNT_FIELD_NUMBER: _builtins.int
     insuplc_admdvs: _builtins.str
     """Insured region (its policy applies)."""
     insutype: _builtins.str
@@ -366,6 +399,16 @@ class EstimateRequest(_message.Message):
     """Personal account balance in fen."""
     use_account: _builtins.bool
     """Use the personal account for the patient's share."""
+    low_income: _builtins.bool
+    """A low-income person (serious-illness insurance's low-income terms)."""
+    civil_servant: _builtins.bool
+    """A civil servant (the civil-servant subsidy)."""
+    assistance_category: _builtins.str
+    """Medical-assistance category, e.g. "dibao"; empty for none."""
+    family_account_balance_fen: _builtins.int
+    """Balance of the registered family member's account (门诊共济), in fen."""
+    use_family_account: _builtins.bool
+    """Use the family member's account for what the person's own left (when the policy allows it)."""
     @_builtins.property
     def visit(self) -> _visit_pb2.VisitFacts:
         """The visit; `mdtrtarea_admvs` selects the treatment catalogue."""
@@ -390,10 +433,15 @@ class EstimateRequest(_message.Message):
         accumulators: Global___AccumulatorSnapshot | None = ...,
         account_balance_fen: _builtins.int = ...,
         use_account: _builtins.bool = ...,
+        low_income: _builtins.bool = ...,
+        civil_servant: _builtins.bool = ...,
+        assistance_category: _builtins.str = ...,
+        family_account_balance_fen: _builtins.int = ...,
+        use_family_account: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accumulators", b"accumulators", "visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "accumulators", b"accumulators", "filing_category", b"filing_category", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "items", b"items", "psn_type", b"psn_type", "use_account", b"use_account", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "accumulators", b"accumulators", "assistance_category", b"assistance_category", "civil_servant", b"civil_servant", "family_account_balance_fen", b"family_account_balance_fen", "filing_category", b"filing_category", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "items", b"items", "low_income", b"low_income", "psn_type", b"psn_type", "use_account", b"use_account", "use_family_account", b"use_family_account", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

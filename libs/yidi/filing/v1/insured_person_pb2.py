@@ -28,7 +28,7 @@ from google.type import date_pb2 as google_dot_type_dot_date__pb2
 from yidi.type.v1 import person_pb2 as yidi_dot_type_dot_v1_dot_person__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#yidi/filing/v1/insured_person.proto\x12\x0eyidi.filing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x19yidi/type/v1/person.proto\"\xe0\x03\n\rInsuredPerson\x12\x0e\n\x06psn_no\x18\x01 \x01(\t\x12\x14\n\x06\x63\x65rtno\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0einsuplc_admdvs\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_type\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\rinsured_since\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12:\n\x11\x63ontribution_gaps\x18\x08 \x03(\x0b\x32\x1f.yidi.filing.v1.ContributionGap\x12\x1c\n\x14\x63redential_activated\x18\t \x01(\x08\x12\x1c\n\x14has_personal_account\x18\n \x01(\x08\x12!\n\x13\x61\x63\x63ount_balance_fen\x18\x0b \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x10\n\x08\x65mp_name\x18\x0c \x01(\t\x12\x35\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"c\n\x0f\x43ontributionGap\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"h\n\x0cPersonLookup\x12.\n\ncredential\x18\x01 \x01(\x0b\x32\x18.yidi.type.v1.CredentialH\x00\x12\x10\n\x06\x63\x65rtno\x18\x02 \x01(\tH\x00\x12\x10\n\x06psn_no\x18\x03 \x01(\tH\x00\x42\x04\n\x02\x62yb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#yidi/filing/v1/insured_person.proto\x12\x0eyidi.filing.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x19yidi/type/v1/person.proto\"\xcc\x04\n\rInsuredPerson\x12\x0e\n\x06psn_no\x18\x01 \x01(\t\x12\x14\n\x06\x63\x65rtno\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0einsuplc_admdvs\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08insutype\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08psn_type\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\rinsured_since\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12:\n\x11\x63ontribution_gaps\x18\x08 \x03(\x0b\x32\x1f.yidi.filing.v1.ContributionGap\x12\x1c\n\x14\x63redential_activated\x18\t \x01(\x08\x12\x1c\n\x14has_personal_account\x18\n \x01(\x08\x12!\n\x13\x61\x63\x63ount_balance_fen\x18\x0b \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x10\n\x08\x65mp_name\x18\x0c \x01(\t\x12\x35\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\nlow_income\x18\x0f \x01(\x08\x12\x15\n\rcivil_servant\x18\x10 \x01(\x08\x12\x1b\n\x13\x61ssistance_category\x18\x11 \x01(\t\x12\"\n\x1a\x66\x61mily_account_balance_fen\x18\x12 \x01(\x03\"c\n\x0f\x43ontributionGap\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12#\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"h\n\x0cPersonLookup\x12.\n\ncredential\x18\x01 \x01(\x0b\x32\x18.yidi.type.v1.CredentialH\x00\x12\x10\n\x06\x63\x65rtno\x18\x02 \x01(\tH\x00\x12\x10\n\x06psn_no\x18\x03 \x01(\tH\x00\x42\x04\n\x02\x62yb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,9 +54,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTRIBUTIONGAP'].fields_by_name['start_date']._loaded_options = None
   _globals['_CONTRIBUTIONGAP'].fields_by_name['start_date']._serialized_options = b'\342A\001\002'
   _globals['_INSUREDPERSON']._serialized_start=173
-  _globals['_INSUREDPERSON']._serialized_end=653
-  _globals['_CONTRIBUTIONGAP']._serialized_start=655
-  _globals['_CONTRIBUTIONGAP']._serialized_end=754
-  _globals['_PERSONLOOKUP']._serialized_start=756
-  _globals['_PERSONLOOKUP']._serialized_end=860
+  _globals['_INSUREDPERSON']._serialized_end=761
+  _globals['_CONTRIBUTIONGAP']._serialized_start=763
+  _globals['_CONTRIBUTIONGAP']._serialized_end=862
+  _globals['_PERSONLOOKUP']._serialized_start=864
+  _globals['_PERSONLOOKUP']._serialized_end=968
 # @@protoc_insertion_point(module_scope)

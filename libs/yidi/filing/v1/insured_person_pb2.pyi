@@ -43,6 +43,10 @@ class InsuredPerson(_message.Message):
     EMP_NAME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    LOW_INCOME_FIELD_NUMBER: _builtins.int
+    CIVIL_SERVANT_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_CATEGORY_FIELD_NUMBER: _builtins.int
+    FAMILY_ACCOUNT_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     psn_no: _builtins.str
     """Person number at the insured place (`psn_no`); assigned on enrolment when empty."""
     certno: _builtins.str
@@ -65,6 +69,16 @@ class InsuredPerson(_message.Message):
     """Current personal account balance in fen (kept by the settlement service; informative here)."""
     emp_name: _builtins.str
     """Employer name (`emp_name`), for employees."""
+    low_income: _builtins.bool
+    """A low-income person (低收入): serious-illness insurance's low-income terms apply."""
+    civil_servant: _builtins.bool
+    """A civil servant (公务员): the civil-servant subsidy applies."""
+    assistance_category: _builtins.str
+    """Medical-assistance category (医疗救助类别, e.g. "dibao", "tekun"); empty for none."""
+    family_account_balance_fen: _builtins.int
+    """Balance in fen of the registered family member's employee account that may pay for this
+    person (门诊共济), as the insured place's account-keeping reports it; 0 when none is registered.
+    """
     @_builtins.property
     def insured_since(self) -> _date_pb2.Date:
         """Date insurance began (`psn_insu_date`)."""
@@ -100,10 +114,14 @@ class InsuredPerson(_message.Message):
         emp_name: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        low_income: _builtins.bool = ...,
+        civil_servant: _builtins.bool = ...,
+        assistance_category: _builtins.str = ...,
+        family_account_balance_fen: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "insured_since", b"insured_since", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "certno", b"certno", "contribution_gaps", b"contribution_gaps", "create_time", b"create_time", "credential_activated", b"credential_activated", "emp_name", b"emp_name", "has_personal_account", b"has_personal_account", "insuplc_admdvs", b"insuplc_admdvs", "insured_since", b"insured_since", "insutype", b"insutype", "psn_name", b"psn_name", "psn_no", b"psn_no", "psn_type", b"psn_type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "assistance_category", b"assistance_category", "certno", b"certno", "civil_servant", b"civil_servant", "contribution_gaps", b"contribution_gaps", "create_time", b"create_time", "credential_activated", b"credential_activated", "emp_name", b"emp_name", "family_account_balance_fen", b"family_account_balance_fen", "has_personal_account", b"has_personal_account", "insuplc_admdvs", b"insuplc_admdvs", "insured_since", b"insured_since", "insutype", b"insutype", "low_income", b"low_income", "psn_name", b"psn_name", "psn_no", b"psn_no", "psn_type", b"psn_type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,17 +26,17 @@ from google.type import date_pb2 as google_dot_type_dot_date__pb2
 from yidi.type.v1 import filing_category_pb2 as yidi_dot_type_dot_v1_dot_filing__category__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19yidi/type/v1/person.proto\x12\x0cyidi.type.v1\x1a\x16google/type/date.proto\x1a\"yidi/type/v1/filing_category.proto\"M\n\nCredential\x12\x17\n\x0fmdtrt_cert_type\x18\x01 \x01(\t\x12\x15\n\rmdtrt_cert_no\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_sn\x18\x03 \x01(\t\"\xc8\x03\n\x0ePersonSnapshot\x12\x0e\n\x06psn_no\x18\x01 \x01(\t\x12\x15\n\rcertno_masked\x18\x02 \x01(\t\x12\x17\n\x0fpsn_name_masked\x18\x03 \x01(\t\x12\x16\n\x0einsuplc_admdvs\x18\x04 \x01(\t\x12\x10\n\x08insutype\x18\x05 \x01(\t\x12\x10\n\x08psn_type\x18\x06 \x01(\t\x12=\n\x13\x63ontribution_status\x18\x07 \x01(\x0e\x32 .yidi.type.v1.ContributionStatus\x12\x1c\n\x14\x63redential_activated\x18\x08 \x01(\x08\x12\x1c\n\x14has_personal_account\x18\t \x01(\x08\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\n \x01(\x03\x12\x35\n\x0f\x66iling_category\x18\x0b \x01(\x0e\x32\x1c.yidi.type.v1.FilingCategory\x12\x11\n\tfiling_id\x18\x0c \x01(\t\x12,\n\x11\x66iling_start_date\x18\r \x01(\x0b\x32\x11.google.type.Date\x12*\n\x0f\x66iling_end_date\x18\x0e \x01(\x0b\x32\x11.google.type.Date*\xa2\x01\n\x12\x43ontributionStatus\x12#\n\x1f\x43ONTRIBUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONTRIBUTION_STATUS_ACTIVE\x10\x01\x12#\n\x1f\x43ONTRIBUTION_STATUS_INTERRUPTED\x10\x02\x12\"\n\x1e\x43ONTRIBUTION_STATUS_TERMINATED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19yidi/type/v1/person.proto\x12\x0cyidi.type.v1\x1a\x16google/type/date.proto\x1a\"yidi/type/v1/filing_category.proto\"M\n\nCredential\x12\x17\n\x0fmdtrt_cert_type\x18\x01 \x01(\t\x12\x15\n\rmdtrt_cert_no\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_sn\x18\x03 \x01(\t\"\xb4\x04\n\x0ePersonSnapshot\x12\x0e\n\x06psn_no\x18\x01 \x01(\t\x12\x15\n\rcertno_masked\x18\x02 \x01(\t\x12\x17\n\x0fpsn_name_masked\x18\x03 \x01(\t\x12\x16\n\x0einsuplc_admdvs\x18\x04 \x01(\t\x12\x10\n\x08insutype\x18\x05 \x01(\t\x12\x10\n\x08psn_type\x18\x06 \x01(\t\x12=\n\x13\x63ontribution_status\x18\x07 \x01(\x0e\x32 .yidi.type.v1.ContributionStatus\x12\x1c\n\x14\x63redential_activated\x18\x08 \x01(\x08\x12\x1c\n\x14has_personal_account\x18\t \x01(\x08\x12\x1b\n\x13\x61\x63\x63ount_balance_fen\x18\n \x01(\x03\x12\x35\n\x0f\x66iling_category\x18\x0b \x01(\x0e\x32\x1c.yidi.type.v1.FilingCategory\x12\x11\n\tfiling_id\x18\x0c \x01(\t\x12,\n\x11\x66iling_start_date\x18\r \x01(\x0b\x32\x11.google.type.Date\x12*\n\x0f\x66iling_end_date\x18\x0e \x01(\x0b\x32\x11.google.type.Date\x12\x12\n\nlow_income\x18\x0f \x01(\x08\x12\x15\n\rcivil_servant\x18\x10 \x01(\x08\x12\x1b\n\x13\x61ssistance_category\x18\x11 \x01(\t\x12\"\n\x1a\x66\x61mily_account_balance_fen\x18\x12 \x01(\x03*\xa2\x01\n\x12\x43ontributionStatus\x12#\n\x1f\x43ONTRIBUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONTRIBUTION_STATUS_ACTIVE\x10\x01\x12#\n\x1f\x43ONTRIBUTION_STATUS_INTERRUPTED\x10\x02\x12\"\n\x1e\x43ONTRIBUTION_STATUS_TERMINATED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yidi.type.v1.person_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTRIBUTIONSTATUS']._serialized_start=642
-  _globals['_CONTRIBUTIONSTATUS']._serialized_end=804
+  _globals['_CONTRIBUTIONSTATUS']._serialized_start=750
+  _globals['_CONTRIBUTIONSTATUS']._serialized_end=912
   _globals['_CREDENTIAL']._serialized_start=103
   _globals['_CREDENTIAL']._serialized_end=180
   _globals['_PERSONSNAPSHOT']._serialized_start=183
-  _globals['_PERSONSNAPSHOT']._serialized_end=639
+  _globals['_PERSONSNAPSHOT']._serialized_end=747
 # @@protoc_insertion_point(module_scope)

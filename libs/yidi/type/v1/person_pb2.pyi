@@ -108,6 +108,10 @@ class PersonSnapshot(_message.Message):
     FILING_ID_FIELD_NUMBER: _builtins.int
     FILING_START_DATE_FIELD_NUMBER: _builtins.int
     FILING_END_DATE_FIELD_NUMBER: _builtins.int
+    LOW_INCOME_FIELD_NUMBER: _builtins.int
+    CIVIL_SERVANT_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_CATEGORY_FIELD_NUMBER: _builtins.int
+    FAMILY_ACCOUNT_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     psn_no: _builtins.str
     """Person number at the insured place (`psn_no`, up to 30 characters)."""
     certno_masked: _builtins.str
@@ -134,6 +138,16 @@ class PersonSnapshot(_message.Message):
     """Filing category for the treatment region on the asked date; UNSPECIFIED when not filed."""
     filing_id: _builtins.str
     """The filing that covers the asked date, empty for emergency rescue without a record."""
+    low_income: _builtins.bool
+    """A low-income person (低收入): the serious-illness insurance's low-income terms apply."""
+    civil_servant: _builtins.bool
+    """A civil servant (公务员): the civil-servant subsidy applies."""
+    assistance_category: _builtins.str
+    """Medical-assistance category (医疗救助类别, e.g. "dibao", "tekun"); empty for none."""
+    family_account_balance_fen: _builtins.int
+    """Balance in fen of the registered family member's employee account that may pay for this
+    person (门诊共济); 0 when none is registered.
+    """
     @_builtins.property
     def filing_start_date(self) -> _date_pb2.Date:
         """First day the filing is valid."""
@@ -159,10 +173,14 @@ class PersonSnapshot(_message.Message):
         filing_id: _builtins.str = ...,
         filing_start_date: _date_pb2.Date | None = ...,
         filing_end_date: _date_pb2.Date | None = ...,
+        low_income: _builtins.bool = ...,
+        civil_servant: _builtins.bool = ...,
+        assistance_category: _builtins.str = ...,
+        family_account_balance_fen: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filing_end_date", b"filing_end_date", "filing_start_date", b"filing_start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "certno_masked", b"certno_masked", "contribution_status", b"contribution_status", "credential_activated", b"credential_activated", "filing_category", b"filing_category", "filing_end_date", b"filing_end_date", "filing_id", b"filing_id", "filing_start_date", b"filing_start_date", "has_personal_account", b"has_personal_account", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "psn_name_masked", b"psn_name_masked", "psn_no", b"psn_no", "psn_type", b"psn_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_balance_fen", b"account_balance_fen", "assistance_category", b"assistance_category", "certno_masked", b"certno_masked", "civil_servant", b"civil_servant", "contribution_status", b"contribution_status", "credential_activated", b"credential_activated", "family_account_balance_fen", b"family_account_balance_fen", "filing_category", b"filing_category", "filing_end_date", b"filing_end_date", "filing_id", b"filing_id", "filing_start_date", b"filing_start_date", "has_personal_account", b"has_personal_account", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "low_income", b"low_income", "psn_name_masked", b"psn_name_masked", "psn_no", b"psn_no", "psn_type", b"psn_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -36,6 +36,10 @@ class _AccumulatorKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Accum
     """Fund payments counted toward an annual cap (封顶线累计)."""
     ACCUMULATOR_KIND_ACCOUNT: _AccumulatorKind.ValueType  # 4
     """Personal account balance (个人账户余额); a payment is a negative delta."""
+    ACCUMULATOR_KIND_FUND: _AccumulatorKind.ValueType  # 5
+    """A further fund's yearly figure (keys "supplementary", "serious_illness" (self-pay counted),
+    "serious_illness_paid", "assistance").
+    """
 
 class AccumulatorKind(_AccumulatorKind, metaclass=_AccumulatorKindEnumTypeWrapper):
     """Which kind of accumulator (累计) a change applies to."""
@@ -50,13 +54,18 @@ ACCUMULATOR_KIND_CAP: AccumulatorKind.ValueType  # 3
 """Fund payments counted toward an annual cap (封顶线累计)."""
 ACCUMULATOR_KIND_ACCOUNT: AccumulatorKind.ValueType  # 4
 """Personal account balance (个人账户余额); a payment is a negative delta."""
+ACCUMULATOR_KIND_FUND: AccumulatorKind.ValueType  # 5
+"""A further fund's yearly figure (keys "supplementary", "serious_illness" (self-pay counted),
+"serious_illness_paid", "assistance").
+"""
 Global___AccumulatorKind: _TypeAlias = AccumulatorKind  # noqa: Y015
 
 @_typing.final
 class SettlementAmounts(_message.Message):
     """The money of one (pre-)settlement (`setlinfo`), all in fen. Identities that always hold:
     medfee_sumamt = fulamt_ownpay_amt + overlmt_selfpay + preselfpay_amt + inscp_scp_amt;
-    medfee_sumamt = fund_pay_sumamt + psn_part_amt; psn_part_amt = acct_pay + psn_cash_pay.
+    medfee_sumamt = fund_pay_sumamt + psn_part_amt; psn_part_amt = acct_pay + acct_mulaid_pay +
+    psn_cash_pay; fund_pay_sumamt = hifp_pay + hifob_pay + hifmi_pay + cvlserv_pay + maf_pay.
     `fund_pay_sumamt` excludes the personal account (domain/codes.md).
     """
 
@@ -76,6 +85,11 @@ class SettlementAmounts(_message.Message):
     PSN_CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
     BALC_FEN_FIELD_NUMBER: _builtins.int
     CAP_EXHAUSTED_FIELD_NUMBER: _builtins.int
+    HIFOB_PAY_FEN_FIELD_NUMBER: _builtins.int
+    HIFMI_PAY_FEN_FIELD_NUMBER: _builtins.int
+    CVLSERV_PAY_FEN_FIELD_NUMBER: _builtins.int
+    MAF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    ACCT_MULAID_PAY_FEN_FIELD_NUMBER: _builtins.int
     medfee_sumamt_fen: _builtins.int
     """Total medical fees (`medfee_sumamt` 医疗费总额)."""
     fulamt_ownpay_amt_fen: _builtins.int
@@ -108,6 +122,18 @@ class SettlementAmounts(_message.Message):
     """True when the annual cap left no room, so the fund paid nothing more (reason
     CAP_EXHAUSTED is reported here, never as a refusal).
     """
+    hifob_pay_fen: _builtins.int
+    """Large-amount supplementary fund (`hifob_pay` 大额医疗补助基金支出); 0 when the policy names none."""
+    hifmi_pay_fen: _builtins.int
+    """Serious-illness insurance (`hifmi_pay` 大病保险资金支出)."""
+    cvlserv_pay_fen: _builtins.int
+    """Civil-servant medical subsidy (`cvlserv_pay` 公务员医疗补助资金支出)."""
+    maf_pay_fen: _builtins.int
+    """Medical assistance (`maf_pay` 医疗救助基金支出)."""
+    acct_mulaid_pay_fen: _builtins.int
+    """Paid from a registered family member's employee account (`acct_mulaid_pay` 个人账户共济支付金额,
+    门诊共济); psn_part_amt = acct_pay + acct_mulaid_pay + psn_cash_pay.
+    """
     def __init__(
         self,
         *,
@@ -125,10 +151,15 @@ class SettlementAmounts(_message.Message):
         psn_cash_pay_fen: _builtins.int = ...,
         balc_fen: _builtins.int = ...,
         cap_exhausted: _builtins.bool = ...,
+        hifob_pay_fen: _builtins.int = ...,
+        hifmi_pay_fen: _builtins.int = ...,
+        cvlserv_pay_fen: _builtins.int = ...,
+        maf_pay_fen: _builtins.int = ...,
+        acct_mulaid_pay_fen: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay_fen", b"acct_pay_fen", "act_pay_dedc_fen", b"act_pay_dedc_fen", "balc_fen", b"balc_fen", "cap_exhausted", b"cap_exhausted", "fulamt_ownpay_amt_fen", b"fulamt_ownpay_amt_fen", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "hifp_pay_fen", b"hifp_pay_fen", "inscp_scp_amt_fen", b"inscp_scp_amt_fen", "medfee_sumamt_fen", b"medfee_sumamt_fen", "overlmt_selfpay_fen", b"overlmt_selfpay_fen", "pool_prop_selfpay", b"pool_prop_selfpay", "preselfpay_amt_fen", b"preselfpay_amt_fen", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_part_amt_fen", b"psn_part_amt_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_mulaid_pay_fen", b"acct_mulaid_pay_fen", "acct_pay_fen", b"acct_pay_fen", "act_pay_dedc_fen", b"act_pay_dedc_fen", "balc_fen", b"balc_fen", "cap_exhausted", b"cap_exhausted", "cvlserv_pay_fen", b"cvlserv_pay_fen", "fulamt_ownpay_amt_fen", b"fulamt_ownpay_amt_fen", "fund_pay_sumamt_fen", b"fund_pay_sumamt_fen", "hifmi_pay_fen", b"hifmi_pay_fen", "hifob_pay_fen", b"hifob_pay_fen", "hifp_pay_fen", b"hifp_pay_fen", "inscp_scp_amt_fen", b"inscp_scp_amt_fen", "maf_pay_fen", b"maf_pay_fen", "medfee_sumamt_fen", b"medfee_sumamt_fen", "overlmt_selfpay_fen", b"overlmt_selfpay_fen", "pool_prop_selfpay", b"pool_prop_selfpay", "preselfpay_amt_fen", b"preselfpay_amt_fen", "psn_cash_pay_fen", b"psn_cash_pay_fen", "psn_part_amt_fen", b"psn_part_amt_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

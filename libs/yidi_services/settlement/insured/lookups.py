@@ -83,6 +83,10 @@ class InsuredPlace:
             contribution_status=person_pb2.CONTRIBUTION_STATUS_ACTIVE,
             credential_activated=person.credential_activated,
             has_personal_account=person.has_personal_account,
+            low_income=person.low_income,
+            civil_servant=person.civil_servant,
+            assistance_category=person.assistance_category,
+            family_account_balance_fen=person.family_account_balance_fen,
         )
 
     def direct_person(

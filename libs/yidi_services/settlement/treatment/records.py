@@ -19,7 +19,7 @@ from yidi.clearing.v1 import clearing_service_pb2 as clearing_api
 from yidi.clearing.v1 import journal_pb2
 from yidi.settlement.v1 import settlement_pb2
 from yidi.type.v1 import settlement_result_pb2
-from yidi_codec.documents import settlement_result_from_columns
+from yidi_codec.documents import acct_mulaid_pay_fen, settlement_result_from_columns
 from yidi_core.errors import DomainError
 from yidi_runtime.wire import timestamp_message
 from yidi_services.settlement.treatment.models import SettlementRow
@@ -172,7 +172,9 @@ def journal_request(
         clr_type=row.clr_type,
         medfee_sumamt_fen=row.medfee_sumamt_fen,
         fund_pay_sumamt_fen=row.fund_pay_sumamt_fen,
-        acct_pay_fen=row.acct_pay_fen,
+        # The journal's account figure holds every account payment: the person's own and a family
+        # member's (门诊共济), so medfee = fund + account + cash holds as it always did.
+        acct_pay_fen=row.acct_pay_fen + acct_mulaid_pay_fen(row.details),
         psn_cash_pay_fen=row.psn_cash_pay_fen,
         setl_time=timestamp_message(row.setl_time),
     )
