@@ -33,7 +33,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the four columns."""
-    with op.batch_alter_table("filing_persons") as batch:
-        for column in ("family_account_balance_fen", "assistance_category", "civil_servant", "low_income"):
-            batch.drop_column(column)
+    """Drop the four columns, in place: rebuilding the table (batch mode) would break the filings' references."""
+    for column in ("family_account_balance_fen", "assistance_category", "civil_servant", "low_income"):
+        op.drop_column("filing_persons", column)
