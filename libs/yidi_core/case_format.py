@@ -8,6 +8,7 @@ shape the policy service imports, so :func:`parse_policy` serves both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -168,8 +169,16 @@ def _diagnosis_prefix(value: object, path: str) -> str:
     return text
 
 
-def _item_code(value: object, path: str) -> str:
-    return check_item_code(value, path)[0]
+_CASE_ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+"""A case's own item code: the case's catalogue defines its codes (worked cases use short ones
+such as ``XA01``), so any plain identifier will do; the nodes' RPCs still take national codes only."""
+
+
+def check_case_item_code(value: object, path: str) -> str:
+    """An item code as a case may write it: a national code, or the case catalogue's own identifier."""
+    if isinstance(value, str) and _CASE_ITEM.fullmatch(value):
+        return value
+    return check_item_code(value, path)[0]  # refused, naming what a national code looks like
 
 
 _PRICE_PLACES = 6
@@ -242,7 +251,7 @@ def parse_catalogue_entry(document: object, path: str) -> CatalogueEntry:
         raise invalid("INVALID_CODE", f"{path}.class", f"must be A, B or C, got {raw_class!r}")
     restriction = _optional(entry, "restriction", path, _restriction)
     return CatalogueEntry(
-        code=_item_code(_required(entry, "code", path), f"{path}.code"),
+        code=check_case_item_code(_required(entry, "code", path), f"{path}.code"),
         name=_optional(entry, "name", path, _text) or "",
         item_class=item_class,
         selfpay_ratio=_optional(entry, "selfpay_ratio", path, parse_ratio) or ZERO,
@@ -462,7 +471,7 @@ def _item(raw: object, path: str, index: int) -> FeeItem:
                 FeeItem,
                 (
                     _sn(get("sn"), ""),
-                    _item_code(get("code"), ""),
+                    check_case_item_code(get("code"), ""),
                     _price(get("qty"), ""),
                     _price(get("price"), ""),
                     None if amount is None else parse_money(amount, ""),
@@ -474,7 +483,7 @@ def _item(raw: object, path: str, index: int) -> FeeItem:
     item = _object(raw, where)
     return FeeItem(
         sn=_sn(_required(item, "sn", where), f"{where}.sn"),
-        code=_item_code(_required(item, "code", where), f"{where}.code"),
+        code=check_case_item_code(_required(item, "code", where), f"{where}.code"),
         qty=_price(_required(item, "qty", where), f"{where}.qty"),
         price=_price(_required(item, "price", where), f"{where}.price"),
         amount=_optional(item, "amount", where, parse_money),

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yidi_core.case_format import parse_items
+from yidi_core.case_format import check_case_item_code, parse_items
 from yidi_core.catalogue import FeeItem
-from yidi_core.codes import check_item_code
 from yidi_core.errors import DomainError
 from yidi_core.money import parse_decimal, parse_money
 
@@ -35,7 +34,7 @@ def test_a_well_formed_line_reads_as_the_values_written() -> None:
     [
         ({"sn": None}, "items[2].sn"),
         ({"sn": "  "}, "items[2].sn"),
-        ({"code": "X123"}, "items[2].code"),
+        ({"code": "X 123"}, "items[2].code"),
         ({"code": 5}, "items[2].code"),
         ({"qty": "-1"}, "items[2].qty"),
         ({"qty": 1.5}, "items[2].qty"),
@@ -112,7 +111,7 @@ def _reference(lines: list[Any]) -> tuple[FeeItem, ...] | None:
             items.append(
                 FeeItem(
                     str(sn).strip(),
-                    check_item_code(line.get("code"), "code")[0],
+                    check_case_item_code(line.get("code"), "code"),
                     parse_decimal(line.get("qty"), "qty", max_places=6),
                     parse_decimal(line.get("price"), "price", max_places=6),
                     None if amount is None else parse_money(amount, "amount"),

@@ -99,7 +99,7 @@ def test_calc_reads_standard_input_and_explains() -> None:
         (lambda c: c["visit"].update(med_type="99"), "INVALID_CODE", "visit.med_type"),
         (lambda c: c["items"][0].update(price=12.5), "INVALID_ARGUMENT", "items[0].price"),
         (lambda c: c["items"][0].update(qty="0"), "INVALID_ARGUMENT", "items[0].qty"),
-        (lambda c: c["items"][0].update(code="XA10"), "INVALID_CODE", "items[0].code"),
+        (lambda c: c["items"][0].update(code="XA 10"), "INVALID_CODE", "items[0].code"),
         (lambda c: c["visit"].update(diagnoses=["diabetes"]), "INVALID_CODE", "visit.diagnoses[0]"),
         (lambda c: c["person"].update(filing_category="tourist"), "INVALID_CODE", "person.filing_category"),
         (
@@ -147,3 +147,16 @@ def test_whole_json_numbers_are_exact_and_accepted_where_decimal_strings_are_exp
     case, expected = load(REPO / "examples" / "cases" / "golden" / "seed-chronic-outpatient-beijing.json")
     case["items"][0]["qty"] = 1
     assert_matches(result_document(parse_case(case).settle()), expected)
+
+
+@pytest.mark.parametrize("path", [p for p in CASES if "error" not in load(p)[1]], ids=lambda p: p.stem)
+def test_a_case_may_name_its_items_with_its_own_codes(path: Path) -> None:
+    """A case's catalogue defines its codes: renamed to short ones (``XA01``), the case settles the same."""
+    case, expected = load(path)
+    names = {entry["code"]: f"XA{index:02d}" for index, entry in enumerate(case["catalogue"], start=1)}
+    renamed = json.loads(json.dumps(case))
+    for entry in renamed["catalogue"]:
+        entry["code"] = names[entry["code"]]
+    for item in renamed["items"]:
+        item["code"] = names.get(item["code"], "ZZ99")  # a code the catalogue lacks stays unknown
+    assert_matches(result_document(parse_case(renamed).settle()), expected)
