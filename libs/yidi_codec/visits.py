@@ -12,6 +12,7 @@ from yidi_codec.types import date_from_proto, date_to_proto
 from yidi_core.codes import check_chronic_disease, check_diagnosis
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import invalid
+from yidi_core.money import check_fen, from_fen, to_fen
 from yidi_core.settlement import Visit
 
 
@@ -32,6 +33,7 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
             diagnoses=tuple(facts.diagnoses),
             chronic_disease=facts.chronic_disease or None,
             emergency=facts.emergency,
+            deductible_paid_in_stay=from_fen(facts.stay_deductible_paid_fen),
         )
     return Visit(
         med_type=_code("med_type", facts.med_type, f"{path}.med_type"),
@@ -44,6 +46,9 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
         if facts.chronic_disease
         else None,
         emergency=facts.emergency,
+        deductible_paid_in_stay=from_fen(
+            check_fen(facts.stay_deductible_paid_fen, f"{path}.stay_deductible_paid_fen")
+        ),
     )
 
 
@@ -56,4 +61,5 @@ def visit_to_proto(visit: Visit) -> visit_pb2.VisitFacts:
         diagnoses=visit.diagnoses,
         chronic_disease=visit.chronic_disease or "",
         emergency=visit.emergency,
+        stay_deductible_paid_fen=to_fen(visit.deductible_paid_in_stay),
     )

@@ -206,6 +206,11 @@ def chronic_matches(listed: str, code: str) -> bool:
     return listed == code or (listed.endswith("0") and chronic_family(code) == listed[:5])
 
 
+def is_pilot_chronic_disease(code: str) -> bool:
+    """Whether ``code`` is one of the five nationally piloted chronic diseases or a sub-code of one."""
+    return any(chronic_matches(family, code) for family in PILOT_CHRONIC_DISEASES)
+
+
 def check_diagnosis(value: object, field: str = "diagnoses") -> str:
     """An ICD-10 (医保版) diagnosis code such as ``E11.900``, normalised to uppercase."""
     text = _text(value, field, _DIAGNOSIS_SHAPE).upper()

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
@@ -41,15 +41,41 @@ def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
 
 _ACTIVE_ITEMS = (
     select(FeeLineRow.uploaded)
-    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active)
+    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active, FeeLineRow.mid_setl_id.is_(None))
     .order_by(FeeLineRow.id)
 )
 """Built once: every Settle reads its visit's lines."""
 
 
 def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
-    """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
+    """The visit's lines neither cancelled nor settled mid-stay, in upload order: the bill a settlement classifies."""
     return [fee_item_from_document(item) for item in session.scalars(_ACTIVE_ITEMS, {"mdtrt_id": mdtrt_id})]
+
+
+def settle_mid_stay(session: Session, mdtrt_id: str, serials: Sequence[str], setl_id: str) -> None:
+    """Mark the lines a mid-stay settlement classified as settled by it; a line cancelled or settled
+    by another part meanwhile refuses it (ALREADY_SETTLED), as a concurrent Settle of the visit would."""
+    marked = session.execute(
+        update(FeeLineRow)
+        .where(
+            FeeLineRow.mdtrt_id == mdtrt_id,
+            FeeLineRow.feedetl_sn.in_(serials),
+            FeeLineRow.active,
+            FeeLineRow.mid_setl_id.is_(None),
+        )
+        .values(mid_setl_id=setl_id)
+    )
+    if marked.rowcount != len(serials):  # type: ignore[attr-defined]
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"the lines of visit {mdtrt_id} changed while it was being settled: settle it again",
+            metadata={"mdtrt_id": mdtrt_id},
+        )
+
+
+def release_mid_stay(session: Session, setl_id: str) -> None:
+    """The lines of a reversed mid-stay settlement are the stay's to settle again."""
+    session.execute(update(FeeLineRow).where(FeeLineRow.mid_setl_id == setl_id).values(mid_setl_id=None))
 
 
 def ensure_times_past(
@@ -120,10 +146,11 @@ def store(
 
 
 def cancel(session: Session, mdtrt_id: str, serials: Sequence[str], everything: bool) -> int:
-    """Cancel the named serials (NOT_FOUND for one never uploaded) or every line; returns how many."""
+    """Cancel the named serials (NOT_FOUND for one never uploaded, ALREADY_SETTLED for one settled
+    mid-stay) or every line not yet settled; returns how many."""
     lines = _lines(session, mdtrt_id)
     if everything:
-        targets = [row for row in lines.values() if row.active]
+        targets = [row for row in lines.values() if row.active and row.mid_setl_id is None]
     else:
         unknown = [serial for serial in serials if serial.strip() not in lines]
         if unknown:
@@ -133,6 +160,13 @@ def cancel(session: Session, mdtrt_id: str, serials: Sequence[str], everything: 
                 metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": unknown[0][:64]},
             )
         targets = [lines[serial.strip()] for serial in dict.fromkeys(serials) if lines[serial.strip()].active]
+    settled = next((row for row in targets if row.mid_setl_id is not None), None)
+    if settled is not None:
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"fee line {settled.feedetl_sn} of visit {mdtrt_id} was settled mid-stay ({settled.mid_setl_id})",
+            metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": settled.feedetl_sn, "setl_id": settled.mid_setl_id},
+        )
     for row in targets:
         row.active = False
     return len(targets)
