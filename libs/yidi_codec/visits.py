@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from yidi.type.v1 import visit_pb2
 from yidi_codec.types import date_from_proto, date_to_proto
-from yidi_core.codes import check_chronic_disease, check_diagnosis
+from yidi_core.codes import PHARMACY_PREFIX, check_chronic_disease, check_diagnosis
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import invalid
 from yidi_core.money import check_fen, from_fen, to_fen
@@ -35,10 +35,13 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
             emergency=facts.emergency,
             deductible_paid_in_stay=from_fen(facts.stay_deductible_paid_fen),
         )
+    at_pharmacy = facts.fixmedins_code.startswith(PHARMACY_PREFIX) and not facts.institution_level
     return Visit(
         med_type=_code("med_type", facts.med_type, f"{path}.med_type"),
         service_date=date_from_proto(facts.service_date, f"{path}.service_date"),
-        institution_level=_code("institution_level", facts.institution_level, f"{path}.institution_level"),
+        institution_level=""  # a pharmacy has no level: only a rule for any level ("*") applies
+        if at_pharmacy
+        else _code("institution_level", facts.institution_level, f"{path}.institution_level"),
         diagnoses=tuple(
             check_diagnosis(code, f"{path}.diagnoses[{index}]") for index, code in enumerate(facts.diagnoses)
         ),

@@ -59,6 +59,8 @@ _ID_WEIGHTS = tuple(pow(2, 17 - position, 11) for position in range(17))
 _ID_CHECK_DIGITS = "10X98765432"
 _EARLIEST_BIRTH = date(1900, 1, 1)
 _INSTITUTION_TYPES = {"H": "1", "P": "2"}
+PHARMACY_PREFIX = "P"
+"""A designated retail pharmacy's code (定点零售药店) starts with it; a hospital's with ``H``."""
 
 
 class ItemKind(StrEnum):

@@ -7,6 +7,8 @@ the insured node's accumulators progress part by part, and each part reverses on
 
 An injury (外伤) settles only with the patient's declaration that no third party is liable.
 Outpatient care for the five piloted chronic diseases needs no designated institution.
+Examinations and drugs from outside the hospital during a stay are uploaded on it and settled with it.
+Special drugs (门诊特药) settle at a designated pharmacy that opened them (双通道).
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 from loading import BEIJING, LANGFANG, beijing_tree, load_insured
 from test_treatment_settlement import accumulators
-from treatment_his import diabetes_visit, envelope, msgid, refusal, settle_request, upload
+from treatment_his import (
+    DRUGS,
+    HOSPITAL,
+    correct_request,
+    diabetes_visit,
+    envelope,
+    lines,
+    msgid,
+    refusal,
+    settle_request,
+    upload,
+)
 
 from yidi.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
 from yidi.settlement.v1 import settlement_pb2
 from yidi.settlement.v1 import settlement_service_pb2 as api
 from yidi.settlement.v1 import settlement_service_pb2_grpc as api_grpc
-from yidi.type.v1 import visit_pb2
+from yidi.type.v1 import fee_item_pb2, visit_pb2
 from yidi_runtime.peers import message_id
 from yidi_runtime.server import Node
 
@@ -37,6 +50,7 @@ SECOND_PART_FEN = 30_000  # ceftriaxone 300.00: 216.00 in scope (a ceiling, then
 SECOND_IN_SCOPE_FEN = 21_600
 DEDUCTIBLE_FEN = 130_000
 SEGMENT = "segment:inpatient"
+PHARMACY, PHARMACY_AREA = "P11010500001", "110105"
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +110,8 @@ def test_a_long_stay_settles_in_parts_each_part_reversible(
     nodes: dict[str, Node], stub: api_grpc.SettlementServiceStub, psn_no: str
 ) -> None:
     mdtrt_id = _stay(stub, psn_no)
-    upload(stub, mdtrt_id, FIRST_PART)
+    first_upload = msgid()
+    upload(stub, mdtrt_id, FIRST_PART, request_id=first_upload)
     before = accumulators(nodes[LANGFANG], psn_no).get(SEGMENT, 0)
 
     preview = stub.PreSettle(api.PreSettleRequest(envelope=envelope(), mdtrt_id=mdtrt_id, mid_setl_flag=True))
@@ -120,6 +135,10 @@ def test_a_long_stay_settles_in_parts_each_part_reversible(
         )[1]
         == "ALREADY_SETTLED"
     )
+    cancel = api.CancelVisitRequest(request_id=msgid(), envelope=envelope(), mdtrt_id=mdtrt_id)
+    assert refusal(lambda: stub.CancelVisit(cancel, timeout=20))[1] == "ALREADY_SETTLED"
+    undo = correct_request(first_upload, api.CORRECTED_OPERATION_UPLOAD_FEE_ITEMS)
+    assert refusal(lambda: stub.Correct(undo, timeout=20))[1] == "ALREADY_SETTLED"
     upload(stub, mdtrt_id, SECOND_PART)
     whole = FIRST_PART_FEN + SECOND_PART_FEN
     assert refusal(lambda: _settle(stub, mdtrt_id, whole, mid=True))[1] == "AMOUNT_MISMATCH"
@@ -212,3 +231,67 @@ def test_the_five_pilot_diseases_are_treated_outside_the_designated_institutions
     diabetes = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id  # 14, M01600
     upload(stub, diabetes)
     assert stub.Settle(settle_request(diabetes), timeout=30).settlement.result.amounts.fund_pay_sumamt_fen > 0
+
+
+def _outside(serial: str, day: int | None) -> fee_item_pb2.FeeItem:
+    """Ceftriaxone bought outside the hospital on July ``day`` (no time when None)."""
+    [line] = lines(((serial, *SECOND_PART[0][1:]),))
+    line.outside_hospital = True
+    if day is not None:
+        line.fee_ocur_time.FromDatetime(datetime(2022, 7, day, 3, 0, tzinfo=UTC))
+    return line
+
+
+def test_examinations_and_drugs_from_outside_settle_with_the_stay(
+    stub: api_grpc.SettlementServiceStub, psn_no: str
+) -> None:
+    def send(mdtrt_id: str, line: fee_item_pb2.FeeItem) -> api.UploadFeeItemsResponse:
+        request = api.UploadFeeItemsRequest(
+            request_id=msgid(), envelope=envelope(), mdtrt_id=mdtrt_id, items=[line]
+        )
+        return stub.UploadFeeItems(request, timeout=20)
+
+    outpatient = stub.RegisterVisit(diabetes_visit(psn_no), timeout=20).visit.mdtrt_id
+    assert refusal(lambda: send(outpatient, _outside("7", 1)))[2] == ["items[0].outside_hospital"]
+    mdtrt_id = _stay(stub, psn_no)  # admitted 2022-07-01 01:30 UTC
+    assert refusal(lambda: send(mdtrt_id, _outside("7", None)))[2] == ["items[0].fee_ocur_time"]
+    early = _outside("7", 1)
+    early.fee_ocur_time.FromDatetime(datetime(2022, 6, 30, 3, 0, tzinfo=UTC))
+    assert refusal(lambda: send(mdtrt_id, early))[2] == ["items[0].fee_ocur_time"]
+
+    upload(stub, mdtrt_id, FIRST_PART)
+    send(mdtrt_id, _outside("7", 5))
+    _discharge(stub, mdtrt_id)
+    settled = _settle(stub, mdtrt_id, FIRST_PART_FEN + SECOND_PART_FEN, mid=False)
+    assert {item.feedetl_sn: item.det_item_fee_sumamt_fen for item in settled.result.items}[
+        "7"
+    ] == SECOND_PART_FEN
+
+
+def test_special_drugs_settle_at_a_pharmacy_through_the_dual_channel(
+    stub: api_grpc.SettlementServiceStub, psn_no: str
+) -> None:
+    """The Chaoyang pharmacy opened special drugs (门诊特药) on 2023-01-01; the Langfang rule pays 70%."""
+    day = Date(year=2023, month=3, day=1)
+    begin = Timestamp()
+    begin.FromDatetime(datetime(2023, 3, 1, 2, 0, tzinfo=UTC))
+
+    def visit(institution: str, area: str) -> api.RegisterVisitRequest:
+        return diabetes_visit(
+            psn_no,
+            envelope=envelope(institution, area),
+            facts=visit_pb2.VisitFacts(med_type="15", service_date=day, diagnoses=["E11.900"]),
+            begin_time=begin,
+        )
+
+    assert (
+        refusal(lambda: stub.RegisterVisit(visit(HOSPITAL, "110101"), timeout=20))[1] == "SERVICE_NOT_ENABLED"
+    )
+    at_pharmacy = envelope(PHARMACY, PHARMACY_AREA)
+    mdtrt_id = stub.RegisterVisit(visit(PHARMACY, PHARMACY_AREA), timeout=20).visit.mdtrt_id
+    upload(stub, mdtrt_id, DRUGS[:1], envelope=at_pharmacy)
+    settled = stub.Settle(
+        settle_request(mdtrt_id, envelope=at_pharmacy, medfee_sumamt_fen=3252), timeout=30
+    ).settlement
+    assert (settled.fixmedins_code, settled.med_type) == (PHARMACY, "15")
+    assert settled.result.amounts.fund_pay_sumamt_fen == 2276  # 70% of 32.52 yuan

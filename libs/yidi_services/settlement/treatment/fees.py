@@ -22,11 +22,12 @@ from yidi_codec.documents import (
     item_result_from_columns,
 )
 from yidi_codec.fields import Violations
-from yidi_core.errors import DomainError
+from yidi_core.errors import DomainError, invalid
 from yidi_core.money import check_fen
-from yidi_runtime.wire import ensure_not_future, stamp_moment
+from yidi_core.placement import is_inpatient
+from yidi_runtime.wire import as_utc, ensure_not_future, stamp_moment
 from yidi_services.settlement.treatment.catalogue import Classified
-from yidi_services.settlement.treatment.models import FeeLineRow
+from yidi_services.settlement.treatment.models import FeeLineRow, VisitRow
 
 
 def line_fingerprint(message: fee_item_pb2.FeeItem) -> str:
@@ -73,6 +74,23 @@ def settle_mid_stay(session: Session, mdtrt_id: str, serials: Sequence[str], set
         )
 
 
+def ensure_no_part_settled(session: Session, mdtrt_id: str, upload_request_id: str | None = None) -> None:
+    """Refuse (ALREADY_SETTLED) to undo a visit, or one upload of it, that a mid-stay part settled
+    lines of: reverse that part first."""
+    statement = select(FeeLineRow.mid_setl_id).where(
+        FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active, FeeLineRow.mid_setl_id.is_not(None)
+    )
+    if upload_request_id is not None:
+        statement = statement.where(FeeLineRow.upload_request_id == upload_request_id)
+    part = session.scalars(statement.limit(1)).first()
+    if part is not None:
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"visit {mdtrt_id} has lines settled mid-stay ({part}): reverse that settlement first",
+            metadata={"mdtrt_id": mdtrt_id, "setl_id": part},
+        )
+
+
 def release_mid_stay(session: Session, setl_id: str) -> None:
     """The lines of a reversed mid-stay settlement are the stay's to settle again."""
     session.execute(update(FeeLineRow).where(FeeLineRow.mid_setl_id == setl_id).values(mid_setl_id=None))
@@ -88,6 +106,29 @@ def ensure_times_past(
             where = f"{field_path}[{index}].fee_ocur_time"
             problems.check(
                 lambda m=message, w=where: ensure_not_future(stamp_moment(m.fee_ocur_time, w), now, w)
+            )
+    problems.raise_any()
+
+
+def ensure_outside_lines_fit(messages: Sequence[fee_item_pb2.FeeItem], visit: VisitRow) -> None:
+    """A line from outside the hospital (``outside_hospital``) belongs to an inpatient stay, and
+    arose during it: its ``fee_ocur_time`` is required and not before the admission."""
+    problems = Violations()
+    for index, message in enumerate(messages):
+        if not message.outside_hospital:
+            continue
+        where = f"items[{index}]"
+        if not is_inpatient(visit.med_type):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.outside_hospital", "only on an inpatient stay")
+            )
+        elif not message.HasField("fee_ocur_time"):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.fee_ocur_time", "is required for a line from outside")
+            )
+        elif stamp_moment(message.fee_ocur_time, f"{where}.fee_ocur_time") < as_utc(visit.begin_time):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.fee_ocur_time", "must not be before the admission")
             )
     problems.raise_any()
 
