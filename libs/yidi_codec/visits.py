@@ -13,6 +13,7 @@ from yidi_core.codes import PHARMACY_PREFIX, check_chronic_disease, check_diagno
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import invalid
 from yidi_core.money import check_fen, from_fen, to_fen
+from yidi_core.placement import is_inpatient
 from yidi_core.settlement import Visit
 
 
@@ -49,10 +50,17 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
         if facts.chronic_disease
         else None,
         emergency=facts.emergency,
-        deductible_paid_in_stay=from_fen(
-            check_fen(facts.stay_deductible_paid_fen, f"{path}.stay_deductible_paid_fen")
-        ),
+        deductible_paid_in_stay=from_fen(_stay_deductible_paid(facts, path)),
     )
+
+
+def _stay_deductible_paid(facts: visit_pb2.VisitFacts, path: str) -> int:
+    """What earlier parts of a stay paid of its deductible: only an inpatient stay has parts."""
+    field = f"{path}.stay_deductible_paid_fen"
+    paid = check_fen(facts.stay_deductible_paid_fen, field)
+    if paid and not is_inpatient(facts.med_type.strip()):
+        raise invalid("INVALID_ARGUMENT", field, "only an inpatient stay is settled in parts")
+    return paid
 
 
 def visit_to_proto(visit: Visit) -> visit_pb2.VisitFacts:

@@ -549,7 +549,9 @@ class PreSettleRequest(_message.Message):
     uploaded (AMOUNT_MISMATCH).
     """
     mid_setl_flag: _builtins.bool
-    """Mid-stay settlement of an inpatient visit (`mid_setl_flag`)."""
+    """Mid-stay settlement (`mid_setl_flag`, 中途结算): what settling the lines so far of an
+    inpatient stay still open would give; INVALID_ARGUMENT on any other visit.
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
@@ -619,7 +621,11 @@ class SettleRequest(_message.Message):
     invono: _builtins.str
     """Invoice number (`invono`)."""
     mid_setl_flag: _builtins.bool
-    """Mid-stay settlement of an inpatient visit (`mid_setl_flag`)."""
+    """Mid-stay settlement (`mid_setl_flag`, 中途结算): settle the lines uploaded so far that no
+    earlier part settled, of an inpatient stay still open, which stays open for more lines;
+    `medfee_sumamt_fen` is their total. INVALID_ARGUMENT on any other visit. Without it an
+    inpatient stay settles its remaining lines at discharge.
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
