@@ -252,13 +252,17 @@ def _facts_of(document: Document) -> visit_pb2.VisitFacts:
 def _fee_item(item: fee_item_pb2.FeeItem) -> Document:
     document = _FEE_ITEM.of(item)
     document["fee_ocur_time"] = _moment_text(item.fee_ocur_time) if item.HasField("fee_ocur_time") else None
+    if item.outside_hospital:  # only then: the documents of every other line stay as they were
+        document["outside_hospital"] = True
     return document
 
 
 def _fee_item_of(document: Document) -> fee_item_pb2.FeeItem:
     moment = document["fee_ocur_time"]
     return fee_item_pb2.FeeItem(
-        **_FEE_ITEM.in_(document), fee_ocur_time=None if moment is None else _stamp(moment)
+        **_FEE_ITEM.in_(document),
+        fee_ocur_time=None if moment is None else _stamp(moment),
+        outside_hospital=document.get("outside_hospital", False),
     )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from yidi.type.v1 import visit_pb2
 from yidi_codec.types import date_from_proto, date_to_proto
-from yidi_core.codes import check_chronic_disease, check_diagnosis
+from yidi_core.codes import PHARMACY_PREFIX, check_chronic_disease, check_diagnosis
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import invalid
+from yidi_core.money import check_fen, from_fen, to_fen
+from yidi_core.placement import is_inpatient
 from yidi_core.settlement import Visit
 
 
@@ -32,11 +34,15 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
             diagnoses=tuple(facts.diagnoses),
             chronic_disease=facts.chronic_disease or None,
             emergency=facts.emergency,
+            deductible_paid_in_stay=from_fen(facts.stay_deductible_paid_fen),
         )
+    at_pharmacy = facts.fixmedins_code.startswith(PHARMACY_PREFIX) and not facts.institution_level
     return Visit(
         med_type=_code("med_type", facts.med_type, f"{path}.med_type"),
         service_date=date_from_proto(facts.service_date, f"{path}.service_date"),
-        institution_level=_code("institution_level", facts.institution_level, f"{path}.institution_level"),
+        institution_level=""  # a pharmacy has no level: only a rule for any level ("*") applies
+        if at_pharmacy
+        else _code("institution_level", facts.institution_level, f"{path}.institution_level"),
         diagnoses=tuple(
             check_diagnosis(code, f"{path}.diagnoses[{index}]") for index, code in enumerate(facts.diagnoses)
         ),
@@ -44,7 +50,17 @@ def visit_from_proto(facts: visit_pb2.VisitFacts, path: str = "facts", *, checke
         if facts.chronic_disease
         else None,
         emergency=facts.emergency,
+        deductible_paid_in_stay=from_fen(_stay_deductible_paid(facts, path)),
     )
+
+
+def _stay_deductible_paid(facts: visit_pb2.VisitFacts, path: str) -> int:
+    """What earlier parts of a stay paid of its deductible: only an inpatient stay has parts."""
+    field = f"{path}.stay_deductible_paid_fen"
+    paid = check_fen(facts.stay_deductible_paid_fen, field)
+    if paid and not is_inpatient(facts.med_type.strip()):
+        raise invalid("INVALID_ARGUMENT", field, "only an inpatient stay is settled in parts")
+    return paid
 
 
 def visit_to_proto(visit: Visit) -> visit_pb2.VisitFacts:
@@ -56,4 +72,5 @@ def visit_to_proto(visit: Visit) -> visit_pb2.VisitFacts:
         diagnoses=visit.diagnoses,
         chronic_disease=visit.chronic_disease or "",
         emergency=visit.emergency,
+        stay_deductible_paid_fen=to_fen(visit.deductible_paid_in_stay),
     )

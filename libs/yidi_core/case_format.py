@@ -207,6 +207,7 @@ def parse_visit(document: object, path: str = "visit") -> Visit:
         diagnoses=_optional(visit, "diagnoses", path, _strings(check_diagnosis)) or (),
         chronic_disease=_optional(visit, "chronic_disease", path, check_chronic_disease),
         emergency=bool(_optional(visit, "emergency", path, _flag)),
+        deductible_paid_in_stay=_optional(visit, "deductible_paid_in_stay", path, parse_money) or ZERO,
     )
 
 

@@ -59,6 +59,8 @@ _ID_WEIGHTS = tuple(pow(2, 17 - position, 11) for position in range(17))
 _ID_CHECK_DIGITS = "10X98765432"
 _EARLIEST_BIRTH = date(1900, 1, 1)
 _INSTITUTION_TYPES = {"H": "1", "P": "2"}
+PHARMACY_PREFIX = "P"
+"""A designated retail pharmacy's code (定点零售药店) starts with it; a hospital's with ``H``."""
 
 
 class ItemKind(StrEnum):
@@ -204,6 +206,11 @@ def chronic_matches(listed: str, code: str) -> bool:
     listed = check_chronic_disease(listed)
     code = check_chronic_disease(code)
     return listed == code or (listed.endswith("0") and chronic_family(code) == listed[:5])
+
+
+def is_pilot_chronic_disease(code: str) -> bool:
+    """Whether ``code`` is one of the five nationally piloted chronic diseases or a sub-code of one."""
+    return any(chronic_matches(family, code) for family in PILOT_CHRONIC_DISEASES)
 
 
 def check_diagnosis(value: object, field: str = "diagnoses") -> str:

@@ -257,6 +257,7 @@ _NATIONAL_ROWS: tuple[Entry, ...] = (
         ("12", "门诊挂号", "outpatient registration", {}),
         ("13", "急诊", "emergency", {}),
         ("14", "门诊慢特病", "chronic-disease outpatient", {}),
+        ("15", "门诊特药", "outpatient special drugs (双通道: designated hospitals and pharmacies)", {}),
         ("21", "普通住院", "general inpatient", {}),
         ("22", "外伤住院", "trauma inpatient", {}),
         ("24", "急诊转住院", "emergency to inpatient", {}),

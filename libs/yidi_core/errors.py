@@ -246,6 +246,12 @@ REASONS: Mapping[str, Reason] = _reasons(
         "参保地已撤销该结算的预占（超时未确认），请以新的报文ID重新结算",
     ),
     (
+        "THIRD_PARTY_NOT_DECLARED",
+        "FAILED_PRECONDITION",
+        "An injury is paid only when the patient declares that no third party is liable for it.",
+        "外伤就医须参保人承诺无第三方责任",
+    ),
+    (
         "BILLED_FOR_REIMBURSEMENT",
         "FAILED_PRECONDITION",
         "The visit's whole bill was uploaded for manual reimbursement; it no longer settles directly.",

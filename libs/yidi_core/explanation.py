@@ -192,6 +192,8 @@ class Explanation:
                 f"per year under {rule.deductible_key!r}, "
                 f"{format_money(self.deductible_counted_before)} already counted"
             )
+        elif self.deductible_counted_before:
+            scope = f"per stay, {format_money(self.deductible_counted_before)} paid by its earlier parts"
         else:
             scope = "per visit"
         return (

@@ -36,6 +36,9 @@ class Visit:
     diagnoses: tuple[str, ...] = ()
     chronic_disease: str | None = None
     emergency: bool = False
+    deductible_paid_in_stay: Decimal = ZERO
+    """The deductible earlier parts of this inpatient stay paid (中途结算): a rule without an annual
+    deductible charges the stay's deductible once, not once per part."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,11 @@ def _settle(
     medfee, fulamt, overlmt, preselfpay, inscp = _totals(results)
 
     deductible_key = rule.annual_deductible_key
-    counted = accumulators.value(AccumulatorKind.DEDUCTIBLE, deductible_key) if deductible_key else ZERO
+    counted = (
+        accumulators.value(AccumulatorKind.DEDUCTIBLE, deductible_key)
+        if deductible_key
+        else visit.deductible_paid_in_stay
+    )
     act_pay_dedc = max(ZERO, min(inscp, rule.deductible - counted))
     eligible = inscp - act_pay_dedc
 

@@ -229,6 +229,7 @@ def _estimate_request(case: dict, insured: str, treatment: str) -> policy_servic
             chronic_disease=visit.get("chronic_disease") or "",
             emergency=bool(visit.get("emergency")),
             mdtrtarea_admvs=treatment,
+            stay_deductible_paid_fen=to_fen(parse_money(visit.get("deductible_paid_in_stay", "0"), "paid")),
         ),
         items=[
             fee_item_pb2.FeeItem(

@@ -195,9 +195,16 @@ visits = st.builds(
     chronic_disease=st.none() | st.just("M01600"),
     emergency=st.booleans(),
 )
+inpatient_parts = st.builds(
+    Visit,
+    med_type=st.just("21"),
+    service_date=days,
+    institution_level=st.sampled_from(["1", "2", "3"]),
+    deductible_paid_in_stay=st.integers(0, 10**7).map(from_fen),
+)
 
 
-@given(visits)
+@given(visits | inpatient_parts)
 def test_a_visit_survives_the_wire(visit: Visit) -> None:
     message = visit_to_proto(visit)
     assert visit_from_proto(message) == visit
@@ -213,6 +220,25 @@ def test_a_visit_names_its_first_bad_field_by_the_proto_path() -> None:
     facts.service_date.day = 31
     facts.service_date.month = 2
     with pytest.raises(DomainError, match="must be a date YYYY-MM-DD, got '2026-02-31'"):
+        visit_from_proto(facts)
+
+
+def test_only_an_inpatient_stay_carries_a_deductible_paid_by_earlier_parts() -> None:
+    facts = visit_to_proto(Visit("11", date(2026, 3, 1), "1"))
+    facts.stay_deductible_paid_fen = 100
+    with pytest.raises(DomainError) as refused:
+        visit_from_proto(facts)
+    assert [v.field for v in refused.value.violations] == ["facts.stay_deductible_paid_fen"]
+    facts.med_type = "21"
+    assert visit_from_proto(facts).deductible_paid_in_stay == from_fen(100)
+
+
+def test_a_pharmacy_visit_has_no_level() -> None:
+    facts = visit_to_proto(Visit("15", date(2026, 3, 1), ""))
+    facts.fixmedins_code = "P11010500001"
+    assert visit_from_proto(facts).institution_level == ""
+    facts.fixmedins_code = "H11010100001"
+    with pytest.raises(DomainError):
         visit_from_proto(facts)
 
 

@@ -49,7 +49,7 @@ def test_national_rows(dictionary: str, code: str, name_en: str) -> None:
 
 
 def test_national_codes() -> None:
-    assert NATIONAL.codes("med_type") == ("11", "12", "13", "14", "21", "22", "24", "41")
+    assert NATIONAL.codes("med_type") == ("11", "12", "13", "14", "15", "21", "22", "24", "41")
     assert NATIONAL.codes("insutype") == ("310", "320", "330", "340", "370", "390", "392", "510")
     assert NATIONAL.codes("chrgitm_lv") == ("01", "02", "03")
     assert NATIONAL.codes("fund_pay_type") == (
@@ -250,7 +250,7 @@ def test_check_refuses_an_unknown_code_naming_the_field() -> None:
     assert error.reason_code == "INVALID_CODE"
     assert [violation.field for violation in error.violations] == ["visit.med_type"]
     assert error.violations[0].description == (
-        "'99' is not a med_type code; known: 11, 12, 13, 14, 21, 22, 24, 41"
+        "'99' is not a med_type code; known: 11, 12, 13, 14, 15, 21, 22, 24, 41"
     )
 
 

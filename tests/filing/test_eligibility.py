@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from filing_builders import (
     BEIJING,
@@ -141,9 +143,9 @@ def test_outpatient_care_needs_a_designated_institution_where_the_region_require
     )
     stub.CreateFiling(application(number, LANGFANG, BEIJING, designated_institutions=chosen))
 
-    def check(med_type: str, institution: str = "") -> api.CheckEligibilityResponse:
+    def check(med_type: str, institution: str = "", **fields: Any) -> api.CheckEligibilityResponse:
         question = eligibility(
-            number, LANGFANG, "110105", "2026-03-10", med_type=med_type, fixmedins_code=institution
+            number, LANGFANG, "110105", "2026-03-10", med_type=med_type, fixmedins_code=institution, **fields
         )
         return stub.CheckEligibility(question)
 
@@ -151,6 +153,12 @@ def test_outpatient_care_needs_a_designated_institution_where_the_region_require
     code, reason, _, _ = refusal(lambda: check("11", "H11010200009"))
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INSTITUTION_NOT_DESIGNATED")
     assert refusal(lambda: check("14"))[2] == ["chronic_disease"]
+    # The five piloted chronic diseases (sub-codes too) are treated anywhere that offers them.
+    for pilot in ("M01600", "M00503"):
+        assert check("14", "H11010200009", chronic_disease=pilot).person.filing_id
+    assert refusal(lambda: check("14", "H11010200009", chronic_disease="M02300"))[1] == (
+        "INSTITUTION_NOT_DESIGNATED"
+    )
     assert refusal(lambda: check("11"))[2] == ["fixmedins_code"]
     assert check(
         "21", "H11010200009"

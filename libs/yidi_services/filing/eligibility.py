@@ -16,7 +16,7 @@ from datetime import date
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from yidi_core.codes import check_chronic_disease, check_institution, check_region
+from yidi_core.codes import check_chronic_disease, check_institution, check_region, is_pilot_chronic_disease
 from yidi_core.dictionaries import NATIONAL
 from yidi_core.errors import DomainError, combine, invalid
 from yidi_runtime.config import region_contains
@@ -29,6 +29,8 @@ EMERGENCY_MED_TYPES = frozenset({"13", "24"})
 """急诊 and 急诊转住院: emergency rescue, filed or not."""
 OUTPATIENT_MED_TYPES = frozenset({"11", "12", "14"})
 """Outpatient care, where an insured region may require designated institutions."""
+CHRONIC_OUTPATIENT = "14"
+"""门诊慢特病."""
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,17 @@ def check(session: Session, question: Question, today: date) -> Answer:
         return Answer(person, None, None)
     emergency = question.emergency or med_type in EMERGENCY_MED_TYPES
     answer = _filed(_filings_for(session, person, treatment, today), person, treatment, day, emergency)
-    if answer.filing is not None and med_type in OUTPATIENT_MED_TYPES:
+    if answer.filing is not None and med_type in OUTPATIENT_MED_TYPES and not _pilot_chronic(question):
         _ensure_designated(session, answer.filing, question.fixmedins_code.strip(), day, person)
     return answer
+
+
+def _pilot_chronic(question: Question) -> bool:
+    """Chronic outpatient care (14) for one of the five nationally piloted diseases: any networked
+    institution that offers it may treat the filed patient, whatever institutions the filing designates."""
+    return question.med_type.strip() == CHRONIC_OUTPATIENT and is_pilot_chronic_disease(
+        question.chronic_disease
+    )
 
 
 def _ensure_designated(session: Session, filing: Filing, institution: str, day: date, person: Person) -> None:

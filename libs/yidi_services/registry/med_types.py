@@ -13,6 +13,7 @@ SERVICE_FOR_MED_TYPE: Mapping[str, ServiceKind] = MappingProxyType(
         "12": ServiceKind.GENERAL_OUTPATIENT,
         "13": ServiceKind.GENERAL_OUTPATIENT,
         "14": ServiceKind.CHRONIC_OUTPATIENT,
+        "15": ServiceKind.SPECIAL_DRUGS,
         "21": ServiceKind.INPATIENT,
         "22": ServiceKind.INPATIENT,
         "24": ServiceKind.INPATIENT,
@@ -26,5 +27,6 @@ few services. Outpatient registration (12) and emergency (13) are settled as out
 costs, so they need general outpatient (普通门诊) opened; trauma (22) and emergency-to-
 inpatient (24) are inpatient stays (住院); chronic-disease outpatient (14) needs the disease
 opened as well (门诊慢特病); pharmacy purchase (41) needs a pharmacy opened for purchases.
-Special drugs (门诊特药) have no national medical type of their own, so no entry asks for them.
+Special drugs (15, 门诊特药) need the service opened, at a hospital or a pharmacy alike: the
+dual channel (双通道) dispenses them at designated pharmacies as at hospitals.
 """

@@ -124,6 +124,7 @@ class Visit(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     FEE_ITEM_COUNT_FIELD_NUMBER: _builtins.int
     SETL_ID_FIELD_NUMBER: _builtins.int
+    TRAUMA_NO_THIRD_PARTY_FIELD_NUMBER: _builtins.int
     mdtrt_id: _builtins.str
     """Visit id (`mdtrt_id`), 30 characters starting with the issuing node's region code."""
     psn_no: _builtins.str
@@ -144,6 +145,8 @@ class Visit(_message.Message):
     """Fee lines uploaded and not cancelled."""
     setl_id: _builtins.str
     """Settlement id once settled."""
+    trauma_no_third_party: _builtins.bool
+    """An injury with no liable third party, as the patient declared (无第三方责任外伤)."""
     @_builtins.property
     def facts(self) -> _visit_pb2.VisitFacts:
         """The visit facts (medical type, dates, institution, diagnoses, chronic disease)."""
@@ -172,10 +175,11 @@ class Visit(_message.Message):
         state: Global___VisitState.ValueType = ...,
         fee_item_count: _builtins.int = ...,
         setl_id: _builtins.str = ...,
+        trauma_no_third_party: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["begin_time", b"begin_time", "end_time", b"end_time", "facts", b"facts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["atddr_no", b"atddr_no", "begin_time", b"begin_time", "dept_code", b"dept_code", "end_time", b"end_time", "facts", b"facts", "fee_item_count", b"fee_item_count", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "setl_id", b"setl_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atddr_no", b"atddr_no", "begin_time", b"begin_time", "dept_code", b"dept_code", "end_time", b"end_time", "facts", b"facts", "fee_item_count", b"fee_item_count", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "setl_id", b"setl_id", "state", b"state", "trauma_no_third_party", b"trauma_no_third_party"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,6 +208,8 @@ class Settlement(_message.Message):
     REVERSED_FIELD_NUMBER: _builtins.int
     REVERSES_SETL_ID_FIELD_NUMBER: _builtins.int
     PAYLOAD_DIGEST_FIELD_NUMBER: _builtins.int
+    MID_SETL_FLAG_FIELD_NUMBER: _builtins.int
+    TRAUMA_NO_THIRD_PARTY_FIELD_NUMBER: _builtins.int
     setl_id: _builtins.str
     """Settlement id (`setl_id`), 30 characters starting with the treatment node's region."""
     medins_setl_id: _builtins.str
@@ -234,6 +240,12 @@ class Settlement(_message.Message):
     """For a reversing record: the settlement it reverses (`refd_setl_flag` semantics)."""
     payload_digest: _builtins.bytes
     """Digest of the business payload (from issue 9 on; empty until then)."""
+    mid_setl_flag: _builtins.bool
+    """A part of an inpatient stay settled while it went on (中途结算, `mid_setl_flag`): it
+    covers the lines uploaded before it that no earlier part settled.
+    """
+    trauma_no_third_party: _builtins.bool
+    """Its visit treated an injury with no liable third party, as the patient declared (无第三方责任外伤)."""
     @_builtins.property
     def setl_time(self) -> _timestamp_pb2.Timestamp:
         """When settled (`setl_time`)."""
@@ -262,10 +274,12 @@ class Settlement(_message.Message):
         reversed: _builtins.bool = ...,
         reverses_setl_id: _builtins.str = ...,
         payload_digest: _builtins.bytes = ...,
+        mid_setl_flag: _builtins.bool = ...,
+        trauma_no_third_party: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "setl_time", b"setl_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_flag", b"audit_flag", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "mdtrt_id", b"mdtrt_id", "mdtrtarea_admvs", b"mdtrtarea_admvs", "med_type", b"med_type", "medins_setl_id", b"medins_setl_id", "pay_loc", b"pay_loc", "payload_digest", b"payload_digest", "psn_no", b"psn_no", "result", b"result", "reversed", b"reversed", "reverses_setl_id", b"reverses_setl_id", "setl_id", b"setl_id", "setl_time", b"setl_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_flag", b"audit_flag", "clr_type", b"clr_type", "fixmedins_code", b"fixmedins_code", "insuplc_admdvs", b"insuplc_admdvs", "insutype", b"insutype", "mdtrt_id", b"mdtrt_id", "mdtrtarea_admvs", b"mdtrtarea_admvs", "med_type", b"med_type", "medins_setl_id", b"medins_setl_id", "mid_setl_flag", b"mid_setl_flag", "pay_loc", b"pay_loc", "payload_digest", b"payload_digest", "psn_no", b"psn_no", "result", b"result", "reversed", b"reversed", "reverses_setl_id", b"reverses_setl_id", "setl_id", b"setl_id", "setl_time", b"setl_time", "trauma_no_third_party", b"trauma_no_third_party"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -180,6 +180,8 @@ class RegisterVisitRequest(_message.Message):
     ATDDR_NO_FIELD_NUMBER: _builtins.int
     DR_NAME_FIELD_NUMBER: _builtins.int
     BEGIN_TIME_FIELD_NUMBER: _builtins.int
+    TRAUMA_FIELD_NUMBER: _builtins.int
+    NO_THIRD_PARTY_DECLARED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Message id (msgid)."""
     psn_no: _builtins.str
@@ -198,6 +200,15 @@ class RegisterVisitRequest(_message.Message):
     """Attending doctor's national code (`atddr_no`)."""
     dr_name: _builtins.str
     """Attending doctor's name (`dr_name`)."""
+    trauma: _builtins.bool
+    """An injury (外伤) is treated; med_type "22" (外伤住院) always is one. The fund pays for an
+    injury only when no third party is liable: without `no_third_party_declared` the visit
+    is refused (FAILED_PRECONDITION/THIRD_PARTY_NOT_DECLARED).
+    """
+    no_third_party_declared: _builtins.bool
+    """The patient's declaration (承诺) that no third party is liable for the injury; only with
+    `trauma`.
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
@@ -229,10 +240,12 @@ class RegisterVisitRequest(_message.Message):
         atddr_no: _builtins.str = ...,
         dr_name: _builtins.str = ...,
         begin_time: _timestamp_pb2.Timestamp | None = ...,
+        trauma: _builtins.bool = ...,
+        no_third_party_declared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["begin_time", b"begin_time", "credential", b"credential", "envelope", b"envelope", "facts", b"facts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["atddr_no", b"atddr_no", "begin_time", b"begin_time", "credential", b"credential", "dept_code", b"dept_code", "dept_name", b"dept_name", "dr_name", b"dr_name", "envelope", b"envelope", "facts", b"facts", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atddr_no", b"atddr_no", "begin_time", b"begin_time", "credential", b"credential", "dept_code", b"dept_code", "dept_name", b"dept_name", "dr_name", b"dr_name", "envelope", b"envelope", "facts", b"facts", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "no_third_party_declared", b"no_third_party_declared", "psn_no", b"psn_no", "request_id", b"request_id", "trauma", b"trauma"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -536,7 +549,9 @@ class PreSettleRequest(_message.Message):
     uploaded (AMOUNT_MISMATCH).
     """
     mid_setl_flag: _builtins.bool
-    """Mid-stay settlement of an inpatient visit (`mid_setl_flag`)."""
+    """Mid-stay settlement (`mid_setl_flag`, 中途结算): what settling the lines so far of an
+    inpatient stay still open would give; INVALID_ARGUMENT on any other visit.
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""
@@ -606,7 +621,11 @@ class SettleRequest(_message.Message):
     invono: _builtins.str
     """Invoice number (`invono`)."""
     mid_setl_flag: _builtins.bool
-    """Mid-stay settlement of an inpatient visit (`mid_setl_flag`)."""
+    """Mid-stay settlement (`mid_setl_flag`, 中途结算): settle the lines uploaded so far that no
+    earlier part settled, of an inpatient stay still open, which stays open for more lines;
+    `medfee_sumamt_fen` is their total. INVALID_ARGUMENT on any other visit. Without it an
+    inpatient stay settles its remaining lines at discharge.
+    """
     @_builtins.property
     def envelope(self) -> _settlement_pb2.Envelope:
         """Envelope."""

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1byidi/type/v1/fee_item.proto\x12\x0cyidi.type.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n\x07\x46\x65\x65Item\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x18\n\x10medins_list_codg\x18\x03 \x01(\t\x12\x0b\n\x03\x63nt\x18\x04 \x01(\t\x12\x0c\n\x04pric\x18\x05 \x01(\t\x12\x1f\n\x17\x64\x65t_item_fee_sumamt_fen\x18\x06 \x01(\x03\x12\x31\n\rfee_ocur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchrg_bchno\x18\x08 \x01(\t\x12\x0c\n\x04rxno\x18\t \x01(\t\x12\x16\n\x0e\x62ilg_dept_codg\x18\n \x01(\t\x12\x14\n\x0c\x62ilg_dr_codg\x18\x0b \x01(\t\"\xce\x02\n\nItemResult\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x1f\n\x17\x64\x65t_item_fee_sumamt_fen\x18\x03 \x01(\x03\x12\x12\n\nchrgitm_lv\x18\x04 \x01(\t\x12\x14\n\x0cselfpay_prop\x18\x05 \x01(\t\x12\x16\n\x0epric_uplmt_amt\x18\x06 \x01(\t\x12\x1d\n\x15\x66ulamt_ownpay_amt_fen\x18\x07 \x01(\x03\x12\x17\n\x0foverlmt_amt_fen\x18\x08 \x01(\x03\x12\x1a\n\x12preselfpay_amt_fen\x18\t \x01(\x03\x12\x19\n\x11inscp_scp_amt_fen\x18\n \x01(\x03\x12\x35\n\x10self_pay_reasons\x18\x0b \x03(\x0e\x32\x1b.yidi.type.v1.SelfPayReason\x12\x0c\n\x04memo\x18\x0c \x01(\t*\x92\x02\n\rSelfPayReason\x12\x1f\n\x1bSELF_PAY_REASON_UNSPECIFIED\x10\x00\x12$\n SELF_PAY_REASON_NOT_IN_CATALOGUE\x10\x01\x12\x1b\n\x17SELF_PAY_REASON_CLASS_C\x10\x02\x12\'\n#SELF_PAY_REASON_RESTRICTED_MED_TYPE\x10\x03\x12(\n$SELF_PAY_REASON_RESTRICTED_DIAGNOSIS\x10\x04\x12&\n\"SELF_PAY_REASON_OVER_PRICE_CEILING\x10\x05\x12\"\n\x1eSELF_PAY_REASON_FIRST_SELF_PAY\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1byidi/type/v1/fee_item.proto\x12\x0cyidi.type.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n\x07\x46\x65\x65Item\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x18\n\x10medins_list_codg\x18\x03 \x01(\t\x12\x0b\n\x03\x63nt\x18\x04 \x01(\t\x12\x0c\n\x04pric\x18\x05 \x01(\t\x12\x1f\n\x17\x64\x65t_item_fee_sumamt_fen\x18\x06 \x01(\x03\x12\x31\n\rfee_ocur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchrg_bchno\x18\x08 \x01(\t\x12\x0c\n\x04rxno\x18\t \x01(\t\x12\x16\n\x0e\x62ilg_dept_codg\x18\n \x01(\t\x12\x14\n\x0c\x62ilg_dr_codg\x18\x0b \x01(\t\x12\x18\n\x10outside_hospital\x18\x0c \x01(\x08\"\xce\x02\n\nItemResult\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x1f\n\x17\x64\x65t_item_fee_sumamt_fen\x18\x03 \x01(\x03\x12\x12\n\nchrgitm_lv\x18\x04 \x01(\t\x12\x14\n\x0cselfpay_prop\x18\x05 \x01(\t\x12\x16\n\x0epric_uplmt_amt\x18\x06 \x01(\t\x12\x1d\n\x15\x66ulamt_ownpay_amt_fen\x18\x07 \x01(\x03\x12\x17\n\x0foverlmt_amt_fen\x18\x08 \x01(\x03\x12\x1a\n\x12preselfpay_amt_fen\x18\t \x01(\x03\x12\x19\n\x11inscp_scp_amt_fen\x18\n \x01(\x03\x12\x35\n\x10self_pay_reasons\x18\x0b \x03(\x0e\x32\x1b.yidi.type.v1.SelfPayReason\x12\x0c\n\x04memo\x18\x0c \x01(\t*\x92\x02\n\rSelfPayReason\x12\x1f\n\x1bSELF_PAY_REASON_UNSPECIFIED\x10\x00\x12$\n SELF_PAY_REASON_NOT_IN_CATALOGUE\x10\x01\x12\x1b\n\x17SELF_PAY_REASON_CLASS_C\x10\x02\x12\'\n#SELF_PAY_REASON_RESTRICTED_MED_TYPE\x10\x03\x12(\n$SELF_PAY_REASON_RESTRICTED_DIAGNOSIS\x10\x04\x12&\n\"SELF_PAY_REASON_OVER_PRICE_CEILING\x10\x05\x12\"\n\x1eSELF_PAY_REASON_FIRST_SELF_PAY\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yidi.type.v1.fee_item_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SELFPAYREASON']._serialized_start=688
-  _globals['_SELFPAYREASON']._serialized_end=962
+  _globals['_SELFPAYREASON']._serialized_start=714
+  _globals['_SELFPAYREASON']._serialized_end=988
   _globals['_FEEITEM']._serialized_start=79
-  _globals['_FEEITEM']._serialized_end=348
-  _globals['_ITEMRESULT']._serialized_start=351
-  _globals['_ITEMRESULT']._serialized_end=685
+  _globals['_FEEITEM']._serialized_end=374
+  _globals['_ITEMRESULT']._serialized_start=377
+  _globals['_ITEMRESULT']._serialized_end=711
 # @@protoc_insertion_point(module_scope)

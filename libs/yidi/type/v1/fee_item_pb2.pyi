@@ -77,6 +77,7 @@ class FeeItem(_message.Message):
     RXNO_FIELD_NUMBER: _builtins.int
     BILG_DEPT_CODG_FIELD_NUMBER: _builtins.int
     BILG_DR_CODG_FIELD_NUMBER: _builtins.int
+    OUTSIDE_HOSPITAL_FIELD_NUMBER: _builtins.int
     feedetl_sn: _builtins.str
     """Serial number of the line, unique within the visit (`feedetl_sn`); uploading the same
     serial again with the same content is a no-op, with other content DUPLICATE_REQUEST.
@@ -106,6 +107,11 @@ class FeeItem(_message.Message):
     """Billing department code (`bilg_dept_codg`)."""
     bilg_dr_codg: _builtins.str
     """Billing doctor's national code (`bilg_dr_codg`)."""
+    outside_hospital: _builtins.bool
+    """An examination done or a drug bought outside the hospital during an inpatient stay
+    (住院期间院外检查 / 外购药品), uploaded on the stay and settled with it: only on an inpatient
+    stay, with `fee_ocur_time` not before the admission.
+    """
     @_builtins.property
     def fee_ocur_time(self) -> _timestamp_pb2.Timestamp:
         """When the fee arose (`fee_ocur_time`)."""
@@ -124,10 +130,11 @@ class FeeItem(_message.Message):
         rxno: _builtins.str = ...,
         bilg_dept_codg: _builtins.str = ...,
         bilg_dr_codg: _builtins.str = ...,
+        outside_hospital: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["fee_ocur_time", b"fee_ocur_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bilg_dept_codg", b"bilg_dept_codg", "bilg_dr_codg", b"bilg_dr_codg", "chrg_bchno", b"chrg_bchno", "cnt", b"cnt", "det_item_fee_sumamt_fen", b"det_item_fee_sumamt_fen", "fee_ocur_time", b"fee_ocur_time", "feedetl_sn", b"feedetl_sn", "med_list_codg", b"med_list_codg", "medins_list_codg", b"medins_list_codg", "pric", b"pric", "rxno", b"rxno"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bilg_dept_codg", b"bilg_dept_codg", "bilg_dr_codg", b"bilg_dr_codg", "chrg_bchno", b"chrg_bchno", "cnt", b"cnt", "det_item_fee_sumamt_fen", b"det_item_fee_sumamt_fen", "fee_ocur_time", b"fee_ocur_time", "feedetl_sn", b"feedetl_sn", "med_list_codg", b"med_list_codg", "medins_list_codg", b"medins_list_codg", "outside_hospital", b"outside_hospital", "pric", b"pric", "rxno", b"rxno"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18yidi/type/v1/visit.proto\x12\x0cyidi.type.v1\x1a\x16google/type/date.proto\"\xd2\x01\n\nVisitFacts\x12\x10\n\x08med_type\x18\x01 \x01(\t\x12\'\n\x0cservice_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x19\n\x11institution_level\x18\x03 \x01(\t\x12\x11\n\tdiagnoses\x18\x04 \x03(\t\x12\x17\n\x0f\x63hronic_disease\x18\x05 \x01(\t\x12\x11\n\temergency\x18\x06 \x01(\x08\x12\x16\n\x0e\x66ixmedins_code\x18\x07 \x01(\t\x12\x17\n\x0fmdtrtarea_admvs\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18yidi/type/v1/visit.proto\x12\x0cyidi.type.v1\x1a\x16google/type/date.proto\"\xf4\x01\n\nVisitFacts\x12\x10\n\x08med_type\x18\x01 \x01(\t\x12\'\n\x0cservice_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x19\n\x11institution_level\x18\x03 \x01(\t\x12\x11\n\tdiagnoses\x18\x04 \x03(\t\x12\x17\n\x0f\x63hronic_disease\x18\x05 \x01(\t\x12\x11\n\temergency\x18\x06 \x01(\x08\x12\x16\n\x0e\x66ixmedins_code\x18\x07 \x01(\t\x12\x17\n\x0fmdtrtarea_admvs\x18\x08 \x01(\t\x12 \n\x18stay_deductible_paid_fen\x18\t \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yidi.type.v1.visit_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VISITFACTS']._serialized_start=67
-  _globals['_VISITFACTS']._serialized_end=277
+  _globals['_VISITFACTS']._serialized_end=311
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,7 @@ class VisitFacts(_message.Message):
     EMERGENCY_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     MDTRTAREA_ADMVS_FIELD_NUMBER: _builtins.int
+    STAY_DEDUCTIBLE_PAID_FEN_FIELD_NUMBER: _builtins.int
     med_type: _builtins.str
     """Medical type (`med_type` 医疗类别, national dictionary, e.g. "11" general outpatient,
     "14" chronic-disease outpatient, "21" general inpatient); provincial extensions allowed.
@@ -49,6 +50,11 @@ class VisitFacts(_message.Message):
     """Treating institution (`fixmedins_code`, "H"/"P" + 11 digits)."""
     mdtrtarea_admvs: _builtins.str
     """Treatment region (`mdtrtarea_admvs` 就医地医保区划, 6 digits)."""
+    stay_deductible_paid_fen: _builtins.int
+    """Deductible in fen that earlier parts of this inpatient stay paid (中途结算, mid-stay
+    settlement); a rule with a per-visit deductible charges only the rest of it. Set by the
+    treatment node at settlement, never by the HIS.
+    """
     @_builtins.property
     def service_date(self) -> _date_pb2.Date:
         """Date of service; for an inpatient stay, the discharge (settlement) date. Selects the
@@ -70,10 +76,11 @@ class VisitFacts(_message.Message):
         emergency: _builtins.bool = ...,
         fixmedins_code: _builtins.str = ...,
         mdtrtarea_admvs: _builtins.str = ...,
+        stay_deductible_paid_fen: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["service_date", b"service_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "diagnoses", b"diagnoses", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "institution_level", b"institution_level", "mdtrtarea_admvs", b"mdtrtarea_admvs", "med_type", b"med_type", "service_date", b"service_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chronic_disease", b"chronic_disease", "diagnoses", b"diagnoses", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "institution_level", b"institution_level", "mdtrtarea_admvs", b"mdtrtarea_admvs", "med_type", b"med_type", "service_date", b"service_date", "stay_deductible_paid_fen", b"stay_deductible_paid_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

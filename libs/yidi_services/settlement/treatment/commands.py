@@ -181,33 +181,25 @@ def cancel_fee_items(request: api.CancelFeeItemsRequest, caller: Caller) -> Canc
     return CancelFeeItems(call, caller, request.mdtrt_id, tuple(request.feedetl_sns), request.all)
 
 
-def _settle_fields(mdtrt_id: str, mid_setl_flag: bool) -> None:
-    problems = Violations()
-    problems.check(lambda: required_text(mdtrt_id, "mdtrt_id"))
-    if mid_setl_flag:
-        problems.add(
-            invalid(
-                "INVALID_ARGUMENT",
-                "mid_setl_flag",
-                "mid-stay settlement is not supported yet: settle at discharge",
-            )
-        )
-    problems.raise_any()
-
-
 @dataclass(frozen=True)
 class PreSettle:
-    """2206 / 2303: what settling the visit now would give; ``medfee_sumamt_fen`` 0 when not stated."""
+    """2206 / 2303: what settling the visit now would give; ``medfee_sumamt_fen`` 0 when not stated.
+
+    ``mid_stay``: the lines so far of an inpatient stay that goes on (中途结算, ``mid_setl_flag``).
+    """
 
     caller: Caller
     mdtrt_id: str
     medfee_sumamt_fen: int
     use_account: bool
+    mid_stay: bool
 
 
 def pre_settle(request: api.PreSettleRequest, caller: Caller) -> PreSettle:
-    _settle_fields(request.mdtrt_id, request.mid_setl_flag)
-    return PreSettle(caller, request.mdtrt_id, request.medfee_sumamt_fen, request.acct_used_flag)
+    required_text(request.mdtrt_id, "mdtrt_id")
+    return PreSettle(
+        caller, request.mdtrt_id, request.medfee_sumamt_fen, request.acct_used_flag, request.mid_setl_flag
+    )
 
 
 @dataclass(frozen=True)
@@ -220,11 +212,13 @@ class Settle:
     medfee_sumamt_fen: int
     use_account: bool
     invono: str
+    mid_stay: bool
+    """Settle the lines so far of an inpatient stay that goes on (中途结算, ``mid_setl_flag``)."""
 
 
 def settle(request: api.SettleRequest, caller: Caller) -> Settle:
     call = call_of(request, "Settle", caller)
-    _settle_fields(request.mdtrt_id, request.mid_setl_flag)
+    required_text(request.mdtrt_id, "mdtrt_id")
     if not 0 < request.medfee_sumamt_fen <= MAX_AMOUNT_FEN:
         raise invalid(
             "INVALID_ARGUMENT",
@@ -234,7 +228,13 @@ def settle(request: api.SettleRequest, caller: Caller) -> Settle:
     if len(request.invono) > 64:
         raise invalid("INVALID_ARGUMENT", "invono", "at most 64 characters")
     return Settle(
-        call, caller, request.mdtrt_id, request.medfee_sumamt_fen, request.acct_used_flag, request.invono
+        call,
+        caller,
+        request.mdtrt_id,
+        request.medfee_sumamt_fen,
+        request.acct_used_flag,
+        request.invono,
+        request.mid_setl_flag,
     )
 
 

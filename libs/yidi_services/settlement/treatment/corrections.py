@@ -28,7 +28,7 @@ from yidi_runtime.settlement_keys import derived_id
 from yidi_runtime.wire import Clock
 from yidi_services.settlement.treatment import commands
 from yidi_services.settlement.treatment.commands import Corrected
-from yidi_services.settlement.treatment.fees import cancel_upload
+from yidi_services.settlement.treatment.fees import cancel_upload, ensure_no_part_settled
 from yidi_services.settlement.treatment.models import Outcome, OutcomeRow, SettlementRow, VisitState
 from yidi_services.settlement.treatment.outcomes import Requests, bar, retried
 from yidi_services.settlement.treatment.peers import TreatmentPeers
@@ -74,6 +74,9 @@ class Corrections:
         visit = load(session, outcome.mdtrt_id or "", caller, lock=True)
         if visit.state == VisitState.SETTLED:
             raise already_settled(visit)
+        ensure_no_part_settled(
+            session, visit.mdtrt_id, None if operation is Corrected.REGISTER_VISIT else command.omsgid
+        )
         if operation is Corrected.REGISTER_VISIT:
             visit.state = VisitState.CANCELLED
         else:

@@ -90,6 +90,7 @@ class Desk:
     def cancel_visit(self, command: commands.CancelVisit) -> api.CancelVisitResponse:
         def effect(session: Session) -> api.CancelVisitResponse:
             row = visits.load(session, command.mdtrt_id, command.caller, lock=True)
+            fees.ensure_no_part_settled(session, row.mdtrt_id)
             visits.cancel(row)
             session.flush()
             return api.CancelVisitResponse(visit=visits.visit_message(session, row))
@@ -105,6 +106,7 @@ class Desk:
         with reading(self._database) as session:
             visit = visits.load(session, command.mdtrt_id, command.caller)
             visits.ensure_open(visit)
+        fees.ensure_outside_lines_fit(command.lines, visit)
         classified = classify(self._peers, visits.facts_of(visit), list(command.items))
 
         def effect(session: Session) -> api.UploadFeeItemsResponse:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from yidi.type.v1 import fee_item_pb2
@@ -22,11 +22,12 @@ from yidi_codec.documents import (
     item_result_from_columns,
 )
 from yidi_codec.fields import Violations
-from yidi_core.errors import DomainError
+from yidi_core.errors import DomainError, invalid
 from yidi_core.money import check_fen
-from yidi_runtime.wire import ensure_not_future, stamp_moment
+from yidi_core.placement import is_inpatient
+from yidi_runtime.wire import as_utc, ensure_not_future, stamp_moment
 from yidi_services.settlement.treatment.catalogue import Classified
-from yidi_services.settlement.treatment.models import FeeLineRow
+from yidi_services.settlement.treatment.models import FeeLineRow, VisitRow
 
 
 def line_fingerprint(message: fee_item_pb2.FeeItem) -> str:
@@ -41,15 +42,58 @@ def _lines(session: Session, mdtrt_id: str) -> dict[str, FeeLineRow]:
 
 _ACTIVE_ITEMS = (
     select(FeeLineRow.uploaded)
-    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active)
+    .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.active, FeeLineRow.mid_setl_id.is_(None))
     .order_by(FeeLineRow.id)
 )
 """Built once: every Settle reads its visit's lines."""
 
 
 def active_items(session: Session, mdtrt_id: str) -> list[fee_item_pb2.FeeItem]:
-    """The visit's lines not cancelled, in upload order: the bill a settlement classifies."""
+    """The visit's lines neither cancelled nor settled mid-stay, in upload order: the bill a settlement classifies."""
     return [fee_item_from_document(item) for item in session.scalars(_ACTIVE_ITEMS, {"mdtrt_id": mdtrt_id})]
+
+
+def settle_mid_stay(session: Session, mdtrt_id: str, serials: Sequence[str], setl_id: str) -> None:
+    """Mark the lines a mid-stay settlement classified as settled by it; a line cancelled or settled
+    by another part meanwhile refuses it (ALREADY_SETTLED), as a concurrent Settle of the visit would."""
+    marked = session.execute(
+        update(FeeLineRow)
+        .where(
+            FeeLineRow.mdtrt_id == mdtrt_id,
+            FeeLineRow.feedetl_sn.in_(serials),
+            FeeLineRow.active,
+            FeeLineRow.mid_setl_id.is_(None),
+        )
+        .values(mid_setl_id=setl_id)
+    )
+    if marked.rowcount != len(serials):  # type: ignore[attr-defined]
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"the lines of visit {mdtrt_id} changed while it was being settled: settle it again",
+            metadata={"mdtrt_id": mdtrt_id},
+        )
+
+
+def ensure_no_part_settled(session: Session, mdtrt_id: str, upload_request_id: str | None = None) -> None:
+    """Refuse (ALREADY_SETTLED) to undo a visit, or one upload of it, that a mid-stay part settled
+    lines of: reverse that part first."""
+    statement = select(FeeLineRow.mid_setl_id).where(
+        FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.active, FeeLineRow.mid_setl_id.is_not(None)
+    )
+    if upload_request_id is not None:
+        statement = statement.where(FeeLineRow.upload_request_id == upload_request_id)
+    part = session.scalars(statement.limit(1)).first()
+    if part is not None:
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"visit {mdtrt_id} has lines settled mid-stay ({part}): reverse that settlement first",
+            metadata={"mdtrt_id": mdtrt_id, "setl_id": part},
+        )
+
+
+def release_mid_stay(session: Session, setl_id: str) -> None:
+    """The lines of a reversed mid-stay settlement are the stay's to settle again."""
+    session.execute(update(FeeLineRow).where(FeeLineRow.mid_setl_id == setl_id).values(mid_setl_id=None))
 
 
 def ensure_times_past(
@@ -62,6 +106,29 @@ def ensure_times_past(
             where = f"{field_path}[{index}].fee_ocur_time"
             problems.check(
                 lambda m=message, w=where: ensure_not_future(stamp_moment(m.fee_ocur_time, w), now, w)
+            )
+    problems.raise_any()
+
+
+def ensure_outside_lines_fit(messages: Sequence[fee_item_pb2.FeeItem], visit: VisitRow) -> None:
+    """A line from outside the hospital (``outside_hospital``) belongs to an inpatient stay, and
+    arose during it: its ``fee_ocur_time`` is required and not before the admission."""
+    problems = Violations()
+    for index, message in enumerate(messages):
+        if not message.outside_hospital:
+            continue
+        where = f"items[{index}]"
+        if not is_inpatient(visit.med_type):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.outside_hospital", "only on an inpatient stay")
+            )
+        elif not message.HasField("fee_ocur_time"):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.fee_ocur_time", "is required for a line from outside")
+            )
+        elif stamp_moment(message.fee_ocur_time, f"{where}.fee_ocur_time") < as_utc(visit.begin_time):
+            problems.add(
+                invalid("INVALID_ARGUMENT", f"{where}.fee_ocur_time", "must not be before the admission")
             )
     problems.raise_any()
 
@@ -120,10 +187,11 @@ def store(
 
 
 def cancel(session: Session, mdtrt_id: str, serials: Sequence[str], everything: bool) -> int:
-    """Cancel the named serials (NOT_FOUND for one never uploaded) or every line; returns how many."""
+    """Cancel the named serials (NOT_FOUND for one never uploaded, ALREADY_SETTLED for one settled
+    mid-stay) or every line not yet settled; returns how many."""
     lines = _lines(session, mdtrt_id)
     if everything:
-        targets = [row for row in lines.values() if row.active]
+        targets = [row for row in lines.values() if row.active and row.mid_setl_id is None]
     else:
         unknown = [serial for serial in serials if serial.strip() not in lines]
         if unknown:
@@ -133,6 +201,13 @@ def cancel(session: Session, mdtrt_id: str, serials: Sequence[str], everything: 
                 metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": unknown[0][:64]},
             )
         targets = [lines[serial.strip()] for serial in dict.fromkeys(serials) if lines[serial.strip()].active]
+    settled = next((row for row in targets if row.mid_setl_id is not None), None)
+    if settled is not None:
+        raise DomainError(
+            "ALREADY_SETTLED",
+            f"fee line {settled.feedetl_sn} of visit {mdtrt_id} was settled mid-stay ({settled.mid_setl_id})",
+            metadata={"mdtrt_id": mdtrt_id, "feedetl_sn": settled.feedetl_sn, "setl_id": settled.mid_setl_id},
+        )
     for row in targets:
         row.active = False
     return len(targets)

@@ -88,6 +88,8 @@ class VisitRow(Base):
     refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     self_pay_bill_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
     """The self-pay bill uploaded to reimburse this visit manually, if one names it."""
+    trauma_no_third_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    """An injury (外伤) whose patient declared no third party liable: the only injury registered."""
 
     __table_args__ = (Index("ix_settlement_visits_service_date", "service_date"),)
 
@@ -118,6 +120,9 @@ class FeeLineRow(Base):
     catalogue_version: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    mid_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    """The mid-stay settlement (中途结算) that settled the line while its stay went on; a later
+    settlement of the stay covers only the lines without one."""
 
     __table_args__ = (UniqueConstraint("mdtrt_id", "feedetl_sn"),)
 
@@ -190,6 +195,10 @@ class SettlementRow(Base):
     audit_flag: Mapped[bool] = mapped_column(Boolean)
     reversed: Mapped[bool] = mapped_column(Boolean)
     reverses_setl_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    mid_setl_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A part of an inpatient stay settled while it went on (中途结算); its reversal says so too."""
+    trauma_no_third_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Its visit's injury with no liable third party (the visit's flag, copied)."""
 
     __table_args__ = (
         # ListSettlementRecords pages by settlement time (reconciliation).

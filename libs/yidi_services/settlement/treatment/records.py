@@ -55,6 +55,8 @@ class Recorded(Protocol):
     audit_flag: bool
     reversed: bool
     reverses_setl_id: str | None
+    mid_setl_flag: bool
+    trauma_no_third_party: bool
 
 
 def result_of(row: Recorded) -> settlement_result_pb2.SettlementResult:
@@ -84,6 +86,8 @@ def settlement_message(
         audit_flag=row.audit_flag,
         reversed=row.reversed,
         reverses_setl_id=row.reverses_setl_id or "",
+        mid_setl_flag=row.mid_setl_flag,
+        trauma_no_third_party=row.trauma_no_third_party,
     )
 
 

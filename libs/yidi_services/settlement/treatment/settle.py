@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yidi.registry.v1 import institution_registry_service_pb2 as registry_api
@@ -55,7 +55,7 @@ from yidi_services.settlement.treatment.checks import (
     Caller,
     record_id,
 )
-from yidi_services.settlement.treatment.fees import active_items
+from yidi_services.settlement.treatment.fees import active_items, release_mid_stay, settle_mid_stay
 from yidi_services.settlement.treatment.models import (
     OutcomeRow,
     SettlementRow,
@@ -111,6 +111,10 @@ _SETTLE_VISIT = (
     .values(state=VisitState.SETTLED.value, setl_id=bindparam("new_setl_id"))
 )
 """Built once: a visit still open becomes settled, locked, checked and changed by one statement."""
+_STAY_DEDUCTIBLE_PAID = select(func.sum(SettlementRow.act_pay_dedc_fen)).where(
+    SettlementRow.mdtrt_id == bindparam("visit_id")
+)
+"""Built once: the deductible the settled parts of a stay paid, their reversals subtracted."""
 
 
 def _settle_visit(session: Session, visit: VisitRow, setl_id: str, caller: Caller) -> None:
@@ -138,11 +142,34 @@ def _ensure_total(classified: Classified, given_fen: int, field_path: str) -> No
         )
 
 
+def _stay_deductible_paid(session: Session, visit: VisitRow) -> int:
+    """What the settled parts of an inpatient stay paid of its deductible (a reversal's is negative)."""
+    if not is_inpatient(visit.med_type):
+        return 0
+    return int(session.scalar(_STAY_DEDUCTIBLE_PAID, {"visit_id": visit.mdtrt_id}) or 0)
+
+
+def _check_stay(bill: Bill, mid_stay: bool, *, discharged: bool) -> None:
+    """Only an inpatient stay still going on settles in part (``mid_setl_flag``); with ``discharged``,
+    any other part of a stay waits for its discharge."""
+    visit, inpatient = bill.visit, is_inpatient(bill.facts.med_type)
+    if mid_stay and not (inpatient and visit.state == VisitState.OPEN):
+        raise invalid(
+            "INVALID_ARGUMENT",
+            "mid_setl_flag",
+            f"visit {visit.mdtrt_id} is not an inpatient stay still going on: settle it whole",
+        )
+    if discharged and inpatient and not mid_stay and visit.state != VisitState.DISCHARGED:
+        raise invalid(
+            "INVALID_ARGUMENT", "mdtrt_id", f"inpatient stay {visit.mdtrt_id} is not discharged yet"
+        )
+
+
 def _open_visit(
     session: Session, mdtrt_id: str, caller: Caller
-) -> tuple[VisitRow, list[fee_item_pb2.FeeItem]]:
-    """The caller's open visit and its current lines; a visit without lines, or billed for manual
-    reimbursement, cannot be settled."""
+) -> tuple[VisitRow, list[fee_item_pb2.FeeItem], int]:
+    """The caller's open visit, its lines not yet settled and what its stay paid of the deductible so
+    far; a visit without such lines, or billed for manual reimbursement, cannot be settled."""
     visit = load(session, mdtrt_id, caller)
     ensure_open(visit)
     if visit.self_pay_bill_id is not None:  # the insured place may reimburse it: never paid twice
@@ -156,7 +183,7 @@ def _open_visit(
         raise invalid(
             "INVALID_ARGUMENT", "mdtrt_id", f"visit {visit.mdtrt_id} has no fee lines: upload them first"
         )
-    return visit, items
+    return visit, items, _stay_deductible_paid(session, visit)
 
 
 class Settlements:
@@ -187,11 +214,12 @@ class Settlements:
         """The caller's open visit and its current lines, classified with the catalogue in force now,
         while the province checks the institution."""
         with reading(self._database) as session:
-            visit, items = _open_visit(session, mdtrt_id, caller)
-        return self._classified(visit, items)
+            visit, items, paid = _open_visit(session, mdtrt_id, caller)
+        return self._classified(visit, items, paid)
 
-    def _classified(self, visit: VisitRow, items: list[fee_item_pb2.FeeItem]) -> Bill:
+    def _classified(self, visit: VisitRow, items: list[fee_item_pb2.FeeItem], deductible_paid: int) -> Bill:
         facts = facts_of(visit)
+        facts.stay_deductible_paid_fen = deductible_paid
         institution = self._peers.check_institution_alongside(facts, visit.insuplc_admdvs, self._clock())
         classified = classify(self._peers, facts, fee_items(items, one_call=False))
         return Bill(visit, facts, classified, institution)
@@ -228,6 +256,7 @@ class Settlements:
     def pre_settle(self, command: commands.PreSettle) -> api.PreSettleResponse:
         """What settling now would give (2206 / 2303); changes nothing here or at the insured node."""
         bill = self._bill(command.mdtrt_id, command.caller)
+        _check_stay(bill, command.mid_stay, discharged=False)
         if command.medfee_sumamt_fen:
             _ensure_total(bill.classified, command.medfee_sumamt_fen, "medfee_sumamt_fen")
         bill.institution.result()
@@ -250,15 +279,12 @@ class Settlements:
             replayed = self._requests.replayed_in(session, call, api.SettleResponse)
             if replayed is not None:
                 return replayed
-            visit, items = _open_visit(session, command.mdtrt_id, caller)
+            visit, items, paid = _open_visit(session, command.mdtrt_id, caller)
             ensure_not_barred(
                 row_by_key(session, OutcomeRow, (caller.owner, request_id)), request_id, visit.insuplc_admdvs
             )
-        bill = self._classified(visit, items)
-        if is_inpatient(bill.facts.med_type) and bill.visit.state != VisitState.DISCHARGED:
-            raise invalid(
-                "INVALID_ARGUMENT", "mdtrt_id", f"inpatient stay {bill.visit.mdtrt_id} is not discharged yet"
-            )
+        bill = self._classified(visit, items, paid)
+        _check_stay(bill, command.mid_stay, discharged=True)
         _ensure_total(bill.classified, command.medfee_sumamt_fen, "medfee_sumamt_fen")
         bill.institution.result()
         key = caller.key(request_id)
@@ -280,7 +306,11 @@ class Settlements:
             )
             self.receipts.keep(session, apply, applied)
             visit = bill.visit  # who and where never change after registration; its state is checked now
-            _settle_visit(session, visit, setl_id, caller)
+            if command.mid_stay:  # the stay goes on: only the lines classified are settled
+                ensure_open(load(session, visit.mdtrt_id, caller, lock=True))
+                settle_mid_stay(session, visit.mdtrt_id, [item.feedetl_sn.strip() for item in items], setl_id)
+            else:
+                _settle_visit(session, visit, setl_id, caller)
             result = applied.result
             result.catalogue_version = result.catalogue_version or bill.classified.catalogue_version
             result.policy_version = result.policy_version or applied.policy_version
@@ -309,6 +339,8 @@ class Settlements:
                 ),
                 "reversed": False,
                 "reverses_setl_id": None,
+                "mid_setl_flag": command.mid_stay,
+                "trauma_no_third_party": visit.trauma_no_third_party,
             }
             session.execute(_INSERT_SETTLEMENT, columns)
             row = cast(Recorded, SimpleNamespace(**columns))
@@ -406,9 +438,12 @@ class Settlements:
             audit_flag=False,
             reversed=False,
             reverses_setl_id=original.setl_id,
+            mid_setl_flag=original.mid_setl_flag,
+            trauma_no_third_party=original.trauma_no_third_party,
         )
         session.add(reversal)
         original.reversed = True
+        release_mid_stay(session, original.setl_id)
         if journaled_nationally(original.pay_loc):
             self._queue_journal(
                 session, derived_id(key, "journal"), reversal, reverses_msgid=original.medins_setl_id

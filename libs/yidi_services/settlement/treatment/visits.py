@@ -57,6 +57,26 @@ class Registration:
     dept_code: str
     atddr_no: str
     begin_time: datetime
+    trauma_no_third_party: bool
+
+
+_TRAUMA_INPATIENT = "22"
+"""外伤住院: an inpatient stay for an injury, whether or not the HIS sets ``trauma``."""
+
+
+def _ensure_declared(request: api.RegisterVisitRequest, med_type: str) -> bool:
+    """Whether the visit treats an injury; one without the patient's declaration that no third
+    party is liable is refused (THIRD_PARTY_NOT_DECLARED), the fund never paying for another's liability."""
+    trauma = request.trauma or med_type == _TRAUMA_INPATIENT
+    if request.no_third_party_declared and not trauma:
+        raise invalid("INVALID_ARGUMENT", "no_third_party_declared", "only for an injury (trauma)")
+    if trauma and not request.no_third_party_declared:
+        raise DomainError(
+            "THIRD_PARTY_NOT_DECLARED",
+            "an injury is settled only with the patient's declaration that no third party is liable",
+            metadata={"field": "no_third_party_declared"},
+        )
+    return trauma
 
 
 def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetime) -> Registration:
@@ -79,6 +99,7 @@ def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetim
     facts = problems.check(lambda: _facts(request, caller, now))
     problems.raise_any()
     assert insured and psn_no and ipt_otp_no and facts is not None
+    trauma = _ensure_declared(request, facts.med_type)
     return Registration(
         insuplc_admdvs=insured,
         psn_no=psn_no,
@@ -88,6 +109,7 @@ def registration(request: api.RegisterVisitRequest, caller: Caller, now: datetim
         dept_code=request.dept_code.strip()[:30],
         atddr_no=request.atddr_no.strip()[:30],
         begin_time=moment_of(request, "begin_time") or _UNSET_TIME,
+        trauma_no_third_party=trauma,
     )
 
 
@@ -148,6 +170,7 @@ def register(
         dept_code=visit.dept_code,
         atddr_no=visit.atddr_no,
         begin_time=visit.begin_time,
+        trauma_no_third_party=visit.trauma_no_third_party,
         state=VisitState.OPEN,
         created_at=now,
     )
@@ -251,4 +274,5 @@ def visit_message(session: Session, row: VisitRow) -> settlement_pb2.Visit:
         state=_STATES[VisitState(row.state)],
         fee_item_count=fee_item_count(session, row.mdtrt_id),
         setl_id=row.setl_id or "",
+        trauma_no_third_party=row.trauma_no_third_party,
     )
