@@ -5,16 +5,16 @@ record whether it is such a part (``mid_setl_flag``); a visit and its settlement
 they treat an injury the patient declared no third party liable for (``trauma_no_third_party``).
 Every row before this revision is none of these.
 
-Revision ID: settlement_0011
-Revises: settlement_0010
+Revision ID: settlement_0012
+Revises: settlement_0011
 Create Date: 2026-12-08
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "settlement_0011"
-down_revision = "settlement_0010"
+revision = "settlement_0012"
+down_revision = "settlement_0011"
 branch_labels = None
 depends_on = None
 
