@@ -3,7 +3,8 @@ Langfang civil servant on medical assistance, whose policy names every further f
 
 One federation per database (Jiaxing under Zhejiang, Langfang under Hebei, the national node).
 The settlement's fund fields, the insured node's fund accumulators and their exact restoration
-by the reversal are read through the stubs; the amounts are the core's for the same bill.
+by the reversal are read through the stubs; the amounts are the core's for the same bill. The
+family account (门诊共济) is debited in the insured ledger: later visits find only what is left.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Settled:
     settlement: settlement_pb2.Settlement
     psn_no: str
     year: int
+    visit: Encounter
 
 
 def _databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
@@ -147,7 +149,7 @@ def settled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         _, settle = open_visit(window, visit)
         settle.acct_used_flag = True
         settlement = window.settle(settle)
-        yield Settled(federation, stage, settlement, enrolled.psn_nos[0], stage.today.year)
+        yield Settled(federation, stage, settlement, enrolled.psn_nos[0], stage.today.year, visit)
     databases.close()
 
 
@@ -229,10 +231,9 @@ def test_the_national_journal_counts_the_family_account_with_the_account(settled
     assert entry.medfee_sumamt_fen == entry.fund_pay_sumamt_fen + entry.acct_pay_fen + entry.psn_cash_pay_fen
 
 
-def test_the_reversal_restores_every_fund_accumulator(settled: Settled) -> None:
+def _reverse(settled: Settled, settlement: settlement_pb2.Settlement) -> settlement_pb2.Settlement:
     window = settled.stage.window(HOSPITAL)
-    settlement = settled.settlement
-    reversal = window.stub.ReverseSettlement(
+    return window.stub.ReverseSettlement(
         settlement_service_pb2.ReverseSettlementRequest(
             request_id=window.request_id(),
             envelope=window.envelope(LANGFANG),
@@ -242,8 +243,37 @@ def test_the_reversal_restores_every_fund_accumulator(settled: Settled) -> None:
         ),
         timeout=DEADLINE_S,
     ).reversal
+
+
+def test_the_reversal_restores_every_fund_accumulator(settled: Settled) -> None:
+    settlement = settled.settlement
+    reversal = _reverse(settled, settlement)
     original = settlement.result.amounts
     for name in ("hifob_pay_fen", "hifmi_pay_fen", "cvlserv_pay_fen", "maf_pay_fen", "acct_mulaid_pay_fen"):
         assert getattr(reversal.result.amounts, name) == -getattr(original, name), name
     counted = accumulators(settled.federation, LANGFANG, settled.psn_no, settled.year)
     assert not {key for key in counted if key.startswith("fund:")}, counted
+
+
+def test_the_family_account_is_debited_once_and_restored_by_a_reversal(settled: Settled) -> None:
+    """After the first visit's reversal the family account holds its whole balance again: a visit spends
+    it (its replay spends nothing more), the next finds nothing left, a reversal gives it back exactly."""
+    window = settled.stage.window(HOSPITAL)
+
+    def settle() -> tuple[settlement_service_pb2.SettleRequest, settlement_pb2.Settlement]:
+        _, request = open_visit(window, settled.visit)
+        request.acct_used_flag = True
+        return request, window.settle(request)
+
+    request, spent = settle()
+    assert spent.result.amounts.acct_mulaid_pay_fen == FAMILY_FEN
+    assert window.settle(request).setl_id == spent.setl_id  # the replay answers from the log
+    assert window.verify(settled.visit).family_account_balance_fen == 0
+    _, nothing_left = settle()
+    amounts = nothing_left.result.amounts
+    assert amounts.acct_mulaid_pay_fen == 0
+    assert amounts.psn_part_amt_fen == amounts.acct_pay_fen + amounts.psn_cash_pay_fen
+    assert _reverse(settled, spent).result.amounts.acct_mulaid_pay_fen == -FAMILY_FEN
+    assert window.verify(settled.visit).family_account_balance_fen == FAMILY_FEN
+    _, again = settle()
+    assert again.result.amounts.acct_mulaid_pay_fen == FAMILY_FEN  # restored exactly, debited once

@@ -3,7 +3,8 @@
 The request's seal is checked first (the treatment node must have sent it unchanged), then
 its shape (every bad field at once), then the person (through the filing service's
 eligibility check) and the policy in force (through the policy service). Only then does one
-transaction lock the person, read their accumulators and account, settle with the core and
+transaction lock the person, read their accumulators, account and family account (门诊共济:
+the ledger's balance once it paid, the person record's before), settle with the core and
 write the new values with the application record and the seal, so concurrent settlements of
 one person apply one after the other. A dry run (pre-settlement) settles on the values as
 they are and writes nothing.
@@ -11,7 +12,7 @@ they are and writes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -183,9 +184,19 @@ def _response(
     )
 
 
+def _with_family(terms: Terms, family_fen: int) -> Terms:
+    """The terms with the family account (门诊共济) as the ledger holds it, not as the person record says."""
+    snapshot = person_pb2.PersonSnapshot()
+    snapshot.CopyFrom(terms.snapshot)
+    snapshot.family_account_balance_fen = family_fen
+    return replace(terms, snapshot=snapshot)
+
+
 def dry_run(session: Session, command: ApplyCommand, terms: Terms) -> api.ApplySettlementResponse:
     """Pre-settlement: settle on the person's values as they are now, change nothing."""
     psn_no = terms.snapshot.psn_no
+    recorded = terms.snapshot.family_account_balance_fen
+    terms = _with_family(terms, ledger.family_balance_fen(session, psn_no, recorded))
     balance = ledger.balance_fen(session, psn_no)
     before = ledger.accumulators(session, psn_no, command.year)
     return _response(command, terms, _settled(command, terms, balance, before), balance, None)
@@ -204,17 +215,21 @@ def _seal_columns(seal: Seal) -> dict[str, object]:
 def apply(
     session: Session, command: ApplyCommand, terms: Terms, now: datetime, hold_expires_at: datetime
 ) -> api.ApplySettlementResponse:
-    """Settle under the person's lock, write accumulators, account and the hold; answer the result."""
+    """Settle under the person's lock, write accumulators, both accounts and the hold; answer the result."""
     psn_no = terms.snapshot.psn_no
     person = ledger.lock_person(session, psn_no)
     taken = holds.state_of(session, command.request_id)
     if taken is not None:
         holds.refuse_taken(command.request_id, taken)
     balance = person.balance_fen
+    recorded = terms.snapshot.family_account_balance_fen
+    terms = _with_family(terms, person.family_fen(recorded))
     before = ledger.accumulators(session, psn_no, command.year)
     settlement = _settled(command, terms, balance, before)
     account_delta = -to_fen(settlement.acct_pay)
+    family_delta = -to_fen(settlement.acct_mulaid_pay)
     ledger.move(session, person, command.year, before, settlement.changes, account_delta)
+    ledger.move_family(session, person, family_delta, recorded)
     holds.record(
         session,
         {
@@ -228,6 +243,7 @@ def apply(
                 [change.kind.value, change.key, to_fen(change.delta)] for change in settlement.changes
             ],
             "account_delta_fen": account_delta,
+            "family_delta_fen": family_delta,
             "medfee_sumamt_fen": to_fen(settlement.medfee_sumamt),
             "fund_pay_sumamt_fen": to_fen(settlement.fund_pay_sumamt),
             "acct_pay_fen": to_fen(settlement.acct_pay),

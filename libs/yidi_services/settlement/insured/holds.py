@@ -38,7 +38,14 @@ from yidi_core.money import from_fen
 from yidi_runtime.config import region_contains
 from yidi_runtime.db import insert_if_absent, row_by_key
 from yidi_runtime.settlement_keys import KEY_SEPARATOR, origin_id, split_key
-from yidi_services.settlement.insured.ledger import Locked, Movement, accumulators, lock_person, move
+from yidi_services.settlement.insured.ledger import (
+    Locked,
+    Movement,
+    accumulators,
+    lock_person,
+    move,
+    move_family,
+)
 from yidi_services.settlement.insured.models import ApplicationRow, ApplicationState
 
 _REFUSED_FOR_EVER = frozenset({ApplicationState.REVERTED.value, ApplicationState.TOMBSTONE.value})
@@ -160,6 +167,7 @@ def _locked(session: Session, row: ApplicationRow) -> tuple[Locked, ApplicationR
 def _restore(session: Session, person: Locked, row: ApplicationRow) -> list[Movement]:
     assert row.year is not None
     before = accumulators(session, person.psn_no, row.year)
+    move_family(session, person, -row.family_delta_fen)
     return move(session, person, row.year, before, reverse_changes(changes_of(row)), -row.account_delta_fen)
 
 
@@ -222,6 +230,7 @@ def revert(session: Session, request_id: str, psn_no: str, now: datetime, origin
         "policy_version": "",
         "changes": [],
         "account_delta_fen": 0,
+        "family_delta_fen": 0,
         "medfee_sumamt_fen": 0,
         "fund_pay_sumamt_fen": 0,
         "acct_pay_fen": 0,

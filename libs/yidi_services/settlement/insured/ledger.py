@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from yidi_core.accumulators import AccumulatorChange, AccumulatorKind, Accumulators
@@ -39,21 +39,43 @@ class Movement:
 
 @dataclass(frozen=True, slots=True)
 class Locked:
-    """A person locked until the transaction ends, with their account balance as it stands under the lock."""
+    """A person locked until the transaction ends, with their account balances as they stand under the lock.
+
+    ``family_balance_fen`` is None until the family account (门诊共济) first paid here.
+    """
 
     psn_no: str
     balance_fen: int
+    family_balance_fen: int | None = None
+
+    def family_fen(self, recorded_fen: int) -> int:
+        """What the family account holds: the ledger's count once it paid, else the person record's ``recorded_fen``."""
+        return recorded_fen if self.family_balance_fen is None else self.family_balance_fen
 
 
 _ACCOUNTS = AccountRow.__table__
 # Built once: every application, confirmation and revert runs these.
-_LOCKING = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.psn_no == bindparam("psn_no")).with_for_update()
+_LOCKING = (
+    select(_ACCOUNTS.c.balance_fen, _ACCOUNTS.c.family_balance_fen)
+    .where(_ACCOUNTS.c.psn_no == bindparam("psn_no"))
+    .with_for_update()
+)
 _ADD_TO_BALANCE = (
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.psn_no == bindparam("account_of"))
     .values(balance_fen=_ACCOUNTS.c.balance_fen + bindparam("delta_fen"))
 )
+# The family account's first debit seeds it from the person record (``seed_fen``); later ones ignore it.
+_ADD_TO_FAMILY = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.psn_no == bindparam("account_of"))
+    .values(
+        family_balance_fen=func.coalesce(_ACCOUNTS.c.family_balance_fen, bindparam("seed_fen"))
+        + bindparam("delta_fen")
+    )
+)
 _BALANCE = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.psn_no == bindparam("psn_no"))
+_FAMILY_BALANCE = select(_ACCOUNTS.c.family_balance_fen).where(_ACCOUNTS.c.psn_no == bindparam("psn_no"))
 _VALUES = AccumulatorRow.__table__
 _ACCUMULATORS = select(_VALUES.c.kind, _VALUES.c.key, _VALUES.c.value_fen).where(
     _VALUES.c.psn_no == bindparam("psn_no"), _VALUES.c.year == bindparam("year")
@@ -62,11 +84,11 @@ _ACCUMULATORS = select(_VALUES.c.kind, _VALUES.c.key, _VALUES.c.value_fen).where
 
 def lock_person(session: Session, psn_no: str) -> Locked:
     """Lock the person (their account row, created at zero if missing) until the transaction ends."""
-    balance: int | None = session.execute(_LOCKING, {"psn_no": psn_no}).scalar_one_or_none()
-    if balance is None:  # the person's first settlement here
+    row = session.execute(_LOCKING, {"psn_no": psn_no}).one_or_none()
+    if row is None:  # the person's first settlement here
         insert_if_absent(session, AccountRow, {"psn_no": psn_no, "balance_fen": 0})
-        balance = session.execute(_LOCKING, {"psn_no": psn_no}).scalar_one()
-    return Locked(psn_no, balance)
+        row = session.execute(_LOCKING, {"psn_no": psn_no}).one()
+    return Locked(psn_no, row.balance_fen, row.family_balance_fen)
 
 
 def _add_to_balance(session: Session, psn_no: str, delta_fen: int) -> None:
@@ -90,6 +112,19 @@ def credit(session: Session, psn_no: str, amount_fen: int) -> int:
 def balance_fen(session: Session, psn_no: str) -> int:
     """The account balance now (zero for a person never credited), without locking."""
     return session.scalar(_BALANCE, {"psn_no": psn_no}) or 0
+
+
+def family_balance_fen(session: Session, psn_no: str, recorded_fen: int) -> int:
+    """What the family account holds now, without locking (see :meth:`Locked.family_fen`)."""
+    return Locked(psn_no, 0, session.scalar(_FAMILY_BALANCE, {"psn_no": psn_no})).family_fen(recorded_fen)
+
+
+def move_family(session: Session, person: Locked, delta_fen: int, recorded_fen: int = 0) -> None:
+    """Add ``delta_fen`` to the locked person's family account, seeded from ``recorded_fen`` if it never paid."""
+    if delta_fen:
+        session.execute(
+            _ADD_TO_FAMILY, {"account_of": person.psn_no, "seed_fen": recorded_fen, "delta_fen": delta_fen}
+        )
 
 
 def accumulators(session: Session, psn_no: str, year: int) -> Accumulators:

@@ -44,12 +44,18 @@ class ApplicationKind(StrEnum):
 
 
 class AccountRow(Base):
-    """A person's personal account (个人账户) balance, and the row every change of the person locks."""
+    """A person's personal account (个人账户) balance, and the row every change of the person locks.
+
+    ``family_balance_fen`` is what is left of the registered family member's account (门诊共济)
+    for this patient: NULL until it first pays, when it is seeded from the person record's
+    ``family_account_balance_fen`` and debited; from then on the ledger, not the record, counts.
+    """
 
     __tablename__ = "settlement_insured_accounts"
 
     psn_no: Mapped[str] = mapped_column(String(30), primary_key=True)
     balance_fen: Mapped[int] = mapped_column(BigInteger)
+    family_balance_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AccumulatorRow(Base):
@@ -68,7 +74,8 @@ class ApplicationRow(Base):
     """One applied settlement (or a tombstone): exactly what it changed, so it can be undone exactly.
 
     ``changes`` lists ``[kind, key, delta_fen]`` of the accumulators; ``account_delta_fen`` is
-    the account's change (minus the account payment).
+    the account's change (minus the account payment), ``family_delta_fen`` the family account's
+    (minus ``acct_mulaid_pay``).
     """
 
     __tablename__ = "settlement_insured_applications"
@@ -81,6 +88,7 @@ class ApplicationRow(Base):
     policy_version: Mapped[str] = mapped_column(String(80))
     changes: Mapped[list[Any]] = mapped_column(JSON)
     account_delta_fen: Mapped[int] = mapped_column(BigInteger)
+    family_delta_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     fund_pay_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     acct_pay_fen: Mapped[int] = mapped_column(BigInteger)

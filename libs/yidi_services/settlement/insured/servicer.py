@@ -192,9 +192,12 @@ class InsuredSettlementServicer(api_grpc.InsuredSettlementServiceServicer):
                 fixmedins_code=request.fixmedins_code,
             )
         )
-        if snapshot.has_personal_account:
-            with self._database.unit_of_work() as uow:
+        with self._database.unit_of_work() as uow:
+            if snapshot.has_personal_account:
                 snapshot.account_balance_fen = ledger.balance_fen(uow.session, snapshot.psn_no)
+            snapshot.family_account_balance_fen = ledger.family_balance_fen(
+                uow.session, snapshot.psn_no, snapshot.family_account_balance_fen
+            )
         return api.ResolvePersonResponse(person=snapshot)
 
     @routed
