@@ -57,6 +57,20 @@ def test_a_bad_row_stores_nothing_and_never_echoes_the_full_id_number(
     assert reason == "PERSON_NOT_FOUND"
 
 
+def test_two_gaps_of_one_person_never_start_on_the_same_day(stub: api_grpc.FilingServiceStub) -> None:
+    number = certno(SHENZHEN, 4)
+    gaps = [
+        {"start_date": day("2026-01-01"), "end_date": day("2026-03-31")},
+        {"start_date": day("2026-01-01"), "end_date": day("2026-02-28")},
+    ]
+    code, reason, fields, _ = refusal(lambda: enrol(stub, person(number, SHENZHEN, contribution_gaps=gaps)))
+    assert (code, reason, fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        ["persons[0].contribution_gaps[1].start_date"],
+    )
+
+
 def test_lists_are_masked_and_paged(stub: api_grpc.FilingServiceStub) -> None:
     enrol(stub, *(person(certno(SHENZHEN, n), SHENZHEN, name="李四") for n in range(5)))
     enrol(stub, person(certno("360100", 9), "360100"))

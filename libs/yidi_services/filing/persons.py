@@ -276,6 +276,17 @@ def _draft_errors(index: int, draft: PersonDraft) -> list[DomainError]:
                     "must not be before start_date",
                 )
             )
+    starts: set[date] = set()
+    for number, gap in enumerate(draft.gaps):
+        if gap.start in starts:  # a person's gaps are kept by their first day
+            errors.append(
+                invalid(
+                    "INVALID_ARGUMENT",
+                    f"{field}.contribution_gaps[{number}].start_date",
+                    "another gap of this person starts on the same day",
+                )
+            )
+        starts.add(gap.start)
     open_gaps = [gap for gap in draft.gaps if gap.end is None]
     if len(open_gaps) > 1:
         errors.append(
