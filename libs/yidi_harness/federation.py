@@ -20,6 +20,7 @@ import csv
 import io
 import random
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ SAMPLE_EFFECTIVE_DATE = Date(year=2022, month=1, day=1)
 LOOPBACK = "127.0.0.1"
 _CHUNK_BYTES = 64 * 1024
 _IMPORT_DEADLINE_S = 120.0
+_PARENT_WAIT_S = 30.0
+"""How long loading waits for a node's parent to answer (gRPC's reconnect backoff is at most 5 s)."""
 _POLICY_FORMATS = {
     ".json": policy_service_pb2.POLICY_FORMAT_JSON,
     ".toml": policy_service_pb2.POLICY_FORMAT_TOML,
@@ -586,15 +589,31 @@ def load_institutions(federation: Federation, data: Path) -> list[str]:
         spec for spec in federation.topology.nodes if spec.parent is not None and "registry" in spec.services
     ]
     for spec in sorted(senders, key=lambda s: len(region_prefix(s.region)), reverse=True):
-        pushed = registry_grpc.InstitutionRegistryServiceStub(
-            federation.channel(spec.region, NATIONAL_OPERATOR)
-        ).PushInstitutions(
-            registry_api.PushInstitutionsRequest(request_id=message_id(spec.region)),
-            timeout=_IMPORT_DEADLINE_S,
-        )
+        pushed = _push_when_parent_answers(federation, spec.region)
         if pushed.sent_count:
             done.append(f"{spec.region}: pushed {pushed.sent_count} institutions to {pushed.parent_admdvs}")
     return done
+
+
+def _push_when_parent_answers(federation: Federation, region: str) -> registry_api.PushInstitutionsResponse:
+    """PushInstitutions at ``region``'s node, asked again while its parent is still coming up.
+
+    A node started before its parent has found the parent's port closed (its health probe),
+    and gRPC waits a moment before dialling again: the push meets UNAVAILABLE until then.
+    """
+    stub = registry_grpc.InstitutionRegistryServiceStub(federation.channel(region, NATIONAL_OPERATOR))
+    deadline = time.monotonic() + _PARENT_WAIT_S
+    while True:
+        try:
+            answer: registry_api.PushInstitutionsResponse = stub.PushInstitutions(
+                registry_api.PushInstitutionsRequest(request_id=message_id(region)),
+                timeout=_IMPORT_DEADLINE_S,
+            )
+            return answer
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
+                raise
+            time.sleep(0.2)
 
 
 def load_sample_data(federation: Federation, data: Path = SAMPLE_DATA) -> list[str]:
