@@ -191,41 +191,37 @@ class CollaborationServicer(api_grpc.CollaborationServiceServicer):
 
         return effect
 
+    def _turn(
+        self,
+        action: Action,
+        method: str,
+        request: api.AnswerTicketRequest | api.FollowUpTicketRequest | api.CloseTicketRequest,
+        kind: type[Response],
+    ) -> Response:
+        """Answer, follow up or close once per ``request_id``; the answer holds the ticket after it."""
+        change = self._change(action, request.ticket_id, request.text)
+        return self._once(
+            request.request_id,
+            method,
+            request,
+            kind,
+            lambda session: kind(ticket=convert.ticket(change(session), self._today())),  # type: ignore[call-arg]
+        )
+
     def AnswerTicket(
         self, request: api.AnswerTicketRequest, context: grpc.ServicerContext
     ) -> api.AnswerTicketResponse:
-        change = self._change(Action.ANSWER, request.ticket_id, request.text)
-        return self._once(
-            request.request_id,
-            "AnswerTicket",
-            request,
-            api.AnswerTicketResponse,
-            lambda session: api.AnswerTicketResponse(ticket=convert.ticket(change(session), self._today())),
-        )
+        return self._turn(Action.ANSWER, "AnswerTicket", request, api.AnswerTicketResponse)
 
     def FollowUpTicket(
         self, request: api.FollowUpTicketRequest, context: grpc.ServicerContext
     ) -> api.FollowUpTicketResponse:
-        change = self._change(Action.FOLLOW_UP, request.ticket_id, request.text)
-        return self._once(
-            request.request_id,
-            "FollowUpTicket",
-            request,
-            api.FollowUpTicketResponse,
-            lambda session: api.FollowUpTicketResponse(ticket=convert.ticket(change(session), self._today())),
-        )
+        return self._turn(Action.FOLLOW_UP, "FollowUpTicket", request, api.FollowUpTicketResponse)
 
     def CloseTicket(
         self, request: api.CloseTicketRequest, context: grpc.ServicerContext
     ) -> api.CloseTicketResponse:
-        change = self._change(Action.CLOSE, request.ticket_id, request.text)
-        return self._once(
-            request.request_id,
-            "CloseTicket",
-            request,
-            api.CloseTicketResponse,
-            lambda session: api.CloseTicketResponse(ticket=convert.ticket(change(session), self._today())),
-        )
+        return self._turn(Action.CLOSE, "CloseTicket", request, api.CloseTicketResponse)
 
     def GetTicket(
         self, request: api.GetTicketRequest, context: grpc.ServicerContext
