@@ -467,6 +467,19 @@ class Stage:
             return self.filing_stub(insured_region)
         return filing_service_pb2_grpc.FilingServiceStub(self.federation.channel(NATIONAL_REGION, national))
 
+    def enrol(
+        self, insured_region: str, *persons: insured_person_pb2.InsuredPerson
+    ) -> filing_service_pb2_grpc.FilingServiceStub:
+        """Import ``persons`` at the node hosting ``insured_region``, as its operator; that node's stub."""
+        stub = self.filing_stub(insured_region)
+        stub.ImportInsuredPersons(
+            filing_service_pb2.ImportInsuredPersonsRequest(
+                request_id=message_id(insured_region), persons=list(persons)
+            ),
+            timeout=_CALL_DEADLINE_S,
+        )
+        return stub
+
     def enrol_and_file(
         self, insured_region: str, treatment_region: str, count: int, first_serial: int, who: str
     ) -> list[Patient]:
@@ -479,24 +492,20 @@ class Stage:
             Patient(resident_id(insured_region, first_serial + n), insured_region, f"{who} {n}")
             for n in range(count)
         ]
-        stub = self.filing_stub(insured_region)
-        stub.ImportInsuredPersons(
-            filing_service_pb2.ImportInsuredPersonsRequest(
-                request_id=message_id(insured_region),
-                persons=[
-                    insured_person_pb2.InsuredPerson(
-                        certno=patient.certno,
-                        psn_name="样例",
-                        insuplc_admdvs=insured_region,
-                        insutype="310",
-                        psn_type="1101",
-                        credential_activated=True,
-                        has_personal_account=True,
-                    )
-                    for patient in patients
-                ],
+        stub = self.enrol(
+            insured_region,
+            *(
+                insured_person_pb2.InsuredPerson(
+                    certno=patient.certno,
+                    psn_name="样例",
+                    insuplc_admdvs=insured_region,
+                    insutype="310",
+                    psn_type="1101",
+                    credential_activated=True,
+                    has_personal_account=True,
+                )
+                for patient in patients
             ),
-            timeout=_CALL_DEADLINE_S,
         )
         for patient in patients:
             filing = stub.CreateFiling(
@@ -736,12 +745,7 @@ def _worked_example(stage: Stage, result: StoryResult) -> None:
 
 
 def _qinghai_in_jiaxing(stage: Stage, result: StoryResult) -> None:
-    stage.filing_stub(QINGHAI_RESIDENT.insuplc_admdvs).ImportInsuredPersons(
-        filing_service_pb2.ImportInsuredPersonsRequest(
-            request_id=message_id(QINGHAI_RESIDENT.insuplc_admdvs), persons=[QINGHAI_RESIDENT_ENROLMENT]
-        ),
-        timeout=_CALL_DEADLINE_S,
-    )
+    stage.enrol(QINGHAI_RESIDENT.insuplc_admdvs, QINGHAI_RESIDENT_ENROLMENT)
     result.steps.append("ImportInsuredPersons at the Qinghai node: the resident is enrolled (390)")
     file_for(
         stage,
@@ -856,12 +860,7 @@ def _shenzhen_self_service(stage: Stage, result: StoryResult) -> None:
 
 
 def _langfang_in_tianjin(stage: Stage, result: StoryResult) -> None:
-    stage.filing_stub(LANGFANG_TRAVELLER.insuplc_admdvs).ImportInsuredPersons(
-        filing_service_pb2.ImportInsuredPersonsRequest(
-            request_id=message_id(LANGFANG_TRAVELLER.insuplc_admdvs), persons=[LANGFANG_TRAVELLER_ENROLMENT]
-        ),
-        timeout=_CALL_DEADLINE_S,
-    )
+    stage.enrol(LANGFANG_TRAVELLER.insuplc_admdvs, LANGFANG_TRAVELLER_ENROLMENT)
     result.steps.append("ImportInsuredPersons at the Langfang node: the retiree is enrolled (310)")
     filing = file_for(
         stage,
