@@ -32,7 +32,6 @@ from yidi_harness.federation import (
     start_federation,
 )
 from yidi_harness.polling import eventually
-from yidi_harness.postgres_server import fresh_databases
 from yidi_harness.stories import QINGHAI_RESIDENT, STORIES, BillLine, Encounter, Stage, refusal_reason
 from yidi_runtime.identity import Principal
 from yidi_testing import error_details
@@ -57,24 +56,14 @@ class Played:
         return api_grpc.AuditCaseServiceStub(self.federation.channel(region, as_ or region_operator(region)))
 
 
-def _databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
-    if request.param == "sqlite":
-        yield lambda: None
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("migrated_template")
-    with fresh_databases(server, "yidi_audit", template) as create:
-        yield create
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    databases = _databases(request)
-    factory = next(databases)
+@pytest.fixture(scope="module")
+def played(
+    module_database_factory: Callable[[], str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Played]:
     tree = topology(NATIONAL_REGION, "330000", JIAXING, QINGHAI)
     pki = init_demo_pki(tmp_path_factory.mktemp("pki"), tree)
     with start_federation(
-        tree, tmp_path_factory.mktemp("audit"), factory, pki=pki, metrics_port=0
+        tree, tmp_path_factory.mktemp("audit"), module_database_factory, pki=pki, metrics_port=0
     ) as federation:
         load_sample_data(federation)
         stage = Stage(federation, datetime.now(UTC))
@@ -104,7 +93,6 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             timeout=DEADLINE_S,
         )
         yield Played(federation, story.settlement, second, third)
-    next(databases, None)
 
 
 def _gauges(played: Played) -> dict[str, float]:

@@ -38,7 +38,6 @@ from yidi_harness.federation import (
     region_operator,
     start_federation,
 )
-from yidi_harness.postgres_server import fresh_databases
 from yidi_harness.stories import BillLine, Encounter, Patient, Stage, bill_total_fen, resident_id
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import date_message, timestamp_message
@@ -164,23 +163,15 @@ def _import_unfiled_rates(federation: Federation, effective: date) -> None:
     )
 
 
-def _databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
-    if request.param == "sqlite":
-        yield lambda: None
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("migrated_template")
-    with fresh_databases(server, "yidi_bills", template) as create:
-        yield create
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    databases = _databases(request)
-    factory = next(databases)
+@pytest.fixture(scope="module")
+def played(
+    module_database_factory: Callable[[], str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Played]:
     tree = topology(*REGIONS)
     pki = init_demo_pki(tmp_path_factory.mktemp("pki"), tree)  # mutual TLS: nodes act as themselves
-    with start_federation(tree, tmp_path_factory.mktemp("bills"), factory, pki=pki) as federation:
+    with start_federation(
+        tree, tmp_path_factory.mktemp("bills"), module_database_factory, pki=pki
+    ) as federation:
         load_sample_data(federation)
         stage = Stage(federation, datetime.now(UTC))
         _import_unfiled_rates(federation, date(stage.today.year, 1, 1))
@@ -207,7 +198,6 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         unfiled, psn_no = _enrol(stage, 702)
         bill = _upload_self_pay_bill(stage, unfiled)
         yield Played(federation, settlement, bill, billed_visits_bill, refused, psn_no, stage.today.year)
-    databases.close()
 
 
 def test_the_insured_regions_operator_reads_a_settlements_whole_bill_at_their_own_node(

@@ -37,7 +37,6 @@ from yidi_harness.federation import (
     region_operator,
     start_federation,
 )
-from yidi_harness.postgres_server import fresh_databases
 from yidi_harness.stories import BillLine, Encounter, Stage
 from yidi_runtime.peers import message_id
 from yidi_runtime.wire import date_message
@@ -74,16 +73,6 @@ class Settled:
     visit: Encounter
 
 
-def _databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
-    if request.param == "sqlite":
-        yield lambda: None
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("migrated_template")
-    with fresh_databases(server, "yidi_funds", template) as create:
-        yield create
-
-
 def _import_policy_with_funds(federation: Federation, effective: date) -> None:
     """Langfang's sample employee policy, with every further fund and the family account, from ``effective``."""
     document = tomllib.loads((SAMPLE_DATA / "policies" / "131000-310-langfang.toml").read_text("utf-8"))
@@ -103,11 +92,12 @@ def _import_policy_with_funds(federation: Federation, effective: date) -> None:
     )
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def settled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settled]:
-    databases = _databases(request)
+@pytest.fixture(scope="module")
+def settled(
+    module_database_factory: Callable[[], str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settled]:
     with start_federation(
-        topology(*REGIONS), tmp_path_factory.mktemp("funds"), next(databases)
+        topology(*REGIONS), tmp_path_factory.mktemp("funds"), module_database_factory
     ) as federation:
         load_sample_data(federation)
         stage = Stage(federation, datetime.now(UTC))
@@ -150,7 +140,6 @@ def settled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         settle.acct_used_flag = True
         settlement = window.settle(settle)
         yield Settled(federation, stage, settlement, enrolled.psn_nos[0], stage.today.year, visit)
-    databases.close()
 
 
 def _expected(settled: Settled) -> Settlement:
